@@ -1,0 +1,148 @@
+/* exec.c: the last steps of the init: find the executable, wait for `start`, execve. */
+#include "shim.h"
+
+#include <linux/close_range.h>
+#include <poll.h>
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+static int is_executable(const char *path, int *err)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0) {
+        *err = errno;
+        return 0;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        *err = EACCES;
+        return 0;
+    }
+    if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) < 0) {
+        *err = errno;
+        return 0;
+    }
+    return 1;
+}
+
+/* Resolve argv[0] as the container sees it; failures are worded as runc words them, which
+ * podman maps to exit codes (127: not found, 126: permission denied). */
+static const char *find_executable(const struct ocirun_plan *p, char *buf, size_t n)
+{
+    const char *name = p->argv[0], *dirs, *end;
+    int err = 0, denied = 0;
+
+    if (strchr(name, '/')) {
+        if (!is_executable(name, &err)) {
+            if (err == ENOENT || err == ENOTDIR)
+                die_exec(p, err, "exec: \"%s\": stat %s", name, name);
+            die_exec(p, err, "exec: \"%s\"", name);
+        }
+        return name;
+    }
+    dirs = p->path_env ? p->path_env : DEFAULT_PATH;
+    for (; *dirs; dirs = *end ? end + 1 : end) {
+        size_t len;
+
+        end = strchr(dirs, ':');
+        if (!end)
+            end = dirs + strlen(dirs);
+        len = (size_t) (end - dirs);
+        if (len == 0)
+            snprintf(buf, n, "./%s", name);
+        else
+            snprintf(buf, n, "%.*s/%s", (int) len, dirs, name);
+        if (is_executable(buf, &err))
+            return buf;
+        if (err == EACCES)
+            denied = 1;
+    }
+    if (denied)
+        die_exec(p, EACCES, "exec: \"%s\"", name);
+    die_exec(p, 0, "exec: \"%s\": executable file not found in $PATH", name);
+}
+
+/* chdir to process.cwd and check we are still inside the container's root: a cwd reached
+ * through a leaked fd (/proc/self/fd/N) would be outside it, and getcwd() then fails or
+ * answers "(unreachable)..." (CVE-2024-21626). */
+static int enter_cwd(const struct ocirun_plan *p, int final)
+{
+    char buf[4096];
+
+    if (chdir(p->cwd) < 0) {
+        if (!final && (errno == EACCES || errno == EPERM))
+            return 0;  /* try again as the process's user */
+        die(p, errno, "chdir %s", p->cwd);
+    }
+    if (!getcwd(buf, sizeof(buf)))
+        die(p, errno, "getcwd after chdir %s (cwd outside the container?)", p->cwd);
+    if (buf[0] != '/')
+        die(p, EPERM, "chdir %s: cwd is outside the container's root", p->cwd);
+    return 1;
+}
+
+/* Block until `start` writes to exec.fifo. poll() on a fifo nobody has opened for writing
+ * yet waits (no POLLHUP before the first writer). */
+static void wait_for_start(const struct ocirun_plan *p)
+{
+    struct pollfd pfd = { .fd = p->fifo_fd, .events = POLLIN };
+    char c;
+
+    if (p->fifo_fd < 0)
+        return;
+    while (poll(&pfd, 1, -1) < 0)
+        if (errno != EINTR)
+            die(p, errno, "poll exec.fifo");
+    if (read(p->fifo_fd, &c, 1) != 1)
+        _exit(1);  /* a writer came and went without starting us */
+}
+
+static void reset_signals(void)
+{
+    sigset_t all;
+    int sig;
+
+    /* Python ignores SIGPIPE (and may ignore others); ignored signals survive execve. */
+    for (sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL);
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+/* Everything from fd 3 on is closed at execve, except the preserved ones. CLOEXEC rather
+ * than close, so the sync socket still reports an execve failure. */
+static void close_fds(const struct ocirun_plan *p)
+{
+    int fd;
+
+    if (syscall(SYS_close_range, 3 + p->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        die(p, errno, "close_range");
+    for (fd = 3; fd < 3 + p->preserve_fds; fd++) {
+        if (fd == p->sync_fd || fd == p->fifo_fd)
+            continue;
+        int flags = fcntl(fd, F_GETFD);
+
+        if (flags >= 0)
+            fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+    }
+}
+
+void exec_process(const struct ocirun_plan *p)
+{
+    char buf[4096];
+    const char *path;
+    int in_cwd = enter_cwd(p, 0);
+
+    set_credentials(p);
+    if (!in_cwd)
+        enter_cwd(p, 1);
+    path = find_executable(p, buf, sizeof(buf));
+
+    send_msg(p->sync_fd, OCIRUN_MSG_READY, 0, 0, NULL);
+    wait_for_start(p);
+
+    close_fds(p);
+    reset_signals();
+    execve(path, (char *const *) p->argv, (char *const *) p->envp);
+    die_exec(p, errno, "exec: \"%s\"", p->argv[0]);
+}

@@ -1,0 +1,156 @@
+/*
+ * ocirun.h: the ABI between Python (which decides) and the C child (which executes).
+ *
+ * This one file is both the C header of the csrc/ C files and cffi's cdef: build_shim.py feeds it to
+ * ffibuilder.cdef() after dropping preprocessor lines other than `#define NAME <integer>`.
+ * So: plain structs, fixed-width or basic C types, integer #defines, function prototypes.
+ *
+ * Python fills one `struct ocirun_plan` (ocirun/_native.py) and calls ocirun_spawn(). The child
+ * runs the plan from clone to execve and never returns to Python. It talks to the parent over
+ * plan->sync_fd (a SOCK_SEQPACKET socketpair) with fixed-size `struct ocirun_msg` records.
+ */
+
+#ifndef OCIRUN_H
+#define OCIRUN_H
+
+/* ---- sync protocol: one struct ocirun_msg per packet ---------------------------------- */
+#define OCIRUN_MSG_IDMAP      1  /* child -> parent: my user namespace exists; write id maps */
+#define OCIRUN_MSG_IDMAP_DONE 2  /* parent -> child: maps written, go on */
+/* OCIRUN_MSG_PID: sent by the intermediate process after the extra fork; value = the host
+ * pid of the container's init. */
+#define OCIRUN_MSG_PID        3
+#define OCIRUN_MSG_GO         4  /* parent -> init: pid recorded, go on */
+#define OCIRUN_MSG_READY      5  /* init -> parent: set up, now blocked before exec */
+#define OCIRUN_MSG_ERROR      6  /* child -> parent: err = errno (0: none), text = what failed */
+#define OCIRUN_MSG_EXEC_ERROR 7  /* like ERROR, for the executable lookup (runc's wording) */
+
+#define OCIRUN_MSG_TEXT 1024
+
+struct ocirun_msg {
+    int type;
+    int err;
+    long long value;
+    char text[1024];
+};
+
+/* ---- plan pieces --------------------------------------------------------------------- */
+#define OCIRUN_MNT_DIR  0  /* create the target as a directory if missing */
+#define OCIRUN_MNT_FILE 1  /* create the target as an empty file if missing */
+
+/* An entry with neither source nor fstype mounts nothing: it only bind-remounts the target
+ * with `remount` (e.g. the tmpfs under v1 cgroup mounts, made read-only once filled). */
+struct ocirun_mount {
+    const char *source;        /* bind: absolute host path; else the fs source name */
+    const char *target;        /* absolute path inside the container (resolved in rootfs) */
+    const char *fstype;        /* NULL for binds */
+    const char *data;          /* fs options string, or NULL */
+    unsigned long flags;       /* MS_* for the first mount(2) call */
+    unsigned long remount;     /* non-zero: bind-remount with these MS_* (e.g. ro binds) */
+    unsigned long propagation; /* MS_SHARED|MS_PRIVATE|... (+MS_REC) applied after, or 0 */
+    int kind;                  /* OCIRUN_MNT_DIR or OCIRUN_MNT_FILE */
+};
+
+struct ocirun_ns_join {
+    int fd;      /* open fd of the namespace file (opened by Python, O_CLOEXEC) */
+    int nstype;  /* CLONE_NEW* */
+};
+
+struct ocirun_device {
+    const char *path;        /* absolute path inside the container */
+    const char *host_path;   /* for bind mode: the host node to bind, else NULL */
+    unsigned int mode;       /* S_IFCHR/S_IFBLK/S_IFIFO | permission bits */
+    unsigned long long dev;  /* makedev(major, minor) */
+    unsigned int uid;
+    unsigned int gid;
+};
+
+struct ocirun_symlink {
+    const char *target;    /* what the link points to */
+    const char *linkpath;  /* absolute path inside the container */
+};
+
+struct ocirun_rlimit {
+    int resource;
+    unsigned long long soft;
+    unsigned long long hard;
+};
+
+struct ocirun_sysctl {
+    const char *path;   /* /proc/sys/... (after pivot, inside the container) */
+    const char *value;
+};
+
+struct ocirun_plan {
+    /* channels */
+    int sync_fd;                 /* child end of the socketpair */
+    int fifo_fd;                 /* read end of exec.fifo: wait here for `start`; -1: don't */
+    const int *keep_fds;         /* ascending: every other fd >= 3 is closed at once, so no */
+    int n_keep_fds;              /* lock, socket or leaked fd of the caller's lives on */
+
+    /* namespaces, in the order the child applies them */
+    unsigned long clone_flags;   /* CLONE_NEW* created by clone(2) itself */
+    const struct ocirun_ns_join *joins;
+    int n_joins;
+    unsigned long unshare_flags; /* CLONE_NEW* created by unshare(2) after the joins */
+    int fork_after;              /* extra fork: a joined/unshared pid or time ns needs a child */
+    int userns_sync;             /* after the user ns exists, ask the parent to write id maps */
+    const char *timens_offsets;  /* text for /proc/self/timens_offsets, or NULL */
+    int loopback_up;             /* a new network namespace: bring `lo` up, as runc does */
+
+    /* rootfs */
+    int setup_rootfs;            /* 0: no new mount namespace, leave the filesystem alone */
+    const char *rootfs;          /* absolute host path of root.path */
+    unsigned long root_propagation;     /* applied to / before anything (MS_REC|MS_SLAVE...) */
+    unsigned long root_propagation_end; /* applied to the new / after pivot, or 0 */
+    int rootfs_readonly;
+    int no_pivot;
+    const struct ocirun_mount *mounts;
+    int n_mounts;
+    const struct ocirun_device *devices;
+    int n_devices;
+    const struct ocirun_symlink *symlinks;
+    int n_symlinks;
+    const char *const *masked_paths;
+    int n_masked;
+    const char *const *readonly_paths;
+    int n_readonly;
+
+    /* kernel settings of the container */
+    const char *hostname;        /* NULL: leave */
+    const char *domainname;      /* NULL: leave */
+    const struct ocirun_sysctl *sysctls;
+    int n_sysctls;
+    const char *oom_score_adj;   /* decimal text, or NULL */
+
+    /* the process */
+    const char *const *argv;     /* NULL-terminated */
+    const char *const *envp;     /* NULL-terminated, exactly process.env */
+    const char *path_env;        /* PATH to search for argv[0] (from process.env), or NULL */
+    const char *cwd;
+    unsigned int uid;
+    unsigned int gid;
+    const unsigned int *groups;  /* additionalGids */
+    int n_groups;
+    int umask;                   /* -1: leave */
+    const struct ocirun_rlimit *rlimits;
+    int n_rlimits;
+    int no_new_privs;
+    int apply_caps;              /* 0: leave capabilities as inherited */
+    unsigned long long cap_bounding;
+    unsigned long long cap_effective;
+    unsigned long long cap_permitted;
+    unsigned long long cap_inheritable;
+    unsigned long long cap_ambient;
+    int new_keyring;             /* join a fresh session keyring */
+    int preserve_fds;            /* fds 3 .. 3+n-1 survive into the process */
+};
+
+/* Clone the container's init and run `plan` in it. Returns the child's pid (>0), or -errno.
+ * The child never returns. */
+int ocirun_spawn(const struct ocirun_plan *plan);
+
+/* Become the reaper of orphaned descendants (`run` waits for an init that is a grandchild).
+ * Returns 0 or -errno. */
+int ocirun_set_child_subreaper(void);
+
+#endif

@@ -1,0 +1,373 @@
+/*
+ * rootfs.c: build the container's filesystem view and pivot into it.
+ *
+ * Every path inside the container is resolved beneath the rootfs with openat2(RESOLVE_IN_ROOT),
+ * so a symlink in the image (say /mnt -> /) resolves inside the rootfs, never to the host; the
+ * mount then goes onto the opened fd (/proc/self/fd/N), not onto a path that could be swapped
+ * between the check and the use (CVE-2021-30465 class).
+ */
+#include "shim.h"
+
+#include <libgen.h>
+#include <linux/openat2.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+
+#define FDPATH_LEN 32
+
+static int rootfd = -1;
+
+static int openat2_in_root(int dirfd, const char *path, int flags)
+{
+    struct open_how how;
+
+    memset(&how, 0, sizeof(how));
+    how.flags = (unsigned long long) (flags | O_CLOEXEC);
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    return (int) syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+static void fd_path(char *buf, int fd)
+{
+    snprintf(buf, FDPATH_LEN, "/proc/self/fd/%d", fd);
+}
+
+/* Open `path` (absolute, as the container sees it) as an O_PATH fd, creating what is missing:
+ * directories on the way, and the last component as a directory or an empty file. */
+static int open_in_root(const struct ocirun_plan *p, const char *path, int kind, int create)
+{
+    char buf[4096];
+    size_t i, len = strlen(path);
+    int fd = openat2_in_root(rootfd, path, O_PATH);
+
+    if (fd >= 0 || errno != ENOENT || !create)
+        return fd;
+    if (len >= sizeof(buf))
+        die(p, ENAMETOOLONG, "open %s", path);
+
+    /* Walk the prefixes; each missing one is made inside its (resolved) parent. */
+    memcpy(buf, path, len + 1);
+    for (i = 1; i <= len; i++) {
+        int last = (i == len), parent, rc;
+        char saved, *base;
+
+        if (!last && buf[i] != '/')
+            continue;
+        saved = buf[i];
+        buf[i] = '\0';
+        fd = openat2_in_root(rootfd, buf, O_PATH);
+        if (fd >= 0) {
+            if (!last)
+                close(fd);
+            buf[i] = saved;
+            continue;
+        }
+        if (errno != ENOENT)
+            die(p, errno, "open %s in the container", buf);
+        base = strrchr(buf, '/');
+        *base = '\0';
+        parent = openat2_in_root(rootfd, base == buf ? "/" : buf, O_PATH | O_DIRECTORY);
+        if (parent < 0)
+            die(p, errno, "open %s in the container", base == buf ? "/" : buf);
+        if (last && kind == OCIRUN_MNT_FILE) {
+            /* O_PATH can't create: open the parent for real, then mknod an empty file. */
+            rc = mknodat(parent, base + 1, S_IFREG | 0644, 0);
+        } else {
+            rc = mkdirat(parent, base + 1, 0755);
+        }
+        if (rc < 0 && errno != EEXIST)
+            die(p, errno, "mkdir %s in the container", path);
+        close(parent);
+        *base = '/';
+        buf[i] = saved;
+        if (last)
+            return openat2_in_root(rootfd, path, O_PATH);
+    }
+    return openat2_in_root(rootfd, path, O_PATH);
+}
+
+static int must_open_in_root(const struct ocirun_plan *p, const char *path, int kind)
+{
+    int fd = open_in_root(p, path, kind, 1);
+
+    if (fd < 0)
+        die(p, errno, "open %s in the container", path);
+    return fd;
+}
+
+/* The flags a bind remount must keep: a remount may not clear locked ones in a user ns. */
+static unsigned long kept_flags(const char *path)
+{
+    struct statvfs st;
+    unsigned long f = 0;
+
+    if (statvfs(path, &st) < 0)
+        return 0;
+    if (st.f_flag & ST_NOSUID)
+        f |= MS_NOSUID;
+    if (st.f_flag & ST_NODEV)
+        f |= MS_NODEV;
+    if (st.f_flag & ST_NOEXEC)
+        f |= MS_NOEXEC;
+    return f;
+}
+
+static void remount_bind(const struct ocirun_plan *p, const char *target, unsigned long flags)
+{
+    char fdp[FDPATH_LEN];
+    int fd = must_open_in_root(p, target, OCIRUN_MNT_DIR);
+
+    fd_path(fdp, fd);
+    flags |= MS_BIND | MS_REMOUNT | kept_flags(fdp);
+    if (mount(NULL, fdp, NULL, flags, NULL) < 0)
+        die(p, errno, "remount %s", target);
+    close(fd);
+}
+
+static void do_mount(const struct ocirun_plan *p, const struct ocirun_mount *m)
+{
+    char fdp[FDPATH_LEN];
+    int fd;
+
+    if (!m->source && !m->fstype) {
+        remount_bind(p, m->target, m->remount);
+        return;
+    }
+    fd = must_open_in_root(p, m->target, m->kind);
+
+    fd_path(fdp, fd);
+    if (mount(m->source, fdp, m->fstype, m->flags, m->data) < 0)
+        die(p, errno, "mount %s to %s", m->source ? m->source : "none", m->target);
+    close(fd);
+    /* Re-resolve: the fd still names what lies under the new mount. */
+    if (m->remount)
+        remount_bind(p, m->target, m->remount);
+    if (m->propagation) {
+        fd = must_open_in_root(p, m->target, m->kind);
+        fd_path(fdp, fd);
+        if (mount(NULL, fdp, NULL, m->propagation, NULL) < 0)
+            die(p, errno, "set propagation of %s", m->target);
+        close(fd);
+    }
+}
+
+/* The parent directory of `path`, opened inside the root; *base points into `buf`. */
+static int open_parent(const struct ocirun_plan *p, const char *path, char *buf, size_t n,
+                       const char **base)
+{
+    char *slash;
+    int fd;
+
+    snprintf(buf, n, "%s", path);
+    slash = strrchr(buf, '/');
+    if (!slash || slash[1] == '\0')
+        die(p, EINVAL, "bad path %s", path);
+    *slash = '\0';
+    *base = slash + 1;
+    fd = must_open_in_root(p, buf[0] ? buf : "/", OCIRUN_MNT_DIR);
+    /* O_PATH fds can't be used for mknodat/symlinkat: reopen the directory itself. */
+    {
+        char fdp[FDPATH_LEN];
+        int dfd;
+
+        fd_path(fdp, fd);
+        dfd = open(fdp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+            die(p, errno, "open %s in the container", buf[0] ? buf : "/");
+        close(fd);
+        return dfd;
+    }
+}
+
+static void make_device(const struct ocirun_plan *p, const struct ocirun_device *d)
+{
+    char buf[4096], fdp[FDPATH_LEN];
+    const char *base;
+    int dfd;
+
+    if (d->host_path) {
+        /* In a user namespace mknod is refused: bind the host's node instead. */
+        int fd = must_open_in_root(p, d->path, OCIRUN_MNT_FILE);
+
+        fd_path(fdp, fd);
+        if (mount(d->host_path, fdp, NULL, MS_BIND, NULL) < 0)
+            die(p, errno, "bind device %s", d->path);
+        close(fd);
+        return;
+    }
+    dfd = open_parent(p, d->path, buf, sizeof(buf), &base);
+    if (mknodat(dfd, base, d->mode, (dev_t) d->dev) < 0 && errno != EEXIST)
+        die(p, errno, "mknod %s", d->path);
+    /* mknod honours the umask; set the mode and owner exactly as configured. */
+    if (fchmodat(dfd, base, d->mode & 07777, 0) < 0)
+        die(p, errno, "chmod %s", d->path);
+    if (fchownat(dfd, base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
+        die(p, errno, "chown %s", d->path);
+    close(dfd);
+}
+
+static void make_symlink(const struct ocirun_plan *p, const struct ocirun_symlink *s)
+{
+    char buf[4096];
+    const char *base;
+    int dfd = open_parent(p, s->linkpath, buf, sizeof(buf), &base);
+
+    if (symlinkat(s->target, dfd, base) < 0 && errno != EEXIST)
+        die(p, errno, "symlink %s", s->linkpath);
+    close(dfd);
+}
+
+/* maskedPaths: files get the container's /dev/null bound over them, once we have checked by
+ * fd that it really is the null device (CVE-2025-31133); directories get a read-only tmpfs. */
+static void mask_paths(const struct ocirun_plan *p)
+{
+    char nullp[FDPATH_LEN], fdp[FDPATH_LEN];
+    struct stat st;
+    int i, nullfd = -1;
+
+    for (i = 0; i < p->n_masked; i++) {
+        const char *path = p->masked_paths[i];
+        int fd = open_in_root(p, path, OCIRUN_MNT_DIR, 0);
+
+        if (fd < 0) {
+            if (errno == ENOENT)
+                continue;
+            die(p, errno, "open %s in the container", path);
+        }
+        if (fstat(fd, &st) < 0)
+            die(p, errno, "stat %s", path);
+        fd_path(fdp, fd);
+        if (S_ISDIR(st.st_mode)) {
+            if (mount("tmpfs", fdp, "tmpfs", MS_RDONLY, NULL) < 0)
+                die(p, errno, "mask %s", path);
+        } else {
+            if (nullfd < 0) {
+                struct stat ns;
+
+                nullfd = open_in_root(p, "/dev/null", OCIRUN_MNT_FILE, 0);
+                if (nullfd < 0)
+                    die(p, errno, "open /dev/null in the container");
+                if (fstat(nullfd, &ns) < 0)
+                    die(p, errno, "stat /dev/null");
+                if (!S_ISCHR(ns.st_mode) || major(ns.st_rdev) != 1 || minor(ns.st_rdev) != 3)
+                    die(p, 0, "mask %s: /dev/null in the container is not the null device",
+                        path);
+                fd_path(nullp, nullfd);
+            }
+            if (mount(nullp, fdp, NULL, MS_BIND, NULL) < 0)
+                die(p, errno, "mask %s", path);
+        }
+        close(fd);
+    }
+    if (nullfd >= 0)
+        close(nullfd);
+}
+
+static void readonly_paths(const struct ocirun_plan *p)
+{
+    char fdp[FDPATH_LEN];
+    int i;
+
+    for (i = 0; i < p->n_readonly; i++) {
+        const char *path = p->readonly_paths[i];
+        int fd = open_in_root(p, path, OCIRUN_MNT_DIR, 0);
+
+        if (fd < 0) {
+            if (errno == ENOENT)
+                continue;
+            die(p, errno, "open %s in the container", path);
+        }
+        fd_path(fdp, fd);
+        if (mount(fdp, fdp, NULL, MS_BIND | MS_REC, NULL) < 0)
+            die(p, errno, "bind %s read-only", path);
+        close(fd);
+        remount_bind(p, path, MS_RDONLY | MS_REC);
+    }
+}
+
+void write_sysctls(const struct ocirun_plan *p)
+{
+    int i;
+
+    /* Before pivot: the host's /proc is a real procfs we trust, and /proc/sys/{net,kernel}
+     * entries act on the namespaces of the writer, i.e. the container's. */
+    for (i = 0; i < p->n_sysctls; i++)
+        write_file(p, p->sysctls[i].path, p->sysctls[i].value);
+}
+
+static void pivot(const struct ocirun_plan *p)
+{
+    int oldroot, newroot;
+
+    if (p->no_pivot) {
+        if (chdir(p->rootfs) < 0)
+            die(p, errno, "chdir %s", p->rootfs);
+        if (mount(p->rootfs, "/", NULL, MS_MOVE, NULL) < 0)
+            die(p, errno, "move %s to /", p->rootfs);
+        if (chroot(".") < 0)
+            die(p, errno, "chroot %s", p->rootfs);
+        if (chdir("/") < 0)
+            die(p, errno, "chdir /");
+        return;
+    }
+    oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    if (oldroot < 0)
+        die(p, errno, "open /");
+    newroot = open(p->rootfs, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    if (newroot < 0)
+        die(p, errno, "open %s", p->rootfs);
+    if (fchdir(newroot) < 0)
+        die(p, errno, "chdir %s", p->rootfs);
+    /* pivot_root(".", "."): the old root ends up stacked on the new one; detach it. */
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        die(p, errno, "pivot_root %s", p->rootfs);
+    if (fchdir(oldroot) < 0)
+        die(p, errno, "chdir old root");
+    /* Keep the detach from propagating to the host's mounts. */
+    if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+        die(p, errno, "make old root slave");
+    if (umount2(".", MNT_DETACH) < 0)
+        die(p, errno, "unmount old root");
+    if (chdir("/") < 0)
+        die(p, errno, "chdir /");
+    close(oldroot);
+    close(newroot);
+}
+
+void setup_rootfs(const struct ocirun_plan *p)
+{
+    int i;
+
+    /* Nothing we mount may propagate back to the host. */
+    if (mount(NULL, "/", NULL, p->root_propagation, NULL) < 0)
+        die(p, errno, "set propagation of /");
+    /* pivot_root needs the new root to be a mount point. */
+    if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+        die(p, errno, "bind %s", p->rootfs);
+    rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        die(p, errno, "open %s", p->rootfs);
+
+    umask(0);
+    for (i = 0; i < p->n_mounts; i++)
+        do_mount(p, &p->mounts[i]);
+    for (i = 0; i < p->n_devices; i++)
+        make_device(p, &p->devices[i]);
+    for (i = 0; i < p->n_symlinks; i++)
+        make_symlink(p, &p->symlinks[i]);
+    /* runc creates a missing cwd; do it while the rootfs is still writable. */
+    close(must_open_in_root(p, p->cwd, OCIRUN_MNT_DIR));
+    write_sysctls(p);
+    mask_paths(p);
+    readonly_paths(p);
+    close(rootfd);
+    rootfd = -1;
+
+    pivot(p);
+
+    if (p->rootfs_readonly &&
+        mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags("/"), NULL) < 0)
+        die(p, errno, "remount / read-only");
+    if (p->root_propagation_end && mount(NULL, "/", NULL, p->root_propagation_end, NULL) < 0)
+        die(p, errno, "set propagation of the container's /");
+}

@@ -1,0 +1,96 @@
+/* security.c: the process's names, limits and credentials. */
+#include "shim.h"
+
+#include <grp.h>
+#include <linux/capability.h>
+#include <sys/resource.h>
+
+#define KEYCTL_JOIN_SESSION_KEYRING 1
+
+void set_identity_names(const struct ocirun_plan *p)
+{
+    if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
+        die(p, errno, "sethostname %s", p->hostname);
+    if (p->domainname && setdomainname(p->domainname, strlen(p->domainname)) < 0)
+        die(p, errno, "setdomainname %s", p->domainname);
+}
+
+void set_limits(const struct ocirun_plan *p)
+{
+    int i;
+
+    for (i = 0; i < p->n_rlimits; i++) {
+        struct rlimit rl = { .rlim_cur = p->rlimits[i].soft, .rlim_max = p->rlimits[i].hard };
+
+        if (setrlimit(p->rlimits[i].resource, &rl) < 0)
+            die(p, errno, "setrlimit %d (soft %llu, hard %llu)", p->rlimits[i].resource,
+                p->rlimits[i].soft, p->rlimits[i].hard);
+    }
+    if (p->oom_score_adj)
+        write_file(p, "/proc/self/oom_score_adj", p->oom_score_adj);
+    if (p->new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 &&
+        errno != ENOSYS)
+        die(p, errno, "join a new session keyring");
+}
+
+static void set_caps(const struct ocirun_plan *p)
+{
+    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2];
+    int cap, last = CAP_LAST_CAP;
+
+    memset(data, 0, sizeof(data));
+    data[0].effective = (unsigned int) p->cap_effective;
+    data[1].effective = (unsigned int) (p->cap_effective >> 32);
+    data[0].permitted = (unsigned int) p->cap_permitted;
+    data[1].permitted = (unsigned int) (p->cap_permitted >> 32);
+    data[0].inheritable = (unsigned int) p->cap_inheritable;
+    data[1].inheritable = (unsigned int) (p->cap_inheritable >> 32);
+    if (syscall(SYS_capset, &hdr, data) < 0)
+        die(p, errno, "capset");
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+        die(p, errno, "clear ambient capabilities");
+    for (cap = 0; cap <= last && cap < 64; cap++)
+        if ((p->cap_ambient >> cap) & 1 &&
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+            die(p, errno, "raise ambient capability %d", cap);
+}
+
+static void drop_bounding(const struct ocirun_plan *p)
+{
+    int cap;
+
+    for (cap = 0; cap < 64; cap++) {
+        if ((p->cap_bounding >> cap) & 1)
+            continue;
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+            if (errno == EINVAL)  /* past the kernel's last capability */
+                break;
+            die(p, errno, "drop capability %d from the bounding set", cap);
+        }
+    }
+}
+
+void set_credentials(const struct ocirun_plan *p)
+{
+    if (p->apply_caps) {
+        drop_bounding(p);
+        /* Keep the permitted set across the uid change; capset below sets it exactly. */
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+            die(p, errno, "prctl PR_SET_KEEPCAPS");
+    }
+    if (setgroups((size_t) p->n_groups, (const gid_t *) p->groups) < 0)
+        die(p, errno, "setgroups");
+    if (setresgid(p->gid, p->gid, p->gid) < 0)
+        die(p, errno, "setresgid %u", p->gid);
+    if (setresuid(p->uid, p->uid, p->uid) < 0)
+        die(p, errno, "setresuid %u", p->uid);
+    if (p->apply_caps) {
+        if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+            die(p, errno, "prctl PR_SET_KEEPCAPS");
+        set_caps(p);
+    }
+    if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        die(p, errno, "prctl PR_SET_NO_NEW_PRIVS");
+    umask(p->umask >= 0 ? (mode_t) p->umask : 022);
+}

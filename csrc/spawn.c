@@ -1,0 +1,62 @@
+/* spawn.c: clone the container's init and run the plan in it, in order. */
+#include "shim.h"
+
+/* Close every fd >= 3 that the plan does not keep: the runtime's own (the state dir lock,
+ * sockets) and whatever the caller leaked to us. */
+static void close_other_fds(const struct ocirun_plan *p)
+{
+    unsigned int from = 3;
+    int i;
+
+    for (i = 0; i < p->n_keep_fds; i++) {
+        unsigned int fd = (unsigned int) p->keep_fds[i];
+
+        if (fd < from)
+            continue;
+        if (fd > from && syscall(SYS_close_range, from, fd - 1, 0) < 0)
+            die(p, errno, "close_range");
+        from = fd + 1;
+    }
+    if (syscall(SYS_close_range, from, ~0U, 0) < 0)
+        die(p, errno, "close_range");
+}
+
+static NORETURN void child_main(const struct ocirun_plan *p)
+{
+    close_other_fds(p);
+
+    /* Before we enter anything of the container's: no /proc/<pid>/exe, no ptrace, no core
+     * from a process that still holds the runtime's memory (CVE-2016-9962 class). */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        die(p, errno, "prctl PR_SET_DUMPABLE");
+
+    enter_namespaces(p);
+
+    if (setsid() < 0)
+        die(p, errno, "setsid");
+    set_limits(p);
+    if (p->setup_rootfs)
+        setup_rootfs(p);
+    else
+        write_sysctls(p);
+    set_identity_names(p);
+    exec_process(p);
+}
+
+int ocirun_spawn(const struct ocirun_plan *plan)
+{
+    /* A raw clone with no stack behaves like fork(), with the namespaces the plan asks for.
+     * The child never returns into the interpreter. */
+    long pid = syscall(SYS_clone, plan->clone_flags | SIGCHLD, NULL, NULL, NULL, NULL);
+
+    if (pid < 0)
+        return -errno;
+    if (pid == 0)
+        child_main(plan);
+    return (int) pid;
+}
+
+int ocirun_set_child_subreaper(void)
+{
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 ? -errno : 0;
+}

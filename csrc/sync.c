@@ -1,0 +1,67 @@
+/* sync.c: the child's side of the sync protocol (struct ocirun_msg over a SOCK_SEQPACKET). */
+#include "shim.h"
+
+void send_msg(int fd, int type, int err, long long value, const char *text)
+{
+    struct ocirun_msg m;
+
+    memset(&m, 0, sizeof(m));
+    m.type = type;
+    m.err = err;
+    m.value = value;
+    if (text)
+        strncpy(m.text, text, sizeof(m.text) - 1);
+    while (send(fd, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
+        ;
+}
+
+/* Block until the parent sends `type`. Anything else (or the parent gone) ends the child. */
+void wait_msg(const struct ocirun_plan *p, int type)
+{
+    struct ocirun_msg m;
+    ssize_t n;
+
+    do
+        n = recv(p->sync_fd, &m, sizeof(m), 0);
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t) sizeof(m) || m.type != type)
+        _exit(1);  /* the parent is gone or gave up: nothing to report to */
+}
+
+static NORETURN void vdie(const struct ocirun_plan *p, int type, int err, const char *fmt,
+                          va_list ap)
+{
+    char text[OCIRUN_MSG_TEXT];
+
+    vsnprintf(text, sizeof(text), fmt, ap);
+    send_msg(p->sync_fd, type, err, 0, text);
+    _exit(1);
+}
+
+void die(const struct ocirun_plan *p, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vdie(p, OCIRUN_MSG_ERROR, err, fmt, ap);
+}
+
+void die_exec(const struct ocirun_plan *p, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vdie(p, OCIRUN_MSG_EXEC_ERROR, err, fmt, ap);
+}
+
+void write_file(const struct ocirun_plan *p, const char *path, const char *text)
+{
+    size_t len = strlen(text);
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+
+    if (fd < 0)
+        die(p, errno, "open %s", path);
+    if (write(fd, text, len) != (ssize_t) len)
+        die(p, errno, "write %s", path);
+    close(fd);
+}

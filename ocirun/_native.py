@@ -1,0 +1,171 @@
+"""The only importer of the compiled shim (`ocirun._shim`, built from csrc/ by cffi).
+
+It turns a `plan.Plan` into `struct ocirun_plan`, keeps every allocation alive while the
+child is being cloned, and packs/unpacks the sync protocol's fixed-size messages.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+from ._shim import ffi, lib
+from .plan import Plan
+
+MSG_IDMAP = lib.OCIRUN_MSG_IDMAP
+MSG_IDMAP_DONE = lib.OCIRUN_MSG_IDMAP_DONE
+MSG_PID = lib.OCIRUN_MSG_PID
+MSG_GO = lib.OCIRUN_MSG_GO
+MSG_READY = lib.OCIRUN_MSG_READY
+MSG_ERROR = lib.OCIRUN_MSG_ERROR
+MSG_EXEC_ERROR = lib.OCIRUN_MSG_EXEC_ERROR
+MSG_SIZE = ffi.sizeof("struct ocirun_msg")
+
+
+@dataclass
+class Msg:
+    type: int
+    err: int
+    value: int
+    text: str
+
+
+class _Arena:
+    """Owns every cdata the plan points to, so nothing is freed before the clone."""
+
+    def __init__(self) -> None:
+        self.keep: list = []
+
+    def str(self, s: str | None):
+        if s is None:
+            return ffi.NULL
+        c = ffi.new("char[]", s.encode())
+        self.keep.append(c)
+        return c
+
+    def strv(self, items: list[str]):
+        """A NULL-terminated char *[] (argv/envp style); also usable with a count."""
+        arr = ffi.new("const char *[]", len(items) + 1)
+        for i, s in enumerate(items):
+            arr[i] = self.str(s)
+        arr[len(items)] = ffi.NULL
+        self.keep.append(arr)
+        return arr
+
+    def array(self, ctype: str, n: int):
+        arr = ffi.new(f"{ctype}[]", max(n, 1))
+        self.keep.append(arr)
+        return arr
+
+
+def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], a: _Arena):
+    p = ffi.new("struct ocirun_plan *")
+    a.keep.append(p)
+    p.sync_fd = sync_fd
+    p.fifo_fd = fifo_fd
+    keep = sorted({sync_fd, fifo_fd, *ns_fds, *range(3, 3 + plan.preserve_fds)} - {-1})
+    keep_arr = a.array("int", len(keep))
+    for i, fd in enumerate(keep):
+        keep_arr[i] = fd
+    p.keep_fds, p.n_keep_fds = keep_arr, len(keep)
+
+    p.clone_flags = plan.clone_flags
+    joins = a.array("struct ocirun_ns_join", len(plan.joins))
+    for i, ((_, nstype), fd) in enumerate(zip(plan.joins, ns_fds)):
+        joins[i].fd = fd
+        joins[i].nstype = nstype
+    p.joins, p.n_joins = joins, len(plan.joins)
+    p.unshare_flags = plan.unshare_flags
+    p.fork_after = plan.fork_after
+    p.userns_sync = plan.userns_sync
+    p.timens_offsets = a.str(plan.timens_offsets)
+    p.loopback_up = plan.loopback_up
+
+    p.setup_rootfs = plan.setup_rootfs
+    p.rootfs = a.str(plan.rootfs)
+    p.root_propagation = plan.root_propagation
+    p.root_propagation_end = plan.root_propagation_end
+    p.rootfs_readonly = plan.rootfs_readonly
+    p.no_pivot = plan.no_pivot
+    mounts = a.array("struct ocirun_mount", len(plan.mounts))
+    for i, m in enumerate(plan.mounts):
+        c = mounts[i]
+        c.source, c.target = a.str(m.source), a.str(m.target)
+        c.fstype, c.data = a.str(m.fstype), a.str(m.data)
+        c.flags, c.remount, c.propagation, c.kind = m.flags, m.remount, m.propagation, m.kind
+    p.mounts, p.n_mounts = mounts, len(plan.mounts)
+    devices = a.array("struct ocirun_device", len(plan.devices))
+    for i, d in enumerate(plan.devices):
+        c = devices[i]
+        c.path, c.host_path = a.str(d.path), a.str(d.host_path)
+        c.mode, c.dev, c.uid, c.gid = d.mode, d.dev, d.uid, d.gid
+    p.devices, p.n_devices = devices, len(plan.devices)
+    links = a.array("struct ocirun_symlink", len(plan.symlinks))
+    for i, (target, path) in enumerate(plan.symlinks):
+        links[i].target, links[i].linkpath = a.str(target), a.str(path)
+    p.symlinks, p.n_symlinks = links, len(plan.symlinks)
+    p.masked_paths, p.n_masked = a.strv(plan.masked_paths), len(plan.masked_paths)
+    p.readonly_paths, p.n_readonly = a.strv(plan.readonly_paths), len(plan.readonly_paths)
+
+    p.hostname, p.domainname = a.str(plan.hostname), a.str(plan.domainname)
+    sysctls = a.array("struct ocirun_sysctl", len(plan.sysctls))
+    for i, (path, value) in enumerate(plan.sysctls):
+        sysctls[i].path, sysctls[i].value = a.str(path), a.str(value)
+    p.sysctls, p.n_sysctls = sysctls, len(plan.sysctls)
+    p.oom_score_adj = a.str(plan.oom_score_adj)
+
+    p.argv, p.envp = a.strv(plan.argv), a.strv(plan.envp)
+    p.path_env, p.cwd = a.str(plan.path_env), a.str(plan.cwd)
+    p.uid, p.gid = plan.uid, plan.gid
+    groups = a.array("unsigned int", len(plan.groups))
+    for i, g in enumerate(plan.groups):
+        groups[i] = g
+    p.groups, p.n_groups = groups, len(plan.groups)
+    p.umask = plan.umask
+    rlimits = a.array("struct ocirun_rlimit", len(plan.rlimits))
+    for i, (res, soft, hard) in enumerate(plan.rlimits):
+        rlimits[i].resource, rlimits[i].soft, rlimits[i].hard = res, soft, hard
+    p.rlimits, p.n_rlimits = rlimits, len(plan.rlimits)
+    p.no_new_privs = plan.no_new_privs
+    p.apply_caps = plan.apply_caps
+    caps = plan.caps
+    p.cap_bounding = caps.get("bounding", 0)
+    p.cap_effective = caps.get("effective", 0)
+    p.cap_permitted = caps.get("permitted", 0)
+    p.cap_inheritable = caps.get("inheritable", 0)
+    p.cap_ambient = caps.get("ambient", 0)
+    p.new_keyring = plan.new_keyring
+    p.preserve_fds = plan.preserve_fds
+    return p
+
+
+def spawn(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int]) -> int:
+    """Clone the init running `plan`; return its pid (the intermediate's, with fork_after)."""
+    arena = _Arena()
+    cplan = _fill(plan, sync_fd, fifo_fd, ns_fds, arena)
+    pid = lib.ocirun_spawn(cplan)
+    if pid < 0:
+        raise OSError(-pid, os.strerror(-pid))
+    return pid
+
+
+def set_child_subreaper() -> None:
+    rc = lib.ocirun_set_child_subreaper()
+    if rc < 0:
+        raise OSError(-rc, os.strerror(-rc))
+
+
+def send(sock: socket.socket, type_: int) -> None:
+    m = ffi.new("struct ocirun_msg *")
+    m.type = type_
+    sock.send(bytes(ffi.buffer(m)))
+
+
+def recv(sock: socket.socket) -> Msg | None:
+    """The next message, or None when every child end is closed (exec'd or dead)."""
+    data = sock.recv(MSG_SIZE)
+    if len(data) < MSG_SIZE:
+        return None
+    m = ffi.from_buffer("struct ocirun_msg *", bytearray(data))
+    return Msg(m.type, m.err, m.value, ffi.string(m.text).decode(errors="replace"))

@@ -1,0 +1,318 @@
+"""Container lifecycle: create, start, kill, delete, run, each undone on failure.
+
+`create` leaves nothing behind when it fails: every side effect registers its undo on an
+ExitStack that only a successful create disarms. The init's mounts live in its own mount
+namespace, so killing it takes them away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+from dataclasses import dataclass
+
+from . import plan as planmod
+from . import spec
+from . import state as statemod
+from .errors import InitError, InvalidState, OcirunError
+from .state import CREATED, PAUSED, RUNNING, STOPPED, Container
+
+
+@dataclass
+class CreateOptions:
+    bundle: str = "."
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+
+
+@dataclass
+class Created:
+    """What `create` hands to `run`: the init pid and the parent end of the sync socket."""
+
+    pid: int
+    sync: socket.socket
+
+
+def cgroup_layout() -> planmod.CgroupLayout:
+    """How this host mounts cgroups (for `cgroup` mounts inside the container)."""
+    layout = planmod.CgroupLayout()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fstype, _src, opts = (post.split() + ["", "", ""])[:3]
+            mountpoint = pre.split()[4]
+            if not mountpoint.startswith("/sys/fs/cgroup"):
+                continue
+            if fstype == "cgroup2" and mountpoint == "/sys/fs/cgroup":
+                layout.unified = True
+            elif fstype == "cgroup":
+                keep = [o for o in opts.split(",") if o not in ("rw", "ro") and
+                        not o.startswith(("relatime", "nosuid", "nodev", "noexec"))]
+                layout.v1.append((os.path.basename(mountpoint), ",".join(keep)))
+    return layout
+
+
+def _write_idmaps(pid: int, p: planmod.Plan) -> None:
+    for name, text in (("uid_map", p.uid_map), ("gid_map", p.gid_map)):
+        path = f"/proc/{pid}/{name}"
+        try:
+            with open(path, "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise InitError(e.errno or 0, f"write {path}") from None
+
+
+def _handshake(sync: socket.socket, pid: int, p: planmod.Plan) -> int:
+    """Answer the child until it is ready; return the init's pid."""
+    from . import _native as n
+
+    init_pid = pid
+    while True:
+        msg = n.recv(sync)
+        if msg is None:
+            raise InitError(0, "container init exited before it was ready")
+        if msg.type == n.MSG_IDMAP:
+            _write_idmaps(pid, p)
+            n.send(sync, n.MSG_IDMAP_DONE)
+        elif msg.type == n.MSG_PID:
+            init_pid = msg.value
+            n.send(sync, n.MSG_GO)
+        elif msg.type == n.MSG_READY:
+            return init_pid
+        elif msg.type == n.MSG_EXEC_ERROR:
+            # Worded as runc's Go errors are (podman maps these words to 126/127).
+            detail = os.strerror(msg.err).lower() if msg.err else ""
+            raise InitError(0, f"{msg.text}: {detail}" if detail else msg.text)
+        elif msg.type == n.MSG_ERROR:
+            raise InitError(msg.err, msg.text)
+        else:
+            raise InitError(0, f"unexpected message {msg.type} from the container init")
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False) -> Created:
+    spec.check_id(cid)
+    bundle, _raw, config = spec.load_bundle_cached(opts.bundle, os.path.join(root, ".cache"))
+    process = config.get("process") or {}
+    if process.get("terminal"):
+        raise OcirunError("process.terminal is not supported yet (use terminal: false)")
+    p = planmod.build(
+        config, bundle,
+        planmod.Options(no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
+                        preserve_fds=opts.preserve_fds),
+        cgroups=cgroup_layout(),
+    )
+
+    c = Container.create(root, cid)
+    with contextlib.ExitStack() as undo:
+        undo.callback(c.destroy)
+        os.mkfifo(c.fifo_path, 0o600)
+        fifo_fd = os.open(c.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        undo.callback(os.close, fifo_fd)
+        ns_fds = []
+        for path, _ in p.joins:
+            try:
+                ns_fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+            except OSError as e:
+                raise InitError(e.errno or 0, f"open namespace {path}") from None
+            undo.callback(os.close, ns_fds[-1])
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        undo.callback(parent.close)
+        with child:
+            from . import _native
+
+            pid = _native.spawn(p, child.fileno(), fifo_fd, ns_fds)
+        init_pid = pid
+        undo.callback(_reap, pid)
+        undo.callback(_kill_quietly, pid)
+        init_pid = _handshake(parent, pid, p)
+        if init_pid != pid:
+            _reap(pid)  # the intermediate has exited
+            undo.callback(_kill_quietly, init_pid)
+        start_time = statemod.proc_start_time(init_pid)
+        c.save({
+            "ociVersion": config.get("ociVersion", ""),
+            "id": cid,
+            "pid": init_pid,
+            "start_time": start_time,
+            "bundle": bundle,
+            "rootfs": p.rootfs,
+            "created": statemod.now_rfc3339(),
+            "owner": "",
+            "annotations": config.get("annotations") or {},
+        })
+        if opts.pid_file:
+            statemod.write_pid_file(opts.pid_file, init_pid)
+        undo.pop_all()
+    os.close(fifo_fd)
+    for fd in ns_fds:
+        os.close(fd)
+    c.close()
+    if not keep_sync:
+        parent.close()
+    return Created(init_pid, parent)
+
+
+def _kill_quietly(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def start(root: str, cid: str) -> None:
+    with Container.load(root, cid) as c:
+        status = c.status()
+        if status == STOPPED:
+            raise InvalidState("cannot start a container that has stopped")
+        if status != CREATED:
+            raise InvalidState("cannot start an already running container")
+        try:
+            fd = os.open(c.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            # ENXIO: no reader, the init is gone.
+            raise InvalidState("cannot start a container that has stopped") from None
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+        os.unlink(c.fifo_path)
+
+
+def state(root: str, cid: str) -> dict:
+    with Container.load(root, cid) as c:
+        return c.oci_state()
+
+
+def _signal_init(c: Container, sig: int) -> None:
+    """Signal the init through a pidfd, after checking the pid is still ours."""
+    try:
+        pidfd = os.pidfd_open(c.pid)
+    except ProcessLookupError:
+        raise InvalidState("container not running") from None
+    try:
+        if c.status() not in (CREATED, RUNNING, PAUSED):
+            raise InvalidState("container not running")
+        signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        raise InvalidState("container not running") from None
+    finally:
+        os.close(pidfd)
+
+
+def kill(root: str, cid: str, sig: int) -> None:
+    with Container.load(root, cid) as c:
+        if c.status() not in (CREATED, RUNNING, PAUSED):
+            raise InvalidState("container not running")
+        _signal_init(c, sig)
+
+
+def _kill_and_wait(c: Container) -> None:
+    try:
+        pidfd = os.pidfd_open(c.pid)
+    except ProcessLookupError:
+        return
+    try:
+        if c.status() == STOPPED:
+            return
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        # A pidfd turns readable when the process exits: no polling loop.
+        select.select([pidfd], [], [])
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
+def delete(root: str, cid: str, force: bool = False) -> None:
+    from .errors import ContainerNotFound
+
+    try:
+        c = Container.load(root, cid)
+    except ContainerNotFound:
+        if force:
+            return
+        raise
+    with c:
+        status = c.status()
+        if status in (RUNNING, PAUSED) and not force:
+            raise InvalidState(f"cannot delete container {cid} that is not stopped: {status}")
+        if status != STOPPED and c.data:
+            _kill_and_wait(c)
+        c.destroy()
+
+
+def run(root: str, cid: str, opts: CreateOptions, *, detach: bool = False,
+        keep: bool = False) -> int:
+    """create + start; without detach, wait and return the exit code (128+N for signal N)."""
+    from . import _native
+
+    if not detach:
+        # The init may be our grandchild (extra fork): make orphans ours to wait for.
+        _native.set_child_subreaper()
+    created = create(root, cid, opts, keep_sync=True)
+    try:
+        start(root, cid)
+        # The init's end of the socket closes at execve; a message means execve failed.
+        msg = _native.recv(created.sync)
+    except BaseException:
+        with contextlib.suppress(OcirunError):
+            delete(root, cid, force=True)
+        raise
+    finally:
+        created.sync.close()
+    if msg is not None:
+        with contextlib.suppress(OcirunError):
+            delete(root, cid, force=True)
+        detail = os.strerror(msg.err).lower() if msg.err else ""
+        raise InitError(0, f"{msg.text}: {detail}" if detail else msg.text)
+    if detach:
+        return 0
+    code = _wait_forwarding_signals(created.pid)
+    if not keep:
+        with contextlib.suppress(OcirunError):
+            delete(root, cid, force=True)
+    return code
+
+
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+              signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+
+
+def _wait_forwarding_signals(pid: int) -> int:
+    def forward(sig, _frame):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+    old = {s: signal.signal(s, forward) for s in _FORWARDED}
+    try:
+        while True:
+            try:
+                wpid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                return 255
+            if wpid == pid:
+                break
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def list_states(root: str) -> list[dict]:
+    out = []
+    for cid in statemod.list_ids(root):
+        st = statemod.peek(root, cid)
+        if st is not None:
+            out.append(st)
+    return out

@@ -1,0 +1,365 @@
+"""spec -> plan: every decision about the container's init, made here, in pure Python.
+
+`build()` reads a validated config (a dict) and returns a `Plan` whose fields map one to one
+onto `struct ocirun_plan` (csrc/ocirun.h). It does no I/O: what it needs to know about the host
+(is a bind source a directory? how are cgroups mounted?) comes in as arguments, so every
+choice here is unit-testable without root.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .errors import ConfigError
+from .tables import (
+    CAPS,
+    MOUNT_FLAGS,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_RDONLY,
+    MS_REC,
+    MS_SLAVE,
+    MS_STRICTATIME,
+    NAMESPACES,
+    PROPAGATION,
+    RLIMITS,
+)
+
+MNT_DIR, MNT_FILE = 0, 1
+S_IFCHR, S_IFBLK, S_IFIFO = 0o020000, 0o060000, 0o010000
+
+# What runc gives every container in /dev, unless linux.devices names the same path.
+DEFAULT_DEVICES = (
+    ("/dev/null", "c", 1, 3),
+    ("/dev/zero", "c", 1, 5),
+    ("/dev/full", "c", 1, 7),
+    ("/dev/tty", "c", 5, 0),
+    ("/dev/random", "c", 1, 8),
+    ("/dev/urandom", "c", 1, 9),
+)
+DEFAULT_LINKS = (
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+)
+# Flags a read-only (or otherwise restricted) bind needs a second, remount call for.
+_REMOUNT_MASK = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+
+
+@dataclass
+class Mount:
+    target: str
+    source: str | None
+    fstype: str | None
+    data: str | None = None
+    flags: int = 0
+    remount: int = 0
+    propagation: int = 0
+    kind: int = MNT_DIR
+
+
+@dataclass
+class Device:
+    path: str
+    mode: int
+    dev: int
+    uid: int = 0
+    gid: int = 0
+    host_path: str | None = None
+
+
+@dataclass
+class CgroupLayout:
+    """How the host mounts cgroups: v1 hierarchies (dir name, mount options) and/or v2."""
+
+    v1: list[tuple[str, str]] = field(default_factory=list)
+    unified: bool = False
+
+
+@dataclass
+class Plan:
+    # namespaces
+    clone_flags: int = 0
+    joins: list[tuple[str, int]] = field(default_factory=list)  # (path, CLONE_NEW*)
+    unshare_flags: int = 0
+    fork_after: bool = False
+    userns_sync: bool = False
+    uid_map: str = ""
+    gid_map: str = ""
+    timens_offsets: str | None = None
+    loopback_up: bool = False
+    # rootfs
+    setup_rootfs: bool = False
+    rootfs: str = ""
+    root_propagation: int = MS_SLAVE | MS_REC
+    root_propagation_end: int = 0
+    rootfs_readonly: bool = False
+    no_pivot: bool = False
+    mounts: list[Mount] = field(default_factory=list)
+    devices: list[Device] = field(default_factory=list)
+    symlinks: list[tuple[str, str]] = field(default_factory=list)  # (target, link path)
+    masked_paths: list[str] = field(default_factory=list)
+    readonly_paths: list[str] = field(default_factory=list)
+    # kernel settings
+    hostname: str | None = None
+    domainname: str | None = None
+    sysctls: list[tuple[str, str]] = field(default_factory=list)  # (/proc/sys/... path, value)
+    oom_score_adj: str | None = None
+    # process
+    argv: list[str] = field(default_factory=list)
+    envp: list[str] = field(default_factory=list)
+    path_env: str | None = None
+    cwd: str = "/"
+    uid: int = 0
+    gid: int = 0
+    groups: list[int] = field(default_factory=list)
+    umask: int = 0o022
+    rlimits: list[tuple[int, int, int]] = field(default_factory=list)
+    no_new_privs: bool = False
+    apply_caps: bool = False
+    caps: dict[str, int] = field(default_factory=dict)  # set name -> bit mask
+    new_keyring: bool = True
+    preserve_fds: int = 0
+
+
+@dataclass
+class Options:
+    """What the command line adds to the config."""
+
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+
+
+def build(
+    config: dict,
+    bundle: str,
+    opts: Options | None = None,
+    *,
+    is_dir: Callable[[str], bool] = os.path.isdir,
+    cgroups: CgroupLayout | None = None,
+) -> Plan:
+    opts = opts or Options()
+    linux = config.get("linux") or {}
+    plan = Plan(no_pivot=opts.no_pivot, new_keyring=not opts.no_new_keyring,
+                preserve_fds=opts.preserve_fds)
+    problems: list[str] = []
+    new = _namespaces(plan, linux)
+    _process(plan, config["process"])
+    _kernel_settings(plan, config, linux, new, problems)
+    if "mount" in new:
+        _rootfs(plan, config, linux, bundle, new, is_dir, cgroups or CgroupLayout(), problems)
+    elif not any(t == NAMESPACES["mount"] for _, t in plan.joins):
+        problems.append("/linux/namespaces: a mount namespace is required to set up the rootfs")
+    if problems:
+        raise ConfigError(problems)
+    return plan
+
+
+# --- namespaces ---------------------------------------------------------------------------
+
+def _namespaces(plan: Plan, linux: dict) -> set[str]:
+    new: set[str] = set()
+    joins: list[tuple[str, int]] = []
+    for ns in linux.get("namespaces") or []:
+        if ns.get("path"):
+            joins.append((ns["path"], NAMESPACES[ns["type"]]))
+        else:
+            new.add(ns["type"])
+    # A joined user namespace goes first: it owns (and so grants us power over) the rest.
+    joins.sort(key=lambda j: j[1] != NAMESPACES["user"])
+    plan.joins = joins
+    flags = 0
+    for t in new:
+        flags |= NAMESPACES[t]
+    joined = {t for _, t in joins}
+    if not joins and "time" not in new:
+        # Everything new: clone(2) creates it all, and the child is already the init.
+        plan.clone_flags = flags
+    else:
+        # Joins come first (setns), then unshare; pid and time namespaces entered that way
+        # hold only our children, so the init is one fork further.
+        plan.unshare_flags = flags
+        plan.fork_after = bool(
+            {"pid", "time"} & new or {NAMESPACES["pid"], NAMESPACES["time"]} & joined
+        )
+    plan.userns_sync = "user" in new
+    if plan.userns_sync:
+        plan.uid_map = _idmap(linux.get("uidMappings") or [])
+        plan.gid_map = _idmap(linux.get("gidMappings") or [])
+    if "time" in new and linux.get("timeOffsets"):
+        plan.timens_offsets = "".join(
+            f"{clock} {int(off.get('secs', 0))} {int(off.get('nanosecs', 0))}\n"
+            for clock, off in sorted(linux["timeOffsets"].items())
+        )
+    plan.loopback_up = "network" in new
+    return new
+
+
+def _idmap(mappings: list[dict]) -> str:
+    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
+
+
+# --- process ------------------------------------------------------------------------------
+
+def _process(plan: Plan, proc: dict) -> None:
+    plan.argv = list(proc["args"])
+    plan.envp = list(proc.get("env") or [])
+    for kv in plan.envp:
+        if kv.startswith("PATH="):
+            plan.path_env = kv[5:]
+    plan.cwd = proc.get("cwd") or "/"
+    user = proc.get("user") or {}
+    plan.uid = int(user.get("uid", 0))
+    plan.gid = int(user.get("gid", 0))
+    plan.groups = [int(g) for g in user.get("additionalGids") or []]
+    if user.get("umask") is not None:
+        plan.umask = int(user["umask"])
+    plan.rlimits = [(RLIMITS[r["type"]], int(r["soft"]), int(r["hard"]))
+                    for r in proc.get("rlimits") or []]
+    plan.no_new_privs = bool(proc.get("noNewPrivileges"))
+    if proc.get("oomScoreAdj") is not None:
+        plan.oom_score_adj = str(int(proc["oomScoreAdj"]))
+    caps = proc.get("capabilities")
+    if caps is not None:
+        # As runc: with no capabilities object the process keeps what it inherits.
+        plan.apply_caps = True
+        plan.caps = {
+            name: sum(1 << CAPS[c] for c in set(caps.get(name) or []))
+            for name in ("bounding", "effective", "permitted", "inheritable", "ambient")
+        }
+
+
+# --- hostname, sysctls ------------------------------------------------------------------
+
+def _kernel_settings(plan: Plan, config: dict, linux: dict, new: set[str],
+                     problems: list[str]) -> None:
+    joined_uts = any(t == NAMESPACES["uts"] for _, t in plan.joins)
+    for key in ("hostname", "domainname"):
+        value = config.get(key)
+        if value is None:
+            continue
+        if "uts" not in new and not joined_uts:
+            problems.append(f"/{key}: setting it needs a new or joined uts namespace")
+        setattr(plan, key, value)
+    for key, value in sorted((linux.get("sysctl") or {}).items()):
+        plan.sysctls.append(("/proc/sys/" + key.replace(".", "/"), str(value)))
+
+
+# --- rootfs -------------------------------------------------------------------------------
+
+def _rootfs(plan: Plan, config: dict, linux: dict, bundle: str, new: set[str],
+            is_dir: Callable[[str], bool], cgroups: CgroupLayout,
+            problems: list[str]) -> None:
+    root = config.get("root") or {}
+    plan.setup_rootfs = True
+    plan.rootfs = posixpath.normpath(posixpath.join(bundle, root.get("path", "rootfs")))
+    plan.rootfs_readonly = bool(root.get("readonly"))
+    prop = linux.get("rootfsPropagation")
+    if prop:
+        flag = PROPAGATION[prop]
+        if prop in ("shared", "rshared", "unbindable", "runbindable"):
+            # pivot_root refuses a shared root: pivot on a slave one, then make it so.
+            plan.root_propagation, plan.root_propagation_end = MS_SLAVE | MS_REC, flag
+        else:
+            plan.root_propagation = flag
+    in_userns = "user" in new or any(t == NAMESPACES["user"] for _, t in plan.joins)
+    dev_bound = False
+    has_devpts = False
+    for i, m in enumerate(config.get("mounts") or []):
+        dest = m["destination"]
+        if not dest.startswith("/"):
+            dest = "/" + dest  # relative destinations (1.2) are relative to the root
+        dest = posixpath.normpath(dest)
+        if m.get("type") == "cgroup":
+            plan.mounts.extend(_cgroup_mounts(dest, m.get("options") or [], cgroups,
+                                              "cgroup" in new))
+            continue
+        mount = _mount(dest, m, bundle, is_dir, problems, f"/mounts/{i}")
+        if dest == "/dev" and mount.flags & MS_BIND:
+            dev_bound = True
+        if dest == "/dev/pts" and mount.fstype == "devpts":
+            has_devpts = True
+        plan.mounts.append(mount)
+    if not dev_bound:
+        _devices(plan, linux, in_userns)
+        plan.symlinks = list(DEFAULT_LINKS)
+        if has_devpts:
+            plan.symlinks.append(("pts/ptmx", "/dev/ptmx"))
+    plan.masked_paths = list(linux.get("maskedPaths") or [])
+    plan.readonly_paths = list(linux.get("readonlyPaths") or [])
+
+
+def _mount(dest: str, m: dict, bundle: str, is_dir: Callable[[str], bool],
+           problems: list[str], where: str) -> Mount:
+    flags = propagation = 0
+    data: list[str] = []
+    for opt in m.get("options") or []:
+        if opt in MOUNT_FLAGS:
+            set_, clear = MOUNT_FLAGS[opt]
+            flags = (flags | set_) & ~clear
+        elif opt in PROPAGATION:
+            propagation |= PROPAGATION[opt]
+        else:
+            data.append(opt)
+    source = m.get("source")
+    if flags & MS_BIND:
+        if not source:
+            problems.append(f"{where}/source: a bind mount needs a source")
+            source = ""
+        elif not source.startswith("/"):
+            source = posixpath.join(bundle, source)
+        kind = MNT_DIR if is_dir(source) else MNT_FILE
+        # mount(2) ignores everything but MS_BIND|MS_REC on a bind: the rest is a remount.
+        remount = flags & (_REMOUNT_MASK | MS_STRICTATIME)
+        return Mount(target=dest, source=source, fstype=None, data=None,
+                     flags=flags & (MS_BIND | MS_REC), remount=remount,
+                     propagation=propagation, kind=kind)
+    fstype = m.get("type") or source or "none"
+    return Mount(target=dest, source=source or fstype, fstype=fstype,
+                 data=",".join(data) or None, flags=flags, propagation=propagation)
+
+
+def _cgroup_mounts(dest: str, options: list[str], cgroups: CgroupLayout,
+                   new_cgroupns: bool) -> list[Mount]:
+    flags = 0
+    for opt in options:
+        if opt in MOUNT_FLAGS:
+            set_, clear = MOUNT_FLAGS[opt]
+            flags = (flags | set_) & ~clear
+    flags &= ~MS_BIND
+    if cgroups.unified and not cgroups.v1:
+        return [Mount(target=dest, source="cgroup2", fstype="cgroup2", flags=flags)]
+    # v1 (or hybrid): a tmpfs holding one mount per hierarchy, read-only on top if asked.
+    mounts = [Mount(target=dest, source="tmpfs", fstype="tmpfs", data="mode=755",
+                    flags=flags & ~MS_RDONLY)]
+    for name, opts in cgroups.v1:
+        mounts.append(Mount(target=posixpath.join(dest, name), source="cgroup",
+                            fstype="cgroup", data=opts, flags=flags))
+    if flags & MS_RDONLY:
+        mounts.append(Mount(target=dest, source=None, fstype=None, remount=MS_RDONLY))
+    return mounts
+
+
+def _devices(plan: Plan, linux: dict, in_userns: bool) -> None:
+    configured = {d["path"]: d for d in linux.get("devices") or []}
+    devices = [dict(path=p, type=t, major=ma, minor=mi, fileMode=0o666)
+               for p, t, ma, mi in DEFAULT_DEVICES if p not in configured]
+    devices.extend(configured.values())
+    for d in devices:
+        kind = {"c": S_IFCHR, "u": S_IFCHR, "b": S_IFBLK, "p": S_IFIFO}[d["type"]]
+        mode = d.get("fileMode")
+        mode = 0o666 if mode is None else int(mode)
+        dev = os.makedev(int(d.get("major", 0)), int(d.get("minor", 0)))
+        plan.devices.append(Device(
+            path=d["path"], mode=kind | (mode & 0o7777), dev=dev,
+            uid=int(d.get("uid", 0)), gid=int(d.get("gid", 0)),
+            # mknod is refused in a user namespace: bind the host's node instead.
+            host_path=d["path"] if in_userns else None,
+        ))

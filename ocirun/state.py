@@ -1,0 +1,189 @@
+"""The state of containers under the root dir (default /run/ocirun): `<root>/<id>/`.
+
+Each container dir (0700) holds `state.json` (written atomically: tmp + rename) and, between
+create and start, `exec.fifo`. A lock (flock on the dir) serializes operations on one id.
+The status is derived, never stored: the init pid alive with the start time we recorded
+(a reused pid is someone else) -> created while exec.fifo exists, else running; otherwise
+stopped.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import fcntl
+import json
+import os
+import shutil
+
+from .errors import ContainerExists, ContainerNotFound
+
+DEFAULT_ROOT = "/run/ocirun"
+STATE_FILE = "state.json"
+FIFO = "exec.fifo"
+
+CREATING, CREATED, RUNNING, STOPPED, PAUSED = "creating", "created", "running", "stopped", "paused"
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (clock ticks since boot), or None if gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The comm field may contain spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rindex(b")") + 2:].split()
+    if fields[0] == b"Z":
+        return None
+    return int(fields[19])
+
+
+class Container:
+    """One container's state dir, locked for the lifetime of this object."""
+
+    def __init__(self, root: str, cid: str, dirfd: int, data: dict | None):
+        self.root = root
+        self.id = cid
+        self.dir = os.path.join(root, cid)
+        self._dirfd = dirfd
+        self.data = data or {}
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def create(cls, root: str, cid: str) -> "Container":
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        path = os.path.join(root, cid)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            raise ContainerExists(cid) from None
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return cls(root, cid, fd, None)
+
+    @classmethod
+    def load(cls, root: str, cid: str) -> "Container":
+        path = os.path.join(root, cid)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ContainerNotFound(cid) from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        data = _read_state(path)
+        if data is None:
+            # Removed while we waited for the lock, or a create that died half-way.
+            if not os.path.isdir(path):
+                os.close(fd)
+                raise ContainerNotFound(cid)
+        return cls(root, cid, fd, data)
+
+    def close(self) -> None:
+        if self._dirfd >= 0:
+            os.close(self._dirfd)
+            self._dirfd = -1
+
+    def __enter__(self) -> "Container":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- contents --------------------------------------------------------------------------
+    @property
+    def fifo_path(self) -> str:
+        return os.path.join(self.dir, FIFO)
+
+    @property
+    def pid(self) -> int:
+        return int(self.data.get("pid") or 0)
+
+    def save(self, data: dict) -> None:
+        self.data = data
+        atomic_write(os.path.join(self.dir, STATE_FILE), json.dumps(data).encode())
+
+    def destroy(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.close()
+
+    def status(self) -> str:
+        return derive_status(self.dir, self.data)
+
+    def oci_state(self) -> dict:
+        """The state runtime-spec defines, with runc's extra fields (rootfs, created, owner)."""
+        status = self.status()
+        d = self.data
+        out = {
+            "ociVersion": d.get("ociVersion", "1.3.0"),
+            "id": self.id,
+            "pid": self.pid if status in (CREATED, RUNNING, PAUSED) else 0,
+            "status": status,
+            "bundle": d.get("bundle", ""),
+            "rootfs": d.get("rootfs", ""),
+            "created": d.get("created", ""),
+            "owner": d.get("owner", ""),
+        }
+        if d.get("annotations"):
+            out["annotations"] = d["annotations"]
+        return out
+
+
+def _read_state(path: str) -> dict | None:
+    try:
+        with open(os.path.join(path, STATE_FILE), "rb") as f:
+            data = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def derive_status(path: str, data: dict | None) -> str:
+    if not data:
+        return CREATING
+    pid, start = data.get("pid"), data.get("start_time")
+    if not pid or proc_start_time(pid) != start:
+        return STOPPED
+    if os.path.exists(os.path.join(path, FIFO)):
+        return CREATED
+    return RUNNING
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        return sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
+def peek(root: str, cid: str) -> dict | None:
+    """State of one container for `list`, without taking its lock; None if unreadable."""
+    path = os.path.join(root, cid)
+    data = _read_state(path)
+    if data is None:
+        return None
+    c = Container(root, cid, -1, data)
+    return c.oci_state()
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Decimal, no newline, atomically (go-runc reads it the moment create returns)."""
+    path = os.path.abspath(path)
+    atomic_write(path, str(pid).encode(), 0o644)
+
+
+def is_gone(err: OSError) -> bool:
+    return err.errno in (errno.ESRCH,)

@@ -1,0 +1,195 @@
+"""Name -> number tables for the Linux kernel ABI that config.json names by string.
+
+Plain integer constants only (stdlib-free), so that any module may import this cheaply.
+Values are the x86_64/generic Linux UAPI ones (identical on every architecture Linux
+containers run on for these particular constants).
+"""
+
+from __future__ import annotations
+
+# --- capabilities (linux/capability.h), bit numbers 0..40 -------------------------------
+
+CAPS: dict[str, int] = {
+    "CAP_CHOWN": 0,
+    "CAP_DAC_OVERRIDE": 1,
+    "CAP_DAC_READ_SEARCH": 2,
+    "CAP_FOWNER": 3,
+    "CAP_FSETID": 4,
+    "CAP_KILL": 5,
+    "CAP_SETGID": 6,
+    "CAP_SETUID": 7,
+    "CAP_SETPCAP": 8,
+    "CAP_LINUX_IMMUTABLE": 9,
+    "CAP_NET_BIND_SERVICE": 10,
+    "CAP_NET_BROADCAST": 11,
+    "CAP_NET_ADMIN": 12,
+    "CAP_NET_RAW": 13,
+    "CAP_IPC_LOCK": 14,
+    "CAP_IPC_OWNER": 15,
+    "CAP_SYS_MODULE": 16,
+    "CAP_SYS_RAWIO": 17,
+    "CAP_SYS_CHROOT": 18,
+    "CAP_SYS_PTRACE": 19,
+    "CAP_SYS_PACCT": 20,
+    "CAP_SYS_ADMIN": 21,
+    "CAP_SYS_BOOT": 22,
+    "CAP_SYS_NICE": 23,
+    "CAP_SYS_RESOURCE": 24,
+    "CAP_SYS_TIME": 25,
+    "CAP_SYS_TTY_CONFIG": 26,
+    "CAP_MKNOD": 27,
+    "CAP_LEASE": 28,
+    "CAP_AUDIT_WRITE": 29,
+    "CAP_AUDIT_CONTROL": 30,
+    "CAP_SETFCAP": 31,
+    "CAP_MAC_OVERRIDE": 32,
+    "CAP_MAC_ADMIN": 33,
+    "CAP_SYSLOG": 34,
+    "CAP_WAKE_ALARM": 35,
+    "CAP_BLOCK_SUSPEND": 36,
+    "CAP_AUDIT_READ": 37,
+    "CAP_PERFMON": 38,
+    "CAP_BPF": 39,
+    "CAP_CHECKPOINT_RESTORE": 40,
+}
+CAP_LAST_CAP = 40
+
+# The capability sets of process.capabilities.
+CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+
+# --- resource limits (asm-generic/resource.h) -------------------------------------------
+
+RLIMITS: dict[str, int] = {
+    "RLIMIT_CPU": 0,
+    "RLIMIT_FSIZE": 1,
+    "RLIMIT_DATA": 2,
+    "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5,
+    "RLIMIT_NPROC": 6,
+    "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8,
+    "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11,
+    "RLIMIT_MSGQUEUE": 12,
+    "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14,
+    "RLIMIT_RTTIME": 15,
+}
+RLIM_INFINITY = (1 << 64) - 1
+
+# --- namespaces (linux/sched.h CLONE_NEW*) ----------------------------------------------
+
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# config.json namespace type -> CLONE_* flag
+NAMESPACES: dict[str, int] = {
+    "pid": CLONE_NEWPID,
+    "network": CLONE_NEWNET,
+    "mount": CLONE_NEWNS,
+    "ipc": CLONE_NEWIPC,
+    "uts": CLONE_NEWUTS,
+    "user": CLONE_NEWUSER,
+    "cgroup": CLONE_NEWCGROUP,
+    "time": CLONE_NEWTIME,
+}
+
+# namespace type -> the file name under /proc/<pid>/ns/
+NS_PROC_NAMES: dict[str, str] = {
+    "pid": "pid",
+    "network": "net",
+    "mount": "mnt",
+    "ipc": "ipc",
+    "uts": "uts",
+    "user": "user",
+    "cgroup": "cgroup",
+    "time": "time",
+}
+
+# Clocks a time namespace can offset (linux.timeOffsets keys).
+TIME_CLOCKS = ("monotonic", "boottime")
+
+# --- mount(2) flags (linux/mount.h) -----------------------------------------------------
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOSYMFOLLOW = 256
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_POSIXACL = 1 << 16
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_KERNMOUNT = 1 << 22
+MS_I_VERSION = 1 << 23
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+
+# mount option -> (flags to set, flags to clear). Anything not in here (and not in
+# PROPAGATION) is filesystem data, passed through to mount(2) as a comma-joined string.
+MOUNT_FLAGS: dict[str, tuple[int, int]] = {
+    "ro": (MS_RDONLY, 0),
+    "rw": (0, MS_RDONLY),
+    "nosuid": (MS_NOSUID, 0),
+    "suid": (0, MS_NOSUID),
+    "nodev": (MS_NODEV, 0),
+    "dev": (0, MS_NODEV),
+    "noexec": (MS_NOEXEC, 0),
+    "exec": (0, MS_NOEXEC),
+    "sync": (MS_SYNCHRONOUS, 0),
+    "async": (0, MS_SYNCHRONOUS),
+    "dirsync": (MS_DIRSYNC, 0),
+    "remount": (MS_REMOUNT, 0),
+    "mand": (MS_MANDLOCK, 0),
+    "nomand": (0, MS_MANDLOCK),
+    "atime": (0, MS_NOATIME),
+    "noatime": (MS_NOATIME, 0),
+    "diratime": (0, MS_NODIRATIME),
+    "nodiratime": (MS_NODIRATIME, 0),
+    "relatime": (MS_RELATIME, 0),
+    "norelatime": (0, MS_RELATIME),
+    "strictatime": (MS_STRICTATIME, 0),
+    "nostrictatime": (0, MS_STRICTATIME),
+    "lazytime": (MS_LAZYTIME, 0),
+    "nolazytime": (0, MS_LAZYTIME),
+    "iversion": (MS_I_VERSION, 0),
+    "noiversion": (0, MS_I_VERSION),
+    "nosymfollow": (MS_NOSYMFOLLOW, 0),
+    "symfollow": (0, MS_NOSYMFOLLOW),
+    "silent": (MS_SILENT, 0),
+    "loud": (0, MS_SILENT),
+    "bind": (MS_BIND, 0),
+    "rbind": (MS_BIND | MS_REC, 0),
+}
+
+# propagation option (mount options and linux.rootfsPropagation) -> MS_* flags
+PROPAGATION: dict[str, int] = {
+    "private": MS_PRIVATE,
+    "rprivate": MS_PRIVATE | MS_REC,
+    "shared": MS_SHARED,
+    "rshared": MS_SHARED | MS_REC,
+    "slave": MS_SLAVE,
+    "rslave": MS_SLAVE | MS_REC,
+    "unbindable": MS_UNBINDABLE,
+    "runbindable": MS_UNBINDABLE | MS_REC,
+}
