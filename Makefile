@@ -70,7 +70,7 @@ $(VENV)/pyvenv.cfg: $(VENV_FORCE) | deps
 build: $(STAMP)
 
 $(STAMP): $(VENV)/pyvenv.cfg $(BUILD_INPUTS) | deps
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q --config-settings editable_mode=compat -e '.[test]'
 	@test -x $(VENV)/bin/ocirun || { echo "error: $(VENV)/bin/ocirun was not installed" >&2; exit 1; }
 	@case "$$(head -n1 $(VENV)/bin/ocirun)" in \
 		'#!$(VENV_ABS)/bin/python'*) ;; \

@@ -7,11 +7,13 @@ child is being cloned, and packs/unpacks the sync protocol's fixed-size messages
 from __future__ import annotations
 
 import os
-import socket
-from dataclasses import dataclass
-
+TYPE_CHECKING = False  # `typing` itself costs ~2 ms to import
 from ._shim import ffi, lib
-from .plan import Plan
+
+if TYPE_CHECKING:
+    import socket
+
+    from .plan import Plan
 
 MSG_IDMAP = lib.OCIRUN_MSG_IDMAP
 MSG_IDMAP_DONE = lib.OCIRUN_MSG_IDMAP_DONE
@@ -23,12 +25,11 @@ MSG_EXEC_ERROR = lib.OCIRUN_MSG_EXEC_ERROR
 MSG_SIZE = ffi.sizeof("struct ocirun_msg")
 
 
-@dataclass
 class Msg:
-    type: int
-    err: int
-    value: int
-    text: str
+    __slots__ = ("type", "err", "value", "text")
+
+    def __init__(self, type_: int, err: int, value: int, text: str):
+        self.type, self.err, self.value, self.text = type_, err, value, text
 
 
 class _Arena:

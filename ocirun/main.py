@@ -1,14 +1,30 @@
-"""Entry point of the `ocirun` executable."""
+"""Entry point of the `ocirun` executable.
+
+The hot commands (create, start, state, kill, delete, run) are parsed by fastcli, which
+imports only what the command needs; anything else goes to the typer CLI.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def main() -> None:
-    from .cli import main as cli_main
+    argv = sys.argv[1:]
+    from .fastcli import dispatch
 
-    cli_main(sys.argv[1:])
+    code = dispatch(argv)
+    if code is None:
+        from .cli import main as typer_main
+
+        typer_main(argv)
+        return
+    # Skip the interpreter's teardown (module cleanup, GC): nothing is left to flush but
+    # the std streams, and engines wait for this exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

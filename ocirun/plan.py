@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass, field
-from typing import Callable
+TYPE_CHECKING = False  # `typing` itself costs ~2 ms to import
 
 from .errors import ConfigError
 from .tables import (
@@ -48,93 +47,115 @@ DEFAULT_LINKS = (
     ("/proc/self/fd/1", "/dev/stdout"),
     ("/proc/self/fd/2", "/dev/stderr"),
 )
+if TYPE_CHECKING:
+    from typing import Callable
+
 # Flags a read-only (or otherwise restricted) bind needs a second, remount call for.
 _REMOUNT_MASK = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
 
 
-@dataclass
-class Mount:
-    target: str
-    source: str | None
-    fstype: str | None
-    data: str | None = None
-    flags: int = 0
-    remount: int = 0
-    propagation: int = 0
-    kind: int = MNT_DIR
+class _Record:
+    """A plain record: keyword construction, equality and repr (dataclasses costs ~6 ms to
+    import, on every call of the runtime)."""
+
+    __slots__ = ()
+
+    def __eq__(self, other):
+        return type(self) is type(other) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        return f"{type(self).__name__}({args})"
 
 
-@dataclass
-class Device:
-    path: str
-    mode: int
-    dev: int
-    uid: int = 0
-    gid: int = 0
-    host_path: str | None = None
+class Mount(_Record):
+    __slots__ = ("target", "source", "fstype", "data", "flags", "remount", "propagation", "kind")
+
+    def __init__(self, target: str, source: str | None, fstype: str | None,
+                 data: str | None = None, flags: int = 0, remount: int = 0,
+                 propagation: int = 0, kind: int = MNT_DIR):
+        self.target, self.source, self.fstype, self.data = target, source, fstype, data
+        self.flags, self.remount, self.propagation, self.kind = flags, remount, propagation, kind
 
 
-@dataclass
-class CgroupLayout:
+class Device(_Record):
+    __slots__ = ("path", "mode", "dev", "uid", "gid", "host_path")
+
+    def __init__(self, path: str, mode: int, dev: int, uid: int = 0, gid: int = 0,
+                 host_path: str | None = None):
+        self.path, self.mode, self.dev = path, mode, dev
+        self.uid, self.gid, self.host_path = uid, gid, host_path
+
+
+class CgroupLayout(_Record):
     """How the host mounts cgroups: v1 hierarchies (dir name, mount options) and/or v2."""
 
-    v1: list[tuple[str, str]] = field(default_factory=list)
-    unified: bool = False
+    __slots__ = ("v1", "unified")
+
+    def __init__(self, v1: list[tuple[str, str]] | None = None, unified: bool = False):
+        self.v1 = list(v1 or [])
+        self.unified = unified
 
 
-@dataclass
-class Plan:
-    # namespaces
-    clone_flags: int = 0
-    joins: list[tuple[str, int]] = field(default_factory=list)  # (path, CLONE_NEW*)
-    unshare_flags: int = 0
-    fork_after: bool = False
-    userns_sync: bool = False
-    uid_map: str = ""
-    gid_map: str = ""
-    timens_offsets: str | None = None
-    loopback_up: bool = False
-    # rootfs
-    setup_rootfs: bool = False
-    rootfs: str = ""
-    root_propagation: int = MS_SLAVE | MS_REC
-    root_propagation_end: int = 0
-    rootfs_readonly: bool = False
-    no_pivot: bool = False
-    mounts: list[Mount] = field(default_factory=list)
-    devices: list[Device] = field(default_factory=list)
-    symlinks: list[tuple[str, str]] = field(default_factory=list)  # (target, link path)
-    masked_paths: list[str] = field(default_factory=list)
-    readonly_paths: list[str] = field(default_factory=list)
-    # kernel settings
-    hostname: str | None = None
-    domainname: str | None = None
-    sysctls: list[tuple[str, str]] = field(default_factory=list)  # (/proc/sys/... path, value)
-    oom_score_adj: str | None = None
-    # process
-    argv: list[str] = field(default_factory=list)
-    envp: list[str] = field(default_factory=list)
-    path_env: str | None = None
-    cwd: str = "/"
-    uid: int = 0
-    gid: int = 0
-    groups: list[int] = field(default_factory=list)
-    umask: int = 0o022
-    rlimits: list[tuple[int, int, int]] = field(default_factory=list)
-    no_new_privs: bool = False
-    apply_caps: bool = False
-    caps: dict[str, int] = field(default_factory=dict)  # set name -> bit mask
-    new_keyring: bool = True
-    preserve_fds: int = 0
-
-
-@dataclass
-class Options:
+class Options(_Record):
     """What the command line adds to the config."""
 
-    no_pivot: bool = False
-    no_new_keyring: bool = False
-    preserve_fds: int = 0
+    __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds")
+
+    def __init__(self, no_pivot: bool = False, no_new_keyring: bool = False,
+                 preserve_fds: int = 0):
+        self.no_pivot, self.no_new_keyring, self.preserve_fds = (
+            no_pivot, no_new_keyring, preserve_fds)
+
+
+class Plan:
+    """The init's whole programme; one attribute per field of struct ocirun_plan."""
+
+    def __init__(self, no_pivot: bool = False, new_keyring: bool = True,
+                 preserve_fds: int = 0):
+        # namespaces
+        self.clone_flags = 0
+        self.joins: list[tuple[str, int]] = []  # (path, CLONE_NEW*)
+        self.unshare_flags = 0
+        self.fork_after = False
+        self.userns_sync = False
+        self.uid_map = ""
+        self.gid_map = ""
+        self.timens_offsets: str | None = None
+        self.loopback_up = False
+        # rootfs
+        self.setup_rootfs = False
+        self.rootfs = ""
+        self.root_propagation = MS_SLAVE | MS_REC
+        self.root_propagation_end = 0
+        self.rootfs_readonly = False
+        self.no_pivot = no_pivot
+        self.mounts: list[Mount] = []
+        self.devices: list[Device] = []
+        self.symlinks: list[tuple[str, str]] = []  # (target, link path)
+        self.masked_paths: list[str] = []
+        self.readonly_paths: list[str] = []
+        # kernel settings
+        self.hostname: str | None = None
+        self.domainname: str | None = None
+        self.sysctls: list[tuple[str, str]] = []  # (/proc/sys/... path, value)
+        self.oom_score_adj: str | None = None
+        # process
+        self.argv: list[str] = []
+        self.envp: list[str] = []
+        self.path_env: str | None = None
+        self.cwd = "/"
+        self.uid = 0
+        self.gid = 0
+        self.groups: list[int] = []
+        self.umask = 0o022
+        self.rlimits: list[tuple[int, int, int]] = []
+        self.no_new_privs = False
+        self.apply_caps = False
+        self.caps: dict[str, int] = {}  # set name -> bit mask
+        self.new_keyring = new_keyring
+        self.preserve_fds = preserve_fds
 
 
 def build(

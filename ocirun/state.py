@@ -9,12 +9,10 @@ stopped.
 
 from __future__ import annotations
 
-import datetime
-import errno
 import fcntl
 import json
 import os
-import shutil
+import time
 
 from .errors import ContainerExists, ContainerNotFound
 
@@ -26,7 +24,8 @@ CREATING, CREATED, RUNNING, STOPPED, PAUSED = "creating", "created", "running", 
 
 
 def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    t = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 10**9)) + f".{t % 10**9:09d}Z"
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
@@ -117,7 +116,20 @@ class Container:
         atomic_write(os.path.join(self.dir, STATE_FILE), json.dumps(data).encode())
 
     def destroy(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """Remove the state dir (flat: state.json, exec.fifo, temporaries)."""
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            try:
+                os.unlink(os.path.join(self.dir, name))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(self.dir)
+        except FileNotFoundError:
+            pass
         self.close()
 
     def status(self) -> str:
@@ -183,7 +195,3 @@ def write_pid_file(path: str, pid: int) -> None:
     """Decimal, no newline, atomically (go-runc reads it the moment create returns)."""
     path = os.path.abspath(path)
     atomic_write(path, str(pid).encode(), 0o644)
-
-
-def is_gone(err: OSError) -> bool:
-    return err.errno in (errno.ESRCH,)

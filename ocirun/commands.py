@@ -1,0 +1,184 @@
+"""The bodies of the commands, shared by both front ends: the typer CLI (cli.py) and the
+argv fast path for the hot commands (fastcli.py). The one place that prints.
+
+Each function takes parsed arguments, does the work through `container`, prints the result
+and returns the exit code. An OcirunError becomes one message on stderr (and in --log):
+never a traceback for a user error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from . import log
+from .errors import OcirunError, UsageError
+from .state import DEFAULT_ROOT
+
+
+class Globals:
+    """The global flags, given before the command (`--root R --log F create ...`)."""
+
+    def __init__(self, root: str = DEFAULT_ROOT, log_file: str | None = None,
+                 log_format: str = "text", debug: bool = False,
+                 systemd_cgroup: bool = False):
+        if log_format not in ("text", "json"):
+            raise UsageError(f"invalid log format {log_format!r}: use text or json")
+        self.root = os.path.abspath(root)
+        self.systemd_cgroup = systemd_cgroup
+        log.configure(log_file, log_format, debug)
+
+
+def report(err: OcirunError) -> int:
+    log.error(err.message)
+    print(err.message, file=sys.stderr)
+    return err.exit_code
+
+
+def guarded(fn):
+    """Run fn() -> exit code; a user error is reported, not raised."""
+    try:
+        return fn() or 0
+    except OcirunError as e:
+        return report(e)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _no_systemd(g: Globals) -> None:
+    if g.systemd_cgroup:
+        raise OcirunError("--systemd-cgroup is not supported yet")
+
+
+def _create_options(bundle=".", pid_file=None, console_socket=None, no_pivot=False,
+                    no_new_keyring=False, preserve_fds=0):
+    from .container import CreateOptions
+
+    return CreateOptions(bundle=bundle, pid_file=pid_file, console_socket=console_socket,
+                         no_pivot=no_pivot, no_new_keyring=no_new_keyring,
+                         preserve_fds=int(preserve_fds))
+
+
+def create(g: Globals, cid: str, **opts) -> int:
+    from . import container
+
+    def go():
+        _no_systemd(g)
+        container.create(g.root, cid, _create_options(**opts))
+
+    return guarded(go)
+
+
+def run(g: Globals, cid: str, detach: bool = False, keep: bool = False,
+        no_subreaper: bool = False, **opts) -> int:
+    from . import container
+
+    def go():
+        _no_systemd(g)
+        return container.run(g.root, cid, _create_options(**opts), detach=detach, keep=keep)
+
+    return guarded(go)
+
+
+def start(g: Globals, cid: str) -> int:
+    from . import container
+
+    return guarded(lambda: container.start(g.root, cid))
+
+
+def state(g: Globals, cid: str) -> int:
+    from . import container
+
+    def go():
+        print(json.dumps(container.state(g.root, cid), indent=2))
+
+    return guarded(go)
+
+
+def parse_signal(text: str) -> int:
+    import signal
+
+    t = text.strip().upper()
+    if t.isdigit():
+        n = int(t)
+        if 0 < n < signal.NSIG:
+            return n
+    else:
+        name = t if t.startswith("SIG") else "SIG" + t
+        if name in signal.Signals.__members__:
+            return int(signal.Signals[name])
+    raise UsageError(f"invalid signal: {text}")
+
+
+def kill(g: Globals, cid: str, sig: str = "TERM", all_: bool = False) -> int:
+    from . import container
+
+    def go():
+        signum = parse_signal(sig)
+        if all_:
+            raise OcirunError("kill --all is not supported yet")
+        container.kill(g.root, cid, signum)
+
+    return guarded(go)
+
+
+def delete(g: Globals, cid: str, force: bool = False) -> int:
+    from . import container
+
+    return guarded(lambda: container.delete(g.root, cid, force))
+
+
+def list_(g: Globals, fmt: str = "table", quiet: bool = False) -> int:
+    from . import container
+
+    def go():
+        if fmt not in ("table", "json"):
+            raise UsageError(f"invalid format {fmt!r}: use table or json")
+        states = container.list_states(g.root)
+        if quiet:
+            for s in states:
+                print(s["id"])
+        elif fmt == "json":
+            print(json.dumps(states))
+        else:
+            rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+            rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"],
+                      s["owner"]) for s in states]
+            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+            for r in rows:
+                print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+    return guarded(go)
+
+
+def spec(g: Globals, bundle: str = ".", rootless: bool = False) -> int:
+    from .defaults import default_config
+
+    path = os.path.join(bundle, "config.json")
+
+    def go():
+        if os.path.exists(path):
+            raise OcirunError(f"File {path} exists. Remove it first")
+        try:
+            with open(path, "x") as f:
+                json.dump(default_config(rootless=rootless), f, indent=2)
+                f.write("\n")
+        except OSError as e:
+            raise OcirunError(f"write {path}: {e.strerror}") from None
+
+    return guarded(go)
+
+
+def features(g: Globals) -> int:
+    from .features import features as feats
+
+    print(json.dumps(feats(), indent=2))
+    return 0
+
+
+def version_text() -> str:
+    from . import SPEC_VERSION, __version__
+
+    return (f"ocirun version {__version__}\nspec: {SPEC_VERSION}\n"
+            f"python: {sys.version.split()[0]}")
