@@ -15,17 +15,17 @@ SOURCES = sorted(str(p.relative_to(HERE.parent)) for p in HERE.glob("*.c"))
 
 
 def cdef_text() -> str:
+    # Comments first (they may span lines, also after a #define), then preprocessor lines.
+    text = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
     keep = []
-    for line in HEADER.read_text().splitlines():
+    for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("#"):
-            if re.match(r"#define\s+\w+\s+\d+\s*(/\*.*)?$", stripped):
-                keep.append(re.sub(r"/\*.*", "", stripped))
+            if re.match(r"#define\s+\w+\s+\d+$", stripped):
+                keep.append(stripped)
             continue
         keep.append(line)
-    text = "\n".join(keep)
-    # cffi's parser does not take multi-line comments spread over #define lines; drop them all.
-    return re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    return "\n".join(keep)
 
 
 ffibuilder = FFI()

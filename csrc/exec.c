@@ -140,6 +140,7 @@ void exec_process(const struct ocirun_plan *p)
 
     send_msg(p->sync_fd, OCIRUN_MSG_READY, 0, 0, NULL);
     wait_for_start(p);
+    run_hooks(p, p->start_hooks, p->n_start_hooks, "startContainer");
 
     close_fds(p);
     reset_signals();

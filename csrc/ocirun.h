@@ -23,6 +23,9 @@
 #define OCIRUN_MSG_READY      5  /* init -> parent: set up, now blocked before exec */
 #define OCIRUN_MSG_ERROR      6  /* child -> parent: err = errno (0: none), text = what failed */
 #define OCIRUN_MSG_EXEC_ERROR 7  /* like ERROR, for the executable lookup (runc's wording) */
+#define OCIRUN_MSG_HOOKS      8  /* child -> parent: mounts are done, before pivot_root: run
+                                    the prestart and createRuntime hooks now */
+#define OCIRUN_MSG_HOOKS_DONE 9  /* parent -> child: they passed (and state_fd is filled) */
 
 #define OCIRUN_MSG_TEXT 1024
 
@@ -69,6 +72,15 @@ struct ocirun_symlink {
     const char *linkpath;  /* absolute path inside the container */
 };
 
+/* A hook run by the init, in the container's namespaces (createContainer, startContainer).
+ * Its stdin carries the container's state JSON, read from plan->state_fd. */
+struct ocirun_hook {
+    const char *path;
+    const char *const *argv;  /* NULL-terminated */
+    const char *const *envp;  /* NULL-terminated, exactly the hook's env */
+    int timeout;              /* seconds; 0: none */
+};
+
 struct ocirun_rlimit {
     int resource;
     unsigned long long soft;
@@ -96,6 +108,14 @@ struct ocirun_plan {
     int userns_sync;             /* after the user ns exists, ask the parent to write id maps */
     const char *timens_offsets;  /* text for /proc/self/timens_offsets, or NULL */
     int loopback_up;             /* a new network namespace: bring `lo` up, as runc does */
+
+    /* hooks */
+    int hooks_sync;              /* before pivot_root, let the parent run its hooks */
+    int state_fd;                /* memfd holding the state JSON for hooks' stdin, or -1 */
+    const struct ocirun_hook *create_hooks;  /* createContainer */
+    int n_create_hooks;
+    const struct ocirun_hook *start_hooks;   /* startContainer */
+    int n_start_hooks;
 
     /* rootfs */
     int setup_rootfs;            /* 0: no new mount namespace, leave the filesystem alone */

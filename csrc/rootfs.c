@@ -363,6 +363,7 @@ void setup_rootfs(const struct ocirun_plan *p)
     close(rootfd);
     rootfd = -1;
 
+    create_hooks(p);
     pivot(p);
 
     if (p->rootfs_readonly &&

@@ -56,6 +56,11 @@ void set_identity_names(const struct ocirun_plan *p);  /* hostname, domainname *
 void set_limits(const struct ocirun_plan *p);          /* rlimits, oom_score_adj, keyring */
 void set_credentials(const struct ocirun_plan *p);     /* groups, gid, uid, caps, nnp, umask */
 
+/* hooks.c: createContainer (with the parent's prestart/createRuntime turn) and the rest. */
+void create_hooks(const struct ocirun_plan *p);
+void run_hooks(const struct ocirun_plan *p, const struct ocirun_hook *hooks, int n,
+               const char *kind);
+
 /* exec.c: finding the executable, waiting for `start`, and the execve. */
 void exec_process(const struct ocirun_plan *p) NORETURN;
 

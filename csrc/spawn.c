@@ -35,10 +35,12 @@ static NORETURN void child_main(const struct ocirun_plan *p)
     if (setsid() < 0)
         die(p, errno, "setsid");
     set_limits(p);
-    if (p->setup_rootfs)
-        setup_rootfs(p);
-    else
+    if (p->setup_rootfs) {
+        setup_rootfs(p);  /* runs the create hooks before pivot_root */
+    } else {
         write_sysctls(p);
+        create_hooks(p);
+    }
     set_identity_names(p);
     exec_process(p);
 }

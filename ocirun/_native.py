@@ -22,6 +22,8 @@ MSG_GO = lib.OCIRUN_MSG_GO
 MSG_READY = lib.OCIRUN_MSG_READY
 MSG_ERROR = lib.OCIRUN_MSG_ERROR
 MSG_EXEC_ERROR = lib.OCIRUN_MSG_EXEC_ERROR
+MSG_HOOKS = lib.OCIRUN_MSG_HOOKS
+MSG_HOOKS_DONE = lib.OCIRUN_MSG_HOOKS_DONE
 MSG_SIZE = ffi.sizeof("struct ocirun_msg")
 
 
@@ -60,12 +62,23 @@ class _Arena:
         return arr
 
 
-def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], a: _Arena):
+def _hooks(a: _Arena, hooks: list):
+    arr = a.array("struct ocirun_hook", len(hooks))
+    for i, (path, argv, envp, timeout) in enumerate(hooks):
+        arr[i].path, arr[i].argv, arr[i].envp = a.str(path), a.strv(argv), a.strv(envp)
+        arr[i].timeout = timeout
+    return arr, len(hooks)
+
+
+def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: int,
+          a: _Arena):
     p = ffi.new("struct ocirun_plan *")
     a.keep.append(p)
     p.sync_fd = sync_fd
     p.fifo_fd = fifo_fd
-    keep = sorted({sync_fd, fifo_fd, *ns_fds, *range(3, 3 + plan.preserve_fds)} - {-1})
+    p.state_fd = state_fd
+    keep = sorted({sync_fd, fifo_fd, state_fd, *ns_fds,
+                   *range(3, 3 + plan.preserve_fds)} - {-1})
     keep_arr = a.array("int", len(keep))
     for i, fd in enumerate(keep):
         keep_arr[i] = fd
@@ -82,6 +95,10 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], a: _Arena):
     p.userns_sync = plan.userns_sync
     p.timens_offsets = a.str(plan.timens_offsets)
     p.loopback_up = plan.loopback_up
+
+    p.hooks_sync = plan.hooks_sync
+    p.create_hooks, p.n_create_hooks = _hooks(a, plan.create_hooks)
+    p.start_hooks, p.n_start_hooks = _hooks(a, plan.start_hooks)
 
     p.setup_rootfs = plan.setup_rootfs
     p.rootfs = a.str(plan.rootfs)
@@ -141,10 +158,11 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], a: _Arena):
     return p
 
 
-def spawn(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int]) -> int:
+def spawn(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int],
+          state_fd: int = -1) -> int:
     """Clone the init running `plan`; return its pid (the intermediate's, with fork_after)."""
     arena = _Arena()
-    cplan = _fill(plan, sync_fd, fifo_fd, ns_fds, arena)
+    cplan = _fill(plan, sync_fd, fifo_fd, ns_fds, state_fd, arena)
     pid = lib.ocirun_spawn(cplan)
     if pid < 0:
         raise OSError(-pid, os.strerror(-pid))

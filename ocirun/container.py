@@ -7,6 +7,7 @@ namespace, so killing it takes them away.
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -89,8 +90,9 @@ def _write_idmaps(pid: int, p: planmod.Plan) -> None:
             raise InitError(e.errno or 0, f"write {path}") from None
 
 
-def _handshake(sync: socket.socket, pid: int, p: planmod.Plan) -> int:
-    """Answer the child until it is ready; return the init's pid."""
+def _handshake(sync: socket.socket, pid: int, p: planmod.Plan, on_hooks) -> int:
+    """Answer the child until it is ready; return the init's pid. `on_hooks(init_pid)`
+    runs the runtime's hooks when the init reaches that point (before pivot_root)."""
     from . import _native as n
 
     init_pid = pid
@@ -104,6 +106,9 @@ def _handshake(sync: socket.socket, pid: int, p: planmod.Plan) -> int:
         elif msg.type == n.MSG_PID:
             init_pid = msg.value
             n.send(sync, n.MSG_GO)
+        elif msg.type == n.MSG_HOOKS:
+            on_hooks(init_pid)
+            n.send(sync, n.MSG_HOOKS_DONE)
         elif msg.type == n.MSG_READY:
             return init_pid
         elif msg.type == n.MSG_EXEC_ERROR:
@@ -149,16 +154,33 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False)
             except OSError as e:
                 raise InitError(e.errno or 0, f"open namespace {path}") from None
             undo.add(os.close, ns_fds[-1])
+        hooks = config.get("hooks") or {}
+        state_fd = -1
+        if p.hooks_sync:
+            state_fd = os.memfd_create("ocirun-state", os.MFD_CLOEXEC)
+            undo.add(os.close, state_fd)
+        base_state = {"ociVersion": config.get("ociVersion", ""), "id": cid,
+                      "status": statemod.CREATING, "bundle": bundle,
+                      "annotations": config.get("annotations") or {}}
+
+        def on_hooks(init_pid: int) -> None:
+            state = dict(base_state, pid=init_pid)
+            os.pwrite(state_fd, json.dumps(state).encode(), 0)
+            if hooks.get("prestart") or hooks.get("createRuntime"):
+                from . import hooks as hookmod
+
+                hookmod.run("prestart", hooks.get("prestart") or [], state)
+                hookmod.run("createRuntime", hooks.get("createRuntime") or [], state)
+
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         undo.add(parent.close)
         with child:
             from . import _native
 
-            pid = _native.spawn(p, child.fileno(), fifo_fd, ns_fds)
-        init_pid = pid
+            pid = _native.spawn(p, child.fileno(), fifo_fd, ns_fds, state_fd)
         undo.add(_reap, pid)
         undo.add(_kill_quietly, pid)
-        init_pid = _handshake(parent, pid, p)
+        init_pid = _handshake(parent, pid, p, on_hooks)
         if init_pid != pid:
             _reap(pid)  # the intermediate has exited
             undo.add(_kill_quietly, init_pid)
@@ -173,6 +195,7 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False)
             "created": statemod.now_rfc3339(),
             "owner": "",
             "annotations": config.get("annotations") or {},
+            "hooks": {k: hooks[k] for k in ("poststart", "poststop") if hooks.get(k)},
         })
         if opts.pid_file:
             statemod.write_pid_file(opts.pid_file, init_pid)
@@ -180,6 +203,8 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False)
     os.close(fifo_fd)
     for fd in ns_fds:
         os.close(fd)
+    if state_fd >= 0:
+        os.close(state_fd)
     c.close()
     if not keep_sync:
         parent.close()
@@ -210,6 +235,16 @@ def start(root: str, cid: str) -> None:
         finally:
             os.close(fd)
         os.unlink(c.fifo_path)
+        poststart = (c.data.get("hooks") or {}).get("poststart")
+        if poststart:
+            from . import hooks
+
+            try:
+                hooks.run("poststart", poststart, c.oci_state())
+            except OcirunError:
+                # runtime-spec 1.3: a failed poststart hook fails start and stops the container.
+                _kill_and_wait(c)
+                raise
 
 
 def state(root: str, cid: str) -> dict:
@@ -268,7 +303,15 @@ def delete(root: str, cid: str, force: bool = False) -> None:
             raise InvalidState(f"cannot delete container {cid} that is not stopped: {status}")
         if status != STOPPED and c.data:
             _kill_and_wait(c)
+        state = dict(c.oci_state(), status=STOPPED)
         c.destroy()
+        poststop = (c.data.get("hooks") or {}).get("poststop")
+        if poststop:
+            from . import hooks, log
+
+            # Failures are warnings: every poststop hook still runs, delete succeeds.
+            for failure in hooks.run_all("poststop", poststop, state):
+                log.warning(failure)
 
 
 def run(root: str, cid: str, opts: CreateOptions, *, detach: bool = False,

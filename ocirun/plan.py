@@ -124,6 +124,10 @@ class Plan:
         self.gid_map = ""
         self.timens_offsets: str | None = None
         self.loopback_up = False
+        # hooks run by the init: (path, argv, envp, timeout)
+        self.hooks_sync = False
+        self.create_hooks: list[tuple[str, list[str], list[str], int]] = []
+        self.start_hooks: list[tuple[str, list[str], list[str], int]] = []
         # rootfs
         self.setup_rootfs = False
         self.rootfs = ""
@@ -173,6 +177,7 @@ def build(
     problems: list[str] = []
     new = _namespaces(plan, linux)
     _process(plan, config["process"])
+    _hooks(plan, config.get("hooks") or {})
     _kernel_settings(plan, config, linux, new, problems)
     if "mount" in new:
         _rootfs(plan, config, linux, bundle, new, is_dir, cgroups or CgroupLayout(), problems)
@@ -255,6 +260,21 @@ def _process(plan: Plan, proc: dict) -> None:
             name: sum(1 << CAPS[c] for c in set(caps.get(name) or []))
             for name in ("bounding", "effective", "permitted", "inheritable", "ambient")
         }
+
+
+# --- hooks --------------------------------------------------------------------------------
+
+def _hooks(plan: Plan, hooks: dict) -> None:
+    def entries(kind: str):
+        return [(h["path"], list(h.get("args") or [h["path"]]), list(h.get("env") or []),
+                 int(h.get("timeout") or 0)) for h in hooks.get(kind) or []]
+
+    plan.create_hooks = entries("createContainer")
+    plan.start_hooks = entries("startContainer")
+    # The init stops before pivot_root so that the parent can run prestart/createRuntime
+    # and fill in the state the init's own hooks read on stdin.
+    plan.hooks_sync = any(hooks.get(k) for k in
+                          ("prestart", "createRuntime", "createContainer", "startContainer"))
 
 
 # --- hostname, sysctls ------------------------------------------------------------------

@@ -1,0 +1,60 @@
+"""Hooks run in the runtime's namespace: prestart, createRuntime, poststart, poststop.
+
+(createContainer and startContainer run inside the container, from the C init: hooks.c.)
+Each hook gets the container's state JSON on stdin, exactly its own `env`, its `args` as
+argv (argv[0] included) and at most `timeout` seconds. Imported only when a config has hooks.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from .errors import HookError
+
+# hooks the runtime runs itself, and those the init runs in the container's namespaces
+RUNTIME_HOOKS = ("prestart", "createRuntime", "poststart", "poststop")
+CONTAINER_HOOKS = ("createContainer", "startContainer")
+
+
+def state_bytes(state: dict) -> bytes:
+    return json.dumps(state).encode()
+
+
+def _one(kind: str, i: int, hook: dict, stdin: bytes) -> None:
+    path = hook["path"]
+    argv = hook.get("args") or [path]
+    env = dict(e.split("=", 1) for e in hook.get("env") or [] if "=" in e)
+    what = f"{kind} hook #{i} {path}"
+    try:
+        proc = subprocess.run(argv, executable=path, input=stdin, env=env,
+                              capture_output=True, timeout=hook.get("timeout") or None,
+                              close_fds=True)
+    except subprocess.TimeoutExpired:
+        raise HookError(f"{what}: timed out after {hook['timeout']} s") from None
+    except OSError as e:
+        raise HookError(f"{what}: {e.strerror}") from None
+    if proc.returncode != 0:
+        how = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
+               else f"exit status {proc.returncode}")
+        out = (proc.stderr or proc.stdout).decode(errors="replace").strip()
+        raise HookError(f"{what}: {how}" + (f": {out.splitlines()[-1]}" if out else ""))
+
+
+def run(kind: str, hooks: list[dict], state: dict) -> None:
+    """Run hooks in order; the first failure raises HookError."""
+    stdin = state_bytes(state)
+    for i, hook in enumerate(hooks):
+        _one(kind, i, hook, stdin)
+
+
+def run_all(kind: str, hooks: list[dict], state: dict) -> list[str]:
+    """Run every hook even if some fail (poststop); return the failures' messages."""
+    stdin = state_bytes(state)
+    failures = []
+    for i, hook in enumerate(hooks):
+        try:
+            _one(kind, i, hook, stdin)
+        except HookError as e:
+            failures.append(e.message)
+    return failures
