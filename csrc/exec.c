@@ -137,8 +137,9 @@ void exec_process(const struct ocirun_plan *p)
     if (!in_cwd)
         enter_cwd(p, 1);
     path = find_executable(p, buf, sizeof(buf));
+    trace_mark(p, "credentials");
 
-    send_msg(p->sync_fd, OCIRUN_MSG_READY, 0, 0, NULL);
+    send_msg(p->sync_fd, OCIRUN_MSG_READY, 0, 0, trace_text());
     wait_for_start(p);
     run_hooks(p, p->start_hooks, p->n_start_hooks, "startContainer");
 

@@ -163,6 +163,7 @@ struct ocirun_plan {
     unsigned long long cap_ambient;
     int new_keyring;             /* join a fresh session keyring */
     int preserve_fds;            /* fds 3 .. 3+n-1 survive into the process */
+    int trace;                   /* --debug: report phase times (us since clone) with READY */
 };
 
 /* Clone the container's init and run `plan` in it. Returns the child's pid (>0), or -errno.

@@ -363,7 +363,9 @@ void setup_rootfs(const struct ocirun_plan *p)
     close(rootfd);
     rootfd = -1;
 
+    trace_mark(p, "mounts");
     create_hooks(p);
+    trace_mark(p, "create_hooks");
     pivot(p);
 
     if (p->rootfs_readonly &&

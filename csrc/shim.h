@@ -43,6 +43,10 @@ NORETURN PRINTF(3, 4) void die_exec(const struct ocirun_plan *p, int err, const 
 /* Write `text` to `path` (an existing file), or die naming the path. */
 void write_file(const struct ocirun_plan *p, const char *path, const char *text);
 
+/* Note the time of a phase for --debug (READY carries them to the parent as text). */
+void trace_mark(const struct ocirun_plan *p, const char *phase);
+const char *trace_text(void);
+
 /* namespaces.c: joins, unshare, id-map handshake, time offsets, the extra fork.
  * Returns in the container's init. */
 void enter_namespaces(const struct ocirun_plan *p);

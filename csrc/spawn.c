@@ -23,6 +23,7 @@ static void close_other_fds(const struct ocirun_plan *p)
 
 static NORETURN void child_main(const struct ocirun_plan *p)
 {
+    trace_mark(p, "start");
     close_other_fds(p);
 
     /* Before we enter anything of the container's: no /proc/<pid>/exe, no ptrace, no core
@@ -31,6 +32,7 @@ static NORETURN void child_main(const struct ocirun_plan *p)
         die(p, errno, "prctl PR_SET_DUMPABLE");
 
     enter_namespaces(p);
+    trace_mark(p, "namespaces");
 
     if (setsid() < 0)
         die(p, errno, "setsid");
@@ -42,6 +44,7 @@ static NORETURN void child_main(const struct ocirun_plan *p)
         create_hooks(p);
     }
     set_identity_names(p);
+    trace_mark(p, "rootfs");
     exec_process(p);
 }
 

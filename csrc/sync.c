@@ -1,6 +1,41 @@
 /* sync.c: the child's side of the sync protocol (struct ocirun_msg over a SOCK_SEQPACKET). */
 #include "shim.h"
 
+#include <time.h>
+
+static char trace_buf[OCIRUN_MSG_TEXT];
+static size_t trace_len;
+static long long trace_t0;
+
+static long long now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void trace_mark(const struct ocirun_plan *p, const char *phase)
+{
+    int n;
+
+    if (!p->trace)
+        return;
+    if (!trace_t0) {
+        trace_t0 = now_us();
+        return;
+    }
+    n = snprintf(trace_buf + trace_len, sizeof(trace_buf) - trace_len, "%s=%lld ", phase,
+                 now_us() - trace_t0);
+    if (n > 0 && (size_t) n < sizeof(trace_buf) - trace_len)
+        trace_len += (size_t) n;
+}
+
+const char *trace_text(void)
+{
+    return trace_buf;
+}
+
 void send_msg(int fd, int type, int err, long long value, const char *text)
 {
     struct ocirun_msg m;

@@ -155,6 +155,7 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     p.cap_ambient = caps.get("ambient", 0)
     p.new_keyring = plan.new_keyring
     p.preserve_fds = plan.preserve_fds
+    p.trace = plan.trace
     return p
 
 

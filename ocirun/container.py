@@ -12,6 +12,7 @@ import os
 import select
 import signal
 import socket
+from . import log
 from . import plan as planmod
 from . import spec
 from . import state as statemod
@@ -110,6 +111,8 @@ def _handshake(sync: socket.socket, pid: int, p: planmod.Plan, on_hooks) -> int:
             on_hooks(init_pid)
             n.send(sync, n.MSG_HOOKS_DONE)
         elif msg.type == n.MSG_READY:
+            if msg.text:
+                log.debug(f"init phases, us since clone: {msg.text.strip()}")
             return init_pid
         elif msg.type == n.MSG_EXEC_ERROR:
             # Worded as runc's Go errors are (podman maps these words to 126/127).
@@ -129,8 +132,10 @@ def _reap(pid: int) -> None:
 
 
 def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False) -> Created:
+    log.phase("start")
     spec.check_id(cid)
     bundle, _raw, config = spec.load_bundle_cached(opts.bundle, os.path.join(root, ".cache"))
+    log.phase("load+validate")
     process = config.get("process") or {}
     if process.get("terminal"):
         raise OcirunError("process.terminal is not supported yet (use terminal: false)")
@@ -140,6 +145,8 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False)
                         preserve_fds=opts.preserve_fds),
         cgroups=cgroup_layout(),
     )
+    p.trace = log.enabled()
+    log.phase("plan")
 
     c = Container.create(root, cid)
     with Undo() as undo:
@@ -178,9 +185,11 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False)
             from . import _native
 
             pid = _native.spawn(p, child.fileno(), fifo_fd, ns_fds, state_fd)
+        log.phase("clone")
         undo.add(_reap, pid)
         undo.add(_kill_quietly, pid)
         init_pid = _handshake(parent, pid, p, on_hooks)
+        log.phase("init setup (namespaces, mounts, hooks, pivot, credentials)")
         if init_pid != pid:
             _reap(pid)  # the intermediate has exited
             undo.add(_kill_quietly, init_pid)
@@ -200,6 +209,7 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False)
         if opts.pid_file:
             statemod.write_pid_file(opts.pid_file, init_pid)
         undo.disarm()
+        log.phase("state")
     os.close(fifo_fd)
     for fd in ns_fds:
         os.close(fd)

@@ -14,7 +14,8 @@ def features() -> dict:
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": SPEC_VERSION,
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
+                  "poststart", "poststop"],
         "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION)),
         "linux": {
             "namespaces": sorted(NAMESPACES),

@@ -14,6 +14,7 @@ import time
 _path: str | None = None
 _json = False
 _debug = False
+_last_ns = 0
 
 
 def configure(path: str | None, fmt: str = "text", debug: bool = False) -> None:
@@ -26,8 +27,15 @@ def _stamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
+def enabled() -> bool:
+    """--debug is on: callers may skip work that only feeds debug messages."""
+    return _debug
+
+
 def write(level: str, msg: str) -> None:
     if not _path:
+        if level == "debug":
+            os.write(2, f"DEBU {msg}\n".encode())
         return
     if _json:
         line = json.dumps({"level": level, "msg": msg, "time": _stamp()})
@@ -51,3 +59,14 @@ def warning(msg: str) -> None:
 def debug(msg: str) -> None:
     if _debug:
         write("debug", msg)
+
+
+def phase(name: str) -> None:
+    """--debug: log the time since the previous phase mark (the first mark only starts)."""
+    global _last_ns
+    if not _debug:
+        return
+    now = time.perf_counter_ns()
+    if _last_ns:
+        debug(f"phase {name}: {(now - _last_ns) / 1e6:.2f} ms")
+    _last_ns = now

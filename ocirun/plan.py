@@ -160,6 +160,7 @@ class Plan:
         self.caps: dict[str, int] = {}  # set name -> bit mask
         self.new_keyring = new_keyring
         self.preserve_fds = preserve_fds
+        self.trace = False  # --debug: the init reports its phase times
 
 
 def build(
