@@ -137,6 +137,7 @@ void exec_process(const struct ocirun_plan *p)
     if (!in_cwd)
         enter_cwd(p, 1);
     path = find_executable(p, buf, sizeof(buf));
+    attach_terminal(p);
     trace_mark(p, "credentials");
 
     send_msg(p->sync_fd, OCIRUN_MSG_READY, 0, 0, trace_text());

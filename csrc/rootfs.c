@@ -355,6 +355,20 @@ void setup_rootfs(const struct ocirun_plan *p)
         make_device(p, &p->devices[i]);
     for (i = 0; i < p->n_symlinks; i++)
         make_symlink(p, &p->symlinks[i]);
+    if (p->console_fd >= 0) {
+        char fdp[FDPATH_LEN];
+        int ptmx = must_open_in_root(p, "/dev/pts/ptmx", OCIRUN_MNT_FILE);
+        int console = must_open_in_root(p, "/dev/console", OCIRUN_MNT_FILE);
+        int real;
+
+        fd_path(fdp, ptmx);
+        real = open(fdp, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (real < 0)
+            die(p, errno, "open /dev/pts/ptmx in the container");
+        close(ptmx);
+        setup_terminal(p, real, console);
+        close(console);
+    }
     /* runc creates a missing cwd; do it while the rootfs is still writable. */
     close(must_open_in_root(p, p->cwd, OCIRUN_MNT_DIR));
     write_sysctls(p);

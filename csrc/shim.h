@@ -60,6 +60,10 @@ void set_identity_names(const struct ocirun_plan *p);  /* hostname, domainname *
 void set_limits(const struct ocirun_plan *p);          /* rlimits, oom_score_adj, keyring */
 void set_credentials(const struct ocirun_plan *p);     /* groups, gid, uid, caps, nnp, umask */
 
+/* terminal.c: the pty (before pivot_root) and attaching it (before execve). */
+void setup_terminal(const struct ocirun_plan *p, int ptmx, int console);
+void attach_terminal(const struct ocirun_plan *p);
+
 /* hooks.c: createContainer (with the parent's prestart/createRuntime turn) and the rest. */
 void create_hooks(const struct ocirun_plan *p);
 void run_hooks(const struct ocirun_plan *p, const struct ocirun_hook *hooks, int n,

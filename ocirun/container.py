@@ -32,10 +32,11 @@ class CreateOptions:
 
 
 class Created:
-    """What `create` hands to `run`: the init pid and the parent end of the sync socket."""
+    """What `create` hands to `run`: the init pid, the parent end of the sync socket and,
+    for a terminal without --console-socket, our end of the console socket."""
 
-    def __init__(self, pid: int, sync: socket.socket):
-        self.pid, self.sync = pid, sync
+    def __init__(self, pid: int, sync: socket.socket, console: socket.socket | None = None):
+        self.pid, self.sync, self.console = pid, sync, console
 
 
 class Undo:
@@ -131,14 +132,28 @@ def _reap(pid: int) -> None:
         pass
 
 
-def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False) -> Created:
+def _console(p: planmod.Plan, opts: CreateOptions, own_console: bool):
+    """(socket the init sends the pty master on, our receiving end or None)."""
+    if not p.terminal:
+        if opts.console_socket:
+            raise OcirunError("--console-socket needs process.terminal set to true")
+        return None, None
+    if opts.console_socket:
+        from . import terminal
+
+        return terminal.connect(opts.console_socket), None
+    if own_console:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        return theirs, ours
+    raise OcirunError("process.terminal needs --console-socket (or `run` in the foreground)")
+
+
+def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
+           own_console: bool = False) -> Created:
     log.phase("start")
     spec.check_id(cid)
     bundle, _raw, config = spec.load_bundle_cached(opts.bundle, os.path.join(root, ".cache"))
     log.phase("load+validate")
-    process = config.get("process") or {}
-    if process.get("terminal"):
-        raise OcirunError("process.terminal is not supported yet (use terminal: false)")
     p = planmod.build(
         config, bundle,
         planmod.Options(no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
@@ -146,10 +161,14 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False)
         cgroups=cgroup_layout(),
     )
     p.trace = log.enabled()
+    console, console_ours = _console(p, opts, own_console)
     log.phase("plan")
 
-    c = Container.create(root, cid)
     with Undo() as undo:
+        for sock in (console, console_ours):
+            if sock is not None:
+                undo.add(sock.close)
+        c = Container.create(root, cid)
         undo.add(c.destroy)
         os.mkfifo(c.fifo_path, 0o600)
         fifo_fd = os.open(c.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -184,7 +203,8 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False)
         with child:
             from . import _native
 
-            pid = _native.spawn(p, child.fileno(), fifo_fd, ns_fds, state_fd)
+            pid = _native.spawn(p, child.fileno(), fifo_fd, ns_fds, state_fd,
+                                console.fileno() if console else -1)
         log.phase("clone")
         undo.add(_reap, pid)
         undo.add(_kill_quietly, pid)
@@ -215,10 +235,12 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False)
         os.close(fd)
     if state_fd >= 0:
         os.close(state_fd)
+    if console is not None:
+        console.close()
     c.close()
     if not keep_sync:
         parent.close()
-    return Created(init_pid, parent)
+    return Created(init_pid, parent, console_ours)
 
 
 def _kill_quietly(pid: int) -> None:
@@ -332,8 +354,14 @@ def run(root: str, cid: str, opts: CreateOptions, *, detach: bool = False,
     if not detach:
         # The init may be our grandchild (extra fork): make orphans ours to wait for.
         _native.set_child_subreaper()
-    created = create(root, cid, opts, keep_sync=True)
+    created = create(root, cid, opts, keep_sync=True, own_console=not detach)
+    master = -1
     try:
+        if created.console is not None:
+            from . import terminal
+
+            master = terminal.recv_master(created.console)
+            created.console.close()
         start(root, cid)
         # The init's end of the socket closes at execve; a message means execve failed.
         msg = _native.recv(created.sync)
@@ -348,7 +376,12 @@ def run(root: str, cid: str, opts: CreateOptions, *, detach: bool = False,
         raise InitError(0, f"{msg.text}: {detail}" if detail else msg.text)
     if detach:
         return 0
-    code = _wait_forwarding_signals(created.pid)
+    if master >= 0:
+        from . import terminal
+
+        code = terminal.proxy(master, created.pid, lambda: _wait_forwarding_signals(created.pid))
+    else:
+        code = _wait_forwarding_signals(created.pid)
     if not keep:
         _delete_quietly(root, cid)
     return code

@@ -161,6 +161,9 @@ class Plan:
         self.new_keyring = new_keyring
         self.preserve_fds = preserve_fds
         self.trace = False  # --debug: the init reports its phase times
+        self.terminal = False
+        self.console_rows = 0
+        self.console_cols = 0
 
 
 def build(
@@ -251,6 +254,9 @@ def _process(plan: Plan, proc: dict) -> None:
     plan.rlimits = [(RLIMITS[r["type"]], int(r["soft"]), int(r["hard"]))
                     for r in proc.get("rlimits") or []]
     plan.no_new_privs = bool(proc.get("noNewPrivileges"))
+    plan.terminal = bool(proc.get("terminal"))
+    size = proc.get("consoleSize") or {}
+    plan.console_rows, plan.console_cols = int(size.get("height", 0)), int(size.get("width", 0))
     if proc.get("oomScoreAdj") is not None:
         plan.oom_score_adj = str(int(proc["oomScoreAdj"]))
     caps = proc.get("capabilities")
