@@ -117,6 +117,11 @@ struct ocirun_plan {
     const struct ocirun_hook *start_hooks;   /* startContainer */
     int n_start_hooks;
 
+    /* terminal (process.terminal) */
+    int console_fd;              /* connected --console-socket (or run's own); -1: no tty */
+    unsigned short console_rows; /* consoleSize; 0: leave */
+    unsigned short console_cols;
+
     /* rootfs */
     int setup_rootfs;            /* 0: no new mount namespace, leave the filesystem alone */
     const char *rootfs;          /* absolute host path of root.path */
