@@ -132,6 +132,14 @@ def _reap(pid: int) -> None:
         pass
 
 
+def _listen_fds() -> int:
+    """LISTEN_FDS meant for us (LISTEN_PID unset or ours), as runc honours it."""
+    n, pid = os.environ.get("LISTEN_FDS", ""), os.environ.get("LISTEN_PID", "")
+    if not n.isdigit() or (pid and pid != str(os.getpid())):
+        return 0
+    return int(n)
+
+
 def _console(p: planmod.Plan, opts: CreateOptions, own_console: bool):
     """(socket the init sends the pty master on, our receiving end or None)."""
     if not p.terminal:
@@ -157,7 +165,7 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
     p = planmod.build(
         config, bundle,
         planmod.Options(no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
-                        preserve_fds=opts.preserve_fds),
+                        preserve_fds=opts.preserve_fds, listen_fds=_listen_fds()),
         cgroups=cgroup_layout(),
     )
     p.trace = log.enabled()

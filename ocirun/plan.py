@@ -101,12 +101,14 @@ class CgroupLayout(_Record):
 class Options(_Record):
     """What the command line adds to the config."""
 
-    __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds")
+    __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds", "listen_fds")
 
     def __init__(self, no_pivot: bool = False, no_new_keyring: bool = False,
-                 preserve_fds: int = 0):
+                 preserve_fds: int = 0, listen_fds: int = 0):
         self.no_pivot, self.no_new_keyring, self.preserve_fds = (
             no_pivot, no_new_keyring, preserve_fds)
+        # LISTEN_FDS from the runtime's environment (socket activation): passed on
+        self.listen_fds = listen_fds
 
 
 class Plan:
@@ -177,10 +179,14 @@ def build(
     opts = opts or Options()
     linux = config.get("linux") or {}
     plan = Plan(no_pivot=opts.no_pivot, new_keyring=not opts.no_new_keyring,
-                preserve_fds=opts.preserve_fds)
+                preserve_fds=opts.preserve_fds + opts.listen_fds)
     problems: list[str] = []
     new = _namespaces(plan, linux)
     _process(plan, config["process"])
+    if opts.listen_fds:
+        # Socket activation, as runc: the fds follow fds 3.., and the process is pid 1.
+        plan.envp = [e for e in plan.envp if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
+        plan.envp += [f"LISTEN_FDS={opts.listen_fds}", "LISTEN_PID=1"]
     _hooks(plan, config.get("hooks") or {})
     _kernel_settings(plan, config, linux, new, problems)
     if "mount" in new:
