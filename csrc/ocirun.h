@@ -127,6 +127,7 @@ struct ocirun_plan {
     const char *rootfs;          /* absolute host path of root.path */
     unsigned long root_propagation;     /* applied to / before anything (MS_REC|MS_SLAVE...) */
     unsigned long root_propagation_end; /* applied to the new / after pivot, or 0 */
+    int rootfs_parent_unshared;  /* stop the mount holding rootfs sharing (as runc) */
     int rootfs_readonly;
     int no_pivot;
     const struct ocirun_mount *mounts;

@@ -334,13 +334,44 @@ static void pivot(const struct ocirun_plan *p)
     close(newroot);
 }
 
+/* The mount that holds `path`: its deepest ancestor (or itself) that is a mount root. */
+static void mount_point_of(const struct ocirun_plan *p, const char *path, char *buf, size_t n)
+{
+    struct statx stx;
+    char *slash;
+
+    snprintf(buf, n, "%s", path);
+    for (;;) {
+        if (statx(AT_FDCWD, buf, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) < 0)
+            die(p, errno, "statx %s", buf);
+        if ((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+            (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+            return;
+        slash = strrchr(buf, '/');
+        if (!slash || slash == buf) {
+            snprintf(buf, n, "/");
+            return;
+        }
+        *slash = '\0';
+    }
+}
+
 void setup_rootfs(const struct ocirun_plan *p)
 {
+    char parent[4096];
     int i;
 
     /* Nothing we mount may propagate back to the host. */
     if (mount(NULL, "/", NULL, p->root_propagation, NULL) < 0)
         die(p, errno, "set propagation of /");
+    /* A non-recursive setting leaves the mount holding the rootfs as it was: if it is shared,
+     * our mounts would reach the host, and pivot_root refuses it. MS_SLAVE ends sharing and
+     * changes nothing else: a slave stays one, a private mount stays private. */
+    if (p->rootfs_parent_unshared) {
+        mount_point_of(p, p->rootfs, parent, sizeof(parent));
+        if (mount(NULL, parent, NULL, MS_SLAVE, NULL) < 0)
+            die(p, errno, "make %s a slave mount", parent);
+    }
     /* pivot_root needs the new root to be a mount point. */
     if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
         die(p, errno, "bind %s", p->rootfs);

@@ -106,6 +106,7 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     p.rootfs = a.str(plan.rootfs)
     p.root_propagation = plan.root_propagation
     p.root_propagation_end = plan.root_propagation_end
+    p.rootfs_parent_unshared = plan.rootfs_parent_unshared
     p.rootfs_readonly = plan.rootfs_readonly
     p.no_pivot = plan.no_pivot
     mounts = a.array("struct ocirun_mount", len(plan.mounts))

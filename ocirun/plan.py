@@ -135,6 +135,7 @@ class Plan:
         self.rootfs = ""
         self.root_propagation = MS_SLAVE | MS_REC
         self.root_propagation_end = 0
+        self.rootfs_parent_unshared = True  # as runc (rootfsParentMountPrivate)
         self.rootfs_readonly = False
         self.no_pivot = no_pivot
         self.mounts: list[Mount] = []
