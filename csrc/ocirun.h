@@ -26,6 +26,8 @@
 #define OCIRUN_MSG_HOOKS      8  /* child -> parent: mounts are done, before pivot_root: run
                                     the prestart and createRuntime hooks now */
 #define OCIRUN_MSG_HOOKS_DONE 9  /* parent -> child: they passed (and state_fd is filled) */
+#define OCIRUN_MSG_CGROUP     10 /* child -> parent: put me (value = my pid) in my cgroups */
+#define OCIRUN_MSG_CGROUP_DONE 11 /* parent -> child: done; a cgroup ns made now is rooted there */
 
 #define OCIRUN_MSG_TEXT 1024
 
@@ -98,6 +100,8 @@ struct ocirun_plan {
     int fifo_fd;                 /* read end of exec.fifo: wait here for `start`; -1: don't */
     const int *keep_fds;         /* ascending: every other fd >= 3 is closed at once, so no */
     int n_keep_fds;              /* lock, socket or leaked fd of the caller's lives on */
+
+    int cgroup_sync;             /* first of all, let the parent move us into our cgroups */
 
     /* namespaces, in the order the child applies them */
     unsigned long clone_flags;   /* CLONE_NEW* created by clone(2) itself */

@@ -31,6 +31,12 @@ static NORETURN void child_main(const struct ocirun_plan *p)
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         die(p, errno, "prctl PR_SET_DUMPABLE");
 
+    /* Into the container's cgroups before anything else: every later child (the init after
+     * the extra fork, hooks) is born there, and a new cgroup namespace is rooted there. */
+    if (p->cgroup_sync) {
+        send_msg(p->sync_fd, OCIRUN_MSG_CGROUP, 0, getpid(), NULL);
+        wait_msg(p, OCIRUN_MSG_CGROUP_DONE);
+    }
     enter_namespaces(p);
     trace_mark(p, "namespaces");
 

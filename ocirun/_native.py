@@ -24,6 +24,8 @@ MSG_ERROR = lib.OCIRUN_MSG_ERROR
 MSG_EXEC_ERROR = lib.OCIRUN_MSG_EXEC_ERROR
 MSG_HOOKS = lib.OCIRUN_MSG_HOOKS
 MSG_HOOKS_DONE = lib.OCIRUN_MSG_HOOKS_DONE
+MSG_CGROUP = lib.OCIRUN_MSG_CGROUP
+MSG_CGROUP_DONE = lib.OCIRUN_MSG_CGROUP_DONE
 MSG_SIZE = ffi.sizeof("struct ocirun_msg")
 
 
@@ -86,6 +88,7 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
         keep_arr[i] = fd
     p.keep_fds, p.n_keep_fds = keep_arr, len(keep)
 
+    p.cgroup_sync = plan.cgroup_sync
     p.clone_flags = plan.clone_flags
     joins = a.array("struct ocirun_ns_join", len(plan.joins))
     for i, ((_, nstype), fd) in enumerate(zip(plan.joins, ns_fds)):

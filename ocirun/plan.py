@@ -101,12 +101,13 @@ class CgroupLayout(_Record):
 class Options(_Record):
     """What the command line adds to the config."""
 
-    __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds", "listen_fds")
+    __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds", "listen_fds", "cgroups")
 
     def __init__(self, no_pivot: bool = False, no_new_keyring: bool = False,
-                 preserve_fds: int = 0, listen_fds: int = 0):
+                 preserve_fds: int = 0, listen_fds: int = 0, cgroups: bool = False):
         self.no_pivot, self.no_new_keyring, self.preserve_fds = (
             no_pivot, no_new_keyring, preserve_fds)
+        self.cgroups = cgroups  # the runtime manages the container's cgroups
         # LISTEN_FDS from the runtime's environment (socket activation): passed on
         self.listen_fds = listen_fds
 
@@ -117,6 +118,7 @@ class Plan:
     def __init__(self, no_pivot: bool = False, new_keyring: bool = True,
                  preserve_fds: int = 0):
         # namespaces
+        self.cgroup_sync = False  # the parent moves the child into its cgroups first
         self.clone_flags = 0
         self.joins: list[tuple[str, int]] = []  # (path, CLONE_NEW*)
         self.unshare_flags = 0
@@ -181,6 +183,7 @@ def build(
     linux = config.get("linux") or {}
     plan = Plan(no_pivot=opts.no_pivot, new_keyring=not opts.no_new_keyring,
                 preserve_fds=opts.preserve_fds + opts.listen_fds)
+    plan.cgroup_sync = opts.cgroups
     problems: list[str] = []
     new = _namespaces(plan, linux)
     _process(plan, config["process"])
@@ -236,6 +239,11 @@ def _namespaces(plan: Plan, linux: dict) -> set[str]:
             for clock, off in sorted(linux["timeOffsets"].items())
         )
     plan.loopback_up = "network" in new
+    if plan.cgroup_sync and "cgroup" in new and plan.clone_flags & NAMESPACES["cgroup"]:
+        # The parent places the child in its cgroups after clone: a cgroup namespace made by
+        # clone would be rooted in the runtime's cgroup, so unshare it after the placement.
+        plan.clone_flags &= ~NAMESPACES["cgroup"]
+        plan.unshare_flags |= NAMESPACES["cgroup"]
     return new
 
 
