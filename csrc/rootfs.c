@@ -95,6 +95,33 @@ static int must_open_in_root(const struct ocirun_plan *p, const char *path, int 
     return fd;
 }
 
+/* The container's /dev/pts/ptmx, opened for real (its devpts instance gives the pty). */
+static int open_ptmx(const struct ocirun_plan *p)
+{
+    char fdp[FDPATH_LEN];
+    int path = must_open_in_root(p, "/dev/pts/ptmx", OCIRUN_MNT_FILE), fd;
+
+    fd_path(fdp, path);
+    fd = open(fdp, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        die(p, errno, "open /dev/pts/ptmx in the container");
+    close(path);
+    return fd;
+}
+
+/* exec into a running container: we are in its mount namespace, at its root. */
+void exec_terminal(const struct ocirun_plan *p)
+{
+    if (p->console_fd < 0)
+        return;
+    rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        die(p, errno, "open /");
+    setup_terminal(p, open_ptmx(p), -1);
+    close(rootfd);
+    rootfd = -1;
+}
+
 /* The flags a bind remount must keep: a remount may not clear locked ones in a user ns. */
 static unsigned long kept_flags(const char *path)
 {
@@ -387,17 +414,9 @@ void setup_rootfs(const struct ocirun_plan *p)
     for (i = 0; i < p->n_symlinks; i++)
         make_symlink(p, &p->symlinks[i]);
     if (p->console_fd >= 0) {
-        char fdp[FDPATH_LEN];
-        int ptmx = must_open_in_root(p, "/dev/pts/ptmx", OCIRUN_MNT_FILE);
         int console = must_open_in_root(p, "/dev/console", OCIRUN_MNT_FILE);
-        int real;
 
-        fd_path(fdp, ptmx);
-        real = open(fdp, O_RDWR | O_NOCTTY | O_CLOEXEC);
-        if (real < 0)
-            die(p, errno, "open /dev/pts/ptmx in the container");
-        close(ptmx);
-        setup_terminal(p, real, console);
+        setup_terminal(p, open_ptmx(p), console);
         close(console);
     }
     /* runc creates a missing cwd; do it while the rootfs is still writable. */

@@ -54,6 +54,7 @@ void enter_namespaces(const struct ocirun_plan *p);
 /* rootfs.c: mounts, devices, links, sysctls, masked/readonly paths, pivot_root. */
 void setup_rootfs(const struct ocirun_plan *p);
 void write_sysctls(const struct ocirun_plan *p);
+void exec_terminal(const struct ocirun_plan *p);  /* the pty when not setting up a rootfs */
 
 /* security.c: the process's identity and limits. */
 void set_identity_names(const struct ocirun_plan *p);  /* hostname, domainname */

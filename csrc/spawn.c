@@ -47,6 +47,7 @@ static NORETURN void child_main(const struct ocirun_plan *p)
         setup_rootfs(p);  /* runs the create hooks before pivot_root */
     } else {
         write_sysctls(p);
+        exec_terminal(p);
         create_hooks(p);
     }
     set_identity_names(p);

@@ -28,8 +28,8 @@ static void send_master(const struct ocirun_plan *p, int master, const char *nam
             die(p, errno, "sendmsg to the console socket");
 }
 
-/* Called before pivot_root with `ptmx` = an fd of the container's /dev/pts/ptmx and
- * `console` = an O_PATH fd of the container's /dev/console (both resolved in its root). */
+/* `ptmx`: an fd of the container's /dev/pts/ptmx; `console`: an O_PATH fd of its
+ * /dev/console to bind the pty over (create, before pivot_root), or -1 (exec). */
 void setup_terminal(const struct ocirun_plan *p, int ptmx, int console)
 {
     char name[64], src[32], dst[32];
@@ -53,10 +53,12 @@ void setup_terminal(const struct ocirun_plan *p, int ptmx, int console)
         if (ioctl(slave_fd, TIOCSWINSZ, &ws) < 0)
             die(p, errno, "set the console size");
     }
-    snprintf(src, sizeof(src), "/proc/self/fd/%d", slave_fd);
-    snprintf(dst, sizeof(dst), "/proc/self/fd/%d", console);
-    if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
-        die(p, errno, "bind %s to /dev/console", name);
+    if (console >= 0) {
+        snprintf(src, sizeof(src), "/proc/self/fd/%d", slave_fd);
+        snprintf(dst, sizeof(dst), "/proc/self/fd/%d", console);
+        if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+            die(p, errno, "bind %s to /dev/console", name);
+    }
     send_master(p, ptmx, name);
     close(ptmx);
     close(p->console_fd);

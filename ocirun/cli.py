@@ -135,6 +135,35 @@ def delete(
     done(commands.delete(S.g, cid, force))
 
 
+@app.command("exec", context_settings={"allow_interspersed_args": False})
+def exec_(
+    cid: str = ID,
+    args: Optional[List[str]] = typer.Argument(None, help="command and its arguments"),
+    process_file: Optional[str] = typer.Option(None, "--process", "-p",
+                                               help="an OCI process JSON file"),
+    tty: bool = typer.Option(False, "--tty", "-t", help="allocate a pseudo-TTY"),
+    user: Optional[str] = typer.Option(None, "--user", "-u", help="UID[:GID]"),
+    additional_gids: Optional[List[int]] = typer.Option(None, "--additional-gids", "-g",
+                                                        help="additional gid (repeat)"),
+    cwd: Optional[str] = typer.Option(None, "--cwd", help="working directory"),
+    env: Optional[List[str]] = typer.Option(None, "--env", "-e", help="KEY=VALUE (repeat)"),
+    caps: Optional[List[str]] = typer.Option(None, "--cap", "-c", help="add a capability"),
+    no_new_privs: bool = typer.Option(False, "--no-new-privs", help="set no_new_privs"),
+    apparmor: Optional[str] = typer.Option(None, "--apparmor", help="AppArmor profile"),
+    process_label: Optional[str] = typer.Option(None, "--process-label", help="SELinux label"),
+    detach: bool = typer.Option(False, "--detach", "-d", help="do not wait for the process"),
+    pid_file: Optional[str] = PID_FILE,
+    console_socket: Optional[str] = CONSOLE,
+    preserve_fds: int = PRESERVE,
+) -> None:
+    """Run a new process inside a running container."""
+    done(commands.exec_(S.g, cid, args=args, process_file=process_file, tty=tty, user=user,
+                        additional_gids=additional_gids, cwd=cwd, env=env, caps=caps,
+                        no_new_privs=no_new_privs, apparmor=apparmor,
+                        process_label=process_label, detach=detach, pid_file=pid_file,
+                        console_socket=console_socket, preserve_fds=preserve_fds))
+
+
 @app.command("list")
 def list_(
     fmt: str = typer.Option("table", "--format", "-f", help="table or json"),

@@ -129,6 +129,18 @@ def delete(g: Globals, cid: str, force: bool = False) -> int:
     return guarded(lambda: container.delete(g.root, cid, force))
 
 
+def exec_(g: Globals, cid: str, args: list[str] | None = None, apparmor: str | None = None,
+          process_label: str | None = None, **opts) -> int:
+    from . import execute
+    from .container import check_lsm
+
+    def go():
+        check_lsm({"apparmorProfile": apparmor, "selinuxLabel": process_label})
+        return execute.exec_(g.root, cid, execute.ExecOptions(args=args, **opts))
+
+    return guarded(go)
+
+
 def list_(g: Globals, fmt: str = "table", quiet: bool = False) -> int:
     from . import container
 

@@ -116,13 +116,22 @@ def _handshake(sync: socket.socket, pid: int, p: planmod.Plan, on_hooks) -> int:
                 log.debug(f"init phases, us since clone: {msg.text.strip()}")
             return init_pid
         elif msg.type == n.MSG_EXEC_ERROR:
-            # Worded as runc's Go errors are (podman maps these words to 126/127).
-            detail = os.strerror(msg.err).lower() if msg.err else ""
-            raise InitError(0, f"{msg.text}: {detail}" if detail else msg.text)
+            raise exec_error(msg)
         elif msg.type == n.MSG_ERROR:
             raise InitError(msg.err, msg.text)
         else:
             raise InitError(0, f"unexpected message {msg.type} from the container init")
+
+
+def exec_error(msg) -> InitError:
+    """A failed executable lookup or execve, worded as runc's Go errors are (lower-case
+    strerror): podman maps "no such file or directory" to 127, "permission denied" to 126."""
+    from . import _native
+
+    if msg.type != _native.MSG_EXEC_ERROR:
+        return InitError(msg.err, msg.text)
+    detail = os.strerror(msg.err).lower() if msg.err else ""
+    return InitError(0, f"{msg.text}: {detail}" if detail else msg.text)
 
 
 def _reap(pid: int) -> None:
@@ -130,6 +139,26 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+def check_lsm(process: dict) -> None:
+    """An AppArmor profile or SELinux label we cannot apply: refused where the host enforces
+    that LSM (the process would run unconfined), ignored with a warning where it does not
+    (as runc does when AppArmor is disabled)."""
+    for key, enabled_file, name in (
+            ("apparmorProfile", "/sys/module/apparmor/parameters/enabled", "AppArmor"),
+            ("selinuxLabel", "/sys/fs/selinux/enforce", "SELinux")):
+        if not process.get(key):
+            continue
+        try:
+            with open(enabled_file) as f:
+                on = f.read().strip() in ("Y", "1")
+        except OSError:
+            on = False
+        if on:
+            raise OcirunError(f"process.{key}: {name} is enabled on this host, and ocirun "
+                              f"cannot apply {name} profiles yet")
+        log.warning(f"process.{key} ignored: {name} is not enabled on this host")
 
 
 def _listen_fds() -> int:
@@ -160,7 +189,7 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
            own_console: bool = False) -> Created:
     log.phase("start")
     spec.check_id(cid)
-    bundle, _raw, config = spec.load_bundle_cached(opts.bundle, os.path.join(root, ".cache"))
+    bundle, raw, config = spec.load_bundle_cached(opts.bundle, os.path.join(root, ".cache"))
     log.phase("load+validate")
     p = planmod.build(
         config, bundle,
@@ -169,6 +198,7 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
         cgroups=cgroup_layout(),
     )
     p.trace = log.enabled()
+    check_lsm(config["process"])
     console, console_ours = _console(p, opts, own_console)
     log.phase("plan")
 
@@ -234,6 +264,7 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
             "annotations": config.get("annotations") or {},
             "hooks": {k: hooks[k] for k in ("poststart", "poststop") if hooks.get(k)},
         })
+        c.save_config(raw)
         if opts.pid_file:
             statemod.write_pid_file(opts.pid_file, init_pid)
         undo.disarm()
@@ -380,8 +411,7 @@ def run(root: str, cid: str, opts: CreateOptions, *, detach: bool = False,
         created.sync.close()
     if msg is not None:
         _delete_quietly(root, cid)
-        detail = os.strerror(msg.err).lower() if msg.err else ""
-        raise InitError(0, f"{msg.text}: {detail}" if detail else msg.text)
+        raise exec_error(msg)
     if detach:
         return 0
     if master >= 0:

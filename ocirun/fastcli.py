@@ -28,8 +28,27 @@ _CREATE = {
     "--preserve-fds": ("preserve_fds", True),
 }
 
-# command -> (options, positional parameter names, how many are required)
+_EXEC = {
+    "--process": ("process_file", True), "-p": ("process_file", True),
+    "--tty": ("tty", False), "-t": ("tty", False),
+    "--user": ("user", True), "-u": ("user", True),
+    "--additional-gids": ("additional_gids", True), "-g": ("additional_gids", True),
+    "--cwd": ("cwd", True),
+    "--env": ("env", True), "-e": ("env", True),
+    "--cap": ("caps", True), "-c": ("caps", True),
+    "--no-new-privs": ("no_new_privs", False),
+    "--apparmor": ("apparmor", True),
+    "--process-label": ("process_label", True),
+    "--detach": ("detach", False), "-d": ("detach", False),
+    "--pid-file": ("pid_file", True),
+    "--console-socket": ("console_socket", True),
+    "--preserve-fds": ("preserve_fds", True),
+}
+
+# command -> (options, positional parameter names, how many are required); for `exec`, the
+# words after the id are the command (options stop at the id, as in runc).
 COMMANDS: dict[str, tuple[dict, tuple[str, ...], int]] = {
+    "exec": (_EXEC, ("cid",), 1),
     "create": (_CREATE, ("cid",), 1),
     "run": ({**_CREATE,
              "--detach": ("detach", False), "-d": ("detach", False),
@@ -41,6 +60,8 @@ COMMANDS: dict[str, tuple[dict, tuple[str, ...], int]] = {
     "delete": ({"--force": ("force", False), "-f": ("force", False)}, ("cid",), 1),
 }
 _INT_OPTIONS = {"preserve_fds"}
+_LIST_OPTIONS = {"additional_gids", "env", "caps"}  # repeatable: collected in order
+_REST = {"exec"}  # the command's trailing words, after its id, are its arguments
 
 
 def _take(args: list[str], i: int, table: dict, out: dict) -> int | None:
@@ -60,11 +81,14 @@ def _take(args: list[str], i: int, table: dict, out: dict) -> int | None:
             return None
         value = args[i + 1]
         i += 1
-    if key in _INT_OPTIONS:
+    if key in _INT_OPTIONS or key == "additional_gids":
         if not value.isdigit():
             return None
         value = int(value)
-    out[key] = value
+    if key in _LIST_OPTIONS:
+        out.setdefault(key, []).append(value)
+    else:
+        out[key] = value
     return i + 1
 
 
@@ -86,6 +110,9 @@ def parse(argv: list[str]) -> tuple[str, dict, dict] | None:
     i += 1
     while i < len(argv):
         arg = argv[i]
+        if cmd in _REST and pos:
+            kw["args"] = argv[i:]
+            break
         if arg.startswith("-") and arg != "-":
             nxt = _take(argv, i, options, kw)
             if nxt is None:
@@ -113,4 +140,9 @@ def dispatch(argv: list[str]) -> int | None:
         globals_ = commands.Globals(**g)
     except OcirunError as e:
         return commands.report(e)
-    return getattr(commands, cmd)(globals_, **kw)
+    return command_function(commands, cmd)(globals_, **kw)
+
+
+def command_function(commands_module, cmd: str):
+    """commands.<cmd>, or commands.<cmd>_ where the name is a Python builtin (exec)."""
+    return getattr(commands_module, cmd, None) or getattr(commands_module, cmd + "_")

@@ -202,6 +202,59 @@ def build(
     return plan
 
 
+def build_exec(process: dict, joins: list[tuple[str, int]], opts: Options | None = None) -> Plan:
+    """The plan of a process joining a running container: its namespaces (`joins`, as
+    (path, CLONE_NEW*), the caller having left out those we already share), no rootfs work,
+    the process's own settings."""
+    opts = opts or Options()
+    plan = Plan(new_keyring=not opts.no_new_keyring,
+                preserve_fds=opts.preserve_fds + opts.listen_fds)
+    plan.cgroup_sync = opts.cgroups
+    plan.joins = sorted(joins, key=lambda j: j[1] != NAMESPACES["user"])
+    joined = {t for _, t in plan.joins}
+    # setns into a pid or time namespace applies to our children: the process is one fork on.
+    plan.fork_after = bool({NAMESPACES["pid"], NAMESPACES["time"]} & joined)
+    _process(plan, process)
+    return plan
+
+
+def exec_process(base: dict, args: list[str], *, env: list[str] = (), cwd: str | None = None,
+                 user: str | None = None, additional_gids: list[int] = (),
+                 caps: list[str] = (), no_new_privs: bool = False, tty: bool = False) -> dict:
+    """The process `exec` runs without --process: the container's, with the flags on top
+    (runc's rules: -e overrides by name, --cap adds to bounding/effective/permitted)."""
+    import copy
+
+    from .errors import UsageError
+
+    proc = copy.deepcopy(base)
+    proc["args"] = list(args)
+    proc["terminal"] = tty
+    if env:
+        names = {e.split("=", 1)[0] for e in env}
+        proc["env"] = [e for e in proc.get("env") or [] if e.split("=", 1)[0] not in names]
+        proc["env"] += list(env)
+    if cwd:
+        proc["cwd"] = cwd
+    if user:
+        uid, _, gid = user.partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise UsageError(f"invalid --user {user!r}: use UID[:GID] (numbers)")
+        proc["user"] = dict(proc.get("user") or {}, uid=int(uid))
+        if gid:
+            proc["user"]["gid"] = int(gid)
+    if additional_gids:
+        proc.setdefault("user", {})["additionalGids"] = [int(g) for g in additional_gids]
+    if caps:
+        sets = proc.setdefault("capabilities", {})
+        for name in ("bounding", "effective", "permitted"):
+            have = sets.setdefault(name, [])
+            have += [c for c in caps if c not in have]
+    if no_new_privs:
+        proc["noNewPrivileges"] = True
+    return proc
+
+
 # --- namespaces ---------------------------------------------------------------------------
 
 def _namespaces(plan: Plan, linux: dict) -> set[str]:

@@ -182,6 +182,20 @@ def load_bundle_cached(bundle: str, cache_dir: str) -> tuple[str, bytes, dict]:
     return path, raw, config
 
 
+def validate_process_cached(process: dict, cache_dir: str, source: str) -> None:
+    """Validate an exec's process object (from --process FILE or the flags) the way a
+    config's process is validated, cached the same way. Problems name `source`."""
+    raw = json.dumps(process, sort_keys=True).encode()
+    key = cache_key(b"process\0" + raw)
+    if os.path.exists(os.path.join(cache_dir, key)) and _cache_dir_trusted(cache_dir):
+        return
+    wrapper = {"ociVersion": "1.3.0", "root": {"path": "/"}, "process": process}
+    problems = [p for p in validate(wrapper) if p.startswith("/process")]
+    if problems:
+        raise ConfigError(problems, source=source)
+    _write_marker(cache_dir, key)
+
+
 # --------------------------------------------------------------------------- container id
 
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")

@@ -18,6 +18,7 @@ from .errors import ContainerExists, ContainerNotFound
 
 DEFAULT_ROOT = "/run/ocirun"
 STATE_FILE = "state.json"
+CONFIG_FILE = "config.json"  # the config as created: later edits of the bundle don't count
 FIFO = "exec.fifo"
 
 CREATING, CREATED, RUNNING, STOPPED, PAUSED = "creating", "created", "running", "stopped", "paused"
@@ -114,6 +115,13 @@ class Container:
     def save(self, data: dict) -> None:
         self.data = data
         atomic_write(os.path.join(self.dir, STATE_FILE), json.dumps(data).encode())
+
+    def save_config(self, raw: bytes) -> None:
+        atomic_write(os.path.join(self.dir, CONFIG_FILE), raw)
+
+    def load_config(self) -> dict:
+        with open(os.path.join(self.dir, CONFIG_FILE), "rb") as f:
+            return json.loads(f.read())
 
     def destroy(self) -> None:
         """Remove the state dir (flat: state.json, exec.fifo, temporaries)."""

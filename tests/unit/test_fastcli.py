@@ -41,7 +41,8 @@ def test_command_options_match_typer(name):
         tkey, ttakes = typer_opts[opt]
         assert (key, takes_value) == (tkey, ttakes), f"{name} {opt}"
     args = [p for p in cmd.params if p.param_type_name == "argument"]
-    assert [a.name for a in args] == list(positional)
+    rest = ["args"] if name in fastcli._REST else []
+    assert [a.name for a in args] == list(positional) + rest
     assert sum(1 for a in args if a.required) == required
 
 
@@ -58,6 +59,11 @@ def test_command_options_match_typer(name):
     (["kill", "--all", "c1", "KILL"], ("kill", {}, {"all_": True, "cid": "c1", "sig": "KILL"})),
     (["delete", "--force", "c1"], ("delete", {}, {"force": True, "cid": "c1"})),
     (["run", "-d", "--keep", "c1"], ("run", {}, {"detach": True, "keep": True, "cid": "c1"})),
+    (["exec", "--process", "/p.json", "--detach", "--pid-file", "/x.pid", "c1"],
+     ("exec", {}, {"process_file": "/p.json", "detach": True, "pid_file": "/x.pid", "cid": "c1"})),
+    (["exec", "-e", "A=1", "--env=B=2", "-t", "c1", "sh", "-c", "echo -n hi"],
+     ("exec", {}, {"env": ["A=1", "B=2"], "tty": True, "cid": "c1",
+                   "args": ["sh", "-c", "echo -n hi"]})),
 ])
 def test_parse(argv, expected):
     assert fastcli.parse(argv) == expected
@@ -68,6 +74,21 @@ def test_parse(argv, expected):
     ["create", "--bogus", "c1"], ["create", "--preserve-fds", "x", "c1"],
     ["--root"], ["list"], ["spec"], ["--version"], ["create", "--no-pivot=1", "c1"],
     ["kill", "c1", "TERM", "extra"],
+    ["exec", "-g", "x", "c1", "true"],
 ])
 def test_parse_gives_up_to_typer(argv):
     assert fastcli.parse(argv) is None
+
+
+@pytest.mark.parametrize("name", sorted(fastcli.COMMANDS))
+def test_every_fast_command_has_a_body_taking_its_keywords(name):
+    import inspect
+
+    from ocirun import commands
+
+    fn = fastcli.command_function(commands, name)
+    params = inspect.signature(fn).parameters
+    options, positional, _ = fastcli.COMMANDS[name]
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    for key in {k for k, _ in options.values()} | set(positional):
+        assert key in params or takes_any, f"{name}: commands.{fn.__name__} lacks {key}"

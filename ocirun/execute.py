@@ -1,0 +1,155 @@
+"""`exec`: a new process in a running container.
+
+It joins every namespace of the container's init (those we do not already share), gets its
+process settings from --process FILE or the container's process with the flags on top, and
+is protected like the init (non-dumpable before joining, no fd but stdio and preserved ones).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+from . import log
+from . import plan as planmod
+from . import spec
+from .errors import InitError, InvalidState, OcirunError
+from .state import CREATED, PAUSED, RUNNING, STOPPED, Container, write_pid_file
+from .tables import NAMESPACES, NS_PROC_NAMES
+
+
+class ExecOptions:
+    def __init__(self, process_file: str | None = None, args: list[str] | None = None,
+                 tty: bool = False, user: str | None = None,
+                 additional_gids: list[int] | None = None, cwd: str | None = None,
+                 env: list[str] | None = None, caps: list[str] | None = None,
+                 no_new_privs: bool = False, detach: bool = False,
+                 pid_file: str | None = None, console_socket: str | None = None,
+                 preserve_fds: int = 0):
+        self.process_file, self.args, self.tty = process_file, list(args or []), tty
+        self.user, self.additional_gids, self.cwd = user, list(additional_gids or []), cwd
+        self.env, self.caps, self.no_new_privs = list(env or []), list(caps or []), no_new_privs
+        self.detach, self.pid_file, self.console_socket = detach, pid_file, console_socket
+        self.preserve_fds = preserve_fds
+
+
+def _process(c: Container, opts: ExecOptions, cache_dir: str) -> dict:
+    if opts.process_file:
+        try:
+            with open(opts.process_file, "rb") as f:
+                proc = json.loads(f.read())
+        except OSError as e:
+            raise OcirunError(f"read {opts.process_file}: {e.strerror}") from None
+        except ValueError as e:
+            raise OcirunError(f"{opts.process_file}: invalid JSON: {e}") from None
+        if not isinstance(proc, dict):
+            raise OcirunError(f"{opts.process_file}: a process must be a JSON object")
+        source = opts.process_file
+    else:
+        if not opts.args:
+            raise OcirunError("exec needs a command: ocirun exec ID COMMAND [ARG...]")
+        base = c.load_config().get("process") or {}
+        caps = [x.upper() if x.upper().startswith("CAP_") else "CAP_" + x.upper()
+                for x in opts.caps]
+        proc = planmod.exec_process(base, opts.args, env=opts.env, cwd=opts.cwd,
+                                    user=opts.user, additional_gids=opts.additional_gids,
+                                    caps=caps, no_new_privs=opts.no_new_privs, tty=opts.tty)
+        source = "exec"
+    spec.validate_process_cached(proc, cache_dir, source)
+    from .container import check_lsm
+
+    check_lsm(proc)
+    return proc
+
+
+def _joins(config: dict, pid: int) -> list[tuple[str, int]]:
+    """The init's namespaces we do not share yet (setns into our own user ns is refused)."""
+    joins = []
+    for ns in (config.get("linux") or {}).get("namespaces") or []:
+        name = NS_PROC_NAMES[ns["type"]]
+        path = f"/proc/{pid}/ns/{name}"
+        try:
+            theirs, ours = os.stat(path), os.stat(f"/proc/self/ns/{name}")
+        except OSError as e:
+            raise InitError(e.errno or 0, f"stat {path}") from None
+        if (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino):
+            joins.append((path, NAMESPACES[ns["type"]]))
+    return joins
+
+
+def exec_(root: str, cid: str, opts: ExecOptions) -> int:
+    from . import _native
+    from .container import (Undo, _handshake, _kill_quietly, _reap, _wait_forwarding_signals,
+                            exec_error)
+
+    with Container.load(root, cid) as c:
+        status = c.status()
+        if status == PAUSED:
+            raise InvalidState("cannot exec in a paused container")
+        if status not in (RUNNING, CREATED):
+            raise InvalidState(f"cannot exec in a {STOPPED} container")
+        cache_dir = os.path.join(root, ".cache")
+        proc = _process(c, opts, cache_dir)
+        config = c.load_config()
+        p = planmod.build_exec(proc, _joins(config, c.pid),
+                               planmod.Options(preserve_fds=opts.preserve_fds))
+        p.trace = log.enabled()
+    log.phase("plan")
+    console = ours = None
+    if p.terminal:
+        if opts.console_socket:
+            from . import terminal
+
+            console = terminal.connect(opts.console_socket)
+        elif not opts.detach:
+            ours, console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        else:
+            raise OcirunError("a detached exec with a tty needs --console-socket")
+    elif opts.console_socket:
+        raise OcirunError("--console-socket needs --tty")
+
+    if not opts.detach:
+        _native.set_child_subreaper()
+    with Undo() as undo:
+        ns_fds = []
+        for path, _ in p.joins:
+            try:
+                ns_fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+            except OSError as e:
+                raise InitError(e.errno or 0, f"open namespace {path}") from None
+            undo.add(os.close, ns_fds[-1])
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        undo.add(parent.close)
+        with child:
+            pid = _native.spawn(p, child.fileno(), -1, ns_fds, -1,
+                                console.fileno() if console else -1)
+        if console is not None:
+            console.close()
+        log.phase("clone")
+        undo.add(_reap, pid)
+        undo.add(_kill_quietly, pid)
+        proc_pid = _handshake(parent, pid, p, on_hooks=None)
+        if proc_pid != pid:
+            _reap(pid)
+            undo.add(_kill_quietly, proc_pid)
+        log.phase("setup")
+        # The child's end closes at execve; a message instead means execve failed.
+        msg = _native.recv(parent)
+        if msg is not None:
+            raise exec_error(msg)
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, proc_pid)
+        undo.disarm()
+    for fd in ns_fds:
+        os.close(fd)
+    parent.close()
+    if opts.detach:
+        return 0
+    if ours is not None:
+        from . import terminal
+
+        master = terminal.recv_master(ours)
+        ours.close()
+        return terminal.proxy(master, proc_pid, lambda: _wait_forwarding_signals(proc_pid))
+    return _wait_forwarding_signals(proc_pid)
