@@ -17,6 +17,7 @@ PYTHON ?= /usr/bin/python3
 VENV   := .venv
 VENV_ABS := $(abspath $(VENV))
 STAMP  := $(VENV)/.stamp
+PYC_STAMP := $(VENV)/.pyc-stamp
 BUNDLE := bundles/busybox
 ROOTFS_STAMP := $(BUNDLE)/rootfs/bin/busybox
 BINDIR ?= /usr/local/bin
@@ -45,6 +46,7 @@ help:
 	@echo "ocirun make targets (default: help):"
 	@echo "  make demo       deps + build + bundle, then run the busybox bundle with ocirun"
 	@echo "  make test       deps + build + bundle, then pytest (PYTEST_ARGS='-k foo' to filter)"
+	@echo "  make bench      deps + build + bundle, then ocirun vs runc vs crun (BENCH_ARGS='--runs 5 --only run')"
 	@echo "  make deps       install the missing Debian packages (scripts/deps.sh, root)"
 	@echo "  make build      create $(VENV) from PYTHON=$(PYTHON) and pip install -e '.[test]'"
 	@echo "  make bundle     build $(BUNDLE)/rootfs from the host's static busybox"
@@ -67,7 +69,13 @@ $(VENV)/pyvenv.cfg: $(VENV_FORCE) | deps
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 
-build: $(STAMP)
+build: $(STAMP) $(PYC_STAMP)
+
+# Byte-compile ahead: a PYTHONDONTWRITEBYTECODE environment (engines pass theirs on) would
+# otherwise recompile every module on every call of the runtime (~40 ms).
+$(PYC_STAMP): $(STAMP) $(wildcard ocirun/*.py ocirun/*/*.py)
+	$(VENV)/bin/python -m compileall -q ocirun $(VENV)/lib >/dev/null
+	@touch $@
 
 $(STAMP): $(VENV)/pyvenv.cfg $(BUILD_INPUTS) | deps
 	$(VENV)/bin/pip install -q --config-settings editable_mode=compat -e '.[test]'
@@ -98,6 +106,12 @@ test: build bundle
 	@rc=0; PATH="$(VENV_ABS)/bin:$$PATH" $(VENV)/bin/python -m pytest -q tests $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: FAILED, pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$rc
+
+# Side-by-side benchmark against runc/crun (root); bench/README.md lists the rows.
+BENCH_ARGS ?=
+.PHONY: bench
+bench: build bundle
+	$(VENV)/bin/python bench/bench.py $(BENCH_ARGS)
 
 install: build
 	ln -sfn $(VENV_ABS)/bin/ocirun $(BINDIR)/ocirun

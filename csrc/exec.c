@@ -133,11 +133,13 @@ void exec_process(const struct ocirun_plan *p)
     const char *path;
     int in_cwd = enter_cwd(p, 0);
 
+    load_seccomp(p, OCIRUN_SECCOMP_EARLY);
     set_credentials(p);
     if (!in_cwd)
         enter_cwd(p, 1);
     path = find_executable(p, buf, sizeof(buf));
     attach_terminal(p);
+    load_seccomp(p, OCIRUN_SECCOMP_READY);
     trace_mark(p, "credentials");
 
     send_msg(p->sync_fd, OCIRUN_MSG_READY, 0, 0, trace_text());
@@ -146,6 +148,7 @@ void exec_process(const struct ocirun_plan *p)
 
     close_fds(p);
     reset_signals();
+    load_seccomp(p, OCIRUN_SECCOMP_LAST);
     execve(path, (char *const *) p->argv, (char *const *) p->envp);
     die_exec(p, errno, "exec: \"%s\"", p->argv[0]);
 }

@@ -28,6 +28,15 @@
 #define OCIRUN_MSG_HOOKS_DONE 9  /* parent -> child: they passed (and state_fd is filled) */
 #define OCIRUN_MSG_CGROUP     10 /* child -> parent: put me (value = my pid) in my cgroups */
 #define OCIRUN_MSG_CGROUP_DONE 11 /* parent -> child: done; a cgroup ns made now is rooted there */
+#define OCIRUN_MSG_SECCOMP_FD 12 /* child -> parent: the seccomp notify listener, as SCM_RIGHTS */
+
+/* When the init loads its seccomp filter (Python decides; runc's order). */
+#define OCIRUN_SECCOMP_NONE   0
+#define OCIRUN_SECCOMP_EARLY  1  /* before the credentials: without no_new_privs, loading
+                                    needs CAP_SYS_ADMIN, which the cap drop may remove */
+#define OCIRUN_SECCOMP_READY  2  /* after the credentials, before READY: a notify listener
+                                    must reach the parent while it still listens */
+#define OCIRUN_SECCOMP_LAST   3  /* the last step before execve: fewest syscalls filtered */
 
 #define OCIRUN_MSG_TEXT 1024
 
@@ -172,6 +181,10 @@ struct ocirun_plan {
     unsigned long long cap_inheritable;
     unsigned long long cap_ambient;
     int new_keyring;             /* join a fresh session keyring */
+    int seccomp_when;            /* OCIRUN_SECCOMP_* */
+    const void *seccomp_bpf;     /* struct sock_filter[] compiled by the parent */
+    unsigned int seccomp_len;    /* instructions */
+    unsigned int seccomp_flags;  /* SECCOMP_FILTER_FLAG_* for seccomp(2) */
     int preserve_fds;            /* fds 3 .. 3+n-1 survive into the process */
     int trace;                   /* --debug: report phase times (us since clone) with READY */
 };
@@ -183,5 +196,52 @@ int ocirun_spawn(const struct ocirun_plan *plan);
 /* Become the reaper of orphaned descendants (`run` waits for an init that is a grandchild).
  * Returns 0 or -errno. */
 int ocirun_set_child_subreaper(void);
+
+/* ---- parent side: seccomp compilation (csrc/seccomp.c) ---- */
+/* Runs in the runtime (parent) process only: libseccomp builds the filter from a flattened
+ * linux.seccomp and exports it as classic BPF; ocirun/seccomp.py does everything else. */
+#define OCIRUN_SCMP_CMP_NE        1  /* == libseccomp's enum scmp_compare (checked in seccomp.c) */
+#define OCIRUN_SCMP_CMP_LT        2
+#define OCIRUN_SCMP_CMP_LE        3
+#define OCIRUN_SCMP_CMP_EQ        4
+#define OCIRUN_SCMP_CMP_GE        5
+#define OCIRUN_SCMP_CMP_GT        6
+#define OCIRUN_SCMP_CMP_MASKED_EQ 7
+
+struct ocirun_sc_cond {
+    unsigned int arg;            /* 0..5 */
+    int op;                      /* OCIRUN_SCMP_CMP_* */
+    unsigned long long value;
+    unsigned long long value_two;
+};
+
+struct ocirun_sc_rule {
+    int nr;                      /* seccomp_syscall_resolve_name() (may be a negative pseudo nr) */
+    unsigned int action;         /* SCMP_ACT_* value, errno/trace data included */
+    const struct ocirun_sc_cond *conds;  /* ANDed */
+    int n_conds;
+};
+
+struct ocirun_sc_filter {
+    unsigned int default_action;
+    const unsigned int *arches;  /* SCMP_ARCH_* tokens to add (the native one may be there) */
+    int n_arches;
+    const struct ocirun_sc_rule *rules;
+    int n_rules;
+    int optimize;                /* 2: libseccomp's binary tree (long rule sets); else default */
+};
+
+/* Build the filter and write its BPF to out_fd (seccomp_export_bpf). Returns 0 or -errno; on
+ * failure *bad_arch / *bad_rule name the index of the arch or rule libseccomp refused (or -1). */
+int ocirun_seccomp_export(const struct ocirun_sc_filter *f, int out_fd, int *bad_arch,
+                          int *bad_rule);
+/* Resolve `n` NUL-terminated names stored back to back in `names` for arch token `arch`
+ * (0: native) into out[i]: the number, a negative pseudo number, or -1 (unknown). */
+void ocirun_seccomp_resolve_names(unsigned int arch, const char *names, int n, int *out);
+unsigned int ocirun_seccomp_arch_resolve(const char *name);  /* "x86_64" -> token, 0: unknown */
+unsigned int ocirun_seccomp_arch_native(void);
+unsigned int ocirun_seccomp_api(void);                      /* seccomp_api_get() */
+/* libseccomp's runtime version: v[0..2] = major, minor, micro. */
+void ocirun_seccomp_version(unsigned int *v);
 
 #endif

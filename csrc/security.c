@@ -3,6 +3,8 @@
 
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/resource.h>
 
 #define KEYCTL_JOIN_SESSION_KEYRING 1
@@ -93,4 +95,22 @@ void set_credentials(const struct ocirun_plan *p)
     if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         die(p, errno, "prctl PR_SET_NO_NEW_PRIVS");
     umask(p->umask >= 0 ? (mode_t) p->umask : 022);
+}
+
+void load_seccomp(const struct ocirun_plan *p, int when)
+{
+    struct sock_fprog prog;
+    long fd;
+
+    if (p->seccomp_when != when)
+        return;
+    prog.len = (unsigned short) p->seccomp_len;
+    prog.filter = (struct sock_filter *) p->seccomp_bpf;
+    fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog);
+    if (fd < 0)
+        die(p, errno, "seccomp load (%u instructions)", p->seccomp_len);
+    if (p->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
+        send_msg_fd(p, OCIRUN_MSG_SECCOMP_FD, (int) fd);
+        close((int) fd);
+    }
 }

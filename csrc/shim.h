@@ -36,6 +36,7 @@
 /* sync.c: the child's side of the protocol */
 void send_msg(int fd, int type, int err, long long value, const char *text);
 void wait_msg(const struct ocirun_plan *p, int type);
+void send_msg_fd(const struct ocirun_plan *p, int type, int fd);
 /* Tell the parent `<what>` failed with `err` (0: no errno) and exit. */
 NORETURN PRINTF(3, 4) void die(const struct ocirun_plan *p, int err, const char *fmt, ...);
 /* Same, as OCIRUN_MSG_EXEC_ERROR (the parent words it like runc does). */
@@ -69,6 +70,9 @@ void attach_terminal(const struct ocirun_plan *p);
 void create_hooks(const struct ocirun_plan *p);
 void run_hooks(const struct ocirun_plan *p, const struct ocirun_hook *hooks, int n,
                const char *kind);
+
+/* security.c: load the seccomp filter if the plan says it is time (`when`). */
+void load_seccomp(const struct ocirun_plan *p, int when);
 
 /* exec.c: finding the executable, waiting for `start`, and the execve. */
 void exec_process(const struct ocirun_plan *p) NORETURN;

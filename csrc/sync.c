@@ -51,6 +51,29 @@ void send_msg(int fd, int type, int err, long long value, const char *text)
 }
 
 /* Block until the parent sends `type`. Anything else (or the parent gone) ends the child. */
+/* A message carrying one fd (SCM_RIGHTS). */
+void send_msg_fd(const struct ocirun_plan *p, int type, int fd)
+{
+    struct ocirun_msg m;
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                          .msg_controllen = sizeof(cbuf) };
+    struct cmsghdr *cm;
+
+    memset(&m, 0, sizeof(m));
+    memset(cbuf, 0, sizeof(cbuf));
+    m.type = type;
+    cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    while (sendmsg(p->sync_fd, &msg, MSG_NOSIGNAL) < 0)
+        if (errno != EINTR)
+            die(p, errno, "send fd %d to the runtime", fd);
+}
+
 void wait_msg(const struct ocirun_plan *p, int type)
 {
     struct ocirun_msg m;

@@ -26,14 +26,15 @@ MSG_HOOKS = lib.OCIRUN_MSG_HOOKS
 MSG_HOOKS_DONE = lib.OCIRUN_MSG_HOOKS_DONE
 MSG_CGROUP = lib.OCIRUN_MSG_CGROUP
 MSG_CGROUP_DONE = lib.OCIRUN_MSG_CGROUP_DONE
+MSG_SECCOMP_FD = lib.OCIRUN_MSG_SECCOMP_FD
 MSG_SIZE = ffi.sizeof("struct ocirun_msg")
 
 
 class Msg:
-    __slots__ = ("type", "err", "value", "text")
+    __slots__ = ("type", "err", "value", "text", "fd")
 
-    def __init__(self, type_: int, err: int, value: int, text: str):
-        self.type, self.err, self.value, self.text = type_, err, value, text
+    def __init__(self, type_: int, err: int, value: int, text: str, fd: int = -1):
+        self.type, self.err, self.value, self.text, self.fd = type_, err, value, text, fd
 
 
 class _Arena:
@@ -160,6 +161,12 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     p.cap_inheritable = caps.get("inheritable", 0)
     p.cap_ambient = caps.get("ambient", 0)
     p.new_keyring = plan.new_keyring
+    p.seccomp_when = plan.seccomp_when
+    if plan.seccomp_bpf:
+        bpf = ffi.new("char[]", plan.seccomp_bpf)
+        a.keep.append(bpf)
+        p.seccomp_bpf, p.seccomp_len = bpf, len(plan.seccomp_bpf) // 8
+    p.seccomp_flags = plan.seccomp_flags
     p.preserve_fds = plan.preserve_fds
     p.trace = plan.trace
     return p
@@ -188,10 +195,20 @@ def send(sock: socket.socket, type_: int) -> None:
     sock.send(bytes(ffi.buffer(m)))
 
 
+_FD_SPACE = 64  # CMSG_SPACE(sizeof(int)) is 24 on x86_64; room to spare
+
+
 def recv(sock: socket.socket) -> Msg | None:
-    """The next message, or None when every child end is closed (exec'd or dead)."""
-    data = sock.recv(MSG_SIZE)
+    """The next message (with the fd it carries, if any), or None when every child end is
+    closed (exec'd or dead)."""
+    import socket as _socket
+
+    data, anc, _flags, _addr = sock.recvmsg(MSG_SIZE, _FD_SPACE, _socket.MSG_CMSG_CLOEXEC)
+    fd = -1
+    for level, type_, payload in anc:
+        if level == _socket.SOL_SOCKET and type_ == _socket.SCM_RIGHTS and len(payload) >= 4:
+            fd = int.from_bytes(payload[:4], "little")
     if len(data) < MSG_SIZE:
         return None
     m = ffi.from_buffer("struct ocirun_msg *", bytearray(data))
-    return Msg(m.type, m.err, m.value, ffi.string(m.text).decode(errors="replace"))
+    return Msg(m.type, m.err, m.value, ffi.string(m.text).decode(errors="replace"), fd)

@@ -92,9 +92,11 @@ def _write_idmaps(pid: int, p: planmod.Plan) -> None:
             raise InitError(e.errno or 0, f"write {path}") from None
 
 
-def _handshake(sync: socket.socket, pid: int, p: planmod.Plan, on_hooks) -> int:
+def _handshake(sync: socket.socket, pid: int, p: planmod.Plan, on_hooks,
+               on_listener=None) -> int:
     """Answer the child until it is ready; return the init's pid. `on_hooks(init_pid)`
-    runs the runtime's hooks when the init reaches that point (before pivot_root)."""
+    runs the runtime's hooks when the init reaches that point (before pivot_root);
+    `on_listener(init_pid, fd)` takes a seccomp notify listener."""
     from . import _native as n
 
     init_pid = pid
@@ -111,6 +113,11 @@ def _handshake(sync: socket.socket, pid: int, p: planmod.Plan, on_hooks) -> int:
         elif msg.type == n.MSG_HOOKS:
             on_hooks(init_pid)
             n.send(sync, n.MSG_HOOKS_DONE)
+        elif msg.type == n.MSG_SECCOMP_FD:
+            try:
+                on_listener(init_pid, msg.fd)
+            finally:
+                os.close(msg.fd)
         elif msg.type == n.MSG_READY:
             if msg.text:
                 log.debug(f"init phases, us since clone: {msg.text.strip()}")
@@ -139,6 +146,26 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+def apply_seccomp(p: planmod.Plan, seccomp: dict, root: str) -> None:
+    """Compile linux.seccomp (cached by content) into the plan."""
+    from . import seccomp as sc
+
+    filt = sc.compile_cached(seccomp, os.path.join(root, ".cache", "seccomp"))
+    for w in filt.warnings:
+        log.warning(f"seccomp: {w}")
+    planmod.set_seccomp(p, filt.bpf, filt.flags, filt.notify)
+
+
+def seccomp_listener(seccomp: dict | None, state: dict):
+    """The on_listener callback of _handshake: hand the fd to listenerPath."""
+    def send(pid: int, fd: int) -> None:
+        from . import seccomp as sc
+
+        sc.send_listener(seccomp["listenerPath"], fd, dict(state, pid=pid),
+                         seccomp.get("listenerMetadata") or "")
+    return send
 
 
 def check_lsm(process: dict) -> None:
@@ -198,6 +225,9 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
         cgroups=cgroup_layout(),
     )
     p.trace = log.enabled()
+    seccomp = (config.get("linux") or {}).get("seccomp")
+    if seccomp:
+        apply_seccomp(p, seccomp, root)
     check_lsm(config["process"])
     console, console_ours = _console(p, opts, own_console)
     log.phase("plan")
@@ -246,7 +276,7 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
         log.phase("clone")
         undo.add(_reap, pid)
         undo.add(_kill_quietly, pid)
-        init_pid = _handshake(parent, pid, p, on_hooks)
+        init_pid = _handshake(parent, pid, p, on_hooks, seccomp_listener(seccomp, base_state))
         log.phase("init setup (namespaces, mounts, hooks, pivot, credentials)")
         if init_pid != pid:
             _reap(pid)  # the intermediate has exited

@@ -81,7 +81,7 @@ def _joins(config: dict, pid: int) -> list[tuple[str, int]]:
 def exec_(root: str, cid: str, opts: ExecOptions) -> int:
     from . import _native
     from .container import (Undo, _handshake, _kill_quietly, _reap, _wait_forwarding_signals,
-                            exec_error)
+                            apply_seccomp, exec_error, seccomp_listener)
 
     with Container.load(root, cid) as c:
         status = c.status()
@@ -95,6 +95,10 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         p = planmod.build_exec(proc, _joins(config, c.pid),
                                planmod.Options(preserve_fds=opts.preserve_fds))
         p.trace = log.enabled()
+        seccomp = (config.get("linux") or {}).get("seccomp")
+        if seccomp:
+            apply_seccomp(p, seccomp, root)
+        state = c.oci_state()
     log.phase("plan")
     console = ours = None
     if p.terminal:
@@ -129,7 +133,7 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         log.phase("clone")
         undo.add(_reap, pid)
         undo.add(_kill_quietly, pid)
-        proc_pid = _handshake(parent, pid, p, on_hooks=None)
+        proc_pid = _handshake(parent, pid, p, None, seccomp_listener(seccomp, state))
         if proc_pid != pid:
             _reap(pid)
             undo.add(_kill_quietly, proc_pid)

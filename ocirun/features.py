@@ -10,6 +10,25 @@ from . import SPEC_VERSION
 from .tables import CAPS, MOUNT_FLAGS, NAMESPACES, PROPAGATION
 
 
+# The architectures libseccomp 2.5 knows (each resolvable by seccomp_arch_resolve_name).
+_ARCHES = ("X86", "X86_64", "X32", "ARM", "AARCH64", "MIPS", "MIPS64", "MIPS64N32", "MIPSEL",
+           "MIPSEL64", "MIPSEL64N32", "PPC", "PPC64", "PPC64LE", "S390", "S390X", "PARISC",
+           "PARISC64", "RISCV64")
+
+
+def _seccomp() -> dict:
+    from . import seccomp
+
+    return {
+        "enabled": True,
+        "actions": sorted(seccomp.ACTIONS),
+        "operators": sorted(seccomp.OPS),
+        "archs": ["SCMP_ARCH_" + a for a in _ARCHES],
+        "knownFlags": sorted(seccomp.FLAGS),
+        "supportedFlags": sorted(seccomp.FLAGS),
+    }
+
+
 def features() -> dict:
     return {
         "ociVersionMin": "1.0.0",
@@ -22,7 +41,7 @@ def features() -> dict:
             "capabilities": sorted(CAPS, key=CAPS.get),
             "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False,
                        "rdma": False},
-            "seccomp": {"enabled": False},
+            "seccomp": _seccomp(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},

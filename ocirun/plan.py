@@ -30,6 +30,8 @@ from .tables import (
 )
 
 MNT_DIR, MNT_FILE = 0, 1
+# when the init loads its seccomp filter (csrc/ocirun.h OCIRUN_SECCOMP_*)
+SECCOMP_NONE, SECCOMP_EARLY, SECCOMP_READY, SECCOMP_LAST = 0, 1, 2, 3
 S_IFCHR, S_IFBLK, S_IFIFO = 0o020000, 0o060000, 0o010000
 
 # What runc gives every container in /dev, unless linux.devices names the same path.
@@ -164,6 +166,9 @@ class Plan:
         self.apply_caps = False
         self.caps: dict[str, int] = {}  # set name -> bit mask
         self.new_keyring = new_keyring
+        self.seccomp_when = SECCOMP_NONE
+        self.seccomp_bpf = b""  # struct sock_filter[]
+        self.seccomp_flags = 0
         self.preserve_fds = preserve_fds
         self.trace = False  # --debug: the init reports its phase times
         self.terminal = False
@@ -200,6 +205,19 @@ def build(
     if problems:
         raise ConfigError(problems)
     return plan
+
+
+def set_seccomp(plan: Plan, bpf: bytes, flags: int, notify: bool) -> None:
+    """Hand the compiled filter to the plan and choose when the init loads it (runc's order):
+    without no_new_privs loading needs CAP_SYS_ADMIN, so it goes before the credentials; a
+    notify listener must reach the runtime before READY; otherwise as late as possible."""
+    plan.seccomp_bpf, plan.seccomp_flags = bpf, flags
+    if not plan.no_new_privs:
+        plan.seccomp_when = SECCOMP_EARLY
+    elif notify:
+        plan.seccomp_when = SECCOMP_READY
+    else:
+        plan.seccomp_when = SECCOMP_LAST
 
 
 def build_exec(process: dict, joins: list[tuple[str, int]], opts: Options | None = None) -> Plan:

@@ -30,7 +30,8 @@ def connect(path: str) -> socket.socket:
 def recv_master(sock: socket.socket) -> int:
     """Receive the pty master (one message: name as data, one fd)."""
     fds = array.array("i")
-    msg, anc, _flags, _addr = sock.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
+    msg, anc, _flags, _addr = sock.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize),
+                                           socket.MSG_CMSG_CLOEXEC)
     for level, type_, data in anc:
         if level == socket.SOL_SOCKET and type_ == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - len(data) % fds.itemsize])

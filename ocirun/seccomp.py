@@ -1,0 +1,635 @@
+"""linux.seccomp -> a classic BPF program, compiled in the runtime (parent) process.
+
+libseccomp (through csrc/seccomp.c) builds the filter and exports it; this module parses and
+checks the profile, flattens it into rules, prefixes runc's -ENOSYS stub and caches the result.
+The child only hands `Filter.bpf` to seccomp(2), as the last step before execve:
+
+    seccomp(SECCOMP_SET_MODE_FILTER, filt.flags, &(struct sock_fprog){len(bpf) // 8, bpf})
+
+(no_new_privs or CAP_SYS_ADMIN in the child's user namespace is needed for that call). When
+`filt.notify` is true, `filt.flags` includes SECCOMP_FILTER_FLAG_NEW_LISTENER and the call
+returns the listener fd, which the child must hand to the parent before it execs (the fd is
+O_CLOEXEC). No syscall the child makes after the load may be notified, or nobody would answer:
+hence NOTIFY_FORBIDDEN.
+
+Nothing heavy at import time: libseccomp is reached lazily, sha256 comes from the builtin
+module when there is one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from .errors import ConfigError, OcirunError
+
+# --- kernel / libseccomp ABI constants -----------------------------------------------------
+
+# Actions (seccomp.h SCMP_ACT_* == linux/seccomp.h SECCOMP_RET_*). The low 16 bits carry the
+# errno of ERRNO and the value of TRACE.
+ACT_KILL_PROCESS = 0x80000000
+ACT_KILL_THREAD = 0x00000000
+ACT_TRAP = 0x00030000
+ACT_ERRNO = 0x00050000
+ACT_NOTIFY = 0x7FC00000
+ACT_TRACE = 0x7FF00000
+ACT_LOG = 0x7FFC0000
+ACT_ALLOW = 0x7FFF0000
+
+ACTIONS: dict[str, int] = {
+    "SCMP_ACT_KILL": ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_THREAD": ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_PROCESS": ACT_KILL_PROCESS,
+    "SCMP_ACT_TRAP": ACT_TRAP,
+    "SCMP_ACT_ERRNO": ACT_ERRNO,
+    "SCMP_ACT_TRACE": ACT_TRACE,
+    "SCMP_ACT_ALLOW": ACT_ALLOW,
+    "SCMP_ACT_LOG": ACT_LOG,
+    "SCMP_ACT_NOTIFY": ACT_NOTIFY,
+}
+_WITH_DATA = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")  # the actions errnoRet applies to
+
+# Argument comparisons (enum scmp_compare; csrc/seccomp.c checks them at compile time).
+OPS: dict[str, int] = {
+    "SCMP_CMP_NE": 1,
+    "SCMP_CMP_LT": 2,
+    "SCMP_CMP_LE": 3,
+    "SCMP_CMP_EQ": 4,
+    "SCMP_CMP_GE": 5,
+    "SCMP_CMP_GT": 6,
+    "SCMP_CMP_MASKED_EQ": 7,
+}
+
+# seccomp(2) SECCOMP_SET_MODE_FILTER flags.
+FLAG_TSYNC = 1
+FLAG_LOG = 2
+FLAG_SPEC_ALLOW = 4
+FLAG_NEW_LISTENER = 8
+FLAG_TSYNC_ESRCH = 16
+FLAG_WAIT_KILLABLE_RECV = 32
+
+FLAGS: dict[str, int] = {
+    "SECCOMP_FILTER_FLAG_TSYNC": FLAG_TSYNC,
+    "SECCOMP_FILTER_FLAG_LOG": FLAG_LOG,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": FLAG_SPEC_ALLOW,
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": FLAG_WAIT_KILLABLE_RECV,
+}
+
+# Syscalls a SCMP_ACT_NOTIFY rule may not name: the child uses them (after the filter is
+# loaded) to hand the listener fd to the parent; notifying them would hang the container
+# forever. `write` is runc's rule; send/sendto/sendmsg are ocirun's sync socket.
+NOTIFY_FORBIDDEN = frozenset({"write", "send", "sendto", "sendmsg"})
+
+ENOSYS = 38
+EPERM = 1
+BPF_MAXINSNS = 4096
+_OPTIMIZE_ABOVE = 32  # more rules than this: libseccomp's binary tree (as runc does)
+
+_AUDIT_ARCH_X86_64 = 0xC000003E
+_SCMP_ARCH_X32 = 0x4000003E  # libseccomp's own token: the kernel reports x32 as x86_64
+_X32_SYSCALL_BIT = 0x40000000
+_AUDIT_ARCH_S390 = 0x00000016
+_AUDIT_ARCH_S390X = 0x80000016
+
+
+class Filter:
+    """A compiled profile: what the child passes to seccomp(2)."""
+
+    __slots__ = ("bpf", "flags", "notify", "warnings")
+
+    def __init__(self, bpf: bytes, flags: int, notify: bool, warnings: list[str]):
+        self.bpf = bpf            # struct sock_filter[], 8 bytes each, host endianness
+        self.flags = flags        # SECCOMP_FILTER_FLAG_* for seccomp(2)
+        self.notify = notify      # a rule is SCMP_ACT_NOTIFY: flags has NEW_LISTENER
+        self.warnings = warnings  # e.g. syscall names this libseccomp does not know
+
+    @property
+    def insns(self) -> int:
+        """sock_fprog.len"""
+        return len(self.bpf) // 8
+
+    def __repr__(self) -> str:
+        return (f"Filter(insns={self.insns}, flags={self.flags:#x}, notify={self.notify}, "
+                f"warnings={len(self.warnings)})")
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+_BASE = "/linux/seccomp"
+
+
+class _Rule:
+    """One seccomp_rule_add_array() call; conds are (arg index, op, value, valueTwo), ANDed."""
+
+    __slots__ = ("where", "name", "nr", "action", "conds")
+
+    def __init__(self, where: str, name: str, nr: int, action: int, conds: list[tuple]):
+        self.where, self.name, self.nr, self.action, self.conds = where, name, nr, action, conds
+
+
+def _uint(value, bits: int) -> bool:
+    return type(value) is int and 0 <= value < (1 << bits)
+
+
+def _action(name, errno_ret, where: str, errno_where: str, problems: list[str]) -> int | None:
+    if not isinstance(name, str) or name not in ACTIONS:
+        problems.append(f"{where}: unknown action {name!r}")
+        return None
+    act = ACTIONS[name]
+    if errno_ret is None:
+        return act | EPERM if name in _WITH_DATA else act
+    if name not in _WITH_DATA:
+        problems.append(f"{errno_where}: not supported with action {name!r}")
+        return None
+    if not _uint(errno_ret, 16):
+        problems.append(f"{errno_where}: must be an integer in 0..65535, got {errno_ret!r}")
+        return None
+    return act | errno_ret
+
+
+def _arch_name(name: str) -> str:
+    """SCMP_ARCH_X86_64 -> x86_64, the spelling seccomp_arch_resolve_name() takes."""
+    return name[len("SCMP_ARCH_"):].lower() if name.startswith("SCMP_ARCH_") else ""
+
+
+def _parse(sec) -> tuple:
+    """Check and flatten: (default action, (arch tokens, their JSON paths), flags, notify,
+    every syscall name, rules, warnings). ConfigError lists every problem found."""
+    _, lib = _native()
+    problems: list[str] = []
+    warnings: list[str] = []
+    if not isinstance(sec, dict):
+        raise ConfigError([f"{_BASE}: must be an object"])
+
+    default = _action(sec.get("defaultAction"), sec.get("defaultErrnoRet"),
+                      f"{_BASE}/defaultAction", f"{_BASE}/defaultErrnoRet", problems)
+    if sec.get("defaultAction") == "SCMP_ACT_NOTIFY":
+        problems.append(f"{_BASE}/defaultAction: SCMP_ACT_NOTIFY cannot be the default action")
+
+    arches: list[int] = []
+    arch_where: list[str] = []
+    for i, name in enumerate(_as_list(sec.get("architectures"), f"{_BASE}/architectures", problems)):
+        token = lib.ocirun_seccomp_arch_resolve(_arch_name(name).encode()) \
+            if isinstance(name, str) and _arch_name(name) and "\0" not in name else 0
+        if not token:
+            problems.append(f"{_BASE}/architectures/{i}: unknown architecture {name!r}")
+        elif token not in arches:
+            arches.append(token)
+            arch_where.append(f"{_BASE}/architectures/{i}: {name}")
+
+    flags = 0
+    for i, name in enumerate(_as_list(sec.get("flags"), f"{_BASE}/flags", problems)):
+        if not isinstance(name, str) or name not in FLAGS:
+            problems.append(f"{_BASE}/flags/{i}: unknown flag {name!r}")
+        else:
+            flags |= FLAGS[name]
+
+    # (JSON path, action, conditions, names) per entry; names are resolved in one batch below.
+    entries: list[tuple[str, int | None, list, list[str]]] = []
+    all_names: list[str] = []
+    notify = False
+    for i, call in enumerate(_as_list(sec.get("syscalls"), f"{_BASE}/syscalls", problems)):
+        where = f"{_BASE}/syscalls/{i}"
+        if not isinstance(call, dict):
+            problems.append(f"{where}: must be an object")
+            continue
+        act = _action(call.get("action"), call.get("errnoRet"), f"{where}/action",
+                      f"{where}/errnoRet", problems)
+        names = call.get("names")
+        if not isinstance(names, list) or not names or \
+                not all(isinstance(n, str) and n and "\0" not in n for n in names):
+            problems.append(f"{where}/names: must be a non-empty list of syscall names")
+            continue
+        if act == ACT_NOTIFY:
+            notify = True
+            for j, n in enumerate(names):
+                if n in NOTIFY_FORBIDDEN:
+                    problems.append(f"{where}/names/{j}: SCMP_ACT_NOTIFY cannot be used for "
+                                    f"{n!r} (the runtime needs it to hand over the listener)")
+        conds = []
+        for k, arg in enumerate(_as_list(call.get("args"), f"{where}/args", problems)):
+            aw = f"{where}/args/{k}"
+            if not isinstance(arg, dict):
+                problems.append(f"{aw}: must be an object")
+                continue
+            index, op = arg.get("index"), arg.get("op")
+            value, value_two = arg.get("value", 0), arg.get("valueTwo", 0)
+            if not _uint(index, 32) or index > 5:
+                problems.append(f"{aw}/index: must be 0..5 (a syscall has 6 arguments), got {index!r}")
+            elif op not in OPS:
+                problems.append(f"{aw}/op: unknown operator {op!r}")
+            elif not _uint(value, 64):
+                problems.append(f"{aw}/value: must be an unsigned 64-bit integer, got {value!r}")
+            elif not _uint(value_two, 64):
+                problems.append(f"{aw}/valueTwo: must be an unsigned 64-bit integer, got {value_two!r}")
+            else:
+                conds.append((index, OPS[op], value, value_two))
+        entries.append((where, act, conds, names))
+        all_names.extend(names)
+    if problems:
+        raise ConfigError(problems)
+
+    if notify and lib.ocirun_seccomp_api() < 6:
+        raise OcirunError("seccomp notify unsupported: libseccomp API level "
+                          f"{lib.ocirun_seccomp_api()}, want at least 6 "
+                          "(libseccomp >= 2.5.0 and Linux >= 5.7)")
+    if flags & FLAG_WAIT_KILLABLE_RECV and not notify:
+        # The kernel refuses it without a listener (EINVAL); it has no meaning there anyway.
+        flags &= ~FLAG_WAIT_KILLABLE_RECV
+        warnings.append(f"{_BASE}/flags: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV ignored: "
+                        "no rule uses SCMP_ACT_NOTIFY")
+    if notify:
+        flags |= FLAG_NEW_LISTENER
+        if flags & FLAG_TSYNC:
+            flags |= FLAG_TSYNC_ESRCH  # TSYNC with NEW_LISTENER is EINVAL without it
+
+    numbers = _resolve(0, all_names) if all_names else []
+    rules: list[_Rule] = []
+    pos = 0
+    for where, act, conds, names in entries:
+        nrs = numbers[pos:pos + len(names)]
+        pos += len(names)
+        for j, (name, nr) in enumerate(zip(names, nrs)):
+            if nr == -1:
+                warnings.append(f"{where}/names/{j}: unknown syscall {name!r} skipped")
+                continue
+            if act == default:
+                continue  # redundant, and libseccomp refuses it
+            indexes = [c[0] for c in conds]
+            if len(set(indexes)) == len(indexes):
+                rules.append(_Rule(where, name, nr, act, conds))
+            else:
+                # Several conditions on one argument cannot be ANDed by libseccomp: like runc,
+                # every condition becomes a rule of its own (so they are ORed).
+                for c in conds:
+                    rules.append(_Rule(where, name, nr, act, [c]))
+    return default, (arches, arch_where), flags, notify, all_names, rules, warnings
+
+
+def _as_list(value, where: str, problems: list[str]) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append(f"{where}: must be an array")
+        return []
+    return value
+
+
+def libseccomp_version() -> str:
+    """e.g. "2.5.4" (for `ocirun features`' io.github.seccomp.libseccomp.version)."""
+    ffi, lib = _native()
+    v = ffi.new("unsigned int[3]")
+    lib.ocirun_seccomp_version(v)
+    return f"{v[0]}.{v[1]}.{v[2]}"
+
+
+def _native():
+    from ._shim import ffi, lib
+    return ffi, lib
+
+
+def _resolve(arch: int, names: list[str]) -> list[int]:
+    ffi, lib = _native()
+    blob = ffi.new("char[]", b"\0".join(n.encode() for n in names) + b"\0")
+    out = ffi.new("int[]", len(names))
+    lib.ocirun_seccomp_resolve_names(arch, blob, len(names), out)
+    return list(out)
+
+
+# --- compiling ----------------------------------------------------------------------------
+
+
+def compile(seccomp: dict) -> Filter:  # noqa: A001 (the brief's name)
+    """Compile linux.seccomp. ConfigError (naming the JSON path) for the config's faults."""
+    default, (arches, arch_where), flags, notify, names, rules, warnings = _parse(seccomp)
+    prog = _export(default, arches, arch_where, rules)
+    stub = b""
+    if not _permissive(default):
+        stub = _enosys_stub(arches, names)
+    if len(prog) // 8 > BPF_MAXINSNS:
+        raise ConfigError([f"{_BASE}: the filter has {len(prog) // 8} BPF instructions, more "
+                           f"than the kernel's limit of {BPF_MAXINSNS}"])
+    if stub and (len(stub) + len(prog)) // 8 > BPF_MAXINSNS:
+        warnings.append(f"{_BASE}: no -ENOSYS stub for newer syscalls: the filter would exceed "
+                        f"{BPF_MAXINSNS} instructions")
+        stub = b""
+    return Filter(stub + prog, flags, notify, warnings)
+
+
+def _permissive(default: int) -> bool:
+    """No stub when unknown syscalls are let through anyway (runc: allow, log, trace) or
+    already get ENOSYS."""
+    kind = default & 0xFFFF0000
+    return kind in (ACT_ALLOW, ACT_LOG, ACT_TRACE) or default == ACT_ERRNO | ENOSYS
+
+
+def _export(default: int, arches: list[int], arch_where: list[str], rules: list[_Rule]) -> bytes:
+    ffi, lib = _native()
+    n_conds = sum(len(r.conds) for r in rules)
+    c_rules = ffi.new("struct ocirun_sc_rule[]", max(len(rules), 1))
+    c_conds = ffi.new("struct ocirun_sc_cond[]", max(n_conds, 1))
+    c_arches = ffi.new("unsigned int[]", arches or [0])
+    k = 0
+    for i, r in enumerate(rules):
+        cr = c_rules[i]
+        cr.nr = r.nr
+        cr.action = r.action
+        cr.n_conds = len(r.conds)
+        cr.conds = c_conds + k
+        for arg, op, value, value_two in r.conds:
+            cc = c_conds[k]
+            cc.arg, cc.op, cc.value, cc.value_two = arg, op, value, value_two
+            k += 1
+    f = ffi.new("struct ocirun_sc_filter *")
+    f.default_action = default
+    f.arches = c_arches
+    f.n_arches = len(arches)
+    f.rules = c_rules
+    f.n_rules = len(rules)
+    f.optimize = 2 if len(rules) > _OPTIMIZE_ABOVE else 0
+    bad_arch = ffi.new("int *")
+    bad_rule = ffi.new("int *")
+
+    fd = os.memfd_create("ocirun-seccomp", os.MFD_CLOEXEC)
+    try:
+        rc = lib.ocirun_seccomp_export(f, fd, bad_arch, bad_rule)
+        if rc < 0:
+            why = os.strerror(-rc)
+            if bad_arch[0] >= 0:
+                # EDOM: an architecture of the other endianness than the native one
+                raise ConfigError([f"{arch_where[bad_arch[0]]}: libseccomp cannot add it to a "
+                                   f"filter for this machine: {why}"])
+            if bad_rule[0] >= 0:
+                r = rules[bad_rule[0]]
+                raise ConfigError([f"{r.where}: libseccomp refused the rule for {r.name!r}: {why}"])
+            raise ConfigError([f"{_BASE}/defaultAction: libseccomp refused the filter: {why}"])
+        size = os.lseek(fd, 0, os.SEEK_END)
+        data = os.pread(fd, size, 0)
+        while len(data) < size:
+            data += os.pread(fd, size - len(data), len(data))
+    finally:
+        os.close(fd)
+    if not data or len(data) % 8:
+        raise OcirunError(f"seccomp: libseccomp exported a malformed program ({len(data)} bytes)")
+    return data
+
+
+# --- the -ENOSYS stub -----------------------------------------------------------------------
+#
+# A syscall newer than every syscall the profile names (for the calling architecture) gets
+# ENOSYS instead of the default action, so libc falls back (clone3 -> clone, faccessat2 ->
+# faccessat...). The stub runs first and jumps to libseccomp's program (which reloads what it
+# needs) for everything else. All jumps are forward and land inside the stub or on the first
+# instruction after it, so the stub stays well under the 255-instruction reach of jt/jf.
+
+_LD_ABS = 0x20     # BPF_LD | BPF_W | BPF_ABS
+_JEQ = 0x15        # BPF_JMP | BPF_JEQ | BPF_K
+_JGT = 0x25        # BPF_JMP | BPF_JGT | BPF_K
+_JSET = 0x45       # BPF_JMP | BPF_JSET | BPF_K
+_RET = 0x06        # BPF_RET | BPF_K
+_OFF_NR, _OFF_ARCH = 0, 4  # struct seccomp_data
+
+
+def _enosys_stub(arches: list[int], names: list[str]) -> bytes:
+    if not names:
+        return b""
+    _, lib = _native()
+    native = lib.ocirun_seccomp_arch_native()
+    tokens = [native] + [a for a in arches if a != native]
+    # audit arch -> {"" or "x32": largest syscall number the profile names}
+    last: dict[int, dict[str, int]] = {}
+    for token in tokens:
+        known = [nr for nr in _resolve(token, names) if nr >= 0]
+        if not known:
+            continue  # nothing to compare with: leave this arch to the default action
+        if token == _SCMP_ARCH_X32:
+            last.setdefault(_AUDIT_ARCH_X86_64, {})["x32"] = max(known)
+        else:
+            last.setdefault(token, {})[""] = max(known)
+    if not last:
+        return b""
+
+    prog: list[list] = [[_LD_ABS, 0, 0, _OFF_ARCH]]
+    for audit in last:
+        prog.append([_JEQ, ("arch", audit), 0, audit])
+    prog.append([_JEQ, "main", "main", 0])  # other arches: straight to libseccomp's program
+    labels: dict = {}
+    for audit, maxes in last.items():
+        labels[("arch", audit)] = len(prog)
+        prog.append([_LD_ABS, 0, 0, _OFF_NR])
+        if audit in (_AUDIT_ARCH_S390, _AUDIT_ARCH_S390X):
+            # Syscall 0 is how s390 multiplexes syscalls the kernel does not know.
+            prog.append([_JEQ, "enosys", 0, 0])
+        if audit == _AUDIT_ARCH_X86_64:
+            m64, m32 = maxes.get(""), maxes.get("x32")
+            if m64 is not None and m32 is not None:
+                prog.append([_JSET, 1, 0, _X32_SYSCALL_BIT])
+                prog.append([_JGT, "enosys", "main", m64])
+                prog.append([_JGT, "enosys", "main", m32])
+            elif m64 is not None:  # x32 calls: libseccomp's bad-arch handling
+                prog.append([_JSET, "main", 0, _X32_SYSCALL_BIT])
+                prog.append([_JGT, "enosys", "main", m64])
+            else:
+                prog.append([_JSET, 0, "main", _X32_SYSCALL_BIT])
+                prog.append([_JGT, "enosys", "main", m32])
+        else:
+            prog.append([_JGT, "enosys", "main", maxes[""]])
+    labels["enosys"] = len(prog)
+    prog.append([_RET, 0, 0, ACT_ERRNO | ENOSYS])
+    labels["main"] = len(prog)
+
+    import struct
+
+    out = bytearray()
+    for i, (code, jt, jf, k) in enumerate(prog):
+        jt = labels[jt] - i - 1 if not isinstance(jt, int) else jt
+        jf = labels[jf] - i - 1 if not isinstance(jf, int) else jf
+        if not (0 <= jt <= 255 and 0 <= jf <= 255):
+            raise AssertionError(f"seccomp stub: jump out of reach at {i}")
+        out += struct.pack("=HBBI", code, jt, jf, k)
+    return bytes(out)
+
+
+# --- cache ----------------------------------------------------------------------------------
+
+_CACHE_MAGIC = b"ocirun-seccomp-cache 1\n"
+_CACHE_MAX = 1 << 20
+_static: bytes | None = None
+_sha256_ctor = None
+
+
+def _sha256(data: bytes = b""):
+    global _sha256_ctor
+    if _sha256_ctor is None:
+        try:
+            from _sha256 import sha256 as ctor  # builtin up to 3.11
+        except ImportError:
+            try:
+                from _sha2 import sha256 as ctor  # 3.12+
+            except ImportError:
+                from hashlib import sha256 as ctor
+        _sha256_ctor = ctor
+    return _sha256_ctor(data)
+
+
+def _file_id(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return f"{path}:-"
+    return f"{path}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _libseccomp_id() -> str:
+    """Which libseccomp this process runs (path, version in its name, inode, size, mtime),
+    read from /proc/self/maps: no libseccomp call."""
+    from . import _shim
+    found = []
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            for line in f:
+                if b"libseccomp" in line:
+                    path = line.split(None, 5)[-1].strip().decode(errors="replace")
+                    if path.startswith("/") and path not in found:
+                        found.append(path)
+    except OSError:
+        pass
+    return ";".join(_file_id(p) for p in found) + "|" + _file_id(_shim.__file__)
+
+
+def _static_key() -> bytes:
+    """The per-process part of the cache key (memoized)."""
+    global _static
+    if _static is None:
+        uts = os.uname()
+        parts = [_libseccomp_id(), uts.machine, uts.release]
+        here = os.path.dirname(os.path.abspath(__file__))
+        for path in (os.path.abspath(__file__),
+                     os.path.join(os.path.dirname(here), "csrc", "seccomp.c")):
+            try:
+                with open(path, "rb") as f:
+                    parts.append(_sha256(f.read()).hexdigest())
+            except OSError:
+                parts.append("-")
+        _static = "\0".join(parts).encode()
+    return _static
+
+
+def cache_key(seccomp: dict) -> str:
+    text = json.dumps(seccomp, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+    h = _sha256(_CACHE_MAGIC)
+    h.update(_static_key())
+    h.update(b"\0")
+    h.update(text.encode())
+    return h.hexdigest()
+
+
+def compile_cached(seccomp: dict, cache_dir: str) -> Filter:
+    """compile(), memoized in cache_dir (created 0700). The directory is only used when it is
+    ours and not group/world-writable; otherwise this compiles without it (and says so in
+    Filter.warnings). A hit calls no libseccomp function."""
+    key = cache_key(seccomp)
+    dfd, why = _open_cache_dir(cache_dir)
+    if dfd is None:
+        filt = compile(seccomp)
+        filt.warnings.append(f"seccomp cache {cache_dir!r} not used: {why}")
+        return filt
+    try:
+        hit = _cache_read(dfd, key)
+        if hit is not None:
+            return hit
+        filt = compile(seccomp)
+        _cache_write(dfd, key, filt)
+        return filt
+    finally:
+        os.close(dfd)
+
+
+def _open_cache_dir(path: str):
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        return None, e.strerror or str(e)
+    st = os.fstat(dfd)
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        os.close(dfd)
+        return None, f"owned by uid {st.st_uid} with mode {st.st_mode & 0o7777:o} (want ours, " \
+                     "not group/world-writable)"
+    return dfd, ""
+
+
+def _cache_read(dfd: int, key: str) -> Filter | None:
+    try:
+        fd = os.open(key + ".bpf", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if (st.st_mode & 0o170000) != 0o100000 or st.st_uid != os.geteuid() \
+                or st.st_mode & 0o022 or st.st_size > _CACHE_MAX:
+            return None
+        data = os.read(fd, st.st_size + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if not data.startswith(_CACHE_MAGIC):
+        return None
+    head, sep, bpf = data[len(_CACHE_MAGIC):].partition(b"\n")
+    try:
+        meta = json.loads(head)
+        if not sep or meta["key"] != key or meta["len"] != len(bpf) or len(bpf) % 8 or not bpf \
+                or meta["sha256"] != _sha256(bpf).hexdigest():
+            return None
+        return Filter(bpf, int(meta["flags"]), bool(meta["notify"]), list(meta["warnings"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _cache_write(dfd: int, key: str, filt: Filter) -> None:
+    """Best effort: a failure only costs a compile next time. tmp + rename, so readers see
+    the old file, no file, or the whole new one."""
+    meta = {"key": key, "len": len(filt.bpf), "sha256": _sha256(filt.bpf).hexdigest(),
+            "flags": filt.flags, "notify": filt.notify, "warnings": filt.warnings}
+    data = _CACHE_MAGIC + json.dumps(meta, separators=(",", ":")).encode() + b"\n" + filt.bpf
+    tmp = f".{key}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=dfd)
+    except OSError:
+        return
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.rename(tmp, key + ".bpf", src_dir_fd=dfd, dst_dir_fd=dfd)
+    except OSError:
+        try:
+            os.unlink(tmp, dir_fd=dfd)
+        except OSError:
+            pass
+
+
+def send_listener(path: str, fd: int, state: dict, metadata: str = "") -> None:
+    """runtime-spec "seccomp notify": send the listener fd with the container process state
+    (a ContainerProcessState) to the unix socket at linux.seccomp.listenerPath."""
+    import socket
+
+    from .errors import OcirunError
+
+    msg = json.dumps({"ociVersion": state.get("ociVersion", "1.3.0"), "fds": ["seccompFd"],
+                      "pid": state.get("pid", 0), "metadata": metadata, "state": state})
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        s.sendmsg([msg.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                    fd.to_bytes(4, "little"))])
+    except OSError as e:
+        raise OcirunError(f"send the seccomp listener to {path}: {e.strerror}") from None
+    finally:
+        s.close()
