@@ -382,8 +382,44 @@ def _kernel_settings(plan: Plan, config: dict, linux: dict, new: set[str],
         if "uts" not in new and not joined_uts:
             problems.append(f"/{key}: setting it needs a new or joined uts namespace")
         setattr(plan, key, value)
+    ours = new | {t for t, flag in NAMESPACES.items() if flag in {f for _, f in plan.joins}}
     for key, value in sorted((linux.get("sysctl") or {}).items()):
-        plan.sysctls.append(("/proc/sys/" + key.replace(".", "/"), str(value)))
+        path = sysctl_path(key)
+        dotted = path[len("/proc/sys/"):].replace("/", ".")
+        ns = _sysctl_namespace(dotted)
+        if ns is None:
+            problems.append(f"/linux/sysctl/{key}: not in a separate kernel namespace: it "
+                            "would change the host")
+        elif ns not in ours:
+            problems.append(f"/linux/sysctl/{key}: needs a new or joined {ns} namespace: it "
+                            "would change the host's")
+        plan.sysctls.append((path, str(value)))
+
+
+# Namespaced sysctls (as runc allows them): the namespace each belongs to.
+_IPC_SYSCTLS = frozenset(("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                          "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+                          "kernel.shm_rmid_forced"))
+
+
+def _sysctl_namespace(dotted: str) -> str | None:
+    if dotted in _IPC_SYSCTLS or dotted.startswith("fs.mqueue."):
+        return "ipc"
+    if dotted.startswith("net."):
+        return "network"
+    if dotted in ("kernel.hostname", "kernel.domainname"):
+        return "uts"
+    return None
+
+
+def sysctl_path(name: str) -> str:
+    """The /proc/sys file of a sysctl name, by sysctl(8)'s rule: if the first separator is
+    '/', dots are part of names (net/ipv4/conf/eth0.100/forwarding); if it is '.', dots and
+    slashes swap (net.ipv4.conf.eth0/100.forwarding)."""
+    slash, dot = name.find("/"), name.find(".")
+    if slash != -1 and (dot == -1 or slash < dot):
+        return "/proc/sys/" + name
+    return "/proc/sys/" + name.translate(str.maketrans("./", "/."))
 
 
 # --- rootfs -------------------------------------------------------------------------------

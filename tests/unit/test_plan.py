@@ -1,0 +1,633 @@
+"""Unit tests for ocirun.plan.build: config dict -> Plan, with no root and no I/O."""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import os
+
+import pytest
+
+from ocirun import plan as planmod
+from ocirun.errors import ConfigError
+from ocirun.plan import MNT_DIR, MNT_FILE, CgroupLayout, Options, build
+from ocirun.tables import (
+    CAPS,
+    CLONE_NEWCGROUP,
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWTIME,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_SHARED,
+    MS_SLAVE,
+    MS_STRICTATIME,
+    RLIMITS,
+)
+
+S_IFCHR, S_IFBLK, S_IFIFO = 0o020000, 0o060000, 0o010000
+BUNDLE = "/bundle"
+V1 = CgroupLayout(v1=[("cpu", "cpu"), ("memory", "memory"), ("systemd", "name=systemd")])
+V2 = CgroupLayout(unified=True)
+
+ALL_BUT_TIME = {"pid": CLONE_NEWPID, "network": CLONE_NEWNET, "ipc": CLONE_NEWIPC,
+                "uts": CLONE_NEWUTS, "mount": CLONE_NEWNS, "cgroup": CLONE_NEWCGROUP,
+                "user": CLONE_NEWUSER}
+
+DEFAULT_DEV = {
+    "/dev/null": (1, 3), "/dev/zero": (1, 5), "/dev/full": (1, 7),
+    "/dev/tty": (5, 0), "/dev/random": (1, 8), "/dev/urandom": (1, 9),
+}
+
+
+def config(namespaces=("pid", "network", "ipc", "uts", "mount"), **top) -> dict:
+    cfg = {
+        "ociVersion": "1.3.0",
+        "process": {"args": ["sh"], "cwd": "/", "env": ["PATH=/bin", "A=1"],
+                    "user": {"uid": 0, "gid": 0}},
+        "root": {"path": "rootfs"},
+        "mounts": [],
+        "linux": {"namespaces": [ns if isinstance(ns, dict) else {"type": ns}
+                                 for ns in namespaces]},
+    }
+    cfg.update(top)
+    return cfg
+
+
+def with_userns(cfg: dict) -> dict:
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 1000},
+                                   {"containerID": 1000, "hostID": 300000, "size": 1}]
+    return cfg
+
+
+def plan_of(cfg: dict, *, dirs=(), cgroups=V1, opts=None) -> planmod.Plan:
+    """build() with an is_dir that knows only `dirs` (everything else is a file)."""
+    return build(cfg, BUNDLE, opts, is_dir=lambda p: p in dirs, cgroups=cgroups)
+
+
+def one_mount(m: dict, **kw) -> planmod.Mount:
+    cfg = config()
+    cfg["mounts"] = [m]
+    mounts = plan_of(cfg, **kw).mounts
+    assert len(mounts) == 1
+    return mounts[0]
+
+
+# --- purity -----------------------------------------------------------------------------
+
+def test_build_does_no_io(monkeypatch):
+    cfg = with_userns(config(namespaces=("pid", "network", "ipc", "uts", "mount", "cgroup")))
+    cfg["mounts"] = [
+        {"destination": "/b", "type": "bind", "source": "/host/dir", "options": ["rbind", "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["ro"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts"},
+    ]
+    cfg["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
+
+    def forbidden(*a, **k):
+        raise AssertionError(f"I/O during build: {a}")
+
+    for name in ("stat", "lstat", "listdir", "open", "access", "readlink", "scandir"):
+        monkeypatch.setattr(os, name, forbidden)
+    for name in ("isdir", "exists", "isfile", "lexists", "islink"):
+        monkeypatch.setattr(os.path, name, forbidden)
+    monkeypatch.setattr(builtins, "open", forbidden)
+    seen = []
+    p = build(cfg, BUNDLE, is_dir=lambda path: seen.append(path) or True, cgroups=V1)
+    assert seen == ["/host/dir"]  # asked only about the bind source
+    assert p.mounts[0].kind == MNT_DIR
+
+
+# --- namespaces -------------------------------------------------------------------------
+
+def test_all_new_namespaces_are_created_by_clone():
+    cfg = with_userns(config(namespaces=[t for t in ALL_BUT_TIME if t != "user"]))
+    p = plan_of(cfg)
+    want = 0
+    for flag in ALL_BUT_TIME.values():
+        want |= flag
+    assert p.clone_flags == want
+    assert p.unshare_flags == 0
+    assert p.joins == []
+    assert p.fork_after is False
+    assert p.userns_sync is True
+    assert p.loopback_up is True
+    assert p.timens_offsets is None
+
+
+def test_no_network_namespace_no_loopback():
+    p = plan_of(config(namespaces=("pid", "mount")))
+    assert p.clone_flags == CLONE_NEWPID | CLONE_NEWNS
+    assert p.loopback_up is False
+    assert p.userns_sync is False and p.uid_map == "" and p.gid_map == ""
+
+
+def test_joined_namespace_switches_to_setns_and_unshare():
+    cfg = config(namespaces=["pid", "ipc", "mount",
+                             {"type": "network", "path": "/proc/42/ns/net"}])
+    p = plan_of(cfg)
+    assert p.clone_flags == 0
+    assert p.joins == [("/proc/42/ns/net", CLONE_NEWNET)]
+    assert p.unshare_flags == CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS
+    assert p.fork_after is True  # a new pid namespace via unshare holds only our children
+    assert p.loopback_up is False  # a joined network namespace is left alone
+
+
+def test_joined_user_namespace_goes_first():
+    cfg = config(namespaces=[
+        {"type": "network", "path": "/proc/42/ns/net"},
+        {"type": "ipc", "path": "/proc/42/ns/ipc"},
+        {"type": "user", "path": "/proc/42/ns/user"},
+        {"type": "uts", "path": "/proc/42/ns/uts"},
+        "mount",
+    ])
+    p = plan_of(cfg)
+    assert p.joins[0] == ("/proc/42/ns/user", CLONE_NEWUSER)
+    # The rest keep their config order.
+    assert p.joins[1:] == [("/proc/42/ns/net", CLONE_NEWNET), ("/proc/42/ns/ipc", CLONE_NEWIPC),
+                           ("/proc/42/ns/uts", CLONE_NEWUTS)]
+    assert p.unshare_flags == CLONE_NEWNS
+    assert p.fork_after is False  # no pid or time namespace, new or joined
+    assert p.userns_sync is False  # the joined user namespace has its maps
+
+
+def test_joined_pid_namespace_needs_fork():
+    cfg = config(namespaces=["mount", {"type": "pid", "path": "/proc/42/ns/pid"}])
+    p = plan_of(cfg)
+    assert p.clone_flags == 0
+    assert p.joins == [("/proc/42/ns/pid", CLONE_NEWPID)]
+    assert p.unshare_flags == CLONE_NEWNS
+    assert p.fork_after is True
+
+
+def test_joined_mount_namespace_skips_rootfs_setup():
+    cfg = config(namespaces=["pid", {"type": "mount", "path": "/proc/42/ns/mnt"}])
+    cfg["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
+    p = plan_of(cfg)
+    assert p.setup_rootfs is False
+    assert p.mounts == [] and p.devices == []
+
+
+def test_time_namespace_forks_and_writes_offsets():
+    cfg = config(namespaces=("pid", "mount", "time"))
+    cfg["linux"]["timeOffsets"] = {"monotonic": {"secs": 86400, "nanosecs": 5},
+                                   "boottime": {"secs": -7}}
+    p = plan_of(cfg)
+    assert p.clone_flags == 0
+    assert p.joins == []
+    assert p.unshare_flags == CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWTIME
+    assert p.fork_after is True
+    assert p.timens_offsets == "boottime -7 0\nmonotonic 86400 5\n"
+
+
+def test_time_namespace_without_offsets():
+    p = plan_of(config(namespaces=("mount", "time")))
+    assert p.unshare_flags == CLONE_NEWNS | CLONE_NEWTIME
+    assert p.fork_after is True  # a new time namespace applies to children only
+    assert p.timens_offsets is None
+
+
+def test_user_namespace_maps():
+    p = plan_of(with_userns(config()))
+    assert p.userns_sync is True
+    assert p.clone_flags & CLONE_NEWUSER
+    assert p.uid_map == "0 100000 65536\n"
+    assert p.gid_map == "0 200000 1000\n1000 300000 1\n"
+
+
+def test_user_namespace_with_join_is_unshared():
+    cfg = with_userns(config(namespaces=["mount", {"type": "network", "path": "/x/net"}]))
+    p = plan_of(cfg)
+    assert p.clone_flags == 0
+    assert p.unshare_flags == CLONE_NEWNS | CLONE_NEWUSER
+    assert p.userns_sync is True
+    assert p.uid_map == "0 100000 65536\n"
+
+
+def test_missing_mount_namespace_is_an_error():
+    with pytest.raises(ConfigError) as e:
+        plan_of(config(namespaces=("pid", "network")))
+    assert "/linux/namespaces" in str(e.value)
+    assert "mount namespace" in str(e.value)
+
+
+# --- hostname / domainname / sysctl -----------------------------------------------------
+
+@pytest.mark.parametrize("key", ["hostname", "domainname"])
+def test_name_without_uts_namespace_is_an_error(key):
+    cfg = config(namespaces=("pid", "mount"), **{key: "box"})
+    with pytest.raises(ConfigError) as e:
+        plan_of(cfg)
+    assert f"/{key}" in str(e.value)
+    assert "uts" in str(e.value)
+
+
+def test_names_with_new_or_joined_uts():
+    p = plan_of(config(hostname="h", domainname="d.example"))
+    assert (p.hostname, p.domainname) == ("h", "d.example")
+    joined = config(namespaces=["mount", {"type": "uts", "path": "/proc/1/ns/uts"}],
+                    hostname="j")
+    assert plan_of(joined).hostname == "j"
+    assert plan_of(config()).hostname is None
+
+
+def test_sysctls_become_proc_sys_paths():
+    cfg = config()
+    cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1", "kernel.msgmax": 8192,
+                              "net/ipv4/conf/lo/forwarding": "0"}
+    p = plan_of(cfg)
+    assert sorted(p.sysctls) == [
+        ("/proc/sys/kernel/msgmax", "8192"),
+        ("/proc/sys/net/ipv4/conf/lo/forwarding", "0"),
+        ("/proc/sys/net/ipv4/ip_forward", "1"),
+    ]
+
+
+
+
+@pytest.mark.parametrize("name,path", [
+    ("net.ipv4.ip_forward", "/proc/sys/net/ipv4/ip_forward"),
+    ("net/ipv4/ip_forward", "/proc/sys/net/ipv4/ip_forward"),
+    pytest.param("net/ipv4/conf/eth0.100/forwarding", "/proc/sys/net/ipv4/conf/eth0.100/forwarding"),
+    pytest.param("net.ipv4.conf.eth0/100.forwarding", "/proc/sys/net/ipv4/conf/eth0.100/forwarding"),
+])
+def test_sysctl_name_forms(name, path):
+    cfg = config()
+    cfg["linux"]["sysctl"] = {name: "1"}
+    assert plan_of(cfg).sysctls == [(path, "1")]
+
+
+# --- process ----------------------------------------------------------------------------
+
+def test_process_fields():
+    cfg = config()
+    cfg["process"].update(
+        args=["/bin/app", "-x"], env=["A=1", "PATH=/usr/bin:/bin", "B=2"], cwd="/srv",
+        user={"uid": 1000, "gid": 100, "additionalGids": [5, 6], "umask": 23},
+        noNewPrivileges=True, oomScoreAdj=-500,
+        rlimits=[{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024},
+                 {"type": "RLIMIT_NPROC", "soft": 10, "hard": 20},
+                 {"type": "RLIMIT_CORE", "soft": 0, "hard": 18446744073709551615}],
+    )
+    p = plan_of(cfg)
+    assert p.argv == ["/bin/app", "-x"]
+    assert p.envp == ["A=1", "PATH=/usr/bin:/bin", "B=2"]
+    assert p.path_env == "/usr/bin:/bin"
+    assert p.cwd == "/srv"
+    assert (p.uid, p.gid, p.groups) == (1000, 100, [5, 6])
+    assert p.umask == 23 == 0o027
+    assert p.no_new_privs is True
+    assert p.oom_score_adj == "-500"
+    assert p.rlimits == [(7, 512, 1024), (6, 10, 20), (4, 0, 2**64 - 1)]
+    assert RLIMITS["RLIMIT_NOFILE"] == 7 and RLIMITS["RLIMIT_NPROC"] == 6
+
+
+def test_process_defaults():
+    cfg = config()
+    cfg["process"] = {"args": ["sh"]}
+    p = plan_of(cfg)
+    assert p.umask == 0o022
+    assert p.cwd == "/"
+    assert p.envp == [] and p.path_env is None
+    assert (p.uid, p.gid, p.groups) == (0, 0, [])
+    assert p.rlimits == []
+    assert p.no_new_privs is False
+    assert p.oom_score_adj is None
+    assert p.apply_caps is False and p.caps == {}
+
+
+def test_umask_zero_is_kept():
+    cfg = config()
+    cfg["process"]["user"]["umask"] = 0
+    assert plan_of(cfg).umask == 0
+
+
+def test_capability_masks():
+    cfg = config()
+    cfg["process"]["capabilities"] = {
+        "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHECKPOINT_RESTORE"],
+        "effective": ["CAP_CHOWN", "CAP_CHOWN"],
+        "permitted": ["CAP_CHOWN", "CAP_KILL"],
+        "ambient": ["CAP_NET_BIND_SERVICE"],
+    }
+    p = plan_of(cfg)
+    assert p.apply_caps is True
+    assert p.caps == {
+        "bounding": (1 << 0) | (1 << 5) | (1 << 10) | (1 << 40),
+        "effective": 1,
+        "permitted": 1 | (1 << 5),
+        "inheritable": 0,
+        "ambient": 1 << 10,
+    }
+
+
+def test_default_capability_mask():
+    from ocirun.defaults import DEFAULT_CAPS
+
+    cfg = config()
+    cfg["process"]["capabilities"] = {s: list(DEFAULT_CAPS)
+                                      for s in ("bounding", "effective", "permitted")}
+    p = plan_of(cfg)
+    assert p.caps["bounding"] == p.caps["effective"] == p.caps["permitted"] == 0xA80425FB
+    assert sum(1 << CAPS[c] for c in DEFAULT_CAPS) == 0xA80425FB
+
+
+def test_empty_capabilities_object_drops_everything():
+    cfg = config()
+    cfg["process"]["capabilities"] = {}
+    p = plan_of(cfg)
+    assert p.apply_caps is True
+    assert set(p.caps.values()) == {0}
+
+
+def test_options_pass_through():
+    p = plan_of(config(), opts=Options(no_pivot=True, no_new_keyring=True, preserve_fds=3))
+    assert p.no_pivot is True and p.new_keyring is False and p.preserve_fds == 3
+    p = plan_of(config())
+    assert p.no_pivot is False and p.new_keyring is True and p.preserve_fds == 0
+
+
+# --- rootfs -----------------------------------------------------------------------------
+
+def test_rootfs_path_and_readonly():
+    p = plan_of(config())
+    assert p.setup_rootfs is True
+    assert p.rootfs == "/bundle/rootfs"
+    assert p.rootfs_readonly is False
+    cfg = config(root={"path": "/abs/../abs/rootfs/", "readonly": True})
+    p = plan_of(cfg)
+    assert p.rootfs == "/abs/rootfs"
+    assert p.rootfs_readonly is True
+    assert plan_of(config(root={"path": "sub/../img"})).rootfs == "/bundle/img"
+
+
+@pytest.mark.parametrize("prop,start,end", [
+    (None, MS_SLAVE | MS_REC, 0),
+    ("private", MS_PRIVATE, 0),
+    ("rprivate", MS_PRIVATE | MS_REC, 0),
+    ("slave", MS_SLAVE, 0),
+    ("rslave", MS_SLAVE | MS_REC, 0),
+    # pivot_root refuses a shared root: pivot on a slave, share afterwards.
+    ("shared", MS_SLAVE | MS_REC, MS_SHARED),
+    ("rshared", MS_SLAVE | MS_REC, MS_SHARED | MS_REC),
+])
+def test_rootfs_propagation(prop, start, end):
+    cfg = config()
+    if prop:
+        cfg["linux"]["rootfsPropagation"] = prop
+    p = plan_of(cfg)
+    assert (p.root_propagation, p.root_propagation_end) == (start, end)
+
+
+def test_masked_and_readonly_paths():
+    cfg = config()
+    cfg["linux"]["maskedPaths"] = ["/proc/kcore", "/sys/firmware"]
+    cfg["linux"]["readonlyPaths"] = ["/proc/sys"]
+    p = plan_of(cfg)
+    assert p.masked_paths == ["/proc/kcore", "/sys/firmware"]
+    assert p.readonly_paths == ["/proc/sys"]
+
+
+# --- mounts -----------------------------------------------------------------------------
+
+def test_ro_bind_is_bind_plus_readonly_remount():
+    m = one_mount({"destination": "/data", "type": "bind", "source": "/host/data",
+                   "options": ["bind", "ro"]}, dirs={"/host/data"})
+    assert m.flags == MS_BIND
+    assert m.remount == MS_RDONLY
+    assert (m.source, m.target, m.fstype, m.data) == ("/host/data", "/data", None, None)
+    assert m.kind == MNT_DIR
+    assert m.propagation == 0
+
+
+def test_rw_bind_needs_no_remount():
+    m = one_mount({"destination": "/data", "type": "bind", "source": "/host/data",
+                   "options": ["rbind", "rw"]}, dirs={"/host/data"})
+    assert m.flags == MS_BIND | MS_REC
+    assert m.remount == 0
+
+
+def test_rbind_with_restrictions():
+    m = one_mount({"destination": "/data", "type": "none", "source": "/host/data",
+                   "options": ["rbind", "nosuid", "nodev", "noexec", "ro", "strictatime"]},
+                  dirs={"/host/data"})
+    assert m.flags == MS_BIND | MS_REC
+    assert m.remount == MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY | MS_STRICTATIME
+
+
+def test_later_option_wins():
+    m = one_mount({"destination": "/d", "type": "bind", "source": "/s",
+                   "options": ["bind", "ro", "rw"]}, dirs={"/s"})
+    assert m.remount == 0
+
+
+@pytest.mark.parametrize("opt,flags", [
+    ("rshared", MS_SHARED | MS_REC), ("shared", MS_SHARED),
+    ("rslave", MS_SLAVE | MS_REC), ("slave", MS_SLAVE),
+    ("rprivate", MS_PRIVATE | MS_REC), ("private", MS_PRIVATE),
+])
+def test_bind_propagation(opt, flags):
+    m = one_mount({"destination": "/d", "type": "bind", "source": "/s",
+                   "options": ["rbind", opt]}, dirs={"/s"})
+    assert m.propagation == flags
+    assert m.flags == MS_BIND | MS_REC
+
+
+def test_tmpfs_options_split_into_flags_and_data():
+    m = one_mount({"destination": "/d", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["nosuid", "nodev", "size=1m", "mode=700", "rw"]})
+    assert m.fstype == "tmpfs" and m.source == "tmpfs"
+    assert m.flags == MS_NOSUID | MS_NODEV
+    assert m.data == "size=1m,mode=700"
+    assert m.remount == 0
+
+
+def test_fs_mount_flags_and_data():
+    m = one_mount({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                   "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
+                               "gid=5"]})
+    assert m.flags == MS_NOSUID | MS_NOEXEC
+    assert m.data == "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    assert m.kind == MNT_DIR
+
+
+def test_mount_without_options_or_source():
+    m = one_mount({"destination": "/proc", "type": "proc"})
+    assert (m.fstype, m.source, m.flags, m.data) == ("proc", "proc", 0, None)
+
+
+def test_relative_destination_is_absolute():
+    m = one_mount({"destination": "data", "type": "tmpfs", "source": "tmpfs"})
+    assert m.target == "/data"
+    m = one_mount({"destination": "/a/./b/../c/", "type": "tmpfs", "source": "tmpfs"})
+    assert m.target == "/a/c"
+
+
+def test_relative_bind_source_is_joined_with_bundle():
+    seen = []
+    cfg = config()
+    cfg["mounts"] = [{"destination": "/d", "type": "bind", "source": "data/dir",
+                      "options": ["bind"]}]
+    p = build(cfg, BUNDLE, is_dir=lambda path: seen.append(path) or True, cgroups=V1)
+    assert p.mounts[0].source == "/bundle/data/dir"
+    assert seen == ["/bundle/data/dir"]
+
+
+def test_file_bind_source_is_mnt_file():
+    m = one_mount({"destination": "/etc/resolv.conf", "type": "bind",
+                   "source": "/host/resolv.conf", "options": ["bind", "ro"]}, dirs=set())
+    assert m.kind == MNT_FILE
+    m = one_mount({"destination": "/etc/conf.d", "type": "bind",
+                   "source": "/host/conf.d", "options": ["bind", "ro"]}, dirs={"/host/conf.d"})
+    assert m.kind == MNT_DIR
+
+
+def test_bind_without_source_is_an_error():
+    cfg = config()
+    cfg["mounts"] = [{"destination": "/d", "type": "bind", "options": ["bind"]}]
+    with pytest.raises(ConfigError) as e:
+        plan_of(cfg)
+    assert "/mounts/0/source" in str(e.value)
+
+
+def test_mount_order_is_kept():
+    cfg = config()
+    cfg["mounts"] = [
+        {"destination": "/a", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/a/b", "type": "bind", "source": "/s", "options": ["bind"]},
+        {"destination": "/c", "type": "proc", "source": "proc"},
+    ]
+    assert [m.target for m in plan_of(cfg, dirs={"/s"}).mounts] == ["/a", "/a/b", "/c"]
+
+
+CGROUP_MOUNT = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+
+
+def test_cgroup_mount_v1_expansion():
+    cfg = config()
+    cfg["mounts"] = [copy.deepcopy(CGROUP_MOUNT)]
+    mounts = plan_of(cfg, cgroups=V1).mounts
+    base = MS_NOSUID | MS_NOEXEC | MS_NODEV | planmod.MOUNT_FLAGS["relatime"][0]
+    assert [(m.target, m.fstype, m.source, m.data) for m in mounts] == [
+        ("/sys/fs/cgroup", "tmpfs", "tmpfs", "mode=755"),
+        ("/sys/fs/cgroup/cpu", "cgroup", "cgroup", "cpu"),
+        ("/sys/fs/cgroup/memory", "cgroup", "cgroup", "memory"),
+        ("/sys/fs/cgroup/systemd", "cgroup", "cgroup", "name=systemd"),
+        ("/sys/fs/cgroup", None, None, None),
+    ]
+    assert mounts[0].flags == base  # the tmpfs must stay writable to make the mount points
+    for m in mounts[1:4]:
+        assert m.flags == base | MS_RDONLY
+    assert mounts[4].remount == MS_RDONLY
+
+
+def test_cgroup_mount_v1_rw_has_no_remount():
+    cfg = config()
+    cfg["mounts"] = [{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                      "options": ["nosuid"]}]
+    mounts = plan_of(cfg, cgroups=V1).mounts
+    assert len(mounts) == 1 + len(V1.v1)
+    assert all(m.fstype for m in mounts)
+    assert all(not m.flags & MS_RDONLY for m in mounts)
+
+
+def test_cgroup_mount_v2():
+    cfg = config()
+    cfg["mounts"] = [copy.deepcopy(CGROUP_MOUNT)]
+    mounts = plan_of(cfg, cgroups=V2).mounts
+    assert len(mounts) == 1
+    m = mounts[0]
+    assert (m.target, m.fstype, m.source) == ("/sys/fs/cgroup", "cgroup2", "cgroup2")
+    assert m.flags & MS_RDONLY and m.flags & MS_NOSUID
+    assert not m.flags & MS_BIND
+
+
+# --- devices ----------------------------------------------------------------------------
+
+def devices_of(p) -> dict[str, planmod.Device]:
+    return {d.path: d for d in p.devices}
+
+
+def test_default_devices_and_links():
+    cfg = config()
+    cfg["mounts"] = [{"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+                     {"destination": "/dev/pts", "type": "devpts", "source": "devpts"}]
+    p = plan_of(cfg)
+    devs = devices_of(p)
+    assert set(devs) == set(DEFAULT_DEV)
+    for path, (major, minor) in DEFAULT_DEV.items():
+        d = devs[path]
+        assert d.mode == S_IFCHR | 0o666, path
+        assert d.dev == os.makedev(major, minor), path
+        assert (d.uid, d.gid, d.host_path) == (0, 0, None)
+    assert ("/proc/self/fd", "/dev/fd") in p.symlinks
+    assert ("/proc/self/fd/0", "/dev/stdin") in p.symlinks
+    assert ("/proc/self/fd/1", "/dev/stdout") in p.symlinks
+    assert ("/proc/self/fd/2", "/dev/stderr") in p.symlinks
+    assert ("pts/ptmx", "/dev/ptmx") in p.symlinks
+
+
+def test_no_ptmx_link_without_devpts():
+    p = plan_of(config())
+    assert not any(link == "/dev/ptmx" for _, link in p.symlinks)
+    assert len(p.symlinks) == 4
+
+
+def test_configured_device_replaces_default_and_adds():
+    cfg = config()
+    cfg["linux"]["devices"] = [
+        {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o600,
+         "uid": 7, "gid": 8},
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o640},
+        {"path": "/dev/sda", "type": "b", "major": 8, "minor": 0},
+        {"path": "/dev/fifo", "type": "p"},
+    ]
+    p = plan_of(cfg)
+    paths = [d.path for d in p.devices]
+    assert paths.count("/dev/null") == 1
+    devs = devices_of(p)
+    assert devs["/dev/null"].mode == S_IFCHR | 0o600
+    assert (devs["/dev/null"].uid, devs["/dev/null"].gid) == (7, 8)
+    assert devs["/dev/fuse"].mode == S_IFCHR | 0o640
+    assert devs["/dev/fuse"].dev == os.makedev(10, 229)
+    assert devs["/dev/sda"].mode == S_IFBLK | 0o666  # no fileMode: 0666
+    assert devs["/dev/sda"].dev == os.makedev(8, 0)
+    assert devs["/dev/fifo"].mode == S_IFIFO | 0o666
+    assert set(DEFAULT_DEV) - {"/dev/null"} <= set(devs)
+
+
+def test_devices_in_user_namespace_are_bound_from_host():
+    cfg = with_userns(config())
+    cfg["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
+    devs = devices_of(plan_of(cfg))
+    assert set(devs) == set(DEFAULT_DEV) | {"/dev/fuse"}
+    for path, d in devs.items():
+        assert d.host_path == path
+
+
+def test_devices_with_joined_user_namespace_are_bound_too():
+    cfg = config(namespaces=["mount", {"type": "user", "path": "/proc/1/ns/user"}])
+    assert all(d.host_path == d.path for d in plan_of(cfg).devices)
+
+
+def test_dev_bind_mounted_means_no_default_devices():
+    cfg = config()
+    cfg["mounts"] = [{"destination": "/dev", "type": "bind", "source": "/dev",
+                      "options": ["rbind"]}]
+    cfg["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
+    p = plan_of(cfg, dirs={"/dev"})
+    assert p.devices == []
+    assert p.symlinks == []
