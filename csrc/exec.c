@@ -131,8 +131,13 @@ void exec_process(const struct ocirun_plan *p)
 {
     char buf[4096];
     const char *path;
-    int in_cwd = enter_cwd(p, 0);
+    int in_cwd;
 
+    /* We are in the container's cgroup by now (execCPUAffinity.final), and any seccomp filter
+     * comes later: it may refuse personality(2) (runc 1.4's order). */
+    set_cpu_affinity(p, p->cpu_final, p->cpu_final_len);
+    set_personality(p);
+    in_cwd = enter_cwd(p, 0);
     load_seccomp(p, OCIRUN_SECCOMP_EARLY);
     set_credentials(p);
     if (!in_cwd)

@@ -181,6 +181,24 @@ struct ocirun_plan {
     unsigned long long cap_inheritable;
     unsigned long long cap_ambient;
     int new_keyring;             /* join a fresh session keyring */
+    int personality;             /* personality(2) persona, or -1 */
+    int ioprio;                  /* ioprio_set(2) value (class << 13 | level), or -1 */
+    int sched_set;               /* apply the sched_setattr(2) fields below */
+    unsigned int sched_policy;
+    int sched_nice;
+    unsigned int sched_priority;
+    unsigned long long sched_flags;
+    unsigned long long sched_runtime;
+    unsigned long long sched_deadline;
+    unsigned long long sched_period;
+    const unsigned char *cpu_initial;  /* sched_setaffinity mask at the start, or NULL */
+    unsigned int cpu_initial_len;
+    const unsigned char *cpu_final;    /* ... just before execve, or NULL */
+    unsigned int cpu_final_len;
+    int mempolicy_set;           /* linux.memoryPolicy: set_mempolicy(2) */
+    int mempolicy_mode;          /* MPOL_* | MPOL_F_* flags */
+    const unsigned char *mempolicy_nodes;  /* node mask, or NULL */
+    unsigned int mempolicy_nodes_len;      /* bytes */
     int seccomp_when;            /* OCIRUN_SECCOMP_* */
     const void *seccomp_bpf;     /* struct sock_filter[] compiled by the parent */
     unsigned int seccomp_len;    /* instructions */

@@ -5,6 +5,7 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sys/personality.h>
 #include <sys/resource.h>
 
 #define KEYCTL_JOIN_SESSION_KEYRING 1
@@ -17,9 +18,53 @@ void set_identity_names(const struct ocirun_plan *p)
         die(p, errno, "setdomainname %s", p->domainname);
 }
 
+/* sched_setattr(2)'s argument; glibc has no wrapper. */
+struct sched_attr_v1 {
+    unsigned int size;
+    unsigned int sched_policy;
+    unsigned long long sched_flags;
+    int sched_nice;
+    unsigned int sched_priority;
+    unsigned long long sched_runtime;
+    unsigned long long sched_deadline;
+    unsigned long long sched_period;
+};
+
+#define IOPRIO_WHO_PROCESS 1
+
+void set_cpu_affinity(const struct ocirun_plan *p, const unsigned char *mask, unsigned int len)
+{
+    if (mask && syscall(SYS_sched_setaffinity, 0, len, mask) < 0)
+        die(p, errno, "sched_setaffinity");
+}
+
+/* process.scheduler, ioPriority, personality; linux.memoryPolicy. */
+static void set_scheduling(const struct ocirun_plan *p)
+{
+    if (p->sched_set) {
+        struct sched_attr_v1 attr = {
+            .size = sizeof(attr), .sched_policy = p->sched_policy, .sched_flags = p->sched_flags,
+            .sched_nice = p->sched_nice, .sched_priority = p->sched_priority,
+            .sched_runtime = p->sched_runtime, .sched_deadline = p->sched_deadline,
+            .sched_period = p->sched_period,
+        };
+
+        if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0)
+            die(p, errno, "sched_setattr policy %u", p->sched_policy);
+    }
+    if (p->ioprio >= 0 && syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, p->ioprio) < 0)
+        die(p, errno, "ioprio_set 0x%x", p->ioprio);
+    if (p->mempolicy_set &&
+        syscall(SYS_set_mempolicy, p->mempolicy_mode, p->mempolicy_nodes,
+                (unsigned long) p->mempolicy_nodes_len * 8) < 0)
+        die(p, errno, "set_mempolicy mode 0x%x", p->mempolicy_mode);
+}
+
 void set_limits(const struct ocirun_plan *p)
 {
     int i;
+
+    set_scheduling(p);
 
     for (i = 0; i < p->n_rlimits; i++) {
         struct rlimit rl = { .rlim_cur = p->rlimits[i].soft, .rlim_max = p->rlimits[i].hard };
@@ -95,6 +140,12 @@ void set_credentials(const struct ocirun_plan *p)
     if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         die(p, errno, "prctl PR_SET_NO_NEW_PRIVS");
     umask(p->umask >= 0 ? (mode_t) p->umask : 022);
+}
+
+void set_personality(const struct ocirun_plan *p)
+{
+    if (p->personality >= 0 && personality((unsigned long) p->personality) < 0)
+        die(p, errno, "personality 0x%x", p->personality);
 }
 
 void load_seccomp(const struct ocirun_plan *p, int when)

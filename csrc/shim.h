@@ -73,6 +73,8 @@ void run_hooks(const struct ocirun_plan *p, const struct ocirun_hook *hooks, int
 
 /* security.c: load the seccomp filter if the plan says it is time (`when`). */
 void load_seccomp(const struct ocirun_plan *p, int when);
+void set_personality(const struct ocirun_plan *p);
+void set_cpu_affinity(const struct ocirun_plan *p, const unsigned char *mask, unsigned int len);
 
 /* exec.c: finding the executable, waiting for `start`, and the execve. */
 void exec_process(const struct ocirun_plan *p) NORETURN;

@@ -25,6 +25,7 @@ static NORETURN void child_main(const struct ocirun_plan *p)
 {
     trace_mark(p, "start");
     close_other_fds(p);
+    set_cpu_affinity(p, p->cpu_initial, p->cpu_initial_len);
 
     /* Before we enter anything of the container's: no /proc/<pid>/exe, no ptrace, no core
      * from a process that still holds the runtime's memory (CVE-2016-9962 class). */

@@ -50,6 +50,11 @@ class _Arena:
         self.keep.append(c)
         return c
 
+    def bytes(self, data: bytes):
+        c = ffi.new("unsigned char[]", data)
+        self.keep.append(c)
+        return c
+
     def strv(self, items: list[str]):
         """A NULL-terminated char *[] (argv/envp style); also usable with a count."""
         arr = ffi.new("const char *[]", len(items) + 1)
@@ -161,11 +166,24 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     p.cap_inheritable = caps.get("inheritable", 0)
     p.cap_ambient = caps.get("ambient", 0)
     p.new_keyring = plan.new_keyring
+    p.personality, p.ioprio = plan.personality, plan.ioprio
+    if plan.sched:
+        p.sched_set = 1
+        (p.sched_policy, p.sched_nice, p.sched_priority, p.sched_flags, p.sched_runtime,
+         p.sched_deadline, p.sched_period) = plan.sched
+    if plan.cpu_initial:
+        p.cpu_initial, p.cpu_initial_len = a.bytes(plan.cpu_initial), len(plan.cpu_initial)
+    if plan.cpu_final:
+        p.cpu_final, p.cpu_final_len = a.bytes(plan.cpu_final), len(plan.cpu_final)
+    if plan.mempolicy:
+        p.mempolicy_set = 1
+        p.mempolicy_mode = plan.mempolicy[0]
+        if plan.mempolicy[1]:
+            p.mempolicy_nodes = a.bytes(plan.mempolicy[1])
+            p.mempolicy_nodes_len = len(plan.mempolicy[1])
     p.seccomp_when = plan.seccomp_when
     if plan.seccomp_bpf:
-        bpf = ffi.new("char[]", plan.seccomp_bpf)
-        a.keep.append(bpf)
-        p.seccomp_bpf, p.seccomp_len = bpf, len(plan.seccomp_bpf) // 8
+        p.seccomp_bpf, p.seccomp_len = a.bytes(plan.seccomp_bpf), len(plan.seccomp_bpf) // 8
     p.seccomp_flags = plan.seccomp_flags
     p.preserve_fds = plan.preserve_fds
     p.trace = plan.trace

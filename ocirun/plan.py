@@ -166,6 +166,12 @@ class Plan:
         self.apply_caps = False
         self.caps: dict[str, int] = {}  # set name -> bit mask
         self.new_keyring = new_keyring
+        self.personality = -1
+        self.ioprio = -1
+        self.sched: tuple | None = None  # (policy, nice, priority, flags, runtime, deadline, period)
+        self.cpu_initial: bytes | None = None  # sched_setaffinity masks
+        self.cpu_final: bytes | None = None
+        self.mempolicy: tuple[int, bytes] | None = None  # (mode | flags, node mask)
         self.seccomp_when = SECCOMP_NONE
         self.seccomp_bpf = b""  # struct sock_filter[]
         self.seccomp_flags = 0
@@ -197,6 +203,7 @@ def build(
         plan.envp = [e for e in plan.envp if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
         plan.envp += [f"LISTEN_FDS={opts.listen_fds}", "LISTEN_PID=1"]
     _hooks(plan, config.get("hooks") or {})
+    _memory_policy(plan, linux)
     _kernel_settings(plan, config, linux, new, problems)
     if "mount" in new:
         _rootfs(plan, config, linux, bundle, new, is_dir, cgroups or CgroupLayout(), problems)
@@ -345,6 +352,7 @@ def _process(plan: Plan, proc: dict) -> None:
     plan.console_rows, plan.console_cols = int(size.get("height", 0)), int(size.get("width", 0))
     if proc.get("oomScoreAdj") is not None:
         plan.oom_score_adj = str(int(proc["oomScoreAdj"]))
+    _scheduling(plan, proc)
     caps = proc.get("capabilities")
     if caps is not None:
         # As runc: with no capabilities object the process keeps what it inherits.
@@ -353,6 +361,63 @@ def _process(plan: Plan, proc: dict) -> None:
             name: sum(1 << CAPS[c] for c in set(caps.get(name) or []))
             for name in ("bounding", "effective", "permitted", "inheritable", "ambient")
         }
+
+
+def cpu_mask(spec: str) -> bytes:
+    """A cpu_set_t for a list like "0-3,6" (runtime-spec execCPUAffinity)."""
+    cpus: set[int] = set()
+    for part in spec.replace(" ", "").split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    size = max(8, (max(cpus, default=0) // 64 + 1) * 8)
+    mask = bytearray(size)
+    for c in cpus:
+        mask[c // 8] |= 1 << (c % 8)
+    return bytes(mask)
+
+
+# Without execCPUAffinity.final the process may run on every CPU its cgroup allows, not just
+# where the runtime happened to be pinned (runc >= 1.3.1); the kernel trims to the cpuset.
+ALL_CPUS = b"\xff" * 128
+
+
+def _scheduling(plan: Plan, proc: dict) -> None:
+    from .tables import (IOPRIO_CLASS_SHIFT, IOPRIO_CLASSES, PERSONALITIES, SCHED_FLAGS,
+                         SCHED_POLICIES)
+
+    sched = proc.get("scheduler")
+    if sched:
+        flags = 0
+        for f in sched.get("flags") or []:
+            flags |= SCHED_FLAGS[f]
+        plan.sched = (SCHED_POLICIES[sched["policy"]], int(sched.get("nice", 0)),
+                      int(sched.get("priority", 0)), flags, int(sched.get("runtime", 0)),
+                      int(sched.get("deadline", 0)), int(sched.get("period", 0)))
+    io = proc.get("ioPriority")
+    if io:
+        plan.ioprio = IOPRIO_CLASSES[io["class"]] << IOPRIO_CLASS_SHIFT | int(io.get("priority", 0))
+    aff = proc.get("execCPUAffinity") or {}
+    if aff.get("initial"):
+        plan.cpu_initial = cpu_mask(aff["initial"])
+    plan.cpu_final = cpu_mask(aff["final"]) if aff.get("final") else ALL_CPUS
+    pers = proc.get("personality")
+    if pers:
+        plan.personality = PERSONALITIES[pers["domain"]]
+
+
+def _memory_policy(plan: Plan, linux: dict) -> None:
+    from .tables import MPOL_FLAGS, MPOL_MODES
+
+    mp = linux.get("memoryPolicy")
+    if not mp:
+        return
+    mode = MPOL_MODES[mp["mode"]]
+    for f in mp.get("flags") or []:
+        mode |= MPOL_FLAGS[f]
+    nodes = mp.get("nodes") or ""
+    plan.mempolicy = (mode, cpu_mask(nodes) if nodes else b"")
 
 
 # --- hooks --------------------------------------------------------------------------------
