@@ -107,6 +107,8 @@ struct ocirun_plan {
     /* channels */
     int sync_fd;                 /* child end of the socketpair */
     int fifo_fd;                 /* read end of exec.fifo: wait here for `start`; -1: don't */
+    int result_fd;               /* exec.result (O_RDWR): a failure after `start` is written
+                                    here for `start` to report; execve closes it (success) */
     const int *keep_fds;         /* ascending: every other fd >= 3 is closed at once, so no */
     int n_keep_fds;              /* lock, socket or leaked fd of the caller's lives on */
 

@@ -93,6 +93,14 @@ static NORETURN void vdie(const struct ocirun_plan *p, int type, int err, const 
 
     vsnprintf(text, sizeof(text), fmt, ap);
     send_msg(p->sync_fd, type, err, 0, text);
+    if (p->result_fd >= 0) {
+        /* `start` may be waiting: "<errno> <text>", one write (well below PIPE_BUF). */
+        char line[OCIRUN_MSG_TEXT + 16];
+        int n = snprintf(line, sizeof(line), "%d %s", err, text);
+
+        if (write(p->result_fd, line, (size_t) n) < 0)
+            _exit(1);
+    }
     _exit(1);
 }
 

@@ -241,6 +241,9 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
         os.mkfifo(c.fifo_path, 0o600)
         fifo_fd = os.open(c.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         undo.add(os.close, fifo_fd)
+        os.mkfifo(c.result_path, 0o600)
+        result_fd = os.open(c.result_path, os.O_RDWR | os.O_CLOEXEC)  # never blocks
+        undo.add(os.close, result_fd)
         ns_fds = []
         for path, _ in p.joins:
             try:
@@ -272,7 +275,7 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
             from . import _native
 
             pid = _native.spawn(p, child.fileno(), fifo_fd, ns_fds, state_fd,
-                                console.fileno() if console else -1)
+                                console.fileno() if console else -1, result_fd)
         log.phase("clone")
         undo.add(_reap, pid)
         undo.add(_kill_quietly, pid)
@@ -300,6 +303,7 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
         undo.disarm()
         log.phase("state")
     os.close(fifo_fd)
+    os.close(result_fd)
     for fd in ns_fds:
         os.close(fd)
     if state_fd >= 0:
@@ -326,16 +330,29 @@ def start(root: str, cid: str) -> None:
             raise InvalidState("cannot start a container that has stopped")
         if status != CREATED:
             raise InvalidState("cannot start an already running container")
+        # The init holds exec.result open for writing until its execve: open our end first.
+        result = os.open(c.result_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            fd = os.open(c.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            # ENXIO: no reader, the init is gone.
-            raise InvalidState("cannot start a container that has stopped") from None
-        try:
-            os.write(fd, b"0")
+            try:
+                fd = os.open(c.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                # ENXIO: no reader, the init is gone.
+                raise InvalidState("cannot start a container that has stopped") from None
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+            os.unlink(c.fifo_path)
+            os.set_blocking(result, True)
+            # EOF: the init exec'd (or died silently); text: what failed after the wait
+            # (a startContainer hook, execve).
+            report = os.read(result, 4096)
         finally:
-            os.close(fd)
-        os.unlink(c.fifo_path)
+            os.close(result)
+        os.unlink(c.result_path)
+        if report:
+            err, _, text = report.decode(errors="replace").partition(" ")
+            raise InitError(int(err) if err.isdigit() else 0, text)
         poststart = (c.data.get("hooks") or {}).get("poststart")
         if poststart:
             from . import hooks

@@ -20,6 +20,7 @@ DEFAULT_ROOT = "/run/ocirun"
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"  # the config as created: later edits of the bundle don't count
 FIFO = "exec.fifo"
+RESULT = "exec.result"  # the init reports a failure after `start` here (hooks, execve)
 
 CREATING, CREATED, RUNNING, STOPPED, PAUSED = "creating", "created", "running", "stopped", "paused"
 
@@ -107,6 +108,10 @@ class Container:
     @property
     def fifo_path(self) -> str:
         return os.path.join(self.dir, FIFO)
+
+    @property
+    def result_path(self) -> str:
+        return os.path.join(self.dir, RESULT)
 
     @property
     def pid(self) -> int:

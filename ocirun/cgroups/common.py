@@ -1,0 +1,577 @@
+"""What the v1 and v2 managers share: the error, file access, how the host mounts cgroups,
+where a container's cgroup goes (runc's rules), device rules, and the manager's skeleton.
+
+Stdlib only and cheap to import: it is on the hot path of `create`.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import time
+
+from ..errors import OcirunError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable
+
+ROOT = "/sys/fs/cgroup"
+
+# The v1 hierarchies a container joins, in the order runc walks them (name=systemd and misc
+# are joined without limits).
+V1_SUBSYSTEMS = ("cpuset", "devices", "memory", "cpu", "cpuacct", "pids", "blkio", "hugetlb",
+                 "net_cls", "net_prio", "perf_event", "freezer", "rdma", "name=systemd", "misc")
+_V1_CONTROLLERS = frozenset(s for s in V1_SUBSYSTEMS if not s.startswith("name="))
+
+KERNEL_MEMORY_WARNING = "Kernel memory settings are ignored and will be removed"
+
+
+class CgroupError(OcirunError):
+    """A cgroup could not be made, configured, read or removed. For a rejected write,
+    `path`, `value` and `errno` say which file, what was written and why."""
+
+    def __init__(self, message: str, path: str | None = None, value: str | None = None,
+                 errno: int = 0):
+        super().__init__(message)
+        self.path, self.value, self.errno = path, value, errno
+
+
+def _strerror(e: OSError) -> str:
+    # Go's (and so runc's) wording is lower case: "invalid argument".
+    return os.strerror(e.errno).lower() if e.errno else str(e)
+
+
+class FS:
+    """cgroupfs, one syscall a method. Tests substitute a fake whose mkdir makes the knobs."""
+
+    def mkdir(self, path: str) -> None:
+        os.mkdir(path, 0o755)
+
+    def rmdir(self, path: str) -> None:
+        os.rmdir(path)
+
+    def read(self, path: str) -> str:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            chunks = []
+            while True:
+                b = os.read(fd, 65536)
+                if not b:
+                    break
+                chunks.append(b)
+            return b"".join(chunks).decode()
+        finally:
+            os.close(fd)
+
+    def write(self, path: str, data: str) -> None:
+        # No O_CREAT: a knob the kernel lacks must fail (ENOENT), not appear.
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        try:
+            os.write(fd, data.encode())
+        finally:
+            os.close(fd)
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def subdirs(self, path: str) -> list[str]:
+        try:
+            with os.scandir(path) as it:
+                return [e.path for e in it if e.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return []
+
+    def wait_for(self, path: str, key: str, value: str, timeout: float) -> bool:
+        """Wait until the flat-keyed file (cgroup v2 `cgroup.events`) has `key value`.
+        The kernel flags a change with POLLPRI, so no sleep loop on real cgroupfs."""
+        import select
+
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return True  # the cgroup is gone: nothing left to wait for
+        try:
+            p = select.poll()
+            p.register(fd, select.POLLPRI)
+            deadline = time.monotonic() + timeout
+            while True:
+                os.lseek(fd, 0, os.SEEK_SET)
+                try:
+                    text = os.read(fd, 4096).decode()
+                except OSError:
+                    return True  # ENODEV: removed under us
+                if flat_keyed(text).get(key) == value:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                events = p.poll(left * 1000)
+                if not any(ev & (select.POLLPRI | select.POLLERR) for _, ev in events):
+                    time.sleep(min(0.005, max(left, 0)))  # a regular file (tests): no POLLPRI
+        finally:
+            os.close(fd)
+
+
+DEFAULT_FS = FS()
+
+
+def write_file(fs: FS, path: str, value: str) -> None:
+    try:
+        fs.write(path, value)
+    except OSError as e:
+        if e.errno == 2 and not fs.exists(path):
+            raise CgroupError(f"open {path}: {_strerror(e)}", path, value, e.errno) from None
+        raise CgroupError(f'failed to write "{value}": write {path}: {_strerror(e)}',
+                          path, value, e.errno or 0) from None
+
+
+def read_file(fs: FS, path: str) -> str:
+    try:
+        return fs.read(path)
+    except OSError as e:
+        raise CgroupError(f"open {path}: {_strerror(e)}", path, None, e.errno or 0) from None
+
+
+def read_opt(fs: FS, path: str) -> str | None:
+    """The file's text, or None when it does not exist (an optional knob)."""
+    try:
+        return fs.read(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        if e.errno == 19:  # ENODEV: the cgroup was removed meanwhile
+            return None
+        raise CgroupError(f"open {path}: {_strerror(e)}", path, None, e.errno or 0) from None
+
+
+def flat_keyed(text: str) -> dict[str, str]:
+    """`key value` lines (cgroup.events, memory.stat, cpu.stat, memory.oom_control)."""
+    out = {}
+    for line in text.splitlines():
+        k, _, v = line.partition(" ")
+        if k:
+            out[k] = v.strip()
+    return out
+
+
+def to_int(text: str | None, default: int = 0) -> int:
+    """A number as cgroupfs prints it; "max" reads as 2**64-1 (as runc reports it)."""
+    if text is None:
+        return default
+    text = text.strip()
+    if text == "max":
+        return 2**64 - 1
+    try:
+        return int(text)
+    except ValueError:
+        return default
+
+
+# ---------------------------------------------------------------- how the host mounts cgroups
+
+class Layout:
+    """Where the hierarchies are: `v1` maps subsystem -> (mountpoint, mount root);
+    `unified` is the cgroup2 mount (at `root` in v2 mode, e.g. root/unified in hybrid)."""
+
+    __slots__ = ("root", "mode", "v1", "unified")
+
+    def __init__(self, root: str, mode: str, v1: dict, unified: tuple | None):
+        self.root, self.mode, self.v1, self.unified = root, mode, v1, unified
+
+
+def _unescape(s: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo.
+    if "\\" not in s:
+        return s
+    out, i = [], 0
+    while i < len(s):
+        if s[i] == "\\" and i + 4 <= len(s) and s[i + 1:i + 4].isdigit():
+            out.append(chr(int(s[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
+
+
+def parse_mountinfo(text: str, root: str = ROOT) -> Layout:
+    root = root.rstrip("/") or "/"
+    v1: dict = {}
+    unified = None
+    v2_root = None
+    for line in text.splitlines():
+        pre, sep, post = line.partition(" - ")
+        if not sep:
+            continue
+        fields = pre.split()
+        rest = post.split()
+        if len(fields) < 5 or not rest:
+            continue
+        fstype = rest[0]
+        if fstype not in ("cgroup", "cgroup2"):
+            continue
+        mountpoint, mroot = _unescape(fields[4]), _unescape(fields[3])
+        if mountpoint != root and not mountpoint.startswith(root + "/"):
+            continue
+        if fstype == "cgroup2":
+            if mountpoint == root:
+                v2_root = (mountpoint, mroot)
+            elif unified is None:
+                unified = (mountpoint, mroot)
+            continue
+        for opt in (rest[2] if len(rest) > 2 else "").split(","):
+            if opt in _V1_CONTROLLERS or opt.startswith("name="):
+                v1.setdefault(opt, (mountpoint, mroot))
+    if v2_root is not None:
+        return Layout(root, "v2", {}, v2_root)
+    if v1:
+        return Layout(root, "hybrid" if unified else "v1", v1, unified)
+    if unified is not None:
+        return Layout(root, "v2", {}, unified)
+    raise CgroupError(f"no cgroup mount found under {root}")
+
+
+_layouts: dict = {}
+
+
+def layout(root: str = ROOT, mountinfo: str | None = None) -> Layout:
+    if mountinfo is not None:
+        return parse_mountinfo(mountinfo, root)
+    got = _layouts.get(root)
+    if got is None:
+        with open("/proc/self/mountinfo") as f:
+            got = _layouts[root] = parse_mountinfo(f.read(), root)
+    return got
+
+
+def parse_self_cgroup(text: str) -> dict[str, str]:
+    """/proc/self/cgroup as {subsystem: path}; "" is the cgroup2 line (0::/path)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if not parts[1]:
+            out.setdefault("", parts[2])
+        for c in parts[1].split(","):
+            if c:
+                out.setdefault(c, parts[2])
+    return out
+
+
+# ---------------------------------------------------------------- where the cgroup goes
+
+def clean_path(p: str) -> str:
+    """runc's CleanPath: lexical, and a relative path can't climb out of its base."""
+    if not p:
+        return ""
+    if p.startswith("/"):
+        return "/" + posixpath.normpath(p).lstrip("/")
+    return posixpath.normpath("/" + p).lstrip("/")
+
+
+def _join(base: str, inner: str) -> str:
+    inner = inner.strip("/")
+    return posixpath.join(base, inner) if inner else base
+
+
+def _under_mount(mountpoint: str, mroot: str, cgroup: str) -> str:
+    """Host path of `cgroup` (a path as /proc/self/cgroup shows it) in a hierarchy mounted
+    from `mroot`."""
+    rel = cgroup
+    if mroot not in ("", "/"):
+        rel = posixpath.relpath(cgroup, mroot)
+        if rel.startswith(".."):
+            raise CgroupError(f"cgroup {cgroup} is outside the mount of {mountpoint}")
+        if rel == ".":
+            rel = ""
+    return _join(mountpoint, rel)
+
+
+def expand_slice(slice_: str) -> str:
+    """systemd's slice naming: "a-b-c.slice" lives at /a.slice/a-b.slice/a-b-c.slice."""
+    if not slice_.endswith(".slice") or "/" in slice_:
+        raise CgroupError(f"invalid slice name: {slice_}")
+    name = slice_[:-len(".slice")]
+    if name == "-":
+        return "/"
+    if not name or "--" in name or name.startswith("-") or name.endswith("-"):
+        raise CgroupError(f"invalid slice name: {slice_}")
+    path, prefix = "", ""
+    for part in name.split("-"):
+        prefix = f"{prefix}-{part}" if prefix else part
+        path += f"/{prefix}.slice"
+    return path
+
+
+def inner_path(linux: dict, cid: str, systemd: bool) -> str:
+    """The cgroup's path below a hierarchy: absolute ("/a/b") as given, relative ("a/b")
+    for "under the runtime's own cgroup". An absent cgroupsPath means the container id
+    relative to the runtime's cgroup (runc's cgroupfs driver)."""
+    raw = linux.get("cgroupsPath") or ""
+    if not systemd:
+        return clean_path(raw) if raw else cid
+    # --systemd-cgroup: "slice:prefix:name" (runc's format), laid out as systemd would.
+    if not raw:
+        parent, prefix, name = "system.slice", "runc", cid
+    else:
+        parts = raw.split(":")
+        if len(parts) != 3:
+            raise CgroupError('expected cgroupsPath to be of format "slice:prefix:name" for '
+                              f'systemd cgroups, got "{raw}" instead')
+        parent, prefix, name = parts[0] or "system.slice", parts[1], parts[2]
+    if name.endswith(".slice"):
+        return expand_slice(name)
+    base = expand_slice(parent)
+    return _join(base, f"{prefix}-{name}.scope" if prefix else f"{name}.scope")
+
+
+def resolve_dirs(lay: Layout, inner: str, own: dict[str, str]) -> dict[str, str]:
+    """{subsystem: host directory}; "" is the cgroup2 directory (v2, or hybrid's)."""
+    absolute = inner.startswith("/")
+    dirs: dict[str, str] = {}
+    if lay.mode == "v2":
+        mp, mroot = lay.unified
+        if absolute:
+            dirs[""] = _join(mp, inner)
+        else:
+            # runc (fs2): the parent of its own cgroup, which likely has processes in it.
+            mine = own.get("", "/")
+            dirs[""] = _join(_under_mount(mp, mroot, posixpath.dirname(mine) or "/"), inner)
+        return dirs
+    for sub in V1_SUBSYSTEMS:
+        where = lay.v1.get(sub)
+        if where is None:
+            continue
+        mp, mroot = where
+        dirs[sub] = _join(mp, inner) if absolute else _join(
+            _under_mount(mp, mroot, own.get(sub, "/")), inner)
+    if "devices" not in dirs:
+        raise CgroupError("the devices cgroup controller is not mounted: refusing to run a "
+                          "container without device restrictions")
+    if lay.mode == "hybrid" and lay.unified:
+        mp, mroot = lay.unified
+        dirs[""] = _join(mp, inner) if absolute else _join(
+            _under_mount(mp, mroot, own.get("", "/")), inner)
+    return dirs
+
+
+def own_cgroups(text: str | None = None) -> dict[str, str]:
+    if text is None:
+        with open("/proc/self/cgroup") as f:
+            text = f.read()
+    return parse_self_cgroup(text)
+
+
+# ---------------------------------------------------------------- the manager's skeleton
+
+class Manager:
+    """One container's cgroup(s). `dirs` maps subsystem -> directory; `created` lists the
+    directories create() made (parents first), the only ones destroy() removes."""
+
+    mode = ""
+
+    def __init__(self, dirs: dict[str, str], *, linux: dict | None = None,
+                 created: list[str] | None = None, roots: dict | None = None,
+                 fs: FS | None = None):
+        self.dirs = dirs
+        self.linux = linux or {}
+        self.created: list[str] = list(created or [])
+        self.roots = roots or {}  # subsystem -> mountpoint (where mkdir starts)
+        self.fs = fs or DEFAULT_FS
+        self.notes: list[str] = []  # warnings known before create(), returned by it
+
+    # -- state.json
+    @property
+    def paths(self) -> dict:
+        return {"mode": self.mode, "dirs": dict(self.dirs), "roots": dict(self.roots),
+                "created": list(self.created)}
+
+    def path(self, subsystem: str) -> str | None:
+        return self.dirs.get(subsystem)
+
+    def exists(self) -> bool:
+        d = self._main_dir()
+        return bool(d) and self.fs.exists(d)
+
+    # -- creation helpers
+    def _mkdirs(self) -> None:
+        seen = set()
+        for sub, d in self.dirs.items():
+            if d in seen:
+                continue  # co-mounted controllers ("cpu,cpuacct") share a directory
+            seen.add(d)
+            top = self.roots.get(sub, "")
+            rel = posixpath.relpath(d, top) if top else ""
+            if not top or rel == "." or rel.startswith(".."):
+                if not self.fs.exists(d):
+                    raise CgroupError(f"cgroup hierarchy {top or d} is not mounted")
+                continue
+            cur = top
+            for part in rel.split("/"):
+                cur = posixpath.join(cur, part)
+                try:
+                    self.fs.mkdir(cur)
+                except FileExistsError:
+                    continue
+                except OSError as e:
+                    raise CgroupError(f"mkdir {cur}: {_strerror(e)}", cur, None,
+                                      e.errno or 0) from None
+                self.created.append(cur)
+
+    def _write(self, d: str, name: str, value) -> None:
+        write_file(self.fs, posixpath.join(d, name), str(value))
+
+    def _read(self, d: str, name: str) -> str:
+        return read_file(self.fs, posixpath.join(d, name))
+
+    def _opt(self, d: str, name: str) -> str | None:
+        return read_opt(self.fs, posixpath.join(d, name))
+
+    def _has(self, d: str, name: str) -> bool:
+        return self.fs.exists(posixpath.join(d, name))
+
+    def add(self, pid: int) -> None:
+        """Move `pid` (and so everything it forks later) into the cgroup(s)."""
+        for d in _unique(self.dirs.values()):
+            path = posixpath.join(d, "cgroup.procs")
+            for attempt in range(5):
+                try:
+                    self.fs.write(path, str(pid))
+                    break
+                except OSError as e:
+                    # EINVAL: a task still in TASK_NEW (just cloned); it settles quickly.
+                    if e.errno == 22 and attempt < 4:
+                        time.sleep(0.01)
+                        continue
+                    raise CgroupError(f"failed to write {pid}: write {path}: {_strerror(e)}",
+                                      path, str(pid), e.errno or 0) from None
+
+    def pids(self) -> list[int]:
+        """Every process in the cgroup and its sub-cgroups."""
+        d = self._main_dir()
+        out: list[int] = []
+        seen = set()
+        stack = [d] if d else []
+        while stack:
+            cur = stack.pop()
+            text = read_opt(self.fs, posixpath.join(cur, "cgroup.procs"))
+            if text is None:
+                continue
+            for tok in text.split():
+                pid = int(tok)
+                if pid not in seen:
+                    seen.add(pid)
+                    out.append(pid)
+            stack.extend(self.fs.subdirs(cur))
+        return out
+
+    def _signal_each(self, sig: int) -> None:
+        for pid in self.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill_all(self, sig: int) -> None:
+        """Signal every process; frozen meanwhile so none forks past the signal."""
+        frozen = False
+        try:
+            if self._can_freeze() and self.state() != "FROZEN":
+                self.freeze()
+                frozen = True
+            self._signal_each(sig)
+        finally:
+            if frozen:
+                self.thaw()
+
+    def device_rules(self) -> list[dict]:
+        """The effective device rules (see devices.device_rules), for v2's eBPF program."""
+        from .devices import device_rules
+
+        return device_rules(self.linux)
+
+    # -- removal
+    def destroy(self) -> None:
+        """Remove what create() made, deepest first; idempotent. The container's own
+        cgroups go with any sub-cgroups made inside them; parents made by create() go only
+        once empty (another container may share them)."""
+        leaves = set(self.dirs.values())
+        self._wait_empty()
+        # Tasks that just died may linger an instant: EBUSY is retried until this deadline.
+        deadline = time.monotonic() + 1.0
+        left = []
+        for d in reversed(self.created):
+            if d in leaves:
+                for sub in self._subtree(d) + [d]:
+                    if not self._rmdir(sub, deadline):
+                        left.append(sub)
+            elif not self.fs.subdirs(d):
+                self._rmdir(d, 0)  # a parent: gone if empty, else another cgroup's
+        if left:
+            raise CgroupError("failed to remove cgroup paths: " + ", ".join(left))
+
+    def _subtree(self, d: str) -> list[str]:
+        """Sub-cgroups below d, deepest first."""
+        order, stack = [], list(self.fs.subdirs(d))
+        while stack:
+            cur = stack.pop()
+            order.append(cur)
+            stack.extend(self.fs.subdirs(cur))
+        order.sort(key=lambda p: p.count("/"), reverse=True)
+        return order
+
+    def _rmdir(self, d: str, deadline: float) -> bool:
+        delay = 0.001
+        while True:
+            try:
+                self.fs.rmdir(d)
+                return True
+            except FileNotFoundError:
+                return True
+            except OSError as e:
+                # EBUSY: tasks still leaving (or a sub-cgroup); anything else is final.
+                if e.errno != 16 or time.monotonic() >= deadline:
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+
+    def _wait_empty(self) -> None:
+        """Give exiting tasks a moment to leave before rmdir (cgroup2 tells us when)."""
+        d = self.dirs.get("")
+        if d and self.fs.exists(posixpath.join(d, "cgroup.events")):
+            self.fs.wait_for(posixpath.join(d, "cgroup.events"), "populated", "0", 1.0)
+
+    # -- to be provided by v1/v2
+    def _main_dir(self) -> str | None:
+        raise NotImplementedError
+
+    def _can_freeze(self) -> bool:
+        raise NotImplementedError
+
+    def state(self) -> str:
+        raise NotImplementedError
+
+    def freeze(self) -> None:
+        raise NotImplementedError
+
+    def thaw(self) -> None:
+        raise NotImplementedError
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    seen, out = set(), []
+    for i in items:
+        if i not in seen:
+            seen.add(i)
+            out.append(i)
+    return out
+
+
+def omit_empty(d: dict, keys: Iterable[str]) -> dict:
+    """Drop the keys Go's `omitempty` would (zero, empty list/map, None)."""
+    for k in keys:
+        if k in d and not d[k]:
+            del d[k]
+    return d

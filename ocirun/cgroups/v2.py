@@ -1,0 +1,333 @@
+"""cgroup v2 (unified): one directory, controllers enabled down the path, limits in it.
+Device rules are the lead's eBPF program (see Manager.device_rules)."""
+
+from __future__ import annotations
+
+import math
+import posixpath
+
+from .common import KERNEL_MEMORY_WARNING, CgroupError, Manager, flat_keyed, omit_empty, to_int
+from .v1 import _entry, blkio_entries, hugepage_sizes, parse_list, rdma_line
+
+_UNLIMITED = 2**64 - 1
+_SIGKILL = 9  # not `import signal`: enum makes it cost ~4 ms
+
+
+def shares_to_weight(shares: int) -> int:
+    """cpu.shares [2, 262144] (default 1024) -> cpu.weight [1, 10000] (default 100), as runc
+    >= 1.3.2 and crun >= 1.23 convert: a quadratic in log2(shares) through min, default and
+    max, rounded up. 0 means unset."""
+    if not shares:
+        return 0
+    if shares <= 2:
+        return 1
+    if shares >= 262144:
+        return 10000
+    l2 = math.log2(shares)
+    return int(math.ceil(10 ** ((l2 * l2 + 125 * l2) / 612.0 - 7.0 / 34.0)))
+
+
+def blkio_to_io_weight(weight: int) -> int:
+    """blkio.weight [10, 1000] -> io.weight [1, 10000], linearly (runc, crun)."""
+    return 1 + (weight - 10) * 9999 // 990 if weight else 0
+
+
+def swap_to_v2(swap: int, limit: int) -> int:
+    """OCI swap is memory+swap; memory.swap.max is swap alone. 0 = leave alone, -1 = max."""
+    if limit == -1 and not swap:
+        return -1
+    if swap in (-1, 0) or limit == -1:
+        return swap
+    if not limit:
+        raise CgroupError("unable to set swap limit without memory limit")
+    if limit < 0:
+        raise CgroupError(f"invalid memory value: {limit}")
+    if swap < limit:
+        raise CgroupError("memory+swap limit should be >= memory limit")
+    return swap - limit
+
+
+def _num(v: int) -> str:
+    return "max" if v == -1 else str(v)
+
+
+class V2Manager(Manager):
+    mode = "v2"
+
+    # ------------------------------------------------------------ lifecycle
+    def create(self) -> list[str]:
+        """mkdir the cgroup, enable the available controllers in every ancestor's
+        cgroup.subtree_control, apply linux.resources. Returns warnings. Nothing made here
+        is left behind on failure."""
+        res = self.linux.get("resources") or {}
+        try:
+            self._mkdirs()
+            self._enable_controllers()
+            return self.notes + self._apply(res, update=False)
+        except BaseException:
+            for d in reversed(self.created):
+                self._rmdir(d, 0)
+            self.created = []
+            raise
+
+    def update(self, resources: dict) -> list[str]:
+        return self._apply(resources or {}, update=True)
+
+    def _enable_controllers(self) -> None:
+        d, top = self.dirs[""], self.roots.get("", "")
+        if not top or d == top:
+            return
+        chain, cur = [top], top
+        for part in posixpath.relpath(d, top).split("/")[:-1]:
+            cur = posixpath.join(cur, part)
+            chain.append(cur)
+        for level in chain:
+            avail = (self._opt(level, "cgroup.controllers") or "").split()
+            have = set((self._opt(level, "cgroup.subtree_control") or "").split())
+            missing = [c for c in avail if c not in have]
+            if not missing:
+                continue
+            try:
+                self._write(level, "cgroup.subtree_control", " ".join("+" + c for c in missing))
+            except CgroupError:
+                # One refused (busy, threaded, delegated partially): take what we can; a
+                # limit on a missing controller then fails naming its file.
+                for c in missing:
+                    try:
+                        self._write(level, "cgroup.subtree_control", "+" + c)
+                    except CgroupError:
+                        pass
+
+    # ------------------------------------------------------------ resources
+    def _apply(self, res: dict, *, update: bool) -> list[str]:
+        warnings: list[str] = []
+        d = self.dirs[""]
+        pids = res.get("pids")
+        if pids and pids.get("limit") is not None:
+            self._write(d, "pids.max", "max" if pids["limit"] < 0 else pids["limit"])
+        self._memory(d, res.get("memory") or {}, update, warnings)
+        self._io(d, res.get("blockIO") or {}, warnings)
+        cpu = res.get("cpu") or {}
+        self._cpu(d, cpu)
+        if cpu.get("cpus"):
+            self._write(d, "cpuset.cpus", cpu["cpus"])
+        if cpu.get("mems"):
+            self._write(d, "cpuset.mems", cpu["mems"])
+        for hl in res.get("hugepageLimits") or []:
+            prefix = f"hugetlb.{hl['pageSize']}"
+            self._write(d, prefix + ".max", hl["limit"])
+            if self._has(d, prefix + ".rsvd.max"):
+                self._write(d, prefix + ".rsvd.max", hl["limit"])
+        for dev, lim in (res.get("rdma") or {}).items():
+            self._write(d, "rdma.max", rdma_line(dev, lim))
+        net = res.get("network") or {}
+        if net.get("classID") is not None or net.get("priorities"):
+            warnings.append("linux.resources.network (net_cls, net_prio) needs cgroup v1: "
+                            "ignored")
+        self._unified(d, res.get("unified") or {})
+        return warnings
+
+    def _memory(self, d: str, mem: dict, update: bool, warnings: list[str]) -> None:
+        if mem.get("kernel") is not None or mem.get("kernelTCP") is not None:
+            warnings.append(KERNEL_MEMORY_WARNING)
+        for key, why in (("swappiness", "memory.swappiness"),
+                         ("disableOOMKiller", "memory.disableOOMKiller"),
+                         ("useHierarchy", "memory.useHierarchy")):
+            if mem.get(key) is not None and mem[key] not in (False, -1):
+                warnings.append(f"linux.resources.{why} is not supported on cgroup v2: ignored")
+        limit, swap, low = mem.get("limit") or 0, mem.get("swap") or 0, mem.get("reservation")
+        if not (limit or swap or low):
+            return
+        if update and mem.get("checkBeforeUpdate") and limit > 0:
+            usage = to_int(self._opt(d, "memory.current"))
+            if limit <= usage:
+                raise CgroupError(f"rejecting memory limit {limit} below current usage {usage}")
+        v2swap = swap_to_v2(swap, limit)
+        text = _num(v2swap) if v2swap else ("0" if swap > 0 else "")
+        if text:
+            try:
+                self._write(d, "memory.swap.max", text)
+            except CgroupError as e:
+                # No swap accounting: "max" and "no swap" both hold already.
+                if not (e.errno == 2 and text in ("max", "0")):
+                    raise
+        if limit:
+            self._write(d, "memory.max", _num(limit))
+        if low:
+            self._write(d, "memory.low", _num(low))
+
+    def _io(self, d: str, bio: dict, warnings: list[str]) -> None:
+        bfq = self._has(d, "io.bfq.weight")
+        if bio.get("weight"):
+            if bfq:
+                self._write(d, "io.bfq.weight", bio["weight"])
+            else:
+                self._write(d, "io.weight", blkio_to_io_weight(bio["weight"]))
+        if bio.get("leafWeight") or any(w.get("leafWeight") for w in bio.get("weightDevice") or []):
+            warnings.append("linux.resources.blockIO leafWeight is not supported on cgroup v2: "
+                            "ignored")
+        for wd in bio.get("weightDevice") or []:
+            if wd.get("weight"):
+                if not bfq:
+                    warnings.append("linux.resources.blockIO.weightDevice needs the BFQ "
+                                    "scheduler (io.bfq.weight): ignored")
+                    break
+                self._write(d, "io.bfq.weight", f"{wd['major']}:{wd['minor']} {wd['weight']}")
+        for key, name in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
+                          ("throttleReadIOPSDevice", "riops"),
+                          ("throttleWriteIOPSDevice", "wiops")):
+            for td in bio.get(key) or []:
+                self._write(d, "io.max", f"{td['major']}:{td['minor']} {name}={td['rate']}")
+
+    def _cpu(self, d: str, cpu: dict) -> None:
+        if cpu.get("realtimeRuntime") or cpu.get("realtimePeriod"):
+            raise CgroupError("linux.resources.cpu.realtimeRuntime/realtimePeriod need cgroup "
+                              "v1 (cgroup v2 has no real-time group scheduling)")
+        if cpu.get("shares"):
+            self._write(d, "cpu.weight", shares_to_weight(cpu["shares"]))
+        quota, period, burst = cpu.get("quota"), cpu.get("period") or 0, cpu.get("burst")
+        burst_later = False
+        if burst is not None:
+            try:
+                self._write(d, "cpu.max.burst", burst)
+            except CgroupError as e:
+                # A burst over the old quota is EINVAL: set it again after the quota.
+                if e.errno != 22 or not quota:
+                    raise
+                burst_later = True
+        if quota or period:
+            if quota:
+                text = "max" if quota < 0 else str(quota)
+            else:
+                # Only the period changes: keep the quota the cgroup has.
+                text = (self._opt(d, "cpu.max") or "max").split()[0]
+            if period:
+                text += f" {period}"
+            self._write(d, "cpu.max", text)
+            if burst_later:
+                self._write(d, "cpu.max.burst", burst)
+        if cpu.get("idle") is not None:
+            self._write(d, "cpu.idle", cpu["idle"])
+
+    def _unified(self, d: str, unified: dict) -> None:
+        for key, value in unified.items():
+            if "/" in key or key in ("", ".", ".."):
+                raise CgroupError(f'unified resource "{key}" must be a file name (no slashes)')
+            try:
+                for line in (str(value).splitlines() or [""]):
+                    self._write(d, key, line)
+            except CgroupError as e:
+                if e.errno in (1, 2, 13):
+                    ctrl, dot, _ = key.partition(".")
+                    if not dot:
+                        raise CgroupError(f'unified resource "{key}" must be in the form '
+                                          "CONTROLLER.PARAMETER") from None
+                    avail = (self._opt(d, "cgroup.controllers") or "").split()
+                    if ctrl != "cgroup" and ctrl not in avail:
+                        raise CgroupError(f'unified resource "{key}" can\'t be set: controller '
+                                          f'"{ctrl}" not available') from None
+                raise
+
+    # ------------------------------------------------------------ freezer, kill
+    def _main_dir(self) -> str | None:
+        return self.dirs.get("")
+
+    def _can_freeze(self) -> bool:
+        return self._has(self.dirs[""], "cgroup.freeze")
+
+    def freeze(self) -> None:
+        d = self.dirs[""]
+        if not self._has(d, "cgroup.freeze"):
+            raise CgroupError("freezer not supported: cgroup.freeze is missing")
+        self._write(d, "cgroup.freeze", 1)
+        if not self.fs.wait_for(posixpath.join(d, "cgroup.events"), "frozen", "1", 10.0):
+            self._write(d, "cgroup.freeze", 0)
+            raise CgroupError("timeout of 10s reached waiting for the cgroup to freeze")
+
+    def thaw(self) -> None:
+        d = self.dirs[""]
+        if self._has(d, "cgroup.freeze"):
+            self._write(d, "cgroup.freeze", 0)
+            self.fs.wait_for(posixpath.join(d, "cgroup.events"), "frozen", "0", 1.0)
+
+    def state(self) -> str:
+        d = self.dirs[""]
+        if (self._opt(d, "cgroup.freeze") or "0").strip() != "1":
+            return "THAWED"
+        ok = self.fs.wait_for(posixpath.join(d, "cgroup.events"), "frozen", "1", 1.0)
+        return "FROZEN" if ok else "THAWED"
+
+    def kill_all(self, sig: int) -> None:
+        d = self.dirs[""]
+        if sig == _SIGKILL and self._has(d, "cgroup.kill"):
+            self._write(d, "cgroup.kill", 1)  # atomic, fork races included (Linux 5.14)
+            return
+        super().kill_all(sig)
+
+    # ------------------------------------------------------------ reading
+    def oom_count(self) -> int:
+        return to_int(flat_keyed(self._opt(self.dirs[""], "memory.events") or "").get("oom_kill"))
+
+    def stats(self) -> dict:
+        d = self.dirs[""]
+        st = flat_keyed(self._opt(d, "cpu.stat") or "")
+        usage = omit_empty({"total": to_int(st.get("usage_usec")) * 1000,
+                            "kernel": to_int(st.get("system_usec")) * 1000,
+                            "user": to_int(st.get("user_usec")) * 1000}, ("total",))
+        throttling = omit_empty({"periods": to_int(st.get("nr_periods")),
+                                 "throttledPeriods": to_int(st.get("nr_throttled")),
+                                 "throttledTime": to_int(st.get("throttled_usec")) * 1000},
+                                ("periods", "throttledPeriods", "throttledTime"))
+        cpus = self._opt(d, "cpuset.cpus.effective") or self._opt(d, "cpuset.cpus") or ""
+        mems = self._opt(d, "cpuset.mems.effective") or self._opt(d, "cpuset.mems") or ""
+        cpuset = omit_empty({"cpus": parse_list(cpus), "mems": parse_list(mems)},
+                            ("cpus", "mems"))
+        pids_max = to_int(self._opt(d, "pids.max"))
+        pids = omit_empty({"current": to_int(self._opt(d, "pids.current")),
+                           "limit": 0 if pids_max == _UNLIMITED else pids_max},
+                          ("current", "limit"))
+        hugetlb = {}
+        for size in hugepage_sizes():
+            cur = self._opt(d, f"hugetlb.{size}.current")
+            if cur is not None:
+                ev = flat_keyed(self._opt(d, f"hugetlb.{size}.events") or "")
+                hugetlb[size] = omit_empty({"usage": to_int(cur),
+                                            "failcnt": to_int(ev.get("max"))}, ("usage",))
+        return {"cpu": {"usage": usage, "throttling": throttling}, "cpuset": cpuset,
+                "memory": self._memory_stats(d), "pids": pids, "blkio": self._io_stats(d),
+                "hugetlb": hugetlb, "intel_rdt": {}, "network_interfaces": None}
+
+    def _memory_stats(self, d: str) -> dict:
+        raw = {k: to_int(v) for k, v in flat_keyed(self._opt(d, "memory.stat") or "").items()}
+        events = flat_keyed(self._opt(d, "memory.events") or "")
+        usage = _entry(to_int(self._opt(d, "memory.max")), to_int(self._opt(d, "memory.current")),
+                       to_int(self._opt(d, "memory.peak")), to_int(events.get("max")))
+        # v1 reports swap as memory+swap: so does runc on v2.
+        swap = _entry()
+        if self._has(d, "memory.swap.current"):
+            limit = to_int(self._opt(d, "memory.swap.max"))
+            if limit != _UNLIMITED:
+                limit = min(limit + usage["limit"], _UNLIMITED)
+            used = to_int(self._opt(d, "memory.swap.current")) + usage.get("usage", 0)
+            events = flat_keyed(self._opt(d, "memory.swap.events") or "")
+            swap = _entry(limit, used, 0, to_int(events.get("max")))
+        return omit_empty({"cache": raw.get("file", 0), "usage": usage, "swap": swap,
+                           "kernel": _entry(), "kernelTCP": _entry(), "raw": raw},
+                          ("cache", "raw"))
+
+    def _io_stats(self, d: str) -> dict:
+        service_bytes, serviced = [], []
+        for line in (self._opt(d, "io.stat") or "").splitlines():
+            parts = line.split()
+            if not parts or ":" not in parts[0]:
+                continue
+            kv = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+            for key, op, out in (("rbytes", "Read", service_bytes),
+                                 ("wbytes", "Write", service_bytes),
+                                 ("rios", "Read", serviced), ("wios", "Write", serviced)):
+                if key in kv:
+                    out.extend(blkio_entries(f"{parts[0]} {op} {kv[key]}"))
+        return omit_empty({"ioServiceBytesRecursive": service_bytes,
+                           "ioServicedRecursive": serviced},
+                          ("ioServiceBytesRecursive", "ioServicedRecursive"))
+
