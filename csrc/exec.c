@@ -81,15 +81,30 @@ static int enter_cwd(const struct ocirun_plan *p, int final)
     return 1;
 }
 
+static void die_on_signal(int sig)
+{
+    _exit(128 + sig);
+}
+
 /* Block until `start` writes to exec.fifo. poll() on a fifo nobody has opened for writing
- * yet waits (no POLLHUP before the first writer). */
+ * yet waits (no POLLHUP before the first writer). As pid 1 of a pid namespace we would
+ * ignore every signal left at its default action: `kill ID TERM` on a created container
+ * must still end it, so the usual terminating signals get a handler while we wait (execve
+ * resets them). */
 static void wait_for_start(const struct ocirun_plan *p)
 {
+    static const int sigs[] = { SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM };
     struct pollfd pfd = { .fd = p->fifo_fd, .events = POLLIN };
+    struct sigaction sa;
+    unsigned int i;
     char c;
 
     if (p->fifo_fd < 0)
         return;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = die_on_signal;
+    for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaction(sigs[i], &sa, NULL);
     while (poll(&pfd, 1, -1) < 0)
         if (errno != EINTR)
             die(p, errno, "poll exec.fifo");
@@ -138,6 +153,8 @@ void exec_process(const struct ocirun_plan *p)
     set_cpu_affinity(p, p->cpu_final, p->cpu_final_len);
     set_personality(p);
     in_cwd = enter_cwd(p, 0);
+    /* Mark the fds before any filter: close_range may be missing from a profile. */
+    close_fds(p);
     load_seccomp(p, OCIRUN_SECCOMP_EARLY);
     set_credentials(p);
     if (!in_cwd)
@@ -151,7 +168,6 @@ void exec_process(const struct ocirun_plan *p)
     wait_for_start(p);
     run_hooks(p, p->start_hooks, p->n_start_hooks, "startContainer");
 
-    close_fds(p);
     reset_signals();
     load_seccomp(p, OCIRUN_SECCOMP_LAST);
     execve(path, (char *const *) p->argv, (char *const *) p->envp);

@@ -210,12 +210,12 @@ static void make_device(const struct ocirun_plan *p, const struct ocirun_device 
 {
     char buf[4096], fdp[FDPATH_LEN];
     const char *base;
-    int dfd;
+    struct stat st;
+    int dfd, fd;
 
     if (d->host_path) {
         /* In a user namespace mknod is refused: bind the host's node instead. */
-        int fd = must_open_in_root(p, d->path, OCIRUN_MNT_FILE);
-
+        fd = must_open_in_root(p, d->path, OCIRUN_MNT_FILE);
         fd_path(fdp, fd);
         if (mount(d->host_path, fdp, NULL, MS_BIND, NULL) < 0)
             die(p, errno, "bind device %s", d->path);
@@ -223,13 +223,31 @@ static void make_device(const struct ocirun_plan *p, const struct ocirun_device 
         return;
     }
     dfd = open_parent(p, d->path, buf, sizeof(buf), &base);
-    if (mknodat(dfd, base, d->mode, (dev_t) d->dev) < 0 && errno != EEXIST)
-        die(p, errno, "mknod %s", d->path);
-    /* mknod honours the umask; set the mode and owner exactly as configured. */
-    if (fchmodat(dfd, base, d->mode & 07777, 0) < 0)
+    if (mknodat(dfd, base, d->mode, (dev_t) d->dev) < 0) {
+        if (errno != EEXIST)
+            die(p, errno, "mknod %s", d->path);
+        /* Whatever the image has there (a file, a symlink to a host path...) is replaced:
+         * we never chmod/chown through a name the image controls. */
+        if (unlinkat(dfd, base, 0) < 0)
+            die(p, errno, "remove %s to make the device", d->path);
+        if (mknodat(dfd, base, d->mode, (dev_t) d->dev) < 0)
+            die(p, errno, "mknod %s", d->path);
+    }
+    /* mknod honours the umask: set mode and owner exactly, on the node we just made,
+     * checked by fd. */
+    fd = openat(dfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        die(p, errno, "open %s", d->path);
+    if (fstat(fd, &st) < 0)
+        die(p, errno, "stat %s", d->path);
+    if ((st.st_mode & S_IFMT) != (d->mode & S_IFMT) || st.st_rdev != (dev_t) d->dev)
+        die(p, 0, "mknod %s: the node was replaced", d->path);
+    fd_path(fdp, fd);
+    if (fchmodat(AT_FDCWD, fdp, d->mode & 07777, 0) < 0)
         die(p, errno, "chmod %s", d->path);
-    if (fchownat(dfd, base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
+    if (fchownat(fd, "", d->uid, d->gid, AT_EMPTY_PATH) < 0)
         die(p, errno, "chown %s", d->path);
+    close(fd);
     close(dfd);
 }
 

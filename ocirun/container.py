@@ -280,6 +280,11 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
         undo.add(_reap, pid)
         undo.add(_kill_quietly, pid)
         init_pid = _handshake(parent, pid, p, on_hooks, seccomp_listener(seccomp, base_state))
+        if state_fd >= 0:
+            # What startContainer hooks will read at `start`.
+            created = json.dumps(dict(base_state, pid=init_pid, status=statemod.CREATED)).encode()
+            os.ftruncate(state_fd, 0)
+            os.pwrite(state_fd, created, 0)
         log.phase("init setup (namespaces, mounts, hooks, pivot, credentials)")
         if init_pid != pid:
             _reap(pid)  # the intermediate has exited

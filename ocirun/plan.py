@@ -523,7 +523,8 @@ def _rootfs(plan: Plan, config: dict, linux: dict, bundle: str, new: set[str],
             has_devpts = True
         plan.mounts.append(mount)
     if not dev_bound:
-        _devices(plan, linux, in_userns)
+        mounted = {m.target for m in plan.mounts}
+        _devices(plan, linux, in_userns, mounted)
         plan.symlinks = list(DEFAULT_LINKS)
         if has_devpts:
             plan.symlinks.append(("pts/ptmx", "/dev/ptmx"))
@@ -582,10 +583,11 @@ def _cgroup_mounts(dest: str, options: list[str], cgroups: CgroupLayout,
     return mounts
 
 
-def _devices(plan: Plan, linux: dict, in_userns: bool) -> None:
+def _devices(plan: Plan, linux: dict, in_userns: bool, mounted: set[str]) -> None:
     configured = {d["path"]: d for d in linux.get("devices") or []}
+    # A default device the config mounts something over is left to that mount.
     devices = [dict(path=p, type=t, major=ma, minor=mi, fileMode=0o666)
-               for p, t, ma, mi in DEFAULT_DEVICES if p not in configured]
+               for p, t, ma, mi in DEFAULT_DEVICES if p not in configured and p not in mounted]
     devices.extend(configured.values())
     for d in devices:
         kind = {"c": S_IFCHR, "u": S_IFCHR, "b": S_IFBLK, "p": S_IFIFO}[d["type"]]

@@ -191,9 +191,6 @@ def test_state_on_stdin(rt, make_bundle, tmp_path):
     assert states["poststop"]["status"] == "stopped"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the startContainer hook gets the state written "
-                   "during create, status \"creating\", although create has finished and "
-                   "`start` is running it (expected \"created\")")
 def test_start_container_state_status(rt, make_bundle, tmp_path):
     out, _, _ = lifecycle(rt, make_bundle, tmp_path)
     assert json.loads((out / "startContainer.state").read_text())["status"] == "created"

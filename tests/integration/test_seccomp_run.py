@@ -252,10 +252,6 @@ def test_syscall_newer_than_the_profile_is_enosys(rt, make_bundle, probe_dir):
                                      "ret=-1 errno=1"], (r.stdout, r.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with noNewPrivileges false (filter loaded before "
-                   "the credentials) and a default-deny profile that does not list "
-                   "close_range, the init dies on the ENOSYS of its own close_range(2): run "
-                   "fails with \"close_range: Function not implemented\"")
 def test_old_profile_without_close_range_and_without_no_new_privileges(rt, make_bundle):
     r = run(rt, make_bundle, ["echo", "ran"],
             seccomp("SCMP_ACT_ERRNO", [rule(ALLOWED, "SCMP_ACT_ALLOW")], nnp=False))

@@ -469,11 +469,6 @@ def test_fake_dev_null_is_never_used_to_mask_cve_2025_31133(rt, make_bundle, tmp
     assert ids(rt) == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with no /dev mount, an image whose /dev/null is a "
-                   "symlink to an absolute host path makes create chmod that HOST file to "
-                   "0666 (make_device ignores mknodat's EEXIST, then fchmodat follows the "
-                   "symlink on the host's / before pivot_root); create then fails with "
-                   "\"open /dev/null in the container: No such file or directory\"")
 def test_image_dev_null_symlink_never_touches_host_file(rt, make_bundle, rootfs_copy,
                                                        tmp_path):
     secret = tmp_path / "host-secret"
@@ -495,9 +490,6 @@ def test_image_dev_null_symlink_never_touches_host_file(rt, make_bundle, rootfs_
     assert (st.st_uid, st.st_gid) == (0, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a config bind of a host file onto /dev/null "
-                   "makes create chmod that HOST file to 0666 (the default /dev/null device: "
-                   "mknodat EEXIST ignored, then fchmodat on the bound file)")
 def test_bind_onto_dev_null_never_chmods_host_file(rt, make_bundle, tmp_path):
     secret = tmp_path / "host-secret"
     secret.write_text("host secret\n")
