@@ -345,9 +345,6 @@ def test_kill_signal_reaches_process(rt, make_bundle, tmp_path, sig, trapped):
         rt.cli("delete", "--force", "c1")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `kill ID` (TERM) on a created container returns 0 "
-                   "but the waiting init (pid 1 of its pid namespace, no handler) ignores it: "
-                   "the container stays created (runc 1.1.5: it becomes stopped)")
 def test_kill_term_stops_created_container(rt, make_bundle):
     create(rt, "c1", make_bundle(args=["sleep", "30"]), stdout=subprocess.DEVNULL)
     try:
