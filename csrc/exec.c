@@ -170,6 +170,19 @@ void exec_process(const struct ocirun_plan *p)
 
     reset_signals();
     load_seccomp(p, OCIRUN_SECCOMP_LAST);
+    if (p->exec_fd >= 0) {
+        /* Through the sealed trampoline: { path, argv... }. A profile that refuses
+         * execveat gets the direct execve below. */
+        const char *targv[p->argc + 2];
+        int i;
+
+        targv[0] = path;
+        for (i = 0; i <= p->argc; i++)
+            targv[i + 1] = p->argv[i];
+        syscall(SYS_execveat, p->exec_fd, "", targv, p->envp, AT_EMPTY_PATH);
+        if (errno != EPERM && errno != ENOSYS && errno != EACCES)
+            die_exec(p, errno, "exec: \"%s\"", p->argv[0]);
+    }
     execve(path, (char *const *) p->argv, (char *const *) p->envp);
     die_exec(p, errno, "exec: \"%s\"", p->argv[0]);
 }

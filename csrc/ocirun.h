@@ -165,6 +165,7 @@ struct ocirun_plan {
 
     /* the process */
     const char *const *argv;     /* NULL-terminated */
+    int argc;
     const char *const *envp;     /* NULL-terminated, exactly process.env */
     const char *path_env;        /* PATH to search for argv[0] (from process.env), or NULL */
     const char *cwd;
@@ -206,12 +207,17 @@ struct ocirun_plan {
     unsigned int seccomp_len;    /* instructions */
     unsigned int seccomp_flags;  /* SECCOMP_FILTER_FLAG_* for seccomp(2) */
     int preserve_fds;            /* fds 3 .. 3+n-1 survive into the process */
+    int exec_fd;                 /* sealed trampoline to execveat through, or -1 */
     int trace;                   /* --debug: report phase times (us since clone) with READY */
 };
 
 /* Clone the container's init and run `plan` in it. Returns the child's pid (>0), or -errno.
  * The child never returns. */
 int ocirun_spawn(const struct ocirun_plan *plan);
+
+/* A sealed memfd holding the trampoline the init execs the process through (so that
+ * /proc/self/exe never reaches the runtime's own binary), or -errno (-ENOSYS: none built). */
+int ocirun_trampoline_fd(void);
 
 /* Become the reaper of orphaned descendants (`run` waits for an init that is a grandchild).
  * Returns 0 or -errno. */

@@ -79,16 +79,17 @@ def _hooks(a: _Arena, hooks: list):
 
 
 def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: int,
-          console_fd: int, result_fd: int, a: _Arena):
+          console_fd: int, result_fd: int, exec_fd: int, a: _Arena):
     p = ffi.new("struct ocirun_plan *")
     a.keep.append(p)
     p.sync_fd = sync_fd
     p.fifo_fd = fifo_fd
     p.result_fd = result_fd
+    p.exec_fd = exec_fd
     p.state_fd = state_fd
     p.console_fd = console_fd
     p.console_rows, p.console_cols = plan.console_rows, plan.console_cols
-    keep = sorted({sync_fd, fifo_fd, result_fd, state_fd, console_fd, *ns_fds,
+    keep = sorted({sync_fd, fifo_fd, result_fd, exec_fd, state_fd, console_fd, *ns_fds,
                    *range(3, 3 + plan.preserve_fds)} - {-1})
     keep_arr = a.array("int", len(keep))
     for i, fd in enumerate(keep):
@@ -147,6 +148,7 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     p.oom_score_adj = a.str(plan.oom_score_adj)
 
     p.argv, p.envp = a.strv(plan.argv), a.strv(plan.envp)
+    p.argc = len(plan.argv)
     p.path_env, p.cwd = a.str(plan.path_env), a.str(plan.cwd)
     p.uid, p.gid = plan.uid, plan.gid
     groups = a.array("unsigned int", len(plan.groups))
@@ -195,8 +197,14 @@ def spawn(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int],
           state_fd: int = -1, console_fd: int = -1, result_fd: int = -1) -> int:
     """Clone the init running `plan`; return its pid (the intermediate's, with fork_after)."""
     arena = _Arena()
-    cplan = _fill(plan, sync_fd, fifo_fd, ns_fds, state_fd, console_fd, result_fd, arena)
-    pid = lib.ocirun_spawn(cplan)
+    exec_fd = lib.ocirun_trampoline_fd() if plan.trampoline else -1
+    cplan = _fill(plan, sync_fd, fifo_fd, ns_fds, state_fd, console_fd, result_fd,
+                  max(exec_fd, -1), arena)
+    try:
+        pid = lib.ocirun_spawn(cplan)
+    finally:
+        if exec_fd >= 0:
+            os.close(exec_fd)
     if pid < 0:
         raise OSError(-pid, os.strerror(-pid))
     return pid

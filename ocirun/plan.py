@@ -177,6 +177,9 @@ class Plan:
         self.seccomp_flags = 0
         self.preserve_fds = preserve_fds
         self.trace = False  # --debug: the init reports its phase times
+        # exec the process through a sealed trampoline, so that /proc/self/exe never leads
+        # the container to the runtime's own binary (CVE-2019-5736)
+        self.trampoline = True
         self.terminal = False
         self.console_rows = 0
         self.console_cols = 0

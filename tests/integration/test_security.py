@@ -537,13 +537,6 @@ def test_runtime_environment_does_not_leak(rt, make_bundle):
     assert sorted(names) == ["PATH", "TERM"], r.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (CVE-2019-5736 class): the container's process "
-                   "can run and open the runtime's own binary: process.args "
-                   "[\"/proc/self/exe\"] (or `exec ID /proc/self/exe`) execs the HOST "
-                   "interpreter /usr/bin/python3.11 (the init is a fork of the Python runtime), "
-                   "with the image's /lib64/ld-linux-x86-64.so.2 as its loader; that loader "
-                   "gets a readable fd on the host file via /proc/self/exe (\"open=ok\"), the "
-                   "first step to overwriting it once it is no longer busy")
 @pytest.mark.parametrize("how", ["run", "exec"])
 def test_proc_self_exe_does_not_reach_the_runtime_binary(rt, make_bundle, rootfs_copy,
                                                         probe_dir, how):
