@@ -25,7 +25,10 @@ class Globals:
                  systemd_cgroup: bool = False):
         if log_format not in ("text", "json"):
             raise UsageError(f"invalid log format {log_format!r}: use text or json")
-        self.root = os.path.abspath(root)
+        try:
+            self.root = os.path.abspath(root)
+        except OSError as e:  # a relative --root in a deleted cwd
+            raise OcirunError(f"root {root}: {e.strerror or e}") from None
         self.systemd_cgroup = systemd_cgroup
         log.configure(log_file, log_format, debug)
 
@@ -141,13 +144,33 @@ def exec_(g: Globals, cid: str, args: list[str] | None = None, apparmor: str | N
     return guarded(go)
 
 
-def list_(g: Globals, fmt: str = "table", quiet: bool = False) -> int:
-    from . import container
+def warn(msg: str) -> None:
+    """A problem that does not stop the command: on stderr and in the log."""
+    log.warning(msg)
+    print(msg, file=sys.stderr)
 
+
+def _list_states(root: str) -> list[dict]:
+    """Every container's state; one we may not read is skipped with a warning (as runc)."""
+    from . import state as statemod
+
+    states = []
+    for cid in statemod.list_ids(root):
+        try:
+            st = statemod.peek(root, cid)
+        except OcirunError as e:
+            warn(e.message)
+            continue
+        if st is not None:
+            states.append(st)
+    return states
+
+
+def list_(g: Globals, fmt: str = "table", quiet: bool = False) -> int:
     def go():
         if fmt not in ("table", "json"):
             raise UsageError(f"invalid format {fmt!r}: use table or json")
-        states = container.list_states(g.root)
+        states = _list_states(g.root)
         if quiet:
             for s in states:
                 print(s["id"])

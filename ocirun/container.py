@@ -92,11 +92,12 @@ def _write_idmaps(pid: int, p: planmod.Plan) -> None:
             raise InitError(e.errno or 0, f"write {path}") from None
 
 
-def _handshake(sync: socket.socket, pid: int, p: planmod.Plan, on_hooks,
-               on_listener=None) -> int:
-    """Answer the child until it is ready; return the init's pid. `on_hooks(init_pid)`
-    runs the runtime's hooks when the init reaches that point (before pivot_root);
-    `on_listener(init_pid, fd)` takes a seccomp notify listener."""
+def _handshake(sync: socket.socket, pid: int, p: planmod.Plan, *, on_hooks=None,
+               on_listener=None, cgroups=None) -> int:
+    """Answer the child until it is ready; return the init's pid. `cgroups` (a manager)
+    takes the child first; `on_hooks(init_pid)` runs the runtime's hooks when the init
+    reaches that point (before pivot_root); `on_listener(init_pid, fd)` takes a seccomp
+    notify listener."""
     from . import _native as n
 
     init_pid = pid
@@ -104,7 +105,10 @@ def _handshake(sync: socket.socket, pid: int, p: planmod.Plan, on_hooks,
         msg = n.recv(sync)
         if msg is None:
             raise InitError(0, "container init exited before it was ready")
-        if msg.type == n.MSG_IDMAP:
+        if msg.type == n.MSG_CGROUP:
+            cgroups.add(pid)  # the clone's pid: the child may see itself as 1
+            n.send(sync, n.MSG_CGROUP_DONE)
+        elif msg.type == n.MSG_IDMAP:
             _write_idmaps(pid, p)
             n.send(sync, n.MSG_IDMAP_DONE)
         elif msg.type == n.MSG_PID:
@@ -221,7 +225,8 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
     p = planmod.build(
         config, bundle,
         planmod.Options(no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
-                        preserve_fds=opts.preserve_fds, listen_fds=_listen_fds()),
+                        preserve_fds=opts.preserve_fds, listen_fds=_listen_fds(),
+                        cgroups=True),
         cgroups=cgroup_layout(),
     )
     p.trace = log.enabled()
@@ -238,6 +243,13 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
                 undo.add(sock.close)
         c = Container.create(root, cid)
         undo.add(c.destroy)
+        from . import cgroups
+
+        cg = cgroups.open_manager(config.get("linux"), cid)
+        for warning in cg.create():
+            log.warning(warning)
+        undo.add(cg.destroy)  # after the init is killed (undone in reverse order)
+        log.phase("cgroups")
         os.mkfifo(c.fifo_path, 0o600)
         fifo_fd = os.open(c.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         undo.add(os.close, fifo_fd)
@@ -279,7 +291,8 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
         log.phase("clone")
         undo.add(_reap, pid)
         undo.add(_kill_quietly, pid)
-        init_pid = _handshake(parent, pid, p, on_hooks, seccomp_listener(seccomp, base_state))
+        init_pid = _handshake(parent, pid, p, on_hooks=on_hooks, cgroups=cg,
+                              on_listener=seccomp_listener(seccomp, base_state))
         if state_fd >= 0:
             # What startContainer hooks will read at `start`.
             created = json.dumps(dict(base_state, pid=init_pid, status=statemod.CREATED)).encode()
@@ -301,6 +314,7 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
             "owner": "",
             "annotations": config.get("annotations") or {},
             "hooks": {k: hooks[k] for k in ("poststart", "poststop") if hooks.get(k)},
+            "cgroup_paths": cg.paths,
         })
         c.save_config(raw)
         if opts.pid_file:
@@ -411,6 +425,46 @@ def _kill_and_wait(c: Container) -> None:
         os.close(pidfd)
 
 
+def cgroups_of(c: Container):
+    """The container's cgroup manager, or None for a state without cgroups."""
+    paths = c.data.get("cgroup_paths")
+    if not paths:
+        return None
+    from . import cgroups
+
+    return cgroups.from_state(paths)
+
+
+def kill_all(root: str, cid: str, sig: int) -> None:
+    """Signal every process in the container's cgroups (runc's kill --all)."""
+    with Container.load(root, cid) as c:
+        cg = cgroups_of(c)
+        if cg is None or c.status() not in (CREATED, RUNNING, PAUSED):
+            raise InvalidState("container not running")
+        cg.kill_all(sig)
+
+
+def pause(root: str, cid: str) -> None:
+    with Container.load(root, cid) as c:
+        status = c.status()
+        if status not in (RUNNING, CREATED):
+            raise InvalidState("container not running")
+        cgroups_of(c).freeze()
+
+
+def resume(root: str, cid: str) -> None:
+    with Container.load(root, cid) as c:
+        if c.status() != PAUSED:
+            raise InvalidState("container not paused")
+        cgroups_of(c).thaw()
+
+
+def pids(root: str, cid: str) -> list[int]:
+    with Container.load(root, cid) as c:
+        cg = cgroups_of(c)
+        return sorted(cg.pids()) if cg is not None else []
+
+
 def delete(root: str, cid: str, force: bool = False) -> None:
     from .errors import ContainerNotFound
 
@@ -424,9 +478,16 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         status = c.status()
         if status in (RUNNING, PAUSED) and not force:
             raise InvalidState(f"cannot delete container {cid} that is not stopped: {status}")
+        cg = cgroups_of(c)
+        if cg is not None and (status != STOPPED or cg.pids()):
+            # Everything in the cgroup: exec'd processes too, and without a pid namespace
+            # the init's death does not take them along. Thaws a paused container.
+            cg.kill_all(signal.SIGKILL)
         if status != STOPPED and c.data:
             _kill_and_wait(c)
         state = dict(c.oci_state(), status=STOPPED)
+        if cg is not None:
+            cg.destroy()
         c.destroy()
         poststop = (c.data.get("hooks") or {}).get("poststop")
         if poststop:

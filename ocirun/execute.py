@@ -92,8 +92,14 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         cache_dir = os.path.join(root, ".cache")
         proc = _process(c, opts, cache_dir)
         config = c.load_config()
+        cg = None
+        if c.data.get("cgroup_paths"):
+            from . import cgroups
+
+            cg = cgroups.from_state(c.data["cgroup_paths"])
         p = planmod.build_exec(proc, _joins(config, c.pid),
-                               planmod.Options(preserve_fds=opts.preserve_fds))
+                               planmod.Options(preserve_fds=opts.preserve_fds,
+                                               cgroups=cg is not None))
         p.trace = log.enabled()
         seccomp = (config.get("linux") or {}).get("seccomp")
         if seccomp:
@@ -133,7 +139,8 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         log.phase("clone")
         undo.add(_reap, pid)
         undo.add(_kill_quietly, pid)
-        proc_pid = _handshake(parent, pid, p, None, seccomp_listener(seccomp, state))
+        proc_pid = _handshake(parent, pid, p, cgroups=cg,
+                              on_listener=seccomp_listener(seccomp, state))
         if proc_pid != pid:
             _reap(pid)
             undo.add(_kill_quietly, proc_pid)

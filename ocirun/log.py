@@ -3,6 +3,11 @@
 json: one object per line, {"level", "msg", "time" (RFC 3339)}; containerd's shim shows the
 msg of the last "level":"error" line to the user, so every failure ends with exactly one.
 Without --log, nothing but errors is written, and those go to stderr (by the CLI).
+text: logrus's format, `time="..." level=error msg="..."`, the msg quoted as Go's %q does.
+
+Logging never fails the runtime: if the log cannot be written (a missing directory, a full
+disk), one notice goes to stderr and the run goes on as without --log (errors still reach
+stderr, by the CLI).
 """
 
 from __future__ import annotations
@@ -32,20 +37,54 @@ def enabled() -> bool:
     return _debug
 
 
+_QUOTE = {"\\": "\\\\", '"': '\\"', "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n",
+          "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def quote(text: str) -> str:
+    """`text` in double quotes, escaped as Go's %q (logrus's text format) does."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    out = []
+    for ch in text:
+        esc = _QUOTE.get(ch)
+        if esc is None:
+            if ch.isprintable():
+                esc = ch
+            else:
+                n = ord(ch)
+                esc = f"\\x{n:02x}" if n < 0x80 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
+        out.append(esc)
+    return '"' + "".join(out) + '"'
+
+
+def _stderr(text: str) -> None:
+    try:
+        os.write(2, text.encode(errors="replace"))
+    except OSError:
+        pass  # nowhere left to say it
+
+
 def write(level: str, msg: str) -> None:
+    global _path
     if not _path:
         if level == "debug":
-            os.write(2, f"DEBU {msg}\n".encode())
+            _stderr(f"DEBU {msg}\n")
         return
     if _json:
         line = json.dumps({"level": level, "msg": msg, "time": _stamp()})
     else:
-        line = f'time="{_stamp()}" level={level} msg="{msg}"'
-    fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        line = f"time=\"{_stamp()}\" level={level} msg={quote(msg)}"
     try:
-        os.write(fd, (line + "\n").encode())
-    finally:
-        os.close(fd)
+        fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode(errors="replace"))
+        finally:
+            os.close(fd)
+    except OSError as e:
+        _stderr(f"write log {_path}: {e.strerror or e}\n")
+        _path = None  # once: go on as without --log
+        write(level, msg)
 
 
 def error(msg: str) -> None:

@@ -14,7 +14,7 @@ import json
 import os
 import time
 
-from .errors import ContainerExists, ContainerNotFound
+from .errors import ContainerExists, ContainerNotFound, OcirunError, sys_error
 
 DEFAULT_ROOT = "/run/ocirun"
 STATE_FILE = "state.json"
@@ -31,13 +31,31 @@ def now_rfc3339() -> str:
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write `data` to a temporary beside `path`, then rename it over `path`. Raises OSError;
+    a failure leaves no temporary behind."""
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def root_error(root: str, exc: OSError) -> OcirunError:
+    """An OSError on the root dir itself as one line: `root /x: Not a directory`."""
+    import errno
+
+    if isinstance(exc, FileExistsError):  # os.makedirs: the root is there, but not a dir
+        return sys_error(OSError(errno.ENOTDIR, ""), f"root {root}")
+    return sys_error(exc, f"root {root}")
 
 
 def proc_start_time(pid: int) -> int | None:
@@ -67,12 +85,17 @@ class Container:
     # -- opening ---------------------------------------------------------------------------
     @classmethod
     def create(cls, root: str, cid: str) -> "Container":
-        os.makedirs(root, mode=0o700, exist_ok=True)
         path = os.path.join(root, cid)
+        try:
+            os.makedirs(root, mode=0o700, exist_ok=True)
+        except OSError as e:
+            raise root_error(root, e) from None
         try:
             os.mkdir(path, 0o700)
         except FileExistsError:
             raise ContainerExists(cid) from None
+        except OSError as e:
+            raise sys_error(e, f"mkdir {path}") from None
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fcntl.flock(fd, fcntl.LOCK_EX)
         return cls(root, cid, fd, None)
@@ -84,6 +107,8 @@ class Container:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(cid) from None
+        except OSError as e:  # EACCES: a root dir we may not enter
+            raise sys_error(e, f"open {path}") from None
         fcntl.flock(fd, fcntl.LOCK_EX)
         data = _read_state(path)
         if data is None:
@@ -119,31 +144,51 @@ class Container:
 
     def save(self, data: dict) -> None:
         self.data = data
-        atomic_write(os.path.join(self.dir, STATE_FILE), json.dumps(data).encode())
+        self._write(STATE_FILE, json.dumps(data).encode())
 
     def save_config(self, raw: bytes) -> None:
-        atomic_write(os.path.join(self.dir, CONFIG_FILE), raw)
+        self._write(CONFIG_FILE, raw)
+
+    def _write(self, name: str, data: bytes) -> None:
+        path = os.path.join(self.dir, name)
+        try:
+            atomic_write(path, data)
+        except OSError as e:  # ENOSPC, EROFS, ...
+            raise sys_error(e, f"write {path}") from None
 
     def load_config(self) -> dict:
-        with open(os.path.join(self.dir, CONFIG_FILE), "rb") as f:
-            return json.loads(f.read())
+        path = os.path.join(self.dir, CONFIG_FILE)
+        try:
+            with open(path, "rb") as f:
+                config = json.loads(f.read())
+        except OSError as e:
+            raise sys_error(e, f"read {path}") from None
+        except ValueError as e:
+            raise OcirunError(f"read {path}: invalid JSON: {e}") from None
+        if not isinstance(config, dict):
+            raise OcirunError(f"read {path}: not a JSON object")
+        return config
 
     def destroy(self) -> None:
         """Remove the state dir (flat: state.json, exec.fifo, temporaries)."""
         try:
-            names = os.listdir(self.dir)
-        except FileNotFoundError:
-            names = []
-        for name in names:
             try:
-                os.unlink(os.path.join(self.dir, name))
+                names = os.listdir(self.dir)
+            except FileNotFoundError:
+                names = []
+            for name in names:
+                try:
+                    os.unlink(os.path.join(self.dir, name))
+                except FileNotFoundError:
+                    pass
+            try:
+                os.rmdir(self.dir)
             except FileNotFoundError:
                 pass
-        try:
-            os.rmdir(self.dir)
-        except FileNotFoundError:
-            pass
-        self.close()
+        except OSError as e:  # EBUSY, EPERM (an immutable file), ENOTEMPTY (a stray subdir)
+            raise sys_error(e, f"remove {e.filename or self.dir}") from None
+        finally:
+            self.close()
 
     def status(self) -> str:
         return derive_status(self.dir, self.data)
@@ -188,23 +233,59 @@ def derive_status(path: str, data: dict | None) -> str:
 
 
 def list_ids(root: str) -> list[str]:
+    """The container ids under root (none if root does not exist)."""
     try:
-        return sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+        with os.scandir(root) as it:
+            return sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir())
     except FileNotFoundError:
         return []
+    except OSError as e:  # ENOTDIR, EACCES
+        raise root_error(root, e) from None
+
+
+_owners: dict[int, str] = {}
+
+
+def owner_name(uid: int) -> str:
+    """The user name of uid, or "#uid" when it has none (runc's `list` OWNER)."""
+    name = _owners.get(uid)
+    if name is None:
+        import pwd
+
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except (KeyError, OSError):
+            name = f"#{uid}"
+        _owners[uid] = name
+    return name
 
 
 def peek(root: str, cid: str) -> dict | None:
-    """State of one container for `list`, without taking its lock; None if unreadable."""
+    """State of one container for `list`, without taking its lock; None if it has none (yet)
+    or went away. A state we may not read is an error (`load container ID: ...`).
+    Unlike `state` (owner "", as runc), the owner is the name of the state dir's owner."""
     path = os.path.join(root, cid)
-    data = _read_state(path)
-    if data is None:
+    try:
+        uid = os.stat(path).st_uid
+        with open(os.path.join(path, STATE_FILE), "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # removed meanwhile, or a create in progress (or dead half-way)
+    except OSError as e:  # EACCES: another user's container
+        raise sys_error(e, f"load container {cid}") from None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
         return None
     c = Container(root, cid, -1, data)
-    return c.oci_state()
+    return dict(c.oci_state(), owner=owner_name(uid))
 
 
 def write_pid_file(path: str, pid: int) -> None:
     """Decimal, no newline, atomically (go-runc reads it the moment create returns)."""
-    path = os.path.abspath(path)
-    atomic_write(path, str(pid).encode(), 0o644)
+    try:
+        atomic_write(os.path.abspath(path), str(pid).encode(), 0o644)
+    except OSError as e:
+        raise sys_error(e, f"write pid file {path}") from None

@@ -186,17 +186,20 @@ def _semantic_problems(cfg: dict) -> list[str]:
                 add(["hooks", phase, i, "timeout"], f"must be greater than zero, got {timeout}")
 
     linux = _obj(cfg.get("linux"))
-    namespaces = _check_namespaces(linux, add)
-    _check_id_mappings(linux, namespaces, add)
+    # None when linux or linux.namespaces is malformed: the schema reports that, and the
+    # checks that depend on which namespaces exist are skipped rather than piled on.
+    namespaces = _check_namespaces(cfg, add)
+    if namespaces is not None:
+        _check_id_mappings(linux, namespaces, add)
 
-    # hostname/domainname need a UTS namespace of the container's own
-    for key in ("hostname", "domainname"):
-        if isinstance(cfg.get(key), str) and cfg[key] and "uts" not in namespaces:
-            add([key], "setting it requires a uts namespace in /linux/namespaces")
+        # hostname/domainname need a UTS namespace of the container's own
+        for key in ("hostname", "domainname"):
+            if isinstance(cfg.get(key), str) and cfg[key] and "uts" not in namespaces:
+                add([key], "setting it requires a uts namespace in /linux/namespaces")
 
     # timeOffsets
     offsets = linux.get("timeOffsets")
-    if isinstance(offsets, dict) and offsets:
+    if isinstance(offsets, dict) and offsets and namespaces is not None:
         if "time" not in namespaces:
             add(["linux", "timeOffsets"], "requires a time namespace in /linux/namespaces")
         elif namespaces["time"]:
@@ -256,17 +259,31 @@ def _check_rlimits(proc: dict, add) -> None:
             add(["process", "rlimits", i], f"soft limit {soft} is greater than hard limit {hard}")
 
 
-def _check_namespaces(linux: dict, add) -> dict[str, str]:
-    """Check linux.namespaces; return {type: path or ''} for the well-formed entries."""
+def _check_namespaces(cfg: dict, add) -> dict[str, str] | None:
+    """Check linux.namespaces; return {type: path or ''}, or None when the namespaces
+    cannot be known: linux or linux.namespaces is not what the schema wants, or an entry
+    has no valid type (the schema reports it; it might have been the one a check needs)."""
+    if "linux" not in cfg:
+        return {}
+    linux = cfg["linux"]
+    if not isinstance(linux, dict):
+        return None
+    if "namespaces" not in linux:
+        return {}
+    entries = linux["namespaces"]
+    if not isinstance(entries, list):
+        return None
     found: dict[str, str] = {}
     where: dict[str, int] = {}
-    for i, ns in enumerate(_list(linux.get("namespaces"))):
+    known = True
+    for i, ns in enumerate(entries):
         ns = _obj(ns)
         ntype, path = ns.get("type"), ns.get("path")
         if isinstance(path, str) and path:
             if not path.startswith("/"):
                 add(["linux", "namespaces", i, "path"], f"must be an absolute path, got {path!r}")
         if not (isinstance(ntype, str) and ntype in tables.NAMESPACES):
+            known = False
             continue
         if ntype in found:
             add(["linux", "namespaces", i, "type"],
@@ -274,7 +291,7 @@ def _check_namespaces(linux: dict, add) -> dict[str, str]:
             continue
         found[ntype] = path if isinstance(path, str) else ""
         where[ntype] = i
-    return found
+    return found if known else None
 
 
 def _check_id_mappings(linux: dict, namespaces: dict[str, str], add) -> None:

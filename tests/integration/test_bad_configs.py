@@ -182,11 +182,7 @@ BAD = [
      [["/process/user/uid:"], ["/process/capabilities/bounding/14:"], ["/linux/maskedPaths/11:"]]),
 ]
 
-XFAIL = {
-    "namespaces-not-a-list": "BUG: a /linux/namespaces that is not a list also reports a "
-                             "spurious second problem, '/hostname: setting it requires a uts "
-                             "namespace in /linux/namespaces' (two lines for one problem)",
-}
+XFAIL: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

@@ -153,8 +153,6 @@ def test_log_appends(rt, tmp_path):
     assert msgs == ['container "one" does not exist', 'container "two" does not exist']
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: the text log (logrus format, runc\'s default) does '
-                   'not escape quotes in msg: msg="container "nope" does not exist"')
 def test_text_log_quotes_msg(rt, tmp_path):
     log = tmp_path / "log.txt"
     r = call(rt, "--log", str(log), "state", "nope")
@@ -164,9 +162,6 @@ def test_text_log_quotes_msg(rt, tmp_path):
     assert 'msg="container \\"nope\\" does not exist"' in line, line
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: --log naming a file in a missing directory ends "
-                   "in a Python traceback (FileNotFoundError from log.write) instead of a "
-                   "one-line error")
 def test_log_in_missing_directory_is_a_clean_error(rt, tmp_path):
     r = subprocess.run([OCIRUN, "--root", rt.root, "--log", str(tmp_path / "no" / "log.json"),
                         "state", "nope"], capture_output=True, text=True, timeout=30)
@@ -328,16 +323,10 @@ def test_command_line_mistakes(rt, argv):
     nothing_created(rt)
 
 
-ROOT_IS_FILE_BUG = pytest.mark.xfail(
-    strict=True, reason="BUG: --root naming a regular file ends in a Python traceback "
-    "(list: NotADirectoryError from state.list_ids; create: FileExistsError from "
-    "os.makedirs in Container.create)")
-
-
 @pytest.mark.parametrize("argv", [
-    pytest.param(["list"], marks=ROOT_IS_FILE_BUG, id="list"),
+    pytest.param(["list"], id="list"),
     pytest.param(["state", "x"], id="state"),
-    pytest.param(["create", "--bundle", "B", "x"], marks=ROOT_IS_FILE_BUG, id="create"),
+    pytest.param(["create", "--bundle", "B", "x"], id="create"),
 ])
 def test_root_is_a_file(make_bundle, tmp_path, argv):
     """--root naming a regular file: a clean error, whatever the command."""

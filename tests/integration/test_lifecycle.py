@@ -160,9 +160,6 @@ def test_create_relative_pid_file_in_cwd(rt, make_bundle, tmp_path):
         rt.cli("delete", "--force", "c1")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: --pid-file in a missing directory ends create "
-                   "with a Python traceback (FileNotFoundError from state.atomic_write) "
-                   "instead of a one-line error")
 def test_create_pid_file_in_missing_dir_fails_cleanly(rt, make_bundle, tmp_path):
     bundle = make_bundle(args=["sleep", "30"])
     r = call(rt, "create", "--bundle", bundle, "--pid-file",
@@ -567,9 +564,6 @@ def test_list_formats(rt, make_bundle):
     assert rt.ok("list", "--format", "json").stdout.strip() == "[]"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `list` leaves OWNER empty (owner \"\" in the JSON, "
-                   "a blank last column in the table); runc lists the state dir owner's name, "
-                   "'root'")
 def test_list_names_owner(rt, make_bundle):
     create(rt, "c1", make_bundle(args=["sleep", "30"]), stdout=subprocess.DEVNULL)
     try:
