@@ -164,6 +164,65 @@ def exec_(
                         console_socket=console_socket, preserve_fds=preserve_fds))
 
 
+@app.command()
+def pause(cid: str = ID) -> None:
+    """Freeze every process of the container."""
+    done(commands.pause(S.g, cid))
+
+
+@app.command()
+def resume(cid: str = ID) -> None:
+    """Thaw a paused container."""
+    done(commands.resume(S.g, cid))
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def ps(
+    cid: str = ID,
+    ps_args: Optional[List[str]] = typer.Argument(None, help="options for ps(1), default -ef"),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json"),
+) -> None:
+    """List the container's processes (json: an array of host pids)."""
+    done(commands.ps(S.g, cid, fmt, ps_args))
+
+
+@app.command()
+def update(
+    cid: str = ID,
+    resources_file: Optional[str] = typer.Option(
+        None, "--resources", "-r", help="linux.resources JSON file, - for stdin"),
+    blkio_weight: Optional[int] = typer.Option(None, "--blkio-weight"),
+    cpu_period: Optional[int] = typer.Option(None, "--cpu-period"),
+    cpu_quota: Optional[int] = typer.Option(None, "--cpu-quota"),
+    cpu_share: Optional[int] = typer.Option(None, "--cpu-share"),
+    cpu_rt_period: Optional[int] = typer.Option(None, "--cpu-rt-period"),
+    cpu_rt_runtime: Optional[int] = typer.Option(None, "--cpu-rt-runtime"),
+    cpuset_cpus: Optional[str] = typer.Option(None, "--cpuset-cpus"),
+    cpuset_mems: Optional[str] = typer.Option(None, "--cpuset-mems"),
+    memory: Optional[str] = typer.Option(None, "--memory", help="bytes or 100m, 1g ..."),
+    memory_reservation: Optional[str] = typer.Option(None, "--memory-reservation"),
+    memory_swap: Optional[str] = typer.Option(None, "--memory-swap"),
+    pids_limit: Optional[int] = typer.Option(None, "--pids-limit"),
+) -> None:
+    """Change a running container's resource limits."""
+    done(commands.update(S.g, cid, resources_file, blkio_weight=blkio_weight,
+                         cpu_period=cpu_period, cpu_quota=cpu_quota, cpu_share=cpu_share,
+                         cpu_rt_period=cpu_rt_period, cpu_rt_runtime=cpu_rt_runtime,
+                         cpuset_cpus=cpuset_cpus, cpuset_mems=cpuset_mems, memory=memory,
+                         memory_reservation=memory_reservation, memory_swap=memory_swap,
+                         pids_limit=pids_limit))
+
+
+@app.command()
+def events(
+    cid: str = ID,
+    stats: bool = typer.Option(False, "--stats", help="print one stats event and exit"),
+    interval: str = typer.Option("5s", "--interval", help="time between stats events"),
+) -> None:
+    """Print the container's events (stats, oom) as JSON lines."""
+    done(commands.events(S.g, cid, stats, interval))
+
+
 @app.command("list")
 def list_(
     fmt: str = typer.Option("table", "--format", "-f", help="table or json"),

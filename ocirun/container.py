@@ -465,6 +465,50 @@ def pids(root: str, cid: str) -> list[int]:
         return sorted(cg.pids()) if cg is not None else []
 
 
+def update(root: str, cid: str, resources: dict) -> None:
+    """Apply (partial) linux.resources to the live cgroups; remembered for later updates."""
+    spec.validate_resources(resources)
+    with Container.load(root, cid) as c:
+        if c.status() == STOPPED:
+            raise InvalidState("container not running")
+        cg = cgroups_of(c)
+        if cg is None:
+            raise InvalidState("the container has no cgroups to update")
+        cg.update(resources)
+        config = c.load_config()
+        merged = (config.setdefault("linux", {}).setdefault("resources", {}))
+        for key, value in resources.items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key].update(value)
+            else:
+                merged[key] = value
+        c.save_config(json.dumps(config).encode())
+
+
+def events(root: str, cid: str, emit, *, once: bool, interval: float) -> None:
+    """runc's events: {"type": "stats", "id", "data"} every interval (once with --stats),
+    and {"type": "oom", "id"} when the cgroup's OOM count goes up; ends when it stops."""
+    import time
+
+    with Container.load(root, cid) as c:
+        cg = cgroups_of(c)
+        if cg is None or c.status() == STOPPED:
+            raise InvalidState("container not running")
+    ooms = cg.oom_count()
+    while True:
+        emit({"type": "stats", "id": cid, "data": cg.stats()})
+        if once:
+            return
+        time.sleep(interval)
+        now = cg.oom_count()
+        if now > ooms:
+            emit({"type": "oom", "id": cid})
+            ooms = now
+        with Container.load(root, cid) as c:
+            if c.status() == STOPPED:
+                return
+
+
 def delete(root: str, cid: str, force: bool = False) -> None:
     from .errors import ContainerNotFound
 

@@ -39,8 +39,8 @@ def features() -> dict:
         "linux": {
             "namespaces": sorted(NAMESPACES),
             "capabilities": sorted(CAPS, key=CAPS.get),
-            "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False,
-                       "rdma": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+                       "rdma": True},
             "seccomp": _seccomp(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},

@@ -196,6 +196,16 @@ def validate_process_cached(process: dict, cache_dir: str, source: str) -> None:
     _write_marker(cache_dir, key)
 
 
+def validate_resources(resources: dict) -> None:
+    """Validate the linux.resources object `update` was given (schema + semantics)."""
+    wrapper = {"ociVersion": "1.3.0", "root": {"path": "/"},
+               "process": {"args": ["x"], "cwd": "/"}, "linux": {"resources": resources}}
+    problems = [p[len("/linux/resources"):] or "/"
+                for p in validate(wrapper) if p.startswith("/linux/resources")]
+    if problems:
+        raise ConfigError(problems, source="resources")
+
+
 # --------------------------------------------------------------------------- container id
 
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")

@@ -227,9 +227,29 @@ def derive_status(path: str, data: dict | None) -> str:
     pid, start = data.get("pid"), data.get("start_time")
     if not pid or proc_start_time(pid) != start:
         return STOPPED
+    if _frozen(data.get("cgroup_paths")):
+        return PAUSED
     if os.path.exists(os.path.join(path, FIFO)):
         return CREATED
     return RUNNING
+
+
+def _frozen(paths: dict | None) -> bool:
+    """The container's freezer says frozen (v1 freezer.state, v2 cgroup.freeze)."""
+    if not paths:
+        return False
+    dirs = paths.get("dirs") or {}
+    if paths.get("mode") == "v2":
+        name, frozen = os.path.join(dirs.get("", ""), "cgroup.freeze"), b"1"
+    elif "freezer" in dirs:
+        name, frozen = os.path.join(dirs["freezer"], "freezer.state"), b"FROZEN"
+    else:
+        return False
+    try:
+        with open(name, "rb") as f:
+            return f.read().strip() == frozen
+    except OSError:
+        return False
 
 
 def list_ids(root: str) -> list[str]:

@@ -3,8 +3,7 @@
 * the Manager straight against /sys/fs/cgroup (no runtime wiring needed): limits land in the
   kernel's files, processes are added, frozen, signalled, counted, OOM-killed, and nothing
   is left behind;
-* the CLI (`ocirun create/pause/kill --all/update/events/ps/delete`), xfail until the lead
-  wires the manager into the runtime.
+* the CLI (`ocirun create/pause/kill --all/update/events/ps/delete`) on real containers.
 """
 
 from __future__ import annotations
@@ -234,7 +233,6 @@ def test_destroy_waits_for_dying_tasks_and_keeps_existing_parents(cg):
 
 # ----------------------------------------------------------------------- through the CLI
 
-WIRING = "needs wiring: the runtime does not create/join cgroups yet"
 
 
 def call(rt, *args, timeout=30) -> subprocess.CompletedProcess:
@@ -269,7 +267,6 @@ def cid():
     return "cg-" + uuid.uuid4().hex[:10]
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_cli_create_applies_limits_and_delete_removes_them(rt, make_bundle, cid):
     b = _cgroup_bundle(make_bundle, cid, {"memory": {"limit": 64 << 20},
                                           "pids": {"limit": 20}})
@@ -286,7 +283,6 @@ def test_cli_create_applies_limits_and_delete_removes_them(rt, make_bundle, cid)
         assert not os.path.exists(f"{CG}/{h}{BASE}/{cid}")
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_cli_container_sees_its_own_limit_through_cgroupns(rt, make_bundle, cid):
     b = _cgroup_bundle(make_bundle, cid, {"memory": {"limit": 64 << 20}},
                        args=("cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
@@ -296,7 +292,6 @@ def test_cli_container_sees_its_own_limit_through_cgroupns(rt, make_bundle, cid)
     assert all(line.endswith(":/") for line in out[1:])
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_cli_pause_resume(rt, make_bundle, cid):
     ok(rt, "run", "-d", "--bundle", _cgroup_bundle(make_bundle, cid, {}), cid)
     try:
@@ -309,7 +304,6 @@ def test_cli_pause_resume(rt, make_bundle, cid):
         ok(rt, "delete", "--force", cid)
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_cli_kill_all_and_ps(rt, make_bundle, cid):
     b = _cgroup_bundle(make_bundle, cid, {}, args=("sh", "-c", "sleep 100 & sleep 100 & wait"))
     ok(rt, "run", "-d", "--bundle", b, cid)
@@ -322,7 +316,6 @@ def test_cli_kill_all_and_ps(rt, make_bundle, cid):
         ok(rt, "delete", "--force", cid)
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_cli_update_and_events_stats(rt, make_bundle, cid, tmp_path):
     ok(rt, "run", "-d", "--bundle", _cgroup_bundle(make_bundle, cid, {"pids": {"limit": 20}}),
           cid)
@@ -341,7 +334,6 @@ def test_cli_update_and_events_stats(rt, make_bundle, cid, tmp_path):
         ok(rt, "delete", "--force", cid)
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_cli_rejected_limit_fails_create_and_leaves_nothing(rt, make_bundle, cid):
     b = _cgroup_bundle(make_bundle, cid, {"cpu": {"cpus": "7"}})
     r = call(rt, "create", "--bundle", b, cid)
