@@ -58,6 +58,8 @@ COMMANDS: dict[str, tuple[dict, tuple[str, ...], int]] = {
     "state": ({}, ("cid",), 1),
     "kill": ({"--all": ("all_", False), "-a": ("all_", False)}, ("cid", "sig"), 1),
     "delete": ({"--force": ("force", False), "-f": ("force", False)}, ("cid",), 1),
+    "list": ({"--format": ("fmt", True), "-f": ("fmt", True),
+              "--quiet": ("quiet", False), "-q": ("quiet", False)}, (), 0),
 }
 _INT_OPTIONS = {"preserve_fds"}
 _LIST_OPTIONS = {"additional_gids", "env", "caps"}  # repeatable: collected in order

@@ -58,6 +58,8 @@ def test_command_options_match_typer(name):
     (["kill", "c1", "9"], ("kill", {}, {"cid": "c1", "sig": "9"})),
     (["kill", "--all", "c1", "KILL"], ("kill", {}, {"all_": True, "cid": "c1", "sig": "KILL"})),
     (["delete", "--force", "c1"], ("delete", {}, {"force": True, "cid": "c1"})),
+    (["list", "-f", "json"], ("list", {}, {"fmt": "json"})),
+    (["--root", "/r", "list", "-q"], ("list", {"root": "/r"}, {"quiet": True})),
     (["run", "-d", "--keep", "c1"], ("run", {}, {"detach": True, "keep": True, "cid": "c1"})),
     (["exec", "--process", "/p.json", "--detach", "--pid-file", "/x.pid", "c1"],
      ("exec", {}, {"process_file": "/p.json", "detach": True, "pid_file": "/x.pid", "cid": "c1"})),
@@ -72,7 +74,7 @@ def test_parse(argv, expected):
 @pytest.mark.parametrize("argv", [
     [], ["--help"], ["start"], ["start", "a", "b"], ["start", "--help", "c1"],
     ["create", "--bogus", "c1"], ["create", "--preserve-fds", "x", "c1"],
-    ["--root"], ["list"], ["spec"], ["--version"], ["create", "--no-pivot=1", "c1"],
+    ["--root"], ["list", "x"], ["spec"], ["--version"], ["create", "--no-pivot=1", "c1"],
     ["kill", "c1", "TERM", "extra"],
     ["exec", "-g", "x", "c1", "true"],
 ])
