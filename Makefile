@@ -79,6 +79,7 @@ $(PYC_STAMP): $(STAMP) $(wildcard ocirun/*.py ocirun/*/*.py)
 
 $(STAMP): $(VENV)/pyvenv.cfg $(BUILD_INPUTS) | deps
 	$(VENV)/bin/pip install -q --config-settings editable_mode=compat -e '.[test]'
+	$(VENV)/bin/python scripts/mklauncher.py $(VENV)/bin
 	@test -x $(VENV)/bin/ocirun || { echo "error: $(VENV)/bin/ocirun was not installed" >&2; exit 1; }
 	@case "$$(head -n1 $(VENV)/bin/ocirun)" in \
 		'#!$(VENV_ABS)/bin/python'*) ;; \

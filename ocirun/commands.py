@@ -8,10 +8,10 @@ never a traceback for a user error.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from . import fastjson as json
 from . import log
 from .errors import OcirunError, UsageError
 from .state import DEFAULT_ROOT
@@ -100,17 +100,25 @@ def state(g: Globals, cid: str) -> int:
 
 
 def parse_signal(text: str) -> int:
-    import signal
+    """A signal by number, name (TERM, SIGTERM) or RTMIN+n / RTMAX-n, as runc takes it."""
+    from .tables import SIGNALS, SIGRTMAX, SIGRTMIN
 
     t = text.strip().upper()
     if t.isdigit():
         n = int(t)
-        if 0 < n < signal.NSIG:
+        if 0 < n <= SIGRTMAX:
             return n
     else:
         name = t if t.startswith("SIG") else "SIG" + t
-        if name in signal.Signals.__members__:
-            return int(signal.Signals[name])
+        if name in SIGNALS:
+            return SIGNALS[name]
+        for base, sign, limit in (("SIGRTMIN", 1, SIGRTMIN), ("SIGRTMAX", -1, SIGRTMAX)):
+            if name == base:
+                return limit
+            if name.startswith(base) and name[len(base)] in "+-" and name[len(base) + 1:].isdigit():
+                n = limit + int(name[len(base):])
+                if SIGRTMIN <= n <= SIGRTMAX:
+                    return n
     raise UsageError(f"invalid signal: {text}")
 
 
@@ -346,7 +354,7 @@ def spec(g: Globals, bundle: str = ".", rootless: bool = False) -> int:
             raise OcirunError(f"File {path} exists. Remove it first")
         try:
             with open(path, "x") as f:
-                json.dump(default_config(rootless=rootless), f, indent=2)
+                f.write(json.dumps(default_config(rootless=rootless), indent=2))
                 f.write("\n")
         except OSError as e:
             raise OcirunError(f"write {path}: {e.strerror}") from None

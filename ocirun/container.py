@@ -7,17 +7,21 @@ namespace, so killing it takes them away.
 
 from __future__ import annotations
 
-import json
 import os
 import select
-import signal
-import socket
+from . import fastjson as json
 from . import log
 from . import plan as planmod
 from . import spec
 from . import state as statemod
 from .errors import InitError, InvalidState, OcirunError
 from .state import CREATED, PAUSED, RUNNING, STOPPED, Container
+
+# signal and socket are imported where used: with the enum module they pull in, they cost
+# `state`, which needs neither, a few ms.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
 
 
 class CreateOptions:
@@ -211,6 +215,8 @@ def _console(p: planmod.Plan, opts: CreateOptions, own_console: bool):
 
         return terminal.connect(opts.console_socket), None
     if own_console:
+        import socket
+
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         return theirs, ours
     raise OcirunError("process.terminal needs --console-socket (or `run` in the foreground)")
@@ -281,6 +287,8 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
                 hookmod.run("prestart", hooks.get("prestart") or [], state)
                 hookmod.run("createRuntime", hooks.get("createRuntime") or [], state)
 
+        import socket
+
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         undo.add(parent.close)
         with child:
@@ -337,7 +345,7 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
 
 def _kill_quietly(pid: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, 9)  # SIGKILL
     except ProcessLookupError:
         pass
 
@@ -389,6 +397,13 @@ def state(root: str, cid: str) -> dict:
         return c.oci_state()
 
 
+def pidfd_send_signal(pidfd: int, sig: int) -> None:
+    # From _signal, the C module behind `signal`, which adds enum wrappers costing ms.
+    from _signal import pidfd_send_signal as send
+
+    send(pidfd, sig, None, 0)
+
+
 def kill(root: str, cid: str, sig: int) -> None:
     """Signal the init through a pidfd taken before checking that the pid is still the
     init's (start time): a pid reused meanwhile can't receive it."""
@@ -400,7 +415,7 @@ def kill(root: str, cid: str, sig: int) -> None:
         try:
             if pidfd < 0 or c.status() not in (CREATED, RUNNING, PAUSED):
                 raise InvalidState("container not running")
-            signal.pidfd_send_signal(pidfd, sig)
+            pidfd_send_signal(pidfd, sig)
         except ProcessLookupError:
             raise InvalidState("container not running") from None
         finally:
@@ -416,7 +431,7 @@ def _kill_and_wait(c: Container) -> None:
     try:
         if c.status() == STOPPED:
             return
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        pidfd_send_signal(pidfd, 9)  # SIGKILL
         # A pidfd turns readable when the process exits: no polling loop.
         select.select([pidfd], [], [])
     except ProcessLookupError:
@@ -526,7 +541,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         if cg is not None and (status != STOPPED or cg.pids()):
             # Everything in the cgroup: exec'd processes too, and without a pid namespace
             # the init's death does not take them along. Thaws a paused container.
-            cg.kill_all(signal.SIGKILL)
+            cg.kill_all(9)  # SIGKILL
         if status != STOPPED and c.data:
             _kill_and_wait(c)
         state = dict(c.oci_state(), status=STOPPED)
@@ -589,8 +604,6 @@ def _delete_quietly(root: str, cid: str) -> None:
         pass
 
 
-_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-              signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
 
 
 def _wait_forwarding_signals(pid: int) -> int:
@@ -600,7 +613,11 @@ def _wait_forwarding_signals(pid: int) -> int:
         except ProcessLookupError:
             pass
 
-    old = {s: signal.signal(s, forward) for s in _FORWARDED}
+    import signal
+
+    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                 signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+    old = {s: signal.signal(s, forward) for s in forwarded}
     try:
         while True:
             try:

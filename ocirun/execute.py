@@ -7,10 +7,10 @@ is protected like the init (non-dumpable before joining, no fd but stdio and pre
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 
+from . import fastjson as json
 from . import log
 from . import plan as planmod
 from . import spec

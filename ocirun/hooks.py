@@ -7,9 +7,9 @@ argv (argv[0] included) and at most `timeout` seconds. Imported only when a conf
 
 from __future__ import annotations
 
-import json
 import subprocess
 
+from . import fastjson as json
 from .errors import HookError
 
 # hooks the runtime runs itself, and those the init runs in the container's namespaces

@@ -12,9 +12,10 @@ stderr, by the CLI).
 
 from __future__ import annotations
 
-import json
 import os
 import time
+
+from . import fastjson as json
 
 _path: str | None = None
 _json = False

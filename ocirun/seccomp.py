@@ -18,9 +18,9 @@ module when there is one.
 
 from __future__ import annotations
 
-import json
 import os
 
+from . import fastjson as json
 from .errors import ConfigError, OcirunError
 
 # --- kernel / libseccomp ABI constants -----------------------------------------------------
@@ -516,8 +516,7 @@ def _static_key() -> bytes:
 
 
 def cache_key(seccomp: dict) -> str:
-    text = json.dumps(seccomp, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    text = json.dumps(seccomp, sort_keys=True)
     h = _sha256(_CACHE_MAGIC)
     h.update(_static_key())
     h.update(b"\0")
@@ -593,7 +592,7 @@ def _cache_write(dfd: int, key: str, filt: Filter) -> None:
     the old file, no file, or the whole new one."""
     meta = {"key": key, "len": len(filt.bpf), "sha256": _sha256(filt.bpf).hexdigest(),
             "flags": filt.flags, "notify": filt.notify, "warnings": filt.warnings}
-    data = _CACHE_MAGIC + json.dumps(meta, separators=(",", ":")).encode() + b"\n" + filt.bpf
+    data = _CACHE_MAGIC + json.dumps(meta).encode() + b"\n" + filt.bpf
     tmp = f".{key}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,

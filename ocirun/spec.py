@@ -7,10 +7,10 @@ only a miss imports `validate` (and, through it, jsonschema).
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 
+from . import fastjson as json
 from . import __version__
 from .errors import BundleError, ConfigError, OcirunError, UsageError
 
@@ -59,7 +59,7 @@ def _read_bundle(bundle: str) -> tuple[str, bytes, dict]:
     except OSError as e:
         raise BundleError(f"read {cfg_path}: {e.strerror or e}") from None
     try:
-        config = json.loads(raw, parse_constant=_reject_constant)
+        config = json.loads(raw)  # NaN/Infinity refused: not JSON
     except json.JSONDecodeError as e:
         raise BundleError(f"{cfg_path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
     except (UnicodeDecodeError, ValueError) as e:
@@ -68,9 +68,6 @@ def _read_bundle(bundle: str) -> tuple[str, bytes, dict]:
         raise BundleError(f"{cfg_path}: top level must be a JSON object, not {_json_type(config)}")
     return path, raw, config
 
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _json_type(value) -> str:
@@ -216,7 +213,9 @@ def check_id(cid: str) -> None:
     only [A-Za-z0-9_+.-] (so never '/')."""
     if not isinstance(cid, str) or not cid:
         raise UsageError('invalid container id "": must not be empty')
-    shown = json.dumps(cid, ensure_ascii=False)  # quoted, control characters escaped
+    import json as stdjson  # the error path only
+
+    shown = stdjson.dumps(cid, ensure_ascii=False)  # quoted, control characters escaped
     if "/" in cid:
         raise UsageError(f'invalid container id {shown}: must not contain "/"')
     if cid in (".", ".."):

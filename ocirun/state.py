@@ -10,10 +10,10 @@ stopped.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 
+from . import fastjson as json
 from .errors import ContainerExists, ContainerNotFound, OcirunError, sys_error
 
 DEFAULT_ROOT = "/run/ocirun"

@@ -218,3 +218,16 @@ MPOL_MODES: dict[str, int] = {
 MPOL_FLAGS: dict[str, int] = {"MPOL_F_NUMA_BALANCING": 1 << 13,
                               "MPOL_F_RELATIVE_NODES": 1 << 14,
                               "MPOL_F_STATIC_NODES": 1 << 15}
+
+
+# --- signals (asm-generic/signal.h; x86, arm and most others) -----------------------------
+
+SIGNALS: dict[str, int] = {
+    "SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGILL": 4, "SIGTRAP": 5, "SIGABRT": 6,
+    "SIGIOT": 6, "SIGBUS": 7, "SIGFPE": 8, "SIGKILL": 9, "SIGUSR1": 10, "SIGSEGV": 11,
+    "SIGUSR2": 12, "SIGPIPE": 13, "SIGALRM": 14, "SIGTERM": 15, "SIGSTKFLT": 16,
+    "SIGCHLD": 17, "SIGCONT": 18, "SIGSTOP": 19, "SIGTSTP": 20, "SIGTTIN": 21,
+    "SIGTTOU": 22, "SIGURG": 23, "SIGXCPU": 24, "SIGXFSZ": 25, "SIGVTALRM": 26,
+    "SIGPROF": 27, "SIGWINCH": 28, "SIGIO": 29, "SIGPOLL": 29, "SIGPWR": 30, "SIGSYS": 31,
+}
+SIGRTMIN, SIGRTMAX = 34, 64
