@@ -631,3 +631,22 @@ def test_dev_bind_mounted_means_no_default_devices():
     p = plan_of(cfg, dirs={"/dev"})
     assert p.devices == []
     assert p.symlinks == []
+
+
+# --- what ocirun can't do yet is refused, not skipped ---------------------------------------
+
+@pytest.mark.parametrize("mutate,path", [
+    (lambda c: c["linux"].__setitem__("netDevices", {"eth1": {}}), "/linux/netDevices"),
+    (lambda c: c["linux"].__setitem__("intelRdt", {"closID": "x"}), "/linux/intelRdt"),
+    (lambda c: c["mounts"][0].__setitem__("options", ["rro"]), "/mounts/0/options/0"),
+    (lambda c: c["mounts"][0].__setitem__(
+        "uidMappings", [{"containerID": 0, "hostID": 1000, "size": 1}]), "/mounts/0/uidMappings"),
+])
+def test_unsupported_features_are_refused(mutate, path):
+    cfg = config()
+    cfg.setdefault("mounts", []).insert(0, {"destination": "/x", "type": "tmpfs",
+                                            "source": "tmpfs"})
+    mutate(cfg)
+    with pytest.raises(ConfigError) as e:
+        plan_of(cfg)
+    assert path in str(e.value) and "not supported" in str(e.value)
