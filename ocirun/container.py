@@ -215,9 +215,9 @@ def _console(p: planmod.Plan, opts: CreateOptions, own_console: bool):
 
         return terminal.connect(opts.console_socket), None
     if own_console:
-        import socket
+        from . import _native
 
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours, theirs = _native.socketpair("stream")
         return theirs, ours
     raise OcirunError("process.terminal needs --console-socket (or `run` in the foreground)")
 
@@ -287,15 +287,15 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
                 hookmod.run("prestart", hooks.get("prestart") or [], state)
                 hookmod.run("createRuntime", hooks.get("createRuntime") or [], state)
 
-        import socket
+        from . import _native
 
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent, child = _native.socketpair()
         undo.add(parent.close)
-        with child:
-            from . import _native
-
+        try:
             pid = _native.spawn(p, child.fileno(), fifo_fd, ns_fds, state_fd,
                                 console.fileno() if console else -1, result_fd)
+        finally:
+            child.close()
         log.phase("clone")
         undo.add(_reap, pid)
         undo.add(_kill_quietly, pid)

@@ -8,7 +8,6 @@ is protected like the init (non-dumpable before joining, no fd but stdio and pre
 from __future__ import annotations
 
 import os
-import socket
 
 from . import fastjson as json
 from . import log
@@ -113,7 +112,7 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
 
             console = terminal.connect(opts.console_socket)
         elif not opts.detach:
-            ours, console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            ours, console = _native.socketpair("stream")
         else:
             raise OcirunError("a detached exec with a tty needs --console-socket")
     elif opts.console_socket:
@@ -129,11 +128,13 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
             except OSError as e:
                 raise InitError(e.errno or 0, f"open namespace {path}") from None
             undo.add(os.close, ns_fds[-1])
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent, child = _native.socketpair()
         undo.add(parent.close)
-        with child:
+        try:
             pid = _native.spawn(p, child.fileno(), -1, ns_fds, -1,
                                 console.fileno() if console else -1)
+        finally:
+            child.close()
         if console is not None:
             console.close()
         log.phase("clone")

@@ -213,12 +213,15 @@ def check_id(cid: str) -> None:
     only [A-Za-z0-9_+.-] (so never '/')."""
     if not isinstance(cid, str) or not cid:
         raise UsageError('invalid container id "": must not be empty')
+    if "/" in cid:
+        why = 'must not contain "/"'
+    elif cid in (".", ".."):
+        why = '"." and ".." are reserved'
+    elif not set(cid) <= _ID_CHARS:
+        why = "only letters, digits and _ + . - are allowed"
+    else:
+        return
     import json as stdjson  # the error path only
 
     shown = stdjson.dumps(cid, ensure_ascii=False)  # quoted, control characters escaped
-    if "/" in cid:
-        raise UsageError(f'invalid container id {shown}: must not contain "/"')
-    if cid in (".", ".."):
-        raise UsageError(f'invalid container id {shown}: "." and ".." are reserved')
-    if not set(cid) <= _ID_CHARS:
-        raise UsageError(f"invalid container id {shown}: only letters, digits and _ + . - are allowed")
+    raise UsageError(f"invalid container id {shown}: {why}")
