@@ -93,6 +93,7 @@ struct ocirun_hook {
 };
 
 struct ocirun_rlimit {
+    const char *name;  /* RLIMIT_NOFILE..., for errors */
     int resource;
     unsigned long long soft;
     unsigned long long hard;
@@ -269,5 +270,19 @@ unsigned int ocirun_seccomp_arch_native(void);
 unsigned int ocirun_seccomp_api(void);                      /* seccomp_api_get() */
 /* libseccomp's runtime version: v[0..2] = major, minor, micro. */
 void ocirun_seccomp_version(unsigned int *v);
+
+/* ---- parent side: cgroup v2 device filter (csrc/bpf.c) ---- */
+/* Runs in the runtime (parent) process only: ocirun/cgroups/ebpf.py compiles linux.resources
+ * .devices to eBPF (struct bpf_insn[], 8 bytes each); these load and attach it. */
+
+/* Load `n_insns` instructions as a BPF_PROG_TYPE_CGROUP_DEVICE program and attach it to the
+ * cgroup directory `cgroup_fd` (BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI); device programs that
+ * were attached to that cgroup before are detached after it. Returns how many were detached,
+ * or -errno; when the verifier refused the program, its log is in `log` (log_size bytes). */
+int ocirun_bpf_device_filter(int cgroup_fd, const void *insns, unsigned int n_insns,
+                             char *log, unsigned int log_size);
+/* Ids of the device programs attached directly to `cgroup_fd` into ids[0..max_ids-1].
+ * Returns how many there are (possibly more than max_ids), or -errno. */
+int ocirun_bpf_device_query(int cgroup_fd, unsigned int *ids, unsigned int max_ids);
 
 #endif

@@ -10,6 +10,8 @@
 
 #include <libgen.h>
 #include <linux/openat2.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 
@@ -334,10 +336,25 @@ void write_sysctls(const struct ocirun_plan *p)
 {
     int i;
 
-    /* Before pivot: the host's /proc is a real procfs we trust, and /proc/sys/{net,kernel}
-     * entries act on the namespaces of the writer, i.e. the container's. */
-    for (i = 0; i < p->n_sysctls; i++)
-        write_file(p, p->sysctls[i].path, p->sysctls[i].value);
+    /* Before pivot: the host's /proc, and /proc/sys/{net,kernel} entries act on the
+     * namespaces of the writer, i.e. the container's. Each file is checked by fd to be on
+     * a real procfs before we write (nothing mounted over it redirects the write). */
+    for (i = 0; i < p->n_sysctls; i++) {
+        const char *path = p->sysctls[i].path, *value = p->sysctls[i].value;
+        size_t len = strlen(value);
+        struct statfs sfs;
+        int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+
+        if (fd < 0)
+            die(p, errno, "open %s", path);
+        if (fstatfs(fd, &sfs) < 0)
+            die(p, errno, "statfs %s", path);
+        if (sfs.f_type != PROC_SUPER_MAGIC)
+            die(p, 0, "write %s: not on a procfs", path);
+        if (write(fd, value, len) != (ssize_t) len)
+            die(p, errno, "write %s", path);
+        close(fd);
+    }
 }
 
 static void pivot(const struct ocirun_plan *p)

@@ -70,7 +70,7 @@ void set_limits(const struct ocirun_plan *p)
         struct rlimit rl = { .rlim_cur = p->rlimits[i].soft, .rlim_max = p->rlimits[i].hard };
 
         if (setrlimit(p->rlimits[i].resource, &rl) < 0)
-            die(p, errno, "setrlimit %d (soft %llu, hard %llu)", p->rlimits[i].resource,
+            die(p, errno, "setrlimit %s (soft %llu, hard %llu)", p->rlimits[i].name,
                 p->rlimits[i].soft, p->rlimits[i].hard);
     }
     if (p->oom_score_adj)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 TYPE_CHECKING = False  # `typing` itself costs ~2 ms to import
 from ._shim import ffi, lib
+from .tables import RLIMITS
 
 if TYPE_CHECKING:
     import socket
@@ -157,7 +158,9 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     p.groups, p.n_groups = groups, len(plan.groups)
     p.umask = plan.umask
     rlimits = a.array("struct ocirun_rlimit", len(plan.rlimits))
+    names = {v: k for k, v in RLIMITS.items()}
     for i, (res, soft, hard) in enumerate(plan.rlimits):
+        rlimits[i].name = a.str(names.get(res, str(res)))
         rlimits[i].resource, rlimits[i].soft, rlimits[i].hard = res, soft, hard
     p.rlimits, p.n_rlimits = rlimits, len(plan.rlimits)
     p.no_new_privs = plan.no_new_privs

@@ -543,6 +543,7 @@ def _rootfs(plan: Plan, config: dict, linux: dict, bundle: str, new: set[str],
                                               "cgroup" in new))
             continue
         mount = _mount(dest, m, bundle, is_dir, problems, f"/mounts/{i}")
+        _check_proc_mount(dest, mount, problems, f"/mounts/{i}")
         if dest == "/dev" and mount.flags & MS_BIND:
             dev_bound = True
         if dest == "/dev/pts" and mount.fstype == "devpts":
@@ -556,6 +557,24 @@ def _rootfs(plan: Plan, config: dict, linux: dict, bundle: str, new: set[str],
             plan.symlinks.append(("pts/ptmx", "/dev/ptmx"))
     plan.masked_paths = list(linux.get("maskedPaths") or [])
     plan.readonly_paths = list(linux.get("readonlyPaths") or [])
+
+
+# Files under /proc a bind may cover (lxcfs's), as runc allows; nothing else under /proc.
+_PROC_BINDS = frozenset(("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",
+                         "/proc/swaps", "/proc/uptime", "/proc/loadavg", "/proc/slabinfo",
+                         "/proc/sys/kernel/ns_last_pid"))
+
+
+def _check_proc_mount(dest: str, mount: Mount, problems: list[str], where: str) -> None:
+    """Only a real procfs at /proc; under it, only binds over lxcfs's files (a bind of a
+    host directory at /proc, or a tmpfs over /proc/sys, would hide or fake the kernel's
+    interfaces the runtime and the container rely on)."""
+    if dest == "/proc":
+        if mount.fstype != "proc":
+            problems.append(f"{where}/destination: only a proc filesystem may be mounted "
+                            "at /proc")
+    elif dest.startswith("/proc/") and dest not in _PROC_BINDS:
+        problems.append(f"{where}/destination: {dest} is under /proc: not allowed")
 
 
 def _mount(dest: str, m: dict, bundle: str, is_dir: Callable[[str], bool],

@@ -1,5 +1,5 @@
 """cgroup v2 (unified): one directory, controllers enabled down the path, limits in it.
-Device rules are the lead's eBPF program (see Manager.device_rules)."""
+Device rules (Manager.device_rules) become an eBPF program attached to it (ebpf.py)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,14 @@ def swap_to_v2(swap: int, limit: int) -> int:
     return swap - limit
 
 
+def _in_user_namespace() -> bool:
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
 def _num(v: int) -> str:
     return "max" if v == -1 else str(v)
 
@@ -63,7 +71,9 @@ class V2Manager(Manager):
         try:
             self._mkdirs()
             self._enable_controllers()
-            return self.notes + self._apply(res, update=False)
+            warnings = self.notes + self._apply(res, update=False)
+            self._device_filter(self.device_rules(), warnings)
+            return warnings
         except BaseException:
             for d in reversed(self.created):
                 self._rmdir(d, 0)
@@ -71,7 +81,38 @@ class V2Manager(Manager):
             raise
 
     def update(self, resources: dict) -> list[str]:
-        return self._apply(resources or {}, update=True)
+        warnings = self._apply(resources or {}, update=True)
+        if (resources or {}).get("devices") is not None:
+            # A new rule list replaces the program (the old one goes once the new one is in).
+            from .devices import device_rules
+
+            linux = dict(self.linux, resources={"devices": resources["devices"]})
+            self._device_filter(device_rules(linux), warnings)
+        return warnings
+
+    def _device_filter(self, rules: list[dict], warnings: list[str]) -> None:
+        """Attach the eBPF program for `rules` to the container's cgroup. A test's fake FS
+        takes it through its attach_device_filter(dir, rules), if it has one."""
+        from .common import FS
+
+        d = self.dirs[""]
+        if type(self.fs) is not FS:
+            hook = getattr(self.fs, "attach_device_filter", None)
+            if hook is not None:
+                hook(d, rules)
+            return
+        from . import ebpf
+
+        try:
+            ebpf.attach(d, rules)
+        except CgroupError as e:
+            # Without CAP_SYS_ADMIN in the initial user namespace (rootless, nested in a
+            # user namespace) no cgroup program can be attached: the devices the container
+            # sees are then all it can reach (as runc does there).
+            if e.errno == 1 and _in_user_namespace():
+                warnings.append(f"{e}: device rules not enforced in a user namespace")
+                return
+            raise
 
     def _enable_controllers(self) -> None:
         d, top = self.dirs[""], self.roots.get("", "")

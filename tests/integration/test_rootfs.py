@@ -176,7 +176,8 @@ def test_config_mounts_types_and_flags(rt, make_bundle):
 
 def test_cgroup_mount_is_read_only(rt, make_bundle):
     v1 = host_cgroup_v1()
-    target = f"/sys/fs/cgroup/{v1[0]}/ocirun-test" if v1 else "/sys/fs/cgroup/ocirun-test"
+    name = f"ocirun-ro-probe-{os.getpid()}"
+    target = f"/sys/fs/cgroup/{v1[0]}/{name}" if v1 else f"/sys/fs/cgroup/{name}"
     out = rt.ok("run", "--bundle",
                 make_bundle(args=["sh", "-c", f"mkdir {target} 2>&1; echo rc=$?"]),
                 "cg-ro").stdout

@@ -650,3 +650,25 @@ def test_unsupported_features_are_refused(mutate, path):
     with pytest.raises(ConfigError) as e:
         plan_of(cfg)
     assert path in str(e.value) and "not supported" in str(e.value)
+
+
+# --- only a real procfs at /proc -----------------------------------------------------------
+
+@pytest.mark.parametrize("mount,ok", [
+    ({"destination": "/proc", "type": "proc", "source": "proc"}, True),
+    ({"destination": "/proc", "type": "bind", "source": "/tmp", "options": ["rbind"]}, False),
+    ({"destination": "/proc", "type": "tmpfs", "source": "tmpfs"}, False),
+    ({"destination": "/proc/sys", "type": "tmpfs", "source": "tmpfs"}, False),
+    ({"destination": "/proc/meminfo", "type": "bind", "source": "/var/lib/lxcfs/proc/meminfo",
+      "options": ["bind"]}, True),
+    ({"destination": "/proc/self", "type": "bind", "source": "/tmp", "options": ["bind"]}, False),
+])
+def test_proc_mounts(mount, ok):
+    cfg = config()
+    cfg["mounts"] = [mount]
+    if ok:
+        plan_of(cfg, dirs=("/tmp",))
+    else:
+        with pytest.raises(ConfigError) as e:
+            plan_of(cfg, dirs=("/tmp",))
+        assert "/mounts/0/destination" in str(e.value)
