@@ -372,5 +372,7 @@ def features(g: Globals) -> int:
 def version_text() -> str:
     from . import SPEC_VERSION, __version__
 
+    from .seccomp import libseccomp_version
+
     return (f"ocirun version {__version__}\nspec: {SPEC_VERSION}\n"
-            f"python: {sys.version.split()[0]}")
+            f"python: {sys.version.split()[0]}\nlibseccomp: {libseccomp_version()}")

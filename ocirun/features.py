@@ -6,7 +6,7 @@ for "rro" in mountOptions), so nothing is listed here that ocirun does not do.
 
 from __future__ import annotations
 
-from . import SPEC_VERSION
+from . import SPEC_VERSION, __version__
 from .tables import CAPS, MOUNT_FLAGS, NAMESPACES, PROPAGATION
 
 
@@ -29,6 +29,12 @@ def _seccomp() -> dict:
     }
 
 
+def _libseccomp() -> str:
+    from .seccomp import libseccomp_version
+
+    return libseccomp_version()
+
+
 def features() -> dict:
     return {
         "ociVersionMin": "1.0.0",
@@ -47,5 +53,8 @@ def features() -> dict:
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
         },
-        "annotations": {"org.opencontainers.runtime-spec.features.ocirun.version": "0.1.0"},
+        "annotations": {
+            "org.opencontainers.runtime-spec.features.ocirun.version": __version__,
+            "io.github.seccomp.libseccomp.version": _libseccomp(),
+        },
     }
