@@ -62,6 +62,7 @@ struct ocirun_mount {
     unsigned long remount;     /* non-zero: bind-remount with these MS_* (e.g. ro binds) */
     unsigned long propagation; /* MS_SHARED|MS_PRIVATE|... (+MS_REC) applied after, or 0 */
     int kind;                  /* OCIRUN_MNT_DIR or OCIRUN_MNT_FILE */
+    int copyup;                /* tmpcopyup: fill the new tmpfs with what was there */
 };
 
 struct ocirun_ns_join {

@@ -153,6 +153,96 @@ static void remount_bind(const struct ocirun_plan *p, const char *target, unsign
     close(fd);
 }
 
+struct dirent64_raw {
+    unsigned long long d_ino;
+    long long d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+/* tmpcopyup: copy the tree under `from` into `to` (both directory fds), keeping modes,
+ * owners, links and special files. getdents64 rather than readdir: no malloc here. */
+static void copy_tree(const struct ocirun_plan *p, int from, int to, const char *target)
+{
+    char buf[8192];
+    long n;
+
+    while ((n = syscall(SYS_getdents64, from, buf, sizeof(buf))) > 0) {
+        long off;
+
+        for (off = 0; off < n;) {
+            struct dirent64_raw *d = (struct dirent64_raw *) (buf + off);
+            const char *name = d->d_name;
+            struct stat st;
+
+            off += d->d_reclen;
+            if (!strcmp(name, ".") || !strcmp(name, ".."))
+                continue;
+            if (fstatat(from, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                die(p, errno, "tmpcopyup %s: stat %s", target, name);
+            if (S_ISDIR(st.st_mode)) {
+                int sf, sd;
+
+                if (mkdirat(to, name, st.st_mode & 07777) < 0)
+                    die(p, errno, "tmpcopyup %s: mkdir %s", target, name);
+                sf = openat(from, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                sd = openat(to, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sf < 0 || sd < 0)
+                    die(p, errno, "tmpcopyup %s: open %s", target, name);
+                copy_tree(p, sf, sd, target);
+                close(sf);
+                close(sd);
+            } else if (S_ISREG(st.st_mode)) {
+                char data[16384];
+                ssize_t r;
+                int in = openat(from, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                int out = openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                                 st.st_mode & 07777);
+
+                if (in < 0 || out < 0)
+                    die(p, errno, "tmpcopyup %s: open %s", target, name);
+                while ((r = read(in, data, sizeof(data))) > 0)
+                    if (write(out, data, (size_t) r) != r)
+                        die(p, errno, "tmpcopyup %s: write %s", target, name);
+                if (r < 0)
+                    die(p, errno, "tmpcopyup %s: read %s", target, name);
+                close(in);
+                close(out);
+            } else if (S_ISLNK(st.st_mode)) {
+                char link[4096];
+                ssize_t len = readlinkat(from, name, link, sizeof(link) - 1);
+
+                if (len < 0)
+                    die(p, errno, "tmpcopyup %s: readlink %s", target, name);
+                link[len] = '\0';
+                if (symlinkat(link, to, name) < 0)
+                    die(p, errno, "tmpcopyup %s: symlink %s", target, name);
+            } else if (mknodat(to, name, st.st_mode, st.st_rdev) < 0) {
+                die(p, errno, "tmpcopyup %s: mknod %s", target, name);
+            }
+            if (fchownat(to, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+                die(p, errno, "tmpcopyup %s: chown %s", target, name);
+            if (!S_ISLNK(st.st_mode) && fchmodat(to, name, st.st_mode & 07777, 0) < 0)
+                die(p, errno, "tmpcopyup %s: chmod %s", target, name);
+        }
+    }
+    if (n < 0)
+        die(p, errno, "tmpcopyup %s: getdents", target);
+}
+
+static int reopen_dir(const struct ocirun_plan *p, int fd, const char *what)
+{
+    char fdp[FDPATH_LEN];
+    int dfd;
+
+    fd_path(fdp, fd);
+    dfd = open(fdp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        die(p, errno, "open %s", what);
+    return dfd;
+}
+
 static void do_mount(const struct ocirun_plan *p, const struct ocirun_mount *m)
 {
     char fdp[FDPATH_LEN];
@@ -167,6 +257,22 @@ static void do_mount(const struct ocirun_plan *p, const struct ocirun_mount *m)
     fd_path(fdp, fd);
     if (mount(m->source, fdp, m->fstype, m->flags, m->data) < 0)
         die(p, errno, "mount %s to %s", m->source ? m->source : "none", m->target);
+    if (m->copyup) {
+        /* The fd still names the directory under the new mount: copy it up. */
+        struct stat st;
+        int lower = reopen_dir(p, fd, m->target);
+        int upper_path = must_open_in_root(p, m->target, OCIRUN_MNT_DIR);
+        int upper = reopen_dir(p, upper_path, m->target);
+
+        if (fstat(lower, &st) < 0)
+            die(p, errno, "stat %s", m->target);
+        copy_tree(p, lower, upper, m->target);
+        if (fchown(upper, st.st_uid, st.st_gid) < 0 || fchmod(upper, st.st_mode & 07777) < 0)
+            die(p, errno, "tmpcopyup %s", m->target);
+        close(lower);
+        close(upper);
+        close(upper_path);
+    }
     close(fd);
     /* Re-resolve: the fd still names what lies under the new mount. */
     if (m->remount)

@@ -127,6 +127,7 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
         c.source, c.target = a.str(m.source), a.str(m.target)
         c.fstype, c.data = a.str(m.fstype), a.str(m.data)
         c.flags, c.remount, c.propagation, c.kind = m.flags, m.remount, m.propagation, m.kind
+        c.copyup = m.copyup
     p.mounts, p.n_mounts = mounts, len(plan.mounts)
     devices = a.array("struct ocirun_device", len(plan.devices))
     for i, d in enumerate(plan.devices):

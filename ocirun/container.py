@@ -228,12 +228,17 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
     spec.check_id(cid)
     bundle, raw, config = spec.load_bundle_cached(opts.bundle, os.path.join(root, ".cache"))
     log.phase("load+validate")
+    from . import cgroups
+
+    cg = cgroups.open_manager(config.get("linux"), cid)  # paths only: nothing made yet
+    layout = cgroup_layout()
+    layout.dirs = cg.paths.get("dirs") or {}
     p = planmod.build(
         config, bundle,
         planmod.Options(no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
                         preserve_fds=opts.preserve_fds, listen_fds=_listen_fds(),
                         cgroups=True),
-        cgroups=cgroup_layout(),
+        cgroups=layout,
     )
     p.trace = log.enabled()
     seccomp = (config.get("linux") or {}).get("seccomp")
@@ -249,9 +254,6 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
                 undo.add(sock.close)
         c = Container.create(root, cid)
         undo.add(c.destroy)
-        from . import cgroups
-
-        cg = cgroups.open_manager(config.get("linux"), cid)
         for warning in cg.create():
             log.warning(warning)
         undo.add(cg.destroy)  # after the init is killed (undone in reverse order)

@@ -41,7 +41,7 @@ def features() -> dict:
         "ociVersionMax": SPEC_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
                   "poststart", "poststop"],
-        "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION)),
+        "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION) | {"tmpcopyup"}),
         "linux": {
             "namespaces": sorted(NAMESPACES),
             "capabilities": sorted(CAPS, key=CAPS.get),

@@ -72,13 +72,15 @@ class _Record:
 
 
 class Mount(_Record):
-    __slots__ = ("target", "source", "fstype", "data", "flags", "remount", "propagation", "kind")
+    __slots__ = ("target", "source", "fstype", "data", "flags", "remount", "propagation", "kind",
+                 "copyup")
 
     def __init__(self, target: str, source: str | None, fstype: str | None,
                  data: str | None = None, flags: int = 0, remount: int = 0,
-                 propagation: int = 0, kind: int = MNT_DIR):
+                 propagation: int = 0, kind: int = MNT_DIR, copyup: bool = False):
         self.target, self.source, self.fstype, self.data = target, source, fstype, data
         self.flags, self.remount, self.propagation, self.kind = flags, remount, propagation, kind
+        self.copyup = copyup  # tmpcopyup: the tmpfs starts with what the image had there
 
 
 class Device(_Record):
@@ -93,11 +95,14 @@ class Device(_Record):
 class CgroupLayout(_Record):
     """How the host mounts cgroups: v1 hierarchies (dir name, mount options) and/or v2."""
 
-    __slots__ = ("v1", "unified")
+    __slots__ = ("v1", "unified", "dirs")
 
-    def __init__(self, v1: list[tuple[str, str]] | None = None, unified: bool = False):
+    def __init__(self, v1: list[tuple[str, str]] | None = None, unified: bool = False,
+                 dirs: dict[str, str] | None = None):
         self.v1 = list(v1 or [])
         self.unified = unified
+        # the container's own cgroup dir per subsystem ("" = cgroup2), as the manager plans it
+        self.dirs = dict(dirs or {})
 
 
 class Options(_Record):
@@ -540,7 +545,7 @@ def _rootfs(plan: Plan, config: dict, linux: dict, bundle: str, new: set[str],
         dest = posixpath.normpath(dest)
         if m.get("type") == "cgroup":
             plan.mounts.extend(_cgroup_mounts(dest, m.get("options") or [], cgroups,
-                                              "cgroup" in new))
+                                              "cgroup" in new, in_userns))
             continue
         mount = _mount(dest, m, bundle, is_dir, problems, f"/mounts/{i}")
         _check_proc_mount(dest, mount, problems, f"/mounts/{i}")
@@ -581,8 +586,11 @@ def _mount(dest: str, m: dict, bundle: str, is_dir: Callable[[str], bool],
            problems: list[str], where: str) -> Mount:
     flags = propagation = 0
     data: list[str] = []
+    copyup = False
     for opt in m.get("options") or []:
-        if opt in MOUNT_FLAGS:
+        if opt == "tmpcopyup":
+            copyup = True
+        elif opt in MOUNT_FLAGS:
             set_, clear = MOUNT_FLAGS[opt]
             flags = (flags | set_) & ~clear
         elif opt in PROPAGATION:
@@ -603,12 +611,15 @@ def _mount(dest: str, m: dict, bundle: str, is_dir: Callable[[str], bool],
                      flags=flags & (MS_BIND | MS_REC), remount=remount,
                      propagation=propagation, kind=kind)
     fstype = m.get("type") or source or "none"
+    if copyup and fstype != "tmpfs":
+        problems.append(f"{where}/options: tmpcopyup is for tmpfs mounts")
     return Mount(target=dest, source=source or fstype, fstype=fstype,
-                 data=",".join(data) or None, flags=flags, propagation=propagation)
+                 data=",".join(data) or None, flags=flags, propagation=propagation,
+                 copyup=copyup)
 
 
 def _cgroup_mounts(dest: str, options: list[str], cgroups: CgroupLayout,
-                   new_cgroupns: bool) -> list[Mount]:
+                   new_cgroupns: bool, in_userns: bool) -> list[Mount]:
     flags = 0
     for opt in options:
         if opt in MOUNT_FLAGS:
@@ -616,13 +627,26 @@ def _cgroup_mounts(dest: str, options: list[str], cgroups: CgroupLayout,
             flags = (flags | set_) & ~clear
     flags &= ~MS_BIND
     if cgroups.unified and not cgroups.v1:
+        if not new_cgroupns and cgroups.dirs.get(""):
+            return [Mount(target=dest, source=cgroups.dirs[""], fstype=None,
+                          flags=MS_BIND | MS_REC, remount=flags & _REMOUNT_MASK)]
         return [Mount(target=dest, source="cgroup2", fstype="cgroup2", flags=flags)]
     # v1 (or hybrid): a tmpfs holding one mount per hierarchy, read-only on top if asked.
     mounts = [Mount(target=dest, source="tmpfs", fstype="tmpfs", data="mode=755",
                     flags=flags & ~MS_RDONLY)]
+    # A fresh cgroup mount shows the container its own subtree only inside a cgroup
+    # namespace, and a user namespace may not mount cgroup v1 at all: otherwise bind the
+    # container's own cgroup dirs (as runc does).
+    bind = (in_userns or not new_cgroupns) and cgroups.dirs
     for name, opts in cgroups.v1:
-        mounts.append(Mount(target=posixpath.join(dest, name), source="cgroup",
-                            fstype="cgroup", data=opts, flags=flags))
+        target = posixpath.join(dest, name)
+        own = next((cgroups.dirs[s] for s in opts.split(",") if s in cgroups.dirs), None)
+        if bind and own:
+            mounts.append(Mount(target=target, source=own, fstype=None,
+                                flags=MS_BIND | MS_REC, remount=flags & _REMOUNT_MASK))
+        else:
+            mounts.append(Mount(target=target, source="cgroup", fstype="cgroup", data=opts,
+                                flags=flags))
     if flags & MS_RDONLY:
         mounts.append(Mount(target=dest, source=None, fstype=None, remount=MS_RDONLY))
     return mounts

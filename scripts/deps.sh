@@ -18,6 +18,9 @@ PACKAGES=(
     crun
     hyperfine           # benchmarks
     strace
+    containerd          # engine tests (tests/engines): containerd + ctr + runc v2 shim
+    podman              # engine tests: podman 4.3 (pulls in conmon, containers-common)
+    conmon
 )
 
 is_installed() {

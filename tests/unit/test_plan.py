@@ -672,3 +672,38 @@ def test_proc_mounts(mount, ok):
         with pytest.raises(ConfigError) as e:
             plan_of(cfg, dirs=("/tmp",))
         assert "/mounts/0/destination" in str(e.value)
+
+
+def test_cgroup_mount_binds_own_dirs_in_a_userns_or_without_cgroupns():
+    dirs = {"cpu": "/sys/fs/cgroup/cpu/a", "memory": "/sys/fs/cgroup/memory/a",
+            "name=systemd": "/sys/fs/cgroup/systemd/a"}
+    layout = CgroupLayout(v1=[("cpu", "cpu"), ("memory", "memory"), ("systemd", "name=systemd")],
+                          dirs=dirs)
+    cgmount = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+               "options": ["nosuid", "noexec", "nodev", "ro"]}
+    for namespaces, binds in (
+            (("pid", "mount", "cgroup"), False),            # cgroupns: fresh mounts
+            (("pid", "mount"), True),                        # no cgroupns: own dirs bound
+    ):
+        cfg = config(namespaces=namespaces)
+        cfg["mounts"] = [cgmount]
+        p = plan_of(cfg, cgroups=layout)
+        subs = [m for m in p.mounts if m.target.startswith("/sys/fs/cgroup/")]
+        assert len(subs) == 3
+        if binds:
+            assert {m.source for m in subs} == set(dirs.values())
+            assert all(m.fstype is None and m.remount & MS_RDONLY for m in subs)
+        else:
+            assert {m.fstype for m in subs} == {"cgroup"}
+    cfg = with_userns(config(namespaces=("pid", "mount", "cgroup")))
+    cfg["mounts"] = [cgmount]
+    subs = [m for m in plan_of(cfg, cgroups=layout).mounts if m.target.startswith("/sys/fs/cgroup/")]
+    assert {m.source for m in subs} == set(dirs.values())
+
+
+def test_tmpcopyup():
+    cfg = config()
+    cfg["mounts"] = [{"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                      "options": ["size=1m", "tmpcopyup", "nosuid"]}]
+    (m,) = plan_of(cfg).mounts
+    assert m.copyup and m.data == "size=1m"
