@@ -196,6 +196,19 @@ def check_lsm(process: dict) -> None:
         log.warning(f"process.{key} ignored: {name} is not enabled on this host")
 
 
+def open_namespaces(p: planmod.Plan, undo: Undo) -> list[int]:
+    """fds of the namespaces the plan joins, opened before the clone: a missing path fails
+    here, before anything runs."""
+    fds = []
+    for path, _ in p.joins:
+        try:
+            fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+        except OSError as e:
+            raise InitError(e.errno or 0, f"open namespace {path}") from None
+        undo.add(os.close, fds[-1])
+    return fds
+
+
 def _listen_fds() -> int:
     """LISTEN_FDS meant for us (LISTEN_PID unset or ours), as runc honours it."""
     n, pid = os.environ.get("LISTEN_FDS", ""), os.environ.get("LISTEN_PID", "")
@@ -264,13 +277,7 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
         os.mkfifo(c.result_path, 0o600)
         result_fd = os.open(c.result_path, os.O_RDWR | os.O_CLOEXEC)  # never blocks
         undo.add(os.close, result_fd)
-        ns_fds = []
-        for path, _ in p.joins:
-            try:
-                ns_fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
-            except OSError as e:
-                raise InitError(e.errno or 0, f"open namespace {path}") from None
-            undo.add(os.close, ns_fds[-1])
+        ns_fds = open_namespaces(p, undo)
         hooks = config.get("hooks") or {}
         state_fd = -1
         if p.hooks_sync:

@@ -80,7 +80,7 @@ def _joins(config: dict, pid: int) -> list[tuple[str, int]]:
 def exec_(root: str, cid: str, opts: ExecOptions) -> int:
     from . import _native
     from .container import (Undo, _handshake, _kill_quietly, _reap, _wait_forwarding_signals,
-                            apply_seccomp, exec_error, seccomp_listener)
+                            apply_seccomp, exec_error, open_namespaces, seccomp_listener)
 
     with Container.load(root, cid) as c:
         status = c.status()
@@ -121,13 +121,7 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
     if not opts.detach:
         _native.set_child_subreaper()
     with Undo() as undo:
-        ns_fds = []
-        for path, _ in p.joins:
-            try:
-                ns_fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
-            except OSError as e:
-                raise InitError(e.errno or 0, f"open namespace {path}") from None
-            undo.add(os.close, ns_fds[-1])
+        ns_fds = open_namespaces(p, undo)
         parent, child = _native.socketpair()
         undo.add(parent.close)
         try:

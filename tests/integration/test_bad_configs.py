@@ -11,23 +11,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
+from clitools import call
 
 OCIRUN = str(Path(sys.executable).parent / "ocirun")
-
-
-def call(rt, *args, timeout=30) -> subprocess.CompletedProcess:
-    """ocirun with stdout/stderr in files: should a bad config be accepted by mistake, the
-    container would hold pipes open and hang the test."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run([OCIRUN, "--root", rt.root, *args], stdin=subprocess.DEVNULL,
-                           stdout=out, stderr=err, timeout=timeout)
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read())
 
 
 def refused(rt, r: subprocess.CompletedProcess, cid: str = "c1") -> list[str]:

@@ -11,26 +11,13 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
+from clitools import call
 
 OCIRUN = str(Path(sys.executable).parent / "ocirun")
 ROOTFS = Path(__file__).resolve().parents[2] / "bundles" / "busybox" / "rootfs"
-
-
-def call(rt, *args, cwd=None, timeout=30) -> subprocess.CompletedProcess:
-    """Like rt.cli, but stdout/stderr go to files: a created container keeps them open."""
-    cmd = [OCIRUN, "--root", rt.root, *args]
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd,
-                           timeout=timeout)
-        out.seek(0)
-        err.seek(0)
-        r = subprocess.CompletedProcess(cmd, p.returncode, out.read(), err.read())
-    assert "Traceback" not in r.stderr, r.stderr
-    return r
 
 
 def clean_failure(r: subprocess.CompletedProcess, *needles: str) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from ocirun.tables import CAPS
+from clitools import call, fails, ok
 
 OCIRUN = str(Path(sys.executable).parent / "ocirun")
 REPO = Path(__file__).resolve().parents[2]
@@ -38,35 +39,6 @@ def probe_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("probe")
     subprocess.run(["sh", str(REPO / "tests/probe/build.sh"), str(out)], check=True)
     return out
-
-
-def call(rt, *args, env=None, fds: dict[int, int] | None = None, timeout=30):
-    """`ocirun --root R args...`, output in files (a detached process keeps them open).
-    `fds` {target: ours}: extra fds the child inherits, as a careless caller leaks them."""
-    def leak():
-        for target, ours in (fds or {}).items():
-            os.dup2(ours, target)
-
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run([OCIRUN, "--root", rt.root, *args], stdin=subprocess.DEVNULL,
-                           stdout=out, stderr=err, env=env, timeout=timeout,
-                           close_fds=not fds, preexec_fn=leak if fds else None)
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read())
-
-
-def ok(r):
-    assert r.returncode == 0, f"{' '.join(r.args[3:])} failed ({r.returncode}): {r.stderr}"
-    assert "Traceback" not in r.stderr, r.stderr
-    return r
-
-
-def fails(r, *needles):
-    assert r.returncode != 0, f"expected failure, got rc 0: {r.stdout}{r.stderr}"
-    assert "Traceback" not in r.stderr, r.stderr
-    for n in needles:
-        assert n in r.stderr, f"{n!r} not in stderr: {r.stderr!r}"
 
 
 def with_probe(probe_dir: Path):

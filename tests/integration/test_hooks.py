@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from clitools import call, fails, ok
 
 OCIRUN = str(Path(sys.executable).parent / "ocirun")
 HOOK_ENV = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOOK_VAR=some value", "EMPTY="]
@@ -42,31 +41,6 @@ IN_CONTAINER_OUT = "/home"  # the host's record dir is bound here (exists in the
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def call(rt, *args, stdout=None, env=None, timeout=30) -> subprocess.CompletedProcess:
-    """`ocirun --root R args...` with output in files: a created container keeps the
-    caller's stdout/stderr, so pipes would not reach EOF."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run([OCIRUN, "--root", rt.root, *args], stdin=subprocess.DEVNULL,
-                           stdout=stdout if stdout is not None else out, stderr=err,
-                           env=env, timeout=timeout)
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read())
-
-
-def ok(r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert r.returncode == 0, f"{' '.join(r.args[3:])} failed ({r.returncode}): {r.stderr}"
-    assert "Traceback" not in r.stderr, r.stderr
-    return r
-
-
-def fails(r: subprocess.CompletedProcess, *needles: str) -> None:
-    assert r.returncode != 0, f"expected failure, got rc 0: {r.stdout}{r.stderr}"
-    assert "Traceback" not in r.stderr, r.stderr
-    for n in needles:
-        assert n in r.stderr, f"{n!r} not in stderr: {r.stderr!r}"
 
 
 def recorder(name: str, out: str, *, in_container: bool = False, timeout: int | None = None,

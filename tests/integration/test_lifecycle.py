@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clitools import call, fails
 
 OCIRUN = str(Path(sys.executable).parent / "ocirun")
 
@@ -31,31 +32,11 @@ TRAP = ('trap "echo got-TERM; exit 7" TERM; trap "echo got-USR1" USR1; echo read
 # --------------------------------------------------------------------------- helpers
 
 
-def call(rt, *args, stdout=None, cwd=None, timeout=30) -> subprocess.CompletedProcess:
-    """`ocirun --root R args...` with stdout/stderr in files (a container may keep them).
-    `stdout` may be an open file the container's output should go to."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run([OCIRUN, "--root", rt.root, *args], stdin=subprocess.DEVNULL,
-                           stdout=stdout if stdout is not None else out, stderr=err,
-                           cwd=cwd, timeout=timeout)
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read())
-
-
 def create(rt, cid, bundle, *extra, stdout=None, cwd=None) -> subprocess.CompletedProcess:
     r = call(rt, "create", "--bundle", bundle, *extra, cid, stdout=stdout, cwd=cwd)
     assert r.returncode == 0, f"create {cid} failed ({r.returncode}): {r.stderr}"
     assert "Traceback" not in r.stderr
     return r
-
-
-def fails(r: subprocess.CompletedProcess, *needles: str) -> None:
-    """A clean user error: non-zero, every needle on stderr, no traceback."""
-    assert r.returncode != 0, f"expected failure, got rc 0: {r.stdout}{r.stderr}"
-    assert "Traceback" not in r.stderr, r.stderr
-    for n in needles:
-        assert n in r.stderr, f"{n!r} not in stderr: {r.stderr!r}"
 
 
 def wait_status(rt, cid, want: str, timeout: float = 10) -> dict:

@@ -11,12 +11,12 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from clitools import call, ok
 
 OCIRUN = str(Path(sys.executable).parent / "ocirun")
 REPO = Path(__file__).resolve().parents[2]
@@ -59,22 +59,6 @@ def probe_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("probe")
     subprocess.run(["sh", str(REPO / "tests/probe/build.sh"), str(out)], check=True)
     return out
-
-
-def call(rt, *args, env=None, timeout=30) -> subprocess.CompletedProcess:
-    """Output in files: a created container keeps the caller's stdout/stderr."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run([OCIRUN, "--root", rt.root, *args], stdin=subprocess.DEVNULL,
-                           stdout=out, stderr=err, env=env, timeout=timeout)
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read())
-
-
-def ok(r):
-    assert r.returncode == 0, f"{' '.join(r.args[3:])} failed ({r.returncode}): {r.stderr}"
-    assert "Traceback" not in r.stderr, r.stderr
-    return r
 
 
 def seccomp(default="SCMP_ACT_ALLOW", syscalls=(), nnp=True, probe: Path | None = None,

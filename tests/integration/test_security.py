@@ -19,13 +19,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from ocirun.tables import CAPS
+from clitools import call, fails, ok
 
 OCIRUN = str(Path(sys.executable).parent / "ocirun")
 REPO = Path(__file__).resolve().parents[2]
@@ -49,37 +49,6 @@ def rootfs_copy(tmp_path) -> Path:
     dest = tmp_path / "rootfs"
     subprocess.run(["cp", "-a", str(ROOTFS), str(dest)], check=True)
     return dest
-
-
-def call(rt, *args, env=None, fds: dict[int, int] | None = None, timeout=30,
-         global_args=()) -> subprocess.CompletedProcess:
-    """`ocirun --root R args...`, output in files (a created container keeps them).
-    `fds` {target fd: our fd}: the child gets exactly these extra fds (a "leaky" caller)."""
-    def leak():
-        for target, ours in (fds or {}).items():
-            os.dup2(ours, target)  # dup2 clears O_CLOEXEC on the new fd
-
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run([OCIRUN, "--root", rt.root, *global_args, *args],
-                           stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
-                           timeout=timeout, close_fds=not fds,
-                           preexec_fn=leak if fds else None)
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read())
-
-
-def ok(r):
-    assert r.returncode == 0, f"{' '.join(r.args[3:])} failed ({r.returncode}): {r.stderr}"
-    assert "Traceback" not in r.stderr, r.stderr
-    return r
-
-
-def fails(r, *needles):
-    assert r.returncode != 0, f"expected failure, got rc 0: {r.stdout}{r.stderr}"
-    assert "Traceback" not in r.stderr, r.stderr
-    for n in needles:
-        assert n in r.stderr, f"{n!r} not in stderr: {r.stderr!r}"
 
 
 def ids(rt) -> list[str]:

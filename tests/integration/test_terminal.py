@@ -14,12 +14,11 @@ import select
 import signal
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import termios
 import time
 from pathlib import Path
+from clitools import call, fails, ok
 
 
 OCIRUN = str(Path(sys.executable).parent / "ocirun")
@@ -27,28 +26,6 @@ PTS_MAJOR = 136
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def call(rt, *args, timeout=30) -> subprocess.CompletedProcess:
-    """Output in files: a created container would keep pipes open."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run([OCIRUN, "--root", rt.root, *args], stdin=subprocess.DEVNULL,
-                           stdout=out, stderr=err, timeout=timeout)
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read())
-
-
-def ok(r):
-    assert r.returncode == 0, f"{' '.join(r.args[3:])} failed ({r.returncode}): {r.stderr}"
-    return r
-
-
-def fails(r, *needles):
-    assert r.returncode != 0, f"expected failure, got rc 0: {r.stdout}{r.stderr}"
-    assert "Traceback" not in r.stderr, r.stderr
-    for n in needles:
-        assert n in r.stderr, f"{n!r} not in stderr: {r.stderr!r}"
 
 
 class ConsoleServer:
