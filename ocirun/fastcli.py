@@ -131,6 +131,11 @@ def parse(argv: list[str]) -> tuple[str, dict, dict] | None:
 
 def dispatch(argv: list[str]) -> int | None:
     """Run a hot command; None when argv is not one (the caller falls back to typer)."""
+    if argv in (["--version"], ["-v"]):  # podman asks on every `podman info`
+        from .commands import version_text
+
+        print(version_text())
+        return 0
     parsed = parse(argv)
     if parsed is None:
         return None
