@@ -107,6 +107,14 @@ test: build bundle
 	@rc=0; PATH="$(VENV_ABS)/bin:$$PATH" $(VENV)/bin/python -m pytest -q tests $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: FAILED, pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$rc
+	@$(MAKE) --no-print-directory test-vm
+
+# tests/vm inside a throwaway cgroup-v2-only QEMU VM (scripts/vm/; ~5 min under TCG, no KVM
+# needed): the host's .venv and bundle, nothing built in the VM. Prints
+# "test-vm: skipped: <reason>" and succeeds where no VM can run (OCIRUN_TEST_VM=0 skips too).
+.PHONY: test-vm
+test-vm: build bundle
+	@bash scripts/vm/test-vm.sh
 
 # Side-by-side benchmark against runc/crun (root); bench/README.md lists the rows.
 BENCH_ARGS ?=

@@ -49,26 +49,20 @@ def guarded(fn):
         return 130
 
 
-def _no_systemd(g: Globals) -> None:
-    if g.systemd_cgroup:
-        raise OcirunError("--systemd-cgroup is not supported yet")
-
-
-def _create_options(bundle=".", pid_file=None, console_socket=None, no_pivot=False,
-                    no_new_keyring=False, preserve_fds=0):
+def _create_options(g: Globals, bundle=".", pid_file=None, console_socket=None,
+                    no_pivot=False, no_new_keyring=False, preserve_fds=0):
     from .container import CreateOptions
 
     return CreateOptions(bundle=bundle, pid_file=pid_file, console_socket=console_socket,
                          no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                         preserve_fds=int(preserve_fds))
+                         preserve_fds=int(preserve_fds), systemd_cgroup=g.systemd_cgroup)
 
 
 def create(g: Globals, cid: str, **opts) -> int:
     from . import container
 
     def go():
-        _no_systemd(g)
-        container.create(g.root, cid, _create_options(**opts))
+        container.create(g.root, cid, _create_options(g, **opts))
 
     return guarded(go)
 
@@ -78,8 +72,7 @@ def run(g: Globals, cid: str, detach: bool = False, keep: bool = False,
     from . import container
 
     def go():
-        _no_systemd(g)
-        return container.run(g.root, cid, _create_options(**opts), detach=detach, keep=keep)
+        return container.run(g.root, cid, _create_options(g, **opts), detach=detach, keep=keep)
 
     return guarded(go)
 

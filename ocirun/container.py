@@ -29,8 +29,10 @@ class CreateOptions:
 
     def __init__(self, bundle: str = ".", pid_file: str | None = None,
                  console_socket: str | None = None, no_pivot: bool = False,
-                 no_new_keyring: bool = False, preserve_fds: int = 0):
+                 no_new_keyring: bool = False, preserve_fds: int = 0,
+                 systemd_cgroup: bool = False):
         self.bundle, self.pid_file, self.console_socket = bundle, pid_file, console_socket
+        self.systemd_cgroup = systemd_cgroup
         self.no_pivot, self.no_new_keyring, self.preserve_fds = (
             no_pivot, no_new_keyring, preserve_fds)
 
@@ -243,7 +245,8 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
     log.phase("load+validate")
     from . import cgroups
 
-    cg = cgroups.open_manager(config.get("linux"), cid)  # paths only: nothing made yet
+    # paths only: nothing made yet
+    cg = cgroups.open_manager(config.get("linux"), cid, systemd=opts.systemd_cgroup)
     layout = cgroup_layout()
     layout.dirs = cg.paths.get("dirs") or {}
     p = planmod.build(

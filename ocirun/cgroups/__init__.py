@@ -37,9 +37,13 @@ def open_manager(linux: dict | None, cid: str, *, systemd: bool = False, root: s
 
     cgroupsPath as runc's cgroupfs driver takes it: "/a/b" below each hierarchy's root,
     "a/b" below the runtime's own cgroup (v2: its parent), absent = "<cid>" relative.
-    With `systemd`, "slice:prefix:name" laid out as systemd names it (<slices>/prefix-name.scope,
-    default system.slice:runc:<cid>), made through cgroupfs (no D-Bus).
+    With `systemd`, "slice:prefix:name" (default system.slice:runc:<cid>) becomes a transient
+    systemd scope made over D-Bus (cgroups/systemd.py), limits set both ways.
     `mountinfo`, `self_cgroup` (file texts) and `fs` are for tests."""
+    if systemd:
+        from .systemd import open_manager as systemd_manager
+
+        return systemd_manager(linux, cid, root=root, mountinfo=mountinfo, fs=fs)
     from . import common
 
     linux = linux or {}
@@ -60,9 +64,6 @@ def open_manager(linux: dict | None, cid: str, *, systemd: bool = False, root: s
 
         check(res)  # fail before anything is made
         m = V1Manager(dirs, mode=lay.mode, linux=linux, roots=roots, fs=fs)
-    if systemd:
-        m.notes.append(f"systemd cgroup driver: {inner} made through cgroupfs, "
-                       "no systemd unit is created")
     return m
 
 
@@ -70,6 +71,10 @@ def from_state(paths: dict, *, fs: FS | None = None) -> Manager:
     """Reopen the manager `m.paths` described (for kill --all, pause, ps, update, delete)."""
     if not isinstance(paths, dict) or "dirs" not in paths:
         raise CgroupError("no cgroup paths in the container's state")
+    if paths.get("driver") == "systemd":
+        from .systemd import from_state as systemd_state
+
+        return systemd_state(paths, fs=fs)
     kw = dict(roots=paths.get("roots") or {}, created=paths.get("created") or [], fs=fs)
     if paths.get("mode") == "v2":
         from .v2 import V2Manager

@@ -197,10 +197,13 @@ def test_default_bundle_is_cwd(rt, make_bundle):
 # --------------------------------------------------------------------------- --systemd-cgroup
 
 
+@pytest.mark.skipif(os.path.exists("/run/systemd/system"), reason="systemd runs here")
 @pytest.mark.parametrize("cmd", ["create", "run"])
-def test_systemd_cgroup_not_supported(rt, make_bundle, cmd):
+def test_systemd_cgroup_without_systemd(rt, make_bundle, cmd):
+    """No systemd on this host: one clean line saying D-Bus can't be reached, nothing left.
+    (The driver itself is tested in the VM's systemd boot: tests/vm/test_systemd.py.)"""
     r = call(rt, "--systemd-cgroup", cmd, "--bundle", make_bundle(args=["sleep", "30"]), "c1")
-    clean_failure(r, "systemd", "not supported")
+    clean_failure(r, "--systemd-cgroup", "cannot reach systemd over D-Bus")
     assert len(r.stderr.strip().splitlines()) == 1
     nothing_created(rt)
 

@@ -216,10 +216,9 @@ def test_systemd_paths(path, cid, want):
     assert common.inner_path({"cgroupsPath": path}, cid, True) == want
 
 
-def test_systemd_driver_is_emulated_with_a_warning(v2):
+def test_systemd_driver_names_the_scope(v2):
     m = v2({"cgroupsPath": "system.slice:docker:abc"}, systemd=True)
-    assert m.dirs[""] == f"{v2.root}/system.slice/docker-abc.scope"
-    assert "no systemd unit" in m.create()[0]
+    assert m.paths["unit"] == "docker-abc.scope"
 
 
 def test_systemd_path_format_error():
