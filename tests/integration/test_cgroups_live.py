@@ -343,3 +343,20 @@ def test_cli_rejected_limit_fails_create_and_leaves_nothing(rt, make_bundle, cid
     assert "cpuset.cpus" in r.stderr
     for h in os.listdir(CG):
         assert not os.path.exists(f"{CG}/{h}{BASE}/{cid}")
+
+
+def test_cli_events_reports_an_oom_kill(rt, make_bundle, cid):
+    """A memory-limited container whose process outgrows the limit is OOM-killed, and
+    `events` (runc's JSON shapes) reports it as {"type": "oom"} before ending with the
+    container."""
+    b = _cgroup_bundle(make_bundle, cid, {"memory": {"limit": 32 << 20}},
+                       args=("sh", "-c", "sleep 0.5; head -c 200m /dev/zero | tail; sleep 1"))
+    ok(rt, "run", "-d", "--bundle", b, cid)
+    try:
+        events = subprocess.run([OCIRUN, "--root", rt.root, "events", "--interval", "100ms",
+                                 cid], capture_output=True, text=True, timeout=30)
+        kinds = [json.loads(line)["type"] for line in events.stdout.splitlines()]
+        assert events.returncode == 0, events.stderr
+        assert "oom" in kinds and kinds[0] == "stats", kinds
+    finally:
+        ok(rt, "delete", "--force", cid)
