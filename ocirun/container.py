@@ -644,12 +644,3 @@ def _wait_forwarding_signals(pid: int) -> int:
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
-
-
-def list_states(root: str) -> list[dict]:
-    out = []
-    for cid in statemod.list_ids(root):
-        st = statemod.peek(root, cid)
-        if st is not None:
-            out.append(st)
-    return out
