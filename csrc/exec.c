@@ -87,24 +87,22 @@ static void die_on_signal(int sig)
 }
 
 /* Block until `start` writes to exec.fifo. poll() on a fifo nobody has opened for writing
- * yet waits (no POLLHUP before the first writer). As pid 1 of a pid namespace we would
- * ignore every signal left at its default action: `kill ID TERM` on a created container
- * must still end it, so the usual terminating signals get a handler while we wait (execve
- * resets them). */
+ * yet waits (no POLLHUP before the first writer). The signals in plan->wait_signals end
+ * us while we wait (execve resets the handlers). */
 static void wait_for_start(const struct ocirun_plan *p)
 {
-    static const int sigs[] = { SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM };
     struct pollfd pfd = { .fd = p->fifo_fd, .events = POLLIN };
     struct sigaction sa;
-    unsigned int i;
+    int sig;
     char c;
 
     if (p->fifo_fd < 0)
         return;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = die_on_signal;
-    for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-        sigaction(sigs[i], &sa, NULL);
+    for (sig = 1; sig < 64; sig++)
+        if ((p->wait_signals >> sig) & 1)
+            sigaction(sig, &sa, NULL);
     while (poll(&pfd, 1, -1) < 0)
         if (errno != EINTR)
             die(p, errno, "poll exec.fifo");

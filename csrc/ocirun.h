@@ -109,6 +109,7 @@ struct ocirun_plan {
     /* channels */
     int sync_fd;                 /* child end of the socketpair */
     int fifo_fd;                 /* read end of exec.fifo: wait here for `start`; -1: don't */
+    unsigned long long wait_signals; /* bit N: signal N ends the init while it waits */
     int result_fd;               /* exec.result (O_RDWR): a failure after `start` is written
                                     here for `start` to report; execve closes it (success) */
     const int *keep_fds;         /* ascending: every other fd >= 3 is closed at once, so no */

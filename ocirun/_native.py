@@ -85,6 +85,7 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     a.keep.append(p)
     p.sync_fd = sync_fd
     p.fifo_fd = fifo_fd
+    p.wait_signals = plan.wait_signals
     p.result_fd = result_fd
     p.exec_fd = exec_fd
     p.state_fd = state_fd

@@ -27,6 +27,7 @@ from .tables import (
     NAMESPACES,
     PROPAGATION,
     RLIMITS,
+    SIGNALS,
 )
 
 MNT_DIR, MNT_FILE = 0, 1
@@ -51,6 +52,8 @@ DEFAULT_LINKS = (
 )
 if TYPE_CHECKING:
     from typing import Callable
+
+WAIT_SIGNALS = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTERM")
 
 # Flags a read-only (or otherwise restricted) bind needs a second, remount call for.
 _REMOUNT_MASK = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
@@ -182,6 +185,10 @@ class Plan:
         self.seccomp_flags = 0
         self.preserve_fds = preserve_fds
         self.trace = False  # --debug: the init reports its phase times
+        # While the init waits for `start` it is pid 1 of its namespace, which ignores every
+        # signal left at its default action: these end it, so `kill ID TERM` works on a
+        # created container as with runc (whose waiting init is a Go program).
+        self.wait_signals = sum(1 << SIGNALS[s] for s in WAIT_SIGNALS)
         # exec the process through a sealed trampoline, so that /proc/self/exe never leads
         # the container to the runtime's own binary (CVE-2019-5736)
         self.trampoline = True

@@ -707,3 +707,13 @@ def test_tmpcopyup():
                       "options": ["size=1m", "tmpcopyup", "nosuid"]}]
     (m,) = plan_of(cfg).mounts
     assert m.copyup and m.data == "size=1m"
+
+
+def test_a_waiting_init_dies_on_the_usual_terminating_signals():
+    import signal
+
+    p = plan_of(config())
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        assert p.wait_signals >> sig & 1
+    assert not p.wait_signals >> signal.SIGCHLD & 1
+    assert not p.wait_signals >> signal.SIGKILL & 1  # needs no handler (and can't have one)
