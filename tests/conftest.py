@@ -94,12 +94,26 @@ def _procs_rooted_in(path: str) -> list[int]:
     return pids
 
 
+def _rootfs_listing() -> dict[str, list[str]]:
+    """What the shared rootfs holds where a runtime could create mount targets or devices."""
+    out = {}
+    for sub in ("", "dev", "etc", "tmp", "run"):
+        try:
+            out[sub] = sorted(os.listdir(ROOTFS / sub))
+        except OSError:
+            out[sub] = []
+    return out
+
+
 @pytest.fixture
 def rt():
-    """A Runtime with a private root; afterwards nothing may be left behind."""
+    """A Runtime with a private root; afterwards nothing may be left behind, and the shared
+    rootfs must be as it was (a test that needs new paths in it uses a private copy)."""
     root = f"/run/ocirun-test/{uuid.uuid4().hex[:12]}"
     runtime = Runtime(root)
+    before = _rootfs_listing()
     yield runtime
+    after = _rootfs_listing()
     left = [e for e in (os.listdir(root) if os.path.isdir(root) else []) if e != ".cache"]
     for cid in left:  # clean up, then fail the test for leaking
         runtime.cli("delete", "--force", cid)
@@ -114,3 +128,4 @@ def rt():
     assert not left, f"state dirs left behind: {left}"
     assert not procs, f"container processes left behind: {procs}"
     assert not mounts, f"mounts left behind: {mounts}"
+    assert after == before, f"the shared rootfs changed: {before} -> {after}"

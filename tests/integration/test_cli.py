@@ -102,7 +102,7 @@ def test_json_log_of_init_failure_with_debug(rt, make_bundle, tmp_path):
     missing = str(tmp_path / "no-such-src")
 
     def mutate(cfg):
-        cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": missing,
+        cfg["mounts"].append({"destination": "/dev/bind-target", "type": "bind", "source": missing,
                               "options": ["rbind"]})
 
     log = tmp_path / "log.json"

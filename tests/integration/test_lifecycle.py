@@ -619,7 +619,7 @@ def test_failing_mount_names_syscall_path_and_errno(rt, make_bundle, tmp_path):
     missing = str(tmp_path / "no-such-src")
 
     def mutate(cfg):
-        cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": missing,
+        cfg["mounts"].append({"destination": "/dev/bind-target", "type": "bind", "source": missing,
                               "options": ["rbind"]})
 
     r = call(rt, "create", "--bundle", make_bundle(args=["true"], mutate=mutate), "c1")
