@@ -33,7 +33,7 @@ class ExecOptions:
         self.preserve_fds = preserve_fds
 
 
-def _process(c: Container, opts: ExecOptions, cache_dir: str) -> dict:
+def _process(config: dict, opts: ExecOptions, cache_dir: str) -> dict:
     if opts.process_file:
         try:
             with open(opts.process_file, "rb") as f:
@@ -48,7 +48,7 @@ def _process(c: Container, opts: ExecOptions, cache_dir: str) -> dict:
     else:
         if not opts.args:
             raise OcirunError("exec needs a command: ocirun exec ID COMMAND [ARG...]")
-        base = c.load_config().get("process") or {}
+        base = config.get("process") or {}
         caps = [x.upper() if x.upper().startswith("CAP_") else "CAP_" + x.upper()
                 for x in opts.caps]
         proc = planmod.exec_process(base, opts.args, env=opts.env, cwd=opts.cwd,
@@ -89,8 +89,8 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         if status not in (RUNNING, CREATED):
             raise InvalidState(f"cannot exec in a {STOPPED} container")
         cache_dir = os.path.join(root, ".cache")
-        proc = _process(c, opts, cache_dir)
         config = c.load_config()
+        proc = _process(config, opts, cache_dir)
         cg = None
         if c.data.get("cgroup_paths"):
             from . import cgroups
