@@ -1,8 +1,8 @@
 """The bodies of the commands, shared by both front ends: the typer CLI (cli.py) and the
 argv fast path for the hot commands (fastcli.py). The one place that prints.
 
-Each function takes parsed arguments, does the work through `container`, prints the result
-and returns the exit code. An OcirunError becomes one message on stderr (and in --log):
+Each function takes parsed arguments, does the work through `container`, `lifecycle` or
+`execute`, prints the result and returns the exit code. An OcirunError becomes one message on stderr (and in --log):
 never a traceback for a user error.
 """
 
@@ -78,16 +78,16 @@ def run(g: Globals, cid: str, detach: bool = False, keep: bool = False,
 
 
 def start(g: Globals, cid: str) -> int:
-    from . import container
+    from . import lifecycle
 
-    return guarded(lambda: container.start(g.root, cid))
+    return guarded(lambda: lifecycle.start(g.root, cid))
 
 
 def state(g: Globals, cid: str) -> int:
-    from . import container
+    from . import lifecycle
 
     def go():
-        print(json.dumps(container.state(g.root, cid), indent=2))
+        print(json.dumps(lifecycle.state(g.root, cid), indent=2))
 
     return guarded(go)
 
@@ -99,7 +99,7 @@ def parse_signal(text: str) -> int:
     t = text.strip().upper()
     if t.isdigit():
         n = int(t)
-        if 0 < n <= SIGRTMAX:
+        if 0 <= n <= SIGRTMAX:  # 0: only checks that the init is alive, as runc allows
             return n
     else:
         name = t if t.startswith("SIG") else "SIG" + t
@@ -116,22 +116,22 @@ def parse_signal(text: str) -> int:
 
 
 def kill(g: Globals, cid: str, sig: str = "TERM", all_: bool = False) -> int:
-    from . import container
+    from . import lifecycle
 
     def go():
         signum = parse_signal(sig)
         if all_:
-            container.kill_all(g.root, cid, signum)
+            lifecycle.kill_all(g.root, cid, signum)
         else:
-            container.kill(g.root, cid, signum)
+            lifecycle.kill(g.root, cid, signum)
 
     return guarded(go)
 
 
 def delete(g: Globals, cid: str, force: bool = False) -> int:
-    from . import container
+    from . import lifecycle
 
-    return guarded(lambda: container.delete(g.root, cid, force))
+    return guarded(lambda: lifecycle.delete(g.root, cid, force))
 
 
 def exec_(g: Globals, cid: str, args: list[str] | None = None, apparmor: str | None = None,
@@ -169,26 +169,26 @@ def _list_states(root: str) -> list[dict]:
 
 
 def pause(g: Globals, cid: str) -> int:
-    from . import container
+    from . import lifecycle
 
-    return guarded(lambda: container.pause(g.root, cid))
+    return guarded(lambda: lifecycle.pause(g.root, cid))
 
 
 def resume(g: Globals, cid: str) -> int:
-    from . import container
+    from . import lifecycle
 
-    return guarded(lambda: container.resume(g.root, cid))
+    return guarded(lambda: lifecycle.resume(g.root, cid))
 
 
 def ps(g: Globals, cid: str, fmt: str = "table", ps_args: list[str] | None = None) -> int:
     """json: only the array of host pids (containerd parses stdout alone); table: `ps`
     output (with ps_args, default -ef) limited to the container's processes."""
-    from . import container
+    from . import lifecycle
 
     def go():
         if fmt not in ("table", "json"):
             raise UsageError(f"invalid format {fmt!r}: use table or json")
-        pids = container.pids(g.root, cid)
+        pids = lifecycle.pids(g.root, cid)
         if fmt == "json":
             print(json.dumps(pids))
             return 0
@@ -218,7 +218,7 @@ def ps(g: Globals, cid: str, fmt: str = "table", ps_args: list[str] | None = Non
 
 def update(g: Globals, cid: str, resources_file: str | None = None, **flags) -> int:
     """runc's update: --resources FILE ('-' = stdin, as containerd sends it) and/or flags."""
-    from . import container
+    from . import lifecycle
 
     def go():
         res: dict = {}
@@ -236,7 +236,7 @@ def update(g: Globals, cid: str, resources_file: str | None = None, **flags) -> 
         _merge_update_flags(res, flags)
         if not res:
             raise UsageError("update: nothing to change (give --resources or a limit flag)")
-        container.update(g.root, cid, res)
+        lifecycle.update(g.root, cid, res)
 
     return guarded(go)
 
@@ -288,7 +288,7 @@ _UPDATE_FLAGS = {
 
 
 def events(g: Globals, cid: str, stats: bool = False, interval: str = "5s") -> int:
-    from . import container
+    from . import lifecycle
 
     def go():
         secs = _parse_duration(interval)
@@ -296,7 +296,7 @@ def events(g: Globals, cid: str, stats: bool = False, interval: str = "5s") -> i
         def emit(event: dict) -> None:
             print(json.dumps(event), flush=True)
 
-        container.events(g.root, cid, emit, once=stats, interval=secs)
+        lifecycle.events(g.root, cid, emit, once=stats, interval=secs)
 
     return guarded(go)
 

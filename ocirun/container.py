@@ -1,4 +1,5 @@
-"""Container lifecycle: create, start, kill, delete, run, each undone on failure.
+"""Making containers: create and run, undone on failure (the rest of the lifecycle is
+in lifecycle.py).
 
 `create` leaves nothing behind when it fails: every side effect registers its undo on an
 `Undo` list that only a successful create disarms. The init's mounts live in its own mount
@@ -8,17 +9,16 @@ namespace, so killing it takes them away.
 from __future__ import annotations
 
 import os
-import select
+
 from . import fastjson as json
 from . import log
 from . import plan as planmod
 from . import spec
 from . import state as statemod
-from .errors import InitError, InvalidState, OcirunError
-from .state import CREATED, PAUSED, RUNNING, STOPPED, Container
+from .errors import InitError, OcirunError
+from .lifecycle import delete, start, wait_forwarding_signals
+from .state import Container
 
-# signal and socket are imported where used: with the enum module they pull in, they cost
-# `state`, which needs neither, a few ms.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
@@ -362,213 +362,6 @@ def _kill_quietly(pid: int) -> None:
         pass
 
 
-def start(root: str, cid: str) -> None:
-    with Container.load(root, cid) as c:
-        status = c.status()
-        if status == STOPPED:
-            raise InvalidState("cannot start a container that has stopped")
-        if status != CREATED:
-            raise InvalidState("cannot start an already running container")
-        # The init holds exec.result open for writing until its execve: open our end first.
-        result = os.open(c.result_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            try:
-                fd = os.open(c.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            except OSError:
-                # ENXIO: no reader, the init is gone.
-                raise InvalidState("cannot start a container that has stopped") from None
-            try:
-                os.write(fd, b"0")
-            finally:
-                os.close(fd)
-            os.unlink(c.fifo_path)
-            os.set_blocking(result, True)
-            # EOF: the init exec'd (or died silently); text: what failed after the wait
-            # (a startContainer hook, execve).
-            report = os.read(result, 4096)
-        finally:
-            os.close(result)
-        os.unlink(c.result_path)
-        if report:
-            err, _, text = report.decode(errors="replace").partition(" ")
-            raise InitError(int(err) if err.isdigit() else 0, text)
-        poststart = (c.data.get("hooks") or {}).get("poststart")
-        if poststart:
-            from . import hooks
-
-            try:
-                hooks.run("poststart", poststart, c.oci_state())
-            except OcirunError:
-                # runtime-spec 1.3: a failed poststart hook fails start and stops the container.
-                _kill_and_wait(c)
-                raise
-
-
-def state(root: str, cid: str) -> dict:
-    with Container.load(root, cid) as c:
-        return c.oci_state()
-
-
-def pidfd_send_signal(pidfd: int, sig: int) -> None:
-    # From _signal, the C module behind `signal`, which adds enum wrappers costing ms.
-    from _signal import pidfd_send_signal as send
-
-    send(pidfd, sig, None, 0)
-
-
-def kill(root: str, cid: str, sig: int) -> None:
-    """Signal the init through a pidfd taken before checking that the pid is still the
-    init's (start time): a pid reused meanwhile can't receive it."""
-    with Container.load(root, cid) as c:
-        try:
-            pidfd = os.pidfd_open(c.pid) if c.pid else -1
-        except ProcessLookupError:
-            pidfd = -1
-        try:
-            if pidfd < 0 or c.status() not in (CREATED, RUNNING, PAUSED):
-                raise InvalidState("container not running")
-            pidfd_send_signal(pidfd, sig)
-        except ProcessLookupError:
-            raise InvalidState("container not running") from None
-        finally:
-            if pidfd >= 0:
-                os.close(pidfd)
-
-
-def _kill_and_wait(c: Container) -> None:
-    try:
-        pidfd = os.pidfd_open(c.pid)
-    except ProcessLookupError:
-        return
-    try:
-        if c.status() == STOPPED:
-            return
-        pidfd_send_signal(pidfd, 9)  # SIGKILL
-        # A pidfd turns readable when the process exits: no polling loop.
-        select.select([pidfd], [], [])
-    except ProcessLookupError:
-        pass
-    finally:
-        os.close(pidfd)
-
-
-def cgroups_of(c: Container):
-    """The container's cgroup manager, or None for a state without cgroups."""
-    paths = c.data.get("cgroup_paths")
-    if not paths:
-        return None
-    from . import cgroups
-
-    return cgroups.from_state(paths)
-
-
-def kill_all(root: str, cid: str, sig: int) -> None:
-    """Signal every process in the container's cgroups (runc's kill --all)."""
-    with Container.load(root, cid) as c:
-        cg = cgroups_of(c)
-        if cg is None or c.status() not in (CREATED, RUNNING, PAUSED):
-            raise InvalidState("container not running")
-        cg.kill_all(sig)
-
-
-def pause(root: str, cid: str) -> None:
-    with Container.load(root, cid) as c:
-        status = c.status()
-        if status not in (RUNNING, CREATED):
-            raise InvalidState("container not running")
-        cgroups_of(c).freeze()
-
-
-def resume(root: str, cid: str) -> None:
-    with Container.load(root, cid) as c:
-        if c.status() != PAUSED:
-            raise InvalidState("container not paused")
-        cgroups_of(c).thaw()
-
-
-def pids(root: str, cid: str) -> list[int]:
-    with Container.load(root, cid) as c:
-        cg = cgroups_of(c)
-        return sorted(cg.pids()) if cg is not None else []
-
-
-def update(root: str, cid: str, resources: dict) -> None:
-    """Apply (partial) linux.resources to the live cgroups; remembered for later updates."""
-    spec.validate_resources(resources)
-    with Container.load(root, cid) as c:
-        if c.status() == STOPPED:
-            raise InvalidState("container not running")
-        cg = cgroups_of(c)
-        if cg is None:
-            raise InvalidState("the container has no cgroups to update")
-        cg.update(resources)
-        config = c.load_config()
-        merged = (config.setdefault("linux", {}).setdefault("resources", {}))
-        for key, value in resources.items():
-            if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key].update(value)
-            else:
-                merged[key] = value
-        c.save_config(json.dumps(config).encode())
-
-
-def events(root: str, cid: str, emit, *, once: bool, interval: float) -> None:
-    """runc's events: {"type": "stats", "id", "data"} every interval (once with --stats),
-    and {"type": "oom", "id"} when the cgroup's OOM count goes up; ends when it stops."""
-    import time
-
-    with Container.load(root, cid) as c:
-        cg = cgroups_of(c)
-        if cg is None or c.status() == STOPPED:
-            raise InvalidState("container not running")
-    ooms = cg.oom_count()
-    while True:
-        emit({"type": "stats", "id": cid, "data": cg.stats()})
-        if once:
-            return
-        time.sleep(interval)
-        now = cg.oom_count()
-        if now > ooms:
-            emit({"type": "oom", "id": cid})
-            ooms = now
-        with Container.load(root, cid) as c:
-            if c.status() == STOPPED:
-                return
-
-
-def delete(root: str, cid: str, force: bool = False) -> None:
-    from .errors import ContainerNotFound
-
-    try:
-        c = Container.load(root, cid)
-    except ContainerNotFound:
-        if force:
-            return
-        raise
-    with c:
-        status = c.status()
-        if status in (RUNNING, PAUSED) and not force:
-            raise InvalidState(f"cannot delete container {cid} that is not stopped: {status}")
-        cg = cgroups_of(c)
-        if cg is not None and (status != STOPPED or cg.pids()):
-            # Everything in the cgroup: exec'd processes too, and without a pid namespace
-            # the init's death does not take them along. Thaws a paused container.
-            cg.kill_all(9)  # SIGKILL
-        if status != STOPPED and c.data:
-            _kill_and_wait(c)
-        state = dict(c.oci_state(), status=STOPPED)
-        if cg is not None:
-            cg.destroy()
-        c.destroy()
-        poststop = (c.data.get("hooks") or {}).get("poststop")
-        if poststop:
-            from . import hooks, log
-
-            # Failures are warnings: every poststop hook still runs, delete succeeds.
-            for failure in hooks.run_all("poststop", poststop, state):
-                log.warning(failure)
-
-
 def run(root: str, cid: str, opts: CreateOptions, *, detach: bool = False,
         keep: bool = False) -> int:
     """create + start; without detach, wait and return the exit code (128+N for signal N)."""
@@ -601,9 +394,9 @@ def run(root: str, cid: str, opts: CreateOptions, *, detach: bool = False,
     if master >= 0:
         from . import terminal
 
-        code = terminal.proxy(master, created.pid, lambda: _wait_forwarding_signals(created.pid))
+        code = terminal.proxy(master, created.pid, lambda: wait_forwarding_signals(created.pid))
     else:
-        code = _wait_forwarding_signals(created.pid)
+        code = wait_forwarding_signals(created.pid)
     if not keep:
         _delete_quietly(root, cid)
     return code
@@ -616,31 +409,3 @@ def _delete_quietly(root: str, cid: str) -> None:
         pass
 
 
-
-
-def _wait_forwarding_signals(pid: int) -> int:
-    def forward(sig, _frame):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-    import signal
-
-    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                 signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
-    old = {s: signal.signal(s, forward) for s in forwarded}
-    try:
-        while True:
-            try:
-                wpid, status = os.waitpid(-1, 0)
-            except ChildProcessError:
-                return 255
-            if wpid == pid:
-                break
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)

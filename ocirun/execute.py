@@ -79,8 +79,9 @@ def _joins(config: dict, pid: int) -> list[tuple[str, int]]:
 
 def exec_(root: str, cid: str, opts: ExecOptions) -> int:
     from . import _native
-    from .container import (Undo, _handshake, _kill_quietly, _reap, _wait_forwarding_signals,
-                            apply_seccomp, exec_error, open_namespaces, seccomp_listener)
+    from .container import (Undo, _handshake, _kill_quietly, _reap, apply_seccomp, exec_error,
+                            open_namespaces, seccomp_listener)
+    from .lifecycle import wait_forwarding_signals
 
     with Container.load(root, cid) as c:
         status = c.status()
@@ -157,5 +158,5 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
 
         master = terminal.recv_master(ours)
         ours.close()
-        return terminal.proxy(master, proc_pid, lambda: _wait_forwarding_signals(proc_pid))
-    return _wait_forwarding_signals(proc_pid)
+        return terminal.proxy(master, proc_pid, lambda: wait_forwarding_signals(proc_pid))
+    return wait_forwarding_signals(proc_pid)

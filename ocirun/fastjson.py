@@ -56,7 +56,9 @@ def loads(s: str | bytes | bytearray):
 
         return json.loads(s)
     if isinstance(s, (bytes, bytearray)):
-        s = bytes(s).decode("utf-8-sig")
+        s = bytes(s).decode()  # strict UTF-8, like the "utf-8-sig" codec without its import
+        if s.startswith("\ufeff"):
+            s = s[1:]
     i, n = 0, len(s)
     while i < n and s[i] in _WS:
         i += 1

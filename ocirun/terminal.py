@@ -10,7 +10,7 @@ from __future__ import annotations
 import array
 import os
 import select
-import signal
+import _signal as signal  # not signal: its enums cost ~4 ms to import
 import socket
 
 from .errors import OcirunError

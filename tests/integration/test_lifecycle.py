@@ -359,7 +359,25 @@ def test_kill_stopped_container_fails(rt, make_bundle):
     rt.ok("delete", "c1")
 
 
-@pytest.mark.parametrize("bad", ["NOPE", "SIGNOPE", "0", "99999", "-"])
+def test_kill_signal_0_checks_the_init_is_alive(rt, make_bundle, tmp_path):
+    """As runc: `kill ID 0` sends nothing and succeeds while the init lives."""
+    out = tmp_path / "out"
+    with open(out, "w") as f:
+        create(rt, "c1", make_bundle(args=["sh", "-c", TRAP]), stdout=f)
+    try:
+        rt.ok("start", "c1")
+        wait_for_text(out, "ready")
+        rt.ok("kill", "c1", "0")
+        assert rt.state("c1")["status"] == "running"
+        rt.ok("kill", "c1", "KILL")
+        wait_status(rt, "c1", "stopped")
+        fails(rt.cli("kill", "c1", "0"), "container not running")
+        assert out.read_text() == "ready\n"  # the trap saw no signal
+    finally:
+        rt.cli("delete", "--force", "c1")
+
+
+@pytest.mark.parametrize("bad", ["NOPE", "SIGNOPE", "SIG0", "99999", "-"])
 def test_kill_bad_signal_fails_and_sends_nothing(rt, make_bundle, tmp_path, bad):
     out = tmp_path / "out"
     with open(out, "w") as f:

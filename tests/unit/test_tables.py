@@ -27,12 +27,13 @@ def test_rlimits_match_the_resource_module():
 
 
 @pytest.mark.parametrize("text,num", [("TERM", 15), ("sigkill", 9), ("9", 9), ("HUP", 1),
-                                      ("RTMIN+3", 37), ("RTMAX", 64)])
+                                      ("RTMIN+3", 37), ("RTMAX", 64),
+                                      ("0", 0)])  # runc: kill ID 0 checks the init is alive
 def test_parse_signal(text, num):
     assert parse_signal(text) == num
 
 
-@pytest.mark.parametrize("text", ["", "0", "65", "FOO", "SIGRTMIN+99", "-9"])
+@pytest.mark.parametrize("text", ["", "SIG0", "65", "FOO", "SIGRTMIN+99", "-9"])
 def test_parse_signal_rejects(text):
     with pytest.raises(UsageError):
         parse_signal(text)
