@@ -116,6 +116,11 @@ struct ocirun_plan {
     int n_keep_fds;              /* lock, socket or leaked fd of the caller's lives on */
 
     int cgroup_sync;             /* first of all, let the parent move us into our cgroups */
+    const int *cgroup_task_fds;  /* or move ourselves: cgroup v1 `tasks` files the parent */
+    const char *const *cgroup_task_paths; /* opened (paths for messages); writing "0" moves */
+    int n_cgroup_task_fds;       /* this thread, our only one, without the global lock's wait */
+    int cgroup_into_fd;          /* cgroup2 directory: clone3(CLONE_INTO_CGROUP) starts the
+                                    child there (no move at all); -1: plain clone */
 
     /* namespaces, in the order the child applies them */
     unsigned long clone_flags;   /* CLONE_NEW* created by clone(2) itself */

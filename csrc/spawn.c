@@ -1,6 +1,8 @@
 /* spawn.c: clone the container's init and run the plan in it, in order. */
 #include "shim.h"
 
+#include <linux/sched.h>  /* struct clone_args, CLONE_INTO_CGROUP */
+
 /* Close every fd >= 3 that the plan does not keep: the runtime's own (the state dir lock,
  * sockets) and whatever the caller leaked to us. */
 static void close_other_fds(const struct ocirun_plan *p)
@@ -23,6 +25,8 @@ static void close_other_fds(const struct ocirun_plan *p)
 
 static NORETURN void child_main(const struct ocirun_plan *p)
 {
+    int i;
+
     trace_mark(p, "start");
     close_other_fds(p);
     set_cpu_affinity(p, p->cpu_initial, p->cpu_initial_len);
@@ -33,7 +37,14 @@ static NORETURN void child_main(const struct ocirun_plan *p)
         die(p, errno, "prctl PR_SET_DUMPABLE");
 
     /* Into the container's cgroups before anything else: every later child (the init after
-     * the extra fork, hooks) is born there, and a new cgroup namespace is rooted there. */
+     * the extra fork, hooks) is born there, and a new cgroup namespace is rooted there.
+     * A thread moving itself ("0" to `tasks`) skips the global threadgroup lock, whose first
+     * taking waits an RCU grace period: that is the parent's cgroup.procs write's cost. */
+    for (i = 0; i < p->n_cgroup_task_fds; i++) {
+        if (write(p->cgroup_task_fds[i], "0", 1) < 0)
+            die(p, errno, "write %s", p->cgroup_task_paths[i]);
+        close(p->cgroup_task_fds[i]);
+    }
     if (p->cgroup_sync) {
         send_msg(p->sync_fd, OCIRUN_MSG_CGROUP, 0, getpid(), NULL);
         wait_msg(p, OCIRUN_MSG_CGROUP_DONE);
@@ -60,7 +71,19 @@ int ocirun_spawn(const struct ocirun_plan *plan)
 {
     /* A raw clone with no stack behaves like fork(), with the namespaces the plan asks for.
      * The child never returns into the interpreter. */
-    long pid = syscall(SYS_clone, plan->clone_flags | SIGCHLD, NULL, NULL, NULL, NULL);
+    long pid;
+
+    if (plan->cgroup_into_fd >= 0) {
+        struct clone_args args;
+
+        memset(&args, 0, sizeof(args));
+        args.flags = plan->clone_flags | CLONE_INTO_CGROUP;
+        args.exit_signal = SIGCHLD;
+        args.cgroup = (unsigned long long) plan->cgroup_into_fd;
+        pid = syscall(SYS_clone3, &args, sizeof(args));
+    } else {
+        pid = syscall(SYS_clone, plan->clone_flags | SIGCHLD, NULL, NULL, NULL, NULL);
+    }
 
     if (pid < 0)
         return -errno;

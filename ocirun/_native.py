@@ -80,7 +80,8 @@ def _hooks(a: _Arena, hooks: list):
 
 
 def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: int,
-          console_fd: int, result_fd: int, exec_fd: int, a: _Arena):
+          console_fd: int, result_fd: int, exec_fd: int, a: _Arena,
+          placement: Placement | None = None):
     p = ffi.new("struct ocirun_plan *")
     a.keep.append(p)
     p.sync_fd = sync_fd
@@ -91,14 +92,22 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     p.state_fd = state_fd
     p.console_fd = console_fd
     p.console_rows, p.console_cols = plan.console_rows, plan.console_cols
+    task_fds = placement.task_fds if placement else []
     keep = sorted({sync_fd, fifo_fd, result_fd, exec_fd, state_fd, console_fd, *ns_fds,
-                   *range(3, 3 + plan.preserve_fds)} - {-1})
+                   *task_fds, *range(3, 3 + plan.preserve_fds)} - {-1})
     keep_arr = a.array("int", len(keep))
     for i, fd in enumerate(keep):
         keep_arr[i] = fd
     p.keep_fds, p.n_keep_fds = keep_arr, len(keep)
 
-    p.cgroup_sync = plan.cgroup_sync
+    # Placed at birth (placement) or by the parent on the child's request (cgroup_sync).
+    p.cgroup_sync = plan.cgroup_sync and placement is None
+    fds = a.array("int", len(task_fds))
+    for i, fd in enumerate(task_fds):
+        fds[i] = fd
+    p.cgroup_task_fds, p.n_cgroup_task_fds = fds, len(task_fds)
+    p.cgroup_task_paths = a.strv(placement.task_paths if placement else [])
+    p.cgroup_into_fd = placement.into_fd if placement else -1
     p.clone_flags = plan.clone_flags
     joins = a.array("struct ocirun_ns_join", len(plan.joins))
     for i, ((_, nstype), fd) in enumerate(zip(plan.joins, ns_fds)):
@@ -198,13 +207,30 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     return p
 
 
+class Placement:
+    """fds by which a new process enters its cgroups at birth (cgroups' Manager.placement):
+    v1 `tasks` files it writes "0" to itself, the cgroup2 directory to clone3 it into."""
+
+    def __init__(self, task_fds: list[int], task_paths: list[str], into_fd: int = -1):
+        self.task_fds, self.task_paths, self.into_fd = task_fds, task_paths, into_fd
+
+    def close(self) -> None:
+        for fd in [*self.task_fds, self.into_fd]:
+            if fd >= 0:
+                os.close(fd)
+        self.task_fds, self.into_fd = [], -1
+
+
 def spawn(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int],
-          state_fd: int = -1, console_fd: int = -1, result_fd: int = -1) -> int:
-    """Clone the init running `plan`; return its pid (the intermediate's, with fork_after)."""
+          state_fd: int = -1, console_fd: int = -1, result_fd: int = -1,
+          placement: Placement | None = None) -> int:
+    """Clone the init running `plan`; return its pid (the intermediate's, with fork_after).
+    With `placement`, the child enters its cgroups itself; without, and with
+    plan.cgroup_sync, it asks the parent to move it (MSG_CGROUP)."""
     arena = _Arena()
     exec_fd = lib.ocirun_trampoline_fd() if plan.trampoline else -1
     cplan = _fill(plan, sync_fd, fifo_fd, ns_fds, state_fd, console_fd, result_fd,
-                  max(exec_fd, -1), arena)
+                  max(exec_fd, -1), arena, placement)
     try:
         pid = lib.ocirun_spawn(cplan)
     finally:

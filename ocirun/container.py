@@ -211,6 +211,43 @@ def open_namespaces(p: planmod.Plan, undo: Undo) -> list[int]:
     return fds
 
 
+def open_placement(cg, undo: Undo):
+    """The fds by which the child enters the cgroups of manager `cg` itself (a
+    _native.Placement), or None when the parent must move it (cg.add)."""
+    where = cg.placement() if cg is not None else None
+    if where is None:
+        return None
+    from . import _native
+    from .cgroups import CgroupError
+
+    tasks, into = where
+    fds = []
+    try:
+        for path in tasks:
+            fds.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
+            undo.add(os.close, fds[-1])
+        into_fd = -1
+        if into:
+            into_fd = os.open(into, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            undo.add(os.close, into_fd)
+    except OSError as e:
+        raise CgroupError(f"open {e.filename}: {os.strerror(e.errno or 0).lower()}") from None
+    return _native.Placement(fds, tasks, into_fd)
+
+
+def spawn_placed(p: planmod.Plan, placement, sync_fd: int, *args) -> int:
+    """_native.spawn with `placement`; where the kernel has no clone3 or CLONE_INTO_CGROUP
+    (before 5.7), without it: the parent then moves the child (MSG_CGROUP)."""
+    from . import _native
+
+    try:
+        return _native.spawn(p, sync_fd, *args, placement=placement)
+    except OSError as e:
+        if placement is None or placement.into_fd < 0 or e.errno not in (38, 22):  # ENOSYS, EINVAL
+            raise
+    return _native.spawn(p, sync_fd, *args)
+
+
 def _listen_fds() -> int:
     """LISTEN_FDS meant for us (LISTEN_PID unset or ours), as runc honours it."""
     n, pid = os.environ.get("LISTEN_FDS", ""), os.environ.get("LISTEN_PID", "")
@@ -301,11 +338,12 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
 
         from . import _native
 
+        placement = open_placement(cg, undo)
         parent, child = _native.socketpair()
         undo.add(parent.close)
         try:
-            pid = _native.spawn(p, child.fileno(), fifo_fd, ns_fds, state_fd,
-                                console.fileno() if console else -1, result_fd)
+            pid = spawn_placed(p, placement, child.fileno(), fifo_fd, ns_fds, state_fd,
+                               console.fileno() if console else -1, result_fd)
         finally:
             child.close()
         log.phase("clone")
@@ -345,6 +383,8 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
     os.close(result_fd)
     for fd in ns_fds:
         os.close(fd)
+    if placement is not None:
+        placement.close()
     if state_fd >= 0:
         os.close(state_fd)
     if console is not None:

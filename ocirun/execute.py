@@ -80,7 +80,7 @@ def _joins(config: dict, pid: int) -> list[tuple[str, int]]:
 def exec_(root: str, cid: str, opts: ExecOptions) -> int:
     from . import _native
     from .container import (Undo, _handshake, _kill_quietly, _reap, apply_seccomp, exec_error,
-                            open_namespaces, seccomp_listener)
+                            open_namespaces, open_placement, seccomp_listener, spawn_placed)
     from .lifecycle import wait_forwarding_signals
 
     with Container.load(root, cid) as c:
@@ -123,11 +123,12 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         _native.set_child_subreaper()
     with Undo() as undo:
         ns_fds = open_namespaces(p, undo)
+        placement = open_placement(cg, undo)
         parent, child = _native.socketpair()
         undo.add(parent.close)
         try:
-            pid = _native.spawn(p, child.fileno(), -1, ns_fds, -1,
-                                console.fileno() if console else -1)
+            pid = spawn_placed(p, placement, child.fileno(), -1, ns_fds, -1,
+                               console.fileno() if console else -1)
         finally:
             child.close()
         if console is not None:
@@ -150,6 +151,8 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         undo.disarm()
     for fd in ns_fds:
         os.close(fd)
+    if placement is not None:
+        placement.close()
     parent.close()
     if opts.detach:
         return 0

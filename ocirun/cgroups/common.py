@@ -448,6 +448,23 @@ class Manager:
                     raise CgroupError(f"failed to write {pid}: write {path}: {_strerror(e)}",
                                       path, str(pid), e.errno or 0) from None
 
+    def placement(self) -> tuple[list[str], str | None] | None:
+        """How a new process enters these cgroups at birth, instead of add() moving it:
+        the v1 `tasks` files it writes "0" to itself (moving a thread, itself, skips the
+        global lock add() takes, whose first taking waits an RCU grace period: 5-15 ms
+        here), and the cgroup2 directory to clone3(CLONE_INTO_CGROUP) it into (v2, or the
+        cgroup2 tree of a hybrid host), or None."""
+        tasks: list[str] = []
+        into = None
+        for sub, d in self.dirs.items():
+            if sub == "":
+                into = d
+            else:
+                path = posixpath.join(d, "tasks")
+                if path not in tasks:  # co-mounted controllers share a directory
+                    tasks.append(path)
+        return tasks, into
+
     def pids(self) -> list[int]:
         """Every process in the cgroup and its sub-cgroups."""
         d = self._main_dir()

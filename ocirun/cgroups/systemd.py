@@ -996,6 +996,11 @@ class SystemdManager:
         _, warnings = self._properties(0)
         return self.notes + warnings
 
+    def placement(self) -> tuple[list[str], str | None] | None:
+        """None for the init: systemd moves it, as it starts the unit with its pid. Later
+        processes (exec) join the unit's cgroups as cgroupfs ones."""
+        return self.fs_manager.placement() if self.started else None
+
     def add(self, pid: int) -> None:
         """The container's init (first call): start the unit with it, then let the cgroupfs
         manager set up the unit's cgroup. Any later process (exec) joins through cgroupfs."""

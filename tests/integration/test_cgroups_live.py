@@ -277,10 +277,35 @@ def test_cli_create_applies_limits_and_delete_removes_them(rt, make_bundle, cid)
         assert _read(f"{CG}/pids{BASE}/{cid}/pids.max") == "20"
         assert str(pid) in _read(f"{CG}/memory{BASE}/{cid}/cgroup.procs").split()
         assert str(pid) in _read(f"{CG}/unified{BASE}/{cid}/cgroup.procs").split()
+        _assert_in_every_cgroup(pid, cid)
     finally:
         ok(rt, "delete", "--force", cid)
     for h in os.listdir(CG):
         assert not os.path.exists(f"{CG}/{h}{BASE}/{cid}")
+
+
+def _assert_in_every_cgroup(pid: int, cid: str) -> None:
+    """pid is in the container's cgroup of every hierarchy: each v1 one (it moved itself
+    through `tasks`) and the cgroup2 tree (cloned into it)."""
+    lines = _read(f"/proc/{pid}/cgroup").splitlines()
+    assert len(lines) > 2
+    for line in lines:
+        path = line.split(":", 2)[2]
+        assert path.endswith(f"{BASE}/{cid}"), (pid, line)
+
+
+def test_cli_exec_process_joins_every_cgroup(rt, make_bundle, cid, tmp_path):
+    b = _cgroup_bundle(make_bundle, cid, {"pids": {"limit": 20}}, args=("sleep", "100"))
+    ok(rt, "run", "-d", "--bundle", b, cid)
+    try:
+        pid_file = tmp_path / "exec.pid"
+        ok(rt, "exec", "-d", "--pid-file", str(pid_file), cid, "sleep", "100")
+        pid = int(pid_file.read_text())
+        _assert_in_every_cgroup(pid, cid)
+        assert str(pid) in _read(f"{CG}/pids{BASE}/{cid}/cgroup.procs").split()
+        assert _read(f"{CG}/pids{BASE}/{cid}/pids.current") == "2"
+    finally:
+        ok(rt, "delete", "--force", cid)
 
 
 def test_cli_container_sees_its_own_limit_through_cgroupns(rt, make_bundle, cid):

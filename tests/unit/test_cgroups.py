@@ -192,6 +192,36 @@ def test_absent_path_is_id_under_own_cgroup(v1):
     assert m.dirs["memory"] == f"{v1.root}/memory/mine/ctr"
 
 
+def test_placement_hybrid_tasks_files_and_the_cgroup2_dir(v1):
+    """The child moves itself into each v1 hierarchy (its `tasks` file, once per directory
+    even where controllers share one) and is cloned into the cgroup2 tree."""
+    m = v1({"cgroupsPath": "/a"})
+    tasks, into = m.placement()
+    assert into == f"{v1.root}/unified/a"
+    assert len(tasks) == len(set(tasks)) == len(set(d for k, d in m.dirs.items() if k))
+    assert f"{v1.root}/memory/a/tasks" in tasks
+    assert f"{v1.root}/systemd/a/tasks" in tasks
+    assert all(t.endswith("/tasks") for t in tasks)
+
+
+def test_placement_v2_is_clone_into_only(v2):
+    m = v2({"cgroupsPath": "/a"})
+    assert m.placement() == ([], f"{v2.root}/a")
+
+
+def test_placement_v1_only_has_no_cgroup2_dir(v1):
+    only_v1 = "\n".join(ln for ln in v1.mountinfo.splitlines() if "cgroup2" not in ln)
+    m = open_manager({"cgroupsPath": "/a"}, "c1", root=v1.root, mountinfo=only_v1 + "\n",
+                     fs=v1.fs, self_cgroup="0::/\n")
+    tasks, into = m.placement()
+    assert into is None and f"{v1.root}/cpu/a/tasks" in tasks
+
+
+def test_placement_is_kept_across_state(v1):
+    m = v1({"cgroupsPath": "/a"})
+    assert from_state(json.loads(json.dumps(m.paths))).placement() == m.placement()
+
+
 @pytest.mark.parametrize("given,inner", [
     ("/a/../b//c/", "/b/c"), ("../../x", "x"), ("a/./b", "a/b"), ("//a", "/a")])
 def test_paths_are_cleaned(given, inner):

@@ -636,6 +636,7 @@ def _life(h: Host):
     m = h.open(LINUX)
     assert m.create() == []
     assert h.fake.members() == []  # nothing started before the pid is known
+    assert m.placement() is None  # systemd moves the init: it starts the unit with its pid
     m.add(4242)
     unit = h.fake.units["runc-c1.scope"]
     props = unit["props"]
@@ -655,6 +656,7 @@ def _life(h: Host):
 
     again = h.reopen(paths)
     assert again.pids() == [4242]
+    assert again.placement() == ([], d)  # exec: cloned into the unit's cgroup
     again.freeze()
     assert again.state() == "FROZEN"
     again.thaw()
@@ -847,12 +849,16 @@ def bus(tmp_path, v2host):
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stop = threading.Event()
     try:
-        for _ in range(200):
-            if os.path.exists(path):
-                break
-            time.sleep(0.01)
         address = f"unix:path={path}"
-        service = sd.Connection(address)
+        # The socket file appears (bind) a moment before the daemon listens.
+        for attempt in range(200):
+            try:
+                service = sd.Connection(address)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                if attempt == 199:
+                    raise
+                time.sleep(0.01)
         (got,) = service.call("org.freedesktop.DBus", "/org/freedesktop/DBus",
                               "org.freedesktop.DBus", "RequestName", "su", sd._SD, 4)
         assert got == 1  # primary owner
