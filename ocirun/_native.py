@@ -65,6 +65,12 @@ class _Arena:
         self.keep.append(arr)
         return arr
 
+    def ints(self, values: list[int]):
+        arr = self.array("int", len(values))
+        for i, v in enumerate(values):
+            arr[i] = v
+        return arr
+
     def array(self, ctype: str, n: int):
         arr = ffi.new(f"{ctype}[]", max(n, 1))
         self.keep.append(arr)
@@ -95,17 +101,11 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     task_fds = placement.task_fds if placement else []
     keep = sorted({sync_fd, fifo_fd, result_fd, exec_fd, state_fd, console_fd, *ns_fds,
                    *task_fds, *range(3, 3 + plan.preserve_fds)} - {-1})
-    keep_arr = a.array("int", len(keep))
-    for i, fd in enumerate(keep):
-        keep_arr[i] = fd
-    p.keep_fds, p.n_keep_fds = keep_arr, len(keep)
+    p.keep_fds, p.n_keep_fds = a.ints(keep), len(keep)
 
     # Placed at birth (placement) or by the parent on the child's request (cgroup_sync).
     p.cgroup_sync = plan.cgroup_sync and placement is None
-    fds = a.array("int", len(task_fds))
-    for i, fd in enumerate(task_fds):
-        fds[i] = fd
-    p.cgroup_task_fds, p.n_cgroup_task_fds = fds, len(task_fds)
+    p.cgroup_task_fds, p.n_cgroup_task_fds = a.ints(task_fds), len(task_fds)
     p.cgroup_task_paths = a.strv(placement.task_paths if placement else [])
     p.cgroup_into_fd = placement.into_fd if placement else -1
     p.clone_flags = plan.clone_flags

@@ -2,8 +2,8 @@
 argv fast path for the hot commands (fastcli.py). The one place that prints.
 
 Each function takes parsed arguments, does the work through `container`, `lifecycle` or
-`execute`, prints the result and returns the exit code. An OcirunError becomes one message on stderr (and in --log):
-never a traceback for a user error.
+`execute`, prints the result and returns the exit code. An OcirunError becomes one
+message on stderr (and in --log): never a traceback for a user error.
 """
 
 from __future__ import annotations

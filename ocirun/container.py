@@ -218,7 +218,7 @@ def open_placement(cg, undo: Undo):
     if where is None:
         return None
     from . import _native
-    from .cgroups import CgroupError
+    from .cgroups.common import CgroupError, _strerror
 
     tasks, into = where
     fds = []
@@ -231,19 +231,21 @@ def open_placement(cg, undo: Undo):
             into_fd = os.open(into, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             undo.add(os.close, into_fd)
     except OSError as e:
-        raise CgroupError(f"open {e.filename}: {os.strerror(e.errno or 0).lower()}") from None
+        raise CgroupError(f"open {e.filename}: {_strerror(e)}") from None
     return _native.Placement(fds, tasks, into_fd)
 
 
 def spawn_placed(p: planmod.Plan, placement, sync_fd: int, *args) -> int:
     """_native.spawn with `placement`; where the kernel has no clone3 or CLONE_INTO_CGROUP
     (before 5.7), without it: the parent then moves the child (MSG_CGROUP)."""
+    from errno import EINVAL, ENOSYS
+
     from . import _native
 
     try:
         return _native.spawn(p, sync_fd, *args, placement=placement)
     except OSError as e:
-        if placement is None or placement.into_fd < 0 or e.errno not in (38, 22):  # ENOSYS, EINVAL
+        if placement is None or placement.into_fd < 0 or e.errno not in (ENOSYS, EINVAL):
             raise
     return _native.spawn(p, sync_fd, *args)
 

@@ -12,7 +12,7 @@ import os
 
 from . import fastjson as json
 from . import log
-from .errors import InitError, InvalidState, OcirunError
+from .errors import ContainerNotFound, InitError, InvalidState, OcirunError
 from .state import CREATED, PAUSED, RUNNING, STOPPED, Container
 
 
@@ -195,8 +195,6 @@ def events(root: str, cid: str, emit, *, once: bool, interval: float) -> None:
 
 
 def delete(root: str, cid: str, force: bool = False) -> None:
-    from .errors import ContainerNotFound
-
     try:
         c = Container.load(root, cid)
     except ContainerNotFound:

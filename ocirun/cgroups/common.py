@@ -454,16 +454,8 @@ class Manager:
         global lock add() takes, whose first taking waits an RCU grace period: 5-15 ms
         here), and the cgroup2 directory to clone3(CLONE_INTO_CGROUP) it into (v2, or the
         cgroup2 tree of a hybrid host), or None."""
-        tasks: list[str] = []
-        into = None
-        for sub, d in self.dirs.items():
-            if sub == "":
-                into = d
-            else:
-                path = posixpath.join(d, "tasks")
-                if path not in tasks:  # co-mounted controllers share a directory
-                    tasks.append(path)
-        return tasks, into
+        v1 = _unique(d for sub, d in self.dirs.items() if sub)  # co-mounted ones share one
+        return [posixpath.join(d, "tasks") for d in v1], self.dirs.get("")
 
     def pids(self) -> list[int]:
         """Every process in the cgroup and its sub-cgroups."""

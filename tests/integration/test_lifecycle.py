@@ -59,6 +59,20 @@ def wait_for_text(path: Path, text: str, timeout: float = 10) -> str:
         time.sleep(0.05)
 
 
+@pytest.fixture
+def trapping(rt, make_bundle, tmp_path):
+    """Container c1 started with TRAP and ready: its output file. Deleted afterwards."""
+    out = tmp_path / "out"
+    with open(out, "w") as f:
+        create(rt, "c1", make_bundle(args=["sh", "-c", TRAP]), stdout=f)
+    try:
+        rt.ok("start", "c1")
+        wait_for_text(out, "ready")
+        yield out
+    finally:
+        rt.cli("delete", "--force", "c1")
+
+
 def wait_gone(pid: int, timeout: float = 10) -> None:
     """The pid is gone (or no longer alive: a zombie has no /proc/<pid>/root target)."""
     deadline = time.monotonic() + timeout
@@ -304,23 +318,16 @@ def test_concurrent_creates_of_one_id_exactly_one_wins(rt, make_bundle):
     (["SIGKILL"], None),
     (["9"], None),
 ], ids=["default", "TERM", "SIGTERM", "15", "lower", "KILL", "SIGKILL", "9"])
-def test_kill_signal_reaches_process(rt, make_bundle, tmp_path, sig, trapped):
+def test_kill_signal_reaches_process(rt, trapping, sig, trapped):
     """runtime.md kill: MUST send the specified signal to the container process."""
-    out = tmp_path / "out"
-    with open(out, "w") as f:
-        create(rt, "c1", make_bundle(args=["sh", "-c", TRAP]), stdout=f)
-    try:
-        rt.ok("start", "c1")
-        wait_for_text(out, "ready")
-        r = rt.cli("kill", "c1", *sig)
-        assert r.returncode == 0, r.stderr
-        wait_status(rt, "c1", "stopped")
-        if trapped:
-            assert wait_for_text(out, trapped) == f"ready\n{trapped}\n"
-        else:
-            assert out.read_text() == "ready\n"  # SIGKILL: no trap ran
-    finally:
-        rt.cli("delete", "--force", "c1")
+    out = trapping
+    r = rt.cli("kill", "c1", *sig)
+    assert r.returncode == 0, r.stderr
+    wait_status(rt, "c1", "stopped")
+    if trapped:
+        assert wait_for_text(out, trapped) == f"ready\n{trapped}\n"
+    else:
+        assert out.read_text() == "ready\n"  # SIGKILL: no trap ran
 
 
 def test_kill_term_stops_created_container(rt, make_bundle):
@@ -335,18 +342,11 @@ def test_kill_term_stops_created_container(rt, make_bundle):
         rt.cli("delete", "--force", "c1")
 
 
-def test_kill_non_fatal_signal_keeps_running(rt, make_bundle, tmp_path):
-    out = tmp_path / "out"
-    with open(out, "w") as f:
-        create(rt, "c1", make_bundle(args=["sh", "-c", TRAP]), stdout=f)
-    try:
-        rt.ok("start", "c1")
-        wait_for_text(out, "ready")
-        rt.ok("kill", "c1", "USR1")
-        assert wait_for_text(out, "got-USR1") == "ready\ngot-USR1\n"
-        assert rt.state("c1")["status"] == "running"
-    finally:
-        rt.cli("delete", "--force", "c1")
+def test_kill_non_fatal_signal_keeps_running(rt, trapping):
+    out = trapping
+    rt.ok("kill", "c1", "USR1")
+    assert wait_for_text(out, "got-USR1") == "ready\ngot-USR1\n"
+    assert rt.state("c1")["status"] == "running"
 
 
 def test_kill_stopped_container_fails(rt, make_bundle):
@@ -359,40 +359,26 @@ def test_kill_stopped_container_fails(rt, make_bundle):
     rt.ok("delete", "c1")
 
 
-def test_kill_signal_0_checks_the_init_is_alive(rt, make_bundle, tmp_path):
+def test_kill_signal_0_checks_the_init_is_alive(rt, trapping):
     """As runc: `kill ID 0` sends nothing and succeeds while the init lives."""
-    out = tmp_path / "out"
-    with open(out, "w") as f:
-        create(rt, "c1", make_bundle(args=["sh", "-c", TRAP]), stdout=f)
-    try:
-        rt.ok("start", "c1")
-        wait_for_text(out, "ready")
-        rt.ok("kill", "c1", "0")
-        assert rt.state("c1")["status"] == "running"
-        rt.ok("kill", "c1", "KILL")
-        wait_status(rt, "c1", "stopped")
-        fails(rt.cli("kill", "c1", "0"), "container not running")
-        assert out.read_text() == "ready\n"  # the trap saw no signal
-    finally:
-        rt.cli("delete", "--force", "c1")
+    out = trapping
+    rt.ok("kill", "c1", "0")
+    assert rt.state("c1")["status"] == "running"
+    rt.ok("kill", "c1", "KILL")
+    wait_status(rt, "c1", "stopped")
+    fails(rt.cli("kill", "c1", "0"), "container not running")
+    assert out.read_text() == "ready\n"  # the trap saw no signal
 
 
 @pytest.mark.parametrize("bad", ["NOPE", "SIGNOPE", "SIG0", "99999", "-"])
-def test_kill_bad_signal_fails_and_sends_nothing(rt, make_bundle, tmp_path, bad):
-    out = tmp_path / "out"
-    with open(out, "w") as f:
-        create(rt, "c1", make_bundle(args=["sh", "-c", TRAP]), stdout=f)
-    try:
-        rt.ok("start", "c1")
-        wait_for_text(out, "ready")
-        r = rt.cli("kill", "c1", bad)
-        fails(r, "invalid signal", bad)
-        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-        time.sleep(0.2)
-        assert rt.state("c1")["status"] == "running"
-        assert out.read_text() == "ready\n"
-    finally:
-        rt.cli("delete", "--force", "c1")
+def test_kill_bad_signal_fails_and_sends_nothing(rt, trapping, bad):
+    out = trapping
+    r = rt.cli("kill", "c1", bad)
+    fails(r, "invalid signal", bad)
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    time.sleep(0.2)
+    assert rt.state("c1")["status"] == "running"
+    assert out.read_text() == "ready\n"
 
 
 # --------------------------------------------------------------------------- delete
