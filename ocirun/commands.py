@@ -223,16 +223,9 @@ def update(g: Globals, cid: str, resources_file: str | None = None, **flags) -> 
     def go():
         res: dict = {}
         if resources_file:
-            try:
-                text = (sys.stdin.read() if resources_file == "-"
-                        else open(resources_file).read())
-                res = json.loads(text)
-            except OSError as e:
-                raise OcirunError(f"read {resources_file}: {e.strerror}") from None
-            except ValueError as e:
-                raise OcirunError(f"{resources_file}: invalid JSON: {e}") from None
-            if not isinstance(res, dict):
-                raise OcirunError(f"{resources_file}: resources must be a JSON object")
+            from .spec import read_json_object
+
+            res = read_json_object(resources_file, "resources", dash_is_stdin=True)
         _merge_update_flags(res, flags)
         if not res:
             raise UsageError("update: nothing to change (give --resources or a limit flag)")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 
-from . import fastjson as json
 from . import log
 from . import plan as planmod
 from . import spec
@@ -35,15 +34,7 @@ class ExecOptions:
 
 def _process(config: dict, opts: ExecOptions, cache_dir: str) -> dict:
     if opts.process_file:
-        try:
-            with open(opts.process_file, "rb") as f:
-                proc = json.loads(f.read())
-        except OSError as e:
-            raise OcirunError(f"read {opts.process_file}: {e.strerror}") from None
-        except ValueError as e:
-            raise OcirunError(f"{opts.process_file}: invalid JSON: {e}") from None
-        if not isinstance(proc, dict):
-            raise OcirunError(f"{opts.process_file}: a process must be a JSON object")
+        proc = spec.read_json_object(opts.process_file, "a process")
         source = opts.process_file
     else:
         if not opts.args:

@@ -193,6 +193,27 @@ def validate_process_cached(process: dict, cache_dir: str, source: str) -> None:
     _write_marker(cache_dir, key)
 
 
+def read_json_object(path: str, what: str, *, dash_is_stdin: bool = False) -> dict:
+    """The JSON object in file `path` that a flag names (exec --process, update
+    --resources: there "-" is standard input); `what` words the error for a non-object."""
+    try:
+        if dash_is_stdin and path == "-":
+            import sys
+
+            text = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                text = f.read()
+        value = json.loads(text)
+    except OSError as e:
+        raise OcirunError(f"read {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise OcirunError(f"{path}: invalid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise OcirunError(f"{path}: {what} must be a JSON object")
+    return value
+
+
 def validate_resources(resources: dict) -> None:
     """Validate the linux.resources object `update` was given (schema + semantics)."""
     wrapper = {"ociVersion": "1.3.0", "root": {"path": "/"},

@@ -273,6 +273,11 @@ def test_exec_invalid_process_file(running, tmp_path):
     fails(r, "CAP_TEST")
     missing = tmp_path / "missing.json"
     fails(call(c.rt, "exec", "--process", str(missing), c.cid), str(missing))
+    bad.write_text("[1]")
+    fails(call(c.rt, "exec", "--process", str(bad), c.cid),
+          f"{bad}: a process must be a JSON object")
+    bad.write_text("{")
+    fails(call(c.rt, "exec", "--process", str(bad), c.cid), f"{bad}: invalid JSON")
 
 
 # --------------------------------------------------------------------------- namespaces etc.

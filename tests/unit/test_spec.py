@@ -619,3 +619,27 @@ def test_rootless_default_config():
     assert "rbind" in sys_mount["options"] and sys_mount["source"] == "/sys"
     assert not any(o.startswith(("uid=", "gid=")) for m in c["mounts"] for o in m.get("options", []))
     assert "resources" not in c["linux"]
+
+
+def test_read_json_object(tmp_path, monkeypatch):
+    """exec --process and update --resources: one message per kind of bad file; "-" is
+    standard input only where the flag allows it."""
+    import io
+
+    from ocirun.errors import OcirunError
+
+    f = tmp_path / "r.json"
+    f.write_bytes(b'\xef\xbb\xbf{"pids": {"limit": 3}}')  # a BOM is skipped
+    assert spec.read_json_object(str(f), "resources") == {"pids": {"limit": 3}}
+    for text, msg in (("[1]", f"{f}: resources must be a JSON object"),
+                      ("{", f"{f}: invalid JSON")):
+        f.write_text(text)
+        with pytest.raises(OcirunError, match="^" + msg):
+            spec.read_json_object(str(f), "resources")
+    with pytest.raises(OcirunError, match=f"^read {tmp_path}/none: No such file"):
+        spec.read_json_object(str(tmp_path / "none"), "resources")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b'{"a": 1}')))
+    with pytest.raises(OcirunError, match="^read -: No such file"):
+        spec.read_json_object("-", "a process")
+    assert spec.read_json_object("-", "resources", dash_is_stdin=True) == {"a": 1}
