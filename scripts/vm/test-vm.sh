@@ -41,7 +41,9 @@ pytest_cmd() {  # $1: env assignments, rest: pytest arguments
     local envs=$1; shift
     printf 'export OCIRUN_IN_VM=1 %s PYTHONDONTWRITEBYTECODE=1\n' "$envs"
     printf 'echo "vm: $(uname -r), pid 1: $(cat /proc/1/comm), $(stat -fc %%T /sys/fs/cgroup)"\n'
-    printf 'exec .venv/bin/python -m pytest -q -p no:cacheprovider %s %s\n' \
+    # A test still running after 90 s dumps every thread's stack: a hang names its place
+    # before the boot's timeout kills the VM.
+    printf 'exec .venv/bin/python -m pytest -q -p no:cacheprovider -o faulthandler_timeout=90 %s %s\n' \
         "$*" "${VM_PYTEST_ARGS:-}"
 }
 
