@@ -1,8 +1,8 @@
-"""The systemd cgroup driver (ocirun/cgroups/systemd.py) without systemd: runc's cgroupsPath
-rules and unit naming, the unit properties built from linux.resources (with their D-Bus
-types), the D-Bus wire format, and the manager's whole life against a fake systemd served on
-a unix socket in tmp_path (peer to peer, and through a real dbus-daemon when one is
-installed, which also checks our messages against libdbus and sd-bus's busctl)."""
+"""The systemd cgroup driver (ocirun/cgroups/systemd.py, units.py, dbus.py) without systemd:
+runc's cgroupsPath rules and unit naming, the unit properties built from linux.resources
+(with their D-Bus types), the D-Bus wire format, and the manager's whole life against a fake
+systemd served on a unix socket in tmp_path (peer to peer, and through a real dbus-daemon
+when one is installed, which also checks our messages against libdbus and sd-bus's busctl)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from ocirun.cgroups import CgroupError, devices
+from ocirun.cgroups import CgroupError, dbus, devices, units
 from ocirun.cgroups import systemd as sd
 from ocirun.cgroups.common import FS
 from ocirun.cgroups.v2 import blkio_to_io_weight, shares_to_weight
@@ -45,9 +45,9 @@ INF = 2**64 - 1
      "/my.slice/my-b.slice"),
 ])
 def test_cgroups_path_to_unit(path, cid, parts, unit, cgroup):
-    assert sd.parse_cgroups_path(path, cid) == parts
-    assert sd.unit_name(parts[1], parts[2]) == unit
-    assert sd.unit_cgroup(parts[0], unit) == cgroup
+    assert units.parse_cgroups_path(path, cid) == parts
+    assert units.unit_name(parts[1], parts[2]) == unit
+    assert units.unit_cgroup(parts[0], unit) == cgroup
 
 
 @pytest.mark.parametrize("path,match", [
@@ -56,14 +56,14 @@ def test_cgroups_path_to_unit(path, cid, parts, unit, cgroup):
 ])
 def test_cgroups_path_format_errors(path, match):
     with pytest.raises(CgroupError, match=match):
-        sd.parse_cgroups_path(path, "x")
+        units.parse_cgroups_path(path, "x")
 
 
 @pytest.mark.parametrize("slice_", ["bad", "a--b.slice", "-a.slice", "a-.slice", "a/b.slice",
                                     ".slice"])
 def test_invalid_slice_names(slice_):
     with pytest.raises(CgroupError, match="invalid slice name"):
-        sd.unit_cgroup(slice_, "p-n.scope")
+        units.unit_cgroup(slice_, "p-n.scope")
 
 
 def test_open_manager_refuses_a_bad_path_before_anything(v2host):
@@ -78,14 +78,14 @@ def test_open_manager_refuses_a_bad_path_before_anything(v2host):
     ("", "/org/freedesktop/systemd1/unit/_"),
 ])
 def test_unit_object_path(unit, path):
-    assert sd.unit_object_path(unit) == path
+    assert units.unit_object_path(unit) == path
 
 
 @pytest.mark.parametrize("text,version", [
     ("252.38-1~deb12u1", 252), ("v245.4-1.fc32", 245), ('"v245-1.fc32"', 245), ("255", 255),
     ("", -1), ("abc", -1)])
 def test_parse_version(text, version):
-    assert sd.parse_version(text) == version
+    assert units.parse_version(text) == version
 
 
 # ================================================================ properties
@@ -94,13 +94,13 @@ def test_parse_version(text, version):
     ("0", b"\x01"), ("0-3", b"\x0f"), ("1,3", b"\x0a"), ("0,8", b"\x01\x01"), ("9", b"\x00\x02"),
     ("0-2,7-9", b"\x87\x03"), (" 0 - 1 ", b"\x03")])
 def test_range_to_bits(text, bits):
-    assert sd.range_to_bits(text) == bits
+    assert units.range_to_bits(text) == bits
 
 
 @pytest.mark.parametrize("text", ["", "a", "3-1", "-1", "1-"])
 def test_range_to_bits_errors(text):
     with pytest.raises(CgroupError, match="invalid cpuset"):
-        sd.range_to_bits(text)
+        units.range_to_bits(text)
 
 
 @pytest.mark.parametrize("quota,period,version,want", [
@@ -116,7 +116,7 @@ def test_range_to_bits_errors(text):
     (None, None, 252, []),
 ])
 def test_cpu_quota(quota, period, version, want):
-    assert sd.cpu_quota_properties(quota, period, version) == want
+    assert units.cpu_quota_properties(quota, period, version) == want
 
 
 FULL = {
@@ -128,7 +128,7 @@ FULL = {
 
 
 def test_v2_resource_properties_with_dbus_types():
-    assert sd.resource_properties(FULL, mode="v2", version=252) == [
+    assert units.resource_properties(FULL, mode="v2", version=252) == [
         ("MemoryMax", ("t", 67108864)),
         ("MemoryLow", ("t", 32 * MiB)),
         ("MemorySwapMax", ("t", 32 * MiB)),  # OCI swap is memory+swap
@@ -143,7 +143,7 @@ def test_v2_resource_properties_with_dbus_types():
 
 
 def test_v1_resource_properties():
-    assert sd.resource_properties(FULL, mode="hybrid", version=252) == [
+    assert units.resource_properties(FULL, mode="hybrid", version=252) == [
         ("MemoryLimit", ("t", 64 * MiB)),
         ("CPUShares", ("t", 512)),
         ("CPUQuotaPeriodUSec", ("t", 50000)),
@@ -169,13 +169,13 @@ def test_v1_resource_properties():
       ("TasksMax", ("t", 9))]),
 ])
 def test_v2_resource_property_cases(res, want):
-    assert sd.resource_properties(res, mode="v2", version=252) == want
+    assert units.resource_properties(res, mode="v2", version=252) == want
 
 
 def test_cpuset_needs_systemd_244():
     res = {"cpu": {"cpus": "0", "mems": "0"}, "unified": {"cpuset.cpus": "1"}}
-    assert sd.resource_properties(res, mode="v2", version=243) == []
-    assert sd.resource_properties(res, mode="v2", version=244) == [
+    assert units.resource_properties(res, mode="v2", version=243) == []
+    assert units.resource_properties(res, mode="v2", version=244) == [
         ("AllowedCPUs", ("ay", b"\x01")), ("AllowedMemoryNodes", ("ay", b"\x01")),
         ("AllowedCPUs", ("ay", b"\x02"))]
 
@@ -188,7 +188,7 @@ def test_cpuset_needs_systemd_244():
 ])
 def test_resource_property_errors(res, match):
     with pytest.raises(CgroupError, match=match):
-        sd.resource_properties(res, mode="v2", version=252)
+        units.resource_properties(res, mode="v2", version=252)
 
 
 def _rules(resources_devices=None, linux_devices=None):
@@ -197,7 +197,7 @@ def _rules(resources_devices=None, linux_devices=None):
 
 
 def test_default_device_rules_as_systemd_allow_list():
-    props, warnings = sd.device_properties(_rules([{"allow": False, "access": "rwm"}]), 252)
+    props, warnings = units.device_properties(_rules([{"allow": False, "access": "rwm"}]), 252)
     assert warnings == []
     assert props == [
         ("DevicePolicy", ("s", "strict")),
@@ -217,7 +217,7 @@ def test_device_allow_list_merges_and_covers_what_ours_allows():
                     {"allow": False, "type": "b", "major": 8, "minor": 0, "access": "w"},
                     {"allow": True, "type": "a", "major": 4, "minor": 1, "access": "r"},
                     {"allow": True, "type": "c", "minor": 3, "access": "r"}])
-    (_, _, (_, (_, entries))), _ = sd.device_properties(rules, 252)
+    (_, _, (_, (_, entries))), _ = units.device_properties(rules, 252)
     got = dict(entries)
     assert got["/dev/block/8:0"] == "rw"  # a deny after allows only narrows ours
     assert got["/dev/char/4:1"] == "r" and got["/dev/block/4:1"] == "r"  # type a: both
@@ -225,10 +225,10 @@ def test_device_allow_list_merges_and_covers_what_ours_allows():
 
 
 def test_allow_all_devices_is_policy_auto():
-    props, warnings = sd.device_properties(_rules([{"allow": True, "access": "rwm"}]), 252)
+    props, warnings = units.device_properties(_rules([{"allow": True, "access": "rwm"}]), 252)
     assert props == [("DevicePolicy", ("s", "auto")), ("DeviceAllow", ("a(ss)", []))]
     assert warnings == []
-    props, warnings = sd.device_properties(
+    props, warnings = units.device_properties(
         _rules([{"allow": True, "access": "rwm"},
                 {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"}]), 252)
     assert props[0] == ("DevicePolicy", ("s", "auto"))
@@ -241,15 +241,15 @@ def test_old_systemd_names_a_major_by_its_group():
              {"allow": True, "type": "c", "major": 136, "minor": -1, "access": "rw"},
              {"allow": True, "type": "b", "major": 8, "minor": -1, "access": "r"},
              {"allow": True, "type": "c", "major": 99, "minor": -1, "access": "r"}]
-    (_, _, (_, (_, entries))), _ = sd.device_properties(rules, 239, proc_devices=proc)
+    (_, _, (_, (_, entries))), _ = units.device_properties(rules, 239, proc_devices=proc)
     assert entries == [("char-pts", "rw"), ("block-sd", "r"), ("char-*", "r")]
 
 
 def test_scope_unit_properties():
-    props, _ = sd.unit_properties(unit="runc-c1.scope", slice_="system.slice",
-                                  description="ocirun container c1", pid=4242, mode="v2",
-                                  version=252, resources={"memory": {"limit": 64 * MiB}},
-                                  device_rules=None)
+    props, _ = units.unit_properties(unit="runc-c1.scope", slice_="system.slice",
+                                     description="ocirun container c1", pid=4242, mode="v2",
+                                     version=252, resources={"memory": {"limit": 64 * MiB}},
+                                     device_rules=None)
     assert props == [
         ("Description", ("s", "ocirun container c1")),
         ("Slice", ("s", "system.slice")),
@@ -263,57 +263,57 @@ def test_scope_unit_properties():
 
 
 def test_slice_unit_properties_and_v1_accounting():
-    props, _ = sd.unit_properties(unit="my-b.slice", slice_="a.slice", description="d",
-                                  pid=1, mode="v1", version=252,
-                                  resources={"unified": {"memory.oom.group": "1"}},
-                                  device_rules=None)
+    props, _ = units.unit_properties(unit="my-b.slice", slice_="a.slice", description="d",
+                                     pid=1, mode="v1", version=252,
+                                     resources={"unified": {"memory.oom.group": "1"}},
+                                     device_rules=None)
     names = [n for n, _ in props]
     assert ("Wants", ("as", ["a.slice"])) in props
     assert "PIDs" not in names and "Delegate" not in names and "Slice" not in names
     assert "BlockIOAccounting" in names and "IOAccounting" not in names
     for version, last in ((252, ("DefaultDependencies", ("b", False))),  # scopes: v253+
                           (253, ("OOMPolicy", ("s", "kill")))):
-        props, _ = sd.unit_properties(unit="x.scope", slice_="s.slice", description="d",
-                                      pid=1, mode="v2", version=version,
-                                      resources={"unified": {"memory.oom.group": "1"}},
-                                      device_rules=None)
+        props, _ = units.unit_properties(unit="x.scope", slice_="s.slice", description="d",
+                                         pid=1, mode="v2", version=version,
+                                         resources={"unified": {"memory.oom.group": "1"}},
+                                         device_rules=None)
         assert props[-1] == last
 
 
 # ================================================================ the wire format
 
 def test_marshal_known_bytes():
-    assert sd.marshal("s", ["ab"]) == b"\x02\0\0\0ab\0"
-    assert sd.marshal("yu", [7, 1]) == b"\x07\0\0\0\x01\0\0\0"
-    assert sd.marshal("b", [True]) == b"\x01\0\0\0"
+    assert dbus.marshal("s", ["ab"]) == b"\x02\0\0\0ab\0"
+    assert dbus.marshal("yu", [7, 1]) == b"\x07\0\0\0\x01\0\0\0"
+    assert dbus.marshal("b", [True]) == b"\x01\0\0\0"
     # array of struct(s, variant t): length excludes the padding to the first struct
-    assert sd.marshal("a(sv)", [[("x", ("t", 1))]]) == (
+    assert dbus.marshal("a(sv)", [[("x", ("t", 1))]]) == (
         b"\x18\0\0\0" + b"\0" * 4                      # length 24, pad to 8
         + b"\x01\0\0\0x\0" + b"\x01t\0" + b"\0" * 7   # "x", signature "t", pad to 8
         + b"\x01\0\0\0\0\0\0\0")
-    assert sd.marshal("ay", [b"\x03\x01"]) == b"\x02\0\0\0\x03\x01"
-    assert sd.marshal("at", [[]]) == b"\0\0\0\0\0\0\0\0"  # empty: still padded to 8
+    assert dbus.marshal("ay", [b"\x03\x01"]) == b"\x02\0\0\0\x03\x01"
+    assert dbus.marshal("at", [[]]) == b"\0\0\0\0\0\0\0\0"  # empty: still padded to 8
 
 
 def test_start_transient_unit_body_round_trip():
-    props, _ = sd.unit_properties(unit="runc-c1.scope", slice_="system.slice",
-                                  description="ocirun container c1", pid=77, mode="v2",
-                                  version=252, resources=FULL,
-                                  device_rules=_rules([{"allow": False, "access": "rwm"}]))
+    props, _ = units.unit_properties(unit="runc-c1.scope", slice_="system.slice",
+                                     description="ocirun container c1", pid=77, mode="v2",
+                                     version=252, resources=FULL,
+                                     device_rules=_rules([{"allow": False, "access": "rwm"}]))
     sig = "ssa(sv)a(sa(sv))"
-    body = sd.marshal(sig, ["runc-c1.scope", "replace", props, []])
-    name, mode, got, aux = sd.unmarshal(sig, body)
+    body = dbus.marshal(sig, ["runc-c1.scope", "replace", props, []])
+    name, mode, got, aux = dbus.unmarshal(sig, body)
     assert (name, mode, aux) == ("runc-c1.scope", "replace", [])
     assert [(n, v) for n, v in got] == props
 
 
 def test_message_round_trip_and_length():
-    m = sd.Message(sd.METHOD_CALL, 9, {1: "/org/freedesktop/systemd1", 2: sd._SD_MGR,
-                                       3: "StopUnit", 6: "org.freedesktop.systemd1",
-                                       8: "ss"}, ("x.scope", "replace"))
+    m = dbus.Message(dbus.METHOD_CALL, 9, {1: "/org/freedesktop/systemd1", 2: sd._SD_MGR,
+                                           3: "StopUnit", 6: "org.freedesktop.systemd1",
+                                           8: "ss"}, ("x.scope", "replace"))
     data = m.encode()
-    assert sd.message_length(data[:16]) == len(data)
-    back = sd.decode(data)
+    assert dbus.message_length(data[:16]) == len(data)
+    back = dbus.decode(data)
     assert (back.type, back.serial, back.member, back.signature, back.body) == (
         1, 9, "StopUnit", "ss", ("x.scope", "replace"))
 
@@ -323,15 +323,15 @@ def test_big_endian_messages_decode():
     fields = (7).to_bytes(4, "big") + b"\x08\x01g\0\x01s\0" + b"\0"  # a(yv): SIGNATURE s
     head = b"B\x02\0\x01" + len(body).to_bytes(4, "big") + (5).to_bytes(4, "big")
     data = head + fields + body
-    assert sd.message_length(data[:16]) == len(data)
-    m = sd.decode(data)
+    assert dbus.message_length(data[:16]) == len(data)
+    m = dbus.decode(data)
     assert (m.type, m.serial, m.body) == (2, 5, ("abc",))
 
 
 @pytest.mark.parametrize("bad", [b"\x05\0\0\0ab", b"\x02\0\0\0abX"])
 def test_malformed_strings_are_refused(bad):
     with pytest.raises(ValueError):
-        sd.unmarshal("s", bad)
+        dbus.unmarshal("s", bad)
 
 
 @pytest.mark.parametrize("address,path", [
@@ -340,7 +340,7 @@ def test_malformed_strings_are_refused(bad):
     ("unix:abstract=/tmp/dbus-x", "\0/tmp/dbus-x"),
 ])
 def test_parse_address(address, path):
-    assert sd.parse_address(address)[0] == path
+    assert dbus.parse_address(address)[0] == path
 
 
 def test_module_is_cheap_to_import():
@@ -392,11 +392,11 @@ class FakeFS(FS):
 
 
 def _reply(to, sig="", body=()):
-    return sd.Message(sd.METHOD_RETURN, 0, {5: to.serial, 6: to.sender, 8: sig or None}, body)
+    return dbus.Message(dbus.METHOD_RETURN, 0, {5: to.serial, 6: to.sender, 8: sig or None}, body)
 
 
 def _error(to, name, text):
-    return sd.Message(sd.ERROR, 0, {4: name, 5: to.serial, 6: to.sender, 8: "s"}, (text,))
+    return dbus.Message(dbus.ERROR, 0, {4: name, 5: to.serial, 6: to.sender, 8: "s"}, (text,))
 
 
 class FakeSystemd:
@@ -421,12 +421,12 @@ class FakeSystemd:
         job = f"/org/freedesktop/systemd1/job/{self.jobs}"
         out = []
         if self.signals:
-            out.append(sd.Message(sd.SIGNAL, 0, {1: sd._SD_PATH, 2: sd._SD_MGR,
-                                                 3: "JobRemoved", 8: "uoss"},
-                                  (self.jobs, job, unit, result)))
+            out.append(dbus.Message(dbus.SIGNAL, 0, {1: units.SD_PATH, 2: sd._SD_MGR,
+                                                     3: "JobRemoved", 8: "uoss"},
+                                    (self.jobs, job, unit, result)))
         return job, out
 
-    def handle(self, msg: sd.Message) -> list[sd.Message]:
+    def handle(self, msg: dbus.Message) -> list[dbus.Message]:
         with self.lock:
             return self._handle(msg)
 
@@ -446,7 +446,7 @@ class FakeSystemd:
                 return [_error(msg, err, f"Unit {name} was already loaded or has a fragment "
                                          "file.")]
             props = dict(props)
-            cgroup = sd.unit_cgroup(props.get("Slice", ("s", "-.slice"))[1], name)
+            cgroup = units.unit_cgroup(props.get("Slice", ("s", "-.slice"))[1], name)
             if self.job_result == "done":
                 path = self.cgroot
                 for part in cgroup.strip("/").split("/"):
@@ -485,13 +485,13 @@ class FakeSystemd:
         return [_error(msg, "org.freedesktop.DBus.Error.UnknownMethod", f"no {m}")]
 
     def _get(self, msg, path, iface, prop):
-        if path == sd._SD_PATH and prop == "Version":
+        if path == units.SD_PATH and prop == "Version":
             return [_reply(msg, "v", (("s", self.version),))]
         if "/job/" in path:  # every job is over as soon as it is made
             return [_error(msg, "org.freedesktop.DBus.Error.UnknownObject",
                            f"Unknown object '{path}'.")]
         for name, u in self.units.items():
-            if sd.unit_object_path(name) == path:
+            if units.unit_object_path(name) == path:
                 if prop == "ActiveState":
                     return [_reply(msg, "v", (("s", u["state"]),))]
                 if prop == "ControlGroup":
@@ -504,19 +504,19 @@ class FakeSystemd:
                        f"Unknown object '{path}'.")]
 
 
-def _adopt(sock) -> sd.Connection:
+def _adopt(sock) -> dbus.Connection:
     """A server-side Connection around an accepted socket (after the auth lines)."""
-    c = sd.Connection.__new__(sd.Connection)
+    c = dbus.Connection.__new__(dbus.Connection)
     c.sock, c.buf, c.timeout, c.serial, c.signals = sock, bytearray(), 5.0, 0, []
     c.keep, c.unique_name, c.where = (lambda m: False), "", "peer"
     return c
 
 
-def _serve(conn: sd.Connection, fake: FakeSystemd, stop: threading.Event) -> None:
+def _serve(conn: dbus.Connection, fake: FakeSystemd, stop: threading.Event) -> None:
     try:
         while not stop.is_set():
             msg = conn.receive(0.05)
-            if msg is None or msg.type != sd.METHOD_CALL:
+            if msg is None or msg.type != dbus.METHOD_CALL:
                 continue
             for out in fake.handle(msg):
                 out.serial = conn.next_serial()
@@ -808,9 +808,9 @@ def test_hybrid_host_paths_and_properties(tmp_path):
                       "devices": f"{root}/devices/machine.slice/lxc-a.scope",
                       "name=systemd": f"{root}/systemd/machine.slice/lxc-a.scope",
                       "": f"{root}/unified/machine.slice/lxc-a.scope"}
-    props, _ = sd.unit_properties(unit=m.unit, slice_=m.slice, description="d", pid=1,
-                                  mode=m.mode, version=252,
-                                  resources={"memory": {"limit": 64 * MiB}}, device_rules=None)
+    props, _ = units.unit_properties(unit=m.unit, slice_=m.slice, description="d", pid=1,
+                                     mode=m.mode, version=252,
+                                     resources={"memory": {"limit": 64 * MiB}}, device_rules=None)
     assert ("MemoryLimit", ("t", 64 * MiB)) in props
 
 
@@ -853,7 +853,7 @@ def bus(tmp_path, v2host):
         # The socket file appears (bind) a moment before the daemon listens.
         for attempt in range(200):
             try:
-                service = sd.Connection(address)
+                service = dbus.Connection(address)
                 break
             except (FileNotFoundError, ConnectionRefusedError):
                 if attempt == 199:
@@ -888,7 +888,7 @@ def test_busctl_and_we_agree_on_the_wire(bus):
     """sd-bus (busctl) marshals StartTransientUnit: we read it; we marshal a variant
     holding the property types we send: busctl reads it."""
     address = bus.address
-    r = subprocess.run([BUSCTL, f"--address={address}", "call", sd._SD, sd._SD_PATH,
+    r = subprocess.run([BUSCTL, f"--address={address}", "call", sd._SD, units.SD_PATH,
                         sd._SD_MGR, "StartTransientUnit", "ssa(sv)a(sa(sv))",
                         "busctl-1.scope", "replace", "4",
                         "Description", "s", "from busctl",
@@ -902,7 +902,7 @@ def test_busctl_and_we_agree_on_the_wire(bus):
     assert props == {"Description": ("s", "from busctl"), "PIDs": ("au", [4242]),
                      "MemoryMax": ("t", 64 * MiB), "AllowedCPUs": ("ay", b"\x03")}
     r = subprocess.run([BUSCTL, f"--address={address}", "call", sd._SD,
-                        sd.unit_object_path("busctl-1.scope"), sd._PROPS, "Get", "ss",
+                        units.unit_object_path("busctl-1.scope"), sd._PROPS, "Get", "ss",
                         "org.freedesktop.systemd1.Unit", "Demo"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
