@@ -6,14 +6,12 @@ Each function takes parsed arguments, does the work through `container`, `lifecy
 message on stderr (and in --log): never a traceback for a user error.
 """
 
-from __future__ import annotations
-
-import os
 import sys
 
 from . import fastjson as json
 from . import log
 from .errors import OcirunError, UsageError
+from .paths import abspath
 from .state import DEFAULT_ROOT
 
 
@@ -26,7 +24,7 @@ class Globals:
         if log_format not in ("text", "json"):
             raise UsageError(f"invalid log format {log_format!r}: use text or json")
         try:
-            self.root = os.path.abspath(root)
+            self.root = abspath(root)
         except OSError as e:  # a relative --root in a deleted cwd
             raise OcirunError(f"root {root}: {e.strerror or e}") from None
         self.systemd_cgroup = systemd_cgroup
@@ -331,6 +329,8 @@ def list_(g: Globals, fmt: str = "table", quiet: bool = False) -> int:
 
 
 def spec(g: Globals, bundle: str = ".", rootless: bool = False) -> int:
+    import os
+
     from .defaults import default_config
 
     path = os.path.join(bundle, "config.json")

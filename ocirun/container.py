@@ -279,7 +279,7 @@ def _console(p: planmod.Plan, opts: CreateOptions, own_console: bool):
 def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
            own_console: bool = False) -> Created:
     log.phase("start")
-    spec.check_id(cid)
+    statemod.check_id(cid)
     bundle, raw, config = spec.load_bundle_cached(opts.bundle, os.path.join(root, ".cache"))
     log.phase("load+validate")
     from . import cgroups

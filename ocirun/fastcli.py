@@ -7,8 +7,6 @@ gives up — returns None — on anything else (help, an unknown flag, a bad val
 handles it with its full messages.
 """
 
-from __future__ import annotations
-
 # global flags: option -> (Globals keyword, takes a value)
 GLOBAL = {
     "--root": ("root", True),

@@ -7,8 +7,6 @@ them directly. Same results as json.loads / json.dumps (ensure_ascii), errors in
 (json.JSONDecodeError, imported only when there is one).
 """
 
-from __future__ import annotations
-
 try:
     import _json
 except ImportError:  # pragma: no cover - not CPython: the standard module is fine

@@ -6,9 +6,7 @@ kill and delete on every stop), so this module imports nothing they do not need:
 planning, no validation, no compiled shim.
 """
 
-from __future__ import annotations
-
-import os
+import posix  # not os: see paths.py
 
 from . import fastjson as json
 from . import log
@@ -24,25 +22,25 @@ def start(root: str, cid: str) -> None:
         if status != CREATED:
             raise InvalidState("cannot start an already running container")
         # The init holds exec.result open for writing until its execve: open our end first.
-        result = os.open(c.result_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        result = posix.open(c.result_path, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
         try:
             try:
-                fd = os.open(c.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                fd = posix.open(c.fifo_path, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
             except OSError:
                 # ENXIO: no reader, the init is gone.
                 raise InvalidState("cannot start a container that has stopped") from None
             try:
-                os.write(fd, b"0")
+                posix.write(fd, b"0")
             finally:
-                os.close(fd)
-            os.unlink(c.fifo_path)
-            os.set_blocking(result, True)
+                posix.close(fd)
+            posix.unlink(c.fifo_path)
+            posix.set_blocking(result, True)
             # EOF: the init exec'd (or died silently); text: what failed after the wait
             # (a startContainer hook, execve).
-            report = os.read(result, 4096)
+            report = posix.read(result, 4096)
         finally:
-            os.close(result)
-        os.unlink(c.result_path)
+            posix.close(result)
+        posix.unlink(c.result_path)
         if report:
             err, _, text = report.decode(errors="replace").partition(" ")
             raise InitError(int(err) if err.isdigit() else 0, text)
@@ -75,7 +73,7 @@ def kill(root: str, cid: str, sig: int) -> None:
     init's (start time): a pid reused meanwhile can't receive it."""
     with Container.load(root, cid) as c:
         try:
-            pidfd = os.pidfd_open(c.pid) if c.pid else -1
+            pidfd = posix.pidfd_open(c.pid) if c.pid else -1
         except ProcessLookupError:
             pidfd = -1
         try:
@@ -86,12 +84,12 @@ def kill(root: str, cid: str, sig: int) -> None:
             raise InvalidState("container not running") from None
         finally:
             if pidfd >= 0:
-                os.close(pidfd)
+                posix.close(pidfd)
 
 
 def _kill_and_wait(c: Container) -> None:
     try:
-        pidfd = os.pidfd_open(c.pid)
+        pidfd = posix.pidfd_open(c.pid)
     except ProcessLookupError:
         return
     try:
@@ -105,7 +103,7 @@ def _kill_and_wait(c: Container) -> None:
     except ProcessLookupError:
         pass
     finally:
-        os.close(pidfd)
+        posix.close(pidfd)
 
 
 def cgroups_of(c: Container):
@@ -228,7 +226,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
 def wait_forwarding_signals(pid: int) -> int:
     def forward(sig, _frame):
         try:
-            os.kill(pid, sig)
+            posix.kill(pid, sig)
         except ProcessLookupError:
             pass
 
@@ -241,7 +239,7 @@ def wait_forwarding_signals(pid: int) -> int:
     try:
         while True:
             try:
-                wpid, status = os.waitpid(-1, 0)
+                wpid, status = posix.waitpid(-1, 0)
             except ChildProcessError:
                 return 255
             if wpid == pid:
@@ -249,6 +247,6 @@ def wait_forwarding_signals(pid: int) -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
+    if posix.WIFSIGNALED(status):
+        return 128 + posix.WTERMSIG(status)
+    return posix.WEXITSTATUS(status)

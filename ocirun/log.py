@@ -10,9 +10,7 @@ disk), one notice goes to stderr and the run goes on as without --log (errors st
 stderr, by the CLI).
 """
 
-from __future__ import annotations
-
-import os
+import posix  # not os: see paths.py
 import time
 
 from . import fastjson as json
@@ -61,7 +59,7 @@ def quote(text: str) -> str:
 
 def _stderr(text: str) -> None:
     try:
-        os.write(2, text.encode(errors="replace"))
+        posix.write(2, text.encode(errors="replace"))
     except OSError:
         pass  # nowhere left to say it
 
@@ -77,11 +75,12 @@ def write(level: str, msg: str) -> None:
     else:
         line = f"time=\"{_stamp()}\" level={level} msg={quote(msg)}"
     try:
-        fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        flags = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC
+        fd = posix.open(_path, flags, 0o644)
         try:
-            os.write(fd, (line + "\n").encode(errors="replace"))
+            posix.write(fd, (line + "\n").encode(errors="replace"))
         finally:
-            os.close(fd)
+            posix.close(fd)
     except OSError as e:
         _stderr(f"write log {_path}: {e.strerror or e}\n")
         _path = None  # once: go on as without --log

@@ -4,9 +4,7 @@ The hot commands (create, start, state, kill, delete, run) are parsed by fastcli
 imports only what the command needs; anything else goes to the typer CLI.
 """
 
-from __future__ import annotations
-
-import os
+import posix  # not os: see paths.py
 import sys
 
 
@@ -24,7 +22,7 @@ def main() -> None:
     # the std streams, and engines wait for this exit.
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)
+    posix._exit(code)
 
 
 if __name__ == "__main__":

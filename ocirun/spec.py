@@ -12,7 +12,7 @@ import stat
 
 from . import fastjson as json
 from . import __version__
-from .errors import BundleError, ConfigError, OcirunError, UsageError
+from .errors import BundleError, ConfigError, OcirunError
 
 CONFIG_NAME = "config.json"
 
@@ -222,27 +222,3 @@ def validate_resources(resources: dict) -> None:
                 for p in validate(wrapper) if p.startswith("/linux/resources")]
     if problems:
         raise ConfigError(problems, source="resources")
-
-
-# --------------------------------------------------------------------------- container id
-
-_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
-
-
-def check_id(cid: str) -> None:
-    """Raise UsageError unless `cid` is a valid container id: non-empty, not '.' or '..',
-    only [A-Za-z0-9_+.-] (so never '/')."""
-    if not isinstance(cid, str) or not cid:
-        raise UsageError('invalid container id "": must not be empty')
-    if "/" in cid:
-        why = 'must not contain "/"'
-    elif cid in (".", ".."):
-        why = '"." and ".." are reserved'
-    elif not set(cid) <= _ID_CHARS:
-        why = "only letters, digits and _ + . - are allowed"
-    else:
-        return
-    import json as stdjson  # the error path only
-
-    shown = stdjson.dumps(cid, ensure_ascii=False)  # quoted, control characters escaped
-    raise UsageError(f"invalid container id {shown}: {why}")

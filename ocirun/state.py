@@ -7,14 +7,13 @@ The status is derived, never stored: the init pid alive with the start time we r
 stopped.
 """
 
-from __future__ import annotations
-
 import fcntl
-import os
+import posix  # not os: see paths.py
 import time
 
 from . import fastjson as json
-from .errors import ContainerExists, ContainerNotFound, OcirunError, sys_error
+from .errors import ContainerExists, ContainerNotFound, OcirunError, UsageError, sys_error
+from .paths import abspath, exists, is_dir
 
 DEFAULT_ROOT = "/run/ocirun"
 STATE_FILE = "state.json"
@@ -23,6 +22,28 @@ FIFO = "exec.fifo"
 RESULT = "exec.result"  # the init reports a failure after `start` here (hooks, execve)
 
 CREATING, CREATED, RUNNING, STOPPED, PAUSED = "creating", "created", "running", "stopped", "paused"
+
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
+
+
+def check_id(cid: str) -> None:
+    """Raise UsageError unless `cid` is a valid container id: non-empty, not '.' or '..',
+    only [A-Za-z0-9_+.-] (so never '/'). Every command checks it before it touches
+    `<root>/<id>`, as runc does: `delete ../x` must not reach outside the root."""
+    if isinstance(cid, str) and cid and cid not in (".", "..") and set(cid) <= _ID_CHARS:
+        return
+    if not isinstance(cid, str) or not cid:
+        raise UsageError('invalid container id "": must not be empty')
+    if "/" in cid:
+        why = 'must not contain "/"'
+    elif cid in (".", ".."):
+        why = '"." and ".." are reserved'
+    else:
+        why = "only letters, digits and _ + . - are allowed"
+    import json as stdjson  # the error path only
+
+    shown = stdjson.dumps(cid, ensure_ascii=False)  # quoted, control characters escaped
+    raise UsageError(f"invalid container id {shown}: {why}")
 
 
 def now_rfc3339() -> str:
@@ -33,17 +54,17 @@ def now_rfc3339() -> str:
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
     """Write `data` to a temporary beside `path`, then rename it over `path`. Raises OSError;
     a failure leaves no temporary behind."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    tmp = f"{path}.tmp{posix.getpid()}"
+    fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, mode)
     try:
         try:
-            os.write(fd, data)
+            posix.write(fd, data)
         finally:
-            os.close(fd)
-        os.rename(tmp, path)
+            posix.close(fd)
+        posix.rename(tmp, path)
     except BaseException:
         try:
-            os.unlink(tmp)
+            posix.unlink(tmp)
         except OSError:
             pass
         raise
@@ -78,33 +99,37 @@ class Container:
     def __init__(self, root: str, cid: str, dirfd: int, data: dict | None):
         self.root = root
         self.id = cid
-        self.dir = os.path.join(root, cid)
+        self.dir = f"{root}/{cid}"
         self._dirfd = dirfd
         self.data = data or {}
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
     def create(cls, root: str, cid: str) -> "Container":
-        path = os.path.join(root, cid)
+        import os  # create's path: os is loaded anyway
+
+        check_id(cid)
+        path = f"{root}/{cid}"
         try:
             os.makedirs(root, mode=0o700, exist_ok=True)
         except OSError as e:
             raise root_error(root, e) from None
         try:
-            os.mkdir(path, 0o700)
+            posix.mkdir(path, 0o700)
         except FileExistsError:
             raise ContainerExists(cid) from None
         except OSError as e:
             raise sys_error(e, f"mkdir {path}") from None
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         fcntl.flock(fd, fcntl.LOCK_EX)
         return cls(root, cid, fd, None)
 
     @classmethod
     def load(cls, root: str, cid: str) -> "Container":
-        path = os.path.join(root, cid)
+        check_id(cid)
+        path = f"{root}/{cid}"
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(cid) from None
         except OSError as e:  # EACCES: a root dir we may not enter
@@ -113,14 +138,14 @@ class Container:
         data = _read_state(path)
         if data is None:
             # Removed while we waited for the lock, or a create that died half-way.
-            if not os.path.isdir(path):
-                os.close(fd)
+            if not is_dir(path):
+                posix.close(fd)
                 raise ContainerNotFound(cid)
         return cls(root, cid, fd, data)
 
     def close(self) -> None:
         if self._dirfd >= 0:
-            os.close(self._dirfd)
+            posix.close(self._dirfd)
             self._dirfd = -1
 
     def __enter__(self) -> "Container":
@@ -132,11 +157,11 @@ class Container:
     # -- contents --------------------------------------------------------------------------
     @property
     def fifo_path(self) -> str:
-        return os.path.join(self.dir, FIFO)
+        return f"{self.dir}/{FIFO}"
 
     @property
     def result_path(self) -> str:
-        return os.path.join(self.dir, RESULT)
+        return f"{self.dir}/{RESULT}"
 
     @property
     def pid(self) -> int:
@@ -150,14 +175,14 @@ class Container:
         self._write(CONFIG_FILE, raw)
 
     def _write(self, name: str, data: bytes) -> None:
-        path = os.path.join(self.dir, name)
+        path = f"{self.dir}/{name}"
         try:
             atomic_write(path, data)
         except OSError as e:  # ENOSPC, EROFS, ...
             raise sys_error(e, f"write {path}") from None
 
     def load_config(self) -> dict:
-        path = os.path.join(self.dir, CONFIG_FILE)
+        path = f"{self.dir}/{CONFIG_FILE}"
         try:
             with open(path, "rb") as f:
                 config = json.loads(f.read())
@@ -173,16 +198,16 @@ class Container:
         """Remove the state dir (flat: state.json, exec.fifo, temporaries)."""
         try:
             try:
-                names = os.listdir(self.dir)
+                names = posix.listdir(self.dir)
             except FileNotFoundError:
                 names = []
             for name in names:
                 try:
-                    os.unlink(os.path.join(self.dir, name))
+                    posix.unlink(f"{self.dir}/{name}")
                 except FileNotFoundError:
                     pass
             try:
-                os.rmdir(self.dir)
+                posix.rmdir(self.dir)
             except FileNotFoundError:
                 pass
         except OSError as e:  # EBUSY, EPERM (an immutable file), ENOTEMPTY (a stray subdir)
@@ -214,7 +239,7 @@ class Container:
 
 def _read_state(path: str) -> dict | None:
     try:
-        with open(os.path.join(path, STATE_FILE), "rb") as f:
+        with open(f"{path}/{STATE_FILE}", "rb") as f:
             data = json.loads(f.read())
     except (OSError, ValueError):
         return None
@@ -229,7 +254,7 @@ def derive_status(path: str, data: dict | None) -> str:
         return STOPPED
     if _frozen(data.get("cgroup_paths")):
         return PAUSED
-    if os.path.exists(os.path.join(path, FIFO)):
+    if exists(f"{path}/{FIFO}"):
         return CREATED
     return RUNNING
 
@@ -240,9 +265,9 @@ def _frozen(paths: dict | None) -> bool:
         return False
     dirs = paths.get("dirs") or {}
     if paths.get("mode") == "v2":
-        name, frozen = os.path.join(dirs.get("", ""), "cgroup.freeze"), b"1"
+        name, frozen = dirs.get("", "") + "/cgroup.freeze", b"1"
     elif "freezer" in dirs:
-        name, frozen = os.path.join(dirs["freezer"], "freezer.state"), b"FROZEN"
+        name, frozen = dirs["freezer"] + "/freezer.state", b"FROZEN"
     else:
         return False
     try:
@@ -255,7 +280,7 @@ def _frozen(paths: dict | None) -> bool:
 def list_ids(root: str) -> list[str]:
     """The container ids under root (none if root does not exist)."""
     try:
-        with os.scandir(root) as it:
+        with posix.scandir(root) as it:
             return sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir())
     except FileNotFoundError:
         return []
@@ -284,10 +309,10 @@ def peek(root: str, cid: str) -> dict | None:
     """State of one container for `list`, without taking its lock; None if it has none (yet)
     or went away. A state we may not read is an error (`load container ID: ...`).
     Unlike `state` (owner "", as runc), the owner is the name of the state dir's owner."""
-    path = os.path.join(root, cid)
+    path = f"{root}/{cid}"
     try:
-        uid = os.stat(path).st_uid
-        with open(os.path.join(path, STATE_FILE), "rb") as f:
+        uid = posix.stat(path).st_uid
+        with open(f"{path}/{STATE_FILE}", "rb") as f:
             raw = f.read()
     except (FileNotFoundError, NotADirectoryError):
         return None  # removed meanwhile, or a create in progress (or dead half-way)
@@ -306,6 +331,6 @@ def peek(root: str, cid: str) -> dict | None:
 def write_pid_file(path: str, pid: int) -> None:
     """Decimal, no newline, atomically (go-runc reads it the moment create returns)."""
     try:
-        atomic_write(os.path.abspath(path), str(pid).encode(), 0o644)
+        atomic_write(abspath(path), str(pid).encode(), 0o644)
     except OSError as e:
         raise sys_error(e, f"write pid file {path}") from None

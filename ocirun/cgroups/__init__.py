@@ -12,8 +12,6 @@ in hybrid mode, the controller-less cgroup2 tree too: "" in `dirs`); v2 hosts a 
 Stdlib only; the v1/v2 modules load on first use.
 """
 
-from __future__ import annotations
-
 from .common import ROOT, CgroupError
 
 TYPE_CHECKING = False
@@ -32,7 +30,7 @@ def detect_mode(root: str = ROOT, mountinfo: str | None = None) -> str:
 
 def open_manager(linux: dict | None, cid: str, *, systemd: bool = False, root: str = ROOT,
                  mountinfo: str | None = None, self_cgroup: str | None = None,
-                 fs: FS | None = None) -> Manager:
+                 fs: "FS | None" = None) -> "Manager":
     """The manager for config["linux"] (cgroupsPath, resources, devices) of container `cid`.
 
     cgroupsPath as runc's cgroupfs driver takes it: "/a/b" below each hierarchy's root,
@@ -67,7 +65,7 @@ def open_manager(linux: dict | None, cid: str, *, systemd: bool = False, root: s
     return m
 
 
-def from_state(paths: dict, *, fs: FS | None = None) -> Manager:
+def from_state(paths: dict, *, fs: "FS | None" = None) -> "Manager":
     """Reopen the manager `m.paths` described (for kill --all, pause, ps, update, delete)."""
     if not isinstance(paths, dict) or "dirs" not in paths:
         raise CgroupError("no cgroup paths in the container's state")

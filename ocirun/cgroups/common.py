@@ -1,16 +1,15 @@
 """What the v1 and v2 managers share: the error, file access, how the host mounts cgroups,
 where a container's cgroup goes (runc's rules), device rules, and the manager's skeleton.
 
-Stdlib only and cheap to import: it is on the hot path of `create`.
+Stdlib only and cheap to import: it is on the hot path of `create` and `delete`; what only
+create needs (posixpath, for the cgroup's path) is imported there.
 """
 
-from __future__ import annotations
-
-import os
-import posixpath
+import posix  # not os: delete and kill --all use this module (see ../paths.py)
 import time
 
 from ..errors import OcirunError
+from ..paths import exists
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,45 +38,45 @@ class CgroupError(OcirunError):
 
 def _strerror(e: OSError) -> str:
     # Go's (and so runc's) wording is lower case: "invalid argument".
-    return os.strerror(e.errno).lower() if e.errno else str(e)
+    return posix.strerror(e.errno).lower() if e.errno else str(e)
 
 
 class FS:
     """cgroupfs, one syscall a method. Tests substitute a fake whose mkdir makes the knobs."""
 
     def mkdir(self, path: str) -> None:
-        os.mkdir(path, 0o755)
+        posix.mkdir(path, 0o755)
 
     def rmdir(self, path: str) -> None:
-        os.rmdir(path)
+        posix.rmdir(path)
 
     def read(self, path: str) -> str:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
         try:
             chunks = []
             while True:
-                b = os.read(fd, 65536)
+                b = posix.read(fd, 65536)
                 if not b:
                     break
                 chunks.append(b)
             return b"".join(chunks).decode()
         finally:
-            os.close(fd)
+            posix.close(fd)
 
     def write(self, path: str, data: str) -> None:
         # No O_CREAT: a knob the kernel lacks must fail (ENOENT), not appear.
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_TRUNC | posix.O_CLOEXEC)
         try:
-            os.write(fd, data.encode())
+            posix.write(fd, data.encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
 
     def exists(self, path: str) -> bool:
-        return os.path.exists(path)
+        return exists(path)
 
     def subdirs(self, path: str) -> list[str]:
         try:
-            with os.scandir(path) as it:
+            with posix.scandir(path) as it:
                 return [e.path for e in it if e.is_dir(follow_symlinks=False)]
         except FileNotFoundError:
             return []
@@ -88,7 +87,7 @@ class FS:
         import select
 
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
         except FileNotFoundError:
             return True  # the cgroup is gone: nothing left to wait for
         try:
@@ -96,9 +95,9 @@ class FS:
             p.register(fd, select.POLLPRI)
             deadline = time.monotonic() + timeout
             while True:
-                os.lseek(fd, 0, os.SEEK_SET)
+                posix.lseek(fd, 0, 0)
                 try:
-                    text = os.read(fd, 4096).decode()
+                    text = posix.read(fd, 4096).decode()
                 except OSError:
                     return True  # ENODEV: removed under us
                 if flat_keyed(text).get(key) == value:
@@ -110,7 +109,7 @@ class FS:
                 if not any(ev & (select.POLLPRI | select.POLLERR) for _, ev in events):
                     time.sleep(min(0.005, max(left, 0)))  # a regular file (tests): no POLLPRI
         finally:
-            os.close(fd)
+            posix.close(fd)
 
 
 DEFAULT_FS = FS()
@@ -266,6 +265,8 @@ def clean_path(p: str) -> str:
     """runc's CleanPath: lexical, and a relative path can't climb out of its base."""
     if not p:
         return ""
+    import posixpath
+
     if p.startswith("/"):
         return "/" + posixpath.normpath(p).lstrip("/")
     return posixpath.normpath("/" + p).lstrip("/")
@@ -273,7 +274,12 @@ def clean_path(p: str) -> str:
 
 def _join(base: str, inner: str) -> str:
     inner = inner.strip("/")
-    return posixpath.join(base, inner) if inner else base
+    return in_dir(base, inner) if inner else base
+
+
+def in_dir(d: str, name: str) -> str:
+    """posixpath.join(d, name) for a relative name, without importing posixpath."""
+    return d + name if d.endswith("/") else f"{d}/{name}"
 
 
 def _under_mount(mountpoint: str, mroot: str, cgroup: str) -> str:
@@ -281,6 +287,8 @@ def _under_mount(mountpoint: str, mroot: str, cgroup: str) -> str:
     from `mroot`."""
     rel = cgroup
     if mroot not in ("", "/"):
+        import posixpath
+
         rel = posixpath.relpath(cgroup, mroot)
         if rel.startswith(".."):
             raise CgroupError(f"cgroup {cgroup} is outside the mount of {mountpoint}")
@@ -338,6 +346,8 @@ def resolve_dirs(lay: Layout, inner: str, own: dict[str, str]) -> dict[str, str]
         else:
             # runc (fs2): the parent of its own cgroup, which likely has processes in it.
             mine = own.get("", "/")
+            import posixpath
+
             dirs[""] = _join(_under_mount(mp, mroot, posixpath.dirname(mine) or "/"), inner)
         return dirs
     for sub in V1_SUBSYSTEMS:
@@ -374,7 +384,7 @@ class Manager:
 
     def __init__(self, dirs: dict[str, str], *, linux: dict | None = None,
                  created: list[str] | None = None, roots: dict | None = None,
-                 fs: FS | None = None):
+                 fs: "FS | None" = None):
         self.dirs = dirs
         self.linux = linux or {}
         self.created: list[str] = list(created or [])
@@ -397,6 +407,8 @@ class Manager:
 
     # -- creation helpers
     def _mkdirs(self) -> None:
+        import posixpath
+
         seen = set()
         for sub, d in self.dirs.items():
             if d in seen:
@@ -410,7 +422,7 @@ class Manager:
                 continue
             cur = top
             for part in rel.split("/"):
-                cur = posixpath.join(cur, part)
+                cur = in_dir(cur, part)
                 try:
                     self.fs.mkdir(cur)
                 except FileExistsError:
@@ -421,21 +433,21 @@ class Manager:
                 self.created.append(cur)
 
     def _write(self, d: str, name: str, value) -> None:
-        write_file(self.fs, posixpath.join(d, name), str(value))
+        write_file(self.fs, in_dir(d, name), str(value))
 
     def _read(self, d: str, name: str) -> str:
-        return read_file(self.fs, posixpath.join(d, name))
+        return read_file(self.fs, in_dir(d, name))
 
     def _opt(self, d: str, name: str) -> str | None:
-        return read_opt(self.fs, posixpath.join(d, name))
+        return read_opt(self.fs, in_dir(d, name))
 
     def _has(self, d: str, name: str) -> bool:
-        return self.fs.exists(posixpath.join(d, name))
+        return self.fs.exists(in_dir(d, name))
 
     def add(self, pid: int) -> None:
         """Move `pid` (and so everything it forks later) into the cgroup(s)."""
         for d in _unique(self.dirs.values()):
-            path = posixpath.join(d, "cgroup.procs")
+            path = in_dir(d, "cgroup.procs")
             for attempt in range(5):
                 try:
                     self.fs.write(path, str(pid))
@@ -455,7 +467,7 @@ class Manager:
         here), and the cgroup2 directory to clone3(CLONE_INTO_CGROUP) it into (v2, or the
         cgroup2 tree of a hybrid host), or None."""
         v1 = _unique(d for sub, d in self.dirs.items() if sub)  # co-mounted ones share one
-        return [posixpath.join(d, "tasks") for d in v1], self.dirs.get("")
+        return [in_dir(d, "tasks") for d in v1], self.dirs.get("")
 
     def pids(self) -> list[int]:
         """Every process in the cgroup and its sub-cgroups."""
@@ -465,7 +477,7 @@ class Manager:
         stack = [d] if d else []
         while stack:
             cur = stack.pop()
-            text = read_opt(self.fs, posixpath.join(cur, "cgroup.procs"))
+            text = read_opt(self.fs, in_dir(cur, "cgroup.procs"))
             if text is None:
                 continue
             for tok in text.split():
@@ -479,7 +491,7 @@ class Manager:
     def _signal_each(self, sig: int) -> None:
         for pid in self.pids():
             try:
-                os.kill(pid, sig)
+                posix.kill(pid, sig)
             except ProcessLookupError:
                 pass
 
@@ -549,8 +561,8 @@ class Manager:
     def _wait_empty(self) -> None:
         """Give exiting tasks a moment to leave before rmdir (cgroup2 tells us when)."""
         d = self.dirs.get("")
-        if d and self.fs.exists(posixpath.join(d, "cgroup.events")):
-            self.fs.wait_for(posixpath.join(d, "cgroup.events"), "populated", "0", 1.0)
+        if d and self.fs.exists(in_dir(d, "cgroup.events")):
+            self.fs.wait_for(in_dir(d, "cgroup.events"), "populated", "0", 1.0)
 
     # -- to be provided by v1/v2
     def _main_dir(self) -> str | None:
@@ -569,7 +581,7 @@ class Manager:
         raise NotImplementedError
 
 
-def _unique(items: Iterable[str]) -> list[str]:
+def _unique(items: "Iterable[str]") -> list[str]:
     seen, out = set(), []
     for i in items:
         if i not in seen:
@@ -578,7 +590,7 @@ def _unique(items: Iterable[str]) -> list[str]:
     return out
 
 
-def omit_empty(d: dict, keys: Iterable[str]) -> dict:
+def omit_empty(d: dict, keys: "Iterable[str]") -> dict:
     """Drop the keys Go's `omitempty` would (zero, empty list/map, None)."""
     for k in keys:
         if k in d and not d[k]:

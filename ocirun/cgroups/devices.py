@@ -1,8 +1,6 @@
 """Device rules: the config's linux.resources.devices plus the defaults runc appends, as one
 ordered list (v1 writes it to devices.allow/deny; v2 compiles it to eBPF)."""
 
-from __future__ import annotations
-
 from .common import CgroupError
 
 # runc appends these to every container's rules (after the config's own); the ones with a

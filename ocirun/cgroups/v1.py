@@ -1,13 +1,11 @@
 """cgroup v1 (and hybrid: v1 controllers plus a controller-less cgroup2 hierarchy that the
 container joins too, as runc does): one directory per hierarchy, limits in each."""
 
-from __future__ import annotations
-
-import os
-import posixpath
+import posix  # not os: see ../paths.py
 import time
 
-from .common import KERNEL_MEMORY_WARNING, CgroupError, Manager, flat_keyed, omit_empty, to_int
+from .common import (KERNEL_MEMORY_WARNING, CgroupError, Manager, flat_keyed, in_dir, omit_empty,
+                     to_int)
 from .devices import rule_text
 
 _UNLIMITED = 2**64 - 1
@@ -76,9 +74,11 @@ class V1Manager(Manager):
         d, top = self.dirs.get("cpuset"), self.roots.get("cpuset")
         if not d or not top or d == top:
             return
+        import posixpath
+
         parent = top
         for part in posixpath.relpath(d, top).split("/"):
-            cur = posixpath.join(parent, part)
+            cur = in_dir(parent, part)
             for knob in ("cpuset.cpus", "cpuset.mems"):
                 if not self._read(cur, knob).strip():
                     self._write(cur, knob, self._read(parent, knob).strip())
@@ -362,7 +362,7 @@ class V1Manager(Manager):
                     usage["percpu_user"].append(int(parts[1]))
                     usage["percpu_kernel"].append(int(parts[2]))
             ticks = flat_keyed(self._opt(d, "cpuacct.stat") or "")
-            hz = os.sysconf("SC_CLK_TCK") or 100
+            hz = posix.sysconf("SC_CLK_TCK") or 100
             usage["user"] = to_int(ticks.get("user")) * 1_000_000_000 // hz
             usage["kernel"] = to_int(ticks.get("system")) * 1_000_000_000 // hz
         throttling = {}
@@ -503,7 +503,7 @@ def blkio_entries(text: str) -> list[dict]:
 def hugepage_sizes() -> list[str]:
     """Page sizes as the hugetlb files name them ("2MB", "1GB")."""
     try:
-        names = os.listdir("/sys/kernel/mm/hugepages")
+        names = posix.listdir("/sys/kernel/mm/hugepages")
     except OSError:
         return []
     out = []

@@ -1,12 +1,8 @@
 """cgroup v2 (unified): one directory, controllers enabled down the path, limits in it.
 Device rules (Manager.device_rules) become an eBPF program attached to it (ebpf.py)."""
 
-from __future__ import annotations
-
-import math
-import posixpath
-
-from .common import KERNEL_MEMORY_WARNING, CgroupError, Manager, flat_keyed, omit_empty, to_int
+from .common import (KERNEL_MEMORY_WARNING, CgroupError, Manager, flat_keyed, in_dir, omit_empty,
+                     to_int)
 from .v1 import _entry, blkio_entries, hugepage_sizes, parse_list, rdma_line
 
 _UNLIMITED = 2**64 - 1
@@ -23,6 +19,8 @@ def shares_to_weight(shares: int) -> int:
         return 1
     if shares >= 262144:
         return 10000
+    import math  # create and update only: delete loads this module too
+
     l2 = math.log2(shares)
     return int(math.ceil(10 ** ((l2 * l2 + 125 * l2) / 612.0 - 7.0 / 34.0)))
 
@@ -118,9 +116,11 @@ class V2Manager(Manager):
         d, top = self.dirs[""], self.roots.get("", "")
         if not top or d == top:
             return
+        import posixpath
+
         chain, cur = [top], top
         for part in posixpath.relpath(d, top).split("/")[:-1]:
-            cur = posixpath.join(cur, part)
+            cur = in_dir(cur, part)
             chain.append(cur)
         for level in chain:
             avail = (self._opt(level, "cgroup.controllers") or "").split()
@@ -281,7 +281,7 @@ class V2Manager(Manager):
         if not self._has(d, "cgroup.freeze"):
             raise CgroupError("freezer not supported: cgroup.freeze is missing")
         self._write(d, "cgroup.freeze", 1)
-        if not self.fs.wait_for(posixpath.join(d, "cgroup.events"), "frozen", "1", 10.0):
+        if not self.fs.wait_for(in_dir(d, "cgroup.events"), "frozen", "1", 10.0):
             self._write(d, "cgroup.freeze", 0)
             raise CgroupError("timeout of 10s reached waiting for the cgroup to freeze")
 
@@ -289,13 +289,13 @@ class V2Manager(Manager):
         d = self.dirs[""]
         if self._has(d, "cgroup.freeze"):
             self._write(d, "cgroup.freeze", 0)
-            self.fs.wait_for(posixpath.join(d, "cgroup.events"), "frozen", "0", 1.0)
+            self.fs.wait_for(in_dir(d, "cgroup.events"), "frozen", "0", 1.0)
 
     def state(self) -> str:
         d = self.dirs[""]
         if (self._opt(d, "cgroup.freeze") or "0").strip() != "1":
             return "THAWED"
-        ok = self.fs.wait_for(posixpath.join(d, "cgroup.events"), "frozen", "1", 1.0)
+        ok = self.fs.wait_for(in_dir(d, "cgroup.events"), "frozen", "1", 1.0)
         return "FROZEN" if ok else "THAWED"
 
     def kill_all(self, sig: int) -> None:

@@ -276,19 +276,45 @@ def test_unwritable_log_does_not_fail_a_working_command(rt, make_bundle, tmp_pat
         rt.cli("delete", "--force", "c1")
 
 
-@pytest.mark.parametrize("cid, quoted", [
-    ('a"b', r'msg="container \"a\"b\" does not exist"'),
-    ("a\\b", r'msg="container \"a\\b\" does not exist"'),
-    ("a\nb", r'msg="container \"a\nb\" does not exist"'),
-    ("a\tb\x01", r'msg="container \"a\tb\x01\" does not exist"'),
+@pytest.mark.parametrize("name, quoted", [
+    ('a"b', r'msg="bundle /nonexistent/a\"b: no such directory"'),
+    ("a\\b", r'msg="bundle /nonexistent/a\\b: no such directory"'),
+    ("a\nb", r'msg="bundle /nonexistent/a\nb: no such directory"'),
+    ("a\tb\x01", r'msg="bundle /nonexistent/a\tb\x01: no such directory"'),
 ], ids=["quote", "backslash", "newline", "control"])
-def test_text_log_escapes_msg(rt, tmp_path, cid, quoted):
+def test_text_log_escapes_msg(rt, tmp_path, name, quoted):
     """logrus's text format quotes values as Go's %q: one line per entry."""
     log = tmp_path / "log.txt"
-    r = ocirun("--log", log, "state", cid, root=rt.root)
+    r = ocirun("--log", log, "create", "--bundle", "/nonexistent/" + name, "c1", root=rt.root)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     lines = log.read_text().splitlines()
     assert len(lines) == 1 and quoted in lines[0], lines
+
+
+@pytest.mark.parametrize("cid", ["..", ".", "../x", "a b", "a\nb"])
+@pytest.mark.parametrize("cmd", [["state"], ["start"], ["kill"], ["delete"], ["delete", "-f"],
+                                 ["pause"], ["resume"], ["ps"], ["events", "--stats"],
+                                 ["update", "--pids-limit", "10"], ["exec", "-t"]])
+def test_a_bad_id_is_refused_by_every_command(rt, cmd, cid):
+    """As runc: `delete ../other-root/c1` once deleted a container outside --root."""
+    r = ocirun(*cmd, cid, root=rt.root)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith("invalid container id "), r.stderr
+
+
+def test_delete_cannot_reach_a_container_of_another_root(rt, make_bundle, tmp_path):
+    other = tmp_path / "other-root"
+    r = ocirun("create", "--bundle", make_bundle(args=["sleep", "30"]), "c1", root=other)
+    assert r.returncode == 0, r.stderr
+    try:
+        rel = "../" + other.name + "/c1"
+        (tmp_path / "root-b").mkdir()
+        r = ocirun("delete", "--force", rel, root=tmp_path / "root-b")
+        assert r.returncode == 2 and "invalid container id" in r.stderr, r.stderr
+        r = ocirun("state", "c1", root=other)
+        assert r.returncode == 0 and '"created"' in r.stdout, r.stderr
+    finally:
+        ocirun("delete", "--force", "c1", root=other)
 
 
 def test_exec_pid_file_in_missing_dir(rt, make_bundle, tmp_path):

@@ -406,36 +406,6 @@ def test_load_bundle_invalid_config_raises_config_error(tmp_path, config):
     ]
 
 
-# --------------------------------------------------------------------------- check_id
-
-
-@pytest.mark.parametrize("cid", ["abc", "a.b-c_d+e", "A1", "0", "a" * 200, "..a", "x.."])
-def test_check_id_valid(cid):
-    spec.check_id(cid)
-
-
-@pytest.mark.parametrize(
-    "cid,fragment",
-    [
-        ("", 'invalid container id ""'),
-        ("a/b", 'invalid container id "a/b"'),
-        ("/abs", 'must not contain "/"'),
-        (".", "reserved"),
-        ("..", "reserved"),
-        ("a b", "only letters, digits"),
-        ("a\nb", 'invalid container id "a\\nb"'),
-        ("abc\n", "only letters, digits"),
-        ("caf\u00e9", "only letters, digits"),
-        ("a:b", "only letters, digits"),
-    ],
-)
-def test_check_id_invalid(cid, fragment):
-    with pytest.raises(UsageError) as ei:
-        spec.check_id(cid)
-    assert fragment in str(ei.value)
-    assert "\n" not in str(ei.value)
-
-
 # --------------------------------------------------------------------------- cache
 
 
