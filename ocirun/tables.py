@@ -5,7 +5,6 @@ Values are the x86_64/generic Linux UAPI ones (identical on every architecture L
 containers run on for these particular constants).
 """
 
-from __future__ import annotations
 
 # --- capabilities (linux/capability.h), bit numbers 0..40 -------------------------------
 
