@@ -84,15 +84,12 @@ class FS:
     def wait_for(self, path: str, key: str, value: str, timeout: float) -> bool:
         """Wait until the flat-keyed file (cgroup v2 `cgroup.events`) has `key value`.
         The kernel flags a change with POLLPRI, so no sleep loop on real cgroupfs."""
-        import select
-
         try:
             fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
         except FileNotFoundError:
             return True  # the cgroup is gone: nothing left to wait for
         try:
-            p = select.poll()
-            p.register(fd, select.POLLPRI)
+            p = None  # made when the first read does not match: `select` is an extension
             deadline = time.monotonic() + timeout
             while True:
                 posix.lseek(fd, 0, 0)
@@ -105,6 +102,12 @@ class FS:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
+                if p is None:
+                    import select
+
+                    # kernfs counts events from the open, so one since then still shows.
+                    p = select.poll()
+                    p.register(fd, select.POLLPRI)
                 events = p.poll(left * 1000)
                 if not any(ev & (select.POLLPRI | select.POLLERR) for _, ev in events):
                     time.sleep(min(0.005, max(left, 0)))  # a regular file (tests): no POLLPRI
@@ -525,11 +528,13 @@ class Manager:
         left = []
         for d in reversed(self.created):
             if d in leaves:
+                if self._rmdir(d, 0):
+                    continue  # the usual case: no sub-cgroups to look for, no task left
                 for sub in self._subtree(d) + [d]:
                     if not self._rmdir(sub, deadline):
                         left.append(sub)
-            elif not self.fs.subdirs(d):
-                self._rmdir(d, 0)  # a parent: gone if empty, else another cgroup's
+            else:
+                self._rmdir(d, 0)  # a parent: gone if empty (else EBUSY: another cgroup's)
         if left:
             raise CgroupError("failed to remove cgroup paths: " + ", ".join(left))
 
