@@ -278,7 +278,7 @@ def _console(p: planmod.Plan, opts: CreateOptions, own_console: bool):
 
 def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
            own_console: bool = False) -> Created:
-    log.phase("start")
+    log.begin()
     statemod.check_id(cid)
     bundle, raw, config = spec.load_bundle_cached(opts.bundle, os.path.join(root, ".cache"))
     log.phase("load+validate")
@@ -439,6 +439,7 @@ def run(root: str, cid: str, opts: CreateOptions, *, detach: bool = False,
         code = terminal.proxy(master, created.pid, lambda: wait_forwarding_signals(created.pid))
     else:
         code = wait_forwarding_signals(created.pid)
+    log.phase("the container's process ran")
     if not keep:
         _delete_quietly(root, cid)
     return code

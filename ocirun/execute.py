@@ -74,6 +74,7 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
                             open_namespaces, open_placement, seccomp_listener, spawn_placed)
     from .lifecycle import wait_forwarding_signals
 
+    log.begin()
     with Container.load(root, cid) as c:
         status = c.status()
         if status == PAUSED:
@@ -96,7 +97,7 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         if seccomp:
             apply_seccomp(p, seccomp, root)
         state = c.oci_state()
-    log.phase("plan")
+    log.phase("lock + state, config, plan")
     console = ours = None
     if p.terminal:
         if opts.console_socket:
@@ -132,11 +133,12 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         if proc_pid != pid:
             _reap(pid)
             undo.add(_kill_quietly, proc_pid)
-        log.phase("setup")
+        log.phase("setup (join namespaces, cgroups, credentials)")
         # The child's end closes at execve; a message instead means execve failed.
         msg = _native.recv(parent)
         if msg is not None:
             raise exec_error(msg)
+        log.phase("execve")
         if opts.pid_file:
             write_pid_file(opts.pid_file, proc_pid)
         undo.disarm()

@@ -15,8 +15,10 @@ from .state import CREATED, PAUSED, RUNNING, STOPPED, Container
 
 
 def start(root: str, cid: str) -> None:
+    log.begin()
     with Container.load(root, cid) as c:
         status = c.status()
+        log.phase("lock + state")
         if status == STOPPED:
             raise InvalidState("cannot start a container that has stopped")
         if status != CREATED:
@@ -34,6 +36,7 @@ def start(root: str, cid: str) -> None:
             finally:
                 posix.close(fd)
             posix.unlink(c.fifo_path)
+            log.phase("release (exec.fifo)")
             posix.set_blocking(result, True)
             # EOF: the init exec'd (or died silently); text: what failed after the wait
             # (a startContainer hook, execve).
@@ -41,6 +44,7 @@ def start(root: str, cid: str) -> None:
         finally:
             posix.close(result)
         posix.unlink(c.result_path)
+        log.phase("the init's execve (startContainer hooks first)")
         if report:
             err, _, text = report.decode(errors="replace").partition(" ")
             raise InitError(int(err) if err.isdigit() else 0, text)
@@ -54,6 +58,7 @@ def start(root: str, cid: str) -> None:
                 # runtime-spec 1.3: a failed poststart hook fails start and stops the container.
                 _kill_and_wait(c)
                 raise
+            log.phase("poststart hooks")
 
 
 def state(root: str, cid: str) -> dict:
@@ -193,6 +198,7 @@ def events(root: str, cid: str, emit, *, once: bool, interval: float) -> None:
 
 
 def delete(root: str, cid: str, force: bool = False) -> None:
+    log.begin()
     try:
         c = Container.load(root, cid)
     except ContainerNotFound:
@@ -211,9 +217,12 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         if status != STOPPED and c.data:
             _kill_and_wait(c)
         state = dict(c.oci_state(), status=STOPPED)
+        log.phase("lock + state, load cgroup driver, stop what runs")
         if cg is not None:
             cg.destroy()
+            log.phase("remove cgroups")
         c.destroy()
+        log.phase("remove state dir")
         poststop = (c.data.get("hooks") or {}).get("poststop")
         if poststop:
             from . import hooks
@@ -221,6 +230,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
             # Failures are warnings: every poststop hook still runs, delete succeeds.
             for failure in hooks.run_all("poststop", poststop, state):
                 log.warning(failure)
+            log.phase("poststop hooks")
 
 
 def wait_forwarding_signals(pid: int) -> int:

@@ -116,6 +116,59 @@ def test_json_log_of_init_failure_with_debug(rt, make_bundle, tmp_path):
     nothing_created(rt)
 
 
+PHASE = re.compile(r"^phase (.+): (\d+\.\d\d) ms$")
+
+
+def phases(log: Path) -> list[str]:
+    """The phase names --debug logged (each with a time), in order; the log is emptied."""
+    names = []
+    for e in read_json_log(log):
+        m = PHASE.match(e["msg"])
+        if e["level"] == "debug" and m:
+            names.append(m.group(1))
+    log.write_text("")
+    return names
+
+
+def test_debug_times_each_phase_of_create_start_exec_delete(rt, make_bundle, tmp_path):
+    """Issue 6: --debug says where the time of each hot command goes."""
+    log = tmp_path / "log.json"
+    dbg = ("--debug", "--log", str(log), "--log-format", "json")
+    startup = "interpreter start-up + imports (CPU)"
+    bundle = make_bundle(args=["sleep", "30"])
+    try:
+        assert call(rt, *dbg, "create", "--bundle", bundle, "c1").returncode == 0
+        assert phases(log) == [startup, "load+validate", "plan", "cgroups", "clone",
+                               "init setup (namespaces, mounts, hooks, pivot, credentials)",
+                               "state"]
+        assert call(rt, *dbg, "start", "c1").returncode == 0
+        assert phases(log) == [startup, "lock + state", "release (exec.fifo)",
+                               "the init's execve (startContainer hooks first)"]
+        assert call(rt, *dbg, "exec", "c1", "true").returncode == 0
+        assert phases(log) == [startup, "lock + state, config, plan", "clone",
+                               "setup (join namespaces, cgroups, credentials)", "execve"]
+        assert call(rt, "kill", "c1", "KILL").returncode == 0
+        assert call(rt, *dbg, "delete", "--force", "c1").returncode == 0
+        assert phases(log) == [startup, "lock + state, load cgroup driver, stop what runs",
+                               "remove cgroups", "remove state dir"]
+    finally:
+        call(rt, "delete", "--force", "c1")
+
+
+def test_debug_phases_of_run_are_one_sequence(rt, make_bundle, tmp_path):
+    """run = create + start + wait + delete: one start-up line, then every step's phases."""
+    log = tmp_path / "log.json"
+    r = call(rt, "--debug", "--log", str(log), "--log-format", "json", "run", "--bundle",
+             make_bundle(args=["true"]), "c1")
+    assert r.returncode == 0, r.stderr
+    names = phases(log)
+    assert names.count("interpreter start-up + imports (CPU)") == 1
+    assert names[:2] == ["interpreter start-up + imports (CPU)", "load+validate"]
+    ran = names.index("the container's process ran")
+    assert names.index("release (exec.fifo)") < ran < names.index("remove state dir")
+    assert names[-1] == "remove state dir"
+
+
 def test_json_log_of_multi_line_config_error(rt, make_bundle, tmp_path):
     """Several config problems: several lines on stderr, and the same text as one error msg."""
     def mutate(cfg):
