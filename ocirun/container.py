@@ -281,7 +281,7 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
     log.begin()
     statemod.check_id(cid)
     bundle, raw, config = spec.load_bundle_cached(opts.bundle, os.path.join(root, ".cache"))
-    log.phase("load+validate")
+    log.phase("check rootfs")
     from . import cgroups
 
     # paths only: nothing made yet

@@ -11,6 +11,7 @@ import os
 import stat
 
 from . import fastjson as json
+from . import log
 from . import __version__
 from .errors import BundleError, ConfigError, OcirunError
 
@@ -168,6 +169,7 @@ def load_bundle_cached(bundle: str, cache_dir: str) -> tuple[str, bytes, dict]:
     exists (a config validated earlier with the same schemas and validator). The bundle
     and rootfs checks always run."""
     path, raw, config = _read_bundle(bundle)
+    log.phase("parse config.json")
     key = cache_key(raw)
     hit = os.path.exists(os.path.join(cache_dir, key)) and _cache_dir_trusted(cache_dir)
     if not hit:
@@ -175,6 +177,7 @@ def load_bundle_cached(bundle: str, cache_dir: str) -> tuple[str, bytes, dict]:
         if problems:
             raise ConfigError(problems)
         _write_marker(cache_dir, key)
+    log.phase("validate (cache hit)" if hit else "validate (schema + checks, cached now)")
     _check_rootfs(path, config)
     return path, raw, config
 

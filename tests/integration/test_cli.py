@@ -138,9 +138,15 @@ def test_debug_times_each_phase_of_create_start_exec_delete(rt, make_bundle, tmp
     bundle = make_bundle(args=["sleep", "30"])
     try:
         assert call(rt, *dbg, "create", "--bundle", bundle, "c1").returncode == 0
-        assert phases(log) == [startup, "load+validate", "plan", "cgroups", "clone",
+        assert phases(log) == [startup, "parse config.json",
+                               "validate (schema + checks, cached now)", "check rootfs",
+                               "plan", "cgroups", "clone",
                                "init setup (namespaces, mounts, hooks, pivot, credentials)",
                                "state"]
+        assert call(rt, *dbg, "create", "--bundle", bundle, "c2").returncode == 0
+        assert phases(log)[1:4] == ["parse config.json", "validate (cache hit)",
+                                    "check rootfs"]
+        assert call(rt, "delete", "--force", "c2").returncode == 0
         assert call(rt, *dbg, "start", "c1").returncode == 0
         assert phases(log) == [startup, "lock + state", "release (exec.fifo)",
                                "the init's execve (startContainer hooks first)"]
@@ -153,6 +159,7 @@ def test_debug_times_each_phase_of_create_start_exec_delete(rt, make_bundle, tmp
                                "remove cgroups", "remove state dir"]
     finally:
         call(rt, "delete", "--force", "c1")
+        call(rt, "delete", "--force", "c2")
 
 
 def test_debug_phases_of_run_are_one_sequence(rt, make_bundle, tmp_path):
@@ -163,7 +170,8 @@ def test_debug_phases_of_run_are_one_sequence(rt, make_bundle, tmp_path):
     assert r.returncode == 0, r.stderr
     names = phases(log)
     assert names.count("interpreter start-up + imports (CPU)") == 1
-    assert names[:2] == ["interpreter start-up + imports (CPU)", "load+validate"]
+    assert names[:4] == ["interpreter start-up + imports (CPU)", "parse config.json",
+                         "validate (schema + checks, cached now)", "check rootfs"]
     ran = names.index("the container's process ran")
     assert names.index("release (exec.fifo)") < ran < names.index("remove state dir")
     assert names[-1] == "remove state dir"
