@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from ocirun import defaults, spec, tables
-from ocirun.errors import BundleError, ConfigError, UsageError
+from ocirun.errors import BundleError, ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
