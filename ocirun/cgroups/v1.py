@@ -6,7 +6,6 @@ import time
 
 from .common import (KERNEL_MEMORY_WARNING, CgroupError, Manager, flat_keyed, in_dir, omit_empty,
                      to_int)
-from .devices import rule_text
 
 _UNLIMITED = 2**64 - 1
 _SIGKILL = 9  # not `import signal`: enum makes it cost ~4 ms
@@ -255,6 +254,8 @@ class V1Manager(Manager):
         d = self.dirs.get("devices")
         if not d:
             return
+        from .devices import rule_text  # create and update only: not on delete's path
+
         rules = self.device_rules()
         self._write(d, "devices.deny", "a")
         for r in rules[1:]:

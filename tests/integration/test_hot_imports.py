@@ -20,7 +20,7 @@ from conftest import OCIRUN
 HEAVY = {"os", "posixpath", "__future__", "re", "enum", "json", "typing", "socket",
          "subprocess", "typer", "click", "jsonschema", "_cffi_backend", "ocirun._native",
          "ocirun.container", "ocirun.plan", "ocirun.spec", "ocirun.validate",
-         "ocirun.seccomp", "ocirun.cli"}
+         "ocirun.seccomp", "ocirun.cli", "ocirun.cgroups.devices", "select"}
 
 
 def imports_of(rt, *args: str) -> set[str]:
