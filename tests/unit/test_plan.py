@@ -21,6 +21,7 @@ from ocirun.tables import (
     CLONE_NEWTIME,
     CLONE_NEWUSER,
     CLONE_NEWUTS,
+    MOUNT_FLAGS,
     MS_BIND,
     MS_NODEV,
     MS_NOEXEC,
@@ -520,7 +521,7 @@ def test_cgroup_mount_v1_expansion():
     cfg = config()
     cfg["mounts"] = [copy.deepcopy(CGROUP_MOUNT)]
     mounts = plan_of(cfg, cgroups=V1).mounts
-    base = MS_NOSUID | MS_NOEXEC | MS_NODEV | planmod.MOUNT_FLAGS["relatime"][0]
+    base = MS_NOSUID | MS_NOEXEC | MS_NODEV | MOUNT_FLAGS["relatime"][0]
     assert [(m.target, m.fstype, m.source, m.data) for m in mounts] == [
         ("/sys/fs/cgroup", "tmpfs", "tmpfs", "mode=755"),
         ("/sys/fs/cgroup/cpu", "cgroup", "cgroup", "cpu"),

@@ -1,0 +1,207 @@
+"""spec -> plan, the rootfs part: the container's mounts, /dev nodes and symlinks.
+
+Called by `plan.build()` for a container with a new mount namespace; it fills in the
+`Plan`'s rootfs fields (rootfs, propagation, mounts, devices, symlinks, masked and read-only
+paths). Pure as the rest of the planner: what it needs to know about the host (is a bind
+source a directory? how are cgroups mounted?) comes in as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+
+TYPE_CHECKING = False  # `typing` itself costs ~2 ms to import
+
+from .plan import MNT_DIR, MNT_FILE, Device, Mount
+from .tables import (
+    MOUNT_FLAGS,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_RDONLY,
+    MS_REC,
+    MS_SLAVE,
+    MS_STRICTATIME,
+    NAMESPACES,
+    PROPAGATION,
+)
+
+if TYPE_CHECKING:
+    from typing import Callable
+
+    from .plan import CgroupLayout, Plan
+
+S_IFCHR, S_IFBLK, S_IFIFO = 0o020000, 0o060000, 0o010000
+
+# What runc gives every container in /dev, unless linux.devices names the same path.
+DEFAULT_DEVICES = (
+    ("/dev/null", "c", 1, 3),
+    ("/dev/zero", "c", 1, 5),
+    ("/dev/full", "c", 1, 7),
+    ("/dev/tty", "c", 5, 0),
+    ("/dev/random", "c", 1, 8),
+    ("/dev/urandom", "c", 1, 9),
+)
+DEFAULT_LINKS = (
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+)
+
+# Flags a read-only (or otherwise restricted) bind needs a second, remount call for.
+_REMOUNT_MASK = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+
+
+def rootfs(plan: Plan, config: dict, linux: dict, bundle: str, new: set[str],
+           is_dir: Callable[[str], bool], cgroups: CgroupLayout,
+           problems: list[str]) -> None:
+    """The rootfs part of `plan`; what the config gets wrong goes to `problems`."""
+    root = config.get("root") or {}
+    plan.setup_rootfs = True
+    plan.rootfs = posixpath.normpath(posixpath.join(bundle, root.get("path", "rootfs")))
+    plan.rootfs_readonly = bool(root.get("readonly"))
+    prop = linux.get("rootfsPropagation")
+    if prop:
+        flag = PROPAGATION[prop]
+        if prop in ("shared", "rshared", "unbindable", "runbindable"):
+            # pivot_root refuses a shared root: pivot on a slave one, then make it so.
+            plan.root_propagation, plan.root_propagation_end = MS_SLAVE | MS_REC, flag
+        else:
+            plan.root_propagation = flag
+    in_userns = "user" in new or any(t == NAMESPACES["user"] for _, t in plan.joins)
+    dev_bound = False
+    has_devpts = False
+    for i, m in enumerate(config.get("mounts") or []):
+        dest = m["destination"]
+        if not dest.startswith("/"):
+            dest = "/" + dest  # relative destinations (1.2) are relative to the root
+        dest = posixpath.normpath(dest)
+        if m.get("type") == "cgroup":
+            plan.mounts.extend(_cgroup_mounts(dest, m.get("options") or [], cgroups,
+                                              "cgroup" in new, in_userns))
+            continue
+        mount = _mount(dest, m, bundle, is_dir, problems, f"/mounts/{i}")
+        _check_proc_mount(dest, mount, problems, f"/mounts/{i}")
+        if dest == "/dev" and mount.flags & MS_BIND:
+            dev_bound = True
+        if dest == "/dev/pts" and mount.fstype == "devpts":
+            has_devpts = True
+        plan.mounts.append(mount)
+    if not dev_bound:
+        mounted = {m.target for m in plan.mounts}
+        _devices(plan, linux, in_userns, mounted)
+        plan.symlinks = list(DEFAULT_LINKS)
+        if has_devpts:
+            plan.symlinks.append(("pts/ptmx", "/dev/ptmx"))
+    plan.masked_paths = list(linux.get("maskedPaths") or [])
+    plan.readonly_paths = list(linux.get("readonlyPaths") or [])
+
+
+# Files under /proc a bind may cover (lxcfs's), as runc allows; nothing else under /proc.
+_PROC_BINDS = frozenset(("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",
+                         "/proc/swaps", "/proc/uptime", "/proc/loadavg", "/proc/slabinfo",
+                         "/proc/sys/kernel/ns_last_pid"))
+
+
+def _check_proc_mount(dest: str, mount: Mount, problems: list[str], where: str) -> None:
+    """Only a real procfs at /proc; under it, only binds over lxcfs's files (a bind of a
+    host directory at /proc, or a tmpfs over /proc/sys, would hide or fake the kernel's
+    interfaces the runtime and the container rely on)."""
+    if dest == "/proc":
+        if mount.fstype != "proc":
+            problems.append(f"{where}/destination: only a proc filesystem may be mounted "
+                            "at /proc")
+    elif dest.startswith("/proc/") and dest not in _PROC_BINDS:
+        problems.append(f"{where}/destination: {dest} is under /proc: not allowed")
+
+
+def _mount(dest: str, m: dict, bundle: str, is_dir: Callable[[str], bool],
+           problems: list[str], where: str) -> Mount:
+    flags = propagation = 0
+    data: list[str] = []
+    copyup = False
+    for opt in m.get("options") or []:
+        if opt == "tmpcopyup":
+            copyup = True
+        elif opt in MOUNT_FLAGS:
+            set_, clear = MOUNT_FLAGS[opt]
+            flags = (flags | set_) & ~clear
+        elif opt in PROPAGATION:
+            propagation |= PROPAGATION[opt]
+        else:
+            data.append(opt)
+    source = m.get("source")
+    if flags & MS_BIND:
+        if not source:
+            problems.append(f"{where}/source: a bind mount needs a source")
+            source = ""
+        elif not source.startswith("/"):
+            source = posixpath.join(bundle, source)
+        kind = MNT_DIR if is_dir(source) else MNT_FILE
+        # mount(2) ignores everything but MS_BIND|MS_REC on a bind: the rest is a remount.
+        remount = flags & (_REMOUNT_MASK | MS_STRICTATIME)
+        return Mount(target=dest, source=source, fstype=None, data=None,
+                     flags=flags & (MS_BIND | MS_REC), remount=remount,
+                     propagation=propagation, kind=kind)
+    fstype = m.get("type") or source or "none"
+    if copyup and fstype != "tmpfs":
+        problems.append(f"{where}/options: tmpcopyup is for tmpfs mounts")
+    return Mount(target=dest, source=source or fstype, fstype=fstype,
+                 data=",".join(data) or None, flags=flags, propagation=propagation,
+                 copyup=copyup)
+
+
+def _cgroup_mounts(dest: str, options: list[str], cgroups: CgroupLayout,
+                   new_cgroupns: bool, in_userns: bool) -> list[Mount]:
+    flags = 0
+    for opt in options:
+        if opt in MOUNT_FLAGS:
+            set_, clear = MOUNT_FLAGS[opt]
+            flags = (flags | set_) & ~clear
+    flags &= ~MS_BIND
+    if cgroups.unified and not cgroups.v1:
+        if not new_cgroupns and cgroups.dirs.get(""):
+            return [Mount(target=dest, source=cgroups.dirs[""], fstype=None,
+                          flags=MS_BIND | MS_REC, remount=flags & _REMOUNT_MASK)]
+        return [Mount(target=dest, source="cgroup2", fstype="cgroup2", flags=flags)]
+    # v1 (or hybrid): a tmpfs holding one mount per hierarchy, read-only on top if asked.
+    mounts = [Mount(target=dest, source="tmpfs", fstype="tmpfs", data="mode=755",
+                    flags=flags & ~MS_RDONLY)]
+    # A fresh cgroup mount shows the container its own subtree only inside a cgroup
+    # namespace, and a user namespace may not mount cgroup v1 at all: otherwise bind the
+    # container's own cgroup dirs (as runc does).
+    bind = (in_userns or not new_cgroupns) and cgroups.dirs
+    for name, opts in cgroups.v1:
+        target = posixpath.join(dest, name)
+        own = next((cgroups.dirs[s] for s in opts.split(",") if s in cgroups.dirs), None)
+        if bind and own:
+            mounts.append(Mount(target=target, source=own, fstype=None,
+                                flags=MS_BIND | MS_REC, remount=flags & _REMOUNT_MASK))
+        else:
+            mounts.append(Mount(target=target, source="cgroup", fstype="cgroup", data=opts,
+                                flags=flags))
+    if flags & MS_RDONLY:
+        mounts.append(Mount(target=dest, source=None, fstype=None, remount=MS_RDONLY))
+    return mounts
+
+
+def _devices(plan: Plan, linux: dict, in_userns: bool, mounted: set[str]) -> None:
+    configured = {d["path"]: d for d in linux.get("devices") or []}
+    # A default device the config mounts something over is left to that mount.
+    devices = [dict(path=p, type=t, major=ma, minor=mi, fileMode=0o666)
+               for p, t, ma, mi in DEFAULT_DEVICES if p not in configured and p not in mounted]
+    devices.extend(configured.values())
+    for d in devices:
+        kind = {"c": S_IFCHR, "u": S_IFCHR, "b": S_IFBLK, "p": S_IFIFO}[d["type"]]
+        mode = d.get("fileMode")
+        mode = 0o666 if mode is None else int(mode)
+        dev = os.makedev(int(d.get("major", 0)), int(d.get("minor", 0)))
+        plan.devices.append(Device(
+            path=d["path"], mode=kind | (mode & 0o7777), dev=dev,
+            uid=int(d.get("uid", 0)), gid=int(d.get("gid", 0)),
+            # mknod is refused in a user namespace: bind the host's node instead.
+            host_path=d["path"] if in_userns else None,
+        ))
