@@ -160,9 +160,9 @@ def _reap(pid: int) -> None:
 
 def apply_seccomp(p: planmod.Plan, seccomp: dict, root: str) -> None:
     """Compile linux.seccomp (cached by content) into the plan."""
-    from . import seccomp as sc
+    from .seccomp_cache import compile_cached
 
-    filt = sc.compile_cached(seccomp, os.path.join(root, ".cache", "seccomp"))
+    filt = compile_cached(seccomp, os.path.join(root, ".cache", "seccomp"))
     for w in filt.warnings:
         log.warning(f"seccomp: {w}")
     planmod.set_seccomp(p, filt.bpf, filt.flags, filt.notify)

@@ -1,5 +1,6 @@
-"""Unit tests for ocirun.seccomp: linux.seccomp -> BPF (compiled in the parent), its cache,
-and the programs' behaviour once loaded (in a forked child, through ctypes)."""
+"""Unit tests for ocirun.seccomp: linux.seccomp -> BPF (compiled in the parent), its cache
+(ocirun.seccomp_cache), and the programs' behaviour once loaded (in a forked child, through
+ctypes)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import time
 
 import pytest
 
-from ocirun import seccomp
+from ocirun import seccomp, seccomp_cache
 from ocirun.errors import ConfigError
 
 X86_64 = platform.machine() == "x86_64"
@@ -461,7 +462,7 @@ def test_docker_like_profile_runs_python():
 def test_cache_hit_same_bytes_without_libseccomp(tmp_path, monkeypatch):
     cache = str(tmp_path / "cache")
     prof = docker_like()
-    first = seccomp.compile_cached(prof, cache)
+    first = seccomp_cache.compile_cached(prof, cache)
     assert stat.S_IMODE(os.stat(cache).st_mode) == 0o700
     files = os.listdir(cache)
     assert len(files) == 1 and files[0].endswith(".bpf")
@@ -472,12 +473,12 @@ def test_cache_hit_same_bytes_without_libseccomp(tmp_path, monkeypatch):
 
     monkeypatch.setattr(seccomp, "compile", boom)
     monkeypatch.setattr(seccomp, "_native", boom)
-    again = seccomp.compile_cached(copy.deepcopy(prof), cache)
+    again = seccomp_cache.compile_cached(copy.deepcopy(prof), cache)
     assert again.bpf == first.bpf
     assert (again.flags, again.notify, again.warnings) == (first.flags, first.notify, first.warnings)
     # key order does not matter (canonical JSON)
     reordered = dict(reversed(list(prof.items())))
-    assert seccomp.compile_cached(reordered, cache).bpf == first.bpf
+    assert seccomp_cache.compile_cached(reordered, cache).bpf == first.bpf
 
 
 def test_cache_miss_on_changed_profile(tmp_path, monkeypatch):
@@ -492,9 +493,9 @@ def test_cache_miss_on_changed_profile(tmp_path, monkeypatch):
     monkeypatch.setattr(seccomp, "compile", counting)
     p1 = profile(syscalls=[{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}])
     p2 = profile(syscalls=[{"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5}])
-    a = seccomp.compile_cached(p1, cache)
-    b = seccomp.compile_cached(p2, cache)
-    c = seccomp.compile_cached(p1, cache)
+    a = seccomp_cache.compile_cached(p1, cache)
+    b = seccomp_cache.compile_cached(p2, cache)
+    c = seccomp_cache.compile_cached(p1, cache)
     assert len(calls) == 2
     assert a.bpf != b.bpf and a.bpf == c.bpf
     assert len([n for n in os.listdir(cache) if n.endswith(".bpf")]) == 2
@@ -504,12 +505,12 @@ def test_cache_miss_on_changed_profile(tmp_path, monkeypatch):
 def test_cache_corrupt_file_is_recompiled(tmp_path):
     cache = str(tmp_path / "cache")
     prof = profile(syscalls=[{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}])
-    good = seccomp.compile_cached(prof, cache)
+    good = seccomp_cache.compile_cached(prof, cache)
     path = os.path.join(cache, os.listdir(cache)[0])
     with open(path, "r+b") as f:
         f.seek(-3, os.SEEK_END)
         f.write(b"\xff\xff\xff")
-    assert seccomp.compile_cached(prof, cache).bpf == good.bpf
+    assert seccomp_cache.compile_cached(prof, cache).bpf == good.bpf
     with open(path, "rb") as f:
         assert f.read().endswith(good.bpf)  # rewritten
 
@@ -519,7 +520,7 @@ def test_untrusted_cache_dir_is_not_used(tmp_path):
     cache.mkdir()
     os.chmod(cache, 0o777)
     prof = profile(syscalls=[{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}])
-    f = seccomp.compile_cached(prof, str(cache))
+    f = seccomp_cache.compile_cached(prof, str(cache))
     assert f.bpf == seccomp.compile(prof).bpf
     assert os.listdir(cache) == []
     assert any("not used" in w for w in f.warnings)
@@ -530,7 +531,7 @@ def test_cache_errors_are_not_cached(tmp_path):
     bad = profile(architectures=["SCMP_ARCH_NOPE"])
     for _ in range(2):
         with pytest.raises(ConfigError):
-            seccomp.compile_cached(bad, cache)
+            seccomp_cache.compile_cached(bad, cache)
     assert os.listdir(cache) == []
 
 
@@ -538,11 +539,12 @@ def test_libseccomp_version():
     assert seccomp.libseccomp_version().count(".") == 2
 
 
-def test_module_is_light():
+@pytest.mark.parametrize("module", ["ocirun.seccomp", "ocirun.seccomp_cache"])
+def test_module_is_light(module):
     """Neither hashlib nor the cffi shim (libseccomp) at import time."""
     import subprocess
     import sys as _sys
-    code = ("import sys; import ocirun.seccomp; "
+    code = (f"import sys; import {module}; "
             "print(sorted(m for m in ('hashlib', 'ocirun._shim') if m in sys.modules))")
     out = subprocess.run([_sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
