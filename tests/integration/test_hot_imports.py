@@ -19,8 +19,9 @@ from conftest import OCIRUN
 # Loaded by create, exec or the typer CLI: never by the four hot commands.
 HEAVY = {"os", "posixpath", "__future__", "re", "enum", "json", "typing", "socket",
          "subprocess", "typer", "click", "jsonschema", "_cffi_backend", "ocirun._native",
-         "ocirun.container", "ocirun.plan", "ocirun.spec", "ocirun.validate",
-         "ocirun.seccomp", "ocirun.cli", "ocirun.cgroups.devices", "select"}
+         "ocirun.container", "ocirun.plan", "ocirun.plan_rootfs", "ocirun.spec",
+         "ocirun.validate", "ocirun.seccomp", "ocirun.seccomp_cache", "ocirun.cli",
+         "ocirun.cgroups.devices", "select"}
 
 
 def imports_of(rt, *args: str) -> set[str]:
