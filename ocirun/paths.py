@@ -23,6 +23,11 @@ def abspath(path: str) -> str:
     return "/" + "/".join(parts)
 
 
+def in_dir(d: str, name: str) -> str:
+    """os.path.join(d, name) for a relative name."""
+    return d + name if d.endswith("/") else f"{d}/{name}"
+
+
 def _stat_mode(path: str) -> int:
     """st_mode of path (following symlinks), 0 when it cannot be stat'ed."""
     try:

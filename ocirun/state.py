@@ -13,7 +13,7 @@ import time
 
 from . import fastjson as json
 from .errors import ContainerExists, ContainerNotFound, OcirunError, UsageError, sys_error
-from .paths import abspath, exists, is_dir
+from .paths import abspath, exists, in_dir, is_dir
 
 DEFAULT_ROOT = "/run/ocirun"
 STATE_FILE = "state.json"
@@ -30,16 +30,16 @@ def check_id(cid: str) -> None:
     """Raise UsageError unless `cid` is a valid container id: non-empty, not '.' or '..',
     only [A-Za-z0-9_+.-] (so never '/'). Every command checks it before it touches
     `<root>/<id>`, as runc does: `delete ../x` must not reach outside the root."""
-    if isinstance(cid, str) and cid and cid not in (".", "..") and set(cid) <= _ID_CHARS:
-        return
     if not isinstance(cid, str) or not cid:
         raise UsageError('invalid container id "": must not be empty')
     if "/" in cid:
         why = 'must not contain "/"'
     elif cid in (".", ".."):
         why = '"." and ".." are reserved'
-    else:
+    elif not set(cid) <= _ID_CHARS:
         why = "only letters, digits and _ + . - are allowed"
+    else:
+        return
     import json as stdjson  # the error path only
 
     shown = stdjson.dumps(cid, ensure_ascii=False)  # quoted, control characters escaped
@@ -99,7 +99,7 @@ class Container:
     def __init__(self, root: str, cid: str, dirfd: int, data: dict | None):
         self.root = root
         self.id = cid
-        self.dir = f"{root}/{cid}"
+        self.dir = in_dir(root, cid)
         self._dirfd = dirfd
         self.data = data or {}
 
@@ -109,7 +109,7 @@ class Container:
         import os  # create's path: os is loaded anyway
 
         check_id(cid)
-        path = f"{root}/{cid}"
+        path = in_dir(root, cid)
         try:
             os.makedirs(root, mode=0o700, exist_ok=True)
         except OSError as e:
@@ -127,7 +127,7 @@ class Container:
     @classmethod
     def load(cls, root: str, cid: str) -> "Container":
         check_id(cid)
-        path = f"{root}/{cid}"
+        path = in_dir(root, cid)
         try:
             fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
@@ -309,7 +309,7 @@ def peek(root: str, cid: str) -> dict | None:
     """State of one container for `list`, without taking its lock; None if it has none (yet)
     or went away. A state we may not read is an error (`load container ID: ...`).
     Unlike `state` (owner "", as runc), the owner is the name of the state dir's owner."""
-    path = f"{root}/{cid}"
+    path = in_dir(root, cid)
     try:
         uid = posix.stat(path).st_uid
         with open(f"{path}/{STATE_FILE}", "rb") as f:

@@ -9,7 +9,7 @@ import posix  # not os: delete and kill --all use this module (see ../paths.py)
 import time
 
 from ..errors import OcirunError
-from ..paths import exists
+from ..paths import exists, in_dir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -279,10 +279,6 @@ def _join(base: str, inner: str) -> str:
     inner = inner.strip("/")
     return in_dir(base, inner) if inner else base
 
-
-def in_dir(d: str, name: str) -> str:
-    """posixpath.join(d, name) for a relative name, without importing posixpath."""
-    return d + name if d.endswith("/") else f"{d}/{name}"
 
 
 def _under_mount(mountpoint: str, mroot: str, cgroup: str) -> str:

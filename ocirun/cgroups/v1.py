@@ -4,8 +4,8 @@ container joins too, as runc does): one directory per hierarchy, limits in each.
 import posix  # not os: see ../paths.py
 import time
 
-from .common import (KERNEL_MEMORY_WARNING, CgroupError, Manager, flat_keyed, in_dir, omit_empty,
-                     to_int)
+from ..paths import in_dir
+from .common import KERNEL_MEMORY_WARNING, CgroupError, Manager, flat_keyed, omit_empty, to_int
 
 _UNLIMITED = 2**64 - 1
 _SIGKILL = 9  # not `import signal`: enum makes it cost ~4 ms

@@ -1,8 +1,8 @@
 """cgroup v2 (unified): one directory, controllers enabled down the path, limits in it.
 Device rules (Manager.device_rules) become an eBPF program attached to it (ebpf.py)."""
 
-from .common import (KERNEL_MEMORY_WARNING, CgroupError, Manager, flat_keyed, in_dir, omit_empty,
-                     to_int)
+from ..paths import in_dir
+from .common import KERNEL_MEMORY_WARNING, CgroupError, Manager, flat_keyed, omit_empty, to_int
 from .v1 import _entry, blkio_entries, hugepage_sizes, parse_list, rdma_line
 
 _UNLIMITED = 2**64 - 1

@@ -59,6 +59,11 @@ def test_abspath_is_os_path_abspath(path):
     assert paths.abspath(path) == os.path.abspath(path)
 
 
+@pytest.mark.parametrize("d, name", [("/a", "b"), ("/a/", "b"), ("/", "x"), ("/a/b", "c.d")])
+def test_in_dir_is_os_path_join(d, name):
+    assert paths.in_dir(d, name) == os.path.join(d, name)
+
+
 def test_exists_and_is_dir(tmp_path):
     f = tmp_path / "f"
     f.write_text("")
