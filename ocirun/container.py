@@ -88,6 +88,15 @@ def cgroup_layout() -> planmod.CgroupLayout:
     return layout
 
 
+def cap_bounding() -> int:
+    """The runtime's own capability bounding set: what any process it starts can have."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16)
+    return planmod.ALL_CAPS
+
+
 def _write_idmaps(pid: int, p: planmod.Plan) -> None:
     for name, text in (("uid_map", p.uid_map), ("gid_map", p.gid_map)):
         path = f"/proc/{pid}/{name}"
@@ -294,7 +303,10 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
                         preserve_fds=opts.preserve_fds, listen_fds=_listen_fds(),
                         cgroups=True),
         cgroups=layout,
+        cap_bounding=cap_bounding(),
     )
+    for warning in p.warnings:
+        log.warning(warning)
     p.trace = log.enabled()
     seccomp = (config.get("linux") or {}).get("seccomp")
     if seccomp:

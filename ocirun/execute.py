@@ -70,8 +70,9 @@ def _joins(config: dict, pid: int) -> list[tuple[str, int]]:
 
 def exec_(root: str, cid: str, opts: ExecOptions) -> int:
     from . import _native
-    from .container import (Undo, _handshake, _kill_quietly, _reap, apply_seccomp, exec_error,
-                            open_namespaces, open_placement, seccomp_listener, spawn_placed)
+    from .container import (Undo, _handshake, _kill_quietly, _reap, apply_seccomp,
+                            cap_bounding, exec_error, open_namespaces, open_placement,
+                            seccomp_listener, spawn_placed)
     from .lifecycle import wait_forwarding_signals
 
     log.begin()
@@ -91,7 +92,10 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
             cg = cgroups.from_state(c.data["cgroup_paths"])
         p = planmod.build_exec(proc, _joins(config, c.pid),
                                planmod.Options(preserve_fds=opts.preserve_fds,
-                                               cgroups=cg is not None))
+                                               cgroups=cg is not None),
+                               cap_bounding=cap_bounding())
+        for warning in p.warnings:
+            log.warning(warning)
         p.trace = log.enabled()
         seccomp = (config.get("linux") or {}).get("seccomp")
         if seccomp:

@@ -29,6 +29,8 @@ SECCOMP_NONE, SECCOMP_EARLY, SECCOMP_READY, SECCOMP_LAST = 0, 1, 2, 3
 if TYPE_CHECKING:
     from typing import Callable
 
+ALL_CAPS = (1 << 64) - 1  # a capability mask with every bit set
+
 WAIT_SIGNALS = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTERM")
 
 
@@ -137,6 +139,7 @@ class Plan:
         self.argv: list[str] = []
         self.envp: list[str] = []
         self.path_env: str | None = None
+        self.home_from_passwd = False  # no HOME in process.env: the init looks it up
         self.cwd = "/"
         self.uid = 0
         self.gid = 0
@@ -146,6 +149,8 @@ class Plan:
         self.no_new_privs = False
         self.apply_caps = False
         self.caps: dict[str, int] = {}  # set name -> bit mask
+        # what the runtime must log as warnings (capabilities it cannot grant, ...)
+        self.warnings: list[str] = []
         self.new_keyring = new_keyring
         self.personality = -1
         self.ioprio = -1
@@ -177,6 +182,7 @@ def build(
     *,
     is_dir: Callable[[str], bool] = os.path.isdir,
     cgroups: CgroupLayout | None = None,
+    cap_bounding: int = ALL_CAPS,
 ) -> Plan:
     opts = opts or Options()
     linux = config.get("linux") or {}
@@ -185,7 +191,7 @@ def build(
     plan.cgroup_sync = opts.cgroups
     problems: list[str] = []
     new = _namespaces(plan, linux)
-    _process(plan, config["process"])
+    _process(plan, config["process"], cap_bounding)
     if opts.listen_fds:
         # Socket activation, as runc: the fds follow fds 3.., and the process is pid 1.
         plan.envp = [e for e in plan.envp if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
@@ -241,7 +247,8 @@ def set_seccomp(plan: Plan, bpf: bytes, flags: int, notify: bool) -> None:
         plan.seccomp_when = SECCOMP_LAST
 
 
-def build_exec(process: dict, joins: list[tuple[str, int]], opts: Options | None = None) -> Plan:
+def build_exec(process: dict, joins: list[tuple[str, int]], opts: Options | None = None,
+               cap_bounding: int = ALL_CAPS) -> Plan:
     """The plan of a process joining a running container: its namespaces (`joins`, as
     (path, CLONE_NEW*), the caller having left out those we already share), no rootfs work,
     the process's own settings."""
@@ -253,7 +260,7 @@ def build_exec(process: dict, joins: list[tuple[str, int]], opts: Options | None
     joined = {t for _, t in plan.joins}
     # setns into a pid or time namespace applies to our children: the process is one fork on.
     plan.fork_after = bool({NAMESPACES["pid"], NAMESPACES["time"]} & joined)
-    _process(plan, process)
+    _process(plan, process, cap_bounding)
     return plan
 
 
@@ -353,12 +360,15 @@ def _idmap(mappings: list[dict]) -> str:
 
 # --- process ------------------------------------------------------------------------------
 
-def _process(plan: Plan, proc: dict) -> None:
+def _process(plan: Plan, proc: dict, cap_bounding: int = ALL_CAPS) -> None:
     plan.argv = list(proc["args"])
     plan.envp = list(proc.get("env") or [])
     for kv in plan.envp:
         if kv.startswith("PATH="):
             plan.path_env = kv[5:]
+    # As runc and crun: HOME from the container's /etc/passwd, read by the init (the file
+    # is the one the container sees, after its mounts).
+    plan.home_from_passwd = not any(kv.startswith("HOME=") for kv in plan.envp)
     plan.cwd = proc.get("cwd") or "/"
     user = proc.get("user") or {}
     plan.uid = int(user.get("uid", 0))
@@ -379,10 +389,43 @@ def _process(plan: Plan, proc: dict) -> None:
     if caps is not None:
         # As runc: with no capabilities object the process keeps what it inherits.
         plan.apply_caps = True
-        plan.caps = {
-            name: sum(1 << CAPS[c] for c in set(caps.get(name) or []))
-            for name in ("bounding", "effective", "permitted", "inheritable", "ambient")
-        }
+        plan.caps = _capabilities(caps, cap_bounding, plan.warnings)
+
+
+
+def _cap_names(mask: int) -> str:
+    return ", ".join(n for n, bit in CAPS.items() if mask >> bit & 1)
+
+
+def _capabilities(caps: dict, bounding: int, warnings: list[str]) -> dict[str, int]:
+    """The five sets as bit masks. What cannot be granted is left out with a warning, not a
+    failure (runtime-spec config.md; runc): unknown names, capabilities outside the
+    runtime's own bounding set (`bounding`), and ambient ones missing from permitted or
+    inheritable (runc spec's default lists three such), which the kernel refuses to raise."""
+    masks, unknown = {}, []
+    for name in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+        mask = 0
+        for c in caps.get(name) or []:
+            if c in CAPS:
+                mask |= 1 << CAPS[c]
+            elif c not in unknown:
+                unknown.append(c)
+        masks[name] = mask
+    if unknown:
+        warnings.append(f"ignoring unknown capabilities: {', '.join(unknown)}")
+    missing = 0
+    for name, mask in masks.items():
+        missing |= mask & ~bounding
+        masks[name] = mask & bounding
+    if missing:
+        warnings.append("ignoring capabilities outside the runtime's bounding set: "
+                        + _cap_names(missing))
+    raisable = masks["ambient"] & masks["permitted"] & masks["inheritable"]
+    if masks["ambient"] != raisable:
+        warnings.append("ignoring ambient capabilities that are not both permitted and "
+                        "inheritable: " + _cap_names(masks["ambient"] & ~raisable))
+        masks["ambient"] = raisable
+    return masks
 
 
 def cpu_mask(spec: str) -> bytes:

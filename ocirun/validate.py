@@ -126,7 +126,6 @@ def _schema_problems(config) -> list[str]:
     return out
 
 
-_CAP_FORM = re.compile(r"^CAP_[A-Z_]+$")
 _RLIMIT_FORM = re.compile(r"^RLIMIT_[A-Z]+$")
 _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?(?:[-+~].*)?$")
 _HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
@@ -162,7 +161,6 @@ def _semantic_problems(cfg: dict) -> list[str]:
         elif isinstance(proc["args"], list) and not proc["args"]:
             add(["process", "args"], "must not be empty: it names the program to run")
         absolute(["process", "cwd"], proc.get("cwd"))
-        _check_caps(proc, add)
         _check_rlimits(proc, add)
 
     # root
@@ -231,14 +229,6 @@ def _semantic_problems(cfg: dict) -> list[str]:
 
     _check_seccomp(linux, add)
     return out
-
-
-def _check_caps(proc: dict, add) -> None:
-    caps = _obj(proc.get("capabilities"))
-    for cap_set in tables.CAP_SETS:
-        for i, name in enumerate(_list(caps.get(cap_set))):
-            if isinstance(name, str) and _CAP_FORM.match(name) and name not in tables.CAPS:
-                add(["process", "capabilities", cap_set, i], f"unknown capability {name!r}")
 
 
 def _check_rlimits(proc: dict, add) -> None:

@@ -330,8 +330,37 @@ def test_capability_masks():
         "effective": 1,
         "permitted": 1 | (1 << 5),
         "inheritable": 0,
-        "ambient": 1 << 10,
+        "ambient": 0,  # neither permitted nor inheritable: the kernel would refuse it
     }
+    assert p.warnings == ["ignoring ambient capabilities that are not both permitted and "
+                          "inheritable: CAP_NET_BIND_SERVICE"]
+
+
+def test_ambient_capabilities_in_permitted_and_inheritable_are_raised():
+    cfg = config()
+    both = ["CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    cfg["process"]["capabilities"] = {"bounding": both, "permitted": both,
+                                      "inheritable": ["CAP_KILL"], "ambient": both}
+    p = plan_of(cfg)
+    assert p.caps["ambient"] == 1 << 5
+    assert p.warnings == ["ignoring ambient capabilities that are not both permitted and "
+                          "inheritable: CAP_NET_BIND_SERVICE"]
+
+
+def test_unknown_and_unavailable_capabilities_are_warnings():
+    cfg = config()
+    cfg["process"]["capabilities"] = {
+        "bounding": ["CAP_CHOWN", "CAP_SYS_RESOURCE", "CAP_FUTURE"],
+        "effective": ["CAP_SYS_RESOURCE", "CAP_FUTURE"],
+        "permitted": ["CAP_CHOWN", "CAP_SYS_RESOURCE"],
+    }
+    host = planmod.ALL_CAPS & ~(1 << CAPS["CAP_SYS_RESOURCE"])
+    p = build(cfg, BUNDLE, None, is_dir=lambda _: False, cgroups=V1, cap_bounding=host)
+    assert p.caps["bounding"] == p.caps["permitted"] == 1 and p.caps["effective"] == 0
+    assert p.warnings == [
+        "ignoring unknown capabilities: CAP_FUTURE",
+        "ignoring capabilities outside the runtime's bounding set: CAP_SYS_RESOURCE",
+    ]
 
 
 def test_default_capability_mask():
