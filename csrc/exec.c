@@ -4,7 +4,40 @@
 #include <linux/close_range.h>
 #include <poll.h>
 
+#ifndef SYS_faccessat2
+#define SYS_faccessat2 439
+#endif
+
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+static int in_group(gid_t gid)
+{
+    gid_t groups[256];
+    int i, n;
+
+    if (getegid() == gid)
+        return 1;
+    n = getgroups(256, groups);
+    for (i = 0; i < n; i++)
+        if (groups[i] == gid)
+            return 1;
+    return 0;
+}
+
+/* X_OK for the effective ids from the mode bits, as the kernel decides it (and as Go's
+ * Faccessat does when faccessat2 is refused). */
+static int mode_allows_exec(const struct stat *st)
+{
+    uid_t euid = geteuid();
+
+    if (euid == 0)
+        return (st->st_mode & 0111) != 0;
+    if (st->st_uid == euid)
+        return (st->st_mode & 0100) != 0;
+    if (in_group(st->st_gid))
+        return (st->st_mode & 0010) != 0;
+    return (st->st_mode & 0001) != 0;
+}
 
 static int is_executable(const char *path, int *err)
 {
@@ -18,11 +51,84 @@ static int is_executable(const char *path, int *err)
         *err = EACCES;
         return 0;
     }
-    if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) < 0) {
+    /* faccessat2 (AT_EACCESS) knows ACLs and read-only mounts; a seccomp profile written
+     * before it existed refuses it (EPERM, or ENOSYS from our filter's stub), and must not
+     * keep an allowed execve from running: fall back to the mode bits. */
+    if (syscall(SYS_faccessat2, AT_FDCWD, path, X_OK, AT_EACCESS) == 0)
+        return 1;
+    if (errno != EPERM && errno != ENOSYS) {
         *err = errno;
         return 0;
     }
+    if (!mode_allows_exec(&st)) {
+        *err = EACCES;
+        return 0;
+    }
     return 1;
+}
+
+/* One /etc/passwd line (name:password:uid:gid:gecos:home:shell): if it is `uid`'s, copy
+ * its home to `home` and return 1. */
+static int passwd_home_line(char *line, uid_t uid, char *home, size_t n)
+{
+    char *field[6], *s = line, *end;
+    unsigned long id;
+    int i;
+
+    field[0] = s;
+    for (i = 1; i < 6; i++) {
+        s = strchr(s, ':');
+        if (!s)
+            return 0;
+        *s++ = '\0';
+        field[i] = s;
+    }
+    s = strchr(field[5], ':');
+    if (s)
+        *s = '\0';
+    id = strtoul(field[2], &end, 10);
+    if (end == field[2] || *end || id != uid)
+        return 0;
+    snprintf(home, n, "%s", *field[5] ? field[5] : "/");
+    return 1;
+}
+
+/* The home directory of `uid` in the container's /etc/passwd, or "/" (runc's rule). Read
+ * with a stack buffer; a line longer than it is skipped. */
+static void passwd_home(uid_t uid, char *home, size_t n)
+{
+    char buf[4096], *start, *nl;
+    size_t len = 0;
+    ssize_t r;
+    int fd, skipping = 0;
+
+    snprintf(home, n, "/");
+    fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return;
+    while ((r = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0) {
+        len += (size_t) r;
+        start = buf;
+        while ((nl = memchr(start, '\n', (size_t) (buf + len - start)))) {
+            *nl = '\0';
+            if (!skipping && passwd_home_line(start, uid, home, n))
+                goto out;
+            skipping = 0;
+            start = nl + 1;
+        }
+        len -= (size_t) (start - buf);
+        memmove(buf, start, len);
+        if (len == sizeof(buf) - 1) {
+            skipping = 1;
+            len = 0;
+        }
+    }
+    if (len && !skipping) {
+        buf[len] = '\0';
+        passwd_home_line(buf, uid, home, n);
+    }
+out:
+    close(fd);
 }
 
 /* Resolve argv[0] as the container sees it; failures are worded as runc words them, which
@@ -142,9 +248,22 @@ static void close_fds(const struct ocirun_plan *p)
 
 void exec_process(const struct ocirun_plan *p)
 {
-    char buf[4096];
+    char buf[4096], home[4096 + 5];
     const char *path;
-    int in_cwd;
+    int in_cwd, n_env = 0;
+
+    while (p->envp[n_env])
+        n_env++;
+    const char *envp[n_env + 2];
+
+    memcpy(envp, p->envp, sizeof(char *) * ((size_t) n_env + 1));
+    if (p->home_from_passwd) {
+        /* As root, before any filter: the container's own file, after its mounts. */
+        memcpy(home, "HOME=", 5);
+        passwd_home(p->uid, home + 5, sizeof(home) - 5);
+        envp[n_env] = home;
+        envp[n_env + 1] = NULL;
+    }
 
     /* We are in the container's cgroup by now (execCPUAffinity.final), and any seccomp filter
      * comes later: it may refuse personality(2) (runc 1.4's order). */
@@ -177,10 +296,10 @@ void exec_process(const struct ocirun_plan *p)
         targv[0] = path;
         for (i = 0; i <= p->argc; i++)
             targv[i + 1] = p->argv[i];
-        syscall(SYS_execveat, p->exec_fd, "", targv, p->envp, AT_EMPTY_PATH);
+        syscall(SYS_execveat, p->exec_fd, "", targv, envp, AT_EMPTY_PATH);
         if (errno != EPERM && errno != ENOSYS && errno != EACCES)
             die_exec(p, errno, "exec: \"%s\"", p->argv[0]);
     }
-    execve(path, (char *const *) p->argv, (char *const *) p->envp);
+    execve(path, (char *const *) p->argv, (char *const *) envp);
     die_exec(p, errno, "exec: \"%s\"", p->argv[0]);
 }

@@ -176,6 +176,8 @@ struct ocirun_plan {
     int argc;
     const char *const *envp;     /* NULL-terminated, exactly process.env */
     const char *path_env;        /* PATH to search for argv[0] (from process.env), or NULL */
+    int home_from_passwd;        /* process.env has no HOME: add HOME=<the home of uid in the
+                                    container's /etc/passwd, else "/"> (runc, crun) */
     const char *cwd;
     unsigned int uid;
     unsigned int gid;

@@ -162,6 +162,7 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     p.argv, p.envp = a.strv(plan.argv), a.strv(plan.envp)
     p.argc = len(plan.argv)
     p.path_env, p.cwd = a.str(plan.path_env), a.str(plan.cwd)
+    p.home_from_passwd = plan.home_from_passwd
     p.uid, p.gid = plan.uid, plan.gid
     groups = a.array("unsigned int", len(plan.groups))
     for i, g in enumerate(plan.groups):
