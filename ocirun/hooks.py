@@ -1,8 +1,9 @@
 """Hooks run in the runtime's namespace: prestart, createRuntime, poststart, poststop.
 
 (createContainer and startContainer run inside the container, from the C init: hooks.c.)
-Each hook gets the container's state JSON on stdin, exactly its own `env`, its `args` as
-argv (argv[0] included) and at most `timeout` seconds. Imported only when a config has hooks.
+Each hook gets the container's state JSON on stdin, exactly its own `env` (without one, the
+runtime's environment, as runc and crun give it), its `args` as argv (argv[0] included) and
+at most `timeout` seconds. Imported only when a config has hooks.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ def state_bytes(state: dict) -> bytes:
 def _one(kind: str, i: int, hook: dict, stdin: bytes) -> None:
     path = hook["path"]
     argv = hook.get("args") or [path]
-    env = dict(e.split("=", 1) for e in hook.get("env") or [] if "=" in e)
+    env = None  # no `env`: the runtime's own (an empty list is an empty environment)
+    if hook.get("env") is not None:
+        env = dict(e.split("=", 1) for e in hook["env"] if "=" in e)
     what = f"{kind} hook #{i} {path}"
     try:
         proc = subprocess.run(argv, executable=path, input=stdin, env=env,

@@ -178,20 +178,36 @@ def test_env_is_exactly_the_hooks(rt, make_bundle, tmp_path):
         assert sorted(environ) == sorted(HOOK_ENV), kind
 
 
-def test_hook_without_env_gets_an_empty_environment(rt, make_bundle, tmp_path):
-    # No PATH in the hook's env: the script sets its own. The shell exports PWD to its
-    # commands, so measure the shell's own initial environ (the redirection is opened by it).
+def test_hook_without_env(rt, make_bundle, tmp_path):
+    """Without `env`, the hooks the runtime runs get the runtime's own environment, as with
+    runc and crun (FOO_LEAK=1 is in the environment the tests call ocirun with); those run
+    inside the container get an empty one. The shell exports PWD to its commands, so the
+    shell's own initial environ is what is measured (the redirection is opened by it)."""
     def hooks_raw(out):
-        script = 'wc -c < /proc/self/environ > "$2/$1.envsize"'
+        script = 'tr "\\0" "\\n" < /proc/self/environ > "$2/$1.env"'
         h = {}
-        for k in ("prestart", "createContainer", "startContainer", "poststart"):
+        for k in ("prestart", "createContainer", "startContainer", "poststart", "poststop"):
             dest = IN_CONTAINER_OUT if k == "startContainer" else str(out)
             h[k] = [{"path": "/bin/sh", "args": ["sh", "-c", "PATH=/usr/bin:/bin; " + script,
                                                   "x", k, dest]}]
         return h
 
     out, _, _ = lifecycle(rt, make_bundle, tmp_path, hooks_raw)
-    for k in ("prestart", "createContainer", "startContainer", "poststart"):
+    for k in ("prestart", "poststart", "poststop"):
+        assert "FOO_LEAK=1" in (out / f"{k}.env").read_text().splitlines(), k
+    for k in ("createContainer", "startContainer"):
+        assert (out / f"{k}.env").read_text() == "", k
+
+
+def test_hook_with_empty_env_gets_an_empty_environment(rt, make_bundle, tmp_path):
+    def hooks_raw(out):
+        script = 'wc -c < /proc/self/environ > "$2/$1.envsize"'
+        return {k: [{"path": "/bin/sh", "env": [],
+                     "args": ["sh", "-c", "PATH=/usr/bin:/bin; " + script, "x", k, str(out)]}]
+                for k in ("prestart", "poststart")}
+
+    out, _, _ = lifecycle(rt, make_bundle, tmp_path, hooks_raw)
+    for k in ("prestart", "poststart"):
         assert (out / f"{k}.envsize").read_text().strip() == "0", k
 
 
