@@ -56,7 +56,7 @@ def rootfs_copy(tmp_path):
 # --- environment ------------------------------------------------------------------------
 
 def test_env_is_exactly_process_env(rt, make_bundle):
-    env = ["PATH=/bin:/sbin", "FOO=bar baz", "EMPTY=", "MULTI=a=b=c"]
+    env = ["PATH=/bin:/sbin", "FOO=bar baz", "EMPTY=", "MULTI=a=b=c", "HOME=/h"]
     r = rt.ok("run", "--bundle", make_bundle(args=["env"], mutate=set_process(env=env)),
               "env-exact", env=dict(os.environ, OCIRUN_LEAK="1"))
     # `env` (not a shell, which would add PWD/SHLVL) prints its environment as execve gave it.
@@ -67,7 +67,38 @@ def test_env_is_exactly_process_env(rt, make_bundle):
 def test_env_without_path_uses_default_lookup(rt, make_bundle):
     r = rt.ok("run", "--bundle",
               make_bundle(args=["env"], mutate=set_process(env=["ONLY=1"])), "env-nopath")
-    assert r.stdout.splitlines() == ["ONLY=1"]
+    assert r.stdout.splitlines() == ["ONLY=1", "HOME=/root"]
+
+
+@pytest.mark.parametrize("user,env,home", [
+    ({"uid": 0, "gid": 0}, [], "/root"),              # root's entry in the image
+    ({"uid": 65534, "gid": 65534}, [], "/nonexistent"),
+    ({"uid": 4242, "gid": 4242}, [], "/"),            # no entry: runc's "/"
+    ({"uid": 0, "gid": 0}, ["HOME=/mine"], "/mine"),  # the config's own wins
+])
+def test_home_from_the_containers_passwd(rt, make_bundle, user, env, home):
+    """As runc and crun: without HOME in process.env, the init sets it from the container's
+    /etc/passwd entry for process.user.uid, else /."""
+    r = rt.ok("run", "--bundle", make_bundle(
+        args=["env"], mutate=set_process(user=user, env=["PATH=/bin"] + env)), "home")
+    assert [e for e in r.stdout.splitlines() if e.startswith("HOME=")] == [f"HOME={home}"]
+
+
+def test_home_from_an_odd_passwd(rt, make_bundle, rootfs_copy):
+    """Comments, short lines, a line longer than the init's buffer, no final newline."""
+    (rootfs_copy / "etc" / "passwd").write_text(
+        "# comment\nbroken\nx:" + "y" * 9000 + ":7:7::/long:/bin/sh\n"
+        "a:x:7:7::/seven:/bin/sh\nb:x:8:8::/eight")
+
+    def run_as(uid):
+        def mutate(cfg):
+            cfg["root"]["path"] = str(rootfs_copy)
+            cfg["process"].update(user={"uid": uid, "gid": uid}, env=["PATH=/bin"])
+        out = rt.ok("run", "--bundle", make_bundle(args=["env"], mutate=mutate), "home").stdout
+        return [e for e in out.splitlines() if e.startswith("HOME=")]
+
+    assert run_as(7) == ["HOME=/seven"]
+    assert run_as(8) == ["HOME=/eight"]
 
 
 # --- cwd --------------------------------------------------------------------------------
@@ -263,6 +294,35 @@ def test_ambient_capability_for_non_root(rt, make_bundle):
     bit = 1 << CAPS["CAP_NET_BIND_SERVICE"]
     assert caps_of(out) == {"CapInh": bit, "CapPrm": bit, "CapEff": bit, "CapBnd": bit,
                             "CapAmb": bit}
+
+
+def test_runc_spec_capabilities_run(rt, make_bundle):
+    """runc spec's default: ambient capabilities that are not inheritable. The kernel can't
+    raise them; runc runs the container without them, and so does ocirun (with a warning)."""
+    kept = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+
+    def mutate(cfg):
+        cfg["process"]["capabilities"] = {s: kept for s in
+                                          ("bounding", "effective", "permitted", "ambient")}
+
+    log = Path(make_bundle()) / "log.json"
+    out = rt.ok("run", "--bundle", make_bundle(args=["grep", "^Cap", "/proc/self/status"],
+                                               mutate=mutate), "caps-runc-spec",
+                global_args=("--log", str(log), "--log-format", "json")).stdout
+    assert caps_of(out) == {"CapInh": 0, "CapPrm": mask(kept), "CapEff": mask(kept),
+                            "CapBnd": mask(kept), "CapAmb": 0}
+    assert "ignoring ambient capabilities that are not both permitted and inheritable: " \
+        "CAP_KILL, CAP_NET_BIND_SERVICE, CAP_AUDIT_WRITE" in log.read_text()
+
+
+def test_unknown_capability_is_a_warning(rt, make_bundle):
+    def mutate(cfg):
+        cfg["process"]["capabilities"] = {s: ["CAP_CHOWN", "CAP_NOT_YET_INVENTED"]
+                                          for s in ("bounding", "effective", "permitted")}
+
+    out = rt.ok("run", "--bundle", make_bundle(args=["grep", "^Cap", "/proc/self/status"],
+                                               mutate=mutate), "caps-unknown").stdout
+    assert caps_of(out)["CapEff"] == 1
 
 
 def test_non_root_without_ambient_has_no_effective_caps(rt, make_bundle):
