@@ -55,8 +55,9 @@ def start(root: str, cid: str) -> None:
             try:
                 hooks.run("poststart", poststart, c.oci_state())
             except OcirunError:
-                # runtime-spec 1.3: a failed poststart hook fails start and stops the container.
-                _kill_and_wait(c)
+                # runtime-spec 1.3 lifecycle step 9: a failed poststart hook is an error;
+                # the container is stopped and destroyed (steps 12-13: poststop hooks too).
+                _destroy(c, RUNNING)
                 raise
             log.phase("poststart hooks")
 
@@ -209,28 +210,34 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         status = c.status()
         if status in (RUNNING, PAUSED) and not force:
             raise InvalidState(f"cannot delete container {cid} that is not stopped: {status}")
-        cg = cgroups_of(c)
-        if cg is not None and (status != STOPPED or cg.pids()):
-            # Everything in the cgroup: exec'd processes too, and without a pid namespace
-            # the init's death does not take them along. Thaws a paused container.
-            cg.kill_all(9)  # SIGKILL
-        if status != STOPPED and c.data:
-            _kill_and_wait(c)
-        state = dict(c.oci_state(), status=STOPPED)
-        log.phase("lock + state, load cgroup driver, stop what runs")
-        if cg is not None:
-            cg.destroy()
-            log.phase("remove cgroups")
-        c.destroy()
-        log.phase("remove state dir")
-        poststop = (c.data.get("hooks") or {}).get("poststop")
-        if poststop:
-            from . import hooks
+        _destroy(c, status)
 
-            # Failures are warnings: every poststop hook still runs, delete succeeds.
-            for failure in hooks.run_all("poststop", poststop, state):
-                log.warning(failure)
-            log.phase("poststop hooks")
+
+def _destroy(c: Container, status: str) -> None:
+    """Stop whatever still runs in the container, remove its cgroups and state dir, then
+    run its poststop hooks (delete, and start after a failed poststart hook)."""
+    cg = cgroups_of(c)
+    if cg is not None and (status != STOPPED or cg.pids()):
+        # Everything in the cgroup: exec'd processes too, and without a pid namespace
+        # the init's death does not take them along. Thaws a paused container.
+        cg.kill_all(9)  # SIGKILL
+    if status != STOPPED and c.data:
+        _kill_and_wait(c)
+    state = dict(c.oci_state(), status=STOPPED)
+    log.phase("lock + state, load cgroup driver, stop what runs")
+    if cg is not None:
+        cg.destroy()
+        log.phase("remove cgroups")
+    c.destroy()
+    log.phase("remove state dir")
+    poststop = (c.data.get("hooks") or {}).get("poststop")
+    if poststop:
+        from . import hooks
+
+        # Failures are warnings: every poststop hook still runs, delete succeeds.
+        for failure in hooks.run_all("poststop", poststop, state):
+            log.warning(failure)
+        log.phase("poststop hooks")
 
 
 def wait_forwarding_signals(pid: int) -> int:

@@ -189,7 +189,9 @@ def _cgroup_mounts(dest: str, options: list[str], cgroups: CgroupLayout,
 
 
 def _devices(plan: Plan, linux: dict, in_userns: bool, mounted: set[str]) -> None:
-    configured = {d["path"]: d for d in linux.get("devices") or []}
+    # "/dev/fuse/" names /dev/fuse (runc cleans the path too)
+    configured = {posixpath.normpath(d["path"]): dict(d, path=posixpath.normpath(d["path"]))
+                  for d in linux.get("devices") or []}
     # A default device the config mounts something over is left to that mount.
     devices = [dict(path=p, type=t, major=ma, minor=mi, fileMode=0o666)
                for p, t, ma, mi in DEFAULT_DEVICES if p not in configured and p not in mounted]

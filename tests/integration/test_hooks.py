@@ -318,19 +318,28 @@ def test_missing_prestart_hook_binary(rt, make_bundle, tmp_path):
     assert rt.ok("list", "-q").stdout.split() == []
 
 
-def test_failing_poststart_fails_start_and_stops_container(rt, make_bundle, tmp_path):
-    bundle = make_bundle(args=["sleep", "30"],
-                         mutate=with_hooks({"poststart": [failing(4)]}))
+def test_failing_poststart_fails_start_and_destroys_container(rt, make_bundle, tmp_path):
+    """runtime-spec 1.3 lifecycle step 9: an error, the container stopped and destroyed
+    (steps 12-13: its cgroups and state go, its poststop hooks run). The later poststart
+    hooks do not run."""
+    out = tmp_path / "rec"
+    out.mkdir()
+    bundle = make_bundle(args=["sleep", "30"], mutate=with_hooks(
+        {"poststart": [failing(4), recorder("poststart-2", str(out))],
+         "poststop": [recorder("poststop", str(out))]}))
     ok(call(rt, "create", "--bundle", bundle, "hk"))
     try:
         pid = rt.state("hk")["pid"]
         r = call(rt, "start", "hk")
         fails(r, "poststart", "exit status 4")
-        assert wait_stopped(rt, "hk")["status"] == "stopped"
         assert not os.path.exists(f"/proc/{pid}") or \
             open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+        assert rt.cli("state", "hk").returncode != 0
+        assert rt.ok("list", "-q").stdout.split() == []
+        assert (out / "order").read_text().split() == ["poststop"]
+        assert json.loads((out / "poststop.state").read_text())["status"] == "stopped"
     finally:
-        ok(call(rt, "delete", "--force", "hk"))
+        ok(call(rt, "delete", "--force", "hk"))  # an engine's cleanup still succeeds
 
 
 def test_poststart_timeout_fails_start(rt, make_bundle):
@@ -342,7 +351,7 @@ def test_poststart_timeout_fails_start(rt, make_bundle):
         r = call(rt, "start", "hk")
         assert time.monotonic() - t0 < 8
         fails(r, "poststart", "timed out")
-        assert wait_stopped(rt, "hk")["status"] == "stopped"
+        assert rt.cli("state", "hk").returncode != 0
     finally:
         ok(call(rt, "delete", "--force", "hk"))
 
