@@ -148,11 +148,14 @@ struct ocirun_plan {
     /* rootfs */
     int setup_rootfs;            /* 0: no new mount namespace, leave the filesystem alone */
     const char *rootfs;          /* absolute host path of root.path */
-    unsigned long root_propagation;     /* applied to / before anything (MS_REC|MS_SLAVE...) */
+    unsigned long root_propagation;     /* applied to / before anything (MS_REC|MS_SLAVE...);
+                                           0: leave */
     unsigned long root_propagation_end; /* applied to the new / after pivot, or 0 */
     int rootfs_parent_unshared;  /* stop the mount holding rootfs sharing (as runc) */
     int rootfs_readonly;
     int no_pivot;
+    int chroot_only;             /* no mount namespace of its own: chroot, no pivot or move
+                                    (the mounts stay in the runtime's namespace, as runc) */
     const struct ocirun_mount *mounts;
     int n_mounts;
     const struct ocirun_device *devices;

@@ -467,6 +467,15 @@ static void pivot(const struct ocirun_plan *p)
 {
     int oldroot, newroot;
 
+    if (p->chroot_only) {
+        if (chdir(p->rootfs) < 0)
+            die(p, errno, "chdir %s", p->rootfs);
+        if (chroot(".") < 0)
+            die(p, errno, "chroot %s", p->rootfs);
+        if (chdir("/") < 0)
+            die(p, errno, "chdir /");
+        return;
+    }
     if (p->no_pivot) {
         if (chdir(p->rootfs) < 0)
             die(p, errno, "chdir %s", p->rootfs);
@@ -530,7 +539,7 @@ void setup_rootfs(const struct ocirun_plan *p)
     int i;
 
     /* Nothing we mount may propagate back to the host. */
-    if (mount(NULL, "/", NULL, p->root_propagation, NULL) < 0)
+    if (p->root_propagation && mount(NULL, "/", NULL, p->root_propagation, NULL) < 0)
         die(p, errno, "set propagation of /");
     /* A non-recursive setting leaves the mount holding the rootfs as it was: if it is shared,
      * our mounts would reach the host, and pivot_root refuses it. MS_SLAVE ends sharing and

@@ -131,6 +131,7 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     p.rootfs_parent_unshared = plan.rootfs_parent_unshared
     p.rootfs_readonly = plan.rootfs_readonly
     p.no_pivot = plan.no_pivot
+    p.chroot_only = plan.host_mount_ns
     mounts = a.array("struct ocirun_mount", len(plan.mounts))
     for i, m in enumerate(plan.mounts):
         c = mounts[i]

@@ -332,6 +332,12 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
         result_fd = os.open(c.result_path, os.O_RDWR | os.O_CLOEXEC)  # never blocks
         undo.add(os.close, result_fd)
         ns_fds = open_namespaces(p, undo)
+        host_mounts = None
+        if p.host_mount_ns:
+            from . import hostmounts
+
+            host_mounts = hostmounts.snapshot(p.rootfs)
+            undo.add(hostmounts.unmount_new, p.rootfs, host_mounts)  # after the kill
         hooks = config.get("hooks") or {}
         state_fd = -1
         if p.hooks_sync:
@@ -387,6 +393,7 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
             "annotations": config.get("annotations") or {},
             "hooks": {k: hooks[k] for k in ("poststart", "poststop") if hooks.get(k)},
             "cgroup_paths": cg.paths,
+            **({"host_mounts": host_mounts} if host_mounts is not None else {}),
         })
         c.save_config(raw)
         if opts.pid_file:

@@ -225,6 +225,11 @@ def _destroy(c: Container, status: str) -> None:
         _kill_and_wait(c)
     state = dict(c.oci_state(), status=STOPPED)
     log.phase("lock + state, load cgroup driver, stop what runs")
+    if c.data.get("host_mounts") is not None:
+        from . import hostmounts
+
+        for failure in hostmounts.unmount_new(c.data["rootfs"], c.data["host_mounts"]):
+            log.warning(failure)
     if cg is not None:
         cg.destroy()
         log.phase("remove cgroups")

@@ -125,6 +125,8 @@ class Plan:
         self.rootfs_parent_unshared = True  # as runc (rootfsParentMountPrivate)
         self.rootfs_readonly = False
         self.no_pivot = no_pivot
+        # no mount namespace of its own: mounts in the runtime's, chroot (as runc)
+        self.host_mount_ns = False
         self.mounts: list[Mount] = []
         self.devices: list[Device] = []
         self.symlinks: list[tuple[str, str]] = []  # (target, link path)
@@ -205,7 +207,15 @@ def build(
 
         rootfs(plan, config, linux, bundle, new, is_dir, cgroups or CgroupLayout(), problems)
     elif not any(t == NAMESPACES["mount"] for _, t in plan.joins):
-        problems.append("/linux/namespaces: a mount namespace is required to set up the rootfs")
+        # No mount namespace: runc makes the mounts in its own and chroots; so do we, without
+        # touching the propagation of the runtime's mounts (the runtime-tools program
+        # linux_ns_itype runs such a config). delete unmounts them again.
+        from .plan_rootfs import rootfs
+
+        rootfs(plan, config, linux, bundle, new, is_dir, cgroups or CgroupLayout(), problems)
+        plan.host_mount_ns = True
+        plan.root_propagation = plan.root_propagation_end = 0
+        plan.rootfs_parent_unshared = False
     _unsupported(config, linux, problems)
     if problems:
         raise ConfigError(problems)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from clitools import call, ok
 from ocirun.tables import NS_PROC_NAMES
 
 ROOTFS = Path(__file__).resolve().parents[2] / "bundles" / "busybox" / "rootfs"
@@ -95,12 +96,57 @@ def test_mount_namespace_is_new(rt, make_bundle):
     assert ns_lines(out)["mnt"] != host_ns("mnt")
 
 
-def test_no_mount_namespace_is_refused(rt, make_bundle):
-    r = rt.cli("run", "--bundle",
-               make_bundle(args=["true"], mutate=lambda c: drop_ns(c, "mount")), "ns-no-mnt")
-    assert r.returncode != 0
-    assert "/linux/namespaces" in r.stderr and "mount namespace" in r.stderr, r.stderr
-    assert "Traceback" not in r.stderr
+def _mounts_under_rootfs() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(str(ROOTFS))]
+
+
+def test_no_namespaces_at_all_shares_the_runtimes(rt, make_bundle):
+    """As runc (and the runtime-tools program linux_ns_itype): a config with no namespaces
+    runs in the runtime's; its mounts are made in the runtime's mount namespace (under the
+    rootfs, which the init chroots into) and go when the container is deleted."""
+    names = ["mnt", "pid", "net", "ipc", "uts", "cgroup"]
+
+    def mutate(cfg):
+        cfg["linux"]["namespaces"] = []
+        cfg.pop("hostname", None)
+
+    bundle = make_bundle(args=["sh", "-c", print_ns_script(*names) + "; ls /proc/self/fd; "
+                               "readlink /proc/1/exe || echo pid-1-hidden; sleep 30"],
+                         mutate=mutate)
+    assert _mounts_under_rootfs() == []
+    ok(call(rt, "create", "--bundle", bundle, "ns-none"))
+    try:
+        pid = rt.state("ns-none")["pid"]
+        assert os.readlink(f"/proc/{pid}/root") == str(ROOTFS)
+        mounted = _mounts_under_rootfs()
+        assert str(ROOTFS / "proc") in mounted and str(ROOTFS / "dev") in mounted, mounted
+        for name in names:
+            assert os.readlink(f"/proc/{pid}/ns/{name}") == host_ns(name), name
+    finally:
+        rt.ok("delete", "--force", "ns-none")
+    assert _mounts_under_rootfs() == []
+
+
+def test_no_mount_namespace_run(rt, make_bundle):
+    out = rt.ok("run", "--bundle", make_bundle(
+        args=["sh", "-c", print_ns_script("mnt", "pid") + "; cat /etc/hostname 2>&1; ls /"],
+        mutate=lambda c: drop_ns(c, "mount")), "ns-no-mnt").stdout
+    seen = ns_lines(out)
+    assert seen["mnt"] == host_ns("mnt") and seen["pid"] != host_ns("pid")
+    assert "bin" in out.split()  # the container's root, not the host's
+    assert _mounts_under_rootfs() == []
+
+
+def test_no_mount_namespace_failed_create_leaves_no_mount(rt, make_bundle):
+    def mutate(cfg):
+        drop_ns(cfg, "mount")
+        cfg["mounts"].append({"destination": "/mnt/x", "type": "nosuchfs", "source": "none"})
+
+    r = call(rt, "create", "--bundle", make_bundle(args=["true"], mutate=mutate), "ns-no-mnt")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "nosuchfs" in r.stderr or "/mnt/x" in r.stderr, r.stderr
+    assert _mounts_under_rootfs() == []
     assert rt.cli("state", "ns-no-mnt").returncode != 0
 
 

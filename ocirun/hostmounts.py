@@ -1,0 +1,49 @@
+"""Mounts a container without a mount namespace of its own leaves in the runtime's.
+
+runc runs such a config: the container's mounts (proc, /dev, binds...) are made under the
+rootfs in the runtime's own mount namespace and the init chroots into it. Nothing takes them
+away when the container ends, so `create` notes which mounts at or under the rootfs were
+there before (an engine's overlay, say), and `delete` (or a failed `create`) unmounts the
+rest, newest first.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from .cgroups.common import _unescape
+
+MNT_DETACH = 2
+
+
+def _under(rootfs: str) -> list[tuple[int, str]]:
+    """(mount id, mount point) of every mount at or under `rootfs`, oldest first."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = _unescape(fields[4])
+            if point == rootfs or point.startswith(rootfs.rstrip("/") + "/"):
+                out.append((int(fields[0]), point))
+    return out
+
+
+def snapshot(rootfs: str) -> list[int]:
+    """The ids of the mounts at or under `rootfs` now: those are not ours to remove."""
+    return [mid for mid, _ in _under(rootfs)]
+
+
+def unmount_new(rootfs: str, keep: list[int]) -> list[str]:
+    """Unmount (lazily) what was mounted at or under `rootfs` since `snapshot`; returns
+    the failures as messages."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    failures = []
+    for mid, point in reversed(_under(rootfs)):
+        if mid in keep:
+            continue
+        if libc.umount2(point.encode(), MNT_DETACH) < 0:
+            err = ctypes.get_errno()
+            if err != 22:  # EINVAL: already gone with a parent
+                failures.append(f"unmount {point}: {os.strerror(err)}")
+    return failures
