@@ -217,11 +217,22 @@ def test_user_namespace_with_join_is_unshared():
     assert p.uid_map == "0 100000 65536\n"
 
 
-def test_missing_mount_namespace_is_an_error():
-    with pytest.raises(ConfigError) as e:
-        plan_of(config(namespaces=("pid", "network")))
-    assert "/linux/namespaces" in str(e.value)
-    assert "mount namespace" in str(e.value)
+def test_without_mount_namespace_mounts_in_the_runtimes_and_chroots():
+    cfg = config(namespaces=("pid", "network"))
+    cfg["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
+    p = plan_of(cfg)
+    assert p.setup_rootfs and p.host_mount_ns
+    assert [m.target for m in p.mounts] == ["/proc"]  # made in the runtime's namespace
+    # the propagation of the runtime's own mounts is left alone
+    assert p.root_propagation == p.root_propagation_end == 0
+    assert p.rootfs_parent_unshared is False
+    with_ns = plan_of(config())
+    assert not with_ns.host_mount_ns and with_ns.root_propagation != 0
+
+
+def test_joined_mount_namespace_sets_up_no_rootfs():
+    p = plan_of(config(namespaces=("pid", {"type": "mount", "path": "/x/mnt"})))
+    assert not p.setup_rootfs and not p.host_mount_ns
 
 
 # --- hostname / domainname / sysctl -----------------------------------------------------
