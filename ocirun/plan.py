@@ -533,6 +533,11 @@ def _kernel_settings(plan: Plan, config: dict, linux: dict, new: set[str],
         elif ns not in ours:
             problems.append(f"/linux/sysctl/{key}: needs a new or joined {ns} namespace: it "
                             "would change the host's")
+        name = dotted[len("kernel."):] if dotted in ("kernel.hostname",
+                                                      "kernel.domainname") else None
+        if name and config.get(name) is not None and str(value) != config[name]:
+            problems.append(f"/linux/sysctl/{key}: {value!r} contradicts /{name} "
+                            f"{config[name]!r}")
         plan.sysctls.append((path, str(value)))
 
 

@@ -238,6 +238,20 @@ def test_joined_mount_namespace_sets_up_no_rootfs():
 # --- hostname / domainname / sysctl -----------------------------------------------------
 
 @pytest.mark.parametrize("key", ["hostname", "domainname"])
+def test_uts_sysctl_contradicting_the_name_is_an_error(key):
+    cfg = config()
+    cfg[key] = "one"
+    cfg["linux"]["sysctl"] = {f"kernel.{key}": "two"}
+    with pytest.raises(ConfigError) as e:
+        plan_of(cfg)
+    assert f"/linux/sysctl/kernel.{key}: 'two' contradicts /{key} 'one'" in str(e.value)
+    cfg["linux"]["sysctl"] = {f"kernel.{key}": "one"}  # agreeing is fine
+    assert plan_of(cfg).sysctls == [(f"/proc/sys/kernel/{key}", "one")]
+    del cfg[key]  # the sysctl alone sets it
+    assert plan_of(cfg).sysctls == [(f"/proc/sys/kernel/{key}", "one")]
+
+
+@pytest.mark.parametrize("key", ["hostname", "domainname"])
 def test_name_without_uts_namespace_is_an_error(key):
     cfg = config(namespaces=("pid", "mount"), **{key: "box"})
     with pytest.raises(ConfigError) as e:
