@@ -34,11 +34,32 @@ static void fd_path(char *buf, int fd)
     snprintf(buf, FDPATH_LEN, "/proc/self/fd/%d", fd);
 }
 
-/* Open `path` (absolute, as the container sees it) as an O_PATH fd, creating what is missing:
- * directories on the way, and the last component as a directory or an empty file. */
-static int open_in_root(const struct ocirun_plan *p, const char *path, int kind, int create)
+/* `path` with its prefix `buf` (a dangling symlink, in directory `parent`) replaced by the
+ * link's target, as the kernel would follow it: an absolute target from the container's
+ * root, a relative one from the link's directory. Returns 0, or -1 if `buf` is no symlink. */
+static int follow_dangling(const struct ocirun_plan *p, int parent, const char *dir,
+                           const char *name, const char *rest, char *out, size_t n)
 {
-    char buf[4096];
+    char target[4096];
+    ssize_t len = readlinkat(parent, name, target, sizeof(target) - 1);
+
+    if (len < 0)
+        return -1;
+    target[len] = '\0';
+    if ((size_t) snprintf(out, n, "%s%s%s%s", target[0] == '/' ? "" : dir,
+                          target[0] == '/' ? "" : "/", target, rest) >= n)
+        die(p, ENAMETOOLONG, "follow %s/%s in the container", dir, name);
+    return 0;
+}
+
+/* Open `path` (absolute, as the container sees it) as an O_PATH fd, creating what is missing:
+ * directories on the way, and the last component as a directory or an empty file. A
+ * dangling symlink on the way is followed (inside the root) and its target created, as
+ * runc does for a mount destination such as /etc/resolv.conf -> ../run/missing. */
+static int open_in_root_at(const struct ocirun_plan *p, const char *path, int kind, int create,
+                           int depth)
+{
+    char buf[4096], next[4096];
     size_t i, len = strlen(path);
     int fd = openat2_in_root(rootfd, path, O_PATH);
 
@@ -46,6 +67,8 @@ static int open_in_root(const struct ocirun_plan *p, const char *path, int kind,
         return fd;
     if (len >= sizeof(buf))
         die(p, ENAMETOOLONG, "open %s", path);
+    if (depth > 40)
+        die(p, ELOOP, "open %s in the container", path);
 
     /* Walk the prefixes; each missing one is made inside its (resolved) parent. */
     memcpy(buf, path, len + 1);
@@ -71,6 +94,10 @@ static int open_in_root(const struct ocirun_plan *p, const char *path, int kind,
         parent = openat2_in_root(rootfd, base == buf ? "/" : buf, O_PATH | O_DIRECTORY);
         if (parent < 0)
             die(p, errno, "open %s in the container", base == buf ? "/" : buf);
+        if (follow_dangling(p, parent, buf, base + 1, path + i, next, sizeof(next)) == 0) {
+            close(parent);
+            return open_in_root_at(p, next, kind, create, depth + 1);
+        }
         if (last && kind == OCIRUN_MNT_FILE) {
             /* O_PATH can't create: open the parent for real, then mknod an empty file. */
             rc = mknodat(parent, base + 1, S_IFREG | 0644, 0);
@@ -86,6 +113,11 @@ static int open_in_root(const struct ocirun_plan *p, const char *path, int kind,
             return openat2_in_root(rootfd, path, O_PATH);
     }
     return openat2_in_root(rootfd, path, O_PATH);
+}
+
+static int open_in_root(const struct ocirun_plan *p, const char *path, int kind, int create)
+{
+    return open_in_root_at(p, path, kind, create, 0);
 }
 
 static int must_open_in_root(const struct ocirun_plan *p, const char *path, int kind)

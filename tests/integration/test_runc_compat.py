@@ -1,0 +1,122 @@
+"""Behaviours engines and images rely on where ocirun once differed from runc: each test
+names the runc behaviour it checks (see docs/compat.md for the deliberate differences)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from clitools import call, fails, ok
+
+ROOTFS = Path(__file__).resolve().parents[2] / "bundles" / "busybox" / "rootfs"
+
+
+@pytest.fixture
+def rootfs_copy(tmp_path):
+    dest = tmp_path / "rootfs"
+    subprocess.run(["cp", "-a", str(ROOTFS), str(dest)], check=True)
+    return dest
+
+
+def on_copy(rootfs, *mounts, **linux):
+    def mutate(cfg):
+        cfg["root"]["path"] = str(rootfs)
+        cfg["mounts"].extend(mounts)
+        cfg["linux"].update(linux)
+    return mutate
+
+
+def tmpfs(dest: str) -> dict:
+    return {"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}
+
+
+# --- mount destinations -------------------------------------------------------------------
+
+def test_mount_on_dangling_symlink_creates_its_target_inside_the_root(rt, make_bundle,
+                                                                      rootfs_copy):
+    """runc follows a destination that is a symlink to a missing path (inside the rootfs)
+    and creates the target: absolute links from the container's /, relative ones from the
+    link's directory, `..` clamped at the root, chains of links."""
+    (rootfs_copy / "abs").symlink_to("/made/by/runtime")
+    (rootfs_copy / "etc" / "rel").symlink_to("../../../escape-attempt")
+    (rootfs_copy / "hop1").symlink_to("hop2")
+    (rootfs_copy / "hop2").symlink_to("/hop-target")
+    script = ("for d in /made/by/runtime /escape-attempt /hop-target; do "
+              "stat -fc \"$d %T\" $d; done")
+    out = rt.ok("run", "--bundle", make_bundle(
+        args=["sh", "-c", script],
+        mutate=on_copy(rootfs_copy, tmpfs("/abs"), tmpfs("/etc/rel"), tmpfs("/hop1"))),
+        "dangling").stdout
+    assert out.splitlines() == ["/made/by/runtime tmpfs", "/escape-attempt tmpfs",
+                                "/hop-target tmpfs"]
+    assert (rootfs_copy / "made" / "by" / "runtime").is_dir()
+    assert (rootfs_copy / "escape-attempt").is_dir()
+    assert not Path("/escape-attempt").exists()
+
+
+def test_mount_on_symlink_loop_is_a_clean_error(rt, make_bundle, rootfs_copy):
+    (rootfs_copy / "loop1").symlink_to("loop2")
+    (rootfs_copy / "loop2").symlink_to("loop1")
+    r = call(rt, "run", "--bundle", make_bundle(
+        args=["true"], mutate=on_copy(rootfs_copy, tmpfs("/loop1"))), "loop")
+    fails(r, "/loop")
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert rt.cli("state", "loop").returncode != 0
+
+
+# --- devices ------------------------------------------------------------------------------
+
+def test_device_path_with_trailing_slash(rt, make_bundle):
+    def mutate(cfg):
+        cfg["linux"]["devices"] = [{"path": "/dev/fuse/", "type": "c", "major": 10,
+                                    "minor": 229, "fileMode": 0o600}]
+
+    out = rt.ok("run", "--bundle", make_bundle(
+        args=["stat", "-c", "%n %t:%T %a", "/dev/fuse"], mutate=mutate), "devslash").stdout
+    assert out.split() == ["/dev/fuse", "a:e5", "600"]
+
+
+def test_devices_already_in_the_rootfs(rt, make_bundle, rootfs_copy):
+    """A rootfs whose /dev already holds the nodes the config lists (no /dev tmpfs): they
+    are made again, with the config's modes (runc replaces them too)."""
+    dev = rootfs_copy / "dev"
+    subprocess.run(["mknod", "-m", "600", str(dev / "null"), "c", "1", "3"], check=True)
+    subprocess.run(["mknod", "-m", "600", str(dev / "fuse"), "c", "10", "229"], check=True)
+    (dev / "zero").write_text("a file where a device should be")
+
+    def mutate(cfg):
+        cfg["root"]["path"] = str(rootfs_copy)
+        cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/dev"]
+        cfg["linux"]["devices"] = [
+            {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666},
+            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666}]
+
+    out = rt.ok("run", "--bundle", make_bundle(
+        args=["stat", "-c", "%n %t:%T %a %F", "/dev/null", "/dev/fuse", "/dev/zero"],
+        mutate=mutate), "devexist").stdout
+    assert out.splitlines() == ["/dev/null 1:3 666 character special file",
+                                "/dev/fuse a:e5 666 character special file",
+                                "/dev/zero 1:5 666 character special file"]
+
+
+# --- kernel settings ----------------------------------------------------------------------
+
+def test_hostname_sysctl_contradicting_hostname_is_refused(rt, make_bundle):
+    def mutate(cfg):
+        cfg["hostname"] = "one"
+        cfg["linux"]["sysctl"] = {"kernel.hostname": "two"}
+
+    r = call(rt, "run", "--bundle", make_bundle(args=["true"], mutate=mutate), "hostsysctl")
+    fails(r, "/linux/sysctl/kernel.hostname", "contradicts /hostname")
+    assert rt.cli("state", "hostsysctl").returncode != 0
+
+
+def test_hostname_sysctl_alone_sets_the_hostname(rt, make_bundle):
+    def mutate(cfg):
+        cfg.pop("hostname", None)
+        cfg["linux"]["sysctl"] = {"kernel.hostname": "from-sysctl"}
+
+    out = ok(call(rt, "run", "--bundle", make_bundle(args=["hostname"], mutate=mutate),
+                  "hostsysctl")).stdout
+    assert out.strip() == "from-sysctl"
