@@ -66,9 +66,15 @@ def rootfs(plan: Plan, config: dict, linux: dict, bundle: str, new: set[str],
     prop = linux.get("rootfsPropagation")
     if prop:
         flag = PROPAGATION[prop]
-        if prop in ("shared", "rshared", "unbindable", "runbindable"):
-            # pivot_root refuses a shared root: pivot on a slave one, then make it so.
+        if prop in ("unbindable", "runbindable"):
+            # pivot on a slave root, then make it so.
             plan.root_propagation, plan.root_propagation_end = MS_SLAVE | MS_REC, flag
+        elif prop in ("shared", "rshared"):
+            # As runc: / keeps (or joins) the host's peer groups from the start, so a shared
+            # bind volume stays in the host's group and mounts made inside reach the host
+            # (Kubernetes' Bidirectional propagation). pivot_root only needs the rootfs's own
+            # mount and its parent not to be shared: rootfs_parent_unshared sees to that.
+            plan.root_propagation = plan.root_propagation_end = flag
         else:
             plan.root_propagation = flag
     in_userns = "user" in new or any(t == NAMESPACES["user"] for _, t in plan.joins)

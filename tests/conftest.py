@@ -94,15 +94,14 @@ def _procs_rooted_in(path: str) -> list[int]:
     return pids
 
 
-def _rootfs_listing() -> dict[str, list[str]]:
-    """What the shared rootfs holds where a runtime could create mount targets or devices."""
-    out = {}
-    for sub in ("", "dev", "etc", "tmp", "run"):
-        try:
-            out[sub] = sorted(os.listdir(ROOTFS / sub))
-        except OSError:
-            out[sub] = []
-    return out
+def _rootfs_listing() -> list[str]:
+    """Every path in the shared rootfs (a runtime could create mount targets, devices or
+    links anywhere in it); what is mounted in a container is not there on the host."""
+    out = []
+    for top, dirs, files in os.walk(ROOTFS):
+        rel = os.path.relpath(top, ROOTFS)
+        out.extend(os.path.join(rel, n) for n in dirs + files)
+    return sorted(out)
 
 
 @pytest.fixture
@@ -128,4 +127,6 @@ def rt():
     assert not left, f"state dirs left behind: {left}"
     assert not procs, f"container processes left behind: {procs}"
     assert not mounts, f"mounts left behind: {mounts}"
-    assert after == before, f"the shared rootfs changed: {before} -> {after}"
+    assert after == before, ("the shared rootfs changed: added "
+                             f"{sorted(set(after) - set(before))}, removed "
+                             f"{sorted(set(before) - set(after))}")

@@ -141,11 +141,12 @@ def test_no_mount_namespace_run(rt, make_bundle):
 def test_no_mount_namespace_failed_create_leaves_no_mount(rt, make_bundle):
     def mutate(cfg):
         drop_ns(cfg, "mount")
-        cfg["mounts"].append({"destination": "/mnt/x", "type": "nosuchfs", "source": "none"})
+        # an existing destination: the shared rootfs must not change
+        cfg["mounts"].append({"destination": "/tmp", "type": "nosuchfs", "source": "none"})
 
     r = call(rt, "create", "--bundle", make_bundle(args=["true"], mutate=mutate), "ns-no-mnt")
     assert r.returncode != 0 and "Traceback" not in r.stderr
-    assert "nosuchfs" in r.stderr or "/mnt/x" in r.stderr, r.stderr
+    assert "nosuchfs" in r.stderr or "/tmp" in r.stderr, r.stderr
     assert _mounts_under_rootfs() == []
     assert rt.cli("state", "ns-no-mnt").returncode != 0
 

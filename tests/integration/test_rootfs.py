@@ -372,6 +372,35 @@ def test_bind_rslave_receives_host_mounts(rt, make_bundle, rootfs_copy, shared_m
     assert out.strip() == "seen"
 
 
+def test_rshared_root_and_volume_propagate_both_ways(rt, make_bundle, rootfs_copy,
+                                                   shared_mount):
+    """Kubernetes' Bidirectional mount propagation (rootfsPropagation rshared and an rshared
+    bind volume, as CSI drivers use): the volume stays in the host's peer group, so a mount
+    made inside the container appears on the host (runc gives the same)."""
+    (shared_mount / "inner").mkdir()
+    mutate = chain(with_root(rootfs_copy), add_mounts(
+        {"destination": "/vol", "type": "bind", "source": str(shared_mount),
+         "options": ["rbind", "rshared"]}))
+
+    def caps(cfg):
+        mutate(cfg)
+        cfg["linux"]["rootfsPropagation"] = "rshared"
+        cfg["process"]["capabilities"] = {s: ["CAP_SYS_ADMIN"]
+                                          for s in ("bounding", "effective", "permitted")}
+
+    host_tags = parse_mountinfo(open("/proc/self/mountinfo").read())
+    host_peer = tag(host_tags[str(shared_mount)], "shared")
+    script = f"mount -t tmpfs -o size=1m from-container /vol/inner && {MOUNTINFO}"
+    try:
+        out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=caps),
+                    "bidirectional").stdout
+        assert tag(parse_mountinfo(out)["/vol"], "shared") == host_peer
+        assert str(shared_mount / "inner") in host_mounts_under(str(shared_mount))
+    finally:
+        subprocess.run(["umount", "-l", str(shared_mount / "inner")])
+    assert host_mounts_under(str(rootfs_copy)) == []
+
+
 def rt_cli_path() -> str:
     return str(Path(sys.executable).parent / "ocirun")
 

@@ -434,9 +434,9 @@ def test_rootfs_path_and_readonly():
     ("rprivate", MS_PRIVATE | MS_REC, 0),
     ("slave", MS_SLAVE, 0),
     ("rslave", MS_SLAVE | MS_REC, 0),
-    # pivot_root refuses a shared root: pivot on a slave, share afterwards.
-    ("shared", MS_SLAVE | MS_REC, MS_SHARED),
-    ("rshared", MS_SLAVE | MS_REC, MS_SHARED | MS_REC),
+    # As runc: shared from the start, so bind volumes stay in the host's peer groups.
+    ("shared", MS_SHARED, MS_SHARED),
+    ("rshared", MS_SHARED | MS_REC, MS_SHARED | MS_REC),
 ])
 def test_rootfs_propagation(prop, start, end):
     cfg = config()
