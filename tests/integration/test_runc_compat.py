@@ -120,3 +120,34 @@ def test_hostname_sysctl_alone_sets_the_hostname(rt, make_bundle):
     out = ok(call(rt, "run", "--bundle", make_bundle(args=["hostname"], mutate=mutate),
                   "hostsysctl")).stdout
     assert out.strip() == "from-sysctl"
+
+
+# --- user namespaces ----------------------------------------------------------------------
+
+def test_bind_mounts_in_a_user_namespace(rt, make_bundle, tmp_path):
+    """ro, rw and flagged binds of a host directory into a container with its own user
+    namespace (the mount flags the kernel locks are kept on the remount)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    src.chmod(0o777)
+    (src / "f").write_text("hi\n")
+
+    def mutate(cfg):
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["mounts"] += [
+            {"destination": "/mnt", "type": "bind", "source": str(src), "options": ["bind", "ro"]},
+            {"destination": "/home", "type": "none", "source": str(src),
+             "options": ["rbind", "nosuid", "noexec", "nodev", "rw"]},
+        ]
+
+    script = ("cat /mnt/f; touch /mnt/no 2>/dev/null || echo ro-refused; touch /home/yes; "
+              "grep -E ' /mnt | /home ' /proc/self/mountinfo")
+    out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate),
+                "userns-bind").stdout.splitlines()
+    assert out[:2] == ["hi", "ro-refused"]
+    opts = {line.split()[4]: set(line.split()[5].split(",")) for line in out[2:]}
+    assert "ro" in opts["/mnt"]
+    assert {"rw", "nosuid", "nodev", "noexec"} <= opts["/home"]
+    assert (src / "yes").stat().st_uid == 100000  # written as the mapped root
