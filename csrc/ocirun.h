@@ -63,6 +63,9 @@ struct ocirun_mount {
     unsigned long propagation; /* MS_SHARED|MS_PRIVATE|... (+MS_REC) applied after, or 0 */
     int kind;                  /* OCIRUN_MNT_DIR or OCIRUN_MNT_FILE */
     int copyup;                /* tmpcopyup: fill the new tmpfs with what was there */
+    int source_fd;             /* >= 0: a detached copy of the bind source the runtime made
+                                  before the clone (open_tree): moved onto the target */
+    unsigned long moved_propagation; /* applied to that copy once attached, or 0 */
 };
 
 struct ocirun_ns_join {
@@ -231,6 +234,10 @@ int ocirun_spawn(const struct ocirun_plan *plan);
 /* A sealed memfd holding the trampoline the init execs the process through (so that
  * /proc/self/exe never reaches the runtime's own binary), or -errno (-ENOSYS: none built). */
 int ocirun_trampoline_fd(void);
+
+/* A detached copy of the mount tree at `path` (open_tree(OPEN_TREE_CLONE), recursively
+ * with `recursive`), close-on-exec; or -errno. Runs in the runtime, before the clone. */
+int ocirun_open_tree(const char *path, int recursive);
 
 /* Become the reaper of orphaned descendants (`run` waits for an init that is a grandchild).
  * Returns 0 or -errno. */

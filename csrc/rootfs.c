@@ -15,6 +15,14 @@
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
+
 #define FDPATH_LEN 32
 
 static int rootfd = -1;
@@ -287,8 +295,23 @@ static void do_mount(const struct ocirun_plan *p, const struct ocirun_mount *m)
     fd = must_open_in_root(p, m->target, m->kind);
 
     fd_path(fdp, fd);
-    if (mount(m->source, fdp, m->fstype, m->flags, m->data) < 0)
+    if (m->source_fd >= 0) {
+        if (syscall(SYS_move_mount, m->source_fd, "", fd, "",
+                    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+            die(p, errno, "move_mount %s to %s", m->source, m->target);
+        close(m->source_fd);
+        if (m->moved_propagation) {
+            int moved = must_open_in_root(p, m->target, m->kind);
+            char mp[FDPATH_LEN];
+
+            fd_path(mp, moved);
+            if (mount(NULL, mp, NULL, m->moved_propagation, NULL) < 0)
+                die(p, errno, "set propagation of %s", m->target);
+            close(moved);
+        }
+    } else if (mount(m->source, fdp, m->fstype, m->flags, m->data) < 0) {
         die(p, errno, "mount %s to %s", m->source ? m->source : "none", m->target);
+    }
     if (m->copyup) {
         /* The fd still names the directory under the new mount: copy it up. */
         struct stat st;

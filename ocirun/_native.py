@@ -87,7 +87,7 @@ def _hooks(a: _Arena, hooks: list):
 
 def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: int,
           console_fd: int, result_fd: int, exec_fd: int, a: _Arena,
-          placement: Placement | None = None):
+          placement: Placement | None = None, mount_fds: dict[int, int] | None = None):
     p = ffi.new("struct ocirun_plan *")
     a.keep.append(p)
     p.sync_fd = sync_fd
@@ -99,8 +99,9 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     p.console_fd = console_fd
     p.console_rows, p.console_cols = plan.console_rows, plan.console_cols
     task_fds = placement.task_fds if placement else []
+    mount_fds = mount_fds or {}
     keep = sorted({sync_fd, fifo_fd, result_fd, exec_fd, state_fd, console_fd, *ns_fds,
-                   *task_fds, *range(3, 3 + plan.preserve_fds)} - {-1})
+                   *task_fds, *mount_fds.values(), *range(3, 3 + plan.preserve_fds)} - {-1})
     p.keep_fds, p.n_keep_fds = a.ints(keep), len(keep)
 
     # Placed at birth (placement) or by the parent on the child's request (cgroup_sync).
@@ -139,6 +140,8 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
         c.fstype, c.data = a.str(m.fstype), a.str(m.data)
         c.flags, c.remount, c.propagation, c.kind = m.flags, m.remount, m.propagation, m.kind
         c.copyup = m.copyup
+        c.source_fd = mount_fds.get(i, -1) if m.detached else -1
+        c.moved_propagation = m.moved_propagation
     p.mounts, p.n_mounts = mounts, len(plan.mounts)
     devices = a.array("struct ocirun_device", len(plan.devices))
     for i, d in enumerate(plan.devices):
@@ -225,14 +228,14 @@ class Placement:
 
 def spawn(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int],
           state_fd: int = -1, console_fd: int = -1, result_fd: int = -1,
-          placement: Placement | None = None) -> int:
+          placement: Placement | None = None, mount_fds: dict[int, int] | None = None) -> int:
     """Clone the init running `plan`; return its pid (the intermediate's, with fork_after).
     With `placement`, the child enters its cgroups itself; without, and with
     plan.cgroup_sync, it asks the parent to move it (MSG_CGROUP)."""
     arena = _Arena()
     exec_fd = lib.ocirun_trampoline_fd() if plan.trampoline else -1
     cplan = _fill(plan, sync_fd, fifo_fd, ns_fds, state_fd, console_fd, result_fd,
-                  max(exec_fd, -1), arena, placement)
+                  max(exec_fd, -1), arena, placement, mount_fds)
     try:
         pid = lib.ocirun_spawn(cplan)
     finally:
@@ -241,6 +244,14 @@ def spawn(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int],
     if pid < 0:
         raise OSError(-pid, os.strerror(-pid))
     return pid
+
+
+def open_tree(path: str, recursive: bool) -> int:
+    """A detached copy of the mount tree at `path` (open_tree(OPEN_TREE_CLONE)), an fd."""
+    fd = lib.ocirun_open_tree(path.encode(), int(recursive))
+    if fd < 0:
+        raise OSError(-fd, os.strerror(-fd), path)
+    return fd
 
 
 def set_child_subreaper() -> None:

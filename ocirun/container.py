@@ -244,7 +244,8 @@ def open_placement(cg, undo: Undo):
     return _native.Placement(fds, tasks, into_fd)
 
 
-def spawn_placed(p: planmod.Plan, placement, sync_fd: int, *args) -> int:
+def spawn_placed(p: planmod.Plan, placement, sync_fd: int, *args,
+                 mount_fds: dict[int, int] | None = None) -> int:
     """_native.spawn with `placement`; where the kernel has no clone3 or CLONE_INTO_CGROUP
     (before 5.7), without it: the parent then moves the child (MSG_CGROUP)."""
     from errno import EINVAL, ENOSYS
@@ -252,11 +253,30 @@ def spawn_placed(p: planmod.Plan, placement, sync_fd: int, *args) -> int:
     from . import _native
 
     try:
-        return _native.spawn(p, sync_fd, *args, placement=placement)
+        return _native.spawn(p, sync_fd, *args, placement=placement, mount_fds=mount_fds)
     except OSError as e:
         if placement is None or placement.into_fd < 0 or e.errno not in (ENOSYS, EINVAL):
             raise
-    return _native.spawn(p, sync_fd, *args)
+    return _native.spawn(p, sync_fd, *args, mount_fds=mount_fds)
+
+
+def open_mount_sources(p: planmod.Plan, undo: Undo) -> dict[int, int]:
+    """Detached copies of the bind sources the plan wants made in the runtime's namespaces
+    (plan.Mount.detached), by index in p.mounts: a missing or unreadable source fails here,
+    before anything runs."""
+    from . import _native
+    from .tables import MS_REC
+
+    fds = {}
+    for i, m in enumerate(p.mounts):
+        if not m.detached:
+            continue
+        try:
+            fds[i] = _native.open_tree(m.source, bool(m.flags & MS_REC))
+        except OSError as e:
+            raise InitError(e.errno or 0, f"open_tree {m.source}") from None
+        undo.add(os.close, fds[i])
+    return fds
 
 
 def _listen_fds() -> int:
@@ -359,11 +379,13 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
         from . import _native
 
         placement = open_placement(cg, undo)
+        mount_fds = open_mount_sources(p, undo)
         parent, child = _native.socketpair()
         undo.add(parent.close)
         try:
             pid = spawn_placed(p, placement, child.fileno(), fifo_fd, ns_fds, state_fd,
-                               console.fileno() if console else -1, result_fd)
+                               console.fileno() if console else -1, result_fd,
+                               mount_fds=mount_fds)
         finally:
             child.close()
         log.phase("clone")
@@ -402,7 +424,7 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
         log.phase("state")
     os.close(fifo_fd)
     os.close(result_fd)
-    for fd in ns_fds:
+    for fd in [*ns_fds, *mount_fds.values()]:
         os.close(fd)
     if placement is not None:
         placement.close()

@@ -51,14 +51,21 @@ class _Record:
 
 class Mount(_Record):
     __slots__ = ("target", "source", "fstype", "data", "flags", "remount", "propagation", "kind",
-                 "copyup")
+                 "copyup", "detached", "moved_propagation")
 
     def __init__(self, target: str, source: str | None, fstype: str | None,
                  data: str | None = None, flags: int = 0, remount: int = 0,
-                 propagation: int = 0, kind: int = MNT_DIR, copyup: bool = False):
+                 propagation: int = 0, kind: int = MNT_DIR, copyup: bool = False,
+                 detached: bool = False, moved_propagation: int = 0):
         self.target, self.source, self.fstype, self.data = target, source, fstype, data
         self.flags, self.remount, self.propagation, self.kind = flags, remount, propagation, kind
         self.copyup = copyup  # tmpcopyup: the tmpfs starts with what the image had there
+        # a bind whose source the runtime copies (open_tree) before the clone, in the host's
+        # namespaces: a container in a user namespace may not be able to reach it (runc)
+        self.detached = detached
+        # applied to a detached copy right after it is attached: what the mounts copied
+        # into the container's namespace got from the root propagation
+        self.moved_propagation = moved_propagation
 
 
 class Device(_Record):

@@ -21,8 +21,11 @@ from .tables import (
     MS_NOEXEC,
     MS_NOSUID,
     MS_RDONLY,
+    MS_PRIVATE,
     MS_REC,
+    MS_SHARED,
     MS_SLAVE,
+    MS_UNBINDABLE,
     MS_STRICTATIME,
     NAMESPACES,
     PROPAGATION,
@@ -90,6 +93,10 @@ def rootfs(plan: Plan, config: dict, linux: dict, bundle: str, new: set[str],
                                               "cgroup" in new, in_userns))
             continue
         mount = _mount(dest, m, bundle, is_dir, problems, f"/mounts/{i}")
+        if in_userns and mount.flags & MS_BIND:
+            mount.detached = True
+            kind = plan.root_propagation & (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE)
+            mount.moved_propagation = kind | MS_REC if kind else 0
         _check_proc_mount(dest, mount, problems, f"/mounts/{i}")
         if dest == "/dev" and mount.flags & MS_BIND:
             dev_bound = True

@@ -151,3 +151,29 @@ def test_bind_mounts_in_a_user_namespace(rt, make_bundle, tmp_path):
     assert "ro" in opts["/mnt"]
     assert {"rw", "nosuid", "nodev", "noexec"} <= opts["/home"]
     assert (src / "yes").stat().st_uid == 100000  # written as the mapped root
+
+
+def test_bind_in_a_user_namespace_is_a_slave_of_a_shared_source(rt, make_bundle, tmp_path):
+    """The runtime's copy of the source (open_tree) would be a peer of a shared host mount:
+    it is made a slave, as the container's copy of the host's mounts is (rslave root)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "ocirun-userns", str(shared)],
+                   check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(shared)], check=True)
+
+        def mutate(cfg):
+            cfg["linux"]["namespaces"].append({"type": "user"})
+            cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(shared),
+                                  "options": ["rbind"]})
+
+        out = rt.ok("run", "--bundle", make_bundle(
+            args=["grep", " /mnt ", "/proc/self/mountinfo"], mutate=mutate), "userns-prop").stdout
+        tags = out.split(" - ")[0].split()[6:]
+        assert any(t.startswith("master:") for t in tags), out
+        assert not any(t.startswith("shared:") for t in tags), out
+    finally:
+        subprocess.run(["umount", "-l", str(shared)])

@@ -772,3 +772,25 @@ def test_a_waiting_init_dies_on_the_usual_terminating_signals():
         assert p.wait_signals >> sig & 1
     assert not p.wait_signals >> signal.SIGCHLD & 1
     assert not p.wait_signals >> signal.SIGKILL & 1  # needs no handler (and can't have one)
+
+
+@pytest.mark.parametrize("prop,moved", [
+    (None, MS_SLAVE | MS_REC),
+    ("rprivate", MS_PRIVATE | MS_REC),
+    ("rshared", MS_SHARED | MS_REC),
+])
+def test_binds_in_a_user_namespace_are_detached_copies(prop, moved):
+    """In a user namespace, bind sources are copied by the runtime (open_tree) before the
+    clone, and the copy gets the propagation the root's copies got."""
+    bind = {"destination": "/v", "type": "bind", "source": "/src", "options": ["rbind", "ro"]}
+    cfg = with_userns(config())
+    cfg["mounts"] = [bind, {"destination": "/t", "type": "tmpfs", "source": "tmpfs"}]
+    if prop:
+        cfg["linux"]["rootfsPropagation"] = prop
+    p = plan_of(cfg, dirs={"/src"})
+    v, t = (next(m for m in p.mounts if m.target == d) for d in ("/v", "/t"))
+    assert v.detached and v.moved_propagation == moved
+    assert not t.detached
+    cfg = config()
+    cfg["mounts"] = [bind]
+    assert not plan_of(cfg, dirs={"/src"}).mounts[0].detached  # no user namespace
