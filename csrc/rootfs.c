@@ -627,8 +627,9 @@ void setup_rootfs(const struct ocirun_plan *p)
     /* runc creates a missing cwd; do it while the rootfs is still writable. */
     close(must_open_in_root(p, p->cwd, OCIRUN_MNT_DIR));
     write_sysctls(p);
-    mask_paths(p);
+    /* runc's order: read-only paths, then masked ones (the mount table engines compare). */
     readonly_paths(p);
+    mask_paths(p);
     close(rootfd);
     rootfd = -1;
 

@@ -39,12 +39,13 @@ if TYPE_CHECKING:
 S_IFCHR, S_IFBLK, S_IFIFO = 0o020000, 0o060000, 0o010000
 
 # What runc gives every container in /dev, unless linux.devices names the same path.
+# In runc's order (in a user namespace they are binds: the order shows in mountinfo).
 DEFAULT_DEVICES = (
     ("/dev/null", "c", 1, 3),
-    ("/dev/zero", "c", 1, 5),
+    ("/dev/random", "c", 1, 8),
     ("/dev/full", "c", 1, 7),
     ("/dev/tty", "c", 5, 0),
-    ("/dev/random", "c", 1, 8),
+    ("/dev/zero", "c", 1, 5),
     ("/dev/urandom", "c", 1, 9),
 )
 DEFAULT_LINKS = (
