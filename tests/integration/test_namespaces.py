@@ -96,50 +96,70 @@ def test_mount_namespace_is_new(rt, make_bundle):
     assert ns_lines(out)["mnt"] != host_ns("mnt")
 
 
-def _mounts_under_rootfs() -> list[str]:
+def _mounts_under(path) -> list[str]:
     with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(str(ROOTFS))]
+        return [line.split()[4] for line in f if line.split()[4].startswith(str(path))]
 
 
-def test_no_namespaces_at_all_shares_the_runtimes(rt, make_bundle):
+@pytest.fixture
+def host_ns_rootfs(tmp_path):
+    """A private rootfs copy for containers without a mount namespace: their mounts are in
+    the host's namespace, where other processes walking the shared rootfs would meet them."""
+    dest = tmp_path / "rootfs"
+    subprocess.run(["cp", "-ax", str(ROOTFS), str(dest)], check=True)
+    yield dest
+    left = _mounts_under(dest)
+    for m in reversed(left):
+        subprocess.run(["umount", "-l", m])
+    assert not left, f"mounts left behind on the host: {left}"
+
+
+def test_no_namespaces_at_all_shares_the_runtimes(rt, make_bundle, host_ns_rootfs):
     """As runc (and the runtime-tools program linux_ns_itype): a config with no namespaces
     runs in the runtime's; its mounts are made in the runtime's mount namespace (under the
     rootfs, which the init chroots into) and go when the container is deleted."""
     names = ["mnt", "pid", "net", "ipc", "uts", "cgroup"]
 
     def mutate(cfg):
+        cfg["root"]["path"] = str(host_ns_rootfs)
         cfg["linux"]["namespaces"] = []
         cfg.pop("hostname", None)
 
     bundle = make_bundle(args=["sh", "-c", print_ns_script(*names) + "; ls /proc/self/fd; "
                                "readlink /proc/1/exe || echo pid-1-hidden; sleep 30"],
                          mutate=mutate)
-    assert _mounts_under_rootfs() == []
+    assert _mounts_under(host_ns_rootfs) == []
     ok(call(rt, "create", "--bundle", bundle, "ns-none"))
     try:
         pid = rt.state("ns-none")["pid"]
-        assert os.readlink(f"/proc/{pid}/root") == str(ROOTFS)
-        mounted = _mounts_under_rootfs()
-        assert str(ROOTFS / "proc") in mounted and str(ROOTFS / "dev") in mounted, mounted
+        assert os.readlink(f"/proc/{pid}/root") == str(host_ns_rootfs)
+        mounted = _mounts_under(host_ns_rootfs)
+        assert str(host_ns_rootfs / "proc") in mounted, mounted
+        assert str(host_ns_rootfs / "dev") in mounted, mounted
         for name in names:
             assert os.readlink(f"/proc/{pid}/ns/{name}") == host_ns(name), name
     finally:
         rt.ok("delete", "--force", "ns-none")
-    assert _mounts_under_rootfs() == []
+    assert _mounts_under(host_ns_rootfs) == []
 
 
-def test_no_mount_namespace_run(rt, make_bundle):
+def test_no_mount_namespace_run(rt, make_bundle, host_ns_rootfs):
+    def mutate(cfg):
+        cfg["root"]["path"] = str(host_ns_rootfs)
+        drop_ns(cfg, "mount")
+
     out = rt.ok("run", "--bundle", make_bundle(
-        args=["sh", "-c", print_ns_script("mnt", "pid") + "; cat /etc/hostname 2>&1; ls /"],
-        mutate=lambda c: drop_ns(c, "mount")), "ns-no-mnt").stdout
+        args=["sh", "-c", print_ns_script("mnt", "pid") + "; ls /"], mutate=mutate),
+        "ns-no-mnt").stdout
     seen = ns_lines(out)
     assert seen["mnt"] == host_ns("mnt") and seen["pid"] != host_ns("pid")
-    assert "bin" in out.split()  # the container's root, not the host's
-    assert _mounts_under_rootfs() == []
+    assert "bin" in out.split() and "work" not in out.split()  # the container's root
+    assert _mounts_under(host_ns_rootfs) == []
 
 
-def test_no_mount_namespace_failed_create_leaves_no_mount(rt, make_bundle):
+def test_no_mount_namespace_failed_create_leaves_no_mount(rt, make_bundle, host_ns_rootfs):
     def mutate(cfg):
+        cfg["root"]["path"] = str(host_ns_rootfs)
         drop_ns(cfg, "mount")
         # an existing destination: the shared rootfs must not change
         cfg["mounts"].append({"destination": "/tmp", "type": "nosuchfs", "source": "none"})
@@ -147,7 +167,7 @@ def test_no_mount_namespace_failed_create_leaves_no_mount(rt, make_bundle):
     r = call(rt, "create", "--bundle", make_bundle(args=["true"], mutate=mutate), "ns-no-mnt")
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "nosuchfs" in r.stderr or "/tmp" in r.stderr, r.stderr
-    assert _mounts_under_rootfs() == []
+    assert _mounts_under(host_ns_rootfs) == []
     assert rt.cli("state", "ns-no-mnt").returncode != 0
 
 
