@@ -49,8 +49,14 @@ static int follow_dangling(const struct ocirun_plan *p, int parent, const char *
                            const char *name, const char *rest, char *out, size_t n)
 {
     char target[4096];
-    ssize_t len = readlinkat(parent, name, target, sizeof(target) - 1);
+    struct statfs sfs;
+    ssize_t len;
 
+    /* Never in a procfs: its fd and ns links are magic (openat2 refuses to follow them), and
+     * what they read back names the runtime's own fds, e.g. the rootfs on the host. */
+    if (fstatfs(parent, &sfs) < 0 || sfs.f_type == PROC_SUPER_MAGIC)
+        return -1;
+    len = readlinkat(parent, name, target, sizeof(target) - 1);
     if (len < 0)
         return -1;
     target[len] = '\0';
