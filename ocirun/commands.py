@@ -329,6 +329,7 @@ def list_(g: Globals, fmt: str = "table", quiet: bool = False) -> int:
 
 
 def spec(g: Globals, bundle: str = ".", rootless: bool = False) -> int:
+    import json as stdjson
     import os
 
     from .defaults import default_config
@@ -340,7 +341,8 @@ def spec(g: Globals, bundle: str = ".", rootless: bool = False) -> int:
             raise OcirunError(f"File {path} exists. Remove it first")
         try:
             with open(path, "x") as f:
-                f.write(json.dumps(default_config(rootless=rootless), indent=2))
+                # Laid out as runc writes it (tabs), so the two diff cleanly.
+                f.write(stdjson.dumps(default_config(rootless=rootless), indent="\t"))
                 f.write("\n")
         except OSError as e:
             raise OcirunError(f"write {path}: {e.strerror}") from None

@@ -272,17 +272,40 @@ def test_systemd_cgroup_without_systemd(rt, make_bundle, cmd):
 # --------------------------------------------------------------------------- spec
 
 
-def test_spec_writes_a_config_create_accepts(rt, tmp_path):
-    bundle = tmp_path / "b"
+def spec_bundle(rt, tmp_path: Path, *flags: str, **process) -> Path:
+    """`ocirun spec [flags]` in a new bundle dir, then only root.path (the shared rootfs) and
+    the given process fields changed."""
+    bundle = tmp_path / ("b" + "".join(flags).replace("-", "_"))
     bundle.mkdir()
-    r = call(rt, "spec", "--bundle", str(bundle))
+    r = call(rt, "spec", *flags, "--bundle", str(bundle))
     assert r.returncode == 0, r.stderr
     cfg = json.loads((bundle / "config.json").read_text())
-    assert cfg["ociVersion"] == "1.3.0"
-    assert cfg["root"]["path"] == "rootfs"
-    assert cfg["process"]["args"]
     cfg["root"]["path"] = str(ROOTFS)
-    cfg["process"]["args"] = ["sh", "-c", "echo from-spec; hostname"]
+    cfg["process"].update(process)
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    return bundle
+
+
+def test_spec_config_runs_as_written(rt, tmp_path):
+    """runc spec's defaults (terminal: true, ambient capabilities, hostname runc) run with
+    only the args changed: `run` in the foreground gives the process a pty of its own."""
+    bundle = spec_bundle(rt, tmp_path, args=["sh", "-c", "echo from-spec; hostname; tty; exit 3"])
+    r = call(rt, "run", "--bundle", str(bundle), "c1")
+    assert r.returncode == 3, r.stderr
+    lines = r.stdout.replace("\r\n", "\n").splitlines()
+    assert lines[:2] == ["from-spec", "runc"], r.stdout
+    assert re.fullmatch(r"/dev/pts/\d+", lines[2]), r.stdout
+
+
+def test_spec_config_needs_a_console_socket_to_create(rt, tmp_path):
+    """terminal: true and `create` without --console-socket: a clean refusal, as runc's; with
+    terminal false (the one other change), create works."""
+    bundle = spec_bundle(rt, tmp_path, args=["sh", "-c", "echo from-spec"])
+    r = call(rt, "create", "--bundle", str(bundle), "c1")
+    clean_failure(r, "--console-socket")
+    nothing_created(rt)
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["terminal"] = False
     (bundle / "config.json").write_text(json.dumps(cfg))
     r = call(rt, "create", "--bundle", str(bundle), "c1")
     try:
@@ -290,9 +313,15 @@ def test_spec_writes_a_config_create_accepts(rt, tmp_path):
         assert rt.state("c1")["status"] == "created"
     finally:
         rt.cli("delete", "--force", "c1")
-    r = rt.cli("run", "--bundle", str(bundle), "c2")
+
+
+def test_spec_rootless_config_runs(rt, tmp_path):
+    """--rootless: a user namespace mapping root to the caller (root here), /sys bound."""
+    bundle = spec_bundle(rt, tmp_path, "--rootless", terminal=False,
+                         args=["sh", "-c", "cat /proc/self/uid_map; id -u"])
+    r = call(rt, "run", "--bundle", str(bundle), "c1")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[0] == "from-spec"
+    assert r.stdout.split() == ["0", str(os.geteuid()), "1", "0"], r.stdout
 
 
 def test_spec_in_cwd_and_no_overwrite(rt, tmp_path):

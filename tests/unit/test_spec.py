@@ -174,7 +174,7 @@ BAD = [
     ("ns-wrong-type", _set("linux.namespaces.2.type", "foo"),
      "/linux/namespaces/2/type", "'foo' is not one of ['pid', 'network', 'mount'"),
     ("ns-duplicate", lambda c: c["linux"]["namespaces"].append({"type": "pid"}),
-     "/linux/namespaces/6/type", "duplicate namespace type 'pid'"),
+     "/linux/namespaces/5/type", "duplicate namespace type 'pid'"),
     ("ns-relative-path", _set("linux.namespaces.1.path", "proc/1/ns/net"),
      "/linux/namespaces/1/path", "must be an absolute path"),
     ("userns-without-mappings", lambda c: c["linux"]["namespaces"].append({"type": "user"}),
@@ -570,9 +570,12 @@ def test_default_config_shape_and_freshness():
     a["mounts"].clear()
     c = defaults.default_config()
     assert c["ociVersion"] == "1.3.0" and c["process"]["args"] == ["sh"]
-    assert c["process"]["terminal"] is False
-    assert len(c["process"]["capabilities"]["bounding"]) == 14
-    assert [ns["type"] for ns in c["linux"]["namespaces"]] == ["pid", "network", "ipc", "uts", "mount", "cgroup"]
+    # runc spec's defaults (compared with a live runc in test_spec_runc.py)
+    assert c["process"]["terminal"] is True and c["hostname"] == "runc"
+    assert c["process"]["capabilities"] == {
+        kind: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+        for kind in ("bounding", "effective", "permitted", "ambient")}
+    assert [ns["type"] for ns in c["linux"]["namespaces"]] == ["pid", "network", "ipc", "uts", "mount"]
     assert [m["destination"] for m in c["mounts"]] == [
         "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"]
 
