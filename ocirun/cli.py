@@ -46,11 +46,15 @@ def main_options(
     debug: bool = typer.Option(False, "--debug", help="log debug messages"),
     systemd_cgroup: bool = typer.Option(False, "--systemd-cgroup",
                                         help="use systemd to manage cgroups"),
+    criu: Optional[str] = typer.Option(None, "--criu", help="accepted for runc; ignored"),
+    rootless: Optional[str] = typer.Option(None, "--rootless",
+                                           help="accepted for runc (true|false|auto); ignored"),
     version: bool = typer.Option(False, "--version", "-v", callback=_version, is_eager=True,
                                  help="print the version"),
 ) -> None:
     try:
-        S.g = commands.Globals(root, log_file, log_format, debug, systemd_cgroup)
+        S.g = commands.Globals(root, log_file, log_format, debug, systemd_cgroup, criu,
+                               rootless)
     except OcirunError as e:
         raise typer.Exit(commands.report(e))
 
@@ -155,13 +159,17 @@ def exec_(
     pid_file: Optional[str] = PID_FILE,
     console_socket: Optional[str] = CONSOLE,
     preserve_fds: int = PRESERVE,
+    cgroup: Optional[str] = typer.Option(None, "--cgroup", help="not supported (an error)"),
+    ignore_paused: bool = typer.Option(False, "--ignore-paused",
+                                       help="accepted for runc; a paused container refuses"),
 ) -> None:
     """Run a new process inside a running container."""
     done(commands.exec_(S.g, cid, args=args, process_file=process_file, tty=tty, user=user,
                         additional_gids=additional_gids, cwd=cwd, env=env, caps=caps,
                         no_new_privs=no_new_privs, apparmor=apparmor,
                         process_label=process_label, detach=detach, pid_file=pid_file,
-                        console_socket=console_socket, preserve_fds=preserve_fds))
+                        console_socket=console_socket, preserve_fds=preserve_fds,
+                        cgroup=cgroup, ignore_paused=ignore_paused))
 
 
 @app.command()
@@ -194,6 +202,8 @@ def update(
     blkio_weight: Optional[int] = typer.Option(None, "--blkio-weight"),
     cpu_period: Optional[int] = typer.Option(None, "--cpu-period"),
     cpu_quota: Optional[int] = typer.Option(None, "--cpu-quota"),
+    cpu_burst: Optional[int] = typer.Option(None, "--cpu-burst"),
+    cpu_idle: Optional[int] = typer.Option(None, "--cpu-idle", help="1: SCHED_IDLE"),
     cpu_share: Optional[int] = typer.Option(None, "--cpu-share"),
     cpu_rt_period: Optional[int] = typer.Option(None, "--cpu-rt-period"),
     cpu_rt_runtime: Optional[int] = typer.Option(None, "--cpu-rt-runtime"),
@@ -203,14 +213,23 @@ def update(
     memory_reservation: Optional[str] = typer.Option(None, "--memory-reservation"),
     memory_swap: Optional[str] = typer.Option(None, "--memory-swap"),
     pids_limit: Optional[int] = typer.Option(None, "--pids-limit"),
+    kernel_memory: Optional[str] = typer.Option(None, "--kernel-memory", hidden=True),
+    kernel_memory_tcp: Optional[str] = typer.Option(None, "--kernel-memory-tcp", hidden=True),
+    l3_cache_schema: Optional[str] = typer.Option(None, "--l3-cache-schema",
+                                                  help="Intel RDT: not supported"),
+    mem_bw_schema: Optional[str] = typer.Option(None, "--mem-bw-schema",
+                                                help="Intel RDT: not supported"),
 ) -> None:
     """Change a running container's resource limits."""
     done(commands.update(S.g, cid, resources_file, blkio_weight=blkio_weight,
-                         cpu_period=cpu_period, cpu_quota=cpu_quota, cpu_share=cpu_share,
+                         cpu_period=cpu_period, cpu_quota=cpu_quota, cpu_burst=cpu_burst,
+                         cpu_idle=cpu_idle, cpu_share=cpu_share,
                          cpu_rt_period=cpu_rt_period, cpu_rt_runtime=cpu_rt_runtime,
                          cpuset_cpus=cpuset_cpus, cpuset_mems=cpuset_mems, memory=memory,
                          memory_reservation=memory_reservation, memory_swap=memory_swap,
-                         pids_limit=pids_limit))
+                         pids_limit=pids_limit, kernel_memory=kernel_memory,
+                         kernel_memory_tcp=kernel_memory_tcp, l3_cache_schema=l3_cache_schema,
+                         mem_bw_schema=mem_bw_schema))
 
 
 @app.command()
@@ -247,5 +266,93 @@ def features() -> None:
     done(commands.features(S.g))
 
 
+ANY_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True,
+            "allow_interspersed_args": False}
+
+
+@app.command(context_settings=ANY_ARGS)
+def checkpoint(ctx: typer.Context) -> None:
+    """Not supported (runc: checkpoint a running container with CRIU)."""
+    done(commands.unsupported("checkpoint"))
+
+
+@app.command(context_settings=ANY_ARGS)
+def restore(ctx: typer.Context) -> None:
+    """Not supported (runc: restore a container from a CRIU checkpoint)."""
+    done(commands.unsupported("restore"))
+
+
+@app.command("help")
+def help_(topic: Optional[List[str]] = typer.Argument(None, help="a command")) -> None:
+    """Show the commands, or one command's help (as `ocirun COMMAND --help`)."""
+    app(args=[*(topic or [])[:1], "--help"], prog_name="ocirun")
+
+
+app.command("h", hidden=True)(help_)
+
+
+# ----------------------------------------------------------------- runc's flag syntax
+
+
+def go_style(argv: List[str], group) -> List[str]:
+    """argv as click wants it, from what runc's Go flag parser accepts: `-root` and `--b`
+    (one dash or two, whatever the name's length) become the option's long name, and a
+    boolean given a value (`--detach=true`, `-d=0`) becomes the bare flag or nothing.
+    Options end at `--`, and at the first argument of a command that takes no options
+    after its arguments (exec, ps: runc's SkipArgReorder). Anything else is left alone,
+    for click to report. fastcli._take reads the same syntax for the hot commands."""
+    from .fastcli import GO_BOOLS, go_name
+
+    out: List[str] = []
+    scope = group
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            out += argv[i - 1:]
+            break
+        if not arg.startswith("-") or arg == "-":
+            out.append(arg)
+            if scope is group:  # the command's name
+                scope = group.commands.get(arg)
+                if scope is None:
+                    out += argv[i:]
+                    break
+            elif not scope.context_settings.get("allow_interspersed_args", True):
+                out += argv[i:]
+                break
+            continue
+        name, eq, value = arg.partition("=")
+        names = {o: p for p in scope.params if p.param_type_name == "option" for o in p.opts}
+        found = go_name(name, names)
+        if found is None:
+            out.append("--help" if go_name(name, ("-h", "--help")) and not eq else arg)
+            continue
+        param = names[found]
+        canonical = max(param.opts, key=len)
+        if param.is_flag:
+            if not eq:
+                out.append(canonical)
+            elif value in GO_BOOLS:
+                out += [canonical] if GO_BOOLS[value] else []
+            else:
+                out.append(arg)  # click: "does not take a value"
+        elif eq:
+            out.append(f"{canonical}={value}")
+        elif i < len(argv):  # the value, whatever it looks like (`--cpu-quota -1`)
+            out.append(f"{canonical}={argv[i]}")
+            i += 1
+        else:
+            out.append(canonical)  # click: "requires an argument"
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> None:
-    app(args=argv, prog_name="ocirun")
+    import sys
+
+    import typer.main
+
+    argv = sys.argv[1:] if argv is None else argv
+    group = typer.main.get_command(app)
+    group(args=go_style(argv, group), prog_name="ocirun")

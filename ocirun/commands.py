@@ -20,7 +20,8 @@ class Globals:
 
     def __init__(self, root: str = DEFAULT_ROOT, log_file: str | None = None,
                  log_format: str = "text", debug: bool = False,
-                 systemd_cgroup: bool = False):
+                 systemd_cgroup: bool = False, criu: str | None = None,
+                 rootless: str | None = None):
         if log_format not in ("text", "json"):
             raise UsageError(f"invalid log format {log_format!r}: use text or json")
         try:
@@ -28,7 +29,29 @@ class Globals:
         except OSError as e:  # a relative --root in a deleted cwd
             raise OcirunError(f"root {root}: {e.strerror or e}") from None
         self.systemd_cgroup = systemd_cgroup
+        self.rootless = rootless
         log.configure(log_file, log_format, debug)
+        # runc's flags that mean nothing here (docs/compat.md): accepted, said in --debug.
+        if criu is not None:
+            ignored("--criu", criu, "ocirun has no checkpoint/restore")
+        if rootless is not None:
+            # runc: "ignore cgroup permission errors"; ocirun never ignores them (stricter).
+            ignored("--rootless", rootless, "cgroup permission errors are always errors")
+
+    def check_rootless(self) -> None:
+        """runc reads --rootless (auto or a Go boolean) only where it creates a container,
+        and refuses a bad value there."""
+        from .fastcli import GO_BOOLS
+
+        value = self.rootless
+        if value is not None and value.lower() not in ("", "auto") and value not in GO_BOOLS:
+            raise UsageError(f"invalid --rootless value {value!r}: use true, false or auto")
+
+
+def ignored(flag: str, value, why: str) -> None:
+    """A runc flag ocirun accepts and ignores: one debug line in the log."""
+    shown = flag if value is True else f"{flag} {value}"
+    log.debug(f"ignoring {shown}: {why}")
 
 
 def report(err: OcirunError) -> int:
@@ -51,6 +74,7 @@ def _create_options(g: Globals, bundle=".", pid_file=None, console_socket=None,
                     no_pivot=False, no_new_keyring=False, preserve_fds=0):
     from .container import CreateOptions
 
+    g.check_rootless()
     return CreateOptions(bundle=bundle, pid_file=pid_file, console_socket=console_socket,
                          no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                          preserve_fds=int(preserve_fds), systemd_cgroup=g.systemd_cgroup)
@@ -70,6 +94,8 @@ def run(g: Globals, cid: str, detach: bool = False, keep: bool = False,
     from . import container
 
     def go():
+        if no_subreaper:
+            ignored("--no-subreaper", True, "run waits for the init, which may be a grandchild")
         return container.run(g.root, cid, _create_options(g, **opts), detach=detach, keep=keep)
 
     return guarded(go)
@@ -133,11 +159,18 @@ def delete(g: Globals, cid: str, force: bool = False) -> int:
 
 
 def exec_(g: Globals, cid: str, args: list[str] | None = None, apparmor: str | None = None,
-          process_label: str | None = None, **opts) -> int:
+          process_label: str | None = None, cgroup: str | None = None,
+          ignore_paused: bool = False, **opts) -> int:
     from . import execute
     from .container import check_lsm
 
     def go():
+        if cgroup is not None:
+            # Ignoring it would leave the process outside the sub-cgroup asked for.
+            raise OcirunError("exec --cgroup is not supported: the process joins the "
+                              "container's own cgroup")
+        if ignore_paused:
+            ignored("--ignore-paused", True, "exec in a paused container is refused anyway")
         check_lsm({"apparmorProfile": apparmor, "selinuxLabel": process_label})
         return execute.exec_(g.root, cid, execute.ExecOptions(args=args, **opts))
 
@@ -214,18 +247,32 @@ def ps(g: Globals, cid: str, fmt: str = "table", ps_args: list[str] | None = Non
     return guarded(go)
 
 
-def update(g: Globals, cid: str, resources_file: str | None = None, **flags) -> int:
+def update(g: Globals, cid: str, resources_file: str | None = None,
+           kernel_memory: str | None = None, kernel_memory_tcp: str | None = None,
+           l3_cache_schema: str | None = None, mem_bw_schema: str | None = None,
+           **flags) -> int:
     """runc's update: --resources FILE ('-' = stdin, as containerd sends it) and/or flags."""
     from . import lifecycle
 
     def go():
+        # runc's own words where Intel RDT is not enabled: ocirun never enables it.
+        if l3_cache_schema:
+            raise OcirunError("Intel RDT/CAT: l3 cache schema is not enabled")
+        if mem_bw_schema:
+            raise OcirunError("Intel RDT/MBA: memory bandwidth schema is not enabled")
+        obsolete = False
+        for flag, value in (("--kernel-memory", kernel_memory),
+                            ("--kernel-memory-tcp", kernel_memory_tcp)):
+            if value:  # runc ignores them too ("obsoleted"); no kernel still has the knob
+                ignored(flag, value, "kernel memory limits are obsolete (as in runc)")
+                obsolete = True
         res: dict = {}
         if resources_file:
             from .spec import read_json_object
 
             res = read_json_object(resources_file, "resources", dash_is_stdin=True)
         _merge_update_flags(res, flags)
-        if not res:
+        if not res and not obsolete:
             raise UsageError("update: nothing to change (give --resources or a limit flag)")
         lifecycle.update(g.root, cid, res)
 
@@ -266,6 +313,8 @@ _UPDATE_FLAGS = {
     "blkio_weight": ("blockIO", "weight", int),
     "cpu_period": ("cpu", "period", int),
     "cpu_quota": ("cpu", "quota", int),
+    "cpu_burst": ("cpu", "burst", int),
+    "cpu_idle": ("cpu", "idle", int),
     "cpu_share": ("cpu", "shares", int),
     "cpu_rt_period": ("cpu", "realtimePeriod", int),
     "cpu_rt_runtime": ("cpu", "realtimeRuntime", int),
@@ -348,6 +397,11 @@ def spec(g: Globals, bundle: str = ".", rootless: bool = False) -> int:
             raise OcirunError(f"write {path}: {e.strerror}") from None
 
     return guarded(go)
+
+
+def unsupported(command: str) -> int:
+    """runc's commands ocirun does not implement: one clear line, exit 1."""
+    return report(OcirunError(f"{command} is not supported by ocirun (no CRIU support)"))
 
 
 def features(g: Globals) -> int:

@@ -5,6 +5,10 @@ more to import than a whole container start. This parser knows exactly the hot c
 and their flags (`COMMANDS`, kept identical to cli.py's by tests/unit/test_fastcli.py) and
 gives up — returns None — on anything else (help, an unknown flag, a bad value), so typer
 handles it with its full messages.
+
+Flags are read the way runc's Go flag parser reads them: `-name` and `--name` are one flag
+(`-root`, `--b`), `--flag=value` or `--flag value`, and a boolean flag may be given a value
+(`--detach=true`, `-d=0`). cli.py's `go_style` rewrites argv the same way for typer.
 """
 
 # global flags: option -> (Globals keyword, takes a value)
@@ -14,6 +18,8 @@ GLOBAL = {
     "--log-format": ("log_format", True),
     "--debug": ("debug", False),
     "--systemd-cgroup": ("systemd_cgroup", False),
+    "--criu": ("criu", True),  # accepted and ignored: see commands.Globals
+    "--rootless": ("rootless", True),
 }
 
 _CREATE = {
@@ -41,6 +47,8 @@ _EXEC = {
     "--pid-file": ("pid_file", True),
     "--console-socket": ("console_socket", True),
     "--preserve-fds": ("preserve_fds", True),
+    "--cgroup": ("cgroup", True),
+    "--ignore-paused": ("ignore_paused", False),
 }
 
 # command -> (options, positional parameter names, how many are required); for `exec`, the
@@ -64,17 +72,41 @@ _LIST_OPTIONS = {"additional_gids", "env", "caps"}  # repeatable: collected in o
 _REST = {"exec"}  # the command's trailing words, after its id, are its arguments
 
 
+# Go's strconv.ParseBool, which runc's boolean flags use for `--flag=value`.
+GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+            "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
+
+
+def go_name(name: str, known) -> str | None:
+    """The name under which `known` lists option `name`, as Go's flag package matches it:
+    one or two leading dashes alike (`-root` is `--root`, `--b` is `-b`)."""
+    if name in known:
+        return name
+    if name.startswith("--"):
+        alt = name[1:]
+    elif name.startswith("-") and len(name) > 2:
+        alt = "-" + name
+    else:
+        return None
+    return alt if alt in known else None
+
+
 def _take(args: list[str], i: int, table: dict, out: dict) -> int | None:
-    """Consume the option at args[i] (either `--opt value` or `--opt=value`) into `out`;
-    return the next index, or None if it is not a (well-formed) option of `table`."""
+    """Consume the option at args[i] (`--opt value`, `--opt=value`, `-opt`, `--flag=true`)
+    into `out`; return the next index, or None if it is not a (well-formed) option of
+    `table`."""
     name, eq, value = args[i].partition("=")
-    if name not in table:
+    name = go_name(name, table)
+    if name is None:
         return None
     key, takes_value = table[name]
     if not takes_value:
         if eq:
-            return None  # --flag=value: leave the subtleties to typer
-        out[key] = True
+            if value not in GO_BOOLS:
+                return None  # let typer say what is wrong
+            out[key] = GO_BOOLS[value]
+        else:
+            out[key] = True
         return i + 1
     if not eq:
         if i + 1 >= len(args):

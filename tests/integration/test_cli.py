@@ -395,6 +395,11 @@ def test_features(rt):
     ["kill", "--all", "x"],
     ["kill", "x", "NOSIG"],
     ["delete", "--force=yes", "x"],
+    ["kill", "--all=maybe", "x"],
+    ["--debug=2", "list"],
+    ["run", "-dt", "x"],  # Go's flag package has no combined short flags either
+    ["--rootless", "maybe", "create", "x"],  # runc too: only where it creates
+    ["--rootless=yes", "run", "x"],
 ], ids=lambda a: " ".join(a))
 def test_command_line_mistakes(rt, argv):
     r = subprocess.run([OCIRUN, "--root", rt.root, *argv], capture_output=True, text=True,
@@ -417,3 +422,94 @@ def test_root_is_a_file(make_bundle, tmp_path, argv):
                        text=True, timeout=30, stdin=subprocess.DEVNULL)
     clean_failure(r)
     assert blocker.read_text() == "not a dir"
+
+
+# --------------------------------------------------------------------------- runc's flag syntax
+
+
+def test_go_flag_syntax_end_to_end(rt, make_bundle, tmp_path):
+    """What runc's Go flag parser takes: -name for --name, --b for -b, booleans with a value,
+    flags after the id (but not after exec's id: those are the command's)."""
+    bundle = make_bundle(args=["sleep", "30"])
+    pid_file = tmp_path / "init.pid"
+    r = call(rt, "-debug=false", "create", "c1", "-bundle", bundle, f"-pid-file={pid_file}",
+             "--no-new-keyring=false")
+    try:
+        assert r.returncode == 0, r.stderr
+        assert rt.state("c1")["pid"] == int(pid_file.read_text())
+        assert call(rt, "-log-format=json", "start", "c1").returncode == 0
+        r = call(rt, "exec", "-detach=false", "--tty=0", "c1", "echo", "-t", "--tty=1")
+        assert (r.returncode, r.stdout) == (0, "-t --tty=1\n"), r.stderr
+        r = call(rt, "list", "-format=json", "-quiet=false")
+        assert [c["id"] for c in json.loads(r.stdout)] == ["c1"], r.stderr
+        assert call(rt, "kill", "c1", "KILL", "-all=true").returncode == 0
+        r = call(rt, "delete", "c1", "--force=1")
+        assert r.returncode == 0, r.stderr
+        nothing_created(rt)
+    finally:
+        rt.cli("delete", "--force", "c1")
+
+
+def test_ignored_runc_flags_say_so_in_the_debug_log(rt, make_bundle, tmp_path):
+    """--criu, --rootless, run --no-subreaper, exec --ignore-paused, update --kernel-memory:
+    accepted, and one debug line each (on the fast path and on typer's)."""
+    log = tmp_path / "log.json"
+    glob = ["--criu", "/usr/sbin/criu", "--rootless=auto", "--debug", "--log", str(log),
+            "--log-format", "json"]
+    r = call(rt, *glob, "run", "-d", "--no-subreaper", "--bundle",
+             make_bundle(args=["sleep", "30"]), "c1")
+    try:
+        assert r.returncode == 0, r.stderr
+        r = call(rt, *glob, "exec", "--ignore-paused", "c1", "true")
+        assert r.returncode == 0, r.stderr
+        r = call(rt, *glob, "update", "--kernel-memory", "64m", "--kernel-memory-tcp=1m", "c1")
+        assert r.returncode == 0, r.stderr
+        r = call(rt, *glob, "update", "c1", "--pids-limit", "50", "-kernel-memory=1m")
+        assert r.returncode == 0, r.stderr
+        r = call(rt, *glob, "spec", "--bundle", str(tmp_path))  # typer's path
+        assert r.returncode == 0, r.stderr
+    finally:
+        rt.cli("delete", "--force", "c1")
+    debug = [e["msg"] for e in read_json_log(log) if e["level"] == "debug"]
+    said = [m.split(":")[0] for m in debug if m.startswith("ignoring ")]
+    assert said.count("ignoring --criu /usr/sbin/criu") == 5, debug
+    assert said.count("ignoring --rootless auto") == 5, debug
+    assert said.count("ignoring --kernel-memory 64m") == 1
+    assert said.count("ignoring --kernel-memory 1m") == 1
+    for flag in ("--no-subreaper", "--ignore-paused", "--kernel-memory-tcp 1m"):
+        assert said.count(f"ignoring {flag}") == 1, (flag, debug)
+    assert not [e for e in read_json_log(log) if e["level"] == "error"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["checkpoint", "--image-path", "/tmp/img", "--leave-running", "c1"],
+     "checkpoint is not supported by ocirun (no CRIU support)"),
+    (["restore", "-b", "/tmp", "--detach", "c1"],
+     "restore is not supported by ocirun (no CRIU support)"),
+    (["update", "--l3-cache-schema", "L3:0=ff", "c1"],
+     "Intel RDT/CAT: l3 cache schema is not enabled"),
+    (["update", "--mem-bw-schema=MB:0=50", "c1"],
+     "Intel RDT/MBA: memory bandwidth schema is not enabled"),
+    (["exec", "--cgroup", "sub", "c1", "true"],
+     "exec --cgroup is not supported: the process joins the container's own cgroup"),
+], ids=lambda a: a[0] if isinstance(a, list) else None)
+def test_runc_features_ocirun_lacks_are_one_line_errors(rt, argv, message):
+    """Accepted on the command line as runc accepts them, then refused in one line: ignoring
+    them would silently drop what was asked for."""
+    r = call(rt, *argv)
+    clean_failure(r)
+    assert r.returncode == 1
+    assert r.stderr.strip() == message
+
+
+@pytest.mark.parametrize("argv, heading", [
+    (["help"], "Usage: ocirun [OPTIONS] COMMAND"),
+    (["h", "kill"], "Usage: ocirun kill [OPTIONS]"),
+    (["help", "exec"], "Usage: ocirun exec [OPTIONS]"),
+    (["-help"], "Usage: ocirun [OPTIONS] COMMAND"),
+    (["create", "-h"], "Usage: ocirun create [OPTIONS]"),
+])
+def test_help_as_runc_takes_it(rt, argv, heading):
+    r = call(rt, *argv)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(heading), r.stdout
