@@ -271,13 +271,13 @@ ANY_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True,
 
 
 @app.command(context_settings=ANY_ARGS)
-def checkpoint(ctx: typer.Context) -> None:
+def checkpoint() -> None:
     """Not supported (runc: checkpoint a running container with CRIU)."""
     done(commands.unsupported("checkpoint"))
 
 
 @app.command(context_settings=ANY_ARGS)
-def restore(ctx: typer.Context) -> None:
+def restore() -> None:
     """Not supported (runc: restore a container from a CRIU checkpoint)."""
     done(commands.unsupported("restore"))
 
