@@ -23,19 +23,36 @@ PACKAGES=(
     conmon
 )
 
+# From bookworm-backports (Debian 12's own Go, 1.19, is too old for runtime-tools' go.mod):
+# builds the OCI runtime-tools validation suite for `make conformance`.
+BACKPORTS_PACKAGES=(
+    golang-1.23-go
+)
+BACKPORTS_SOURCE=/etc/apt/sources.list.d/ocirun-bookworm-backports.sources
+
 is_installed() {
     local status
     status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1
     [[ "$status" == "install ok installed" ]]
 }
 
+# Is bookworm-backports among apt's sources (one-line or deb822 format)?
+has_backports_source() {
+    grep -rqsE '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/
+}
+
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     is_installed "$pkg" || missing+=("$pkg")
 done
+missing_bp=()
+for pkg in "${BACKPORTS_PACKAGES[@]}"; do
+    is_installed "$pkg" || missing_bp+=("$pkg")
+done
 
-if ((${#missing[@]} == 0)); then
-    echo "deps: all ${#PACKAGES[@]} packages already installed"
+total=$((${#PACKAGES[@]} + ${#BACKPORTS_PACKAGES[@]}))
+if ((${#missing[@]} + ${#missing_bp[@]} == 0)); then
+    echo "deps: all $total packages already installed"
     exit 0
 fi
 
@@ -44,7 +61,28 @@ if ((EUID != 0)); then
     exit 1
 fi
 
-echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get -o DPkg::Lock::Timeout=300 update -qq </dev/null >/dev/null
-apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
+APT=(apt-get -o DPkg::Lock::Timeout=300)
+
+if ((${#missing_bp[@]} > 0)) && ! has_backports_source; then
+    # Same mirror and keyring as Debian 12's default sources; backports are pinned low
+    # by their Release file, so nothing else is upgraded from them.
+    echo "deps: adding bookworm-backports to apt's sources ($BACKPORTS_SOURCE)"
+    cat >"$BACKPORTS_SOURCE" <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+
+echo "deps: installing ${missing[*]}${missing[*]:+ }${missing_bp[*]}"
+"${APT[@]}" update -qq </dev/null >/dev/null
+if ((${#missing[@]} > 0)); then
+    "${APT[@]}" install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
+fi
+if ((${#missing_bp[@]} > 0)); then
+    "${APT[@]}" install -y -qq --no-install-recommends -t bookworm-backports \
+        "${missing_bp[@]}" </dev/null >/dev/null
+fi
