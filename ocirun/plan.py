@@ -357,6 +357,13 @@ def _namespaces(plan: Plan, linux: dict) -> set[str]:
     if plan.userns_sync:
         plan.uid_map = _idmap(linux.get("uidMappings") or [])
         plan.gid_map = _idmap(linux.get("gidMappings") or [])
+    elif "user" not in joined_types(joins) and (linux.get("uidMappings") or
+                                                 linux.get("gidMappings")):
+        plan.warnings.append("ignoring uidMappings/gidMappings: the container has no user "
+                             "namespace of its own")
+    if linux.get("timeOffsets") and "time" not in new:
+        plan.warnings.append("ignoring timeOffsets: the container has no time namespace of "
+                             "its own")
     if "time" in new and linux.get("timeOffsets"):
         plan.timens_offsets = "".join(
             f"{clock} {int(off.get('secs', 0))} {int(off.get('nanosecs', 0))}\n"
@@ -369,6 +376,11 @@ def _namespaces(plan: Plan, linux: dict) -> set[str]:
         plan.clone_flags &= ~NAMESPACES["cgroup"]
         plan.unshare_flags |= NAMESPACES["cgroup"]
     return new
+
+
+def joined_types(joins: list[tuple[str, int]]) -> set[str]:
+    flags = {flag for _, flag in joins}
+    return {name for name, flag in NAMESPACES.items() if flag in flags}
 
 
 def _idmap(mappings: list[dict]) -> str:

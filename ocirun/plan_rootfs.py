@@ -110,8 +110,14 @@ def rootfs(plan: Plan, config: dict, linux: dict, bundle: str, new: set[str],
         plan.symlinks = list(DEFAULT_LINKS)
         if has_devpts:
             plan.symlinks.append(("pts/ptmx", "/dev/ptmx"))
-    plan.masked_paths = list(linux.get("maskedPaths") or [])
-    plan.readonly_paths = list(linux.get("readonlyPaths") or [])
+    plan.masked_paths = [_in_root(p) for p in linux.get("maskedPaths") or []]
+    plan.readonly_paths = [_in_root(p) for p in linux.get("readonlyPaths") or []]
+
+
+def _in_root(path: str) -> str:
+    """A path as the container sees it: relative ones from its /, "/dev/fuse/" as /dev/fuse
+    (runc joins them with the rootfs and cleans them)."""
+    return posixpath.normpath("/" + path.lstrip("/"))
 
 
 # Files under /proc a bind may cover (lxcfs's), as runc allows; nothing else under /proc.
@@ -204,7 +210,7 @@ def _cgroup_mounts(dest: str, options: list[str], cgroups: CgroupLayout,
 
 def _devices(plan: Plan, linux: dict, in_userns: bool, mounted: set[str]) -> None:
     # "/dev/fuse/" names /dev/fuse (runc cleans the path too)
-    configured = {posixpath.normpath(d["path"]): dict(d, path=posixpath.normpath(d["path"]))
+    configured = {_in_root(d["path"]): dict(d, path=_in_root(d["path"]))
                   for d in linux.get("devices") or []}
     # A default device the config mounts something over is left to that mount.
     devices = [dict(path=p, type=t, major=ma, minor=mi, fileMode=0o666)

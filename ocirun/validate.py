@@ -161,6 +161,10 @@ def _semantic_problems(cfg: dict) -> list[str]:
         elif isinstance(proc["args"], list) and not proc["args"]:
             add(["process", "args"], "must not be empty: it names the program to run")
         absolute(["process", "cwd"], proc.get("cwd"))
+        for i, kv in enumerate(_list(proc.get("env"))):
+            if isinstance(kv, str) and "=" not in kv:
+                add(["process", "env", i], f"invalid environment variable {kv!r}: expected "
+                    "KEY=value (runc refuses it too)")
         _check_rlimits(proc, add)
 
     # root
@@ -195,32 +199,26 @@ def _semantic_problems(cfg: dict) -> list[str]:
             if isinstance(cfg.get(key), str) and cfg[key] and "uts" not in namespaces:
                 add([key], "setting it requires a uts namespace in /linux/namespaces")
 
-    # timeOffsets
+    # timeOffsets (without a new time namespace the planner ignores them, as runc does)
     offsets = linux.get("timeOffsets")
     if isinstance(offsets, dict) and offsets and namespaces is not None:
-        if "time" not in namespaces:
-            add(["linux", "timeOffsets"], "requires a time namespace in /linux/namespaces")
-        elif namespaces["time"]:
+        if "time" in namespaces and namespaces["time"]:
             add(["linux", "timeOffsets"], "cannot be set when joining an existing time namespace (path)")
         for clock in offsets:
             if clock not in tables.TIME_CLOCKS:
                 add(["linux", "timeOffsets", clock],
                     f"unknown clock {clock!r} (expected one of {', '.join(tables.TIME_CLOCKS)})")
 
-    # devices
+    # devices (a relative path is taken from the container's /, as runc does)
     for i, dev in enumerate(_list(linux.get("devices"))):
         dev = _obj(dev)
-        absolute(["linux", "devices", i, "path"], dev.get("path"))
         dtype = dev.get("type")
         if dtype in ("c", "b", "u"):
             for key in ("major", "minor"):
                 if key not in dev:
                     add(["linux", "devices", i], f"{key!r} is required for device type {dtype!r}")
 
-    # masked / readonly paths
-    for key in ("maskedPaths", "readonlyPaths"):
-        for i, path in enumerate(_list(linux.get(key))):
-            absolute(["linux", key, i], path)
+    # masked / readonly paths: relative ones are taken from the container's / (runc)
 
     # sysctl names must not escape /proc/sys
     for name in _obj(linux.get("sysctl")):
@@ -294,10 +292,8 @@ def _check_id_mappings(linux: dict, namespaces: dict[str, str], add) -> None:
             if value is None or (isinstance(value, list) and not value):
                 add(["linux", key] if key in linux else ["linux"],
                     f"a new user namespace requires {kind} mappings ({key!r} is missing or empty)")
-    else:
-        for key, kind in kinds:
-            if isinstance(linux.get(key), list) and linux[key]:
-                add(["linux", key], f"{kind} mappings require a user namespace in /linux/namespaces")
+    # Mappings without a user namespace are ignored (with a warning, by the planner), as
+    # runc ignores them.
 
 
 def _sysctl_name_ok(name: str) -> bool:

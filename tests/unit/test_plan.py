@@ -794,3 +794,23 @@ def test_binds_in_a_user_namespace_are_detached_copies(prop, moved):
     cfg = config()
     cfg["mounts"] = [bind]
     assert not plan_of(cfg, dirs={"/src"}).mounts[0].detached  # no user namespace
+
+
+def test_what_runc_tolerates_is_taken_or_ignored_with_a_warning():
+    """runc accepts these; so does ocirun, where it weakens nothing: relative device,
+    masked and read-only paths (from the container's /), mappings or time offsets without
+    the namespace they are for (ignored, with a warning)."""
+    cfg = config()
+    cfg["linux"]["devices"] = [{"path": "dev/fuse", "type": "c", "major": 10, "minor": 229}]
+    cfg["linux"]["maskedPaths"] = ["proc/kcore", "//proc/keys"]
+    cfg["linux"]["readonlyPaths"] = ["proc/sys/"]
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    cfg["linux"]["timeOffsets"] = {"monotonic": {"secs": 1}}
+    p = plan_of(cfg)
+    assert "/dev/fuse" in [d.path for d in p.devices]
+    assert p.masked_paths == ["/proc/kcore", "/proc/keys"]
+    assert p.readonly_paths == ["/proc/sys"]
+    assert p.uid_map == "" and p.timens_offsets is None
+    assert p.warnings == [
+        "ignoring uidMappings/gidMappings: the container has no user namespace of its own",
+        "ignoring timeOffsets: the container has no time namespace of its own"]
