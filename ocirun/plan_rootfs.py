@@ -220,7 +220,9 @@ def _devices(plan: Plan, linux: dict, in_userns: bool, mounted: set[str]) -> Non
         kind = {"c": S_IFCHR, "u": S_IFCHR, "b": S_IFBLK, "p": S_IFIFO}[d["type"]]
         mode = d.get("fileMode")
         mode = 0o666 if mode is None else int(mode)
-        dev = os.makedev(int(d.get("major", 0)), int(d.get("minor", 0)))
+        # a fifo has no device number (mknod ignores it; runtime-tools' config sets one)
+        dev = 0 if kind == S_IFIFO else os.makedev(int(d.get("major", 0)),
+                                                   int(d.get("minor", 0)))
         plan.devices.append(Device(
             path=d["path"], mode=kind | (mode & 0o7777), dev=dev,
             uid=int(d.get("uid", 0)), gid=int(d.get("gid", 0)),

@@ -77,6 +77,17 @@ def test_device_path_with_trailing_slash(rt, make_bundle):
     assert out.split() == ["/dev/fuse", "a:e5", "600"]
 
 
+def test_fifo_device_with_a_device_number(rt, make_bundle):
+    """runtime-tools' linux_devices gives its fifo major 8, minor 666: a fifo has none."""
+    def mutate(cfg):
+        cfg["linux"]["devices"] = [{"path": "/dev/test3", "type": "p", "major": 8,
+                                    "minor": 666, "fileMode": 0o660}]
+
+    out = rt.ok("run", "--bundle", make_bundle(
+        args=["stat", "-c", "%n %F %a", "/dev/test3"], mutate=mutate), "fifo").stdout
+    assert out.strip() == "/dev/test3 fifo 660"
+
+
 def test_devices_already_in_the_rootfs(rt, make_bundle, rootfs_copy):
     """A rootfs whose /dev already holds the nodes the config lists (no /dev tmpfs): they
     are made again, with the config's modes (runc replaces them too)."""
