@@ -208,12 +208,14 @@ def build(
     _hooks(plan, config.get("hooks") or {})
     _memory_policy(plan, linux)
     _kernel_settings(plan, config, linux, new, problems)
-    if "mount" in new:
+    if "mount" in new or any(t == NAMESPACES["mount"] for _, t in plan.joins):
+        # A joined mount namespace gets the rootfs set up in it too, as runc does (the
+        # runtime-tools program linux_ns_path joins one that `unshare --mount` made).
         # here, not at the top: plan_rootfs imports Mount and Device from this module
         from .plan_rootfs import rootfs
 
         rootfs(plan, config, linux, bundle, new, is_dir, cgroups or CgroupLayout(), problems)
-    elif not any(t == NAMESPACES["mount"] for _, t in plan.joins):
+    else:
         # No mount namespace: runc makes the mounts in its own and chroots; so do we, without
         # touching the propagation of the runtime's mounts (the runtime-tools program
         # linux_ns_itype runs such a config). delete unmounts them again.

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -421,6 +422,38 @@ def test_join_pid_namespace(rt, make_bundle):
         assert own in procs
     finally:
         rt.ok("delete", "--force", "joinpid-a")
+
+
+def test_join_mount_namespace_sets_up_the_rootfs_in_it(rt, make_bundle):
+    """As runc (runtime-tools' linux_ns_path): a mount namespace joined by path gets the
+    container's mounts and root, like a new one."""
+    holder = subprocess.Popen(["unshare", "--mount", "--fork", "sleep", "60"],
+                              start_new_session=True)
+    try:
+        path = None
+        for _ in range(100):  # the forked sleep is unshare's child, in the new namespace
+            for child in Path(f"/proc/{holder.pid}/task/{holder.pid}/children").read_text().split():
+                if os.readlink(f"/proc/{child}/ns/mnt") != host_ns("mnt"):
+                    path = f"/proc/{child}/ns/mnt"
+            if path:
+                break
+            time.sleep(0.05)
+        assert path, "unshare never made its namespace"
+        target = os.readlink(path)
+
+        def mutate(cfg):
+            drop_ns(cfg, "mount")
+            cfg["linux"]["namespaces"].append({"type": "mount", "path": path})
+
+        out = rt.ok("run", "--bundle", make_bundle(
+            args=["sh", "-c", print_ns_script("mnt") + "; cat /etc/hostname; ls /"],
+            mutate=mutate), "joinmnt").stdout
+        assert ns_lines(out)["mnt"] == target
+        assert (ROOTFS / "etc" / "hostname").read_text().strip() in out.splitlines()
+        assert "bin" in out.split() and "work" not in out.split()
+    finally:
+        os.killpg(holder.pid, 9)
+        holder.wait()
 
 
 def test_join_missing_namespace_path(rt, make_bundle, tmp_path):

@@ -173,12 +173,12 @@ def test_joined_pid_namespace_needs_fork():
     assert p.fork_after is True
 
 
-def test_joined_mount_namespace_skips_rootfs_setup():
+def test_joined_mount_namespace_gets_the_container_mounts():
     cfg = config(namespaces=["pid", {"type": "mount", "path": "/proc/42/ns/mnt"}])
     cfg["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
     p = plan_of(cfg)
-    assert p.setup_rootfs is False
-    assert p.mounts == [] and p.devices == []
+    assert p.setup_rootfs is True
+    assert [m.target for m in p.mounts] == ["/proc"]
 
 
 def test_time_namespace_forks_and_writes_offsets():
@@ -230,9 +230,11 @@ def test_without_mount_namespace_mounts_in_the_runtimes_and_chroots():
     assert not with_ns.host_mount_ns and with_ns.root_propagation != 0
 
 
-def test_joined_mount_namespace_sets_up_no_rootfs():
+def test_joined_mount_namespace_gets_the_rootfs_set_up_in_it():
+    """As runc: the mounts and pivot_root happen in the joined namespace."""
     p = plan_of(config(namespaces=("pid", {"type": "mount", "path": "/x/mnt"})))
-    assert not p.setup_rootfs and not p.host_mount_ns
+    assert p.setup_rootfs and not p.host_mount_ns
+    assert p.root_propagation == MS_SLAVE | MS_REC
 
 
 # --- hostname / domainname / sysctl -----------------------------------------------------
