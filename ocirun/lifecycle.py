@@ -208,7 +208,9 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         raise
     with c:
         status = c.status()
-        if status in (RUNNING, PAUSED) and not force:
+        # runtime-spec: deleting a container that is not stopped is an error, a created one
+        # too (runc 1.1 kills and deletes a created one; runtime-tools' delete checks this).
+        if status in (CREATED, RUNNING, PAUSED) and not force:
             raise InvalidState(f"cannot delete container {cid} that is not stopped: {status}")
         _destroy(c, status)
 

@@ -164,12 +164,15 @@ def test_create_pid_file_in_missing_dir_fails_cleanly(rt, make_bundle, tmp_path)
     assert ids(rt) == []
 
 
-def test_delete_created_container(rt, make_bundle):
-    """A created, never started container can be deleted without --force; its init goes."""
+def test_delete_created_container_needs_force(rt, make_bundle):
+    """runtime.md delete: a created, never started container is not stopped: delete is an
+    error with no effect (runc 1.1 deletes it; runtime-tools' `delete` checks the spec's
+    rule); --force deletes it and its init goes."""
     create(rt, "c1", make_bundle(args=["sleep", "30"]), stdout=subprocess.DEVNULL)
     pid = rt.state("c1")["pid"]
-    r = rt.cli("delete", "c1")
-    assert r.returncode == 0, r.stderr
+    fails(rt.cli("delete", "c1"), "cannot delete container c1 that is not stopped: created")
+    assert rt.state("c1")["status"] == "created"
+    rt.ok("delete", "--force", "c1")
     assert_gone(rt, "c1")
     wait_gone(pid)
 
