@@ -169,9 +169,10 @@ def _reap(pid: int) -> None:
 
 def apply_seccomp(p: planmod.Plan, seccomp: dict, root: str) -> None:
     """Compile linux.seccomp (cached by content) into the plan."""
+    from . import cache
     from .seccomp_cache import compile_cached
 
-    filt = compile_cached(seccomp, os.path.join(root, ".cache", "seccomp"))
+    filt = compile_cached(seccomp, cache.path("seccomp"))
     for w in filt.warnings:
         log.warning(f"seccomp: {w}")
     planmod.set_seccomp(p, filt.bpf, filt.flags, filt.notify)
@@ -309,7 +310,10 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
            own_console: bool = False) -> Created:
     log.begin()
     statemod.check_id(cid)
-    bundle, raw, config = spec.load_bundle_cached(opts.bundle, os.path.join(root, ".cache"))
+    from . import cache
+
+    cache.drop_legacy(root)
+    bundle, raw, config = spec.load_bundle_cached(opts.bundle, cache.path("config"))
     log.phase("check rootfs")
     from . import cgroups
 
@@ -368,7 +372,10 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
                       "annotations": config.get("annotations") or {}}
 
         def on_hooks(init_pid: int) -> None:
-            state = dict(base_state, pid=init_pid)
+            # After lifecycle step 2 (the environment exists) the status is "created", which
+            # is what prestart, createRuntime and createContainer hooks see (runtime-spec
+            # runtime.md; crun; runtime-tools' hooks_stdin).
+            state = dict(base_state, pid=init_pid, status=statemod.CREATED)
             os.pwrite(state_fd, json.dumps(state).encode(), 0)
             if hooks.get("prestart") or hooks.get("createRuntime"):
                 from . import hooks as hookmod

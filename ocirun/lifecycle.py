@@ -53,7 +53,11 @@ def start(root: str, cid: str) -> None:
             from . import hooks
 
             try:
-                hooks.run("poststart", poststart, c.oci_state())
+                # Lifecycle step 9 comes after the process was run (step 8): the hooks see
+                # it running with its pid even if it has already exited (as crun; the
+                # runtime-tools program hooks_stdin checks it).
+                hooks.run("poststart", poststart, dict(c.oci_state(), status=RUNNING,
+                                                       pid=c.pid))
             except OcirunError:
                 # runtime-spec 1.3 lifecycle step 9: a failed poststart hook is an error;
                 # the container is stopped and destroyed (steps 12-13: poststop hooks too).

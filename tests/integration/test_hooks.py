@@ -159,10 +159,17 @@ def test_state_on_stdin(rt, make_bundle, tmp_path):
         assert s["ociVersion"] == "1.3.0", kind
     for kind in ("prestart", "createRuntime", "createContainer", "startContainer", "poststart"):
         assert states[kind]["pid"] == st["pid"], kind
+    # after lifecycle step 2 the environment exists: "created" (runtime.md, crun)
     for kind in ("prestart", "createRuntime", "createContainer"):
-        assert states[kind]["status"] == "creating", kind
+        assert states[kind]["status"] == "created", kind
     assert states["poststart"]["status"] == "running"
     assert states["poststop"]["status"] == "stopped"
+
+
+def test_poststart_sees_the_process_running_even_if_it_exited(rt, make_bundle, tmp_path):
+    out, _, st = lifecycle(rt, make_bundle, tmp_path, args=("true",))
+    state = json.loads((out / "poststart.state").read_text())
+    assert state["status"] == "running" and state["pid"] == st["pid"]
 
 
 def test_start_container_state_status(rt, make_bundle, tmp_path):
