@@ -82,7 +82,9 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
             raise InvalidState("cannot exec in a paused container")
         if status not in (RUNNING, CREATED):
             raise InvalidState(f"cannot exec in a {STOPPED} container")
-        cache_dir = os.path.join(root, ".cache")
+        from . import cache
+
+        cache_dir = cache.path("config")
         config = c.load_config()
         proc = _process(config, opts, cache_dir)
         cg = None

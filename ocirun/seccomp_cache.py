@@ -3,8 +3,9 @@
 `create` and `exec` compile the same profile over and over. compile_cached() keys a profile
 by its canonical JSON plus what the program depends on (the libseccomp and shim this process
 maps, the machine, the kernel release, the compiler's and this module's code) and keeps one
-`<key>.bpf` file per profile in a directory that must be ours and not group/world-writable.
-A hit calls no libseccomp function and never reaches seccomp.compile().
+`<key>.bpf` file per profile in a cache.Store: a directory that must be ours and not
+group/world-writable, bounded in entries and bytes. A hit calls no libseccomp function and
+never reaches seccomp.compile().
 
 Nothing heavy at import time: sha256 comes from the builtin module when there is one, and
 the compiled shim is imported only when the first key is computed (to name its file).
@@ -91,57 +92,30 @@ def cache_key(seccomp: dict) -> str:
     return h.hexdigest()
 
 
-def compile_cached(seccomp: dict, cache_dir: str) -> Filter:
-    """seccomp.compile(), memoized in cache_dir (created 0700). The directory is only used
-    when it is ours and not group/world-writable; otherwise this compiles without it (and
-    says so in Filter.warnings). A hit calls no libseccomp function."""
+def compile_cached(seccomp: dict, cache_dir: str | None) -> Filter:
+    """seccomp.compile(), memoized in cache_dir (created 0700; None: no cache). The directory
+    is only used when it is ours and not group/world-writable; otherwise this compiles
+    without it (and says so in Filter.warnings). A hit calls no libseccomp function."""
+    from .cache import Store
+
     key = cache_key(seccomp)
-    dfd, why = _open_cache_dir(cache_dir)
-    if dfd is None:
-        filt = sc.compile(seccomp)
-        filt.warnings.append(f"seccomp cache {cache_dir!r} not used: {why}")
-        return filt
-    try:
-        hit = _cache_read(dfd, key)
+    with Store(cache_dir) as store:
+        if store.fd < 0:
+            filt = sc.compile(seccomp)
+            if cache_dir:
+                filt.warnings.append(f"seccomp cache {cache_dir!r} not used: {store.why}")
+            return filt
+        hit = _cache_read(store, key)
         if hit is not None:
             return hit
         filt = sc.compile(seccomp)
-        _cache_write(dfd, key, filt)
+        _cache_write(store, key, filt)
         return filt
-    finally:
-        os.close(dfd)
 
 
-def _open_cache_dir(path: str):
-    try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as e:
-        return None, e.strerror or str(e)
-    st = os.fstat(dfd)
-    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        os.close(dfd)
-        return None, f"owned by uid {st.st_uid} with mode {st.st_mode & 0o7777:o} (want ours, " \
-                     "not group/world-writable)"
-    return dfd, ""
-
-
-def _cache_read(dfd: int, key: str) -> Filter | None:
-    try:
-        fd = os.open(key + ".bpf", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if (st.st_mode & 0o170000) != 0o100000 or st.st_uid != os.geteuid() \
-                or st.st_mode & 0o022 or st.st_size > _CACHE_MAX:
-            return None
-        data = os.read(fd, st.st_size + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    if not data.startswith(_CACHE_MAGIC):
+def _cache_read(store, key: str) -> Filter | None:
+    data = store.get(key + ".bpf", _CACHE_MAX)
+    if data is None or not data.startswith(_CACHE_MAGIC):
         return None
     head, sep, bpf = data[len(_CACHE_MAGIC):].partition(b"\n")
     try:
@@ -154,28 +128,9 @@ def _cache_read(dfd: int, key: str) -> Filter | None:
         return None
 
 
-def _cache_write(dfd: int, key: str, filt: Filter) -> None:
-    """Best effort: a failure only costs a compile next time. tmp + rename, so readers see
-    the old file, no file, or the whole new one."""
+def _cache_write(store, key: str, filt: Filter) -> None:
+    """Best effort: a failure only costs a compile next time. Readers see the old file, no
+    file, or the whole new one (cache.Store.put)."""
     meta = {"key": key, "len": len(filt.bpf), "sha256": _sha256(filt.bpf).hexdigest(),
             "flags": filt.flags, "notify": filt.notify, "warnings": filt.warnings}
-    data = _CACHE_MAGIC + json.dumps(meta).encode() + b"\n" + filt.bpf
-    tmp = f".{key}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=dfd)
-    except OSError:
-        return
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.rename(tmp, key + ".bpf", src_dir_fd=dfd, dst_dir_fd=dfd)
-    except OSError:
-        try:
-            os.unlink(tmp, dir_fd=dfd)
-        except OSError:
-            pass
+    store.put(key + ".bpf", _CACHE_MAGIC + json.dumps(meta).encode() + b"\n" + filt.bpf)

@@ -1,14 +1,14 @@
 """Load a bundle's config.json, validated, on the hot path of create/run.
 
 `load_bundle_cached` reads the bundle and skips validation for a config already validated
-with the same schemas and validator code (a marker file named by the sha256 of all of it);
-only a miss imports `validate` (and, through it, jsonschema).
+with the same schemas, validator code and libraries (a marker file named by the sha256 of
+all of it, in the cache of ocirun/cache.py); only a miss imports `validate` (and, through
+it, jsonschema).
 """
 
 from __future__ import annotations
 
 import os
-import stat
 
 from . import fastjson as json
 from . import log
@@ -116,12 +116,35 @@ def _sha256():
     return sha256()
 
 
-_VALIDATOR_SOURCES = ("spec.py", "validate.py", "tables.py")
+# The modules a verdict comes from: the validator, its tables, this loader, the JSON parser.
+_VALIDATOR_SOURCES = ("spec.py", "validate.py", "tables.py", "fastjson.py")
+# The libraries validate.py drives; an upgrade rewrites their files (new inode, mtime).
+_VALIDATOR_LIBRARIES = ("jsonschema", "referencing")
+
+
+def _library_ids() -> str:
+    """Which jsonschema and referencing this interpreter would import (file identities of
+    their __init__.py, found on sys.path without importing them), and the Python version."""
+    import sys
+
+    ids = [sys.version]
+    for lib in _VALIDATOR_LIBRARIES:
+        for d in sys.path:
+            try:
+                st = os.stat(os.path.join(d or ".", lib, "__init__.py"))
+            except OSError:
+                continue
+            ids.append(f"{d}/{lib}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+            break
+        else:
+            ids.append(f"{lib}:-")
+    return "\n".join(ids)
 
 
 def cache_key(raw: bytes) -> str:
     """sha256 over everything a validation verdict depends on: the config bytes, every
-    schema file, the ocirun version and the validator's own source."""
+    schema file, the ocirun version, the validator's own source and the libraries it uses.
+    A change to any of them is a miss: a hit can't accept what validation now rejects."""
     h = _sha256()
 
     def feed(label: str, data: bytes) -> None:
@@ -129,6 +152,7 @@ def cache_key(raw: bytes) -> str:
         h.update(data)
 
     feed("version", __version__.encode())
+    feed("libraries", _library_ids().encode())
     here = os.path.dirname(os.path.abspath(__file__))
     for name in _VALIDATOR_SOURCES:
         with open(os.path.join(here, name), "rb") as f:
@@ -141,37 +165,29 @@ def cache_key(raw: bytes) -> str:
     return h.hexdigest()
 
 
-def _cache_dir_trusted(cache_dir: str) -> bool:
-    """Only trust markers in a directory we own that nobody else can write to."""
-    try:
-        st = os.lstat(cache_dir)
-    except OSError:
-        return False
-    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
+def _verdict_cached(cache_dir: str | None, key: str) -> bool:
+    from .cache import Store
+
+    with Store(cache_dir) as store:
+        return store.get(key, 0) is not None
 
 
-def _write_marker(cache_dir: str, key: str) -> None:
-    try:
-        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-        if not _cache_dir_trusted(cache_dir):
-            return
-        marker = os.path.join(cache_dir, key)
-        tmp = f"{marker}.tmp.{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        os.close(fd)
-        os.rename(tmp, marker)
-    except OSError:
-        pass  # the cache is only an optimisation
+def _write_marker(cache_dir: str | None, key: str) -> None:
+    """Remember a valid config (an empty file named by its key); best effort."""
+    from .cache import Store
+
+    with Store(cache_dir) as store:
+        store.put(key, b"")
 
 
-def load_bundle_cached(bundle: str, cache_dir: str) -> tuple[str, bytes, dict]:
+def load_bundle_cached(bundle: str, cache_dir: str | None) -> tuple[str, bytes, dict]:
     """load_bundle, but skip schema + semantic validation when `<cache_dir>/<cache_key>`
     exists (a config validated earlier with the same schemas and validator). The bundle
-    and rootfs checks always run."""
+    and rootfs checks always run. cache_dir None: no cache."""
     path, raw, config = _read_bundle(bundle)
     log.phase("parse config.json")
     key = cache_key(raw)
-    hit = os.path.exists(os.path.join(cache_dir, key)) and _cache_dir_trusted(cache_dir)
+    hit = _verdict_cached(cache_dir, key)
     if not hit:
         problems = validate(config)
         if problems:
@@ -182,12 +198,12 @@ def load_bundle_cached(bundle: str, cache_dir: str) -> tuple[str, bytes, dict]:
     return path, raw, config
 
 
-def validate_process_cached(process: dict, cache_dir: str, source: str) -> None:
+def validate_process_cached(process: dict, cache_dir: str | None, source: str) -> None:
     """Validate an exec's process object (from --process FILE or the flags) the way a
     config's process is validated, cached the same way. Problems name `source`."""
     raw = json.dumps(process, sort_keys=True).encode()
     key = cache_key(b"process\0" + raw)
-    if os.path.exists(os.path.join(cache_dir, key)) and _cache_dir_trusted(cache_dir):
+    if _verdict_cached(cache_dir, key):
         return
     wrapper = {"ociVersion": "1.3.0", "root": {"path": "/"}, "process": process}
     problems = [p for p in validate(wrapper) if p.startswith("/process")]

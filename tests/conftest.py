@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -16,6 +19,12 @@ REPO = Path(__file__).resolve().parent.parent
 ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
 BASE_CONFIG = REPO / "bundles" / "busybox" / "config.json"
 OCIRUN = str(Path(sys.executable).parent / "ocirun")
+
+# Every ocirun the tests start (and ocirun's modules imported here) caches validated configs
+# and seccomp filters in a private directory, never in the host's /var/cache/ocirun.
+CACHE_DIR = tempfile.mkdtemp(prefix="ocirun-test-cache-")
+os.environ["OCIRUN_CACHE_DIR"] = CACHE_DIR
+atexit.register(shutil.rmtree, CACHE_DIR, True)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -113,7 +122,7 @@ def rt():
     before = _rootfs_listing()
     yield runtime
     after = _rootfs_listing()
-    left = [e for e in (os.listdir(root) if os.path.isdir(root) else []) if e != ".cache"]
+    left = os.listdir(root) if os.path.isdir(root) else []  # containers only: no cache
     for cid in left:  # clean up, then fail the test for leaking
         runtime.cli("delete", "--force", cid)
     procs = _procs_rooted_in(str(ROOTFS))

@@ -226,9 +226,9 @@ def kill_pids(pids: list[tuple[int, str]]) -> None:
 
 
 def state_entries(root: str) -> list[str]:
-    """Container state dirs under a runtime's --root (ocirun's own .cache excluded)."""
+    """Everything under a runtime's --root: container state dirs only, nothing else."""
     try:
-        return sorted(e for e in os.listdir(root) if e != ".cache")
+        return sorted(os.listdir(root))
     except FileNotFoundError:
         return []
 

@@ -253,7 +253,7 @@ class SideBySide:
         left: dict[str, list] = {}
         for runtime, root in self.roots.items():
             if os.path.isdir(root):
-                left[f"{runtime} state"] = sorted(e for e in os.listdir(root) if e != ".cache")
+                left[f"{runtime} state"] = sorted(os.listdir(root))
         base = str(self.base)
         with open("/proc/self/mountinfo") as f:
             left["mounts"] = [ln.split()[4] for ln in f if ln.split()[4].startswith(base)]

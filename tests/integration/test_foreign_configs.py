@@ -125,7 +125,7 @@ class Runs:
     def close(self) -> list[str]:
         left = []
         if os.path.isdir(self.ocirun_root):
-            left = [e for e in os.listdir(self.ocirun_root) if e != ".cache"]
+            left = os.listdir(self.ocirun_root)
             shutil.rmtree(self.ocirun_root, ignore_errors=True)
         return left
 
