@@ -55,19 +55,44 @@ def ignored(flag: str, value, why: str) -> None:
 
 
 def report(err: OcirunError) -> int:
+    """The error on one line of stderr (and in the log): a newline in it (from a path, an
+    id, an exception's text) is shown escaped, as the log's text format does."""
     log.error(err.message)
-    print(err.message, file=sys.stderr)
+    text = err.message
+    if "\n" in text or "\r" in text:
+        text = text.replace("\r", "\\r").replace("\n", "\\n")
+    print(text, file=sys.stderr)
     return err.exit_code
 
 
+def unexpected(e: BaseException) -> OcirunError:
+    """An exception no code path meant (a bug, a host unlike any foreseen) as one line that
+    says where it came from; the whole traceback goes to the log with --debug."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = ""
+    if tb is not None:
+        code = tb.tb_frame.f_code
+        where = f" in {code.co_name} ({code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno})"
+    if log.enabled():
+        import traceback
+
+        log.debug("".join(traceback.format_exception(e)).rstrip())
+    return OcirunError(f"unexpected error{where}: {type(e).__name__}: {e}")
+
+
 def guarded(fn):
-    """Run fn() -> exit code; a user error is reported, not raised."""
+    """Run fn() -> exit code; a user error is reported, not raised, and so is anything
+    else: never a traceback."""
     try:
         return fn() or 0
     except OcirunError as e:
         return report(e)
     except KeyboardInterrupt:
         return 130
+    except Exception as e:
+        return report(unexpected(e))
 
 
 def _create_options(g: Globals, bundle=".", pid_file=None, console_socket=None,

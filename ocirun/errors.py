@@ -8,7 +8,7 @@ import posix  # not os: see paths.py
 
 
 class OcirunError(Exception):
-    """Base: `str(err)` is the user-facing message (may be several lines for config errors)."""
+    """Base: `str(err)` is the user-facing message, one line."""
 
     exit_code = 1
 
@@ -27,11 +27,19 @@ class UsageError(OcirunError):
 
 
 class ConfigError(OcirunError):
-    """config.json is invalid. One problem per line, each naming the JSON path."""
+    """config.json is invalid. `problems`: each names the JSON path; the message is all of
+    them on one line, joined with "; "."""
 
     def __init__(self, problems: list[str], source: str = "config.json"):
-        self.problems = [f"{source}: {p}" for p in problems]
-        super().__init__("\n".join(self.problems))
+        self.problems = [f"{source}: {_clip(p)}" for p in problems]
+        super().__init__("; ".join(self.problems))
+
+
+def _clip(text: str, limit: int = 400) -> str:
+    """A problem quoting a huge value (a megabyte string, a deep array) stays readable."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 class BundleError(OcirunError):

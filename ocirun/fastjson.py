@@ -66,6 +66,8 @@ def loads(s: str | bytes | bytearray):
         # The C scanner reports syntax errors through json.decoder, and only if that is
         # already imported (else: SystemError). Let json itself word the error.
         return _std_loads(s)
+    except RecursionError:
+        raise _too_deep() from None
     while end < n and s[end] in _WS:
         end += 1
     if end != n:
@@ -76,7 +78,16 @@ def loads(s: str | bytes | bytearray):
 def _std_loads(s: str):
     import json
 
-    return json.loads(s, parse_constant=_Context.parse_constant)
+    try:
+        return json.loads(s, parse_constant=_Context.parse_constant)
+    except RecursionError:
+        raise _too_deep() from None
+
+
+def _too_deep() -> ValueError:
+    # The C scanner recurses once per nesting level, up to the interpreter's limit (~1000):
+    # a document nested deeper is refused as invalid, never a RecursionError traceback.
+    return ValueError("arrays and objects nested too deeply")
 
 
 def _compact_encoder(sort_keys: bool):

@@ -10,14 +10,19 @@ import sys
 
 def main() -> None:
     argv = sys.argv[1:]
-    from .fastcli import dispatch
+    try:
+        from .fastcli import dispatch
 
-    code = dispatch(argv)
-    if code is None:
-        from .cli import main as typer_main
+        code = dispatch(argv)
+        if code is None:
+            from .cli import main as typer_main
 
-        typer_main(argv)
-        return
+            typer_main(argv)
+            return
+    except Exception as e:  # outside any command body (commands.guarded): still one line
+        from .commands import report, unexpected
+
+        code = report(unexpected(e))
     # Skip the interpreter's teardown (module cleanup, GC): nothing is left to flush but
     # the std streams, and engines wait for this exit.
     sys.stdout.flush()

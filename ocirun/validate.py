@@ -92,9 +92,34 @@ def _list(v) -> list:
 # --------------------------------------------------------------------------- validate
 
 
+MAX_DEPTH = 128  # arrays/objects in arrays/objects; real configs stay below 10
+
+
+def _too_deep(value) -> str | None:
+    """A problem when `value` nests arrays/objects more than MAX_DEPTH levels deep (no
+    config needs it, and the schema walk, repr and copies recurse once per level)."""
+    stack = [(value, 1, ())]
+    while stack:
+        v, depth, parts = stack.pop()
+        if isinstance(v, dict):
+            items = v.items()
+        elif isinstance(v, list):
+            items = enumerate(v)
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return f"{pointer(parts[:6])}: nested more than {MAX_DEPTH} levels deep"
+        stack.extend((sub, depth + 1, parts + (k,)) for k, sub in items
+                     if isinstance(sub, (dict, list)))
+    return None
+
+
 def validate(config: dict) -> list[str]:
     """All problems with `config`, each 'JSONPOINTER: message'. Schema errors first
     (sorted by path), then semantic ones. An empty list means valid."""
+    deep = _too_deep(config)
+    if deep:
+        return [deep]
     problems = _schema_problems(config)
     if isinstance(config, dict):
         problems += [p for p in _semantic_problems(config) if p not in problems]

@@ -1,8 +1,8 @@
 """Invalid bundles and configs given to a real `ocirun create`.
 
-Each must fail before anything exists: rc != 0, one clean line per problem on stderr naming
-the JSON path (`config.json: /linux/namespaces/2/type: ...`), no traceback, no state dir,
-no process, no mount (the `rt` fixture checks the last three).
+Each must fail before anything exists: rc != 0, one clean line on stderr whose problems
+(joined by "; ") each name the JSON path (`config.json: /linux/namespaces/2/type: ...`), no
+traceback, no state dir, no process, no mount (the `rt` fixture checks the last three).
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ OCIRUN = str(Path(sys.executable).parent / "ocirun")
 
 
 def refused(rt, r: subprocess.CompletedProcess, cid: str = "c1") -> list[str]:
-    """Assert a clean refusal that left nothing; return the stderr lines."""
+    """Assert a clean refusal on one line that left nothing; return its problems (the
+    line split at "; config.json: ")."""
     try:
         assert r.returncode != 0, f"accepted: {r.stdout}{r.stderr}"
         assert "Traceback" not in r.stderr, r.stderr
         lines = r.stderr.strip().splitlines()
-        assert lines, "nothing on stderr"
+        assert len(lines) == 1, f"not one line: {r.stderr!r}"
+        first, *rest = lines[0].split("; config.json: ")
+        lines = [first] + ["config.json: " + p for p in rest]
         assert r.stdout == ""
         listed = subprocess.run([OCIRUN, "--root", rt.root, "list", "-q"], capture_output=True,
                                 text=True, timeout=30)

@@ -1,0 +1,159 @@
+"""Reliability defects found by a user, each on real containers: the cache kept under --root,
+inputs that gave tracebacks or several lines, deletes that hung, crashes that leaked
+cgroups, damaged state, and hosts unlike the usual one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+from clitools import call, ok
+
+SECCOMP = {"defaultAction": "SCMP_ACT_ALLOW",
+           "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}]}
+
+
+def one_line(r: subprocess.CompletedProcess, *needles: str) -> str:
+    """A failure reported on exactly one line of stderr, no traceback."""
+    assert r.returncode != 0, f"accepted: {r.stdout}{r.stderr}"
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, f"not one line: {r.stderr[:2000]!r}"
+    for n in needles:
+        assert n in lines[0], f"{n!r} not in {lines[0][:2000]!r}"
+    return lines[0]
+
+
+def with_cache(path) -> dict:
+    return dict(os.environ, OCIRUN_CACHE_DIR=str(path))
+
+
+def root_entries(rt) -> list[str]:
+    return sorted(os.listdir(rt.root)) if os.path.isdir(rt.root) else []
+
+
+# --------------------------------------------------------------------------- 1: the cache
+
+
+def test_root_holds_containers_only(rt, make_bundle, tmp_path):
+    cache = tmp_path / "cache"
+    for host in ("a", "b", "c"):
+        def mutate(c, host=host):
+            c["hostname"] = host
+            c["linux"]["seccomp"] = SECCOMP
+        ok(call(rt, "run", "--bundle", make_bundle(args=["true"], mutate=mutate), "c-" + host,
+                env=with_cache(cache)))
+    assert root_entries(rt) == []  # emptied root is empty: no .cache
+    assert len(os.listdir(cache / "config")) == 3
+    assert [n.endswith(".bpf") for n in os.listdir(cache / "seccomp")] == [True]
+    assert oct(os.stat(cache / "config").st_mode & 0o777) == "0o700"
+
+
+def test_legacy_cache_under_root_is_removed(rt, make_bundle, tmp_path):
+    (os.makedirs(os.path.join(rt.root, ".cache", "seccomp")))
+    open(os.path.join(rt.root, ".cache", "0" * 64), "w").close()
+    ok(call(rt, "run", "--bundle", make_bundle(args=["true"]), "c1",
+            env=with_cache(tmp_path / "cache")))
+    assert root_entries(rt) == []
+
+
+@pytest.mark.parametrize("how", ["read-only", "full", "not-a-directory", "disabled"])
+def test_an_unusable_cache_never_fails_a_container(rt, make_bundle, tmp_path, how):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cache = mnt / "ocirun"
+    mounted = False
+    try:
+        if how == "read-only":
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "none", str(mnt)],
+                           check=True)
+            mounted = True
+        elif how == "full":
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "none", str(mnt)],
+                           check=True)
+            mounted = True
+            os.makedirs(cache / "config", mode=0o700)
+            os.makedirs(cache / "seccomp", mode=0o700)
+            fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                while os.write(fd, b"x" * 4096):
+                    pass
+            except OSError:
+                pass  # ENOSPC: full
+            finally:
+                os.close(fd)
+        elif how == "not-a-directory":
+            cache.write_text("")
+        env = with_cache("" if how == "disabled" else cache)
+
+        def mutate(c):
+            c["linux"]["seccomp"] = SECCOMP
+        bundle = make_bundle(args=["true"], mutate=mutate)
+        for cid in ("c1", "c2"):  # the second would be a hit
+            r = ok(call(rt, "run", "--bundle", bundle, cid, env=env))
+            assert r.stderr == "", r.stderr
+        if how == "full":
+            # (an empty verdict marker needs no data block: it may still be made)
+            assert os.listdir(cache / "seccomp") == []  # no entry, no temporary left
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(mnt)], check=True)
+
+
+# --------------------------------------------------------------------------- 2: bad input
+
+
+def _raw_bundle(tmp_path, name: str, text: str) -> str:
+    d = tmp_path / name
+    d.mkdir()
+    (d / "config.json").write_text(text)
+    return str(d)
+
+
+def _with_key(make_bundle, tmp_path, name: str, where: str, deep: str) -> str:
+    base = json.loads(open(os.path.join(make_bundle(args=["true"]), "config.json")).read())
+    text = json.dumps(base)[:-1] + f', "{where}": {{"k": {deep}}}}}'
+    return _raw_bundle(tmp_path, name, text)
+
+
+@pytest.mark.parametrize("depth", [10_000, 990, 129])
+@pytest.mark.parametrize("kind", ["array", "object"])
+def test_deeply_nested_config_is_one_line(rt, make_bundle, tmp_path, depth, kind):
+    deep = "[" * depth + "]" * depth if kind == "array" else '{"a":' * depth + "1" + "}" * depth
+    for where in ("annotations", "x-vendor"):
+        bundle = _with_key(make_bundle, tmp_path, f"{kind}-{where}", where, deep)
+        r = call(rt, "run", "--bundle", bundle, "c1")
+        line = one_line(r)
+        assert ("nested too deeply" in line or "nested more than 128 levels" in line), line
+        assert root_entries(rt) == []
+    top = _raw_bundle(tmp_path, "top", deep)
+    one_line(call(rt, "create", "--bundle", top, "c1"), "config.json")
+
+
+def test_nested_but_not_too_deep_still_runs(rt, make_bundle, tmp_path):
+    bundle = _with_key(make_bundle, tmp_path, "ok", "x-vendor", "[" * 100 + "]" * 100)
+    ok(call(rt, "run", "--bundle", bundle, "c1"))
+
+
+def test_several_problems_one_line_with_their_pointers(rt, make_bundle):
+    def mutate(c):
+        c["process"]["cwd"] = "rel"
+        c["hostname"] = 5
+        c["process"]["args"] = ["true", "x" * 100_000, 7]
+    line = one_line(call(rt, "create", "--bundle", make_bundle(mutate=mutate), "c1"))
+    problems = line.split("; config.json: ")
+    assert len(problems) == 3, line
+    assert line.startswith("config.json: /hostname: 5 is not of type 'string'"), line
+    assert "/process/args/2: 7 is not of type 'string'" in line, line
+    assert "/process/cwd: must be an absolute path, got 'rel'" in line, line
+    assert len(line) < 2000
+
+
+@pytest.mark.parametrize("bundle", ["/nonexistent/a\nb", "/nonexistent/a\rb"])
+def test_newline_in_an_error_stays_on_one_line(rt, bundle):
+    line = one_line(call(rt, "create", "--bundle", bundle, "c1"), "no such directory")
+    assert "a\\nb" in line or "a\\rb" in line, line
