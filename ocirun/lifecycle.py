@@ -97,6 +97,9 @@ def kill(root: str, cid: str, sig: int) -> None:
                 posix.close(pidfd)
 
 
+KILL_TIMEOUT = 10.0  # seconds an init may take to die after SIGKILL (runc: 10 s too)
+
+
 def _kill_and_wait(c: Container) -> None:
     try:
         pidfd = posix.pidfd_open(c.pid)
@@ -106,10 +109,14 @@ def _kill_and_wait(c: Container) -> None:
         if c.status() == STOPPED:
             return
         pidfd_send_signal(pidfd, 9)  # SIGKILL
-        # A pidfd turns readable when the process exits: no polling loop.
+        # A pidfd turns readable when the process exits: no polling loop. Bounded: a task
+        # that can't die (frozen by someone else, stuck in the kernel) is an error, not a
+        # delete that hangs for ever.
         import select
 
-        select.select([pidfd], [], [])
+        if not select.select([pidfd], [], [], KILL_TIMEOUT)[0]:
+            raise OcirunError(f"container init (pid {c.pid}) still running "
+                              f"{KILL_TIMEOUT:g} s after SIGKILL")
     except ProcessLookupError:
         pass
     finally:

@@ -495,15 +495,24 @@ class Manager:
                 pass
 
     def kill_all(self, sig: int) -> None:
-        """Signal every process; frozen meanwhile so none forks past the signal."""
+        """Signal every process; frozen meanwhile so none forks past the signal. After
+        SIGKILL the cgroup is left thawed, even one that was frozen before (paused, or by a
+        kill_all that died midway): a v1-frozen task dies only once thawed, and whoever
+        killed it is about to wait for that."""
+        can_freeze = self._can_freeze()
         frozen = False
         try:
-            if self._can_freeze() and self.state() != "FROZEN":
-                self.freeze()
-                frozen = True
+            if can_freeze and self.state() != "FROZEN":
+                try:
+                    self.freeze()
+                    frozen = True
+                except CgroupError:
+                    if sig != 9:
+                        raise
+                    # stuck FREEZING: kill it anyway, as runc does (with a warning)
             self._signal_each(sig)
         finally:
-            if frozen:
+            if frozen or (can_freeze and sig == 9):  # SIGKILL
                 self.thaw()
 
     def device_rules(self) -> list[dict]:

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import time
+import uuid
 
 import pytest
 from clitools import call, ok
@@ -28,6 +29,11 @@ def one_line(r: subprocess.CompletedProcess, *needles: str) -> str:
     return lines[0]
 
 
+def uid(name: str) -> str:
+    """A container id no other test run shares (ids name cgroups: host-wide)."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
 def with_cache(path) -> dict:
     return dict(os.environ, OCIRUN_CACHE_DIR=str(path))
 
@@ -45,7 +51,7 @@ def test_root_holds_containers_only(rt, make_bundle, tmp_path):
         def mutate(c, host=host):
             c["hostname"] = host
             c["linux"]["seccomp"] = SECCOMP
-        ok(call(rt, "run", "--bundle", make_bundle(args=["true"], mutate=mutate), "c-" + host,
+        ok(call(rt, "run", "--bundle", make_bundle(args=["true"], mutate=mutate), uid(host),
                 env=with_cache(cache)))
     assert root_entries(rt) == []  # emptied root is empty: no .cache
     assert len(os.listdir(cache / "config")) == 3
@@ -56,7 +62,7 @@ def test_root_holds_containers_only(rt, make_bundle, tmp_path):
 def test_legacy_cache_under_root_is_removed(rt, make_bundle, tmp_path):
     (os.makedirs(os.path.join(rt.root, ".cache", "seccomp")))
     open(os.path.join(rt.root, ".cache", "0" * 64), "w").close()
-    ok(call(rt, "run", "--bundle", make_bundle(args=["true"]), "c1",
+    ok(call(rt, "run", "--bundle", make_bundle(args=["true"]), uid("c"),
             env=with_cache(tmp_path / "cache")))
     assert root_entries(rt) == []
 
@@ -93,7 +99,7 @@ def test_an_unusable_cache_never_fails_a_container(rt, make_bundle, tmp_path, ho
         def mutate(c):
             c["linux"]["seccomp"] = SECCOMP
         bundle = make_bundle(args=["true"], mutate=mutate)
-        for cid in ("c1", "c2"):  # the second would be a hit
+        for cid in (uid("c"), uid("c")):  # the second would be a hit
             r = ok(call(rt, "run", "--bundle", bundle, cid, env=env))
             assert r.stderr == "", r.stderr
         if how == "full":
@@ -126,17 +132,17 @@ def test_deeply_nested_config_is_one_line(rt, make_bundle, tmp_path, depth, kind
     deep = "[" * depth + "]" * depth if kind == "array" else '{"a":' * depth + "1" + "}" * depth
     for where in ("annotations", "x-vendor"):
         bundle = _with_key(make_bundle, tmp_path, f"{kind}-{where}", where, deep)
-        r = call(rt, "run", "--bundle", bundle, "c1")
+        r = call(rt, "run", "--bundle", bundle, uid("c"))
         line = one_line(r)
         assert ("nested too deeply" in line or "nested more than 128 levels" in line), line
         assert root_entries(rt) == []
     top = _raw_bundle(tmp_path, "top", deep)
-    one_line(call(rt, "create", "--bundle", top, "c1"), "config.json")
+    one_line(call(rt, "create", "--bundle", top, uid("c")), "config.json")
 
 
 def test_nested_but_not_too_deep_still_runs(rt, make_bundle, tmp_path):
     bundle = _with_key(make_bundle, tmp_path, "ok", "x-vendor", "[" * 100 + "]" * 100)
-    ok(call(rt, "run", "--bundle", bundle, "c1"))
+    ok(call(rt, "run", "--bundle", bundle, uid("c")))
 
 
 def test_several_problems_one_line_with_their_pointers(rt, make_bundle):
@@ -144,7 +150,7 @@ def test_several_problems_one_line_with_their_pointers(rt, make_bundle):
         c["process"]["cwd"] = "rel"
         c["hostname"] = 5
         c["process"]["args"] = ["true", "x" * 100_000, 7]
-    line = one_line(call(rt, "create", "--bundle", make_bundle(mutate=mutate), "c1"))
+    line = one_line(call(rt, "create", "--bundle", make_bundle(mutate=mutate), uid("c")))
     problems = line.split("; config.json: ")
     assert len(problems) == 3, line
     assert line.startswith("config.json: /hostname: 5 is not of type 'string'"), line
@@ -155,5 +161,66 @@ def test_several_problems_one_line_with_their_pointers(rt, make_bundle):
 
 @pytest.mark.parametrize("bundle", ["/nonexistent/a\nb", "/nonexistent/a\rb"])
 def test_newline_in_an_error_stays_on_one_line(rt, bundle):
-    line = one_line(call(rt, "create", "--bundle", bundle, "c1"), "no such directory")
+    line = one_line(call(rt, "create", "--bundle", bundle, uid("c")), "no such directory")
     assert "a\\nb" in line or "a\\rb" in line, line
+
+
+# --------------------------------------------------------------------------- 3, 4: delete
+
+
+def started(rt, make_bundle, cid: str, *, mutate=None) -> list[str]:
+    """A running `sleep` container; returns its cgroup directories (from its state)."""
+    ok(call(rt, "run", "--detach", "--bundle",
+            make_bundle(args=["sleep", "600"], mutate=mutate), cid))
+    with open(os.path.join(rt.root, cid, "state.json")) as f:
+        dirs = sorted(set(json.load(f)["cgroup_paths"]["dirs"].values()))
+    assert dirs and all(os.path.isdir(d) for d in dirs), dirs
+    return dirs
+
+
+def force_delete_cleans(rt, cid: str, dirs: list[str], timeout: float = 15) -> None:
+    t0 = time.monotonic()
+    ok(call(rt, "delete", "--force", cid, timeout=timeout))
+    assert time.monotonic() - t0 < 5
+    assert cid not in root_entries(rt)
+    assert [d for d in dirs if os.path.exists(d)] == [], "cgroups left behind"
+
+
+def freezer_dir(dirs: list[str]) -> str:
+    found = [d for d in dirs if d.startswith("/sys/fs/cgroup/freezer/")]
+    if not found:
+        pytest.skip("no v1 freezer hierarchy")
+    return found[0]
+
+
+def test_delete_force_of_a_paused_container(rt, make_bundle):
+    cid = uid("paused")
+    dirs = started(rt, make_bundle, cid)
+    ok(call(rt, "pause", cid))
+    assert rt.state(cid)["status"] == "paused"
+    force_delete_cleans(rt, cid, dirs)
+
+
+def test_delete_force_after_a_kill_all_that_died_frozen(rt, make_bundle):
+    """What a delete SIGKILLed between kill_all's freeze and thaw leaves: a FROZEN freezer
+    that nobody paused. The next delete --force must not hang on the frozen init."""
+    cid = uid("frozen")
+    dirs = started(rt, make_bundle, cid)
+    with open(os.path.join(freezer_dir(dirs), "freezer.state"), "w") as f:
+        f.write("FROZEN")
+    force_delete_cleans(rt, cid, dirs)
+
+
+@pytest.mark.parametrize("delay_ms", [0, 10, 20, 40])
+def test_delete_force_after_a_delete_force_was_killed_midway(rt, make_bundle, delay_ms):
+    from conftest import OCIRUN
+
+    cid = uid("killed")
+    dirs = started(rt, make_bundle, cid)
+    p = subprocess.Popen([OCIRUN, "--root", rt.root, "delete", "--force", cid],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    time.sleep(delay_ms / 1000)
+    p.kill()
+    p.wait(timeout=15)
+    force_delete_cleans(rt, cid, dirs)
