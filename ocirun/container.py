@@ -280,6 +280,19 @@ def open_mount_sources(p: planmod.Plan, undo: Undo) -> dict[int, int]:
     return fds
 
 
+def check_preserved_fds(count: int) -> None:
+    """fds 3 .. 3+count-1 go to the container's process: each must be the caller's, open
+    before the runtime opens anything of its own. A gap would be filled by the runtime's
+    fds (the state dir holding the container's lock, exec.fifo, exec.result), handed to the
+    init, and `start` would wait on that lock for ever. runc refuses the same way."""
+    for i in range(count):
+        try:
+            os.fstat(3 + i)
+        except OSError as e:
+            raise OcirunError(f"unable to stat preserved-fd {i} (of {count}): fstat {3 + i}: "
+                              f"{(e.strerror or str(e)).lower()}") from None
+
+
 def _listen_fds() -> int:
     """LISTEN_FDS meant for us (LISTEN_PID unset or ours), as runc honours it."""
     n, pid = os.environ.get("LISTEN_FDS", ""), os.environ.get("LISTEN_PID", "")
@@ -310,6 +323,7 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
            own_console: bool = False) -> Created:
     log.begin()
     statemod.check_id(cid)
+    check_preserved_fds(opts.preserve_fds + _listen_fds())  # before we open any fd
     from . import cache
 
     cache.drop_legacy(root)

@@ -71,11 +71,12 @@ def _joins(config: dict, pid: int) -> list[tuple[str, int]]:
 def exec_(root: str, cid: str, opts: ExecOptions) -> int:
     from . import _native
     from .container import (Undo, _handshake, _kill_quietly, _reap, apply_seccomp,
-                            cap_bounding, exec_error, open_namespaces, open_placement,
-                            seccomp_listener, spawn_placed)
+                            cap_bounding, check_preserved_fds, exec_error, open_namespaces,
+                            open_placement, seccomp_listener, spawn_placed)
     from .lifecycle import wait_forwarding_signals
 
     log.begin()
+    check_preserved_fds(opts.preserve_fds)  # before we open any fd (the state dir: the lock)
     with Container.load(root, cid) as c:
         status = c.status()
         if status == PAUSED:

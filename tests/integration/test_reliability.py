@@ -5,6 +5,7 @@ cgroups, damaged state, and hosts unlike the usual one.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -223,4 +224,52 @@ def test_delete_force_after_a_delete_force_was_killed_midway(rt, make_bundle, de
     time.sleep(delay_ms / 1000)
     p.kill()
     p.wait(timeout=15)
+    force_delete_cleans(rt, cid, dirs)
+
+
+# --------------------------------------------------------------------------- 5: --preserve-fds
+
+
+def test_preserve_fds_that_are_not_open_are_refused(rt, make_bundle):
+    """fd 3 was the runtime's own state dir, the container's lock: handed to the init, it
+    made `start` (and every later command on the container) wait for ever."""
+    bundle = make_bundle(args=["true"])
+    for cmd in ("run", "create"):
+        one_line(call(rt, cmd, "--preserve-fds", "100", "--bundle", bundle, uid("c"),
+                      timeout=15), "preserved-fd 0 (of 100)", "bad file descriptor")
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    src = fcntl.fcntl(null, fcntl.F_DUPFD_CLOEXEC, 500)
+    try:  # 3 and 4 given, 5 not
+        r = call(rt, "run", "--preserve-fds", "3", "--bundle", bundle, uid("c"),
+                 fds={3: src, 4: src}, timeout=15)
+    finally:
+        os.close(src)
+        os.close(null)
+    one_line(r, "preserved-fd 2 (of 3): fstat 5")
+    assert root_entries(rt) == []
+
+
+def test_preserve_fds_100_open_fds_reach_the_process(rt, make_bundle, tmp_path):
+    script = ("test -e /proc/self/fd/3 && test -e /proc/self/fd/102 && "
+              "! test -e /proc/self/fd/103 && echo all-100")
+    out = tmp_path / "out"
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    src = fcntl.fcntl(null, fcntl.F_DUPFD_CLOEXEC, 500)  # above every target fd
+    try:
+        with open(out, "w") as stdout:
+            ok(call(rt, "run", "--preserve-fds", "100", "--bundle",
+                    make_bundle(args=["sh", "-c", script]), uid("c"), stdout=stdout,
+                    fds={3 + i: src for i in range(100)}, timeout=15))
+    finally:
+        os.close(src)
+        os.close(null)
+    assert out.read_text() == "all-100\n"
+
+
+def test_exec_preserve_fds_that_are_not_open_are_refused(rt, make_bundle):
+    cid = uid("exec")
+    dirs = started(rt, make_bundle, cid)
+    one_line(call(rt, "exec", "--preserve-fds", "5", cid, "true", timeout=15),
+             "preserved-fd 0 (of 5)")
+    ok(call(rt, "exec", cid, "true", timeout=15))  # nothing was left locked
     force_delete_cleans(rt, cid, dirs)
