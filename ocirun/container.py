@@ -359,6 +359,8 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
                 undo.add(sock.close)
         c = Container.create(root, cid)
         undo.add(c.destroy)
+        # Before any mkdir: a create killed from here on leaves cgroups delete can find.
+        c.save_cgroups(cg.planned_paths())
         for warning in cg.create():
             log.warning(warning)
         undo.add(cg.destroy)  # after the init is killed (undone in reverse order)

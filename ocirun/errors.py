@@ -56,6 +56,15 @@ class ContainerExists(OcirunError):
         super().__init__(f"container with id exists: {cid}")
 
 
+class StateDamaged(OcirunError):
+    """A container's state.json can't be read as a state (truncated, emptied, garbled)."""
+
+    def __init__(self, path: str, why: str):
+        self.path = path
+        super().__init__(f"{path}: damaged container state ({why}); "
+                         "delete --force removes the container")
+
+
 class InvalidState(OcirunError):
     """The operation does not fit the container's status (e.g. `container not running`)."""
 

@@ -124,8 +124,9 @@ def _kill_and_wait(c: Container) -> None:
 
 
 def cgroups_of(c: Container):
-    """The container's cgroup manager, or None for a state without cgroups."""
-    paths = c.data.get("cgroup_paths")
+    """The container's cgroup manager, or None for a state without cgroups (state.json's,
+    else what create wrote down before making them: see Container.cgroup_paths)."""
+    paths = c.cgroup_paths()
     if not paths:
         return None
     from . import cgroups
@@ -212,12 +213,14 @@ def events(root: str, cid: str, emit, *, once: bool, interval: float) -> None:
 def delete(root: str, cid: str, force: bool = False) -> None:
     log.begin()
     try:
-        c = Container.load(root, cid)
+        c = Container.load(root, cid, damaged_ok=force)
     except ContainerNotFound:
         if force:
             return
         raise
     with c:
+        if c.damage:
+            log.warning(c.damage)
         status = c.status()
         # runtime-spec: deleting a container that is not stopped is an error, a created one
         # too (runc 1.1 kills and deletes a created one; runtime-tools' delete checks this).

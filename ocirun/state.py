@@ -1,7 +1,10 @@
 """The state of containers under the root dir (default /run/ocirun): `<root>/<id>/`.
 
 Each container dir (0700) holds `state.json` (written atomically: tmp + rename) and, between
-create and start, `exec.fifo`. A lock (flock on the dir) serializes operations on one id.
+create and start, `exec.fifo`. Before create makes any cgroup it writes down which it will
+make in `cgroups.json`, so that `delete --force` can remove them even when state.json never
+came to be (a create killed midway) or is damaged. A lock (flock on the dir) serializes
+operations on one id.
 The status is derived, never stored: the init pid alive with the start time we recorded
 (a reused pid is someone else) -> created while exec.fifo exists, else running; otherwise
 stopped.
@@ -12,12 +15,14 @@ import posix  # not os: see paths.py
 import time
 
 from . import fastjson as json
-from .errors import ContainerExists, ContainerNotFound, OcirunError, UsageError, sys_error
+from .errors import (ContainerExists, ContainerNotFound, OcirunError, StateDamaged, UsageError,
+                     sys_error)
 from .paths import abspath, exists, in_dir, is_dir
 
 DEFAULT_ROOT = "/run/ocirun"
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"  # the config as created: later edits of the bundle don't count
+CGROUPS_FILE = "cgroups.json"  # the cgroups create is about to make (Manager.planned_paths)
 FIFO = "exec.fifo"
 RESULT = "exec.result"  # the init reports a failure after `start` here (hooks, execve)
 
@@ -96,12 +101,14 @@ def proc_start_time(pid: int) -> int | None:
 class Container:
     """One container's state dir, locked for the lifetime of this object."""
 
-    def __init__(self, root: str, cid: str, dirfd: int, data: dict | None):
+    def __init__(self, root: str, cid: str, dirfd: int, data: dict | None,
+                 damage: str | None = None):
         self.root = root
         self.id = cid
         self.dir = in_dir(root, cid)
         self._dirfd = dirfd
         self.data = data or {}
+        self.damage = damage  # why state.json could not be read (load(damaged_ok=True))
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -125,7 +132,9 @@ class Container:
         return cls(root, cid, fd, None)
 
     @classmethod
-    def load(cls, root: str, cid: str) -> "Container":
+    def load(cls, root: str, cid: str, *, damaged_ok: bool = False) -> "Container":
+        """The container, locked. A damaged state.json raises StateDamaged, or with
+        `damaged_ok` (delete --force) gives a container without data and with `damage`."""
         check_id(cid)
         path = in_dir(root, cid)
         try:
@@ -135,7 +144,13 @@ class Container:
         except OSError as e:  # EACCES: a root dir we may not enter
             raise sys_error(e, f"open {path}") from None
         fcntl.flock(fd, fcntl.LOCK_EX)
-        data = _read_state(path)
+        try:
+            data = _read_state(path)
+        except StateDamaged as e:
+            if not damaged_ok:
+                posix.close(fd)
+                raise
+            return cls(root, cid, fd, None, e.message)
         if data is None:
             # Removed while we waited for the lock, or a create that died half-way.
             if not is_dir(path):
@@ -173,6 +188,23 @@ class Container:
 
     def save_config(self, raw: bytes) -> None:
         self._write(CONFIG_FILE, raw)
+
+    def save_cgroups(self, paths: dict) -> None:
+        """Write down the cgroups create is about to make, before it makes any."""
+        self._write(CGROUPS_FILE, json.dumps(paths).encode())
+
+    def cgroup_paths(self) -> dict | None:
+        """The container's cgroups: from state.json, else (a create that died before
+        writing it, a damaged state.json) from what create wrote down before making them."""
+        paths = self.data.get("cgroup_paths")
+        if paths:
+            return paths
+        try:
+            with open(f"{self.dir}/{CGROUPS_FILE}", "rb") as f:
+                paths = json.loads(f.read())
+        except (OSError, ValueError):
+            return None
+        return paths if isinstance(paths, dict) else None
 
     def _write(self, name: str, data: bytes) -> None:
         path = f"{self.dir}/{name}"
@@ -238,12 +270,33 @@ class Container:
 
 
 def _read_state(path: str) -> dict | None:
+    """state.json's contents; None when there is none (yet: a create in progress, or one
+    that died before writing it). StateDamaged when there is one but it is not a state:
+    written atomically, it is never half-written by us, so that is damage to report."""
+    name = f"{path}/{STATE_FILE}"
     try:
-        with open(f"{path}/{STATE_FILE}", "rb") as f:
-            data = json.loads(f.read())
-    except (OSError, ValueError):
+        with open(name, "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    return data if isinstance(data, dict) else None
+    except OSError as e:  # EIO, EACCES, EISDIR
+        raise StateDamaged(name, (e.strerror or str(e)).lower()) from None
+    return _parse_state(name, raw)
+
+
+def _parse_state(name: str, raw: bytes) -> dict:
+    if not raw.strip():
+        raise StateDamaged(name, "empty file")
+    try:
+        data = json.loads(raw)
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, nested too deeply
+        raise StateDamaged(name, f"invalid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise StateDamaged(name, "not a JSON object")
+    pid = data.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid < 0:
+        raise StateDamaged(name, "no init pid")
+    return data
 
 
 def derive_status(path: str, data: dict | None) -> str:
@@ -318,12 +371,7 @@ def peek(root: str, cid: str) -> dict | None:
         return None  # removed meanwhile, or a create in progress (or dead half-way)
     except OSError as e:  # EACCES: another user's container
         raise sys_error(e, f"load container {cid}") from None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
+    data = _parse_state(f"{path}/{STATE_FILE}", raw)  # damaged: `list` warns, goes on
     c = Container(root, cid, -1, data)
     return dict(c.oci_state(), owner=owner_name(uid))
 

@@ -397,6 +397,25 @@ class Manager:
         return {"mode": self.mode, "dirs": dict(self.dirs), "roots": dict(self.roots),
                 "created": list(self.created)}
 
+    def planned_paths(self) -> dict:
+        """`paths` as create() will leave them, `created` naming the directories that do
+        not exist yet (those create() will make): written down before create() makes any,
+        so that a create killed midway can be undone from this record alone."""
+        import posixpath
+
+        missing: list[str] = []
+        for sub, d in self.dirs.items():
+            top = self.roots.get(sub, "")
+            rel = posixpath.relpath(d, top) if top else ""
+            if not top or rel == "." or rel.startswith(".."):
+                continue
+            cur = top
+            for part in rel.split("/"):
+                cur = in_dir(cur, part)
+                if cur not in missing and not self.fs.exists(cur):
+                    missing.append(cur)
+        return dict(self.paths, created=missing)
+
     def path(self, subsystem: str) -> str | None:
         return self.dirs.get(subsystem)
 

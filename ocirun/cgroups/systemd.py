@@ -248,6 +248,11 @@ class SystemdManager:
                  bus=self.address or (self._sd.address if self._sd else ""))
         return p
 
+    def planned_paths(self) -> dict:
+        """What create() is about to make: the unit (by name; reopened, destroy() stops it
+        if it exists) and its cgroup directories."""
+        return self.paths
+
     def path(self, subsystem: str) -> str | None:
         return self.fs_manager.path(subsystem)
 

@@ -273,3 +273,96 @@ def test_exec_preserve_fds_that_are_not_open_are_refused(rt, make_bundle):
              "preserved-fd 0 (of 5)")
     ok(call(rt, "exec", cid, "true", timeout=15))  # nothing was left locked
     force_delete_cleans(rt, cid, dirs)
+
+
+# --------------------------------------------------------------------------- 6, 7: crashes, damage
+
+
+def cgroups_named(name: str) -> list[str]:
+    top = "/sys/fs/cgroup"
+    return [os.path.join(top, h, name) for h in os.listdir(top)
+            if os.path.isdir(os.path.join(top, h, name))]
+
+
+def dead(pid: int) -> bool:
+    """Gone, or a zombie its new parent has yet to reap."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def in_own_cgroup(cid: str):
+    """cgroupsPath /<cid> (absolute): the test knows where every hierarchy's dir is."""
+    def mutate(c):
+        c["linux"]["cgroupsPath"] = "/" + cid
+    return mutate
+
+
+def test_create_killed_in_its_hooks_is_cleaned_by_delete_force(rt, make_bundle, tmp_path):
+    from conftest import OCIRUN
+
+    cid = uid("hooked")
+    pidfile = tmp_path / "hook.pid"
+
+    def mutate(c):
+        in_own_cgroup(cid)(c)
+        c["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": [
+            "sh", "-c", f"echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; sleep 60"]}]}
+    p = subprocess.Popen([OCIRUN, "--root", rt.root, "create", "--bundle",
+                          make_bundle(args=["sleep", "600"], mutate=mutate), cid],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not pidfile.exists():
+            assert time.monotonic() < deadline and p.poll() is None, "the hook never ran"
+            time.sleep(0.01)
+        assert len(cgroups_named(cid)) >= 2  # made in every hierarchy, then the kill:
+    finally:
+        p.kill()
+        p.wait(timeout=15)
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), 9)
+    assert not os.path.exists(os.path.join(rt.root, cid, "state.json"))
+    ok(call(rt, "delete", "--force", cid, timeout=20))
+    assert root_entries(rt) == [] and cgroups_named(cid) == []
+
+
+@pytest.mark.parametrize("delay_ms", [5, 15, 25, 35, 50, 80])
+def test_create_killed_at_any_moment_is_cleaned_by_delete_force(rt, make_bundle, delay_ms):
+    from conftest import OCIRUN
+
+    cid = uid("killed")
+    p = subprocess.Popen([OCIRUN, "--root", rt.root, "create", "--bundle",
+                          make_bundle(args=["sleep", "600"], mutate=in_own_cgroup(cid)), cid],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    time.sleep(delay_ms / 1000)
+    p.kill()
+    p.wait(timeout=15)
+    ok(call(rt, "delete", "--force", cid, timeout=20))
+    assert root_entries(rt) == [] and cgroups_named(cid) == []  # (rt: no process left)
+
+
+def test_a_truncated_state_is_reported_and_delete_force_cleans_it(rt, make_bundle):
+    bad, good = uid("bad"), uid("good")
+    for cid in (bad, good):
+        ok(call(rt, "run", "--detach", "--bundle",
+                make_bundle(args=["sleep", "600"], mutate=in_own_cgroup(cid)), cid))
+    path = os.path.join(rt.root, bad, "state.json")
+    pid = json.loads(open(path).read())["pid"]
+    with open(path, "r+") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    for cmd in (["state", bad], ["delete", bad], ["kill", bad, "KILL"], ["pause", bad]):
+        one_line(call(rt, *cmd), path, "damaged container state", "invalid JSON")
+    r = ok(call(rt, "list"))  # the others still listed, the damaged one named
+    assert good in r.stdout and bad not in r.stdout, r.stdout
+    assert path in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert json.loads(ok(call(rt, "list", "--format", "json")).stdout)[0]["id"] == good
+    os.kill(pid, 0)  # still there: nothing above touched it
+    ok(call(rt, "delete", "--force", bad, timeout=20))
+    assert dead(pid) and cgroups_named(bad) == []
+    assert root_entries(rt) == [good]
+    ok(call(rt, "delete", "--force", good, timeout=20))

@@ -640,6 +640,24 @@ def test_destroy_removes_only_what_create_made(v1):
     m.destroy()  # idempotent
 
 
+@pytest.mark.parametrize("mode", ["v1", "v2"])
+def test_planned_paths_undo_a_create_that_died(v1, v2, mode):
+    """What create writes down before any mkdir names exactly what create() then makes, so a
+    manager reopened from it removes it all (a create SIGKILLed before its state.json)."""
+    opener = v1 if mode == "v1" else v2
+    if mode == "v1":
+        opener.fs.mkdir(f"{opener.root}/memory/pre")  # existed before: not in the plan
+    m = opener({"cgroupsPath": "/pre/new/leaf"})
+    planned = json.loads(json.dumps(m.planned_paths()))
+    m.create()
+    assert planned["created"] == m.created
+    from_state(planned, fs=opener.fs).destroy()
+    for d in m.created:
+        assert not os.path.exists(d), d
+    if mode == "v1":
+        assert os.path.isdir(f"{opener.root}/memory/pre")
+
+
 def test_destroy_keeps_a_created_parent_shared_with_another(v1):
     a = v1({"cgroupsPath": "/shared/a"})
     a.create()

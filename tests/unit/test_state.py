@@ -6,7 +6,7 @@ import os
 import pytest
 
 from ocirun import paths, state
-from ocirun.errors import UsageError
+from ocirun.errors import StateDamaged, UsageError
 
 
 # --------------------------------------------------------------------------- check_id
@@ -75,3 +75,42 @@ def test_exists_and_is_dir(tmp_path):
     assert paths.is_dir(str(tmp_path / "link"))
     assert not paths.exists(str(tmp_path / "nope"))
     assert not paths.exists("nul\x00in a path")  # ValueError from stat: just "no"
+
+
+# --------------------------------------------------------------------------- damaged state
+
+
+GOOD = b'{"id": "c1", "pid": 42, "start_time": 7, "bundle": "/b"}'
+
+
+@pytest.mark.parametrize("raw, why", [
+    (GOOD[:20], "invalid JSON"), (b"", "empty file"), (b" \n", "empty file"),
+    (b"[1]", "not a JSON object"), (b"{}", "no init pid"), (b'{"pid": "1"}', "no init pid"),
+    (b"\xff\xfe", "invalid JSON"), (b"[" * 5000, "invalid JSON"),
+])
+def test_a_damaged_state_file_is_an_error_naming_it(tmp_path, raw, why):
+    d = tmp_path / "c1"
+    d.mkdir()
+    (d / "state.json").write_bytes(raw)
+    with pytest.raises(StateDamaged) as e:
+        state.Container.load(str(tmp_path), "c1")
+    msg = str(e.value)
+    assert msg.startswith(f"{d}/state.json: damaged container state (") and why in msg, msg
+    assert "\n" not in msg
+    with pytest.raises(StateDamaged):
+        state.peek(str(tmp_path), "c1")
+    c = state.Container.load(str(tmp_path), "c1", damaged_ok=True)  # delete --force
+    with c:
+        assert c.data == {} and c.damage == msg
+
+
+def test_cgroups_from_the_record_written_before_them(tmp_path):
+    d = tmp_path / "c1"
+    d.mkdir()
+    with state.Container.load(str(tmp_path), "c1") as c:  # no state.json: a create died
+        assert c.cgroup_paths() is None
+        c.save_cgroups({"mode": "v1", "dirs": {"cpu": "/x"}, "created": ["/x"]})
+        assert c.cgroup_paths()["created"] == ["/x"]
+    (d / "state.json").write_bytes(GOOD[:-1] + b', "cgroup_paths": {"dirs": {"cpu": "/y"}}}')
+    with state.Container.load(str(tmp_path), "c1") as c:  # state.json's win
+        assert c.cgroup_paths() == {"dirs": {"cpu": "/y"}}
