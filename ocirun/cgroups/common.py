@@ -197,7 +197,9 @@ def _unescape(s: str) -> str:
     return "".join(out)
 
 
-def parse_mountinfo(text: str, root: str = ROOT) -> Layout:
+def parse_mountinfo(text: str, root: str = ROOT, visible=None) -> Layout:
+    """The cgroup hierarchies mountinfo lists under `root`. `visible(mountpoint, dev)`, if
+    given, drops an entry whose filesystem is not the one found at its mountpoint now."""
     root = root.rstrip("/") or "/"
     v1: dict = {}
     unified = None
@@ -215,6 +217,8 @@ def parse_mountinfo(text: str, root: str = ROOT) -> Layout:
             continue
         mountpoint, mroot = _unescape(fields[4]), _unescape(fields[3])
         if mountpoint != root and not mountpoint.startswith(root + "/"):
+            continue
+        if visible is not None and not visible(mountpoint, fields[2]):
             continue
         if fstype == "cgroup2":
             if mountpoint == root:
@@ -234,16 +238,33 @@ def parse_mountinfo(text: str, root: str = ROOT) -> Layout:
     raise CgroupError(f"no cgroup mount found under {root}")
 
 
+def is_mounted_at(mountpoint: str, dev: str) -> bool:
+    """Is the filesystem found at `mountpoint` the one mountinfo lists there as `dev`
+    ("major:minor", its superblock)? Not when something was mounted over it since: a tmpfs
+    over /sys/fs/cgroup/unified hides the cgroup2 mount (benchmarks do it for crun), and
+    its directory is no cgroup (clone3 CLONE_INTO_CGROUP: EBADF). So a cgroup filesystem
+    is recognised by what is there, as statfs's f_type would (Python has no statfs): the
+    superblock at the path must be the one the kernel calls cgroup or cgroup2."""
+    try:
+        st = posix.stat(mountpoint)
+    except OSError:
+        return False
+    major, _, minor = dev.partition(":")
+    return f"{posix.major(st.st_dev)}:{posix.minor(st.st_dev)}" == f"{major}:{minor}"
+
+
 _layouts: dict = {}
 
 
 def layout(root: str = ROOT, mountinfo: str | None = None) -> Layout:
+    """This host's layout (the hierarchies really found at their mountpoints), or the one
+    `mountinfo` (a file's text: tests) describes."""
     if mountinfo is not None:
         return parse_mountinfo(mountinfo, root)
     got = _layouts.get(root)
     if got is None:
         with open("/proc/self/mountinfo") as f:
-            got = _layouts[root] = parse_mountinfo(f.read(), root)
+            got = _layouts[root] = parse_mountinfo(f.read(), root, is_mounted_at)
     return got
 
 

@@ -366,3 +366,33 @@ def test_a_truncated_state_is_reported_and_delete_force_cleans_it(rt, make_bundl
     assert dead(pid) and cgroups_named(bad) == []
     assert root_entries(rt) == [good]
     ok(call(rt, "delete", "--force", good, timeout=20))
+
+
+# --------------------------------------------------------------------------- 8: hidden cgroup2
+
+
+def test_a_tmpfs_over_the_cgroup2_mount_is_not_taken_for_cgroup2(rt, make_bundle, tmp_path):
+    """`unshare -m` + a tmpfs over /sys/fs/cgroup/unified (benchmarks hide cgroup2 from
+    crun so): every create died in clone3(CLONE_INTO_CGROUP) with EBADF and a traceback."""
+    from conftest import OCIRUN
+
+    unified = "/sys/fs/cgroup/unified"
+    if not os.path.ismount(unified):
+        pytest.skip("no hybrid cgroup2 mount here")
+    once, detached = uid("once"), uid("detached")
+    out = tmp_path / "out"
+    base = f"{OCIRUN} --root {rt.root}"
+    script = (f"mount -t tmpfs none {unified} && "
+              f"{base} run --bundle {make_bundle(args=['echo', 'ran'])} {once} && "
+              f"{base} run --detach --bundle {make_bundle(args=['sleep', '600'])} {detached} && "
+              f"{base} state {detached} && {base} delete --force {detached} && "
+              f"test -z \"$(ls -A {unified})\" && echo tmpfs-untouched")
+    with open(out, "w") as stdout:
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                           stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
+                           text=True, timeout=60)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    text = out.read_text()
+    assert text.startswith("ran\n") and text.endswith("tmpfs-untouched\n"), text
+    assert root_entries(rt) == []
+    assert cgroups_named(once) == [] and cgroups_named(detached) == []

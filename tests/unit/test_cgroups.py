@@ -172,6 +172,25 @@ def test_detect_mode(v1, v2):
         detect_mode(v1.root, "22 1 0:21 / /proc rw - proc proc rw\n")
 
 
+def test_a_hierarchy_hidden_by_a_later_mount_is_not_used(v1):
+    """A tmpfs over the cgroup2 mount (as benchmarks hide it from crun): what is at the
+    path decides, not the path; the host is then plain v1."""
+    unified = next(ln for ln in v1.mountinfo.splitlines() if "cgroup2" in ln)
+    dev, mountpoint = unified.split()[2], unified.split()[4]
+    text = v1.mountinfo + f"99 30 0:99 / {mountpoint} rw - tmpfs none rw\n"
+    lay = common.parse_mountinfo(text, v1.root, lambda mp, d: d != dev)
+    assert lay.mode == "v1" and lay.unified is None and "memory" in lay.v1
+    assert common.parse_mountinfo(text, v1.root).mode == "hybrid"  # by path alone
+
+
+def test_is_mounted_at_compares_the_superblock(tmp_path):
+    with open("/proc/self/mountinfo") as f:
+        proc = next(ln.split() for ln in f if ln.split()[4] == "/proc")
+    assert common.is_mounted_at("/proc", proc[2])
+    assert not common.is_mounted_at("/proc", "0:999999")
+    assert not common.is_mounted_at(str(tmp_path / "missing"), proc[2])
+
+
 def test_absolute_path_below_every_hierarchy(v1):
     m = v1({"cgroupsPath": "/a/b"})
     assert m.dirs["memory"] == f"{v1.root}/memory/a/b"
