@@ -183,3 +183,11 @@ def test_verdict_new_failure_known_failure_and_stale_entry(capsys):
     assert rc == 1 and "NOW PASSES" in out
     both = {("a", "ocirun"): (False, "x"), ("a", "runc"): (False, "y")}
     assert _report(both, {}, capsys)[0] == 0
+
+
+def test_without_runc_nothing_counts_as_a_new_failure(capsys):
+    names = ["a"]
+    rc = harness.report(names, ["ocirun"], {("a", "ocirun"): (False, "boom")}, {}, [], [], 1.0,
+                        Path("known_failures.txt"))
+    out = capsys.readouterr().out
+    assert rc == 0 and "runc not installed" in out and "NEW FAILURE" not in out
