@@ -69,6 +69,8 @@ struct ocirun_mount {
 };
 
 struct ocirun_ns_join {
+    unsigned long long attr_set; /* recursive attributes (rro, rnosuid...): MOUNT_ATTR_* set */
+    unsigned long long attr_clr; /* and cleared with mount_setattr(AT_RECURSIVE), or 0 */
     int fd;      /* open fd of the namespace file (opened by Python, O_CLOEXEC) */
     int nstype;  /* CLONE_NEW* */
 };
@@ -242,6 +244,13 @@ int ocirun_open_tree(const char *path, int recursive);
 /* Become the reaper of orphaned descendants (`run` waits for an init that is a grandchild).
  * Returns 0 or -errno. */
 int ocirun_set_child_subreaper(void);
+
+/* A user namespace with these uid_map/gid_map texts (for idmapped mounts), an fd; or -errno. */
+int ocirun_userns_fd(const char *uid_map, const char *gid_map);
+/* mount_setattr(fd, "", AT_EMPTY_PATH[|AT_RECURSIVE]) with MOUNT_ATTR_* to set and clear and
+ * a user namespace fd for MOUNT_ATTR_IDMAP (-1: none). Returns 0 or -errno. */
+int ocirun_mount_setattr(int fd, int recursive, unsigned long long set, unsigned long long clr,
+                         int userns_fd);
 
 /* ---- parent side: seccomp compilation (csrc/seccomp.c) ---- */
 /* Runs in the runtime (parent) process only: libseccomp builds the filter from a flattened

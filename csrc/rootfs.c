@@ -9,12 +9,16 @@
 #include "shim.h"
 
 #include <libgen.h>
+#include <linux/mount.h>
 #include <linux/openat2.h>
 #include <linux/magic.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
 #ifndef SYS_move_mount
 #define SYS_move_mount 429
 #endif
@@ -338,6 +342,15 @@ static void do_mount(const struct ocirun_plan *p, const struct ocirun_mount *m)
     /* Re-resolve: the fd still names what lies under the new mount. */
     if (m->remount)
         remount_bind(p, m->target, m->remount);
+    if (m->attr_set || m->attr_clr) {
+        struct mount_attr attr = { .attr_set = m->attr_set, .attr_clr = m->attr_clr };
+
+        fd = must_open_in_root(p, m->target, m->kind);
+        if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
+                    sizeof(attr)) < 0)
+            die(p, errno, "mount_setattr %s (recursive attributes)", m->target);
+        close(fd);
+    }
     if (m->propagation) {
         fd = must_open_in_root(p, m->target, m->kind);
         fd_path(fdp, fd);

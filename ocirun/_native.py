@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 TYPE_CHECKING = False  # `typing` itself costs ~2 ms to import
 from ._shim import ffi, lib
-from .tables import RLIMITS
+from .tables import MOUNT_ATTR_IDMAP, RLIMITS
 
 if TYPE_CHECKING:
     import socket
@@ -145,6 +145,7 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     p.mounts, p.n_mounts = mounts, len(plan.mounts)
     devices = a.array("struct ocirun_device", len(plan.devices))
     for i, d in enumerate(plan.devices):
+        c.attr_set, c.attr_clr = m.attr_set, m.attr_clr
         c = devices[i]
         c.path, c.host_path = a.str(d.path), a.str(d.host_path)
         c.mode, c.dev, c.uid, c.gid = d.mode, d.dev, d.uid, d.gid
@@ -257,6 +258,21 @@ def open_tree(path: str, recursive: bool) -> int:
 def set_child_subreaper() -> None:
     rc = lib.ocirun_set_child_subreaper()
     if rc < 0:
+def userns_fd(uid_map: str, gid_map: str) -> int:
+    """An fd of a new user namespace with these mappings (for an idmapped mount)."""
+    fd = lib.ocirun_userns_fd(uid_map.encode(), gid_map.encode())
+    if fd < 0:
+        raise OSError(-fd, os.strerror(-fd), "user namespace for an idmapped mount")
+    return fd
+
+
+def idmap_mount(fd: int, userns: int, recursive: bool) -> None:
+    """Give the detached mount `fd` the mapping of user namespace `userns`."""
+    rc = lib.ocirun_mount_setattr(fd, int(recursive), MOUNT_ATTR_IDMAP, 0, userns)
+    if rc < 0:
+        raise OSError(-rc, os.strerror(-rc))
+
+
         raise OSError(-rc, os.strerror(-rc))
 
 

@@ -8,6 +8,7 @@ namespace, so killing it takes them away.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from . import fastjson as json
@@ -268,15 +269,30 @@ def open_mount_sources(p: planmod.Plan, undo: Undo) -> dict[int, int]:
     from . import _native
     from .tables import MS_REC
 
-    fds = {}
-    for i, m in enumerate(p.mounts):
-        if not m.detached:
-            continue
-        try:
-            fds[i] = _native.open_tree(m.source, bool(m.flags & MS_REC))
-        except OSError as e:
-            raise InitError(e.errno or 0, f"open_tree {m.source}") from None
-        undo.add(os.close, fds[i])
+    fds: dict[int, int] = {}
+    users: dict[tuple[str, str], int] = {}  # one user namespace per mapping
+    try:
+        for i, m in enumerate(p.mounts):
+            if not m.detached:
+                continue
+            try:
+                fds[i] = _native.open_tree(m.source, bool(m.flags & MS_REC) or m.idmap_recursive)
+            except OSError as e:
+                raise InitError(e.errno or 0, f"open_tree {m.source}") from None
+            undo.add(os.close, fds[i])
+            if m.idmap:
+                if m.idmap not in users:
+                    users[m.idmap] = _native.userns_fd(*m.idmap)
+                try:
+                    _native.idmap_mount(fds[i], users[m.idmap], m.idmap_recursive)
+                except OSError as e:
+                    why = ("the filesystem can't be idmapped" if e.errno == errno.EINVAL
+                           else e.strerror)
+                    raise InitError(0, f"idmapped mount of {m.source} at {m.target}: "
+                                       f"{why}") from None
+    finally:
+        for fd in users.values():
+            os.close(fd)
     return fds
 
 

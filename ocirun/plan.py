@@ -51,12 +51,15 @@ class _Record:
 
 class Mount(_Record):
     __slots__ = ("target", "source", "fstype", "data", "flags", "remount", "propagation", "kind",
-                 "copyup", "detached", "moved_propagation")
+                 "copyup", "detached", "moved_propagation", "attr_set", "attr_clr",
+                 "idmap", "idmap_recursive")
 
     def __init__(self, target: str, source: str | None, fstype: str | None,
                  data: str | None = None, flags: int = 0, remount: int = 0,
                  propagation: int = 0, kind: int = MNT_DIR, copyup: bool = False,
-                 detached: bool = False, moved_propagation: int = 0):
+                 detached: bool = False, moved_propagation: int = 0, attr_set: int = 0,
+                 attr_clr: int = 0, idmap: tuple[str, str] | None = None,
+                 idmap_recursive: bool = False):
         self.target, self.source, self.fstype, self.data = target, source, fstype, data
         self.flags, self.remount, self.propagation, self.kind = flags, remount, propagation, kind
         self.copyup = copyup  # tmpcopyup: the tmpfs starts with what the image had there
@@ -66,6 +69,11 @@ class Mount(_Record):
         # applied to a detached copy right after it is attached: what the mounts copied
         # into the container's namespace got from the root propagation
         self.moved_propagation = moved_propagation
+        # recursive attributes (rro, rnosuid, ...): mount_setattr(AT_RECURSIVE) once mounted
+        self.attr_set, self.attr_clr = attr_set, attr_clr
+        # idmapped mount: (uid_map, gid_map) of the user namespace whose mapping the runtime
+        # gives the detached copy (mount_setattr MOUNT_ATTR_IDMAP), recursively for ridmap
+        self.idmap, self.idmap_recursive = idmap, idmap_recursive
 
 
 class Device(_Record):
@@ -231,26 +239,11 @@ def build(
     return plan
 
 
-# Recursive mount attributes (mount_setattr) and idmapped mounts: not done yet, so refused
-# rather than passed to mount(2) as data or ignored.
-_RECURSIVE = frozenset(("rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec",
-                        "rnoatime", "ratime", "rrelatime", "rnorelatime", "rstrictatime",
-                        "rnostrictatime", "rnosymfollow", "rsymfollow", "rnodiratime",
-                        "rdiratime", "idmap", "ridmap"))
-
-
 def _unsupported(config: dict, linux: dict, problems: list[str]) -> None:
     """What ocirun can't do yet is an error, never silently skipped."""
     for key in ("netDevices", "intelRdt"):
         if linux.get(key):
             problems.append(f"/linux/{key}: not supported by ocirun yet")
-    for i, m in enumerate(config.get("mounts") or []):
-        for key in ("uidMappings", "gidMappings"):
-            if m.get(key):
-                problems.append(f"/mounts/{i}/{key}: idmapped mounts are not supported yet")
-        for j, opt in enumerate(m.get("options") or []):
-            if opt in _RECURSIVE:
-                problems.append(f"/mounts/{i}/options/{j}: {opt!r} is not supported yet")
 
 
 def set_seccomp(plan: Plan, bpf: bytes, flags: int, notify: bool) -> None:
@@ -357,8 +350,8 @@ def _namespaces(plan: Plan, linux: dict) -> set[str]:
         )
     plan.userns_sync = "user" in new
     if plan.userns_sync:
-        plan.uid_map = _idmap(linux.get("uidMappings") or [])
-        plan.gid_map = _idmap(linux.get("gidMappings") or [])
+        plan.uid_map = idmap_text(linux.get("uidMappings") or [])
+        plan.gid_map = idmap_text(linux.get("gidMappings") or [])
     elif "user" not in joined_types(joins) and (linux.get("uidMappings") or
                                                  linux.get("gidMappings")):
         plan.warnings.append("ignoring uidMappings/gidMappings: the container has no user "
@@ -385,7 +378,8 @@ def joined_types(joins: list[tuple[str, int]]) -> set[str]:
     return {name for name, flag in NAMESPACES.items() if flag in flags}
 
 
-def _idmap(mappings: list[dict]) -> str:
+def idmap_text(mappings: list[dict]) -> str:
+    """linux.uidMappings-style entries as /proc/<pid>/uid_map text."""
     return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
 
 

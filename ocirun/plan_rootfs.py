@@ -13,22 +13,24 @@ import posixpath
 
 TYPE_CHECKING = False  # `typing` itself costs ~2 ms to import
 
-from .plan import MNT_DIR, MNT_FILE, Device, Mount
+from .plan import MNT_DIR, MNT_FILE, Device, Mount, idmap_text
 from .tables import (
+    MOUNT_ATTR__ATIME,
     MOUNT_FLAGS,
     MS_BIND,
     MS_NODEV,
     MS_NOEXEC,
     MS_NOSUID,
-    MS_RDONLY,
     MS_PRIVATE,
+    MS_RDONLY,
     MS_REC,
     MS_SHARED,
     MS_SLAVE,
-    MS_UNBINDABLE,
     MS_STRICTATIME,
+    MS_UNBINDABLE,
     NAMESPACES,
     PROPAGATION,
+    RECURSIVE_MOUNT_ATTRS,
 )
 
 if TYPE_CHECKING:
@@ -94,7 +96,9 @@ def rootfs(plan: Plan, config: dict, linux: dict, bundle: str, new: set[str],
                                               "cgroup" in new, in_userns))
             continue
         mount = _mount(dest, m, bundle, is_dir, problems, f"/mounts/{i}")
-        if in_userns and mount.flags & MS_BIND:
+        if mount.flags & MS_BIND:
+            _idmap(mount, m, linux, "user" in new, problems, f"/mounts/{i}")
+        if (in_userns or mount.idmap) and mount.flags & MS_BIND:
             mount.detached = True
             kind = plan.root_propagation & (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE)
             mount.moved_propagation = kind | MS_REC if kind else 0
@@ -140,9 +144,10 @@ def _check_proc_mount(dest: str, mount: Mount, problems: list[str], where: str) 
 
 def _mount(dest: str, m: dict, bundle: str, is_dir: Callable[[str], bool],
            problems: list[str], where: str) -> Mount:
-    flags = propagation = 0
+    flags = propagation = attr_set = attr_clr = 0
     data: list[str] = []
     copyup = False
+    idmap_opt = None
     for opt in m.get("options") or []:
         if opt == "tmpcopyup":
             copyup = True
@@ -151,6 +156,14 @@ def _mount(dest: str, m: dict, bundle: str, is_dir: Callable[[str], bool],
             flags = (flags | set_) & ~clear
         elif opt in PROPAGATION:
             propagation |= PROPAGATION[opt]
+        elif opt in RECURSIVE_MOUNT_ATTRS:
+            set_, clear = RECURSIVE_MOUNT_ATTRS[opt]
+            if clear & MOUNT_ATTR__ATIME:  # a new atime replaces the old one
+                attr_set &= ~MOUNT_ATTR__ATIME
+            attr_set = (attr_set & ~clear) | set_
+            attr_clr = (attr_clr & ~set_) | clear
+        elif opt in ("idmap", "ridmap"):
+            idmap_opt = opt
         else:
             data.append(opt)
     source = m.get("source")
@@ -165,13 +178,37 @@ def _mount(dest: str, m: dict, bundle: str, is_dir: Callable[[str], bool],
         remount = flags & (_REMOUNT_MASK | MS_STRICTATIME)
         return Mount(target=dest, source=source, fstype=None, data=None,
                      flags=flags & (MS_BIND | MS_REC), remount=remount,
-                     propagation=propagation, kind=kind)
+                     propagation=propagation, kind=kind, attr_set=attr_set,
+                     attr_clr=attr_clr, idmap_recursive=idmap_opt == "ridmap")
     fstype = m.get("type") or source or "none"
     if copyup and fstype != "tmpfs":
         problems.append(f"{where}/options: tmpcopyup is for tmpfs mounts")
+    if idmap_opt or m.get("uidMappings") or m.get("gidMappings"):
+        problems.append(f"{where}: idmapped mounts are for bind mounts (type {fstype!r})")
     return Mount(target=dest, source=source or fstype, fstype=fstype,
                  data=",".join(data) or None, flags=flags, propagation=propagation,
-                 copyup=copyup)
+                 copyup=copyup, attr_set=attr_set, attr_clr=attr_clr)
+
+
+def _idmap(mount: Mount, m: dict, linux: dict, in_new_userns: bool, problems: list[str],
+           where: str) -> None:
+    """Make `mount` (a bind) idmapped when the config asks: its own uidMappings and
+    gidMappings, or, for idmap/ridmap without them, the container's (runtime-spec 1.2)."""
+    opts = m.get("options") or []
+    own_uid, own_gid = m.get("uidMappings") or [], m.get("gidMappings") or []
+    if not (own_uid or own_gid or "idmap" in opts or "ridmap" in opts):
+        return
+    if bool(own_uid) != bool(own_gid):
+        problems.append(f"{where}: an idmapped mount needs both uidMappings and gidMappings")
+        return
+    if not own_uid:
+        if not in_new_userns:
+            problems.append(f"{where}/options: idmap without mappings of its own needs the "
+                            "container's user namespace (linux.uidMappings)")
+            return
+        own_uid, own_gid = linux.get("uidMappings") or [], linux.get("gidMappings") or []
+    mount.idmap = (idmap_text(own_uid), idmap_text(own_gid))
+    mount.detached = True
 
 
 def _cgroup_mounts(dest: str, options: list[str], cgroups: CgroupLayout,

@@ -181,6 +181,43 @@ MOUNT_FLAGS: dict[str, tuple[int, int]] = {
     "rbind": (MS_BIND | MS_REC, 0),
 }
 
+# mount_setattr(2) attributes (linux/mount.h)
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_IDMAP = 0x100000
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+
+# recursive mount options (runtime-spec 1.2) -> (attributes to set, attributes to clear),
+# applied to the mount and everything under it with mount_setattr(AT_RECURSIVE). An atime
+# change replaces the whole atime field; "clearing" noatime or strictatime means relatime.
+RECURSIVE_MOUNT_ATTRS: dict[str, tuple[int, int]] = {
+    "rro": (MOUNT_ATTR_RDONLY, 0),
+    "rrw": (0, MOUNT_ATTR_RDONLY),
+    "rnosuid": (MOUNT_ATTR_NOSUID, 0),
+    "rsuid": (0, MOUNT_ATTR_NOSUID),
+    "rnodev": (MOUNT_ATTR_NODEV, 0),
+    "rdev": (0, MOUNT_ATTR_NODEV),
+    "rnoexec": (MOUNT_ATTR_NOEXEC, 0),
+    "rexec": (0, MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (MOUNT_ATTR_NODIRATIME, 0),
+    "rdiratime": (0, MOUNT_ATTR_NODIRATIME),
+    "rrelatime": (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
+    "rnorelatime": (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
+    "rnoatime": (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME),
+    "ratime": (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
+    "rstrictatime": (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
+    "rnostrictatime": (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
+    "rnosymfollow": (MOUNT_ATTR_NOSYMFOLLOW, 0),
+    "rsymfollow": (0, MOUNT_ATTR_NOSYMFOLLOW),
+}
+
 # propagation option (mount options and linux.rootfsPropagation) -> MS_* flags
 PROPAGATION: dict[str, int] = {
     "private": MS_PRIVATE,

@@ -695,9 +695,6 @@ def test_dev_bind_mounted_means_no_default_devices():
 @pytest.mark.parametrize("mutate,path", [
     (lambda c: c["linux"].__setitem__("netDevices", {"eth1": {}}), "/linux/netDevices"),
     (lambda c: c["linux"].__setitem__("intelRdt", {"closID": "x"}), "/linux/intelRdt"),
-    (lambda c: c["mounts"][0].__setitem__("options", ["rro"]), "/mounts/0/options/0"),
-    (lambda c: c["mounts"][0].__setitem__(
-        "uidMappings", [{"containerID": 0, "hostID": 1000, "size": 1}]), "/mounts/0/uidMappings"),
 ])
 def test_unsupported_features_are_refused(mutate, path):
     cfg = config()
@@ -816,3 +813,55 @@ def test_what_runc_tolerates_is_taken_or_ignored_with_a_warning():
     assert p.warnings == [
         "ignoring uidMappings/gidMappings: the container has no user namespace of its own",
         "ignoring timeOffsets: the container has no time namespace of its own"]
+
+
+def _bind(**kw) -> dict:
+    return dict({"destination": "/v", "type": "bind", "source": "/src"}, **kw)
+
+
+@pytest.mark.parametrize("opts,attr_set,attr_clr", [
+    (["rbind", "rro"], 0x1, 0),
+    (["rbind", "rro", "rrw"], 0, 0x1),
+    (["rbind", "rnosuid", "rnodev", "rnoexec"], 0x2 | 0x4 | 0x8, 0),
+    (["rbind", "rnoatime"], 0x10, 0x70),
+    (["rbind", "rnoatime", "rstrictatime"], 0x20, 0x70),
+    (["rbind", "ratime"], 0, 0x70),
+    (["rbind", "rnosymfollow", "rdiratime"], 0x200000, 0x80),
+])
+def test_recursive_mount_attributes(opts, attr_set, attr_clr):
+    cfg = config()
+    cfg["mounts"] = [_bind(options=opts)]
+    m = plan_of(cfg, dirs={"/src"}).mounts[0]
+    assert (m.attr_set, m.attr_clr) == (attr_set, attr_clr)
+    assert m.data is None  # never passed to mount(2) as fs data
+
+
+def test_idmapped_mounts():
+    uid = [{"containerID": 0, "hostID": 5000, "size": 10}]
+    gid = [{"containerID": 0, "hostID": 6000, "size": 10}]
+    cfg = with_userns(config())
+    cfg["mounts"] = [_bind(options=["rbind", "idmap"]),
+                     _bind(destination="/w", options=["rbind", "ridmap"]),
+                     _bind(destination="/x", options=["bind"], uidMappings=uid,
+                           gidMappings=gid)]
+    a, b, c = plan_of(cfg, dirs={"/src"}).mounts
+    # idmap without mappings of its own: the container's
+    assert a.idmap == ("0 100000 65536\n", "0 200000 1000\n1000 300000 1\n")
+    assert a.detached and not a.idmap_recursive
+    assert b.idmap == a.idmap and b.idmap_recursive
+    assert c.idmap == ("0 5000 10\n", "0 6000 10\n") and c.detached
+
+
+@pytest.mark.parametrize("mount,userns,needle", [
+    (_bind(options=["rbind", "idmap"]), False, "needs the container's user namespace"),
+    (_bind(options=["bind"], uidMappings=[{"containerID": 0, "hostID": 1, "size": 1}]), True,
+     "needs both uidMappings and gidMappings"),
+    ({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}, True,
+     "idmapped mounts are for bind mounts"),
+])
+def test_idmapped_mount_errors(mount, userns, needle):
+    cfg = with_userns(config()) if userns else config()
+    cfg["mounts"] = [mount]
+    with pytest.raises(ConfigError) as e:
+        plan_of(cfg, dirs={"/src"})
+    assert "/mounts/0" in str(e.value) and needle in str(e.value)
