@@ -99,7 +99,12 @@ def score(name, rc, stdout, stderr):
         if line.startswith("not ok"):
             detail = ""
             nxt = next((b for b in blocks if b[1] > idx), None)
-            if nxt and not any(TEST_LINE.match(ln) for ln in lines[idx + 1:nxt[1]]):
+            prev = next((b for b in reversed(blocks) if b[1] < idx), None)
+            inner = [ln for ln in str(prev[2].get("stdout", "")).splitlines()
+                     if ln.startswith("not ok")] if prev else []
+            if inner:                                  # RuntimeInsideValidate's inner TAP
+                detail = inner[0]
+            elif nxt and not any(TEST_LINE.match(ln) for ln in lines[idx + 1:nxt[1]]):
                 detail = nxt[2].get("error") or nxt[2].get("stderr") or ""
             elif idx + 1 < len(lines) and lines[idx + 1].startswith("# "):
                 detail = lines[idx + 1][2:]            # t.Diagnostic after the test line

@@ -122,7 +122,7 @@ def test_not_ok_with_its_diagnostic_line():
 
 def test_not_ok_inside_a_quoted_inner_tap_does_not_count_but_the_outer_line_does():
     ok, reason = score("linux_rootfs_propagation", 0, INNER_NOT_OK_QUOTED, "")
-    assert not ok and reason == "not ok 1 - check root propagation: shared"
+    assert not ok and reason == "not ok 1 - check root propagation: shared (not ok 1 - inner)"
     passing = INNER_NOT_OK_QUOTED.replace("not ok 1 - check", "ok 1 - check")
     assert score("linux_rootfs_propagation", 0, passing, "")[0]
 
