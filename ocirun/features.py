@@ -7,7 +7,7 @@ for "rro" in mountOptions), so nothing is listed here that ocirun does not do.
 from __future__ import annotations
 
 from . import SPEC_VERSION, __version__
-from .tables import CAPS, MOUNT_FLAGS, NAMESPACES, PROPAGATION
+from .tables import CAPS, MOUNT_FLAGS, NAMESPACES, PROPAGATION, RECURSIVE_MOUNT_ATTRS
 
 
 # The architectures libseccomp 2.5 knows (each resolvable by seccomp_arch_resolve_name).
@@ -35,13 +35,25 @@ def _libseccomp() -> str:
     return libseccomp_version()
 
 
+def _mount_setattr() -> bool:
+    """Whether the kernel has mount_setattr(2) (5.12): idmapped mounts and recursive
+    attributes need it. Asked with a bad fd: EBADF means it is there."""
+    from errno import ENOSYS
+
+    from ._native import lib
+
+    return lib.ocirun_mount_setattr(-1, 0, 0, 0, -1) != -ENOSYS
+
+
 def features() -> dict:
+    extensions = _mount_setattr()
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": SPEC_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
                   "poststart", "poststop"],
-        "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION) | {"tmpcopyup"}),
+        "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION) | {"tmpcopyup"} | (
+            set(RECURSIVE_MOUNT_ATTRS) | {"idmap", "ridmap"} if extensions else set())),
         "linux": {
             "namespaces": sorted(NAMESPACES),
             "capabilities": sorted(CAPS, key=CAPS.get),
@@ -51,7 +63,7 @@ def features() -> dict:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": extensions}},
         },
         "annotations": {
             "org.opencontainers.runtime-spec.features.ocirun.version": __version__,

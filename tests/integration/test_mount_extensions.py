@@ -118,3 +118,14 @@ def test_idmap_of_a_filesystem_that_cannot_be_idmapped(rt, make_bundle):
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "idmapped mount of /proc/sys" in r.stderr, r.stderr
     assert rt.cli("state", "idmapproc").returncode != 0
+
+
+def test_features_report_the_extensions(rt):
+    """containerd and CRI-O gate idmapped volumes on mountExtensions.idmap and read-only
+    volumes' rro on mountOptions: both are reported (this kernel has mount_setattr)."""
+    import json
+
+    f = json.loads(rt.ok("features").stdout)
+    assert f["linux"]["mountExtensions"]["idmap"]["enabled"] is True
+    assert {"rro", "rnosuid", "rnodev", "rnoexec", "rnoatime", "idmap", "ridmap"} <= \
+        set(f["mountOptions"])
