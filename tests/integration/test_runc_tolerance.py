@@ -153,8 +153,8 @@ DIFFERENT = {
     "ociVersion-0.5": "ocirun refuses runtime-spec versions other than 1.x (runc reads any)",
     "ociVersion-2.0": "ocirun refuses runtime-spec versions other than 1.x (runc reads any)",
     "no-env": "without PATH ocirun searches the default PATH (runc: not found)",
-    "mount-opt-rro": "recursive mount attributes: not implemented yet (issue 13)",
-    "mount-opt-idmap": "idmapped mounts: not implemented yet (issue 13)",
+    "mount-opt-idmap": "idmap without mappings and without a user namespace is refused: "
+                       "runc 1.1 does not know idmap and passes it to mount(2) as data",
     "ns-time": "time namespaces are supported (runc 1.1 does not know them)",
     "seccomp-empty": "a seccomp object without defaultAction is refused: ignoring it would "
                      "run the container without the filter it asked for",
