@@ -177,8 +177,8 @@ def test_debug_phases_of_run_are_one_sequence(rt, make_bundle, tmp_path):
     assert names[-1] == "remove state dir"
 
 
-def test_json_log_of_multi_line_config_error(rt, make_bundle, tmp_path):
-    """Several config problems: several lines on stderr, and the same text as one error msg."""
+def test_json_log_of_multi_problem_config_error(rt, make_bundle, tmp_path):
+    """Several config problems: one line on stderr ("; "), the same text as one error msg."""
     def mutate(cfg):
         cfg["process"]["cwd"] = "relative"
         cfg["hostname"] = 5
@@ -187,7 +187,8 @@ def test_json_log_of_multi_line_config_error(rt, make_bundle, tmp_path):
     r = call(rt, "--log", str(log), "--log-format", "json",
              "create", "--bundle", make_bundle(mutate=mutate), "c1")
     clean_failure(r, "/process/cwd", "/hostname")
-    assert len(r.stderr.strip().splitlines()) == 2
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "; config.json: /" in r.stderr
     assert last_error(read_json_log(log)) == r.stderr.strip()
     nothing_created(rt)
 
