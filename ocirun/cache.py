@@ -60,8 +60,8 @@ class Store:
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
             fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError as e:
-            self.why = e.strerror or str(e)
+        except (OSError, ValueError) as e:  # ValueError: a NUL in $OCIRUN_CACHE_DIR
+            self.why = getattr(e, "strerror", None) or str(e)
             return
         st = os.fstat(fd)
         if st.st_uid != os.geteuid() or st.st_mode & 0o022:

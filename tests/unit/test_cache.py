@@ -56,6 +56,8 @@ def test_untrusted_or_unusable_dir_is_not_used(tmp_path):
         assert s.fd < 0
     with cache.Store(None) as s:
         assert s.fd < 0 and s.get("k") is None
+    with cache.Store(str(tmp_path / "nul\0byte")) as s:
+        assert s.fd < 0 and not s.put("k", b"x")
 
 
 def test_count_bound_evicts_least_recently_used(tmp_path):
