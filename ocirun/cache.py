@@ -28,7 +28,10 @@ def base_dir() -> str | None:
     """The cache's top directory, or None when there is to be no cache."""
     env = os.environ.get(ENV)
     if env is not None:
-        return os.path.abspath(env) if env else None
+        try:
+            return os.path.abspath(env) if env else None
+        except OSError:  # relative, in a cwd that was removed
+            return None
     if os.geteuid() == 0:
         return "/var/cache/ocirun"
     xdg = os.environ.get("XDG_CACHE_HOME")
