@@ -76,6 +76,14 @@ void enter_namespaces(const struct ocirun_plan *p)
     if (p->loopback_up)
         loopback_up(p);
 
+    /* Before anything of ours (sysctls, hooks, the process) looks at the network. The
+     * parent reaches the namespace through /proc/<clone's pid>/ns/net: us, even when the
+     * init is our child below. */
+    if (p->netdev_sync) {
+        send_msg(p->sync_fd, OCIRUN_MSG_NETDEV, 0, 0, NULL);
+        wait_msg(p, OCIRUN_MSG_NETDEV_DONE);
+    }
+
     if (p->fork_after) {
         /* A pid (or time) namespace we joined or unshared applies to our children only:
          * the init is our child. We report its pid (in the parent's pid namespace, which is

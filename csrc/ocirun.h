@@ -29,6 +29,9 @@
 #define OCIRUN_MSG_CGROUP     10 /* child -> parent: put me (value = my pid) in my cgroups */
 #define OCIRUN_MSG_CGROUP_DONE 11 /* parent -> child: done; a cgroup ns made now is rooted there */
 #define OCIRUN_MSG_SECCOMP_FD 12 /* child -> parent: the seccomp notify listener, as SCM_RIGHTS */
+#define OCIRUN_MSG_NETDEV     13 /* child -> parent: my network namespace exists: move the
+                                    linux.netDevices into it now */
+#define OCIRUN_MSG_NETDEV_DONE 14 /* parent -> child: they are in, go on */
 
 /* When the init loads its seccomp filter (Python decides; runc's order). */
 #define OCIRUN_SECCOMP_NONE   0
@@ -66,11 +69,11 @@ struct ocirun_mount {
     int source_fd;             /* >= 0: a detached copy of the bind source the runtime made
                                   before the clone (open_tree): moved onto the target */
     unsigned long moved_propagation; /* applied to that copy once attached, or 0 */
+    unsigned long long attr_set; /* recursive attributes (rro, rnosuid...): MOUNT_ATTR_* set */
+    unsigned long long attr_clr; /* and cleared with mount_setattr(AT_RECURSIVE), or 0 */
 };
 
 struct ocirun_ns_join {
-    unsigned long long attr_set; /* recursive attributes (rro, rnosuid...): MOUNT_ATTR_* set */
-    unsigned long long attr_clr; /* and cleared with mount_setattr(AT_RECURSIVE), or 0 */
     int fd;      /* open fd of the namespace file (opened by Python, O_CLOEXEC) */
     int nstype;  /* CLONE_NEW* */
 };
@@ -136,6 +139,7 @@ struct ocirun_plan {
     int userns_sync;             /* after the user ns exists, ask the parent to write id maps */
     const char *timens_offsets;  /* text for /proc/self/timens_offsets, or NULL */
     int loopback_up;             /* a new network namespace: bring `lo` up, as runc does */
+    int netdev_sync;             /* then wait while the parent moves network devices in */
 
     /* hooks */
     int hooks_sync;              /* before pivot_root, let the parent run its hooks */
@@ -241,16 +245,16 @@ int ocirun_trampoline_fd(void);
  * with `recursive`), close-on-exec; or -errno. Runs in the runtime, before the clone. */
 int ocirun_open_tree(const char *path, int recursive);
 
-/* Become the reaper of orphaned descendants (`run` waits for an init that is a grandchild).
- * Returns 0 or -errno. */
-int ocirun_set_child_subreaper(void);
-
 /* A user namespace with these uid_map/gid_map texts (for idmapped mounts), an fd; or -errno. */
 int ocirun_userns_fd(const char *uid_map, const char *gid_map);
 /* mount_setattr(fd, "", AT_EMPTY_PATH[|AT_RECURSIVE]) with MOUNT_ATTR_* to set and clear and
  * a user namespace fd for MOUNT_ATTR_IDMAP (-1: none). Returns 0 or -errno. */
 int ocirun_mount_setattr(int fd, int recursive, unsigned long long set, unsigned long long clr,
                          int userns_fd);
+
+/* Become the reaper of orphaned descendants (`run` waits for an init that is a grandchild).
+ * Returns 0 or -errno. */
+int ocirun_set_child_subreaper(void);
 
 /* ---- parent side: seccomp compilation (csrc/seccomp.c) ---- */
 /* Runs in the runtime (parent) process only: libseccomp builds the filter from a flattened

@@ -28,6 +28,8 @@ MSG_HOOKS_DONE = lib.OCIRUN_MSG_HOOKS_DONE
 MSG_CGROUP = lib.OCIRUN_MSG_CGROUP
 MSG_CGROUP_DONE = lib.OCIRUN_MSG_CGROUP_DONE
 MSG_SECCOMP_FD = lib.OCIRUN_MSG_SECCOMP_FD
+MSG_NETDEV = lib.OCIRUN_MSG_NETDEV
+MSG_NETDEV_DONE = lib.OCIRUN_MSG_NETDEV_DONE
 MSG_SIZE = ffi.sizeof("struct ocirun_msg")
 
 
@@ -120,6 +122,7 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     p.userns_sync = plan.userns_sync
     p.timens_offsets = a.str(plan.timens_offsets)
     p.loopback_up = plan.loopback_up
+    p.netdev_sync = plan.netdev_sync
 
     p.hooks_sync = plan.hooks_sync
     p.create_hooks, p.n_create_hooks = _hooks(a, plan.create_hooks)
@@ -142,10 +145,10 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
         c.copyup = m.copyup
         c.source_fd = mount_fds.get(i, -1) if m.detached else -1
         c.moved_propagation = m.moved_propagation
+        c.attr_set, c.attr_clr = m.attr_set, m.attr_clr
     p.mounts, p.n_mounts = mounts, len(plan.mounts)
     devices = a.array("struct ocirun_device", len(plan.devices))
     for i, d in enumerate(plan.devices):
-        c.attr_set, c.attr_clr = m.attr_set, m.attr_clr
         c = devices[i]
         c.path, c.host_path = a.str(d.path), a.str(d.host_path)
         c.mode, c.dev, c.uid, c.gid = d.mode, d.dev, d.uid, d.gid
@@ -255,9 +258,6 @@ def open_tree(path: str, recursive: bool) -> int:
     return fd
 
 
-def set_child_subreaper() -> None:
-    rc = lib.ocirun_set_child_subreaper()
-    if rc < 0:
 def userns_fd(uid_map: str, gid_map: str) -> int:
     """An fd of a new user namespace with these mappings (for an idmapped mount)."""
     fd = lib.ocirun_userns_fd(uid_map.encode(), gid_map.encode())
@@ -273,6 +273,9 @@ def idmap_mount(fd: int, userns: int, recursive: bool) -> None:
         raise OSError(-rc, os.strerror(-rc))
 
 
+def set_child_subreaper() -> None:
+    rc = lib.ocirun_set_child_subreaper()
+    if rc < 0:
         raise OSError(-rc, os.strerror(-rc))
 
 
