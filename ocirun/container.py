@@ -109,11 +109,12 @@ def _write_idmaps(pid: int, p: planmod.Plan) -> None:
 
 
 def _handshake(sync: socket.socket, pid: int, p: planmod.Plan, *, on_hooks=None,
-               on_listener=None, cgroups=None) -> int:
+               on_listener=None, cgroups=None, on_netdev=None) -> int:
     """Answer the child until it is ready; return the init's pid. `cgroups` (a manager)
-    takes the child first; `on_hooks(init_pid)` runs the runtime's hooks when the init
-    reaches that point (before pivot_root); `on_listener(init_pid, fd)` takes a seccomp
-    notify listener."""
+    takes the child first; `on_netdev(pid)` moves linux.netDevices into the network
+    namespace of `pid` once it exists; `on_hooks(init_pid)` runs the runtime's hooks when
+    the init reaches that point (before pivot_root); `on_listener(init_pid, fd)` takes a
+    seccomp notify listener."""
     from . import _native as n
 
     init_pid = pid
@@ -133,6 +134,9 @@ def _handshake(sync: socket.socket, pid: int, p: planmod.Plan, *, on_hooks=None,
         elif msg.type == n.MSG_HOOKS:
             on_hooks(init_pid)
             n.send(sync, n.MSG_HOOKS_DONE)
+        elif msg.type == n.MSG_NETDEV:
+            on_netdev(pid)  # the clone's pid: an init forked after is in its namespace
+            n.send(sync, n.MSG_NETDEV_DONE)
         elif msg.type == n.MSG_SECCOMP_FD:
             try:
                 on_listener(init_pid, msg.fd)
@@ -366,6 +370,10 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
     if seccomp:
         apply_seccomp(p, seccomp, root)
     check_lsm(config["process"])
+    if p.net_devices:
+        from . import netdevices
+
+        netdevices.check_host(p.net_devices)  # before any side effect
     console, console_ours = _console(p, opts, own_console)
     log.phase("plan")
 
@@ -415,6 +423,13 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
                 hookmod.run("prestart", hooks.get("prestart") or [], state)
                 hookmod.run("createRuntime", hooks.get("createRuntime") or [], state)
 
+        movers = []  # netdevices.Mover: holds the container's network namespace till done
+
+        def on_netdev(pid: int) -> None:
+            from . import netdevices
+
+            movers.append(netdevices.move_in(p.net_devices, pid, undo))
+
         from . import _native
 
         placement = open_placement(cg, undo)
@@ -431,7 +446,8 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
         undo.add(_reap, pid)
         undo.add(_kill_quietly, pid)
         init_pid = _handshake(parent, pid, p, on_hooks=on_hooks, cgroups=cg,
-                              on_listener=seccomp_listener(seccomp, base_state))
+                              on_listener=seccomp_listener(seccomp, base_state),
+                              on_netdev=on_netdev)
         if state_fd >= 0:
             # What startContainer hooks will read at `start`.
             created = json.dumps(dict(base_state, pid=init_pid, status=statemod.CREATED)).encode()
@@ -461,6 +477,8 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
             statemod.write_pid_file(opts.pid_file, init_pid)
         undo.disarm()
         log.phase("state")
+    for mover in movers:
+        mover.close()
     os.close(fifo_fd)
     os.close(result_fd)
     for fd in [*ns_fds, *mount_fds.values()]:

@@ -128,6 +128,10 @@ class Plan:
         self.gid_map = ""
         self.timens_offsets: str | None = None
         self.loopback_up = False
+        # linux.netDevices (plan_netdevices.NetDevice): the init stops once its network
+        # namespace exists, for the parent to move them in (netdevices.py)
+        self.net_devices: list = []
+        self.netdev_sync = False
         # hooks run by the init: (path, argv, envp, timeout)
         self.hooks_sync = False
         self.create_hooks: list[tuple[str, list[str], list[str], int]] = []
@@ -216,6 +220,12 @@ def build(
     _hooks(plan, config.get("hooks") or {})
     _memory_policy(plan, linux)
     _kernel_settings(plan, config, linux, new, problems)
+    if linux.get("netDevices"):
+        from .plan_netdevices import plan_devices
+
+        plan.net_devices = plan_devices(linux["netDevices"], new, joined_types(plan.joins),
+                                        problems)
+        plan.netdev_sync = bool(plan.net_devices)
     if "mount" in new or any(t == NAMESPACES["mount"] for _, t in plan.joins):
         # A joined mount namespace gets the rootfs set up in it too, as runc does (the
         # runtime-tools program linux_ns_path joins one that `unshare --mount` made).
@@ -241,9 +251,8 @@ def build(
 
 def _unsupported(config: dict, linux: dict, problems: list[str]) -> None:
     """What ocirun can't do yet is an error, never silently skipped."""
-    for key in ("netDevices", "intelRdt"):
-        if linux.get(key):
-            problems.append(f"/linux/{key}: not supported by ocirun yet")
+    if linux.get("intelRdt"):
+        problems.append("/linux/intelRdt: not supported by ocirun yet")
 
 
 def set_seccomp(plan: Plan, bpf: bytes, flags: int, notify: bool) -> None:

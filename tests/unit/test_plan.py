@@ -693,7 +693,6 @@ def test_dev_bind_mounted_means_no_default_devices():
 # --- what ocirun can't do yet is refused, not skipped ---------------------------------------
 
 @pytest.mark.parametrize("mutate,path", [
-    (lambda c: c["linux"].__setitem__("netDevices", {"eth1": {}}), "/linux/netDevices"),
     (lambda c: c["linux"].__setitem__("intelRdt", {"closID": "x"}), "/linux/intelRdt"),
 ])
 def test_unsupported_features_are_refused(mutate, path):
