@@ -347,7 +347,7 @@ def report(names, rts, results, known, cleaned_up, remaining, seconds, known_pat
         print("\nSTILL ON THE HOST after the cleanup:")
         print("\n".join("  " + line for line in remaining))
     if "runc" not in rts:
-        print("\nnote: runc not installed: ocirun's failures are not compared with runc's")
+        print("\nnote: runc was not run: ocirun's failures are not compared with runc's")
 
     problems = []
     if regressions:

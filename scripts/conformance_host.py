@@ -132,7 +132,8 @@ def test_cgroups(ids):
     found = set()
     for root, own in cgroup_roots().items():
         here = Path(root, own.lstrip("/"))
-        tops = [Path(root, "cgrouptest"), here / "testdir"]
+        # crun takes the relative path from the hierarchy's root: root/testdir too
+        tops = [Path(root, "cgrouptest"), here / "testdir", Path(root, "testdir")]
         tops += [Path(root, cid) for cid in ids] + [here / cid for cid in ids]
         for top in tops:
             if top.is_dir():
