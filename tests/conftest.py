@@ -15,10 +15,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
-BASE_CONFIG = REPO / "bundles" / "busybox" / "config.json"
-OCIRUN = str(Path(sys.executable).parent / "ocirun")
+from testenv import BASE_CONFIG, OCIRUN, REPO, ROOTFS  # noqa: F401 (re-exported)
 
 # Every ocirun the tests start (and ocirun's modules imported here) caches validated configs
 # and seccomp filters in a private directory, never in the host's /var/cache/ocirun.

@@ -10,7 +10,7 @@ import os
 import subprocess
 import tempfile
 
-from conftest import OCIRUN
+from testenv import OCIRUN
 
 
 def call(rt, *args, env=None, fds: dict[int, int] | None = None, stdout=None, cwd=None,

@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from clitools import call
-from conftest import OCIRUN
+from testenv import OCIRUN
 
 REPO = Path(__file__).resolve().parents[2]
 ROOTFS = REPO / "bundles" / "busybox" / "rootfs"

@@ -14,7 +14,7 @@ import tempfile
 import time
 
 from clitools import call, ok
-from conftest import OCIRUN
+from testenv import OCIRUN
 
 # Loaded by create, exec or the typer CLI: never by the four hot commands.
 HEAVY = {"os", "posixpath", "__future__", "re", "enum", "json", "typing", "socket",

@@ -46,21 +46,21 @@ def run(rt, make_bundle, cid, script, *mounts, userns=False):
 
 
 def test_rro_is_read_only_at_every_level(rt, make_bundle, tree):
-    script = ("for f in /mnt/f2 /mnt/sub/g2 /home/f2 /home/sub/g2; do "
+    script = ("for f in /root/f2 /root/sub/g2 /home/f2 /home/sub/g2; do "
               "touch $f 2>/dev/null && echo $f writable || echo $f read-only; done")
-    r = run(rt, make_bundle, "rro", script, bind("/mnt", tree, "rbind", "rro"),
+    r = run(rt, make_bundle, "rro", script, bind("/root", tree, "rbind", "rro"),
             bind("/home", tree, "rbind", "ro"))
     assert r.returncode == 0, r.stderr
     # plain ro leaves the sub-mount writable; rro does not
-    assert r.stdout.split("\n")[:4] == ["/mnt/f2 read-only", "/mnt/sub/g2 read-only",
+    assert r.stdout.split("\n")[:4] == ["/root/f2 read-only", "/root/sub/g2 read-only",
                                          "/home/f2 read-only", "/home/sub/g2 writable"]
     (tree / "sub" / "g2").unlink()
 
 
 def test_recursive_nosuid_nodev_noexec(rt, make_bundle, tree):
-    script = "grep -E ' /mnt(/sub)? ' /proc/self/mountinfo"
+    script = "grep -E ' /root(/sub)? ' /proc/self/mountinfo"
     r = run(rt, make_bundle, "rflags", script,
-            bind("/mnt", tree, "rbind", "rnosuid", "rnodev", "rnoexec"))
+            bind("/root", tree, "rbind", "rnosuid", "rnodev", "rnoexec"))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 2, lines
@@ -72,8 +72,8 @@ def test_idmap_shows_host_root_files_as_root_and_writes_as_host_root(rt, make_bu
     """The container's root is host uid 100000; through an idmapped mount (the container's
     mapping) a host-root file is root's inside, and what the container writes is host
     root's on disk."""
-    script = "stat -c '%u:%g' /mnt/f; echo new > /mnt/made; stat -c '%u' /mnt/made"
-    r = run(rt, make_bundle, "idmap", script, bind("/mnt", tree, "rbind", "idmap"),
+    script = "stat -c '%u:%g' /root/f; echo new > /root/made; stat -c '%u' /root/made"
+    r = run(rt, make_bundle, "idmap", script, bind("/root", tree, "rbind", "idmap"),
             userns=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0:0", "0"]
@@ -82,7 +82,7 @@ def test_idmap_shows_host_root_files_as_root_and_writes_as_host_root(rt, make_bu
 
 
 def test_without_idmap_the_same_file_is_nobodys(rt, make_bundle, tree):
-    r = run(rt, make_bundle, "noidmap", "stat -c '%u' /mnt/f", bind("/mnt", tree, "rbind"),
+    r = run(rt, make_bundle, "noidmap", "stat -c '%u' /root/f", bind("/root", tree, "rbind"),
             userns=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["65534"]  # host root is unmapped in the container
@@ -93,26 +93,26 @@ def test_per_mount_mappings(rt, make_bundle, tree):
     host uid 101000 on this mount, which the container (0 -> 100000) sees as 1000."""
     own = {"uidMappings": [{"containerID": 0, "hostID": 101000, "size": 1}],
            "gidMappings": [{"containerID": 0, "hostID": 102000, "size": 1}]}
-    r = run(rt, make_bundle, "ownmap", "stat -c '%u:%g' /mnt/f",
-            bind("/mnt", tree, "rbind", "idmap", **own), userns=True)
+    r = run(rt, make_bundle, "ownmap", "stat -c '%u:%g' /root/f",
+            bind("/root", tree, "rbind", "idmap", **own), userns=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["1000:2000"]
 
 
 def test_idmap_is_not_recursive_ridmap_is(rt, make_bundle, tree):
-    script = "stat -c '%u' /mnt/f /mnt/sub/g"
-    r = run(rt, make_bundle, "idmapr", script, bind("/mnt", tree, "rbind", "idmap"),
+    script = "stat -c '%u' /root/f /root/sub/g"
+    r = run(rt, make_bundle, "idmapr", script, bind("/root", tree, "rbind", "idmap"),
             userns=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0", "65534"]  # the tmpfs sub-mount is not idmapped
-    r = run(rt, make_bundle, "ridmap", script, bind("/mnt", tree, "rbind", "ridmap"),
+    r = run(rt, make_bundle, "ridmap", script, bind("/root", tree, "rbind", "ridmap"),
             userns=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0", "0"]
 
 
 def test_idmap_of_a_filesystem_that_cannot_be_idmapped(rt, make_bundle):
-    r = run(rt, make_bundle, "idmapproc", "true", bind("/mnt", "/proc/sys", "rbind", "idmap"),
+    r = run(rt, make_bundle, "idmapproc", "true", bind("/root", "/proc/sys", "rbind", "idmap"),
             userns=True)
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr

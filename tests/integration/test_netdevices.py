@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import OCIRUN
+from testenv import OCIRUN
 
 VETH_ADDRS = ("10.77.0.1/24", "fd00:77::1/64")  # permanent, global: go along
 HOST_SCOPED = "10.77.1.1/32"  # permanent but host scope: stays behind (and comes back)

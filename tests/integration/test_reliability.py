@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 from clitools import call, ok
+from testenv import OCIRUN
 
 SECCOMP = {"defaultAction": "SCMP_ACT_ALLOW",
            "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}]}
@@ -214,8 +215,6 @@ def test_delete_force_after_a_kill_all_that_died_frozen(rt, make_bundle):
 
 @pytest.mark.parametrize("delay_ms", [0, 10, 20, 40])
 def test_delete_force_after_a_delete_force_was_killed_midway(rt, make_bundle, delay_ms):
-    from conftest import OCIRUN
-
     cid = uid("killed")
     dirs = started(rt, make_bundle, cid)
     p = subprocess.Popen([OCIRUN, "--root", rt.root, "delete", "--force", cid],
@@ -301,8 +300,6 @@ def in_own_cgroup(cid: str):
 
 
 def test_create_killed_in_its_hooks_is_cleaned_by_delete_force(rt, make_bundle, tmp_path):
-    from conftest import OCIRUN
-
     cid = uid("hooked")
     pidfile = tmp_path / "hook.pid"
 
@@ -332,8 +329,6 @@ def test_create_killed_in_its_hooks_is_cleaned_by_delete_force(rt, make_bundle, 
 
 @pytest.mark.parametrize("delay_ms", [5, 15, 25, 35, 50, 80])
 def test_create_killed_at_any_moment_is_cleaned_by_delete_force(rt, make_bundle, delay_ms):
-    from conftest import OCIRUN
-
     cid = uid("killed")
     p = subprocess.Popen([OCIRUN, "--root", rt.root, "create", "--bundle",
                           make_bundle(args=["sleep", "600"], mutate=in_own_cgroup(cid)), cid],
@@ -374,8 +369,6 @@ def test_a_truncated_state_is_reported_and_delete_force_cleans_it(rt, make_bundl
 def test_a_tmpfs_over_the_cgroup2_mount_is_not_taken_for_cgroup2(rt, make_bundle, tmp_path):
     """`unshare -m` + a tmpfs over /sys/fs/cgroup/unified (benchmarks hide cgroup2 from
     crun so): every create died in clone3(CLONE_INTO_CGROUP) with EBADF and a traceback."""
-    from conftest import OCIRUN
-
     unified = "/sys/fs/cgroup/unified"
     if not os.path.ismount(unified):
         pytest.skip("no hybrid cgroup2 mount here")

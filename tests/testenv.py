@@ -1,0 +1,19 @@
+"""Where the tests find the repository, the busybox bundle and the `ocirun` they run.
+
+A plain module, not conftest: `from conftest import ...` resolves to whichever conftest.py
+pytest imported last (tests/vm has one too), so shared names live here.
+
+OCIRUN_BIN runs the suite against another build of ocirun (an installed wheel: `make test`
+checks the packaged launcher so); by default, the `ocirun` beside the Python running pytest.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
+BASE_CONFIG = REPO / "bundles" / "busybox" / "config.json"
+OCIRUN = os.environ.get("OCIRUN_BIN") or str(Path(sys.executable).parent / "ocirun")
