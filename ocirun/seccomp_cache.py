@@ -65,15 +65,15 @@ def _libseccomp_id() -> str:
 
 
 def _static_key() -> bytes:
-    """The per-process part of the cache key (memoized): the libseccomp and shim in use,
-    the machine, the kernel, and the code that compiles or stores a filter."""
+    """The per-process part of the cache key (memoized): the libseccomp and shim in use
+    (the shim holds the C half of the compiler), the machine, the kernel, and the Python
+    code that compiles or stores a filter: all of it what is installed, never the source
+    tree."""
     global _static
     if _static is None:
         uts = os.uname()
         parts = [_libseccomp_id(), uts.machine, uts.release]
-        here = os.path.dirname(os.path.abspath(__file__))
-        for path in (os.path.abspath(sc.__file__), os.path.abspath(__file__),
-                     os.path.join(os.path.dirname(here), "csrc", "seccomp.c")):
+        for path in (os.path.abspath(sc.__file__), os.path.abspath(__file__)):
             try:
                 with open(path, "rb") as f:
                     parts.append(_sha256(f.read()).hexdigest())

@@ -1,0 +1,5 @@
+"""`python -m ocirun`: the same command line as the `ocirun` executable."""
+
+from .main import main
+
+main()
