@@ -2,7 +2,7 @@
 #
 #   make demo      install deps, build, make the busybox bundle, run it
 #   make test      install deps, build, make the bundle, run pytest
-#   make install   symlink /usr/local/bin/ocirun -> .venv/bin/ocirun
+#   make install   the wheel into /usr/local/lib/ocirun, linked from /usr/local/bin/ocirun
 #   make           (no target) prints this list
 #
 # demo, test and deps need root on Debian 12 (apt-get, namespaces, mounts).
@@ -21,6 +21,7 @@ PYC_STAMP := $(VENV)/.pyc-stamp
 BUNDLE := bundles/busybox
 ROOTFS_STAMP := $(BUNDLE)/rootfs/bin/busybox
 BINDIR ?= /usr/local/bin
+LIBDIR ?= /usr/local/lib/ocirun
 PYTEST_ARGS ?=
 
 # Everything whose change means the package (and its C shim) must be rebuilt.
@@ -51,8 +52,9 @@ help:
 	@echo "  make deps       install the missing Debian packages (scripts/deps.sh, root)"
 	@echo "  make build      create $(VENV) from PYTHON=$(PYTHON) and pip install -e '.[test]'"
 	@echo "  make bundle     build $(BUNDLE)/rootfs from the host's static busybox"
-	@echo "  make install    symlink $(BINDIR)/ocirun -> $(VENV_ABS)/bin/ocirun"
-	@echo "  make uninstall  remove that symlink"
+	@echo "  make install    the wheel into a venv $(LIBDIR), linked from $(BINDIR)/ocirun"
+	@echo "  make uninstall  remove both"
+	@echo "  make test-installed  the wheel outside the checkout: demo (checkout hidden) + lifecycle tests"
 	@echo "  make clean      remove $(VENV), build output and bundle rootfs directories"
 
 deps:
@@ -108,6 +110,7 @@ test: build bundle
 	@rc=0; PATH="$(VENV_ABS)/bin:$$PATH" $(VENV)/bin/python -m pytest -q tests $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: FAILED, pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$rc
+	@$(MAKE) --no-print-directory test-installed
 	@$(MAKE) --no-print-directory conformance
 	@$(MAKE) --no-print-directory test-vm
 
@@ -135,14 +138,19 @@ BENCH_ARGS ?=
 bench: build bundle
 	$(VENV)/bin/python bench/bench.py $(BENCH_ARGS)
 
+# A system install that needs no checkout: the wheel in a dedicated venv (LIBDIR), linked
+# from BINDIR (scripts/install.sh). `make uninstall` removes both.
 install: build
-	ln -sfn $(VENV_ABS)/bin/ocirun $(BINDIR)/ocirun
-	@echo "$(BINDIR)/ocirun -> $$(readlink $(BINDIR)/ocirun)"
+	@bash scripts/install.sh install $(LIBDIR) $(BINDIR)
 
 uninstall:
-	@if [ "$$(readlink $(BINDIR)/ocirun)" = "$(VENV_ABS)/bin/ocirun" ]; then \
-		rm -f $(BINDIR)/ocirun && echo "removed $(BINDIR)/ocirun"; \
-	else echo "$(BINDIR)/ocirun is not our symlink; left alone"; fi
+	@bash scripts/install.sh uninstall $(LIBDIR) $(BINDIR)
+
+# The wheel installed into a fresh venv outside the checkout: the demo with the checkout
+# hidden, then the lifecycle tests against that command (scripts/test-installed.sh, ~25 s).
+.PHONY: test-installed
+test-installed: build bundle
+	@bash scripts/test-installed.sh
 
 # --one-file-system: never descend into something still mounted in a rootfs.
 clean:
