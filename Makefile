@@ -54,6 +54,7 @@ help:
 	@echo "  make bundle     build $(BUNDLE)/rootfs from the host's static busybox"
 	@echo "  make install    the wheel into a venv $(LIBDIR), linked from $(BINDIR)/ocirun"
 	@echo "  make uninstall  remove both"
+	@echo "  make lint       ruff (lint + format), mypy, gcc -Wall -Wextra -Werror and clang-format on csrc/"
 	@echo "  make test-installed  the wheel outside the checkout: demo (checkout hidden) + lifecycle tests"
 	@echo "  make clean      remove $(VENV), build output and bundle rootfs directories"
 
@@ -81,7 +82,7 @@ $(PYC_STAMP): $(STAMP) $(wildcard ocirun/*.py ocirun/*/*.py)
 	@touch $@
 
 $(STAMP): $(VENV)/pyvenv.cfg $(BUILD_INPUTS) | deps
-	$(VENV)/bin/pip install -q --config-settings editable_mode=compat -e '.[test]'
+	$(VENV)/bin/pip install -q --config-settings editable_mode=compat -e '.[test,lint]'
 	$(VENV)/bin/python scripts/mklauncher.py $(VENV)/bin
 	@test -x $(VENV)/bin/ocirun || { echo "error: $(VENV)/bin/ocirun was not installed" >&2; exit 1; }
 	@case "$$(head -n1 $(VENV)/bin/ocirun)" in \
@@ -145,6 +146,11 @@ install: build
 
 uninstall:
 	@bash scripts/install.sh uninstall $(LIBDIR) $(BINDIR)
+
+# The style and type gate (scripts/lint.sh): ruff, mypy, gcc -Werror, clang-format.
+.PHONY: lint
+lint: build
+	@bash scripts/lint.sh
 
 # The wheel installed into a fresh venv outside the checkout: the demo with the checkout
 # hidden, then the lifecycle tests against that command (scripts/test-installed.sh, ~25 s).

@@ -28,7 +28,7 @@ static int sys_bpf(int cmd, union bpf_attr *attr)
     return r < 0 ? -errno : (int)r;
 }
 
-static int load(const void *insns, unsigned int n, char *log, unsigned int log_size)
+static int load(const void *insns, unsigned int n)
 {
     union bpf_attr a;
     memset(&a, 0, sizeof(a));
@@ -43,14 +43,14 @@ static int load(const void *insns, unsigned int n, char *log, unsigned int log_s
 
 static int load_logged(const void *insns, unsigned int n, char *log, unsigned int log_size)
 {
-    int fd = load(insns, n, log, log_size);
+    int fd = load(insns, n);
     if (fd == -EPERM) {
         /* Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK: lift it for the load only
          * (the container's init is forked later and must not inherit a changed limit). */
         struct rlimit old, inf = {RLIM_INFINITY, RLIM_INFINITY};
         if (getrlimit(RLIMIT_MEMLOCK, &old) == 0 && old.rlim_cur != RLIM_INFINITY &&
             setrlimit(RLIMIT_MEMLOCK, &inf) == 0) {
-            fd = load(insns, n, log, log_size);
+            fd = load(insns, n);
             setrlimit(RLIMIT_MEMLOCK, &old);
         }
     }

@@ -68,7 +68,7 @@ ffibuilder.set_source(
     sources=SOURCES,
     include_dirs=[str(HERE.relative_to(HERE.parent))],
     libraries=["seccomp"],
-    extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
+    extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11"],
 )
 
 if __name__ == "__main__":

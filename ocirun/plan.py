@@ -27,7 +27,7 @@ MNT_DIR, MNT_FILE = 0, 1
 SECCOMP_NONE, SECCOMP_EARLY, SECCOMP_READY, SECCOMP_LAST = 0, 1, 2, 3
 
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable, Sequence
 
 ALL_CAPS = (1 << 64) - 1  # a capability mask with every bit set
 
@@ -295,9 +295,9 @@ def _copy_json(value):
     return value
 
 
-def exec_process(base: dict, args: list[str], *, env: list[str] = (), cwd: str | None = None,
-                 user: str | None = None, additional_gids: list[int] = (),
-                 caps: list[str] = (), no_new_privs: bool = False, tty: bool = False) -> dict:
+def exec_process(base: dict, args: list[str], *, env: Sequence[str] = (), cwd: str | None = None,
+                 user: str | None = None, additional_gids: Sequence[int] = (),
+                 caps: Sequence[str] = (), no_new_privs: bool = False, tty: bool = False) -> dict:
     """The process `exec` runs without --process: the container's, with the flags on top
     (runc's rules: -e overrides by name, --cap adds to bounding/effective/permitted)."""
     from .errors import UsageError

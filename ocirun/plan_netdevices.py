@@ -63,10 +63,10 @@ def plan_devices(net_devices: dict, new: set[str], joined: set[str],
     `new` / `joined`: the namespace types the container creates / joins by path."""
     base = ("linux", "netDevices")
     if "network" not in new:
-        why = ("joins an existing one (path): ocirun only moves devices into a namespace it "
+        how = ("joins an existing one (path): ocirun only moves devices into a namespace it "
                "creates" if "network" in joined else "shares the runtime's")
         problems.append(f"{_pointer(*base)}: moving network devices needs a new network "
-                        f"namespace in /linux/namespaces; the container {why}")
+                        f"namespace in /linux/namespaces; the container {how}")
     devices: list[NetDevice] = []
     # Names taken inside the new namespace: its own loopback, then each device's.
     taken: dict[str, str] = {"lo": "the namespace's loopback device"}
@@ -80,7 +80,7 @@ def plan_devices(net_devices: dict, new: set[str], joined: set[str],
             problems.append(f"{_pointer(*base, host)}: a loopback device can't be moved to "
                             "another network namespace")
             continue
-        name = entry.get("name") or host
+        name: str = entry.get("name") or host
         where = _pointer(*base, host, "name") if entry.get("name") else _pointer(*base, host)
         why = name_problem(name, template_ok=True)
         if why:

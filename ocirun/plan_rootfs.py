@@ -250,8 +250,8 @@ def _devices(plan: Plan, linux: dict, in_userns: bool, mounted: set[str]) -> Non
     configured = {_in_root(d["path"]): dict(d, path=_in_root(d["path"]))
                   for d in linux.get("devices") or []}
     # A default device the config mounts something over is left to that mount.
-    devices = [dict(path=p, type=t, major=ma, minor=mi, fileMode=0o666)
-               for p, t, ma, mi in DEFAULT_DEVICES if p not in configured and p not in mounted]
+    devices: list[dict] = [dict(path=p, type=t, major=ma, minor=mi, fileMode=0o666)
+                           for p, t, ma, mi in DEFAULT_DEVICES if p not in configured and p not in mounted]
     devices.extend(configured.values())
     for d in devices:
         kind = {"c": S_IFCHR, "u": S_IFCHR, "b": S_IFBLK, "p": S_IFIFO}[d["type"]]

@@ -215,7 +215,7 @@ def _parse(sec) -> tuple:
                 continue
             index, op = arg.get("index"), arg.get("op")
             value, value_two = arg.get("value", 0), arg.get("valueTwo", 0)
-            if not _uint(index, 32) or index > 5:
+            if not isinstance(index, int) or not _uint(index, 32) or index > 5:
                 problems.append(f"{aw}/index: must be 0..5 (a syscall has 6 arguments), got {index!r}")
             elif op not in OPS:
                 problems.append(f"{aw}/op: unknown operator {op!r}")
@@ -248,6 +248,7 @@ def _parse(sec) -> tuple:
     rules: list[_Rule] = []
     pos = 0
     for where, act, conds, names in entries:
+        assert act is not None  # an entry without an action is a problem, raised above
         nrs = numbers[pos:pos + len(names)]
         pos += len(names)
         for j, (name, nr) in enumerate(zip(names, nrs)):

@@ -18,6 +18,11 @@ import re
 from . import tables
 from .spec import TOP_SCHEMA, schemas_dir
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import TypeGuard
+
 _SPEC_MAJOR = "1"
 
 
@@ -77,7 +82,7 @@ def _sort_key(parts) -> tuple:
     return tuple((0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in parts)
 
 
-def _is_int(v) -> bool:
+def _is_int(v) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -98,9 +103,10 @@ MAX_DEPTH = 128  # arrays/objects in arrays/objects; real configs stay below 10
 def _too_deep(value) -> str | None:
     """A problem when `value` nests arrays/objects more than MAX_DEPTH levels deep (no
     config needs it, and the schema walk, repr and copies recurse once per level)."""
-    stack = [(value, 1, ())]
+    stack: list[tuple[object, int, tuple]] = [(value, 1, ())]
     while stack:
         v, depth, parts = stack.pop()
+        items: Iterable[tuple[object, object]]
         if isinstance(v, dict):
             items = v.items()
         elif isinstance(v, list):

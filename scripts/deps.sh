@@ -18,6 +18,7 @@ PACKAGES=(
     crun
     hyperfine           # benchmarks
     strace
+    clang-format        # the C style check of make lint (.clang-format)
     containerd          # engine tests (tests/engines): containerd + ctr + runc v2 shim
     podman              # engine tests: podman 4.3 (pulls in conmon, containers-common)
     conmon

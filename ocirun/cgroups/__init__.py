@@ -41,7 +41,8 @@ def open_manager(linux: dict | None, cid: str, *, systemd: bool = False, root: s
     if systemd:
         from .systemd import open_manager as systemd_manager
 
-        return systemd_manager(linux, cid, root=root, mountinfo=mountinfo, fs=fs)
+        # SystemdManager has Manager's interface around a Manager (duck-typed, not a subclass)
+        return systemd_manager(linux, cid, root=root, mountinfo=mountinfo, fs=fs)  # type: ignore[return-value]
     from . import common
 
     linux = linux or {}
@@ -52,6 +53,7 @@ def open_manager(linux: dict | None, cid: str, *, systemd: bool = False, root: s
     dirs = common.resolve_dirs(lay, inner, own)
     roots = {sub: lay.v1[sub][0] for sub in dirs if sub}
     if "" in dirs:
+        assert lay.unified is not None  # "" is the cgroup2 mount's directory
         roots[""] = lay.unified[0]
     if lay.mode == "v2":
         from .v2 import V2Manager
@@ -72,8 +74,8 @@ def from_state(paths: dict, *, fs: "FS | None" = None) -> "Manager":
     if paths.get("driver") == "systemd":
         from .systemd import from_state as systemd_state
 
-        return systemd_state(paths, fs=fs)
-    kw = dict(roots=paths.get("roots") or {}, created=paths.get("created") or [], fs=fs)
+        return systemd_state(paths, fs=fs)  # type: ignore[return-value]
+    kw: dict = dict(roots=paths.get("roots") or {}, created=paths.get("created") or [], fs=fs)
     if paths.get("mode") == "v2":
         from .v2 import V2Manager
 

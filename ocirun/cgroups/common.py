@@ -360,6 +360,7 @@ def resolve_dirs(lay: Layout, inner: str, own: dict[str, str]) -> dict[str, str]
     absolute = inner.startswith("/")
     dirs: dict[str, str] = {}
     if lay.mode == "v2":
+        assert lay.unified is not None  # a v2 layout has its cgroup2 mount
         mp, mroot = lay.unified
         if absolute:
             dirs[""] = _join(mp, inner)
@@ -442,7 +443,7 @@ class Manager:
 
     def exists(self) -> bool:
         d = self._main_dir()
-        return bool(d) and self.fs.exists(d)
+        return self.fs.exists(d) if d else False
 
     # -- creation helpers
     def _mkdirs(self) -> None:
@@ -560,6 +561,19 @@ class Manager:
         from .devices import device_rules
 
         return device_rules(self.linux)
+
+    # -- what each driver implements (v1.py, v2.py)
+    def create(self) -> list[str]:
+        raise NotImplementedError
+
+    def update(self, resources: dict) -> list[str]:
+        raise NotImplementedError
+
+    def stats(self) -> dict:
+        raise NotImplementedError
+
+    def oom_count(self) -> int:
+        raise NotImplementedError
 
     # -- removal
     def destroy(self) -> None:

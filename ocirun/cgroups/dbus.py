@@ -243,7 +243,7 @@ class Message:
         return bytes(w.buf) + body
 
 
-def message_length(head: bytes) -> int:
+def message_length(head: bytes | bytearray) -> int:
     """The whole message's length from its first 16 bytes."""
     e = ">" if head[:1] == b"B" else "<"
     if head[:1] not in (b"l", b"B"):

@@ -232,5 +232,5 @@ def _open_dir(path: str) -> int:
     try:
         return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
-        raise CgroupError(f"open {path}: {os.strerror(e.errno).lower()}", path, None,
+        raise CgroupError(f"open {path}: {os.strerror(e.errno or 0).lower()}", path, None,
                           e.errno or 0) from None

@@ -98,14 +98,16 @@ class Systemd:
             except (OSError, ValueError, DBusError) as e:
                 sd.conn.close()
                 first = first or (address, e)
-        address, e = first
+        if first is None:
+            raise CgroupError("--systemd-cgroup: no D-Bus address to reach systemd at")
+        address, error = first
         where = address
         try:
             where = parse_address(address)[1]
         except ValueError:
             pass
         raise CgroupError(f"--systemd-cgroup: cannot reach systemd over D-Bus ({where}): "
-                          f"{_reason(e)}")
+                          f"{_reason(error)}")
 
     def close(self) -> None:
         self.conn.close()
@@ -473,6 +475,7 @@ def _fs_manager(linux: dict, cgroup: str, root: str, mountinfo: str | None,
     dirs = common.resolve_dirs(lay, cgroup, {})
     roots = {sub: lay.v1[sub][0] for sub in dirs if sub}
     if "" in dirs:
+        assert lay.unified is not None  # "" is the cgroup2 mount's directory
         roots[""] = lay.unified[0]
     if lay.mode == "v2":
         from .v2 import V2Manager

@@ -248,7 +248,7 @@ def device_properties(rules: list[dict], version: int, *,
                 access_bits(r["access"]) == 7:
             start = i  # decides everything: the rules before it don't matter
     rules = [r for r in rules[start:] if access_bits(r["access"])]
-    reset = ("DeviceAllow", ("a(ss)", []))
+    reset: tuple[str, tuple[str, list]] = ("DeviceAllow", ("a(ss)", []))
     if rules and rules[0]["allow"] and rules[0]["type"] == "a" and rules[0]["major"] < 0 \
             and rules[0]["minor"] < 0 and access_bits(rules[0]["access"]) == 7:
         # default allow: systemd has no deny-list; "auto" with no entries allows all

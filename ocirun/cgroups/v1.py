@@ -270,7 +270,7 @@ class V1Manager(Manager):
 
     def _can_freeze(self) -> bool:
         d = self.dirs.get("freezer")
-        return bool(d) and self.fs.exists(d)
+        return self.fs.exists(d) if d else False
 
     def _freezer(self) -> str:
         d = self.dirs.get("freezer")
@@ -351,7 +351,7 @@ class V1Manager(Manager):
         }
 
     def _cpu_stats(self) -> dict:
-        usage = {"total": 0, "percpu": [], "percpu_kernel": [], "percpu_user": [],
+        usage: dict = {"total": 0, "percpu": [], "percpu_kernel": [], "percpu_user": [],
                  "kernel": 0, "user": 0}
         d = self.dirs.get("cpuacct")
         if d:

@@ -357,7 +357,8 @@ class V2Manager(Manager):
                           ("cache", "raw"))
 
     def _io_stats(self, d: str) -> dict:
-        service_bytes, serviced = [], []
+        service_bytes: list[dict] = []
+        serviced: list[dict] = []
         for line in (self._opt(d, "io.stat") or "").splitlines():
             parts = line.split()
             if not parts or ":" not in parts[0]:
