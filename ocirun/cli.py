@@ -266,6 +266,14 @@ def features() -> None:
     done(commands.features(S.g))
 
 
+@app.command()
+def gc(dry_run: bool = typer.Option(False, "--dry-run",
+                                    help="only print what would be removed")) -> None:
+    """Remove what crashed or killed runtimes left: dead containers' state dirs, their
+    cgroups, stale fifos and temporaries, cache leftovers (runc has no such command)."""
+    done(commands.gc(S.g, dry_run))
+
+
 ANY_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True,
             "allow_interspersed_args": False}
 
