@@ -388,9 +388,9 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
         for warning in cg.create():
             log.warning(warning)
         undo.add(cg.destroy)  # after the init is killed (undone in reverse order)
-        from .gc import tag_cgroups
+        from .cgroups import tag
 
-        tag_cgroups(cg, root, cid)  # ocirun's, of this container: for `gc`
+        tag.mark(cg, root, cid)  # ocirun's, of this container and root: for `gc`
         log.phase("cgroups")
         os.mkfifo(c.fifo_path, 0o600)
         fifo_fd = os.open(c.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
