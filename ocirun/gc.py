@@ -188,6 +188,8 @@ def _container(root: str, cid: str, report: Report) -> None:
             try:
                 young = time.time() - os.stat(path).st_mtime < STALE_EMPTY_DIR_S
                 if young and not os.listdir(path):
+                    report.kept.append(f"{path}: empty, made less than {STALE_EMPTY_DIR_S:g} s "
+                                       "ago: perhaps a create about to lock it")
                     return
             except OSError:
                 return
