@@ -227,22 +227,29 @@ class Container:
         return config
 
     def destroy(self) -> None:
-        """Remove the state dir (flat: state.json, exec.fifo, temporaries)."""
+        """Remove the state dir (state.json, exec.fifo, temporaries; a stray subdir too)."""
         try:
             try:
                 names = posix.listdir(self.dir)
             except FileNotFoundError:
                 names = []
+            # config.json first, state.json last: a delete killed midway never leaves a
+            # config.json without its state.json (which would read as damage)
+            names.sort(key=lambda n: (n != CONFIG_FILE, n == STATE_FILE))
             for name in names:
                 try:
                     posix.unlink(f"{self.dir}/{name}")
                 except FileNotFoundError:
                     pass
+                except IsADirectoryError:  # not ours, but in our dir (state.json made a dir)
+                    import shutil
+
+                    shutil.rmtree(f"{self.dir}/{name}")
             try:
                 posix.rmdir(self.dir)
             except FileNotFoundError:
                 pass
-        except OSError as e:  # EBUSY, EPERM (an immutable file), ENOTEMPTY (a stray subdir)
+        except OSError as e:  # EBUSY, EPERM (an immutable file)
             raise sys_error(e, f"remove {e.filename or self.dir}") from None
         finally:
             self.close()
@@ -278,10 +285,18 @@ def _read_state(path: str) -> dict | None:
         with open(name, "rb") as f:
             raw = f.read()
     except (FileNotFoundError, NotADirectoryError):
+        _check_missing(path, name)
         return None
     except OSError as e:  # EIO, EACCES, EISDIR
         raise StateDamaged(name, (e.strerror or str(e)).lower()) from None
     return _parse_state(name, raw)
+
+
+def _check_missing(path: str, name: str) -> None:
+    """No state.json: a create at work or dead before writing it, unless the container's
+    config.json (written after state.json) is there: then it was removed, which is damage."""
+    if exists(f"{path}/{CONFIG_FILE}"):
+        raise StateDamaged(name, "missing")
 
 
 def _parse_state(name: str, raw: bytes) -> dict:
@@ -368,7 +383,10 @@ def peek(root: str, cid: str) -> dict | None:
         with open(f"{path}/{STATE_FILE}", "rb") as f:
             raw = f.read()
     except (FileNotFoundError, NotADirectoryError):
+        _check_missing(path, f"{path}/{STATE_FILE}")
         return None  # removed meanwhile, or a create in progress (or dead half-way)
+    except IsADirectoryError:
+        raise StateDamaged(f"{path}/{STATE_FILE}", "is a directory") from None
     except OSError as e:  # EACCES: another user's container
         raise sys_error(e, f"load container {cid}") from None
     data = _parse_state(f"{path}/{STATE_FILE}", raw)  # damaged: `list` warns, goes on
