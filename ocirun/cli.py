@@ -363,4 +363,14 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     argv = sys.argv[1:] if argv is None else argv
     group = typer.main.get_command(app)
-    group(args=go_style(argv, group), prog_name="ocirun")
+    try:
+        code = group.main(args=go_style(argv, group), prog_name="ocirun",
+                          standalone_mode=False)
+    except typer.TyperException as e:  # click's usage errors: one line, not a usage page
+        code = getattr(e, "exit_code", 1)
+        if not hasattr(e, "format_message"):
+            raise
+        ctx = getattr(e, "ctx", None)
+        where = ctx.command_path if ctx is not None else "ocirun"
+        print(f"{where}: {e.format_message()} (see {where} --help)", file=sys.stderr)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -227,7 +227,7 @@ class Container:
         return config
 
     def destroy(self) -> None:
-        """Remove the state dir (state.json, exec.fifo, temporaries; a stray subdir too)."""
+        """Remove the state dir (flat: state.json, exec.fifo, temporaries)."""
         try:
             try:
                 names = posix.listdir(self.dir)
@@ -241,15 +241,17 @@ class Container:
                     posix.unlink(f"{self.dir}/{name}")
                 except FileNotFoundError:
                     pass
-                except IsADirectoryError:  # not ours, but in our dir (state.json made a dir)
-                    import shutil
+                except IsADirectoryError:
+                    if name not in (STATE_FILE, CONFIG_FILE, CGROUPS_FILE):
+                        raise  # a stray dir: reported, not removed
+                    import shutil  # one of our files made a dir: damage to clean
 
                     shutil.rmtree(f"{self.dir}/{name}")
             try:
                 posix.rmdir(self.dir)
             except FileNotFoundError:
                 pass
-        except OSError as e:  # EBUSY, EPERM (an immutable file)
+        except OSError as e:  # EBUSY, EPERM (an immutable file), EISDIR (a stray subdir)
             raise sys_error(e, f"remove {e.filename or self.dir}") from None
         finally:
             self.close()
