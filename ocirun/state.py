@@ -28,12 +28,13 @@ RESULT = "exec.result"  # the init reports a failure after `start` here (hooks, 
 
 CREATING, CREATED, RUNNING, STOPPED, PAUSED = "creating", "created", "running", "stopped", "paused"
 
+MAX_ID = 255  # NAME_MAX: the id names the state dir (and cgroups)
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 
 
 def check_id(cid: str) -> None:
     """Raise UsageError unless `cid` is a valid container id: non-empty, not '.' or '..',
-    only [A-Za-z0-9_+.-] (so never '/'). Every command checks it before it touches
+    only [A-Za-z0-9_+.-] (so never '/'), at most 255 characters. Every command checks it before it touches
     `<root>/<id>`, as runc does: `delete ../x` must not reach outside the root."""
     if not isinstance(cid, str) or not cid:
         raise UsageError('invalid container id "": must not be empty')
@@ -43,6 +44,9 @@ def check_id(cid: str) -> None:
         why = '"." and ".." are reserved'
     elif not set(cid) <= _ID_CHARS:
         why = "only letters, digits and _ + . - are allowed"
+    elif len(cid) > MAX_ID:
+        why = f"longer than {MAX_ID} characters (it names a directory)"
+        cid = cid[:32] + "..."
     else:
         return
     import json as stdjson  # the error path only
