@@ -97,7 +97,9 @@ MAX_DEPTH = 128  # arrays/objects in arrays/objects; real configs stay below 10
 
 def _too_deep(value) -> str | None:
     """A problem when `value` nests arrays/objects more than MAX_DEPTH levels deep (no
-    config needs it, and the schema walk, repr and copies recurse once per level)."""
+    config needs it, and the schema walk, repr and copies recurse once per level), or holds
+    a string (or key) no syscall can take: a NUL would cut it short where it reaches C, an
+    unpaired surrogate ("\\ud800" in the JSON) is not Unicode and has no UTF-8 form."""
     stack = [(value, 1, ())]
     while stack:
         v, depth, parts = stack.pop()
@@ -109,8 +111,25 @@ def _too_deep(value) -> str | None:
             continue
         if depth > MAX_DEPTH:
             return f"{pointer(parts[:6])}: nested more than {MAX_DEPTH} levels deep"
-        stack.extend((sub, depth + 1, parts + (k,)) for k, sub in items
-                     if isinstance(sub, (dict, list)))
+        for k, sub in items:
+            for text, where in ((k, "key"), (sub, "value")):
+                if isinstance(text, str):
+                    bad = _bad_string(text)
+                    if bad:
+                        at = parts + (k,) if where == "value" else parts
+                        return f"{pointer(at)}: {where} {bad}"
+            if isinstance(sub, (dict, list)):
+                stack.append((sub, depth + 1, parts + (k,)))
+    return None
+
+
+def _bad_string(text: str) -> str | None:
+    if "\0" in text:
+        return "contains a NUL character"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "contains an unpaired surrogate (not Unicode, no UTF-8 form)"
     return None
 
 
