@@ -47,7 +47,6 @@ def rich_config() -> dict:
         "memory": {"limit": 64 << 20, "reservation": 32 << 20},
         "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"},
         "pids": {"limit": 64},
-        "blockIO": {"weight": 500},
         "devices": [{"allow": False, "access": "rwm"},
                     {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}],
     }
