@@ -179,3 +179,13 @@ def killed_at(rt, args: list[str], point: tuple[str, int], env=None, timeout=30)
     return call(rt, *args, env=env, timeout=timeout,
                 wrap=("strace", "-qq", "-o", "/dev/null", "-e", f"trace={name}",
                       "-e", f"inject={name}:signal=KILL:when={n}"))
+
+
+class Root:
+    """Another --root, used as the `rt` fixture is (call(root, ...), root.state(id))."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def state(self, cid: str) -> dict:
+        return json.loads(ok(call(self, "state", cid)).stdout)

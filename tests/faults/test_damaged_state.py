@@ -1,7 +1,8 @@
-"""Damaged state beside healthy containers: truncated, garbage, empty, binary, not an object,
-no pid, a directory, or missing state.json (with the config.json written after it there). `list` and `state` keep working for the healthy
-ones and name the damage on one line; `gc` leaves a damaged container whose processes live
-(saying so); `delete --force` cleans it, processes and cgroups included. (Part A's test in
+"""Damaged state beside healthy containers: state.json truncated, garbage, empty, not an
+object, without a pid, nested too deep, a directory, or missing beside the config.json written
+after it. `list` and `state` keep working for the healthy ones and name the damage on one
+line; `gc` leaves a damaged container whose processes live (saying so); `delete --force`
+cleans it, processes and cgroups included. (Part A's test in
 tests/integration/test_reliability.py covers the truncated file on its own.)"""
 
 from __future__ import annotations
