@@ -198,7 +198,7 @@ def _container(root: str, cid: str, report: Report) -> None:
             why = f"its init (pid {c.pid}) is gone and no delete removed it"
         try:
             cg = lifecycle.cgroups_of(c)
-            pids = sorted(cg.pids()) if cg is not None else []
+            pids = sorted(cg.pids(everywhere=True)) if cg is not None else []
         except OcirunError as e:
             report.kept.append(f"{path}: {why}; its cgroups can't be read ({e}): left alone")
             return
@@ -280,7 +280,7 @@ def _cgroups(root: str, report: Report) -> None:
         made = sorted(parents, key=lambda p: p.count("/")) + sorted(set(dirs.values()))
         m = from_state({"mode": lay.mode, "dirs": dirs, "roots": {}, "created": made})
         try:
-            pids = sorted(m.pids())
+            pids = sorted(m.pids(everywhere=True))
         except OcirunError:
             pids = []
         why = f"container {cid} of {root} has no state any more"
