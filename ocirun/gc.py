@@ -208,7 +208,8 @@ def _container(root: str, cid: str, report: Report) -> None:
             return
         if pids and data is None and damage is None:
             # The init of a create killed before it wrote state.json: it only waits.
-            why += f"; its init still waits (pids {' '.join(map(str, pids))}): killed"
+            verb = "would be" if report.dry_run else "was"
+            why += f"; its init still waited (pids {' '.join(map(str, pids))}): it {verb} killed"
         elif pids:
             report.kept.append(f"{path}: {why}; {len(pids)} process(es) still run in its "
                                f"cgroups (pids {' '.join(map(str, pids[:8]))}): "
