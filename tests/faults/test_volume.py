@@ -1,5 +1,6 @@
 """Leaks at volume: many `run`s one after another and at concurrency 8 — zero failures, and
-afterwards the host's mounts, the state root, the cache (one entry per distinct config, no
+afterwards the host's mounts (under the rootfs, the root, the bundle: others' tests may
+mount elsewhere meanwhile), the state root, the cache (one entry per distinct config, no
 temporaries) and our own fds as they were; every container saw only fds 0-2 (plus the one
 `ls` opens), so the runtime leaked none into it. The issue's sizes by default (300 + 100);
 OCIRUN_FAULTS=full ten times that."""
@@ -10,6 +11,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from faultlib import FULL, cache_temporaries, call, count, leftovers, mounts, uid
+from testenv import ROOTFS
 
 SEQUENTIAL = 3000 if FULL else 300
 CONCURRENT = 1000 if FULL else 100
@@ -24,7 +26,11 @@ def test_runs_leave_nothing(rt, make_bundle):
     bundle = make_bundle(args=["ls", "/proc/self/fd"])
     first = call(rt, "run", "--bundle", bundle, uid("warm"))  # fills the config cache
     assert first.returncode == 0 and first.stdout.split() == ["0", "1", "2", "3"], first
-    before = dict(mounts=mounts(), cache=cache_entries(), fds=sorted(os.listdir("/proc/self/fd")),
+
+    def ours():
+        return [m for m in mounts() if m.startswith((str(ROOTFS), rt.root, bundle))]
+
+    before = dict(mounts=ours(), cache=cache_entries(), fds=sorted(os.listdir("/proc/self/fd")),
                   root=sorted(os.listdir(rt.root)))
     ids = []
 
@@ -42,11 +48,12 @@ def test_runs_leave_nothing(rt, make_bundle):
     count("containers run", len(ids) + 1)
     count("container runs that failed", len(failures))
     assert failures == [], f"{len(failures)} failed, e.g. {failures[:3]}"
-    after = dict(mounts=mounts(), cache=cache_entries(), fds=sorted(os.listdir("/proc/self/fd")),
+    after = dict(mounts=ours(), cache=cache_entries(), fds=sorted(os.listdir("/proc/self/fd")),
                  root=sorted(os.listdir(rt.root)))
     assert after == before, {k: (sorted(set(before[k]) - set(after[k])),
                                  sorted(set(after[k]) - set(before[k])))
                              for k in before if before[k] != after[k]}
+
     assert cache_temporaries() == []
     left = leftovers(rt, ids)  # cgroups named after every id, processes, state dirs
     count("containers that left something", bool(left))
