@@ -34,8 +34,9 @@ _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 
 def check_id(cid: str) -> None:
     """Raise UsageError unless `cid` is a valid container id: non-empty, not '.' or '..',
-    only [A-Za-z0-9_+.-] (so never '/'), at most 255 characters. Every command checks it before it touches
-    `<root>/<id>`, as runc does: `delete ../x` must not reach outside the root."""
+    only [A-Za-z0-9_+.-] (so never '/'), at most 255 of them. Every command checks it
+    before it touches `<root>/<id>`, as runc does: `delete ../x` must not reach outside
+    the root."""
     if not isinstance(cid, str) or not cid:
         raise UsageError('invalid container id "": must not be empty')
     if "/" in cid:
