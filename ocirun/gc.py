@@ -339,9 +339,8 @@ def _cache(root: str, report: Report) -> None:
                 if not n.endswith(".tmp"):
                     live.append((st.st_mtime_ns, n, st.st_size))
                     continue
-                parts = n.split(".")  # .<entry>.<pid>.<random>.tmp (cache.Store.put)
-                pid = parts[-3] if len(parts) >= 5 else ""
-                if pid.isdigit() and not _alive(int(pid)):
+                pid = cache.tmp_writer(n)
+                if pid is not None and not _alive(pid):
                     report.remove("cache", os.path.join(directory, n),
                                   f"a temporary whose writer (pid {pid}) is gone",
                                   os.unlink, n, dir_fd=store.fd)
