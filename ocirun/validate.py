@@ -261,6 +261,10 @@ def _semantic_problems(cfg: dict) -> list[str]:
             for key in ("major", "minor"):
                 if key not in dev:
                     add(["linux", "devices", i], f"{key!r} is required for device type {dtype!r}")
+                elif _is_int(dev[key]) and not 0 <= dev[key] <= 0xFFFFFFFF:
+                    # (-1 is a wildcard in resources.devices, never a node's number)
+                    add(["linux", "devices", i, key], f"{dev[key]} is not a device number "
+                        "(0 to 4294967295)")
 
     # masked / readonly paths: relative ones are taken from the container's / (runc)
 

@@ -109,3 +109,25 @@ def test_nul_and_unpaired_surrogates_are_refused(tmp_path):
         assert "/annotations: key contains a NUL" in e.message, e.message
     else:
         raise AssertionError("accepted a NUL in a key")
+
+
+def test_device_numbers_out_of_range_are_refused(tmp_path):
+    """Found by the fuzzer: linux.devices[].major -1 passed validation, then packing the
+    plan into C structs raised OverflowError (a traceback from create)."""
+    import json
+
+    from fuzzlib import RICH
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    os.symlink(ROOTFS, bundle / "rootfs")
+    for key, value in (("major", -1), ("minor", -1), ("major", 2**32), ("minor", 2**40)):
+        cfg = json.loads(json.dumps(RICH))
+        cfg["linux"]["devices"][0][key] = value
+        (bundle / "config.json").write_text(json.dumps(cfg))
+        try:
+            plan_of(str(bundle), None)
+        except OcirunError as e:
+            assert f"/linux/devices/0/{key}: {value} is not a device number" in e.message
+        else:
+            raise AssertionError(f"accepted {key} {value}")
