@@ -370,6 +370,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         code = getattr(e, "exit_code", 1)
         if not hasattr(e, "format_message"):
             raise
+        if type(e).__name__ == "NoArgsIsHelpError":  # `ocirun` alone: the help, as runc
+            e.show()
+            sys.exit(code)
         ctx = getattr(e, "ctx", None)
         where = ctx.command_path if ctx is not None else "ocirun"
         print(f"{where}: {e.format_message()} (see {where} --help)", file=sys.stderr)
