@@ -77,6 +77,9 @@ def _sort_key(parts) -> tuple:
     return tuple((0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in parts)
 
 
+DEV_MAX = {"major": (1 << 12) - 1, "minor": (1 << 20) - 1}  # the kernel's dev_t: 12 + 20 bits
+
+
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -261,10 +264,10 @@ def _semantic_problems(cfg: dict) -> list[str]:
             for key in ("major", "minor"):
                 if key not in dev:
                     add(["linux", "devices", i], f"{key!r} is required for device type {dtype!r}")
-                elif _is_int(dev[key]) and not 0 <= dev[key] <= 0xFFFFFFFF:
+                elif _is_int(dev[key]) and not 0 <= dev[key] <= DEV_MAX[key]:
                     # (-1 is a wildcard in resources.devices, never a node's number)
-                    add(["linux", "devices", i, key], f"{dev[key]} is not a device number "
-                        "(0 to 4294967295)")
+                    add(["linux", "devices", i, key], f"{dev[key]} is not a {key} device "
+                        f"number (0 to {DEV_MAX[key]} on Linux)")
 
     # masked / readonly paths: relative ones are taken from the container's / (runc)
 

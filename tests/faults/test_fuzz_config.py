@@ -112,8 +112,9 @@ def test_nul_and_unpaired_surrogates_are_refused(tmp_path):
 
 
 def test_device_numbers_out_of_range_are_refused(tmp_path):
-    """Found by the fuzzer: linux.devices[].major -1 passed validation, then packing the
-    plan into C structs raised OverflowError (a traceback from create)."""
+    """Found by the fuzzer: linux.devices[].major -1 or 2**31 passed validation, then
+    os.makedev or packing the plan into C structs raised OverflowError (a traceback from
+    create). Linux's dev_t has 12 bits of major and 20 of minor."""
     import json
 
     from fuzzlib import RICH
@@ -121,13 +122,14 @@ def test_device_numbers_out_of_range_are_refused(tmp_path):
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     os.symlink(ROOTFS, bundle / "rootfs")
-    for key, value in (("major", -1), ("minor", -1), ("major", 2**32), ("minor", 2**40)):
+    for key, value in (("major", -1), ("minor", -1), ("major", 2**31), ("minor", 2**40),
+                       ("major", 4096), ("minor", 1 << 20)):
         cfg = json.loads(json.dumps(RICH))
         cfg["linux"]["devices"][0][key] = value
         (bundle / "config.json").write_text(json.dumps(cfg))
         try:
             plan_of(str(bundle), None)
         except OcirunError as e:
-            assert f"/linux/devices/0/{key}: {value} is not a device number" in e.message
+            assert f"/linux/devices/0/{key}: {value} is not a {key} device number" in e.message
         else:
             raise AssertionError(f"accepted {key} {value}")
