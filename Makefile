@@ -46,7 +46,8 @@ endif
 help:
 	@echo "ocirun make targets (default: help):"
 	@echo "  make demo       deps + build + bundle, then run the busybox bundle with ocirun"
-	@echo "  make test       deps + build + bundle, then pytest (PYTEST_ARGS='-k foo' to filter)"
+	@echo "  make test       deps + build + bundle, then pytest (PYTEST_ARGS='-k foo' to filter;"
+	@echo "                 OCIRUN_FAULTS=full: the fault suite tests/faults at full size)"
 	@echo "  make bench      deps + build + bundle, then ocirun vs runc vs crun (BENCH_ARGS='--runs 5 --only run')"
 	@echo "  make conformance  OCI runtime-tools validation suite, ocirun vs runc (CONFORMANCE_ARGS='--only hooks -v')"
 	@echo "  make deps       install the missing Debian packages (scripts/deps.sh, root)"

@@ -9,7 +9,7 @@ root is empty). Where it lives:
 One directory per kind of entry below it (`path(kind)`).
 
 Bounded: after each write a store keeps at most MAX_ENTRIES entries and MAX_BYTES bytes,
-dropping the least recently used first (a hit refreshes an entry's mtime, at most once a
+dropping the least recently used first (and the temporaries of writers that died) (a hit refreshes an entry's mtime, at most once a
 minute). Concurrent writers are fine: entries appear by rename, whole or not at all.
 Best effort throughout: a directory that can't be made, isn't ours, is read-only or full
 only means no caching; nothing here ever fails a container.
@@ -150,7 +150,7 @@ class Store:
                     except OSError:
                         continue
                     if e.name.endswith(".tmp"):
-                        if now - st.st_mtime_ns > _STALE_TMP_NS:
+                        if now - st.st_mtime_ns > _STALE_TMP_NS or _writer_gone(e.name):
                             self._unlink(e.name)
                         continue
                     entries.append((st.st_mtime_ns, e.name, st.st_size))
@@ -171,6 +171,26 @@ class Store:
             os.unlink(name, dir_fd=self.fd)
         except OSError:
             pass
+
+
+def tmp_writer(name: str) -> int | None:
+    """The pid of the writer of temporary `.<entry>.<pid>.<random>.tmp` (put), else None."""
+    parts = name.split(".")
+    return int(parts[-3]) if len(parts) >= 5 and parts[-3].isdigit() else None
+
+
+def _writer_gone(name: str) -> bool:
+    """A temporary whose writer is dead (killed between its write and its rename)."""
+    pid = tmp_writer(name)
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass
+    return False
 
 
 def _now_ns() -> int:

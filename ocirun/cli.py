@@ -266,6 +266,14 @@ def features() -> None:
     done(commands.features(S.g))
 
 
+@app.command()
+def gc(dry_run: bool = typer.Option(False, "--dry-run",
+                                    help="only print what would be removed")) -> None:
+    """Remove what crashed or killed runtimes left: dead containers' state dirs, their
+    cgroups, stale fifos and temporaries, cache leftovers (runc has no such command)."""
+    done(commands.gc(S.g, dry_run))
+
+
 ANY_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True,
             "allow_interspersed_args": False}
 
@@ -355,4 +363,17 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     argv = sys.argv[1:] if argv is None else argv
     group = typer.main.get_command(app)
-    group(args=go_style(argv, group), prog_name="ocirun")
+    try:
+        code = group.main(args=go_style(argv, group), prog_name="ocirun",
+                          standalone_mode=False)
+    except typer.TyperException as e:  # click's usage errors: one line, not a usage page
+        code = getattr(e, "exit_code", 1)
+        if not hasattr(e, "format_message"):
+            raise
+        if type(e).__name__ == "NoArgsIsHelpError":  # `ocirun` alone: the help, as runc
+            e.show()
+            sys.exit(code)
+        ctx = getattr(e, "ctx", None)
+        where = ctx.command_path if ctx is not None else "ocirun"
+        print(f"{where}: {e.format_message()} (see {where} --help)", file=sys.stderr)
+    sys.exit(code if isinstance(code, int) else 0)

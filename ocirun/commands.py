@@ -424,6 +424,27 @@ def spec(g: Globals, bundle: str = ".", rootless: bool = False) -> int:
     return guarded(go)
 
 
+def gc(g: Globals, dry_run: bool = False) -> int:
+    """What crashed or killed runtimes left under the root (ocirun/gc.py): one line each
+    on stdout, with why; what could not be removed on stderr, and exit 1."""
+    from . import gc as gcmod
+
+    def go():
+        report = gcmod.collect(g.root, dry_run)
+        failed = 0
+        for f in report.found:
+            if f.error:
+                failed += 1
+                warn(f"{f.kind} {f.path}: {f.why}: not removed: {f.error}")
+            else:
+                print(f.line(dry_run))
+        for note in report.kept:
+            print(f"kept {note}")
+        return 1 if failed else 0
+
+    return guarded(go)
+
+
 def unsupported(command: str) -> int:
     """runc's commands ocirun does not implement: one clear line, exit 1."""
     return report(OcirunError(f"{command} is not supported by ocirun (no CRIU support)"))

@@ -382,12 +382,16 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
             if sock is not None:
                 undo.add(sock.close)
         c = Container.create(root, cid)
-        undo.add(c.destroy)
+        kept: list[str] = []  # why the state dir must stay (its cgroups could not go)
+        undo.add(lambda: c.close() if kept else c.destroy())
         # Before any mkdir: a create killed from here on leaves cgroups delete can find.
         c.save_cgroups(cg.planned_paths())
         for warning in cg.create():
             log.warning(warning)
-        undo.add(cg.destroy)  # after the init is killed (undone in reverse order)
+        undo.add(_drop_cgroups, cg, kept)  # after the init is killed (undone in reverse)
+        from .cgroups import tag
+
+        tag.mark(cg, root, cid)  # ocirun's, of this container and root: for `gc`
         log.phase("cgroups")
         os.mkfifo(c.fifo_path, 0o600)
         fifo_fd = os.open(c.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -493,6 +497,18 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
     if not keep_sync:
         parent.close()
     return Created(init_pid, parent, console_ours)
+
+
+def _drop_cgroups(cg, kept: list[str]) -> None:
+    """Undo of a failed create: kill whatever is in the container's cgroups (a hook may have
+    put a process there), then remove them; if that fails, `kept` says so and the state dir
+    stays (its cgroups.json lets delete --force finish: never a cgroup without a record)."""
+    try:
+        cg.kill_all(9)
+        cg.destroy()
+    except OcirunError as e:
+        kept.append(e.message)
+        raise
 
 
 def _kill_quietly(pid: int) -> None:

@@ -233,7 +233,7 @@ def _destroy(c: Container, status: str) -> None:
     """Stop whatever still runs in the container, remove its cgroups and state dir, then
     run its poststop hooks (delete, and start after a failed poststart hook)."""
     cg = cgroups_of(c)
-    if cg is not None and (status != STOPPED or cg.pids()):
+    if cg is not None and (status != STOPPED or cg.pids(everywhere=True)):
         # Everything in the cgroup: exec'd processes too, and without a pid namespace
         # the init's death does not take them along. Thaws a paused container.
         cg.kill_all(9)  # SIGKILL

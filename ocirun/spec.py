@@ -53,8 +53,7 @@ def _read_bundle(bundle: str) -> tuple[str, bytes, dict]:
         raise BundleError(f"bundle {path}: not a directory")
     cfg_path = os.path.join(path, CONFIG_NAME)
     try:
-        with open(cfg_path, "rb") as f:
-            raw = f.read()
+        raw = read_regular(cfg_path)
     except FileNotFoundError:
         raise BundleError(f"JSON specification file {CONFIG_NAME} not found in bundle {path}") from None
     except OSError as e:
@@ -69,6 +68,32 @@ def _read_bundle(bundle: str) -> tuple[str, bytes, dict]:
         raise BundleError(f"{cfg_path}: top level must be a JSON object, not {_json_type(config)}")
     return path, raw, config
 
+
+
+MAX_JSON_FILE = 16 << 20  # a config of real use is a few KiB
+
+
+def read_regular(path: str, limit: int = MAX_JSON_FILE) -> bytes:
+    """The bytes of regular file `path` (a link to one is fine). A FIFO, a device (a link to
+    /dev/zero would be read for ever) or a file over `limit` bytes is an OSError."""
+    import errno
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO: no wait
+    try:
+        st = os.fstat(fd)
+        if (st.st_mode & 0o170000) != 0o100000:
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = os.read(fd, min(st.st_size, limit) + 1) if st.st_size else b""
+        while len(data) <= limit:
+            more = os.read(fd, limit + 1 - len(data))
+            if not more:
+                break
+            data += more
+        if len(data) > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit >> 20} MiB")
+        return data
+    finally:
+        os.close(fd)
 
 
 def _json_type(value) -> str:
@@ -221,8 +246,7 @@ def read_json_object(path: str, what: str, *, dash_is_stdin: bool = False) -> di
 
             text = sys.stdin.buffer.read()
         else:
-            with open(path, "rb") as f:
-                text = f.read()
+            text = read_regular(path)
         value = json.loads(text)
     except OSError as e:
         raise OcirunError(f"read {path}: {e.strerror}") from None

@@ -28,13 +28,15 @@ RESULT = "exec.result"  # the init reports a failure after `start` here (hooks, 
 
 CREATING, CREATED, RUNNING, STOPPED, PAUSED = "creating", "created", "running", "stopped", "paused"
 
+MAX_ID = 255  # NAME_MAX: the id names the state dir (and cgroups)
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 
 
 def check_id(cid: str) -> None:
     """Raise UsageError unless `cid` is a valid container id: non-empty, not '.' or '..',
-    only [A-Za-z0-9_+.-] (so never '/'). Every command checks it before it touches
-    `<root>/<id>`, as runc does: `delete ../x` must not reach outside the root."""
+    only [A-Za-z0-9_+.-] (so never '/'), at most 255 of them. Every command checks it
+    before it touches `<root>/<id>`, as runc does: `delete ../x` must not reach outside
+    the root."""
     if not isinstance(cid, str) or not cid:
         raise UsageError('invalid container id "": must not be empty')
     if "/" in cid:
@@ -43,6 +45,9 @@ def check_id(cid: str) -> None:
         why = '"." and ".." are reserved'
     elif not set(cid) <= _ID_CHARS:
         why = "only letters, digits and _ + . - are allowed"
+    elif len(cid) > MAX_ID:
+        why = f"longer than {MAX_ID} characters (it names a directory)"
+        cid = cid[:32] + "..."
     else:
         return
     import json as stdjson  # the error path only
@@ -233,16 +238,25 @@ class Container:
                 names = posix.listdir(self.dir)
             except FileNotFoundError:
                 names = []
+            # config.json first, state.json last: a delete killed midway never leaves a
+            # config.json without its state.json (which would read as damage)
+            names.sort(key=lambda n: (n != CONFIG_FILE, n == STATE_FILE))
             for name in names:
                 try:
                     posix.unlink(f"{self.dir}/{name}")
                 except FileNotFoundError:
                     pass
+                except IsADirectoryError:
+                    if name not in (STATE_FILE, CONFIG_FILE, CGROUPS_FILE):
+                        raise  # a stray dir: reported, not removed
+                    import shutil  # one of our files made a dir: damage to clean
+
+                    shutil.rmtree(f"{self.dir}/{name}")
             try:
                 posix.rmdir(self.dir)
             except FileNotFoundError:
                 pass
-        except OSError as e:  # EBUSY, EPERM (an immutable file), ENOTEMPTY (a stray subdir)
+        except OSError as e:  # EBUSY, EPERM (an immutable file), EISDIR (a stray subdir)
             raise sys_error(e, f"remove {e.filename or self.dir}") from None
         finally:
             self.close()
@@ -278,10 +292,18 @@ def _read_state(path: str) -> dict | None:
         with open(name, "rb") as f:
             raw = f.read()
     except (FileNotFoundError, NotADirectoryError):
+        _check_missing(path, name)
         return None
     except OSError as e:  # EIO, EACCES, EISDIR
         raise StateDamaged(name, (e.strerror or str(e)).lower()) from None
     return _parse_state(name, raw)
+
+
+def _check_missing(path: str, name: str) -> None:
+    """No state.json: a create at work or dead before writing it, unless the container's
+    config.json (written after state.json) is there: then it was removed, which is damage."""
+    if exists(f"{path}/{CONFIG_FILE}"):
+        raise StateDamaged(name, "missing")
 
 
 def _parse_state(name: str, raw: bytes) -> dict:
@@ -368,7 +390,10 @@ def peek(root: str, cid: str) -> dict | None:
         with open(f"{path}/{STATE_FILE}", "rb") as f:
             raw = f.read()
     except (FileNotFoundError, NotADirectoryError):
+        _check_missing(path, f"{path}/{STATE_FILE}")
         return None  # removed meanwhile, or a create in progress (or dead half-way)
+    except IsADirectoryError:
+        raise StateDamaged(f"{path}/{STATE_FILE}", "is a directory") from None
     except OSError as e:  # EACCES: another user's container
         raise sys_error(e, f"load container {cid}") from None
     data = _parse_state(f"{path}/{STATE_FILE}", raw)  # damaged: `list` warns, goes on

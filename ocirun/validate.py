@@ -82,6 +82,9 @@ def _sort_key(parts) -> tuple:
     return tuple((0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in parts)
 
 
+DEV_MAX = {"major": (1 << 12) - 1, "minor": (1 << 20) - 1}  # the kernel's dev_t: 12 + 20 bits
+
+
 def _is_int(v) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -102,7 +105,9 @@ MAX_DEPTH = 128  # arrays/objects in arrays/objects; real configs stay below 10
 
 def _too_deep(value) -> str | None:
     """A problem when `value` nests arrays/objects more than MAX_DEPTH levels deep (no
-    config needs it, and the schema walk, repr and copies recurse once per level)."""
+    config needs it, and the schema walk, repr and copies recurse once per level), or holds
+    a string (or key) no syscall can take: a NUL would cut it short where it reaches C, an
+    unpaired surrogate ("\\ud800" in the JSON) is not Unicode and has no UTF-8 form."""
     stack: list[tuple[object, int, tuple]] = [(value, 1, ())]
     while stack:
         v, depth, parts = stack.pop()
@@ -115,8 +120,25 @@ def _too_deep(value) -> str | None:
             continue
         if depth > MAX_DEPTH:
             return f"{pointer(parts[:6])}: nested more than {MAX_DEPTH} levels deep"
-        stack.extend((sub, depth + 1, parts + (k,)) for k, sub in items
-                     if isinstance(sub, (dict, list)))
+        for k, sub in items:
+            for text, where in ((k, "key"), (sub, "value")):
+                if isinstance(text, str):
+                    bad = _bad_string(text)
+                    if bad:
+                        at = parts + (k,) if where == "value" else parts
+                        return f"{pointer(at)}: {where} {bad}"
+            if isinstance(sub, (dict, list)):
+                stack.append((sub, depth + 1, parts + (k,)))
+    return None
+
+
+def _bad_string(text: str) -> str | None:
+    if "\0" in text:
+        return "contains a NUL character"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "contains an unpaired surrogate (not Unicode, no UTF-8 form)"
     return None
 
 
@@ -248,6 +270,10 @@ def _semantic_problems(cfg: dict) -> list[str]:
             for key in ("major", "minor"):
                 if key not in dev:
                     add(["linux", "devices", i], f"{key!r} is required for device type {dtype!r}")
+                elif _is_int(dev[key]) and not 0 <= dev[key] <= DEV_MAX[key]:
+                    # (-1 is a wildcard in resources.devices, never a node's number)
+                    add(["linux", "devices", i, key], f"{dev[key]} is not a {key} device "
+                        f"number (0 to {DEV_MAX[key]} on Linux)")
 
     # masked / readonly paths: relative ones are taken from the container's / (runc)
 

@@ -509,12 +509,13 @@ class Manager:
         v1 = _unique(d for sub, d in self.dirs.items() if sub)  # co-mounted ones share one
         return [in_dir(d, "tasks") for d in v1], self.dirs.get("")
 
-    def pids(self) -> list[int]:
-        """Every process in the cgroup and its sub-cgroups."""
+    def pids(self, everywhere: bool = False) -> list[int]:
+        """Every process in the cgroup and its sub-cgroups; `everywhere`: in any of the
+        container's directories (v1: a process may have been put in some hierarchies only)."""
         d = self._main_dir()
         out: list[int] = []
         seen = set()
-        stack = [d] if d else []
+        stack = _unique(self.dirs.values()) if everywhere else [d] if d else []
         while stack:
             cur = stack.pop()
             text = read_opt(self.fs, in_dir(cur, "cgroup.procs"))
@@ -529,7 +530,7 @@ class Manager:
         return out
 
     def _signal_each(self, sig: int) -> None:
-        for pid in self.pids():
+        for pid in self.pids(everywhere=True):
             try:
                 posix.kill(pid, sig)
             except ProcessLookupError:

@@ -261,8 +261,8 @@ class SystemdManager:
     def exists(self) -> bool:
         return self.fs_manager.exists()
 
-    def pids(self) -> list[int]:
-        return self.fs_manager.pids()
+    def pids(self, everywhere: bool = False) -> list[int]:
+        return self.fs_manager.pids(everywhere)
 
     def kill_all(self, sig: int) -> None:
         self.fs_manager.kill_all(sig)

@@ -95,10 +95,11 @@ def test_stale_temporaries_are_removed(tmp_path):
     d.mkdir(mode=0o700)
     (d / ".k.123.ab.tmp").write_bytes(b"half")
     os.utime(d / ".k.123.ab.tmp", (1, 1))
-    (d / ".k.456.cd.tmp").write_bytes(b"being written")
+    live = f".k.{os.getppid()}.cd.tmp"  # a live writer's
+    (d / live).write_bytes(b"being written")
     with cache.Store(str(d)) as s:
         s.put("k", b"v")
-    assert sorted(os.listdir(d)) == [".k.456.cd.tmp", "k"]
+    assert sorted(os.listdir(d)) == [live, "k"]
 
 
 def test_full_disk_is_not_an_error(tmp_path, monkeypatch):
@@ -185,3 +186,19 @@ def test_verdict_key_covers_the_validator_code(name, tmp_path, monkeypatch):
     key = spec.cache_key(b"{}")
     monkeypatch.setattr("builtins.open", patched)
     assert spec.cache_key(b"{}") != key
+
+
+def test_a_dead_writers_temporary_goes_with_the_next_write(tmp_path):
+    """A writer SIGKILLed between its write and its rename left its temporary for 10 min
+    (the kill sweep of tests/faults found one); a live writer's stays."""
+    d = str(tmp_path / "s")
+    with cache.Store(d) as s:
+        s.put("a", b"1")
+        dead = ".b.999999999.0123abcd.tmp"
+        live = f".c.{os.getppid()}.0123abcd.tmp"
+        for name in (dead, live):
+            with open(os.path.join(d, name), "w"):
+                pass
+        s.put("d", b"2")
+    assert sorted(os.listdir(d)) == sorted([live, "a", "d"])
+    assert cache.tmp_writer(dead) == 999999999 and cache.tmp_writer("a") is None
