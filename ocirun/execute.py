@@ -89,7 +89,7 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         config = c.load_config()
         proc = _process(config, opts, cache_dir)
         cg = None
-        if c.data.get("cgroup_paths"):
+        if (c.data.get("cgroup_paths") or {}).get("dirs"):
             from . import cgroups
 
             cg = cgroups.from_state(c.data["cgroup_paths"])
@@ -97,6 +97,13 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
                                planmod.Options(preserve_fds=opts.preserve_fds,
                                                cgroups=cg is not None),
                                cap_bounding=cap_bounding())
+        from .rootless import setgroups_denied
+
+        if setgroups_denied(c.pid):  # a rootless container mapping only the caller's gid
+            if p.groups:
+                raise OcirunError("cannot set any additional groups in a rootless container "
+                                  "(setgroups is denied in its user namespace)")
+            p.keep_groups = True
         for warning in p.warnings:
             log.warning(warning)
         p.trace = log.enabled()

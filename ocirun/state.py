@@ -121,6 +121,14 @@ class Container:
             os.makedirs(root, mode=0o700, exist_ok=True)
         except OSError as e:
             raise root_error(root, e) from None
+        from .rootless import xdg_root
+
+        if root == xdg_root():
+            # as runc: sticky, so that the session's cleanup of $XDG_RUNTIME_DIR (files
+            # not touched for a while) leaves it alone
+            st = os.stat(root)
+            if not st.st_mode & 0o1000 and st.st_uid == os.geteuid():
+                os.chmod(root, (st.st_mode & 0o777) | 0o1000)
         try:
             posix.mkdir(path, 0o700)
         except FileExistsError:

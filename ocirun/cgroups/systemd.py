@@ -256,6 +256,9 @@ class SystemdManager:
     def path(self, subsystem: str) -> str | None:
         return self.fs_manager.path(subsystem)
 
+    def visible_dirs(self) -> dict[str, str]:
+        return self.fs_manager.visible_dirs()
+
     def exists(self) -> bool:
         return self.fs_manager.exists()
 
