@@ -362,6 +362,9 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
                               rootless=opts.rootless_cgroups)
     layout = cgroup_layout()
     layout.dirs = cg.visible_dirs()
+    if getattr(cg, "skipped", None):  # runc says nothing either: limits asked fail anyway
+        log.debug("rootless: not writable, left in the caller's cgroups: " +
+                  ", ".join(sorted(s or "cgroup2" for s in cg.skipped)))
     p = planmod.build(
         config, bundle,
         planmod.Options(no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,

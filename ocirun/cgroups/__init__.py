@@ -58,8 +58,10 @@ def open_manager(linux: dict | None, cid: str, *, systemd: bool = False, root: s
         roots[""] = lay.unified[0]
     skipped: dict = {}
     if rootless and not linux.get("cgroupsPath"):
-        skipped = common.skip_unwritable(lay, dirs, roots, own, fs or common.DEFAULT_FS)
-        if lay.mode == "v2" and skipped and common.asks_limits(res):
+        from .rootless import asks_limits, skip_unwritable
+
+        skipped = skip_unwritable(lay, dirs, roots, own, fs or common.DEFAULT_FS)
+        if lay.mode == "v2" and skipped and asks_limits(res):
             raise CgroupError("rootless needs no limits + no cgrouppath when no permission "
                               f"is granted for cgroups: {skipped['']} is not writable")
     if lay.mode == "v2":

@@ -387,42 +387,6 @@ def resolve_dirs(lay: Layout, inner: str, own: dict[str, str]) -> dict[str, str]
     return dirs
 
 
-def skip_unwritable(lay: Layout, dirs: dict, roots: dict, own: dict, fs: FS) -> dict:
-    """Rootless: drop from `dirs` (and `roots`) each hierarchy where the caller could not
-    make or join the container's cgroup (runc ignores EPERM/EACCES/EROFS there when no
-    cgroupsPath is set). Returns {subsystem: the caller's own cgroup directory}, where the
-    container stays and what a `cgroup` mount inside binds."""
-    skipped = {}
-    for sub, d in list(dirs.items()):
-        if fs.exists(d):
-            ok = posix.access(in_dir(d, "cgroup.procs"), posix.W_OK)
-        else:
-            import posixpath
-
-            ok = posix.access(posixpath.dirname(d), posix.W_OK | posix.X_OK)
-        if ok:
-            continue
-        del dirs[sub]
-        roots.pop(sub, None)
-        where = lay.unified if sub == "" else lay.v1.get(sub)
-        try:
-            skipped[sub] = _under_mount(where[0], where[1], own.get(sub, "/"))
-        except CgroupError:
-            skipped[sub] = where[0]
-    return skipped
-
-
-def asks_limits(res: dict) -> bool:
-    """Does linux.resources set anything a controller would apply (device rules aside)?"""
-    def set_(v) -> bool:
-        if isinstance(v, dict):
-            return any(set_(x) for x in v.values())
-        if isinstance(v, list):
-            return bool(v)
-        return v is not None and v is not False
-    return any(set_(v) for k, v in (res or {}).items() if k != "devices")
-
-
 def own_cgroups(text: str | None = None) -> dict[str, str]:
     if text is None:
         with open("/proc/self/cgroup") as f:
