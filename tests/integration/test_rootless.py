@@ -375,3 +375,13 @@ def test_spec_rootless_as_user_matches_runc(user):
     for key in ("uidMappings", "gidMappings", "namespaces"):
         assert ours["linux"][key] == theirs["linux"][key], key
     assert ours["mounts"] == theirs["mounts"]
+
+
+def test_without_xdg_runtime_dir_the_error_says_what_to_do(user):
+    b = bundle(user, "noxdg", ["true"])
+    env = user.env()
+    del env["XDG_RUNTIME_DIR"]
+    r = user.run(OCIRUN, "run", cid("noxdg"), cwd=b, env=env)
+    line = one_line_error(r)
+    assert "/run/ocirun" in line and "give --root, or set XDG_RUNTIME_DIR" in line, line
+    assert "denied" in line, line
