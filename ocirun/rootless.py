@@ -125,15 +125,8 @@ def plan_idmaps(linux: dict, problems: list) -> IdMaps:
     if posix.geteuid() == 0:
         return IdMaps()  # CAP_SETUID over the parent namespace: any mapped id
     import os
-    import shutil
 
     uid, gid = os.geteuid(), os.getegid()
-    try:
-        import pwd
-
-        name = pwd.getpwuid(uid).pw_name
-    except (KeyError, ImportError):
-        name = str(uid)
     maps = IdMaps()
     for key, own, tool, path in (("uidMappings", uid, "newuidmap", SUBUID),
                                  ("gidMappings", gid, "newgidmap", SUBGID)):
@@ -146,12 +139,15 @@ def plan_idmaps(linux: dict, problems: list) -> IdMaps:
             if key == "gidMappings":
                 maps.deny_setgroups = True
             continue
+        import shutil  # only here: ~2 ms to import
+
         found = shutil.which(tool, path="/usr/bin:/bin:/usr/sbin:/sbin:" +
                              os.environ.get("PATH", ""))
         if not found:
             problems.append(f"/linux/{key}: mapping more than the caller's own id needs "
                             f"{tool} (Debian package uidmap), which is not installed")
             continue
+        name = _user_name(uid)
         ranges = subid_ranges(path, name, own)
         for i, m in enumerate(mappings):
             if not _granted(m, own, ranges):
@@ -163,6 +159,15 @@ def plan_idmaps(linux: dict, problems: list) -> IdMaps:
         else:
             maps.gid_tool = found
     return maps
+
+
+def _user_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        return str(uid)
 
 
 def write_idmaps(pid: int, uid_map: str, gid_map: str, maps: IdMaps) -> None:
