@@ -218,7 +218,8 @@ def build(
     if os.geteuid() != 0:
         from .rootless import plan_rootless
 
-        plan_rootless(plan, linux, new, joined_types(plan.joins), problems)
+        plan_rootless(plan, linux, config.get("mounts") or [], new, joined_types(plan.joins),
+                      problems)
     if opts.listen_fds:
         # Socket activation, as runc: the fds follow fds 3.., and the process is pid 1.
         plan.envp = [e for e in plan.envp if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]

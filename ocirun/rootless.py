@@ -210,7 +210,8 @@ def setgroups_denied(pid: "int | str") -> bool:
         return False
 
 
-def plan_rootless(plan, linux: dict, new: set, joined: set, problems: list) -> None:
+def plan_rootless(plan, linux: dict, mounts: list, new: set, joined: set,
+                  problems: list) -> None:
     """What a non-root caller's plan needs (plan.build calls it only for one): a user
     namespace, how its maps get written, and no setgroups(2) where it is denied."""
     if "user" not in new and "user" not in joined:
@@ -220,9 +221,28 @@ def plan_rootless(plan, linux: dict, new: set, joined: set, problems: list) -> N
     if "user" not in new:
         return
     plan.idmaps = plan_idmaps(linux, problems)
+    _check_mount_ids(mounts, linux, problems)
     if plan.idmaps.deny_setgroups:
         if plan.groups:
             problems.append("/process/user/additionalGids: cannot set any additional groups "
                             "in a rootless container (setgroups is denied in its user "
                             "namespace: only the caller's own gid is mapped)")
         plan.keep_groups = True
+
+
+def _mapped(cid: int, mappings: list) -> bool:
+    return any(int(m["containerID"]) <= cid < int(m["containerID"]) + int(m["size"])
+               for m in mappings)
+
+
+def _check_mount_ids(mounts: list, linux: dict, problems: list) -> None:
+    """uid=/gid= mount options must name ids the container maps (runc checks it too: the
+    kernel's EINVAL would not say which mount)."""
+    for i, m in enumerate(mounts):
+        for opt in m.get("options") or []:
+            key, eq, value = opt.partition("=")
+            if not eq or key not in ("uid", "gid") or not value.isdigit():
+                continue
+            if not _mapped(int(value), linux.get(f"{key}Mappings") or []):
+                problems.append(f"/mounts/{i}: cannot specify {key}={value}: {key} {value} "
+                                "is not mapped in this rootless container")

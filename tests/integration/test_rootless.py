@@ -385,3 +385,42 @@ def test_without_xdg_runtime_dir_the_error_says_what_to_do(user):
     line = one_line_error(r)
     assert "/run/ocirun" in line and "give --root, or set XDG_RUNTIME_DIR" in line, line
     assert "denied" in line, line
+
+
+def test_unmapped_mount_ids_refused(user, runtime):
+    """runc spec's devpts has gid=5, which a rootless container does not map: refused
+    before anything runs (runc: the same check, its words)."""
+    def edit(cfg):
+        for m in cfg["mounts"]:
+            if m["type"] == "devpts":
+                m["options"].append("gid=5")
+    b = bundle(user, f"gid5-{runtime}", ["true"], edit)
+    r = rt(user, runtime, "run", cid("gid5"), cwd=b)
+    assert r.returncode != 0
+    if runtime == "ocirun":
+        line = one_line_error(r)
+        assert "cannot specify gid=5: gid 5 is not mapped" in line, line
+    else:
+        assert "cannot specify gid= mount options for unmapped gid" in r.stderr, r.stderr
+    nothing_left(user, runtime)
+
+
+def test_sysfs_needs_a_network_namespace(user, runtime):
+    """A fresh sysfs in a user namespace needs a network namespace it owns: without one
+    both runtimes fail (spec --rootless binds /sys instead); with one it mounts."""
+    def edit(cfg, netns):
+        for m in cfg["mounts"]:
+            if m["destination"] == "/sys":
+                m.update(type="sysfs", source="sysfs", options=["nosuid", "noexec", "nodev"])
+        if netns:
+            cfg["linux"]["namespaces"].append({"type": "network"})
+    for netns in (False, True):
+        b = bundle(user, f"sysfs-{netns}-{runtime}", ["sh", "-c", "grep ' /sys ' /proc/self/mountinfo"],
+                   lambda cfg: edit(cfg, netns))
+        r = rt(user, runtime, "run", cid("sysfs"), cwd=b)
+        if netns:
+            assert r.returncode == 0, r.stderr
+            assert " - sysfs " in r.stdout, r.stdout
+        else:
+            assert r.returncode != 0 and "operation not permitted" in r.stderr.lower(), r.stderr
+        nothing_left(user, runtime)
