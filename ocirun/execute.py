@@ -93,6 +93,13 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
             from . import cgroups
 
             cg = cgroups.from_state(c.data["cgroup_paths"])
+            if os.geteuid() != 0:
+                from .cgroups.rootless import can_join
+
+                if not can_join(c.data["cgroup_paths"]):
+                    log.debug("rootless: the process stays in the caller's cgroups (it may "
+                              "not move one into the container's), as with runc")
+                    cg = None
         p = planmod.build_exec(proc, _joins(config, c.pid),
                                planmod.Options(preserve_fds=opts.preserve_fds,
                                                cgroups=cg is not None),

@@ -43,3 +43,31 @@ def asks_limits(res: dict) -> bool:
             return bool(v)
         return v is not None and v is not False
     return any(set_(v) for k, v in (res or {}).items() if k != "devices")
+
+
+def can_join(paths: dict, self_cgroup: "str | None" = None) -> bool:
+    """Could this (unprivileged) process move a new one into the cgroups `paths` (a
+    manager's state) describe? The kernel wants cgroup.procs writable both in the target
+    and in the nearest cgroup that holds the mover's too: a user's delegated subtree (its
+    systemd manager's) is not enough when the caller runs elsewhere. runc then leaves an
+    exec'd process where it is; so does ocirun (execute.py). (v1 asks the target only.)"""
+    from .common import own_cgroups
+
+    own = own_cgroups(self_cgroup)
+    roots = paths.get("roots") or {}
+    for sub, d in (paths.get("dirs") or {}).items():
+        top = roots.get(sub, "")
+        if not top or not (d == top or d.startswith(top.rstrip("/") + "/")):
+            continue
+        target = "/" + d[len(top):].strip("/")
+        mine = own.get(sub if sub else "", "/")
+        common = "/"
+        for a, b in zip(target.strip("/").split("/"), mine.strip("/").split("/")):
+            if a != b or not a:
+                break
+            common = common.rstrip("/") + "/" + a
+        for cg in (target, common) if sub == "" else (target,):  # the rule is cgroup2's
+            if not posix.access(in_dir(top.rstrip("/") + cg, "cgroup.procs"), posix.W_OK,
+                                effective_ids=True):
+                return False
+    return True

@@ -424,3 +424,11 @@ def test_sysfs_needs_a_network_namespace(user, runtime):
         else:
             assert r.returncode != 0 and "operation not permitted" in r.stderr.lower(), r.stderr
         nothing_left(user, runtime)
+
+
+def test_features_as_the_user(user):
+    """features is the same for any caller, and says the user's systemd manager works."""
+    r = rt(user, "ocirun", "features")
+    assert r.returncode == 0, r.stderr
+    cg = json.loads(r.stdout)["linux"]["cgroup"]
+    assert cg["systemd"] is True and cg["systemdUser"] is True and cg["v1"] and cg["v2"]

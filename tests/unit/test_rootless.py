@@ -82,3 +82,44 @@ def test_root_writes_maps_directly(as_uid):
 ])
 def test_asks_limits(res, want):
     assert asks_limits(res) is want
+
+
+def test_can_join_needs_the_common_ancestor_writable(monkeypatch):
+    """cgroup2's rule: the target's cgroup.procs and that of the nearest cgroup holding
+    the caller too must be writable; v1 asks the target only."""
+    from ocirun.cgroups import rootless as rcg
+
+    writable: set = set()
+    asked: list = []
+
+    def access(path, mode, effective_ids=False):
+        asked.append(path)
+        return path in writable
+    monkeypatch.setattr(rcg.posix, "access", access)
+    paths = {"dirs": {"": "/cg/a/b/target"}, "roots": {"": "/cg"}}
+    writable.update({"/cg/a/b/target/cgroup.procs", "/cg/a/cgroup.procs"})
+    assert rcg.can_join(paths, "0::/a/mine\n")
+    assert not rcg.can_join(paths, "0::/elsewhere\n")  # the root's is not writable
+    assert asked[-1] == "/cg/cgroup.procs"
+    assert rcg.can_join(paths, "0::/a/b/target/sub\n")  # below the target: it is the common one
+    v1 = {"dirs": {"memory": "/cg/memory/x"}, "roots": {"memory": "/cg/memory"}}
+    writable.add("/cg/memory/x/cgroup.procs")
+    assert rcg.can_join(v1, "4:memory:/elsewhere\n")
+
+
+def test_user_systemd_bus_and_slice(monkeypatch):
+    from ocirun.cgroups import CgroupError
+    from ocirun.cgroups.systemd import user_bus_addresses
+    from ocirun.cgroups.units import parse_cgroups_path
+
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/x/bus")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/7/")
+    assert user_bus_addresses() == ["unix:path=/x/bus"]
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS")
+    assert user_bus_addresses() == ["unix:path=/run/user/7/bus"]
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    with pytest.raises(CgroupError, match="systemd user manager"):
+        user_bus_addresses()
+    assert parse_cgroups_path("", "c", "user.slice") == ("user.slice", "runc", "c")
+    assert parse_cgroups_path(":p:n", "c", "user.slice") == ("user.slice", "p", "n")
+    assert parse_cgroups_path("", "c") == ("system.slice", "runc", "c")
