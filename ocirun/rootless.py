@@ -237,8 +237,12 @@ def _mapped(cid: int, mappings: list) -> bool:
 
 def _check_mount_ids(mounts: list, linux: dict, problems: list) -> None:
     """uid=/gid= mount options must name ids the container maps (runc checks it too: the
-    kernel's EINVAL would not say which mount)."""
+    kernel's EINVAL would not say which mount); idmapped mounts are root's."""
     for i, m in enumerate(mounts):
+        if m.get("uidMappings") or m.get("gidMappings") or {"idmap", "ridmap"} & set(
+                m.get("options") or []):
+            problems.append(f"/mounts/{i}: idmapped mounts need ocirun to run as root "
+                            "(mount_setattr on the host's mounts), not in a rootless container")
         for opt in m.get("options") or []:
             key, eq, value = opt.partition("=")
             if not eq or key not in ("uid", "gid") or not value.isdigit():

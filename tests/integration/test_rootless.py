@@ -432,3 +432,28 @@ def test_features_as_the_user(user):
     assert r.returncode == 0, r.stderr
     cg = json.loads(r.stdout)["linux"]["cgroup"]
     assert cg["systemd"] is True and cg["systemdUser"] is True and cg["v1"] and cg["v2"]
+
+
+def test_idmapped_mounts_refused_recursive_attributes_work(user):
+    """mount_setattr(MOUNT_ATTR_IDMAP) on the host's mounts needs root: refused in one
+    line; recursive attributes (rro) need nothing more than a bind and work."""
+    src = user.base / "vol"
+    src.mkdir()
+    (src / "f").write_text("x\n")
+    user.chown_tree(src)
+
+    def mount(options):
+        def edit(cfg):
+            cfg["mounts"].append({"destination": "/vol", "type": "bind", "source": str(src),
+                                  "options": options})
+        return edit
+    b = bundle(user, "idmap", ["true"], mount(["bind", "idmap"]))
+    line = one_line_error(rt(user, "ocirun", "run", cid("idmap"), cwd=b))
+    assert "idmapped mounts need ocirun to run as root" in line, line
+    b = bundle(user, "rro", ["sh", "-c", "cat /vol/f; touch /vol/g || echo refused"],
+               mount(["rbind", "rro"]))
+    r = rt(user, "ocirun", "run", cid("rro"), cwd=b)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["x", "refused"], r.stdout + r.stderr
+    assert not (src / "g").exists()
+    nothing_left(user, "ocirun")
