@@ -23,8 +23,15 @@ static const char *ns_name(int nstype)
  * the policy); then we become its root so the rest of the setup acts as the container's root. */
 static void idmap_handshake(const struct ocirun_plan *p)
 {
+    /* A non-dumpable process's /proc/<pid> files belong to root: a non-root parent (or
+     * newuidmap, which checks the target's owner) could not write our maps. Dumpable for
+     * the handshake only, as runc does; nothing of the container's is entered yet. */
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+        die(p, errno, "prctl PR_SET_DUMPABLE 1");
     send_msg(p->sync_fd, OCIRUN_MSG_IDMAP, 0, 0, NULL);
     wait_msg(p, OCIRUN_MSG_IDMAP_DONE);
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        die(p, errno, "prctl PR_SET_DUMPABLE 0");
     if (setresgid(0, 0, 0) < 0)
         die(p, errno, "setresgid 0 in the user namespace");
     if (setresuid(0, 0, 0) < 0)

@@ -194,7 +194,7 @@ struct ocirun_plan {
     unsigned int uid;
     unsigned int gid;
     const unsigned int *groups;  /* additionalGids */
-    int n_groups;
+    int n_groups;                /* < 0: leave the groups as they are (setgroups denied) */
     int umask;                   /* -1: leave */
     const struct ocirun_rlimit *rlimits;
     int n_rlimits;

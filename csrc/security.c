@@ -126,7 +126,8 @@ void set_credentials(const struct ocirun_plan *p)
         if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
             die(p, errno, "prctl PR_SET_KEEPCAPS");
     }
-    if (setgroups((size_t) p->n_groups, (const gid_t *) p->groups) < 0)
+    /* n_groups < 0: setgroups is denied in our user namespace (rootless); keep them */
+    if (p->n_groups >= 0 && setgroups((size_t) p->n_groups, (const gid_t *) p->groups) < 0)
         die(p, errno, "setgroups");
     if (setresgid(p->gid, p->gid, p->gid) < 0)
         die(p, errno, "setresgid %u", p->gid);

@@ -175,7 +175,7 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     groups = a.array("unsigned int", len(plan.groups))
     for i, g in enumerate(plan.groups):
         groups[i] = g
-    p.groups, p.n_groups = groups, len(plan.groups)
+    p.groups, p.n_groups = groups, -1 if plan.keep_groups else len(plan.groups)
     p.umask = plan.umask
     rlimits = a.array("struct ocirun_rlimit", len(plan.rlimits))
     names = {v: k for k, v in RLIMITS.items()}

@@ -4,7 +4,7 @@
 Never under --root: the state root holds containers only (engines check that an emptied
 root is empty). Where it lives:
   $OCIRUN_CACHE_DIR, if set (set but empty: no cache at all);
-  else /var/cache/ocirun for root;
+  else /var/cache/ocirun for root (in the initial user namespace);
   else $XDG_CACHE_HOME/ocirun, or ~/.cache/ocirun.
 One directory per kind of entry below it (`path(kind)`).
 
@@ -33,7 +33,12 @@ def base_dir() -> str | None:
         except OSError:  # relative, in a cwd that was removed
             return None
     if os.geteuid() == 0:
-        return "/var/cache/ocirun"
+        from .rootless import in_user_namespace
+
+        # root of a user namespace (rootless podman runs its runtime so) can't own
+        # /var/cache/ocirun: its user's cache, as for a non-root caller
+        if not in_user_namespace():
+            return "/var/cache/ocirun"
     xdg = os.environ.get("XDG_CACHE_HOME")
     if xdg and xdg.startswith("/"):
         return os.path.join(xdg, "ocirun")

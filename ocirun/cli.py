@@ -13,7 +13,6 @@ import typer
 
 from . import commands
 from .errors import OcirunError
-from .state import DEFAULT_ROOT
 
 app = typer.Typer(
     add_completion=False,
@@ -40,7 +39,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    root: str = typer.Option(DEFAULT_ROOT, "--root", help="state directory"),
+    root: Optional[str] = typer.Option(
+        None, "--root", help="state directory (default /run/ocirun; for a non-root user "
+        "$XDG_RUNTIME_DIR/ocirun)"),
     log_file: Optional[str] = typer.Option(None, "--log", help="log file"),
     log_format: str = typer.Option("text", "--log-format", help="text or json"),
     debug: bool = typer.Option(False, "--debug", help="log debug messages"),
@@ -48,7 +49,7 @@ def main_options(
                                         help="use systemd to manage cgroups"),
     criu: Optional[str] = typer.Option(None, "--criu", help="accepted for runc; ignored"),
     rootless: Optional[str] = typer.Option(None, "--rootless",
-                                           help="accepted for runc (true|false|auto); ignored"),
+                                           help="ignore cgroup permission errors (true|false|auto)"),
     version: bool = typer.Option(False, "--version", "-v", callback=_version, is_eager=True,
                                  help="print the version"),
 ) -> None:

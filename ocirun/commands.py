@@ -12,18 +12,21 @@ from . import fastjson as json
 from . import log
 from .errors import OcirunError, UsageError
 from .paths import abspath
-from .state import DEFAULT_ROOT
 
 
 class Globals:
     """The global flags, given before the command (`--root R --log F create ...`)."""
 
-    def __init__(self, root: str = DEFAULT_ROOT, log_file: str | None = None,
+    def __init__(self, root: str | None = None, log_file: str | None = None,
                  log_format: str = "text", debug: bool = False,
                  systemd_cgroup: bool = False, criu: str | None = None,
                  rootless: str | None = None):
         if log_format not in ("text", "json"):
             raise UsageError(f"invalid log format {log_format!r}: use text or json")
+        if root is None:  # runc's rule: $XDG_RUNTIME_DIR/ocirun for a non-root caller
+            from .rootless import default_root
+
+            root = default_root()
         try:
             self.root = abspath(root)
         except OSError as e:  # a relative --root in a deleted cwd
@@ -34,18 +37,18 @@ class Globals:
         # runc's flags that mean nothing here (docs/compat.md): accepted, said in --debug.
         if criu is not None:
             ignored("--criu", criu, "ocirun has no checkpoint/restore")
-        if rootless is not None:
-            # runc: "ignore cgroup permission errors"; ocirun never ignores them (stricter).
-            ignored("--rootless", rootless, "cgroup permission errors are always errors")
 
-    def check_rootless(self) -> None:
+    def rootless_cgroups(self) -> bool:
         """runc reads --rootless (auto or a Go boolean) only where it creates a container,
-        and refuses a bad value there."""
+        and refuses a bad value there: whether cgroups the caller cannot write are skipped
+        (see rootless.rootless_cgroups)."""
         from .fastcli import GO_BOOLS
+        from .rootless import rootless_cgroups
 
         value = self.rootless
         if value is not None and value.lower() not in ("", "auto") and value not in GO_BOOLS:
             raise UsageError(f"invalid --rootless value {value!r}: use true, false or auto")
+        return rootless_cgroups(value, self.systemd_cgroup)
 
 
 def ignored(flag: str, value, why: str) -> None:
@@ -99,10 +102,10 @@ def _create_options(g: Globals, bundle=".", pid_file=None, console_socket=None,
                     no_pivot=False, no_new_keyring=False, preserve_fds=0):
     from .container import CreateOptions
 
-    g.check_rootless()
     return CreateOptions(bundle=bundle, pid_file=pid_file, console_socket=console_socket,
                          no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                         preserve_fds=int(preserve_fds), systemd_cgroup=g.systemd_cgroup)
+                         preserve_fds=int(preserve_fds), systemd_cgroup=g.systemd_cgroup,
+                         rootless_cgroups=g.rootless_cgroups())
 
 
 def create(g: Globals, cid: str, **opts) -> int:

@@ -31,9 +31,10 @@ class CreateOptions:
     def __init__(self, bundle: str = ".", pid_file: str | None = None,
                  console_socket: str | None = None, no_pivot: bool = False,
                  no_new_keyring: bool = False, preserve_fds: int = 0,
-                 systemd_cgroup: bool = False):
+                 systemd_cgroup: bool = False, rootless_cgroups: bool = False):
         self.bundle, self.pid_file, self.console_socket = bundle, pid_file, console_socket
         self.systemd_cgroup = systemd_cgroup
+        self.rootless_cgroups = rootless_cgroups  # skip cgroups we can't write (runc's rule)
         self.no_pivot, self.no_new_keyring, self.preserve_fds = (
             no_pivot, no_new_keyring, preserve_fds)
 
@@ -99,6 +100,11 @@ def cap_bounding() -> int:
 
 
 def _write_idmaps(pid: int, p: planmod.Plan) -> None:
+    if p.idmaps is not None:  # a non-root caller: setgroups, newuidmap/newgidmap
+        from .rootless import write_idmaps
+
+        write_idmaps(pid, p.uid_map, p.gid_map, p.idmaps)
+        return
     for name, text in (("uid_map", p.uid_map), ("gid_map", p.gid_map)):
         path = f"/proc/{pid}/{name}"
         try:
@@ -352,9 +358,13 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
     from . import cgroups
 
     # paths only: nothing made yet
-    cg = cgroups.open_manager(config.get("linux"), cid, systemd=opts.systemd_cgroup)
+    cg = cgroups.open_manager(config.get("linux"), cid, systemd=opts.systemd_cgroup,
+                              rootless=opts.rootless_cgroups)
     layout = cgroup_layout()
-    layout.dirs = cg.paths.get("dirs") or {}
+    layout.dirs = cg.visible_dirs()
+    if getattr(cg, "skipped", None):  # runc says nothing either: limits asked fail anyway
+        log.debug("rootless: not writable, left in the caller's cgroups: " +
+                  ", ".join(sorted(s or "cgroup2" for s in cg.skipped)))
     p = planmod.build(
         config, bundle,
         planmod.Options(no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,

@@ -89,14 +89,28 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         config = c.load_config()
         proc = _process(config, opts, cache_dir)
         cg = None
-        if c.data.get("cgroup_paths"):
+        if (c.data.get("cgroup_paths") or {}).get("dirs"):
             from . import cgroups
 
             cg = cgroups.from_state(c.data["cgroup_paths"])
+            if os.geteuid() != 0:
+                from .cgroups.rootless import can_join
+
+                if not can_join(c.data["cgroup_paths"]):
+                    log.debug("rootless: the process stays in the caller's cgroups (it may "
+                              "not move one into the container's), as with runc")
+                    cg = None
         p = planmod.build_exec(proc, _joins(config, c.pid),
                                planmod.Options(preserve_fds=opts.preserve_fds,
                                                cgroups=cg is not None),
                                cap_bounding=cap_bounding())
+        from .rootless import setgroups_denied
+
+        if setgroups_denied(c.pid):  # a rootless container mapping only the caller's gid
+            if p.groups:
+                raise OcirunError("cannot set any additional groups in a rootless container "
+                                  "(setgroups is denied in its user namespace)")
+            p.keep_groups = True
         for warning in p.warnings:
             log.warning(warning)
         p.trace = log.enabled()

@@ -65,7 +65,7 @@ def features() -> dict:
         "linux": {
             "namespaces": sorted(NAMESPACES),
             "capabilities": sorted(CAPS, key=CAPS.get),
-            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False,
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": True,
                        "rdma": True},
             "seccomp": _seccomp(),
             "apparmor": {"enabled": False},

@@ -127,8 +127,8 @@ def cgroups_of(c: Container):
     """The container's cgroup manager, or None for a state without cgroups (state.json's,
     else what create wrote down before making them: see Container.cgroup_paths)."""
     paths = c.cgroup_paths()
-    if not paths:
-        return None
+    if not paths or not paths.get("dirs"):
+        return None  # none, or rootless and none the caller could write
     from . import cgroups
 
     return cgroups.from_state(paths)
@@ -138,8 +138,11 @@ def kill_all(root: str, cid: str, sig: int) -> None:
     """Signal every process in the container's cgroups (runc's kill --all)."""
     with Container.load(root, cid) as c:
         cg = cgroups_of(c)
-        if cg is None or c.status() not in (CREATED, RUNNING, PAUSED):
+        if c.status() not in (CREATED, RUNNING, PAUSED):
             raise InvalidState("container not running")
+        if cg is None:  # rootless without cgroups: the init (and its pid namespace)
+            posix.kill(c.pid, sig)
+            return
         cg.kill_all(sig)
 
 
@@ -148,20 +151,27 @@ def pause(root: str, cid: str) -> None:
         status = c.status()
         if status not in (RUNNING, CREATED):
             raise InvalidState("container not running")
-        cgroups_of(c).freeze()
+        _need_cgroups(c).freeze()
 
 
 def resume(root: str, cid: str) -> None:
     with Container.load(root, cid) as c:
         if c.status() != PAUSED:
             raise InvalidState("container not paused")
-        cgroups_of(c).thaw()
+        _need_cgroups(c).thaw()
+
+
+def _need_cgroups(c: Container):
+    cg = cgroups_of(c)
+    if cg is None:
+        raise InvalidState("the container has no cgroups (a rootless container where the "
+                           "caller could not create any)")
+    return cg
 
 
 def pids(root: str, cid: str) -> list[int]:
     with Container.load(root, cid) as c:
-        cg = cgroups_of(c)
-        return sorted(cg.pids()) if cg is not None else []
+        return sorted(_need_cgroups(c).pids())
 
 
 def update(root: str, cid: str, resources: dict) -> None:

@@ -126,6 +126,7 @@ class Plan:
         self.userns_sync = False
         self.uid_map = ""
         self.gid_map = ""
+        self.idmaps = None  # rootless.IdMaps: how a non-root caller writes the maps
         self.timens_offsets: str | None = None
         self.loopback_up = False
         # linux.netDevices (plan_netdevices.NetDevice): the init stops once its network
@@ -165,6 +166,7 @@ class Plan:
         self.uid = 0
         self.gid = 0
         self.groups: list[int] = []
+        self.keep_groups = False  # setgroups is denied (rootless): leave the groups alone
         self.umask = 0o022
         self.rlimits: list[tuple[int, int, int]] = []
         self.no_new_privs = False
@@ -213,6 +215,11 @@ def build(
     problems: list[str] = []
     new = _namespaces(plan, linux)
     _process(plan, config["process"], cap_bounding)
+    if os.geteuid() != 0:
+        from .rootless import plan_rootless
+
+        plan_rootless(plan, linux, config.get("mounts") or [], new, joined_types(plan.joins),
+                      problems)
     if opts.listen_fds:
         # Socket activation, as runc: the fds follow fds 3.., and the process is pid 1.
         plan.envp = [e for e in plan.envp if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]

@@ -84,6 +84,15 @@ def rootfs(plan: Plan, config: dict, linux: dict, bundle: str, new: set[str],
         else:
             plan.root_propagation = flag
     in_userns = "user" in new or any(t == NAMESPACES["user"] for _, t in plan.joins)
+    # Bind sources are copied (open_tree) by the runtime where it may: not as a non-root
+    # caller, who has no power over its own mount namespace (the init binds them, as runc).
+    detach = in_userns and os.geteuid() == 0
+    if not in_userns:
+        from .rootless import in_user_namespace
+
+        # the runtime itself in a user namespace (rootless podman runs it so): no mknod, no
+        # cgroup v1 mount either
+        in_userns = in_user_namespace()
     dev_bound = False
     has_devpts = False
     for i, m in enumerate(config.get("mounts") or []):
@@ -98,7 +107,7 @@ def rootfs(plan: Plan, config: dict, linux: dict, bundle: str, new: set[str],
         mount = _mount(dest, m, bundle, is_dir, problems, f"/mounts/{i}")
         if mount.flags & MS_BIND:
             _idmap(mount, m, linux, "user" in new, problems, f"/mounts/{i}")
-        if (in_userns or mount.idmap) and mount.flags & MS_BIND:
+        if (detach or mount.idmap) and mount.flags & MS_BIND:
             mount.detached = True
             kind = plan.root_propagation & (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE)
             mount.moved_propagation = kind | MS_REC if kind else 0

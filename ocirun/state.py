@@ -86,7 +86,14 @@ def root_error(root: str, exc: OSError) -> OcirunError:
 
     if isinstance(exc, FileExistsError):  # os.makedirs: the root is there, but not a dir
         return sys_error(OSError(errno.ENOTDIR, ""), f"root {root}")
-    return sys_error(exc, f"root {root}")
+    return sys_error(exc, f"root {root}{_not_root_hint(exc)}")
+
+
+def _not_root_hint(exc: OSError) -> str:
+    """Why a non-root caller can't use the system's root dir, and what to do."""
+    if exc.errno not in (1, 13) or posix.geteuid() == 0:  # EPERM, EACCES
+        return ""
+    return f" (as uid {posix.geteuid()}: give --root, or set XDG_RUNTIME_DIR)"
 
 
 def proc_start_time(pid: int) -> int | None:
@@ -126,12 +133,20 @@ class Container:
             os.makedirs(root, mode=0o700, exist_ok=True)
         except OSError as e:
             raise root_error(root, e) from None
+        from .rootless import xdg_root
+
+        if root == xdg_root():
+            # as runc: sticky, so that the session's cleanup of $XDG_RUNTIME_DIR (files
+            # not touched for a while) leaves it alone
+            st = os.stat(root)
+            if not st.st_mode & 0o1000 and st.st_uid == os.geteuid():
+                os.chmod(root, (st.st_mode & 0o777) | 0o1000)
         try:
             posix.mkdir(path, 0o700)
         except FileExistsError:
             raise ContainerExists(cid) from None
         except OSError as e:
-            raise sys_error(e, f"mkdir {path}") from None
+            raise sys_error(e, f"mkdir {path}{_not_root_hint(e)}") from None
         fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         fcntl.flock(fd, fcntl.LOCK_EX)
         return cls(root, cid, fd, None)

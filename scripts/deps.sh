@@ -22,6 +22,7 @@ PACKAGES=(
     containerd          # engine tests (tests/engines): containerd + ctr + runc v2 shim
     podman              # engine tests: podman 4.3 (pulls in conmon, containers-common)
     conmon
+    uidmap              # newuidmap/newgidmap: rootless multi-range id maps (tests/*rootless*)
 )
 
 # From bookworm-backports (Debian 12's own Go, 1.19, is too old for runtime-tools' go.mod):

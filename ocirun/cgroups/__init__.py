@@ -30,13 +30,16 @@ def detect_mode(root: str = ROOT, mountinfo: str | None = None) -> str:
 
 def open_manager(linux: dict | None, cid: str, *, systemd: bool = False, root: str = ROOT,
                  mountinfo: str | None = None, self_cgroup: str | None = None,
-                 fs: "FS | None" = None) -> "Manager":
+                 fs: "FS | None" = None, rootless: bool = False) -> "Manager":
     """The manager for config["linux"] (cgroupsPath, resources, devices) of container `cid`.
 
     cgroupsPath as runc's cgroupfs driver takes it: "/a/b" below each hierarchy's root,
     "a/b" below the runtime's own cgroup (v2: its parent), absent = "<cid>" relative.
     With `systemd`, "slice:prefix:name" (default system.slice:runc:<cid>) becomes a transient
     systemd scope made over D-Bus (cgroups/systemd.py), limits set both ways.
+    With `rootless` (runc's rootless cgroup manager) and no cgroupsPath, a hierarchy the
+    caller cannot write is skipped: the container stays in the caller's cgroup there, and
+    a limit that needs it fails (v1: "cannot set <what> limit", v2: before anything).
     `mountinfo`, `self_cgroup` (file texts) and `fs` are for tests."""
     if systemd:
         from .systemd import open_manager as systemd_manager
@@ -55,6 +58,14 @@ def open_manager(linux: dict | None, cid: str, *, systemd: bool = False, root: s
     if "" in dirs:
         assert lay.unified is not None  # "" is the cgroup2 mount's directory
         roots[""] = lay.unified[0]
+    skipped: dict = {}
+    if rootless and not linux.get("cgroupsPath"):
+        from .rootless import asks_limits, skip_unwritable
+
+        skipped = skip_unwritable(lay, dirs, roots, own, fs or common.DEFAULT_FS)
+        if lay.mode == "v2" and skipped and asks_limits(res):
+            raise CgroupError("rootless needs no limits + no cgrouppath when no permission "
+                              f"is granted for cgroups: {skipped['']} is not writable")
     if lay.mode == "v2":
         from .v2 import V2Manager
 
@@ -64,6 +75,7 @@ def open_manager(linux: dict | None, cid: str, *, systemd: bool = False, root: s
 
         check(res)  # fail before anything is made
         m = V1Manager(dirs, mode=lay.mode, linux=linux, roots=roots, fs=fs)
+    m.rootless, m.skipped = rootless, skipped
     return m
 
 

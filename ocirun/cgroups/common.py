@@ -412,6 +412,8 @@ class Manager:
         self.roots = roots or {}  # subsystem -> mountpoint (where mkdir starts)
         self.fs = fs or DEFAULT_FS
         self.notes: list[str] = []  # warnings known before create(), returned by it
+        self.rootless = False  # runc's rootless cgroup manager: device rules are best effort
+        self.skipped: dict[str, str] = {}  # rootless: hierarchies left to the caller's cgroup
 
     # -- state.json
     @property
@@ -437,6 +439,11 @@ class Manager:
                 if cur not in missing and not self.fs.exists(cur):
                     missing.append(cur)
         return dict(self.paths, created=missing)
+
+    def visible_dirs(self) -> dict[str, str]:
+        """Where the container's processes are, hierarchy by hierarchy: its own cgroups,
+        and the caller's where rootless skipped one (what a `cgroup` mount binds)."""
+        return {**self.skipped, **self.dirs}
 
     def path(self, subsystem: str) -> str | None:
         return self.dirs.get(subsystem)

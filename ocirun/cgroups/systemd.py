@@ -20,7 +20,10 @@ This module is the driver's half that talks to systemd (Systemd: the calls, on o
 connection) and the manager built on it. The unit names and properties come from units.py,
 the D-Bus wire protocol (stdlib only, ~1 ms to import) from dbus.py. The system bus is tried
 first ($DBUS_SYSTEM_BUS_ADDRESS, else /run/dbus/system_bus_socket), then systemd's private
-socket (/run/systemd/private, root only) when no bus daemon runs.
+socket (/run/systemd/private, root only) when no bus daemon runs. A non-root caller asks its
+own systemd manager instead (runc's rootless systemd driver): the session bus
+($DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus), user.slice by default, the unit's
+cgroup below the manager's own (user@<uid>.service, delegated to the user).
 """
 
 from __future__ import annotations
@@ -54,12 +57,27 @@ _NO_UNIT = ("org.freedesktop.systemd1.NoSuchUnit", "org.freedesktop.systemd1.Loa
 
 # ================================================================ talking to systemd
 
-def _bus_addresses() -> list[str]:
+def _bus_addresses(user: bool = False) -> list[str]:
+    if user:
+        return user_bus_addresses()
     env = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
     out = [env or SYSTEM_BUS]
     if os.geteuid() == 0 and not env:
         out.append(PRIVATE_BUS)
     return out
+
+
+def user_bus_addresses() -> list[str]:
+    """The caller's own systemd manager (a non-root caller, as runc): the session bus of
+    $DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus."""
+    env = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+    if env:
+        return [env]
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return [f"unix:path={xdg.rstrip('/')}/bus"]
+    raise CgroupError("--systemd-cgroup as a non-root user needs its systemd user manager: "
+                      "neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set")
 
 
 def _reason(e: BaseException) -> str:
@@ -257,6 +275,9 @@ class SystemdManager:
 
     def path(self, subsystem: str) -> str | None:
         return self.fs_manager.path(subsystem)
+
+    def visible_dirs(self) -> dict[str, str]:
+        return self.fs_manager.visible_dirs()
 
     def exists(self) -> bool:
         return self.fs_manager.exists()
@@ -456,17 +477,34 @@ def _rejoin(d: str, top: str, cgroup: str) -> str:
 def open_manager(linux: dict | None, cid: str, *, root: str = ROOT,
                  mountinfo: str | None = None, fs: FS | None = None,
                  addresses: list[str] | None = None,
-                 systemd: Systemd | None = None) -> SystemdManager:
+                 systemd: Systemd | None = None, user: bool | None = None) -> SystemdManager:
     """The manager for --systemd-cgroup (see the module's docstring). Nothing is asked of
-    systemd until create(). `addresses` (D-Bus addresses to try) and `systemd` (a connected
-    Systemd) are for tests."""
+    the system's systemd until create(); `user` (default: a non-root caller) means the
+    caller's own manager, asked for its cgroup at once. `addresses` (D-Bus addresses to
+    try) and `systemd` (a connected Systemd) are for tests."""
     linux = linux or {}
-    slice_, prefix, name = parse_cgroups_path(linux.get("cgroupsPath"), cid)
+    user = os.geteuid() != 0 if user is None else user
+    slice_, prefix, name = parse_cgroups_path(linux.get("cgroupsPath"), cid,
+                                              "user.slice" if user else "system.slice")
     unit = unit_name(prefix, name)
     cgroup = unit_cgroup(slice_, unit)  # (checks the slice names)
-    return SystemdManager(_fs_manager(linux, cgroup, root, mountinfo, fs), unit=unit,
-                          slice_=slice_, description=f"ocirun container {cid}",
-                          systemd=systemd, addresses=addresses)
+    if user:
+        # The user's manager runs in its own cgroup (user@<uid>.service): its units are
+        # below that, which the plan needs now (a `cgroup` mount binds the unit's).
+        addresses = addresses or user_bus_addresses()
+        if systemd is None:
+            systemd = Systemd.connect(addresses)
+        try:
+            top = systemd.get(SD_PATH, _SD_MGR, "ControlGroup")
+        except (OSError, ValueError, DBusError) as e:
+            systemd.close()
+            raise CgroupError(f"--systemd-cgroup: the user's systemd manager: {_reason(e)}")
+        cgroup = posixpath.join(top, cgroup.lstrip("/"))
+    m = SystemdManager(_fs_manager(linux, cgroup, root, mountinfo, fs), unit=unit,
+                       slice_=slice_, description=f"ocirun container {cid}",
+                       systemd=systemd, addresses=addresses)
+    m.fs_manager.rootless = user  # a delegated subtree: no device filter of ours
+    return m
 
 
 def _fs_manager(linux: dict, cgroup: str, root: str, mountinfo: str | None,

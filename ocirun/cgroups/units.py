@@ -23,11 +23,12 @@ _U64_MAX = 2**64 - 1  # systemd's "infinity"
 
 # ================================================================ names and paths
 
-def parse_cgroups_path(raw: str | None, cid: str) -> tuple[str, str, str]:
+def parse_cgroups_path(raw: str | None, cid: str,
+                       default_slice: str = "system.slice") -> tuple[str, str, str]:
     """linux.cgroupsPath in runc's systemd form -> (slice, prefix, name). Absent: the
-    container runs in system.slice as runc-<id>.scope."""
+    container runs in system.slice (a user's manager: user.slice) as runc-<id>.scope."""
     if not raw:
-        return "system.slice", "runc", cid
+        return default_slice, "runc", cid
     parts = raw.split(":")
     if len(parts) != 3:
         raise CgroupError('expected cgroupsPath to be of format "slice:prefix:name" for '
@@ -35,7 +36,7 @@ def parse_cgroups_path(raw: str | None, cid: str) -> tuple[str, str, str]:
     slice_, prefix, name = parts
     if not name:
         raise CgroupError(f'cgroupsPath "{raw}": the unit name part is empty')
-    return slice_ or "system.slice", prefix, name
+    return slice_ or default_slice, prefix, name
 
 
 def unit_name(prefix: str, name: str) -> str:

@@ -254,6 +254,15 @@ class V1Manager(Manager):
         d = self.dirs.get("devices")
         if not d:
             return
+        if self.rootless:
+            try:  # runc: "errors from the device subsystem are ignored" when rootless
+                self._device_rules(d)
+            except CgroupError:
+                pass
+            return
+        self._device_rules(d)
+
+    def _device_rules(self, d: str) -> None:
         from .devices import rule_text  # create and update only: not on delete's path
 
         rules = self.device_rules()

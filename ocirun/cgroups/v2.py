@@ -66,6 +66,8 @@ class V2Manager(Manager):
         cgroup.subtree_control, apply linux.resources. Returns warnings. Nothing made here
         is left behind on failure."""
         res = self.linux.get("resources") or {}
+        if not self.dirs:
+            return list(self.notes)  # rootless, not writable: no limits were asked
         try:
             self._mkdirs()
             self._enable_controllers()
@@ -107,7 +109,7 @@ class V2Manager(Manager):
             # Without CAP_SYS_ADMIN in the initial user namespace (rootless, nested in a
             # user namespace) no cgroup program can be attached: the devices the container
             # sees are then all it can reach (as runc does there).
-            if e.errno == 1 and _in_user_namespace():
+            if e.errno == 1 and (self.rootless or _in_user_namespace()):
                 warnings.append(f"{e}: device rules not enforced in a user namespace")
                 return
             raise

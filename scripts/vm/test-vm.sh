@@ -62,10 +62,10 @@ if [ "${OCIRUN_VM_SYSTEMD:-1}" = 0 ]; then
 elif [ ! -x /lib/systemd/systemd ] || ! command -v dbus-daemon >/dev/null; then
     echo "test-vm: boot 2/2: skipped: no systemd (and dbus) on this host image to boot"
 else
-    echo "test-vm: boot 2/2: cgroup v2, systemd as pid 1: pytest tests/vm/test_systemd.py"
+    echo "test-vm: boot 2/2: cgroup v2, systemd as pid 1: pytest tests/vm/test_systemd.py tests/vm/test_rootless_v2.py"
     t=$SECONDS
     VM_TIMEOUT=${VM_TIMEOUT:-300} bash "$HERE/run.sh" --systemd \
-        "$(pytest_cmd OCIRUN_VM_SYSTEMD=1 tests/vm/test_systemd.py)" 2>&1 | tee "$OUT"
+        "$(pytest_cmd OCIRUN_VM_SYSTEMD=1 tests/vm/test_systemd.py tests/vm/test_rootless_v2.py)" 2>&1 | tee "$OUT"
     rc2=${PIPESTATUS[0]}
     s2=$(summary)
     echo "test-vm: boot 2: exit $rc2 in $((SECONDS - t))s: ${s2:-no pytest summary}"
