@@ -148,18 +148,18 @@ def test_bind_mounts_in_a_user_namespace(rt, make_bundle, tmp_path):
         cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
         cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
         cfg["mounts"] += [
-            {"destination": "/mnt", "type": "bind", "source": str(src), "options": ["bind", "ro"]},
+            {"destination": "/root", "type": "bind", "source": str(src), "options": ["bind", "ro"]},
             {"destination": "/home", "type": "none", "source": str(src),
              "options": ["rbind", "nosuid", "noexec", "nodev", "rw"]},
         ]
 
-    script = ("cat /mnt/f; touch /mnt/no 2>/dev/null || echo ro-refused; touch /home/yes; "
-              "grep -E ' /mnt | /home ' /proc/self/mountinfo")
+    script = ("cat /root/f; touch /root/no 2>/dev/null || echo ro-refused; touch /home/yes; "
+              "grep -E ' /root | /home ' /proc/self/mountinfo")
     out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate),
                 "userns-bind").stdout.splitlines()
     assert out[:2] == ["hi", "ro-refused"]
     opts = {line.split()[4]: set(line.split()[5].split(",")) for line in out[2:]}
-    assert "ro" in opts["/mnt"]
+    assert "ro" in opts["/root"]
     assert {"rw", "nosuid", "nodev", "noexec"} <= opts["/home"]
     assert (src / "yes").stat().st_uid == 100000  # written as the mapped root
 
@@ -178,11 +178,11 @@ def test_bind_in_a_user_namespace_is_a_slave_of_a_shared_source(rt, make_bundle,
             cfg["linux"]["namespaces"].append({"type": "user"})
             cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
             cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-            cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(shared),
+            cfg["mounts"].append({"destination": "/root", "type": "bind", "source": str(shared),
                                   "options": ["rbind"]})
 
         out = rt.ok("run", "--bundle", make_bundle(
-            args=["grep", " /mnt ", "/proc/self/mountinfo"], mutate=mutate), "userns-prop").stdout
+            args=["grep", " /root ", "/proc/self/mountinfo"], mutate=mutate), "userns-prop").stdout
         tags = out.split(" - ")[0].split()[6:]
         assert any(t.startswith("master:") for t in tags), out
         assert not any(t.startswith("shared:") for t in tags), out
