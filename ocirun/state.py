@@ -86,12 +86,15 @@ def root_error(root: str, exc: OSError) -> OcirunError:
 
     if isinstance(exc, FileExistsError):  # os.makedirs: the root is there, but not a dir
         return sys_error(OSError(errno.ENOTDIR, ""), f"root {root}")
-    return sys_error(exc, f"root {root}{_not_root_hint(exc)}")
+    return sys_error(exc, f"root {root}{_not_root_hint(exc, root)}")
 
 
-def _not_root_hint(exc: OSError) -> str:
-    """Why a non-root caller can't use the system's root dir, and what to do."""
+def _not_root_hint(exc: OSError, path: str) -> str:
+    """Why a non-root caller can't use the system's root dir, and what to do (only for the
+    system's root: a --root the caller gave is theirs to fix)."""
     if exc.errno not in (1, 13) or posix.geteuid() == 0:  # EPERM, EACCES
+        return ""
+    if path != DEFAULT_ROOT and not path.startswith(DEFAULT_ROOT + "/"):
         return ""
     return f" (as uid {posix.geteuid()}: give --root, or set XDG_RUNTIME_DIR)"
 
@@ -146,7 +149,7 @@ class Container:
         except FileExistsError:
             raise ContainerExists(cid) from None
         except OSError as e:
-            raise sys_error(e, f"mkdir {path}{_not_root_hint(e)}") from None
+            raise sys_error(e, f"mkdir {path}{_not_root_hint(e, path)}") from None
         fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         fcntl.flock(fd, fcntl.LOCK_EX)
         return cls(root, cid, fd, None)

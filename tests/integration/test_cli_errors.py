@@ -56,8 +56,18 @@ def shared(tmp_path):
 
 @pytest.fixture
 def shared_bundle(shared, make_bundle):
-    """A bundle `nobody` can read (its rootfs is the shared busybox one)."""
-    src = Path(make_bundle(args=["true"]))
+    """A bundle `nobody` can read (its rootfs is the shared busybox one), with the user
+    namespace a non-root caller needs (runc refuses a rootless config without one before
+    it touches the root)."""
+
+    def userns(cfg):
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": NOBODY, "size": 1}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": NOBODY, "size": 1}]
+        for m in cfg["mounts"]:  # as `runc spec --rootless`: no gid= the mapping lacks
+            m["options"] = [o for o in m.get("options", []) if not o.startswith("gid=")]
+
+    src = Path(make_bundle(args=["true"], mutate=userns))
     dst = shared / "bundle"
     dst.mkdir(mode=0o755)
     shutil.copy(src / "config.json", dst / "config.json")
