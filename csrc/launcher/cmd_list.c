@@ -72,6 +72,10 @@ fail:
     return -1;
 }
 
+static char owner[64];
+static uid_t owner_uid;
+static int have_owner;
+
 /* One container's state (state.peek): 1, 0 when it has none (yet), -1: Python. */
 static int peek(const char *root, struct entry *e)
 {
@@ -94,13 +98,18 @@ static int peek(const char *root, struct entry *e)
     if (rec_read(fd, &e->rec, &e->r) || !rec_current(fd, &e->r))
         goto out;
     e->st = derive_status(fd, &e->r);
-    pw = getpwuid(st.st_uid);
-    if (pw && strlen(pw->pw_name) < sizeof(e->owner))
-        strcpy(e->owner, pw->pw_name);
-    else if (pw)
-        goto out;
-    else
-        snprintf(e->owner, sizeof(e->owner), "#%u", (unsigned) st.st_uid);
+    if (!have_owner || st.st_uid != owner_uid) { /* state.owner_name caches them too */
+        pw = getpwuid(st.st_uid);
+        if (pw && strlen(pw->pw_name) >= sizeof(owner))
+            goto out;
+        if (pw)
+            strcpy(owner, pw->pw_name);
+        else
+            snprintf(owner, sizeof(owner), "#%u", (unsigned) st.st_uid);
+        owner_uid = st.st_uid;
+        have_owner = 1;
+    }
+    strcpy(e->owner, owner);
     snprintf(e->pid, sizeof(e->pid), "%d", e->st == ST_STOPPED ? 0 : e->r.pid);
     rc = 1;
 out:

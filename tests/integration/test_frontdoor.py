@@ -7,6 +7,7 @@ serves a current record, and hands the call to Python when the record is stale, 
 absent.
 """
 
+import fcntl
 import json
 import os
 import random
@@ -262,3 +263,37 @@ def test_random_command_lines_get_pythons_answers(rt, tmp_path):
 def test_the_command_is_the_front_door():
     with open(OCIRUN, "rb") as f:
         assert f.read(4) == b"\x7fELF"
+
+
+def test_the_front_door_waits_for_the_containers_lock(rt, make_bundle):
+    """state.py's lock protocol: flock on the container's dir, held by Python commands."""
+    create(rt, make_bundle(args=["true"]), "fd10")
+    rt.ok("start", "fd10")
+    wait_stopped(rt, "fd10")
+    path = Path(rt.root) / "fd10"
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        procs = [
+            subprocess.Popen([OCIRUN, "--root", rt.root, *args], stdout=subprocess.DEVNULL)
+            for args in (("state", "fd10"), ("delete", "fd10"))
+        ]
+        time.sleep(0.3)
+        assert [p.poll() for p in procs] == [None, None] and path.exists()
+    finally:
+        os.close(fd)  # releases the lock
+    assert [p.wait(10) for p in procs] == [0, 0]
+    assert not path.exists()
+
+
+def test_list_skips_a_container_being_created_as_python_does(rt, make_bundle):
+    create(rt, make_bundle(args=["sleep", "30"]), "fd11")
+    (Path(rt.root) / "fd12").mkdir(mode=0o700)  # a create between mkdir and state.json
+    (Path(rt.root) / ".hidden").mkdir()
+    try:
+        for args in (("list",), ("list", "-f", "json"), ("list", "-q")):
+            assert "fd12" not in same(rt, *args).stdout
+    finally:
+        os.rmdir(Path(rt.root) / "fd12")
+        os.rmdir(Path(rt.root) / ".hidden")
+        rt.ok("delete", "--force", "fd11")
