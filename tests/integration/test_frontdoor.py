@@ -247,6 +247,37 @@ TOKENS = [
 ]
 
 
+HOSTILE = [
+    ["state", "x" * 5000],
+    ["--root", "/" + "a" * 5000, "state", "x"],
+    ["--root", "/" + "a/" * 3000, "list"],
+    ["state", "a\nb"],
+    ["state", "caf\xe9"],
+    ["kill", "x", "9" * 30],
+    ["kill", "x", "sig" + "x" * 100],
+    ["--log", "/nonexistent/dir/log", "--log-format", "json", "state", "nope"],
+    ["--log", "/nonexistent/dir/log", "delete", "nope"],
+    ["--root", "/proc/self/fd/0", "list"],
+    ["--root", "/dev/null", "state", "x"],
+    ["--root", "relative/../.", "delete", "-f", "x"],
+    ["-root=", "list", "-quiet"],
+    ["--systemd-cgroup=maybe", "state", "x"],
+    ["state", "x", "y"],
+    ["list", "extra"],
+]
+
+
+def test_hostile_command_lines_get_pythons_answers(rt, tmp_path):
+    for args in HOSTILE:
+        fast, py = both(rt, *args, cwd=str(tmp_path))
+        assert (fast.returncode, fast.stdout, fast.stderr) == (
+            py.returncode,
+            py.stdout,
+            py.stderr,
+        ), args
+        assert fast.returncode < 128, args  # not killed by a signal
+
+
 def test_random_command_lines_get_pythons_answers(rt, tmp_path):
     """Command lines the front door parses (or hands over) answer as Python's do."""
     rng = random.Random(16)
