@@ -181,15 +181,18 @@ void buf_json_str(struct buf *b, const char *s, size_t n)
     buf_add(b, "\"", 1);
 }
 
-/* str.isprintable() for what a message may hold; beyond Latin-1 every code point but the
- * few format and separator ones below counts as printable (docs/fastpath.md). */
+/* str.isprintable(): exact for Latin-1; beyond it, the separators, format characters,
+ * surrogates, private use and noncharacters below are not printable, every other code point
+ * is (unassigned ones too, which Python says are not: docs/fastpath.md). */
 static int printable(unsigned cp)
 {
     if (cp < 0x20 || (cp >= 0x7f && cp <= 0xa0) || cp == 0xad)
         return 0;
-    return !((cp >= 0x2000 && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202f) ||
-             (cp >= 0x205f && cp <= 0x206f) || cp == 0x3000 || cp == 0xfeff ||
-             (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0xfff9 && cp <= 0xfffb));
+    return !((cp >= 0x600 && cp <= 0x605) || cp == 0x61c || cp == 0x6dd || cp == 0x70f ||
+             cp == 0x1680 || cp == 0x180e || (cp >= 0x2000 && cp <= 0x200f) ||
+             (cp >= 0x2028 && cp <= 0x202f) || (cp >= 0x205f && cp <= 0x206f) || cp == 0x3000 ||
+             (cp >= 0xd800 && cp <= 0xf8ff) || cp == 0xfeff || (cp >= 0xfff9 && cp <= 0xfffb) ||
+             (cp & 0xfffe) == 0xfffe || (cp >= 0xe0000 && cp <= 0xe0fff) || cp >= 0xf0000);
 }
 
 void buf_go_quote(struct buf *b, const char *s, size_t n)

@@ -256,7 +256,9 @@ def test_json_strings_as_python_writes_them(harness):
 
 # Code points where the C side's str.isprintable() is exact (out.c: beyond these it is an
 # approximation, documented in docs/fastpath.md).
-QUOTE_POOL = [chr(c) for c in range(0x100)] + list("€ü漢字😀\u2028\u200b\ufeff\ufffd")
+QUOTE_POOL = [chr(c) for c in range(0x100)] + list(
+    "€ü漢字😀\u2028\u200b\ufeff\ufffd\u1680\u061c\ue000\uffff\U000e0001\U000f0000\u3000"
+)
 
 
 def test_log_quote_as_python_writes_it(harness):
