@@ -34,6 +34,8 @@ def compile_front_door(
         f'-DSITE_REL="{site_rel(venv)}"',
     ]
     if source_dir is not None:
+        if '"' in source_dir or "\\" in source_dir:
+            raise ValueError(f"checkout path not usable in a C string: {source_dir!r}")
         flags.append(f'-DSOURCE_DIR="{source_dir}"')
     tmp = f"{out}.tmp{os.getpid()}"
     try:
