@@ -86,10 +86,9 @@ $(STAMP): $(VENV)/pyvenv.cfg $(BUILD_INPUTS) | deps
 	$(VENV)/bin/pip install -q --config-settings editable_mode=compat -e '.[test,lint]'
 	$(VENV)/bin/python scripts/mklauncher.py $(VENV)/bin
 	@test -x $(VENV)/bin/ocirun || { echo "error: $(VENV)/bin/ocirun was not installed" >&2; exit 1; }
-	@case "$$(head -n1 $(VENV)/bin/ocirun)" in \
-		'#!$(VENV_ABS)/bin/python'*) ;; \
-		*) echo "error: $(VENV)/bin/ocirun has shebang '$$(head -n1 $(VENV)/bin/ocirun)'," \
-		        "expected '#!$(VENV_ABS)/bin/python...'" >&2; exit 1;; \
+	@case "$$(head -c4 $(VENV)/bin/ocirun | od -An -c | tr -d ' ')" in \
+		'177ELF') ;; \
+		*) echo "error: $(VENV)/bin/ocirun is not the compiled front door (scripts/mklauncher.py)" >&2; exit 1;; \
 	esac
 	@touch $@
 

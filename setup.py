@@ -1,10 +1,9 @@
 """setuptools hooks pyproject.toml cannot express: the cffi shim (cffi_modules) and the
-`ocirun` command, a small C launcher (csrc/launcher/launcher.c) compiled for the
+`ocirun` command, the C front door (csrc/launcher/, docs/fastpath.md) compiled for the
 interpreter that builds the wheel."""
 
 import os
-import subprocess
-import sysconfig
+import sys
 
 from setuptools import setup
 
@@ -12,16 +11,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def launcher() -> list[str]:
+    sys.path.insert(0, os.path.join(HERE, "csrc", "launcher"))
+    from frontdoor import compile_front_door
+
     out_dir = os.path.join(HERE, "build", "launcher")
     os.makedirs(out_dir, exist_ok=True)
     out = os.path.join(out_dir, "ocirun")
-    base = sysconfig.get_config_var("base") or sysconfig.get_paths()["data"]
-    site_rel = os.path.relpath(sysconfig.get_paths(vars={"base": base, "platbase": base})
-                               ["purelib"], base)
-    cc = os.environ.get("CC", "cc")
-    subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-Werror", f'-DSITE_REL="{site_rel}"',
-                    "-o", out, os.path.join(HERE, "csrc", "launcher", "launcher.c")],
-                   check=True)
+    compile_front_door(out)
     return [os.path.relpath(out, HERE)]
 
 

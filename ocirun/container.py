@@ -487,6 +487,10 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
             **({"host_mounts": host_mounts} if host_mounts is not None else {}),
         })
         c.save_config(raw)
+        from . import fastrecord
+
+        main_dir = getattr(cg, "_main_dir", None)  # the systemd manager: Python deletes
+        fastrecord.write(c.dir, c.data, main_dir() if main_dir else None)
         if opts.pid_file:
             statemod.write_pid_file(opts.pid_file, init_pid)
         undo.disarm()

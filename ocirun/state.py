@@ -352,20 +352,28 @@ def derive_status(path: str, data: dict | None) -> str:
     return RUNNING
 
 
-def _frozen(paths: dict | None) -> bool:
-    """The container's freezer says frozen (v1 freezer.state, v2 cgroup.freeze)."""
+def freezer_file(paths: dict | None) -> tuple[str, bytes] | None:
+    """The file that says whether the container is frozen and its frozen value (v1
+    freezer.state, v2 cgroup.freeze), or None: no freezer. The lifecycle record carries it
+    for the front door (fastrecord.py)."""
     if not paths:
-        return False
+        return None
     dirs = paths.get("dirs") or {}
     if paths.get("mode") == "v2":
-        name, frozen = dirs.get("", "") + "/cgroup.freeze", b"1"
-    elif "freezer" in dirs:
-        name, frozen = dirs["freezer"] + "/freezer.state", b"FROZEN"
-    else:
+        return dirs.get("", "") + "/cgroup.freeze", b"1"
+    if "freezer" in dirs:
+        return dirs["freezer"] + "/freezer.state", b"FROZEN"
+    return None
+
+
+def _frozen(paths: dict | None) -> bool:
+    """The container's freezer says frozen."""
+    freezer = freezer_file(paths)
+    if freezer is None:
         return False
     try:
-        with open(name, "rb") as f:
-            return f.read().strip() == frozen
+        with open(freezer[0], "rb") as f:
+            return f.read().strip() == freezer[1]
     except OSError:
         return False
 

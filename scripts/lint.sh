@@ -35,7 +35,9 @@ c_ok() {
     for f in csrc/*.c; do
         gcc "${cflags[@]}" -Icsrc "$f" || rc=1
     done
-    gcc "${cflags[@]}" '-DSITE_REL="lib/python3/site-packages"' csrc/launcher/launcher.c || rc=1
+    for f in csrc/launcher/*.c; do
+        gcc "${cflags[@]}" '-DSITE_REL="lib/python3/site-packages"' "$f" || rc=1
+    done
     gcc "${cflags[@]}" -ffreestanding -fno-builtin csrc/trampoline/trampoline.c || rc=1
     return $rc
 }

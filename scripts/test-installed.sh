@@ -5,7 +5,8 @@
 # temporary directory outside the checkout, then
 #   1. runs the demo bundle (a copy outside the checkout) in a private mount namespace where an
 #      empty tmpfs hides the checkout: nothing of the source tree may be read at run time;
-#   2. runs tests/integration/test_lifecycle.py against the installed command (OCIRUN_BIN);
+#   2. runs tests/integration/test_lifecycle.py and test_frontdoor.py (the C front door against
+#      the wheel's Python, call for call) against the installed command (OCIRUN_BIN);
 #   3. uninstalls and checks that both the venv and the link are gone.
 # Everything it makes is removed on exit, also after a failure.
 set -euo pipefail
@@ -39,7 +40,7 @@ echo "test-installed: the demo ran from the installed wheel with the checkout hi
 sed 's/^/    /' <<<"$out"
 
 OCIRUN_BIN="$tmp/bin/ocirun" "$repo/.venv/bin/python" -m pytest -q -p no:cacheprovider \
-    "$repo/tests/integration/test_lifecycle.py"
+    "$repo/tests/integration/test_lifecycle.py" "$repo/tests/integration/test_frontdoor.py"
 
 bash "$repo/scripts/install.sh" uninstall "$tmp/venv" "$tmp/bin"
 if [[ -e "$tmp/venv" || -e "$tmp/bin/ocirun" ]]; then

@@ -2,19 +2,23 @@
 container; each must pay for little more than the interpreter (issue 6), so none may load
 the planner, the compiled shim, the schema validator, typer, or even `os` (~1 ms here).
 
-Each command runs through the real launcher under `-X importtime`, whose stderr names
-every module the process imported, against a real container.
+Each command runs as the `ocirun` front door's fallback runs it (csrc/launcher/launcher.c:
+`python3 -IS -c <import main>` with the checkout and the venv's site-packages on sys.path),
+under `-X importtime`, whose stderr names every module the process imported, against a
+real container. (The front door itself answers these commands without Python when create
+left a record: test_frontdoor.py; this is the path of every container it hands over.)
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 
 from clitools import call, ok
-from testenv import OCIRUN
+from testenv import REPO
 
 # Loaded by create, exec or the typer CLI: never by the four hot commands.
 HEAVY = {"os", "posixpath", "__future__", "re", "enum", "json", "typing", "socket",
@@ -24,9 +28,15 @@ HEAVY = {"os", "posixpath", "__future__", "re", "enum", "json", "typing", "socke
          "ocirun.cgroups.devices", "select"}
 
 
+# What the front door's fallback runs (launcher.c's CODE, built with SOURCE_DIR).
+FALLBACK = ("import sys;n=2;sys.path[0:0]=sys.argv[1:1+n];del sys.argv[1:1+n];"
+            "sys.argv[0]='ocirun';from ocirun.main import main;main()")
+
+
 def imports_of(rt, *args: str) -> set[str]:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run([sys.executable, "-I", "-S", "-X", "importtime", OCIRUN,
+        p = subprocess.run([sys.executable, "-I", "-S", "-X", "importtime", "-c", FALLBACK,
+                            str(REPO), sysconfig.get_paths()["purelib"],
                             "--root", rt.root, *args], stdin=subprocess.DEVNULL,
                            stdout=out, stderr=err, timeout=30)
         err.seek(0)
