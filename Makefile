@@ -24,7 +24,7 @@ BINDIR ?= /usr/local/bin
 PYTEST_ARGS ?=
 
 # Everything whose change means the package (and its C shim) must be rebuilt.
-BUILD_INPUTS := setup.py pyproject.toml \
+BUILD_INPUTS := setup.py pyproject.toml proto/criu-rpc.proto \
 	$(shell find csrc -type f ! -path '*/__pycache__/*' ! -name '*.o' ! -name '*.so' 2>/dev/null)
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
