@@ -52,7 +52,9 @@ done
 mkdir -p "$out_root"
 # Builds of other tarballs are stale.
 for old in "$out_root"/*/; do
-    [[ "$old" == "$dest/" ]] || rm -rf --one-file-system "$old"
+    old=${old%/}
+    # bin is the symlink to the current build's bin/, not a build
+    [[ "$old" == "$dest" || -L "$old" ]] || rm -rf --one-file-system "$old"
 done
 rm -rf --one-file-system "$dest"
 work=$(mktemp -d "$out_root/.tmp-$key.XXXXXX")
