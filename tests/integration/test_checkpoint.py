@@ -51,6 +51,7 @@ class Pipe:
     def __init__(self):
         self.r, self.w = os.pipe()
         self.buf = b""
+        self.seen: list[int] = []  # every number read so far
 
     def close_writer(self):
         if self.w >= 0:
@@ -70,6 +71,7 @@ class Pipe:
             self.buf += chunk
             *done, self.buf = self.buf.split(b"\n")
             lines += [int(x) for x in done if x.strip().isdigit()]
+        self.seen += lines
         return lines
 
     def drain(self, timeout: float = 10) -> list[int]:
@@ -170,8 +172,8 @@ def test_checkpoint_restore_continues_the_count(ctl, make_bundle, tmp_path):
         images = str(tmp_path / "img")
         ctl.ok("checkpoint", "--image-path", images, cid)
         _gone(ctl, cid)
-        dumped = first.drain()  # EOF: the dumped tree is gone
-        last = dumped[-1]
+        first.drain()  # to EOF: the dumped tree is gone
+        last = first.seen[-1]
         ctl.start(cid, bundle, second, "restore", "--image-path", images)
         second.close_writer()
         st = ctl.state(cid)
@@ -330,7 +332,8 @@ def test_tcp_established_in_a_private_netns(ctl, make_bundle, tmp_path):
             assert "dump.log" in r.stderr and "TCP" in r.stderr, r.stderr
         shutil.rmtree(images)
         ctl.ok("checkpoint", "--tcp-established", "--image-path", images, cid)
-        dumped = first.drain()
+        first.drain()
+        dumped = first.seen
         if ctl.exe != [OCIRUN]:
             r = ctl("restore", "-d", "--tcp-established", "--image-path", images, "-b", bundle,
                     cid, stdout=second.w, stderr=second.w)
@@ -436,3 +439,131 @@ def test_features_and_version_say_whether_criu_is_usable(rt, criu):
     f = json.loads(subprocess.run([OCIRUN, "--criu", "/nonexistent/criu", "features"],
                                   capture_output=True, text=True).stdout)["annotations"]
     assert f[key + "checkpoint.enabled"] == "false"
+
+
+def test_terminal_container_gets_a_new_pty_on_the_console_socket(rt, criu, make_bundle,
+                                                                   tmp_path):
+    """A process.terminal container: CRIU restores the pty's slave side and sends a new
+    master (orphan-pts-master), which restore passes on to --console-socket as create does."""
+    from test_terminal import ConsoleServer
+
+    o = Ctl([OCIRUN], rt.root, criu)
+
+    def tty(cfg):
+        cfg["process"]["terminal"] = True
+        cfg["process"]["args"] = ["sh", "-c", COUNT]
+
+    bundle = make_bundle(mutate=tty)
+    cid = f"ck-{uuid.uuid4().hex[:8]}"
+    masters = []
+    try:
+        srv = ConsoleServer(tmp_path / "c1.sock")
+        o.ok("create", "--console-socket", srv.path, "-b", bundle, cid)
+        _data, fds, _rest = srv.receive()
+        masters += fds
+        o.ok("start", cid)
+        first = _pty_numbers(fds[0], 3)
+        assert first[:3] == [1, 2, 3], first
+        images = str(tmp_path / "img")
+        o.ok("checkpoint", "--image-path", images, cid)
+        srv2 = ConsoleServer(tmp_path / "c2.sock")
+        o.ok("restore", "-d", "--console-socket", srv2.path, "--image-path", images,
+             "-b", bundle, cid)
+        data, fds2, _rest = srv2.receive()
+        masters += fds2
+        assert len(fds2) == 1
+        after = _pty_numbers(fds2[0], 3)
+        assert len(after) == 3 and after[0] > first[-1], (first, after)
+        o.ok("delete", "--force", cid)
+        _nothing_left(o, cid)
+    finally:
+        o.cleanup(cid)
+        for fd in masters:
+            os.close(fd)
+
+
+def _pty_numbers(master: int, want: int, timeout: float = 10) -> list[int]:
+    buf, out = b"", []
+    deadline = time.monotonic() + timeout
+    while len(out) < want and time.monotonic() < deadline:
+        if not select.select([master], [], [], 0.2)[0]:
+            continue
+        try:
+            buf += os.read(master, 4096)
+        except OSError:
+            break
+        *lines, buf = buf.split(b"\n")
+        out += [int(x) for x in lines if x.strip().isdigit()]
+    return out
+
+
+def test_foreground_restore_waits_and_returns_the_exit_code(ctl, make_bundle, tmp_path):
+    """restore without --detach waits for the restored init as `run` does, gives its exit
+    code and deletes the container; --pid-file names the restored init."""
+    script = "i=0; while [ $i -lt 25 ]; do i=$((i+1)); echo $i; sleep 0.1; done; exit 7"
+    bundle = make_bundle(["sh", "-c", script])
+    cid = f"ck-{uuid.uuid4().hex[:8]}"
+    first, second = Pipe(), Pipe()
+    try:
+        ctl.start(cid, bundle, first)
+        first.close_writer()
+        first.numbers(3)
+        images = str(tmp_path / "img")
+        ctl.ok("checkpoint", "--image-path", images, cid)
+        first.drain()
+        last = first.seen[-1]
+        assert last < 25
+        pid_file = tmp_path / "pid"
+        r = ctl("restore", "--pid-file", str(pid_file), "--image-path", images, "-b", bundle,
+                cid, stdout=second.w, stderr=second.w)
+        second.close_writer()
+        assert r.returncode == 7
+        assert second.drain() == list(range(last + 1, 26))
+        assert int(pid_file.read_text()) > 0
+        _gone(ctl, cid)
+        _nothing_left(ctl, cid)
+    finally:
+        ctl.cleanup(cid)
+        first.close()
+        second.close()
+
+
+def test_network_namespace_joined_by_path(ctl, make_bundle, tmp_path):
+    """An engine's network namespace (joined by path, as podman and CNI give it) is left
+    to the engine: dumped as external, and the restored tree joins the one the new config
+    names (runc's extRootNetNS)."""
+    ns = f"ck-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    cid = f"ck-{uuid.uuid4().hex[:8]}"
+    first, second = Pipe(), Pipe()
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        subprocess.run(["ip", "-n", ns, "addr", "add", "10.99.7.1/32", "dev", "lo"],
+                       check=True)
+
+        def joined(cfg):
+            cfg["linux"]["namespaces"] = [
+                n if n["type"] != "network" else {"type": "network",
+                                                  "path": f"/run/netns/{ns}"}
+                for n in cfg["linux"]["namespaces"]]
+
+        script = "while true; do ip -o addr show lo | grep -c 10.99.7.1; sleep 0.1; done"
+        bundle = make_bundle(["sh", "-c", script], joined)
+        ctl.start(cid, bundle, first)
+        first.close_writer()
+        assert _line(first) == "1"  # the engine's address
+        images = str(tmp_path / "img")
+        ctl.ok("checkpoint", "--image-path", images, cid)
+        first.drain()
+        ctl.start(cid, bundle, second, "restore", "--image-path", images)
+        second.close_writer()
+        assert _line(second) == "1"
+        pid = ctl.state(cid)["pid"]
+        assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{ns}").st_ino
+        ctl.ok("delete", "--force", cid)
+        _nothing_left(ctl, cid)
+    finally:
+        ctl.cleanup(cid)
+        first.close()
+        second.close()
+        subprocess.run(["ip", "netns", "delete", ns])
