@@ -193,10 +193,12 @@ def restore(root: str, cid: str, o: RestoreOptions, criu_flag: str | None) -> in
             if name.startswith("pipe:"):
                 opts.inherit_fd.add(key=name, fd=i)
 
+        req = pbm.criu_req(type=pbm.RESTORE, opts=opts)  # a copy of opts
+
         def place(pid: int) -> None:
             cg.add(pid)
             for ctrl, path in _cgroup_roots(pid):
-                entry = opts.cg_root.add(path=path)
+                entry = req.opts.cg_root.add(path=path)
                 if ctrl is not None:
                     entry.ctrl = ctrl
 
@@ -218,7 +220,6 @@ def restore(root: str, cid: str, o: RestoreOptions, criu_flag: str | None) -> in
 
                 socket.send_fds(console, [b"/dev/ptmx"], [sent[0]])
 
-        req = pbm.criu_req(type=pbm.RESTORE, opts=opts)
         if not o.no_subreaper and not o.detach:
             from . import _native
 

@@ -181,6 +181,7 @@ def test_checkpoint_restore_continues_the_count(ctl, make_bundle, tmp_path):
         # The count goes on from exactly where it stopped: the shell's memory came back.
         assert second.numbers(3)[:3] == [last + 1, last + 2, last + 3]
         assert _init_view(st["pid"]) == before == ("1", f"sh\0-c\0{COUNT}\0")
+        assert st["pid"] in json.loads(ctl.ok("ps", "--format", "json", cid).stdout)
         ctl.ok("kill", cid, "KILL")
         deadline = time.monotonic() + 10
         while ctl.state(cid)["status"] != "stopped" and time.monotonic() < deadline:
@@ -212,8 +213,11 @@ def test_leave_running_then_restore_under_a_new_id(ctl, make_bundle, tmp_path):
         a, b = ctl.state(cid), ctl.state(copy)
         assert a["status"] == b["status"] == "running" and a["pid"] != b["pid"]
         assert _init_view(b["pid"])[0] == "1"
-        for c in (cid, copy):
-            ctl.ok("delete", "--force", c)
+        # the copy lives in cgroups of its own: none is left under the old id
+        ctl.ok("delete", "--force", cid)
+        assert _cgroup_dirs(cid) == []
+        assert b["pid"] in json.loads(ctl.ok("ps", "--format", "json", copy).stdout)
+        ctl.ok("delete", "--force", copy)
         _nothing_left(ctl, cid, copy)
     finally:
         ctl.cleanup(cid)
