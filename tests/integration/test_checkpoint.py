@@ -571,3 +571,38 @@ def test_network_namespace_joined_by_path(ctl, make_bundle, tmp_path):
         first.close()
         second.close()
         subprocess.run(["ip", "netns", "delete", ns])
+
+
+def test_restore_runs_prestart_and_create_runtime_hooks(rt, criu, make_bundle, tmp_path):
+    """As runc: once CRIU has made the namespaces (its setup-namespaces notification), with
+    the state of the container being restored on stdin."""
+    o = Ctl([OCIRUN], rt.root, criu)
+    out = tmp_path / "hooks"
+    out.mkdir()
+
+    def hooks(cfg):
+        cfg["hooks"] = {kind: [{"path": "/bin/sh",
+                                "args": ["sh", "-c", f"cat > {out}/{kind}"]}]
+                        for kind in ("prestart", "createRuntime")}
+
+    cid = f"ck-{uuid.uuid4().hex[:8]}"
+    plain = make_bundle(["sh", "-c", COUNT])
+    first, second = Pipe(), Pipe()
+    try:
+        o.start(cid, plain, first)
+        first.close_writer()
+        first.numbers(2)
+        images = str(tmp_path / "img")
+        o.ok("checkpoint", "--image-path", images, cid)
+        o.start(cid, make_bundle(["sh", "-c", COUNT], hooks), second, "restore",
+                "--image-path", images)
+        second.close_writer()
+        for kind in ("prestart", "createRuntime"):
+            st = json.loads((out / kind).read_text())
+            assert st["id"] == cid and st["pid"] > 0 and st["status"] == "created", st
+        assert len(second.numbers(2)) == 2
+        o.ok("delete", "--force", cid)
+    finally:
+        o.cleanup(cid)
+        first.close()
+        second.close()
