@@ -179,3 +179,34 @@ def test_restore_runs_prestart_and_create_runtime_hooks(rt, criu, make_bundle, t
         o.cleanup(cid)
         first.close()
         second.close()
+
+
+def test_criu_flags_pass_through_and_bad_values_are_refused(rt, criu, make_bundle, tmp_path):
+    o = Ctl([OCIRUN], rt.root, criu)
+    cid = f"ck-{uuid.uuid4().hex[:8]}"
+    bundle = make_bundle(["sh", "-c", COUNT])
+    first, second = Pipe(), Pipe()
+    flags = ("--file-locks", "--ext-unix-sk", "--manage-cgroups-mode", "full")
+    try:
+        o.start(cid, bundle, first)
+        first.close_writer()
+        first.numbers(2)
+        for bad, why in ((("--manage-cgroups-mode", "bogus"), "invalid --manage-cgroups-mode"),
+                         (("--empty-ns", "ipc"), "only network")):
+            r = o("checkpoint", *bad, "--image-path", str(tmp_path / "x"), cid)
+            fails(r, why)
+            assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert o.state(cid)["status"] == "running"
+        images, work = str(tmp_path / "img"), tmp_path / "work"
+        o.ok("checkpoint", *flags, "--auto-dedup", "--work-path", str(work),
+             "--image-path", images, cid)
+        assert (work / "dump.log").exists()
+        o.start(cid, bundle, second, "restore", *flags, "--image-path", images)
+        second.close_writer()
+        assert len(second.numbers(2)) >= 2
+        o.ok("delete", "--force", cid)
+        nothing_left(o, cid)
+    finally:
+        o.cleanup(cid)
+        first.close()
+        second.close()
