@@ -23,8 +23,10 @@ from .errors import OcirunError
 # The messages CRIU logs as errors on every run here, which never explain a failure: the
 # runtime's capability set may lack CAP_SYS_RESOURCE (a VM's, a nested container's).
 _HARMLESS = ("Can't setup RLIMIT_NOFILE for self",)
-# Its closing words, which only say that something before failed.
-_SUMMARY = ("Dumping FAILED.", "Restoring FAILED.", "failed with -1", "Pre-dumping FAILED.")
+# Its closing words, which only say that something before failed, and the exit status of
+# a helper it ran (iptables-restore, tar), which the next error explains.
+_SUMMARY = ("Dumping FAILED.", "Restoring FAILED.", "failed with -1", "Pre-dumping FAILED.",
+            "exited, status=")
 _MAX_MSG = 10 * 4096  # runc's buffer; CRIU's largest responses are far smaller
 
 
@@ -111,8 +113,8 @@ class Criu:
             if resp.type != req.type:
                 raise failure(f"CRIU {kind}: unexpected response {resp.type}", log)
             if not resp.success:
-                detail = resp.cr_errmsg
-                if any(h in detail for h in _HARMLESS):  # CRIU's first error, not the cause
+                detail = resp.cr_errmsg.strip()
+                if any(h in detail for h in _HARMLESS + _SUMMARY):  # not the cause
                     detail = ""
                 if not detail and resp.cr_errno:
                     detail = os.strerror(resp.cr_errno)

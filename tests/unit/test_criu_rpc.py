@@ -41,3 +41,13 @@ def test_find_names_what_is_missing(tmp_path):
     except criu_rpc.CriuError as e:
         err = e.message
     assert err and f"--criu {tmp_path / 'criu'}" in err
+
+
+def test_a_helper_exit_status_is_not_the_error(tmp_path):
+    log = tmp_path / "dump.log"
+    log.write_text(
+        "(00.5) Error (criu/util.c:657): exited, status=1\n"
+        "(00.7) Error (criu/net.c:3332): net: Locking network failed: iptables-restore "
+        "returned -1.\n"
+        "(00.9) Error (criu/util.c:657): exited, status=1\n")
+    assert "Locking network failed" in criu_rpc.last_error(str(log))
