@@ -126,6 +126,8 @@ def restore(root: str, cid: str, o: RestoreOptions, criu_flag: str | None) -> in
 
     log.begin()
     statemod.check_id(cid)
+    if o.no_pivot:
+        log.debug("ignoring --no-pivot: CRIU sets up the container's root itself")
     criu = criu_rpc.find(criu_flag)
     pbm = criu_rpc.pb()
     images = os.path.abspath(o.image_path)
@@ -169,6 +171,9 @@ def restore(root: str, cid: str, o: RestoreOptions, criu_flag: str | None) -> in
         _make_mountpoints(p, p.rootfs)
         # CRIU wants the root on a mount of its own, private to this restore.
         criu_root = os.path.join(root, f".criu-root-{cid}")
+        if os.path.lexists(criu_root):  # left by a restore killed midway: the id was free
+            _unmount(criu_root)
+            os.rmdir(criu_root)
         os.mkdir(criu_root, 0o700)
         undo.add(os.rmdir, criu_root)
         _mount(p.rootfs, criu_root, MS_BIND | MS_REC)
