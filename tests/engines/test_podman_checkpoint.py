@@ -31,7 +31,10 @@ def criu_dir() -> str:
     return last
 
 
-def test_podman_checkpoint_and_restore(pm, criu_dir):
+@pytest.mark.parametrize("tty", [False, True], ids=["pipes", "tty"])
+def test_podman_checkpoint_and_restore(pm, criu_dir, tty):
+    """With a tty, conmon holds the pty master: the restore gets CRIU's new one through
+    --console-socket."""
     env = dict(pm.env, PATH=f"{criu_dir}:{pm.env.get('PATH', '/usr/bin:/bin')}")
 
     def podman(*args, timeout=120):
@@ -42,8 +45,8 @@ def test_podman_checkpoint_and_restore(pm, criu_dir):
         assert r.returncode == 0, r.stderr
         return int(r.stdout)
 
-    name = pm.name("ckpt")
-    pm.start_detached(name, "sh", "-c", COUNT)
+    name = pm.name("ckpt-tty" if tty else "ckpt")
+    pm.start_detached(name, "sh", "-c", COUNT, opts=("-t",) if tty else ())
     assert wait_until(lambda: count() >= 3)
     pid = int(pm.inspect(name, "{{.State.Pid}}"))
     r = podman("container", "checkpoint", name)
