@@ -62,3 +62,30 @@ def test_podman_checkpoint_and_restore(pm, criu_dir, tty):
     assert first > 3
     r = podman("rm", "--force", "--time", "0", name)
     assert r.returncode == 0, r.stderr
+
+
+def test_podman_export_and_import_under_a_new_name(pm, criu_dir, tmp_path):
+    """Migration as podman does it: checkpoint --export to a tarball, then restore --import
+    as another container (new id, new bundle) while the first is removed."""
+    env = dict(pm.env, PATH=f"{criu_dir}:{pm.env.get('PATH', '/usr/bin:/bin')}")
+
+    def podman(*args, timeout=120):
+        return run(pm.argv(*args), env=env, timeout=timeout)
+
+    def count(name) -> int:
+        r = podman("exec", name, "cat", "/dev/shm/n")
+        assert r.returncode == 0, r.stderr
+        return int(r.stdout)
+
+    name, copy = pm.name("export"), pm.name("import")
+    pm.start_detached(name, "sh", "-c", COUNT)
+    assert wait_until(lambda: count(name) >= 3)
+    archive = tmp_path / "ckpt.tar.gz"
+    r = podman("container", "checkpoint", "--export", str(archive), name)
+    assert r.returncode == 0, f"checkpoint --export failed:\n{r.stdout}{r.stderr}"
+    assert podman("rm", "--force", "--time", "0", name).returncode == 0
+    r = podman("container", "restore", "--import", str(archive), "--name", copy)
+    assert r.returncode == 0, f"restore --import failed:\n{r.stdout}{r.stderr}"
+    first = count(copy)
+    assert first > 3 and wait_until(lambda: count(copy) > first)
+    assert podman("rm", "--force", "--time", "0", copy).returncode == 0
