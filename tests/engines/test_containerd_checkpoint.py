@@ -15,7 +15,9 @@ from enginelib import REPO, wait_until
 
 pytestmark = pytest.mark.parametrize("runtime", ["runc", "ocirun"])
 
-COUNT = "i=0; while true; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.1; done"
+# written then renamed: a reader never sees the file empty
+COUNT = ("i=0; while true; do i=$((i+1)); echo $i > /dev/shm/t; mv /dev/shm/t /dev/shm/n; "
+         "sleep 0.1; done")
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +41,13 @@ def test_containerd_checkpoint_and_restore(ctd, criu_path, tmp_path):
     ctd.binary = str(wrapper)
 
     def count(name) -> int:
-        r = ctd.ctr("tasks", "exec", "--exec-id", f"c{os.urandom(3).hex()}", name,
-                    "cat", "/dev/shm/n")
-        assert r.returncode == 0, r.stderr
-        return int(r.stdout)
+        for _ in range(5):  # ctr exec's short output is now and then lost on its fifos
+            r = ctd.ctr("tasks", "exec", "--exec-id", f"c{os.urandom(3).hex()}", name,
+                        "cat", "/dev/shm/n")
+            assert r.returncode == 0, r.stderr
+            if r.stdout.strip():
+                return int(r.stdout)
+        raise AssertionError(f"ctr exec {name} cat /dev/shm/n: no output")
 
     name, copy = ctd.name("ckpt"), ctd.name("ckpt-copy")
     ref = f"localhost/checkpoint/{name}:1"

@@ -14,7 +14,9 @@ from enginelib import REPO, run, wait_until
 
 pytestmark = pytest.mark.parametrize("runtime", ["runc", "ocirun"])
 
-COUNT = "i=0; while true; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.1; done"
+# written then renamed: a reader never sees the file empty
+COUNT = ("i=0; while true; do i=$((i+1)); echo $i > /dev/shm/t; mv /dev/shm/t /dev/shm/n; "
+         "sleep 0.1; done")
 
 
 @pytest.fixture(scope="module")

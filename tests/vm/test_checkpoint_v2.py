@@ -21,7 +21,9 @@ CRIU = REPO / "build" / "criu" / "bin" / "criu"
 BUNDLE = REPO / "bundles" / "busybox"
 CG = "/sys/fs/cgroup"
 TIMEOUT = 300  # one call, under TCG
-COUNT = "i=0; while true; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.1; done"
+# written then renamed: a reader never sees the file empty
+COUNT = ("i=0; while true; do i=$((i+1)); echo $i > /dev/shm/t; mv /dev/shm/t /dev/shm/n; "
+         "sleep 0.1; done")
 
 
 @pytest.fixture(scope="module")
