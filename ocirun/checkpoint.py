@@ -58,7 +58,7 @@ class CheckpointOptions(CriuOptions):
 
 
 def open_dir(path: str, what: str, *, create: bool) -> int:
-    """An O_PATH-free directory fd CRIU gets (images_dir_fd, work_dir_fd)."""
+    """A directory fd for CRIU (images_dir_fd, work_dir_fd), the directory made if asked."""
     if create:
         try:
             os.makedirs(path, mode=0o700, exist_ok=True)
