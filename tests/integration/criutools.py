@@ -117,6 +117,10 @@ def ctl(request, rt, criu):
     c = Ctl(["runc"], f"/run/ocirun-test-runc/{uuid.uuid4().hex[:12]}", criu)
     yield c
     shutil.rmtree(c.root, ignore_errors=True)
+    try:
+        os.rmdir(os.path.dirname(c.root))  # the last one out
+    except OSError:
+        pass
 
 
 def cgroup_dirs(cid: str) -> list[str]:
