@@ -25,7 +25,7 @@ LIBDIR ?= /usr/local/lib/ocirun
 PYTEST_ARGS ?=
 
 # Everything whose change means the package (and its C shim) must be rebuilt.
-BUILD_INPUTS := setup.py pyproject.toml \
+BUILD_INPUTS := setup.py pyproject.toml proto/criu-rpc.proto \
 	$(shell find csrc -type f ! -path '*/__pycache__/*' ! -name '*.o' ! -name '*.so' 2>/dev/null)
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -53,6 +53,7 @@ help:
 	@echo "  make deps       install the missing Debian packages (scripts/deps.sh, root)"
 	@echo "  make build      create $(VENV) from PYTHON=$(PYTHON) and pip install -e '.[test]'"
 	@echo "  make bundle     build $(BUNDLE)/rootfs from the host's static busybox"
+	@echo "  make criu       build CRIU 4.2 from ../shared/criu into build/criu (checkpoint/restore tests)"
 	@echo "  make install    the wheel into a venv $(LIBDIR), linked from $(BINDIR)/ocirun"
 	@echo "  make uninstall  remove both"
 	@echo "  make lint       ruff (lint + format), mypy, gcc -Wall -Wextra -Werror and clang-format on csrc/"
@@ -106,8 +107,18 @@ $(ROOTFS_STAMP): scripts/mkbundle.sh | deps
 demo: build bundle
 	PATH="$(VENV_ABS)/bin:$$PATH" $(VENV)/bin/ocirun run --bundle $(BUNDLE) demo-$$$$
 
+# CRIU 4.2 for checkpoint/restore (tests/integration/test_checkpoint.py), built offline from
+# ../shared/criu/criu-*.tar.gz into build/criu/ (~40 s once; reused while the tarball is
+# unchanged). No tarball or a missing build dependency: "criu: skipped: <reason>" and the
+# tests skip saying so; a failed build fails.
+.PHONY: criu
+criu: | deps
+	@rc=0; bash scripts/criu-build.sh >/dev/null || rc=$$?; \
+	if [ $$rc -eq 2 ]; then bash scripts/criu-build.sh | sed 's/^/criu: /'; exit 0; fi; \
+	exit $$rc
+
 # pytest's exit code is passed through: 5 (no tests collected) fails too.
-test: build bundle
+test: build bundle criu
 	@rc=0; PATH="$(VENV_ABS)/bin:$$PATH" $(VENV)/bin/python -m pytest -q tests $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: FAILED, pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$rc

@@ -607,6 +607,47 @@ static void mount_point_of(const struct ocirun_plan *p, const char *path, char *
     }
 }
 
+/* stdio on the host's /dev/null (an engine's detached container) is reopened on the
+ * container's own, as runc does: the host's /dev is not in the container's mount namespace,
+ * and CRIU cannot dump a file whose mount it cannot see. Same access mode; nothing happens
+ * where the container has no usable null device at /dev/null. */
+static void reopen_dev_null(const struct ocirun_plan *p)
+{
+    struct stat null_st, st;
+    int fd, nullfd = -1;
+
+    for (fd = 0; fd < 3; fd++) {
+        int mode, newfd;
+
+        if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
+            continue;
+        if (nullfd < 0) {
+            nullfd = open("/dev/null", O_PATH | O_CLOEXEC);
+            if (nullfd < 0)
+                return;
+            if (fstat(nullfd, &null_st) < 0 || !S_ISCHR(null_st.st_mode) ||
+                null_st.st_rdev != makedev(1, 3)) {
+                close(nullfd);
+                return;
+            }
+        }
+        if (st.st_dev == null_st.st_dev && st.st_ino == null_st.st_ino)
+            continue;
+        mode = fcntl(fd, F_GETFL);
+        if (mode < 0)
+            continue;
+        /* A rootfs on a nodev mount cannot open it (EPERM): the host's stays, as before. */
+        newfd = open("/dev/null", (mode & O_ACCMODE) | O_CLOEXEC);
+        if (newfd < 0)
+            break;
+        if (dup3(newfd, fd, 0) < 0)
+            die(p, errno, "reopen /dev/null on fd %d", fd);
+        close(newfd);
+    }
+    if (nullfd >= 0)
+        close(nullfd);
+}
+
 void setup_rootfs(const struct ocirun_plan *p)
 {
     char parent[4096];
@@ -656,6 +697,7 @@ void setup_rootfs(const struct ocirun_plan *p)
     create_hooks(p);
     trace_mark(p, "create_hooks");
     pivot(p);
+    reopen_dev_null(p);
 
     if (p->rootfs_readonly &&
         mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags("/"), NULL) < 0)

@@ -33,8 +33,22 @@ S = _State()
 
 def _version(value: bool) -> None:
     if value:
-        print(commands.version_text())
+        print(commands.version_text(_criu_flag()))
         raise typer.Exit()
+
+
+def _criu_flag() -> str | None:
+    """--criu's value for --version, which click handles before any other global flag."""
+    import sys
+
+    argv = sys.argv[1:]
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if name in ("--criu", "-criu"):
+            return value if eq else (argv[i + 1] if i + 1 < len(argv) else None)
+        if not arg.startswith("-"):
+            break
+    return None
 
 
 @app.callback()
@@ -47,7 +61,9 @@ def main_options(
     debug: bool = typer.Option(False, "--debug", help="log debug messages"),
     systemd_cgroup: bool = typer.Option(False, "--systemd-cgroup",
                                         help="use systemd to manage cgroups"),
-    criu: Optional[str] = typer.Option(None, "--criu", help="accepted for runc; ignored"),
+    criu: Optional[str] = typer.Option(None, "--criu",
+                                       help="CRIU binary for checkpoint/restore (default: "
+                                            "criu on PATH)"),
     rootless: Optional[str] = typer.Option(None, "--rootless",
                                            help="ignore cgroup permission errors (true|false|auto)"),
     version: bool = typer.Option(False, "--version", "-v", callback=_version, is_eager=True,
@@ -275,20 +291,89 @@ def gc(dry_run: bool = typer.Option(False, "--dry-run",
     done(commands.gc(S.g, dry_run))
 
 
-ANY_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True,
-            "allow_interspersed_args": False}
+IMAGE_PATH = typer.Option(None, "--image-path",
+                          help="checkpoint image directory (default ./checkpoint)")
+WORK_PATH = typer.Option(None, "--work-path",
+                         help="directory for CRIU's log and work files (default: image path)")
+TCP = typer.Option(False, "--tcp-established", help="allow open TCP connections")
+EXT_UNIX = typer.Option(False, "--ext-unix-sk", help="allow external unix sockets")
+SHELL_JOB = typer.Option(False, "--shell-job", help="allow shell jobs")
+FILE_LOCKS = typer.Option(False, "--file-locks", help="handle file locks")
+CG_MODE = typer.Option(None, "--manage-cgroups-mode",
+                       help="cgroups mode: soft (default), full, strict or ignore")
+EMPTY_NS = typer.Option(None, "--empty-ns",
+                        help="namespace to leave empty (network): set up by the caller")
+AUTO_DEDUP = typer.Option(False, "--auto-dedup", help="deduplicate with parent images")
 
 
-@app.command(context_settings=ANY_ARGS)
-def checkpoint() -> None:
-    """Not supported (runc: checkpoint a running container with CRIU)."""
-    done(commands.unsupported("checkpoint"))
+@app.command()
+def checkpoint(
+    cid: str = ID,
+    image_path: Optional[str] = IMAGE_PATH,
+    work_path: Optional[str] = WORK_PATH,
+    parent_path: Optional[str] = typer.Option(None, "--parent-path",
+                                              help="previous pre-dump, relative to image path"),
+    leave_running: bool = typer.Option(False, "--leave-running",
+                                       help="leave the process running afterwards"),
+    tcp_established: bool = TCP,
+    ext_unix_sk: bool = EXT_UNIX,
+    shell_job: bool = SHELL_JOB,
+    lazy_pages: bool = typer.Option(False, "--lazy-pages", help="not supported (an error)"),
+    status_fd: Optional[str] = typer.Option(None, "--status-fd", help="not supported"),
+    page_server: Optional[str] = typer.Option(None, "--page-server", help="not supported"),
+    file_locks: bool = FILE_LOCKS,
+    pre_dump: bool = typer.Option(False, "--pre-dump", help="dump memory only, keep running"),
+    manage_cgroups_mode: Optional[str] = CG_MODE,
+    empty_ns: Optional[str] = EMPTY_NS,
+    auto_dedup: bool = AUTO_DEDUP,
+) -> None:
+    """Checkpoint a running container with CRIU (it is gone afterwards unless
+    --leave-running)."""
+    for flag, value in (("--lazy-pages", lazy_pages), ("--status-fd", status_fd),
+                        ("--page-server", page_server)):
+        if value:
+            done(commands.report(commands.OcirunError(
+                f"checkpoint {flag} is not supported by ocirun")))
+    done(commands.checkpoint(S.g, cid, image_path=image_path, work_path=work_path,
+                             parent_path=parent_path, leave_running=leave_running,
+                             tcp_established=tcp_established, ext_unix_sk=ext_unix_sk,
+                             shell_job=shell_job, file_locks=file_locks, pre_dump=pre_dump,
+                             manage_cgroups_mode=manage_cgroups_mode, empty_ns=empty_ns,
+                             auto_dedup=auto_dedup))
 
 
-@app.command(context_settings=ANY_ARGS)
-def restore() -> None:
-    """Not supported (runc: restore a container from a CRIU checkpoint)."""
-    done(commands.unsupported("restore"))
+@app.command()
+def restore(
+    cid: str = ID,
+    image_path: Optional[str] = IMAGE_PATH,
+    work_path: Optional[str] = WORK_PATH,
+    bundle: str = BUNDLE,
+    detach: bool = typer.Option(False, "--detach", "-d", help="do not wait for the process"),
+    pid_file: Optional[str] = PID_FILE,
+    console_socket: Optional[str] = CONSOLE,
+    no_subreaper: bool = typer.Option(False, "--no-subreaper",
+                                      help="do not become the restored tree's subreaper"),
+    no_pivot: bool = NO_PIVOT,
+    tcp_established: bool = TCP,
+    ext_unix_sk: bool = EXT_UNIX,
+    shell_job: bool = SHELL_JOB,
+    file_locks: bool = FILE_LOCKS,
+    manage_cgroups_mode: Optional[str] = CG_MODE,
+    empty_ns: Optional[str] = EMPTY_NS,
+    auto_dedup: bool = AUTO_DEDUP,
+    lazy_pages: bool = typer.Option(False, "--lazy-pages", help="not supported (an error)"),
+) -> None:
+    """Restore a container from a CRIU checkpoint, with the bundle's config."""
+    if lazy_pages:
+        done(commands.report(commands.OcirunError(
+            "restore --lazy-pages is not supported by ocirun")))
+    done(commands.restore(S.g, cid, image_path=image_path, work_path=work_path, bundle=bundle,
+                          detach=detach, pid_file=pid_file, console_socket=console_socket,
+                          no_subreaper=no_subreaper, no_pivot=no_pivot,
+                          tcp_established=tcp_established, ext_unix_sk=ext_unix_sk,
+                          shell_job=shell_job, file_locks=file_locks,
+                          manage_cgroups_mode=manage_cgroups_mode, empty_ns=empty_ns,
+                          auto_dedup=auto_dedup))
 
 
 @app.command("help")

@@ -33,10 +33,9 @@ class Globals:
             raise OcirunError(f"root {root}: {e.strerror or e}") from None
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless
+        self.criu = criu  # checkpoint/restore: CRIU's path, else `criu` on PATH
         log.configure(log_file, log_format, debug)
         # runc's flags that mean nothing here (docs/compat.md): accepted, said in --debug.
-        if criu is not None:
-            ignored("--criu", criu, "ocirun has no checkpoint/restore")
 
     def rootless_cgroups(self) -> bool:
         """runc reads --rootless (auto or a Go boolean) only where it creates a container,
@@ -448,22 +447,40 @@ def gc(g: Globals, dry_run: bool = False) -> int:
     return guarded(go)
 
 
-def unsupported(command: str) -> int:
-    """runc's commands ocirun does not implement: one clear line, exit 1."""
-    return report(OcirunError(f"{command} is not supported by ocirun (no CRIU support)"))
+def checkpoint(g: Globals, cid: str, **opts) -> int:
+    def go():
+        from .checkpoint import CheckpointOptions, checkpoint as dump
+
+        dump(g.root, cid, CheckpointOptions(**opts), g.criu)
+
+    return guarded(go)
+
+
+def restore(g: Globals, cid: str, **opts) -> int:
+    def go():
+        from .restore import RestoreOptions, restore as undump
+
+        g.rootless_cgroups()  # refuses a bad --rootless, as create does
+        return undump(g.root, cid, RestoreOptions(systemd_cgroup=g.systemd_cgroup, **opts),
+                      g.criu)
+
+    return guarded(go)
 
 
 def features(g: Globals) -> int:
     from .features import features as feats
 
-    print(json.dumps(feats(), indent=2))
+    print(json.dumps(feats(g.criu), indent=2))
     return 0
 
 
-def version_text() -> str:
+def version_text(criu: str | None = None) -> str:
     from . import SPEC_VERSION, __version__
 
+    from .criu_rpc import describe
     from .seccomp import libseccomp_version
 
+    found, why = describe(criu)
     return (f"ocirun version {__version__}\nspec: {SPEC_VERSION}\n"
-            f"python: {sys.version.split()[0]}\nlibseccomp: {libseccomp_version()}")
+            f"python: {sys.version.split()[0]}\nlibseccomp: {libseccomp_version()}\n"
+            f"criu: {found or 'unavailable: ' + why}")

@@ -18,7 +18,7 @@ GLOBAL = {
     "--log-format": ("log_format", True),
     "--debug": ("debug", False),
     "--systemd-cgroup": ("systemd_cgroup", False),
-    "--criu": ("criu", True),  # accepted and ignored: see commands.Globals
+    "--criu": ("criu", True),  # checkpoint/restore's CRIU (typer's path); kept in Globals
     "--rootless": ("rootless", True),
 }
 

@@ -53,8 +53,12 @@ def _netdevices() -> bool:
     return find_spec("pyroute2") is not None
 
 
-def features() -> dict:
+def features(criu: str | None = None) -> dict:
+    """`criu`: the --criu flag (checkpoint/restore's CRIU binary, else `criu` on PATH)."""
+    from .criu_rpc import describe
+
     extensions = _mount_setattr()
+    criu_version, criu_missing = describe(criu)
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": SPEC_VERSION,
@@ -77,5 +81,11 @@ def features() -> dict:
         "annotations": {
             "org.opencontainers.runtime-spec.features.ocirun.version": __version__,
             "io.github.seccomp.libseccomp.version": _libseccomp(),
+            # as runc's org.opencontainers.runc.checkpoint.enabled, but only when CRIU is
+            # there to do it; the other says which CRIU, or why none
+            "org.opencontainers.runtime-spec.features.ocirun.checkpoint.enabled":
+                "true" if criu_version else "false",
+            "org.opencontainers.runtime-spec.features.ocirun.criu":
+                criu_version or f"unavailable: {criu_missing}",
         },
     }

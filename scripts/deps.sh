@@ -23,6 +23,18 @@ PACKAGES=(
     podman              # engine tests: podman 4.3 (pulls in conmon, containers-common)
     conmon
     uidmap              # newuidmap/newgidmap: rootless multi-range id maps (tests/*rootless*)
+    slirp4netns         # rootless podman (tests/rootless): its user-mode network helper
+    # CRIU 4.2, built from ../shared/criu by scripts/criu-build.sh for checkpoint/restore
+    # (Debian 12's criu 3.17 fails `criu check` on newer kernels)
+    protobuf-c-compiler
+    libprotobuf-c-dev
+    libprotobuf-dev
+    protobuf-compiler
+    libnl-3-dev
+    libnet1-dev
+    libcap-dev
+    libbsd-dev
+    iptables            # CRIU locks the network of a dump with --tcp-established
 )
 
 # From bookworm-backports (Debian 12's own Go, 1.19, is too old for runtime-tools' go.mod):
