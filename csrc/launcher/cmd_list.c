@@ -93,6 +93,10 @@ static int peek(const char *root, struct entry *e)
         goto out;
     if (fstatat(fd, "state.json", &sj, 0)) {
         rc = errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+        /* no state.json beside the config.json written after it is damage (state.peek):
+         * Python says so */
+        if (rc == 0 && !fstatat(fd, "config.json", &sj, AT_SYMLINK_NOFOLLOW))
+            rc = -1;
         goto out;
     }
     if (rec_read(fd, &e->rec, &e->r) || !rec_current(fd, &e->r))

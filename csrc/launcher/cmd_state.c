@@ -17,7 +17,8 @@ int valid_id(const char *id)
 {
     const char *p;
 
-    if (!*id || !strcmp(id, ".") || !strcmp(id, ".."))
+    /* state.py's check_id: at most NAME_MAX (255) characters, the id names a directory */
+    if (!*id || strlen(id) > 255 || !strcmp(id, ".") || !strcmp(id, ".."))
         return 0;
     for (p = id; *p; p++) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||

@@ -14,9 +14,28 @@ import uuid
 
 import pytest
 
-from testenv import OCIRUN, REPO
+from testenv import OCIRUN, REPO, ROOTFS
 
 COUNT = "i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done"
+
+
+@pytest.fixture
+def make_bundle(make_bundle, tmp_path):
+    """conftest's make_bundle on a private copy of the rootfs: a restore can make mount
+    points in the rootfs (CRIU re-creates /sys/fs/cgroup there), which the shared one must
+    not gain."""
+    rootfs = tmp_path / "rootfs"
+    subprocess.run(["cp", "-a", str(ROOTFS), str(rootfs)], check=True)
+
+    def make(args=None, mutate=None, config=None):
+        def private(cfg):
+            cfg["root"]["path"] = str(rootfs)
+            if mutate:
+                mutate(cfg)
+
+        return make_bundle(args, private, config)
+
+    return make
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ import pytest
 from testenv import OCIRUN
 
 from criutools import (COUNT, Pipe, cgroup_dirs, criu, ctl, gone, init_view,  # noqa: F401
+                       make_bundle,
                        line, nothing_left)
 
 

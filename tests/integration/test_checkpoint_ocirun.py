@@ -14,7 +14,7 @@ import uuid
 from testenv import OCIRUN
 
 from clitools import fails
-from criutools import COUNT, Ctl, Pipe, criu, nothing_left  # noqa: F401
+from criutools import COUNT, Ctl, Pipe, criu, make_bundle, nothing_left  # noqa: F401
 
 
 def _oneline(r, *needles):

@@ -302,18 +302,18 @@ def test_the_front_door_waits_for_the_containers_lock(rt, make_bundle):
     rt.ok("start", "fd10")
     wait_stopped(rt, "fd10")
     path = Path(rt.root) / "fd10"
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        procs = [
-            subprocess.Popen([OCIRUN, "--root", rt.root, *args], stdout=subprocess.DEVNULL)
-            for args in (("state", "fd10"), ("delete", "fd10"))
-        ]
-        time.sleep(0.3)
-        assert [p.poll() for p in procs] == [None, None] and path.exists()
-    finally:
-        os.close(fd)  # releases the lock
-    assert [p.wait(10) for p in procs] == [0, 0]
+    # one command at a time: state and delete released together race each other
+    for args in (("state", "fd10"), ("delete", "fd10")):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            proc = subprocess.Popen([OCIRUN, "--root", rt.root, *args],
+                                    stdout=subprocess.DEVNULL)
+            time.sleep(0.3)
+            assert proc.poll() is None and path.exists(), args
+        finally:
+            os.close(fd)  # releases the lock
+        assert proc.wait(10) == 0, args
     assert not path.exists()
 
 
