@@ -409,7 +409,7 @@ def _process(plan: Plan, proc: dict, cap_bounding: int = ALL_CAPS) -> None:
     plan.gid = int(user.get("gid", 0))
     plan.groups = [int(g) for g in user.get("additionalGids") or []]
     if user.get("umask") is not None:
-        plan.umask = int(user["umask"])
+        plan.umask = int(user["umask"]) & 0o777  # all umask(2) takes of it (as runc)
     plan.rlimits = [(RLIMITS[r["type"]], int(r["soft"]), int(r["hard"]))
                     for r in proc.get("rlimits") or []]
     plan.no_new_privs = bool(proc.get("noNewPrivileges"))

@@ -68,6 +68,10 @@ def rich_config() -> dict:
     c["process"]["oomScoreAdj"] = 100
     c["process"]["user"]["additionalGids"] = [1, 2]
     c["process"]["user"]["umask"] = 0o22
+    c["process"]["scheduler"] = {"policy": "SCHED_OTHER", "nice": 1, "priority": 0}
+    c["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 4}
+    c["process"]["execCPUAffinity"] = {"initial": "0", "final": "0-1"}
+    c["process"]["personality"] = {"domain": "LINUX"}
     c["annotations"] = {"org.example": "x"}
     c["domainname"] = "example"
     return c
