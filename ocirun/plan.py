@@ -226,6 +226,7 @@ def build(
         plan.envp += [f"LISTEN_FDS={opts.listen_fds}", "LISTEN_PID=1"]
     _hooks(plan, config.get("hooks") or {})
     _memory_policy(plan, linux)
+    _personality(plan, linux)
     _kernel_settings(plan, config, linux, new, problems)
     if linux.get("netDevices"):
         from .plan_netdevices import plan_devices
@@ -416,7 +417,7 @@ def _process(plan: Plan, proc: dict, cap_bounding: int = ALL_CAPS) -> None:
     plan.gid = int(user.get("gid", 0))
     plan.groups = [int(g) for g in user.get("additionalGids") or []]
     if user.get("umask") is not None:
-        plan.umask = int(user["umask"])
+        plan.umask = int(user["umask"]) & 0o777  # all umask(2) takes of it (as runc)
     plan.rlimits = [(RLIMITS[r["type"]], int(r["soft"]), int(r["hard"]))
                     for r in proc.get("rlimits") or []]
     plan.no_new_privs = bool(proc.get("noNewPrivileges"))
@@ -490,8 +491,7 @@ ALL_CPUS = b"\xff" * 128
 
 
 def _scheduling(plan: Plan, proc: dict) -> None:
-    from .tables import (IOPRIO_CLASS_SHIFT, IOPRIO_CLASSES, PERSONALITIES, SCHED_FLAGS,
-                         SCHED_POLICIES)
+    from .tables import IOPRIO_CLASS_SHIFT, IOPRIO_CLASSES, SCHED_FLAGS, SCHED_POLICIES
 
     sched = proc.get("scheduler")
     if sched:
@@ -508,8 +508,14 @@ def _scheduling(plan: Plan, proc: dict) -> None:
     if aff.get("initial"):
         plan.cpu_initial = cpu_mask(aff["initial"])
     plan.cpu_final = cpu_mask(aff["final"]) if aff.get("final") else ALL_CPUS
-    pers = proc.get("personality")
+
+
+def _personality(plan: Plan, linux: dict) -> None:
+    """linux.personality (runtime-spec: linux's, not process's; flags: none defined yet)."""
+    pers = linux.get("personality")
     if pers:
+        from .tables import PERSONALITIES
+
         plan.personality = PERSONALITIES[pers["domain"]]
 
 

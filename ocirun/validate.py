@@ -219,6 +219,7 @@ def _semantic_problems(cfg: dict) -> list[str]:
                 add(["process", "env", i], f"invalid environment variable {kv!r}: expected "
                     "KEY=value (runc refuses it too)")
         _check_rlimits(proc, add)
+        _check_scheduling(proc, add)
 
     # root
     if "root" not in cfg:
@@ -284,6 +285,39 @@ def _semantic_problems(cfg: dict) -> list[str]:
 
     _check_seccomp(linux, add)
     return out
+
+
+MAX_CPU = 8191  # the kernel's largest NR_CPUS
+
+
+def _check_scheduling(proc: dict, add) -> None:
+    """ioPriority's level (0-7, as runc checks), the scheduler's priority and nice, and
+    execCPUAffinity's CPU lists (the schema's pattern also lets "-1", "1-" and a trailing
+    newline through)."""
+    level = _obj(proc.get("ioPriority")).get("priority")
+    if _is_int(level) and not 0 <= level <= 7:
+        add(["process", "ioPriority", "priority"], f"must be 0 to 7, got {level}")
+    sched = _obj(proc.get("scheduler"))
+    for key, lo, hi in (("priority", 0, 99), ("nice", -20, 19)):  # sched_setattr(2)'s ranges
+        value = sched.get(key)
+        if _is_int(value) and not lo <= value <= hi:
+            add(["process", "scheduler", key], f"must be {lo} to {hi}, got {value}")
+    for key, spec in _obj(proc.get("execCPUAffinity")).items():
+        if isinstance(spec, str) and not _cpu_list_ok(spec):
+            add(["process", "execCPUAffinity", key],
+                f"{spec!r} is not a CPU list like \"0-3,6\" (CPUs 0 to {MAX_CPU})")
+
+
+def _cpu_list_ok(spec: str) -> bool:
+    for part in spec.replace(" ", "").split(","):
+        if not part:
+            continue
+        lo, dash, hi = part.partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            return False
+        if int(hi or lo) < int(lo) or int(hi or lo) > MAX_CPU:
+            return False
+    return True
 
 
 def _check_rlimits(proc: dict, add) -> None:

@@ -53,6 +53,7 @@ def rich_config() -> dict:
     linux["sysctl"] = {"net.ipv4.ip_forward": "0", "kernel.msgmax": "8192"}
     linux["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229,
                          "fileMode": 0o666, "uid": 0, "gid": 0}]
+    linux["personality"] = {"domain": "LINUX"}
     linux["maskedPaths"] = ["/proc/kcore", "/sys/firmware"]
     linux["readonlyPaths"] = ["/proc/sys", "/proc/bus"]
     linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
@@ -68,6 +69,9 @@ def rich_config() -> dict:
     c["process"]["oomScoreAdj"] = 100
     c["process"]["user"]["additionalGids"] = [1, 2]
     c["process"]["user"]["umask"] = 0o22
+    c["process"]["scheduler"] = {"policy": "SCHED_OTHER", "nice": 1, "priority": 0}
+    c["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 4}
+    c["process"]["execCPUAffinity"] = {"initial": "0", "final": "0-1"}
     c["annotations"] = {"org.example": "x"}
     c["domainname"] = "example"
     return c

@@ -133,3 +133,40 @@ def test_device_numbers_out_of_range_are_refused(tmp_path):
             assert f"/linux/devices/0/{key}: {value} is not a {key} device number" in e.message
         else:
             raise AssertionError(f"accepted {key} {value}")
+
+
+def test_scheduling_values_out_of_range_are_refused(tmp_path):
+    """Found by sweeping odd values through every field: ioPriority.priority or
+    scheduler.priority -1 (OverflowError packing the plan), execCPUAffinity "-1" or "\\n"
+    (ValueError: the schema's pattern lets them through); a umask over 2**31 overflowed
+    too, and is now taken as umask(2) takes it (the low 9 bits, as runc)."""
+    import json
+
+    from fuzzlib import RICH
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    os.symlink(ROOTFS, bundle / "rootfs")
+
+    def plan_with(where, key, value):
+        cfg = json.loads(json.dumps(RICH))
+        cfg["process"][where][key] = value
+        (bundle / "config.json").write_text(json.dumps(cfg))
+        return plan_of(str(bundle), None)
+
+    for where, key, value, why in (
+            ("ioPriority", "priority", -1, "must be 0 to 7"),
+            ("ioPriority", "priority", 8, "must be 0 to 7"),
+            ("scheduler", "priority", -1, "must be 0 to 99"),
+            ("scheduler", "nice", 20, "must be -20 to 19"),
+            ("execCPUAffinity", "initial", "-1", "is not a CPU list"),
+            ("execCPUAffinity", "final", "\n", "is not a CPU list"),
+            ("execCPUAffinity", "final", "0-99999999", "is not a CPU list"),
+            ("execCPUAffinity", "initial", "3-1", "is not a CPU list")):
+        try:
+            plan_with(where, key, value)
+        except OcirunError as e:
+            assert f"/process/{where}/{key}: " in e.message and why in e.message, e.message
+        else:
+            raise AssertionError(f"accepted {where}.{key} = {value!r}")
+    assert plan_with("user", "umask", 2**31 + 0o27).umask == 0o27

@@ -19,6 +19,39 @@ from testenv import ROOTFS
 EXAMPLES = 1000 if FULL else int(os.environ.get("FUZZ_REAL_N", 200))
 
 
+def test_the_rich_config_runs(rt, tmp_path):
+    """The config the mutations start from is valid and runs (else they test little)."""
+    from fuzzlib import RICH
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    shutil.copytree(ROOTFS, bundle / "rootfs", symlinks=True)
+    cid = uid("rich")
+    cfg = json.loads(json.dumps(RICH))
+    cfg["linux"]["cgroupsPath"] = "/" + cid
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    r = call(rt, "run", "--bundle", str(bundle), cid)
+    assert r.returncode == 0, r.stderr
+    assert not leftovers(rt, [cid])
+    count("containers run")
+
+
+def test_linux_personality_is_applied_and_process_personality_is_not_read(rt, make_bundle):
+    """Found by the fuzzer: the plan read `process.personality` (a string there crashed
+    it), which runtime-spec does not have, and ignored `linux.personality`, which it does."""
+    def mutate(how):
+        def m(c):
+            c["process"]["personality"] = "not read"
+            if how:
+                c["linux"]["personality"] = {"domain": how}
+        return m
+    for how, machine in (("LINUX32", "i686"), ("LINUX", "x86_64"), (None, "x86_64")):
+        r = call(rt, "run", "--bundle", make_bundle(args=["uname", "-m"], mutate=mutate(how)),
+                 uid("pers"))
+        assert r.returncode == 0 and r.stdout.strip() == machine, (how, r.stdout, r.stderr)
+        count("containers run")
+
+
 def test_mutated_configs_run_or_fail_on_one_line(rt, tmp_path):
     bundle = tmp_path / "bundle"
     bundle.mkdir()
