@@ -37,12 +37,16 @@ def criu_rpc() -> None:
             # protoc names the module after the file: copy it as rpc.proto (CRIU's name,
             # which the descriptor pool registers).
             shutil.copy(src, os.path.join(tmp, "rpc.proto"))
-            subprocess.run(["protoc", f"-I{tmp}", f"--python_out={tmp}", "rpc.proto"],
-                           check=True, cwd=tmp)
+            subprocess.run(
+                ["protoc", f"-I{tmp}", f"--python_out={tmp}", "rpc.proto"], check=True, cwd=tmp
+            )
             shutil.copy(os.path.join(tmp, "rpc_pb2.py"), out)
     except (OSError, subprocess.CalledProcessError) as e:
-        print(f"warning: CRIU RPC bindings not generated ({e}): ocirun checkpoint/restore "
-              "will be unavailable (install protoc: protobuf-compiler)", file=sys.stderr)
+        print(
+            f"warning: CRIU RPC bindings not generated ({e}): ocirun checkpoint/restore "
+            "will be unavailable (install protoc: protobuf-compiler)",
+            file=sys.stderr,
+        )
 
 
 criu_rpc()

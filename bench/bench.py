@@ -25,6 +25,7 @@ ocirun and runc always run in the host's namespace.
 
 Stdlib only.  Needs root.
 """
+
 import argparse
 import concurrent.futures as cf
 import ctypes
@@ -50,6 +51,7 @@ _DEVNULL = None
 
 
 # ============================================================== processes
+
 
 def _devnull():
     global _DEVNULL
@@ -80,15 +82,23 @@ def spawn(argv, timeout, capture=False):
     err_fd = os.memfd_create("bench-err", os.MFD_CLOEXEC)
     out_fd = os.memfd_create("bench-out", os.MFD_CLOEXEC) if capture else None
     null = _devnull()
-    actions = [(os.POSIX_SPAWN_DUP2, null, 0),
-               (os.POSIX_SPAWN_DUP2, out_fd if capture else null, 1),
-               (os.POSIX_SPAWN_DUP2, err_fd, 2)]
+    actions = [
+        (os.POSIX_SPAWN_DUP2, null, 0),
+        (os.POSIX_SPAWN_DUP2, out_fd if capture else null, 1),
+        (os.POSIX_SPAWN_DUP2, err_fd, 2),
+    ]
     res = dict(rc=None, ms=None, maxrss=None, out="", err="")
     try:
         t0 = time.perf_counter_ns()
         try:
-            pid = os.posix_spawn(argv[0], argv, SPAWN_ENV, file_actions=actions,
-                                 setsigmask=(), setsigdef=(signal.SIGINT, signal.SIGTERM, signal.SIGPIPE))
+            pid = os.posix_spawn(
+                argv[0],
+                argv,
+                SPAWN_ENV,
+                file_actions=actions,
+                setsigmask=(),
+                setsigdef=(signal.SIGINT, signal.SIGTERM, signal.SIGPIPE),
+            )
         except OSError as e:
             res["err"] = "cannot run %s: %s" % (argv[0], e)
             return res
@@ -133,7 +143,7 @@ class _Stop:
     on = False
 
 
-STOP = _Stop()     # set by the agent's SIGINT handler: a batch launches nothing more
+STOP = _Stop()  # set by the agent's SIGINT handler: a batch launches nothing more
 
 
 def run_batch(argvs, conc, timeout):
@@ -202,7 +212,7 @@ def err_summary(r):
     if errs:
         line = errs[-1][:300]
     elif "Traceback" in err:
-        line = last_line(err)       # a Python traceback: the exception is last
+        line = last_line(err)  # a Python traceback: the exception is last
     else:
         line = first_line(err)
     return "rc=%s: %s" % (r.get("rc"), line or "(no stderr)")
@@ -210,19 +220,26 @@ def err_summary(r):
 
 # ============================================================== crun's namespace agent
 
+
 def agent_main():
     """Runs inside `unshare -m --propagation private`: hide the cgroup2 mount,
     then serve JSON-line requests on stdin/stdout."""
     set_subreaper()
+
     # Ctrl-C goes to the whole process group; the main process decides what to
     # do and will still need us for cleanup.  (A Python handler, unlike SIG_IGN,
     # is reset to default in the children we spawn.)
     def on_int(*_):
         STOP.on = True
+
     signal.signal(signal.SIGINT, on_int)
     out = sys.stdout
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=755", "ocirun-bench-hide", UNIFIED],
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    p = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=755", "ocirun-bench-hide", UNIFIED],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
     out.write(json.dumps(dict(ready=p.returncode == 0, err=p.stderr.strip())) + "\n")
     out.flush()
     for line in sys.stdin:
@@ -249,6 +266,7 @@ def agent_main():
 
 class Local:
     """Runs runtime calls from this process (host mount namespace)."""
+
     where = "host mount namespace"
     pid = None
 
@@ -271,13 +289,25 @@ class Local:
 
 class Agent:
     """Runs runtime calls from an agent in a private mount namespace."""
+
     where = "private mount namespace, %s hidden by a tmpfs" % UNIFIED
 
     def __init__(self):
         self.p = subprocess.Popen(
-            ["unshare", "-m", "--propagation", "private", "--",
-             sys.executable, os.path.abspath(__file__), "--agent"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            [
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "--",
+                sys.executable,
+                os.path.abspath(__file__),
+                "--agent",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.pid = self.p.pid
         self.seq = 0
         self.lock = threading.Lock()
@@ -292,7 +322,7 @@ class Agent:
             req["seq"] = self.seq
             self.p.stdin.write(json.dumps(req) + "\n")
             self.p.stdin.flush()
-            while True:     # skip answers to requests abandoned by a Ctrl-C
+            while True:  # skip answers to requests abandoned by a Ctrl-C
                 line = self.p.stdout.readline()
                 if not line:
                     raise RuntimeError("namespace agent died")
@@ -335,6 +365,7 @@ def unified_has_controllers():
 
 # ============================================================== runtimes
 
+
 class Runtime:
     def __init__(self, name, path, work, tag, execu):
         self.name = name
@@ -342,8 +373,8 @@ class Runtime:
         self.exe = execu
         self.root = os.path.join(work, "root-" + name)
         os.makedirs(self.root, exist_ok=True)
-        self.prefix = tag          # every container id of this runtime starts with it
-        self.live = set()          # ids that may exist in the runtime's state
+        self.prefix = tag  # every container id of this runtime starts with it
+        self.live = set()  # ids that may exist in the runtime's state
         self.version = ""
         self.bundles = {}
 
@@ -362,8 +393,11 @@ class Runtime:
 
     def state_dirs(self):
         try:
-            return sorted(d for d in os.listdir(self.root)
-                          if not d.startswith(".") and os.path.isdir(os.path.join(self.root, d)))
+            return sorted(
+                d
+                for d in os.listdir(self.root)
+                if not d.startswith(".") and os.path.isdir(os.path.join(self.root, d))
+            )
         except OSError:
             return []
 
@@ -381,9 +415,9 @@ def make_bundles(work, rts, base_config):
             c = json.loads(json.dumps(base))
             c["process"]["args"] = args
             c["process"]["terminal"] = False
-            c["root"] = dict(path=rootfs, readonly=True)     # one rootfs shared read-only
+            c["root"] = dict(path=rootfs, readonly=True)  # one rootfs shared read-only
             if rt.name == "crun":
-                c["ociVersion"] = "1.0.2-dev"                 # crun 1.8 rejects 1.3.0
+                c["ociVersion"] = "1.0.2-dev"  # crun 1.8 rejects 1.3.0
             d = os.path.join(work, "bundle-%s-%s" % (rt.name, kind))
             os.makedirs(d, exist_ok=True)
             with open(os.path.join(d, "config.json"), "w") as f:
@@ -394,21 +428,22 @@ def make_bundles(work, rts, base_config):
 
 # ============================================================== results
 
+
 class _Warm:
     on = False
 
 
-WARM = _Warm()     # set while a warm-up iteration runs: its samples are dropped
+WARM = _Warm()  # set while a warm-up iteration runs: its samples are dropped
 
 
 class Row:
     def __init__(self, key, label, unit, better="lower", kind="num"):
         self.key, self.label, self.unit, self.better, self.kind = key, label, unit, better, kind
-        self.samples = {}    # rt name -> [float]
-        self.fails = {}      # rt name -> count
-        self.errors = {}     # rt name -> first error line
-        self.na = {}         # rt name -> reason
-        self.text = {}       # rt name -> free text cell (kind == "text")
+        self.samples = {}  # rt name -> [float]
+        self.fails = {}  # rt name -> count
+        self.errors = {}  # rt name -> first error line
+        self.na = {}  # rt name -> reason
+        self.text = {}  # rt name -> free text cell (kind == "text")
 
     def add(self, rt, value):
         if WARM.on:
@@ -416,7 +451,7 @@ class Row:
         self.samples.setdefault(rt.name, []).append(value)
 
     def fail(self, rt, msg):
-        if not WARM.on:           # a warm-up failure is reported, not counted
+        if not WARM.on:  # a warm-up failure is reported, not counted
             self.fails[rt.name] = self.fails.get(rt.name, 0) + 1
         self.errors.setdefault(rt.name, msg)
 
@@ -450,9 +485,15 @@ class Row:
             xs = self.samples.get(name, [])
             d["runtimes"][name] = dict(
                 median=statistics.median(xs) if xs else None,
-                min=min(xs) if xs else None, max=max(xs) if xs else None,
-                n=len(xs), fails=self.fails.get(name, 0), samples=xs,
-                error=self.errors.get(name), na=self.na.get(name), text=self.text.get(name))
+                min=min(xs) if xs else None,
+                max=max(xs) if xs else None,
+                n=len(xs),
+                fails=self.fails.get(name, 0),
+                samples=xs,
+                error=self.errors.get(name),
+                na=self.na.get(name),
+                text=self.text.get(name),
+            )
         return d
 
 
@@ -465,6 +506,7 @@ def fmt(v, unit):
 
 
 # ============================================================== bench
+
 
 class Bench:
     def __init__(self, args, rts, rootfs, work):
@@ -548,7 +590,7 @@ class Bench:
                     rt.force_delete(cid, self.a.timeout)
                     continue
                 rc_.add(rt, r["ms"])
-                pid, _ = self.init_pid(rt, cid)     # to wait for /bin/true's exit before delete
+                pid, _ = self.init_pid(rt, cid)  # to wait for /bin/true's exit before delete
                 pidfd = None
                 if pid:
                     try:
@@ -566,7 +608,7 @@ class Bench:
                 if pidfd is not None:
                     select.select([pidfd], [], [], 10)
                     os.close(pidfd)
-                self.reap()                          # so delete finds it reaped, not a zombie
+                self.reap()  # so delete finds it reaped, not a zombie
                 r = rt.call("delete", cid, timeout=self.a.timeout)
                 if r["rc"] == 0:
                     rd_.add(rt, r["ms"])
@@ -583,7 +625,9 @@ class Bench:
         rm_ = self.row("rss_create", "peak RSS of the `create` process", "MiB")
         ri_ = self.row("rss_init", "RSS of the init held between create and start", "MiB")
         tm = shutil.which("time", path="/usr/bin:/bin")
-        self.log("[rss] %d x create under %s, VmRSS of the init" % (self.a.runs, tm or "(no GNU time)"))
+        self.log(
+            "[rss] %d x create under %s, VmRSS of the init" % (self.a.runs, tm or "(no GNU time)")
+        )
         if not tm:
             for rt in self.rts:
                 rm_.na[rt.name] = "needs GNU time at /usr/bin/time (apt-get install time)"
@@ -639,7 +683,7 @@ class Bench:
                 continue
             target[rt.name] = cid
         try:
-            for i, order in self.rotations(self.a.runs, self.a.warmup):
+            for _i, order in self.rotations(self.a.runs, self.a.warmup):
                 for rt in order:
                     cid = target.get(rt.name)
                     if cid is None:
@@ -662,10 +706,16 @@ class Bench:
     # ---------------------------------------------------------- 4. state, list
     def sec_state(self):
         n = self.a.state_n
-        rows = {1: (self.row("state1", "state (1 container)", "ms"),
-                    self.row("list1", "list (1 container)", "ms")),
-                n: (self.row("state%d" % n, "state (%d containers)" % n, "ms"),
-                    self.row("list%d" % n, "list (%d containers)" % n, "ms"))}
+        rows = {
+            1: (
+                self.row("state1", "state (1 container)", "ms"),
+                self.row("list1", "list (1 container)", "ms"),
+            ),
+            n: (
+                self.row("state%d" % n, "state (%d containers)" % n, "ms"),
+                self.row("list%d" % n, "list (%d containers)" % n, "ms"),
+            ),
+        }
         made = {rt.name: [] for rt in self.rts}
         first = {}
         try:
@@ -682,23 +732,32 @@ class Bench:
                         row.fail(rt, "create " + err_summary(r))
                     rt.force_delete(cid, self.a.timeout)
             self._measure_state(rows[1], first, made)
-            self.log("[state] create %d more each (created, not started), %d x state + list" % (n - 1, self.a.runs))
+            self.log(
+                "[state] create %d more each (created, not started), %d x state + list"
+                % (n - 1, self.a.runs)
+            )
             for _, order in self.rotations(n - 1):
                 for rt in order:
                     if rt.name not in first:
                         continue
                     cid = self.cid(rt, "st")
                     rt.live.add(cid)
-                    r = rt.call("create", "--bundle", rt.bundles["true"], cid, timeout=self.a.timeout)
+                    r = rt.call(
+                        "create", "--bundle", rt.bundles["true"], cid, timeout=self.a.timeout
+                    )
                     if r["rc"] == 0:
                         made[rt.name].append(cid)
                     else:
-                        rows[n][0].errors.setdefault(rt.name, "create #%d " % len(made[rt.name]) + err_summary(r))
+                        rows[n][0].errors.setdefault(
+                            rt.name, "create #%d " % len(made[rt.name]) + err_summary(r)
+                        )
                         rt.force_delete(cid, self.a.timeout)
             for rt in self.rts:
                 if rt.name in first and len(made[rt.name]) != n:
-                    self.notes.append("%s: only %d of %d containers created for the state/list rows"
-                                      % (rt.name, len(made[rt.name]), n))
+                    self.notes.append(
+                        "%s: only %d of %d containers created for the state/list rows"
+                        % (rt.name, len(made[rt.name]), n)
+                    )
             self._measure_state(rows[n], first, made)
         finally:
             self.log("[state] deleting them")
@@ -741,39 +800,55 @@ class Bench:
     # ---------------------------------------------------------- 5. throughput
     def sec_throughput(self):
         n, conc = self.a.tp_n, self.a.tp_conc
-        rate = self.row("tp", "throughput: %d x run @ concurrency %d [higher=better]" % (n, conc), "ctr/s",
-                        better="higher")
+        rate = self.row(
+            "tp",
+            "throughput: %d x run @ concurrency %d [higher=better]" % (n, conc),
+            "ctr/s",
+            better="higher",
+        )
         fails = self.row("tp_fail", "throughput: failed runs (all rounds)", "count")
-        left = self.row("tp_left", "throughput: leftovers state-dirs/mounts/procs/cgroups", "", kind="text")
+        left = self.row(
+            "tp_left", "throughput: leftovers state-dirs/mounts/procs/cgroups", "", kind="text"
+        )
         totals = {rt.name: [0, 0, 0, 0] for rt in self.rts}
         nfail = {rt.name: 0 for rt in self.rts}
         for rnd in range(self.a.tp_rounds):
-            order = self.rts[rnd % len(self.rts):] + self.rts[:rnd % len(self.rts)]
+            order = self.rts[rnd % len(self.rts) :] + self.rts[: rnd % len(self.rts)]
             for rt in order:
                 self.reap()
                 tag = "%s-tp%d-" % (rt.prefix, rnd)
-                argvs = [rt.argv("run", "--bundle", rt.bundles["true"], tag + str(k)) for k in range(n)]
+                argvs = [
+                    rt.argv("run", "--bundle", rt.bundles["true"], tag + str(k)) for k in range(n)
+                ]
                 mounts_before = set(self._our_mounts(rt))
-                self.log("[throughput] round %d: %s, %d runs at concurrency %d" % (rnd + 1, rt.name, n, conc))
+                self.log(
+                    "[throughput] round %d: %s, %d runs at concurrency %d"
+                    % (rnd + 1, rt.name, n, conc)
+                )
                 res = rt.exe.batch(argvs, conc, self.a.timeout)
                 bad = [r for r in res["results"] if r["rc"] != 0]
                 ok = len(res["results"]) - len(bad)
                 nfail[rt.name] += len(bad)
                 if bad:
-                    rate.errors.setdefault(rt.name, "round %d: %d of %d runs failed, first: %s"
-                                           % (rnd + 1, len(bad), n, err_summary(bad[0])))
+                    rate.errors.setdefault(
+                        rt.name,
+                        "round %d: %d of %d runs failed, first: %s"
+                        % (rnd + 1, len(bad), n, err_summary(bad[0])),
+                    )
                 if ok:
                     rate.add(rt, ok / res["wall"])
                 else:
                     rate.fails[rt.name] = rate.fails.get(rt.name, 0) + 1
-                time.sleep(0.2)      # let anything a runtime left running settle
+                time.sleep(0.2)  # let anything a runtime left running settle
                 self.reap()
                 lo = self._leftovers(rt, tag, mounts_before)
                 for k in range(4):
                     totals[rt.name][k] += len(lo[k])
                 if any(lo):
-                    self.notes.append("%s throughput round %d leftovers: %s"
-                                      % (rt.name, rnd + 1, describe_leftovers(lo)))
+                    self.notes.append(
+                        "%s throughput round %d leftovers: %s"
+                        % (rt.name, rnd + 1, describe_leftovers(lo))
+                    )
                 for cid in lo[0]:
                     rt.live.add(cid)
                     rt.force_delete(cid, self.a.timeout)
@@ -793,8 +868,11 @@ class Bench:
     def _leftovers(self, rt, tag, mounts_before):
         dirs = [d for d in rt.state_dirs() if d.startswith(tag)]
         mounts = [l for l in self._our_mounts(rt) if l not in mounts_before]
-        procs = [p for p in descendants({os.getpid()} | ({rt.exe.pid} if rt.exe.pid else set()))
-                 if p not in agent_pids(self.rts)]
+        procs = [
+            p
+            for p in descendants({os.getpid()} | ({rt.exe.pid} if rt.exe.pid else set()))
+            if p not in agent_pids(self.rts)
+        ]
         cgs = find_cgroups(tag)
         return dirs, mounts, procs, cgs
 
@@ -816,8 +894,13 @@ class Bench:
 
 def looks_unimplemented(r):
     e = (r.get("err") or "").lower()
-    return (r.get("rc") == 2 or "no such command" in e or "not implemented" in e
-            or "unknown command" in e or "usage:" in e)
+    return (
+        r.get("rc") == 2
+        or "no such command" in e
+        or "not implemented" in e
+        or "unknown command" in e
+        or "usage:" in e
+    )
 
 
 def vmrss_kib(pid):
@@ -840,7 +923,7 @@ def proc_table():
         try:
             with open("/proc/%s/stat" % d) as f:
                 s = f.read()
-            t[int(d)] = int(s[s.rindex(")") + 2:].split()[1])
+            t[int(d)] = int(s[s.rindex(")") + 2 :].split()[1])
         except (OSError, ValueError, IndexError):
             pass
     return t
@@ -924,12 +1007,16 @@ def describe_leftovers(lo):
 def proc_desc(pid):
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return "%d %s" % (pid, f.read().replace(b"\0", b" ").decode(errors="replace").strip()[:80])
+            return "%d %s" % (
+                pid,
+                f.read().replace(b"\0", b" ").decode(errors="replace").strip()[:80],
+            )
     except OSError:
         return str(pid)
 
 
 # ============================================================== output
+
 
 def print_table(bench, rts, args, elapsed, interrupted):
     names = [rt.name for rt in rts]
@@ -945,20 +1032,31 @@ def print_table(bench, rts, args, elapsed, interrupted):
         lines.append([label] + [row.cell(n) for n in cols] + [row.ratio(a, b) for a, b in ratios])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
     print()
-    tp = ("; throughput: median of %d round(s)" % args.tp_rounds) if "throughput" in args.only else ""
-    print("ocirun bench: medians of %d runs per cell%s; elapsed %.0fs%s"
-          % (args.runs, tp, elapsed, "; INTERRUPTED, partial results" if interrupted else ""))
+    tp = (
+        ("; throughput: median of %d round(s)" % args.tp_rounds)
+        if "throughput" in args.only
+        else ""
+    )
+    print(
+        "ocirun bench: medians of %d runs per cell%s; elapsed %.0fs%s"
+        % (args.runs, tp, elapsed, "; INTERRUPTED, partial results" if interrupted else "")
+    )
     for rt in rts:
         print("  %-6s %s  (%s)  %s" % (rt.name, rt.path, rt.version, rt.exe.where))
     print()
-    fmt_line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+
+    def fmt_line(cells):
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+
     print(fmt_line(head))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for l in lines:
         print(fmt_line(l))
     print()
-    print("ratios are ocirun median / other median: below 1 is faster or smaller for ms and MiB, "
-          "above 1 is better for ctr/s.")
+    print(
+        "ratios are ocirun median / other median: below 1 is faster or smaller for ms and MiB, "
+        "above 1 is better for ctr/s."
+    )
     errs = []
     for key in bench.order_rows:
         row = bench.rows[key]
@@ -967,8 +1065,10 @@ def print_table(bench, rts, args, elapsed, interrupted):
                 errs.append("%s, %s: n/a (not implemented): %s" % (n, row.label, row.na[n]))
             elif n in row.errors:
                 nf = row.fails.get(n, 0)
-                errs.append("%s, %s: %s%s" % (n, row.label, "%d failure(s), first: " % nf if nf else "",
-                                               row.errors[n]))
+                errs.append(
+                    "%s, %s: %s%s"
+                    % (n, row.label, "%d failure(s), first: " % nf if nf else "", row.errors[n])
+                )
     if errs:
         print()
         print("errors (first per runtime and operation):")
@@ -983,29 +1083,65 @@ def print_table(bench, rts, args, elapsed, interrupted):
 
 # ============================================================== main
 
+
 def parse_args(argv):
     p = argparse.ArgumentParser(
-        description="Benchmark ocirun against runc and crun (whichever are installed), side by side.")
-    p.add_argument("--runs", type=int, default=25,
-                   help="samples per latency row (default 25: the whole bench takes ~1.5 min on 2 cores)")
-    p.add_argument("--only", default="",
-                   help="comma-separated sections to run: " + ",".join(SECTIONS) + " (default: all)")
+        description="Benchmark ocirun against runc and crun (whichever are installed), "
+        "side by side."
+    )
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=25,
+        help="samples per latency row (default 25: the whole bench takes ~1.5 min on 2 cores)",
+    )
+    p.add_argument(
+        "--only",
+        default="",
+        help="comma-separated sections to run: " + ",".join(SECTIONS) + " (default: all)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
-    p.add_argument("--ocirun", default=os.path.join(REPO, ".venv", "bin", "ocirun"),
-                   help="ocirun executable (default: .venv/bin/ocirun); '' to skip")
-    p.add_argument("--runc", default=shutil.which("runc") or "", help="runc executable ('' to skip)")
-    p.add_argument("--crun", default=shutil.which("crun") or "", help="crun executable ('' to skip)")
-    p.add_argument("--bundle", default=os.path.join(REPO, "bundles", "busybox", "config.json"),
-                   help="config.json whose rootfs and settings the bench bundles derive from")
-    p.add_argument("--warmup", type=int, default=1,
-                   help="unrecorded iterations before each latency loop (default 1)")
-    p.add_argument("--state-n", type=int, default=100,
-                   help="containers present for the second state/list rows (default 100)")
+    p.add_argument(
+        "--ocirun",
+        default=os.path.join(REPO, ".venv", "bin", "ocirun"),
+        help="ocirun executable (default: .venv/bin/ocirun); '' to skip",
+    )
+    p.add_argument(
+        "--runc", default=shutil.which("runc") or "", help="runc executable ('' to skip)"
+    )
+    p.add_argument(
+        "--crun", default=shutil.which("crun") or "", help="crun executable ('' to skip)"
+    )
+    p.add_argument(
+        "--bundle",
+        default=os.path.join(REPO, "bundles", "busybox", "config.json"),
+        help="config.json whose rootfs and settings the bench bundles derive from",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="unrecorded iterations before each latency loop (default 1)",
+    )
+    p.add_argument(
+        "--state-n",
+        type=int,
+        default=100,
+        help="containers present for the second state/list rows (default 100)",
+    )
     p.add_argument("--tp-n", type=int, default=200, help="runs per throughput batch (default 200)")
-    p.add_argument("--tp-conc", type=int, default=8, help="concurrency of the throughput batch (default 8)")
-    p.add_argument("--tp-rounds", type=int, default=2,
-                   help="throughput batches per runtime, interleaved (default 2)")
-    p.add_argument("--timeout", type=float, default=30, help="seconds allowed per runtime call (default 30)")
+    p.add_argument(
+        "--tp-conc", type=int, default=8, help="concurrency of the throughput batch (default 8)"
+    )
+    p.add_argument(
+        "--tp-rounds",
+        type=int,
+        default=2,
+        help="throughput batches per runtime, interleaved (default 2)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=30, help="seconds allowed per runtime call (default 30)"
+    )
     p.add_argument("--agent", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     only = [s.strip() for s in a.only.split(",") if s.strip()] or list(SECTIONS)
@@ -1013,7 +1149,14 @@ def parse_args(argv):
     if bad:
         p.error("unknown section(s) %s; choose from %s" % (",".join(bad), ",".join(SECTIONS)))
     a.only = only
-    if a.runs < 1 or a.warmup < 0 or a.state_n < 1 or a.tp_n < 1 or a.tp_conc < 1 or a.tp_rounds < 0:
+    if (
+        a.runs < 1
+        or a.warmup < 0
+        or a.state_n < 1
+        or a.tp_n < 1
+        or a.tp_conc < 1
+        or a.tp_rounds < 0
+    ):
         p.error("counts must be positive")
     return a
 
@@ -1071,6 +1214,7 @@ def main(argv):
 
     def on_term(*_):
         raise KeyboardInterrupt
+
     signal.signal(signal.SIGTERM, on_term)
 
     wanted = []
@@ -1112,15 +1256,24 @@ def main(argv):
         bench = Bench(args, rts, rootfs, work)
         if not subreaper:
             bench.notes.append("could not become a child subreaper; exited inits may stay zombies")
-        print("bench: %s; runs=%d, sections=%s, work dir %s" % (
-            ", ".join("%s=%s" % (rt.name, rt.path) for rt in rts), args.runs, ",".join(args.only), work),
-            file=sys.stderr)
+        print(
+            "bench: %s; runs=%d, sections=%s, work dir %s"
+            % (
+                ", ".join("%s=%s" % (rt.name, rt.path) for rt in rts),
+                args.runs,
+                ",".join(args.only),
+                work,
+            ),
+            file=sys.stderr,
+        )
         bench.run(args.only)
     except KeyboardInterrupt:
         interrupted = True
         print("\nbench: interrupted, cleaning up", file=sys.stderr)
     finally:
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)     # a second Ctrl-C must not stop the cleanup
+        old = signal.signal(
+            signal.SIGINT, signal.SIG_IGN
+        )  # a second Ctrl-C must not stop the cleanup
         try:
             cleanup_notes = cleanup(rts, work, args.timeout)
         finally:
@@ -1132,11 +1285,18 @@ def main(argv):
     print_table(bench, rts, args, elapsed, interrupted)
     if args.json:
         doc = dict(
-            when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), kernel=os.uname().release,
-            cpus=os.cpu_count(), elapsed_s=elapsed, interrupted=interrupted,
+            when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            kernel=os.uname().release,
+            cpus=os.cpu_count(),
+            elapsed_s=elapsed,
+            interrupted=interrupted,
             options={k: v for k, v in vars(args).items() if k != "agent"},
-            runtimes={rt.name: dict(path=rt.path, version=rt.version, where=rt.exe.where) for rt in rts},
-            rows=[bench.rows[k].to_json() for k in bench.order_rows], notes=bench.notes)
+            runtimes={
+                rt.name: dict(path=rt.path, version=rt.version, where=rt.exe.where) for rt in rts
+            },
+            rows=[bench.rows[k].to_json() for k in bench.order_rows],
+            notes=bench.notes,
+        )
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
         print("\nwrote %s" % args.json)

@@ -25,7 +25,7 @@
 static int sys_bpf(int cmd, union bpf_attr *attr)
 {
     long r = syscall(__NR_bpf, cmd, attr, sizeof(*attr));
-    return r < 0 ? -errno : (int)r;
+    return r < 0 ? -errno : (int) r;
 }
 
 static int load(const void *insns, unsigned int n)
@@ -34,9 +34,9 @@ static int load(const void *insns, unsigned int n)
     memset(&a, 0, sizeof(a));
     a.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
     a.expected_attach_type = BPF_CGROUP_DEVICE;
-    a.insns = (uintptr_t)insns;
+    a.insns = (uintptr_t) insns;
     a.insn_cnt = n;
-    a.license = (uintptr_t)"Apache-2.0";  /* no GPL-only helper is called */
+    a.license = (uintptr_t) "Apache-2.0"; /* no GPL-only helper is called */
     memcpy(a.prog_name, "ocirun_devices", sizeof("ocirun_devices"));
     return sys_bpf(BPF_PROG_LOAD, &a);
 }
@@ -47,7 +47,7 @@ static int load_logged(const void *insns, unsigned int n, char *log, unsigned in
     if (fd == -EPERM) {
         /* Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK: lift it for the load only
          * (the container's init is forked later and must not inherit a changed limit). */
-        struct rlimit old, inf = {RLIM_INFINITY, RLIM_INFINITY};
+        struct rlimit old, inf = { RLIM_INFINITY, RLIM_INFINITY };
         if (getrlimit(RLIMIT_MEMLOCK, &old) == 0 && old.rlim_cur != RLIM_INFINITY &&
             setrlimit(RLIMIT_MEMLOCK, &inf) == 0) {
             fd = load(insns, n);
@@ -61,15 +61,15 @@ static int load_logged(const void *insns, unsigned int n, char *log, unsigned in
         memset(&a, 0, sizeof(a));
         a.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
         a.expected_attach_type = BPF_CGROUP_DEVICE;
-        a.insns = (uintptr_t)insns;
+        a.insns = (uintptr_t) insns;
         a.insn_cnt = n;
-        a.license = (uintptr_t)"Apache-2.0";
-        a.log_buf = (uintptr_t)log;
+        a.license = (uintptr_t) "Apache-2.0";
+        a.log_buf = (uintptr_t) log;
         a.log_size = log_size;
         a.log_level = 1;
         log[0] = 0;
         fd = sys_bpf(BPF_PROG_LOAD, &a);
-        if (fd >= 0) {  /* loaded this time after all */
+        if (fd >= 0) { /* loaded this time after all */
             return fd;
         }
         log[log_size - 1] = 0;
@@ -85,13 +85,13 @@ static int query(int cgroup_fd, unsigned int *ids, unsigned int max_ids)
     memset(&a, 0, sizeof(a));
     a.query.target_fd = cgroup_fd;
     a.query.attach_type = BPF_CGROUP_DEVICE;
-    a.query.prog_ids = (uintptr_t)ids;
+    a.query.prog_ids = (uintptr_t) ids;
     a.query.prog_cnt = max_ids;
     r = sys_bpf(BPF_PROG_QUERY, &a);
-    if (r < 0 && r != -ENOSPC) {  /* ENOSPC: more than max_ids; prog_cnt has the count */
+    if (r < 0 && r != -ENOSPC) { /* ENOSPC: more than max_ids; prog_cnt has the count */
         return r;
     }
-    return (int)a.query.prog_cnt;
+    return (int) a.query.prog_cnt;
 }
 
 static int detach(int cgroup_fd, unsigned int id)
@@ -102,7 +102,7 @@ static int detach(int cgroup_fd, unsigned int id)
     a.prog_id = id;
     fd = sys_bpf(BPF_PROG_GET_FD_BY_ID, &a);
     if (fd == -ENOENT) {
-        return 0;  /* gone meanwhile */
+        return 0; /* gone meanwhile */
     }
     if (fd < 0) {
         return fd;
@@ -116,8 +116,8 @@ static int detach(int cgroup_fd, unsigned int id)
     return r == -ENOENT ? 0 : r;
 }
 
-int ocirun_bpf_device_filter(int cgroup_fd, const void *insns, unsigned int n_insns,
-                             char *log, unsigned int log_size)
+int ocirun_bpf_device_filter(int cgroup_fd, const void *insns, unsigned int n_insns, char *log,
+                             unsigned int log_size)
 {
     unsigned int old[MAX_OLD];
     union bpf_attr a;
@@ -143,7 +143,7 @@ int ocirun_bpf_device_filter(int cgroup_fd, const void *insns, unsigned int n_in
     a.attach_type = BPF_CGROUP_DEVICE;
     a.attach_flags = BPF_F_ALLOW_MULTI;
     r = sys_bpf(BPF_PROG_ATTACH, &a);
-    close(prog);  /* the attachment holds its own reference */
+    close(prog); /* the attachment holds its own reference */
     if (r < 0) {
         return r;
     }

@@ -177,7 +177,7 @@ static int enter_cwd(const struct ocirun_plan *p, int final)
 
     if (chdir(p->cwd) < 0) {
         if (!final && (errno == EACCES || errno == EPERM))
-            return 0;  /* try again as the process's user */
+            return 0; /* try again as the process's user */
         die(p, errno, "chdir %s", p->cwd);
     }
     if (!getcwd(buf, sizeof(buf)))
@@ -213,7 +213,7 @@ static void wait_for_start(const struct ocirun_plan *p)
         if (errno != EINTR)
             die(p, errno, "poll exec.fifo");
     if (read(p->fifo_fd, &c, 1) != 1)
-        _exit(1);  /* a writer came and went without starting us */
+        _exit(1); /* a writer came and went without starting us */
 }
 
 static void reset_signals(void)

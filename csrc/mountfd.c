@@ -89,8 +89,8 @@ int ocirun_mount_setattr(int fd, int recursive, unsigned long long set, unsigned
     attr.attr_set = set;
     attr.attr_clr = clr;
     attr.userns_fd = userns_fd >= 0 ? (unsigned long long) userns_fd : 0;
-    if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0),
-                &attr, sizeof(attr)) < 0)
+    if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr,
+                sizeof(attr)) < 0)
         return -errno;
     return 0;
 }

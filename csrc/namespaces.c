@@ -7,15 +7,24 @@
 static const char *ns_name(int nstype)
 {
     switch (nstype) {
-    case CLONE_NEWUSER: return "user";
-    case CLONE_NEWPID: return "pid";
-    case CLONE_NEWNET: return "network";
-    case CLONE_NEWNS: return "mount";
-    case CLONE_NEWIPC: return "ipc";
-    case CLONE_NEWUTS: return "uts";
-    case CLONE_NEWCGROUP: return "cgroup";
-    case CLONE_NEWTIME: return "time";
-    default: return "unknown";
+    case CLONE_NEWUSER:
+        return "user";
+    case CLONE_NEWPID:
+        return "pid";
+    case CLONE_NEWNET:
+        return "network";
+    case CLONE_NEWNS:
+        return "mount";
+    case CLONE_NEWIPC:
+        return "ipc";
+    case CLONE_NEWUTS:
+        return "uts";
+    case CLONE_NEWCGROUP:
+        return "cgroup";
+    case CLONE_NEWTIME:
+        return "time";
+    default:
+        return "unknown";
     }
 }
 

@@ -14,32 +14,35 @@
 #define OCIRUN_H
 
 /* ---- sync protocol: one struct ocirun_msg per packet ---------------------------------- */
-#define OCIRUN_MSG_IDMAP      1  /* child -> parent: my user namespace exists; write id maps */
-#define OCIRUN_MSG_IDMAP_DONE 2  /* parent -> child: maps written, go on */
+#define OCIRUN_MSG_IDMAP      1 /* child -> parent: my user namespace exists; write id maps */
+#define OCIRUN_MSG_IDMAP_DONE 2 /* parent -> child: maps written, go on */
 /* OCIRUN_MSG_PID: sent by the intermediate process after the extra fork; value = the host
  * pid of the container's init. */
 #define OCIRUN_MSG_PID        3
-#define OCIRUN_MSG_GO         4  /* parent -> init: pid recorded, go on */
-#define OCIRUN_MSG_READY      5  /* init -> parent: set up, now blocked before exec */
-#define OCIRUN_MSG_ERROR      6  /* child -> parent: err = errno (0: none), text = what failed */
-#define OCIRUN_MSG_EXEC_ERROR 7  /* like ERROR, for the executable lookup (runc's wording) */
-#define OCIRUN_MSG_HOOKS      8  /* child -> parent: mounts are done, before pivot_root: run
-                                    the prestart and createRuntime hooks now */
-#define OCIRUN_MSG_HOOKS_DONE 9  /* parent -> child: they passed (and state_fd is filled) */
-#define OCIRUN_MSG_CGROUP     10 /* child -> parent: put me (value = my pid) in my cgroups */
+#define OCIRUN_MSG_GO         4 /* parent -> init: pid recorded, go on */
+#define OCIRUN_MSG_READY      5 /* init -> parent: set up, now blocked before exec */
+#define OCIRUN_MSG_ERROR      6 /* child -> parent: err = errno (0: none), text = what failed */
+#define OCIRUN_MSG_EXEC_ERROR 7 /* like ERROR, for the executable lookup (runc's wording) */
+/* OCIRUN_MSG_HOOKS: child -> parent: mounts are done, before pivot_root: run the prestart
+ * and createRuntime hooks now. */
+#define OCIRUN_MSG_HOOKS       8
+#define OCIRUN_MSG_HOOKS_DONE  9  /* parent -> child: they passed (and state_fd is filled) */
+#define OCIRUN_MSG_CGROUP      10 /* child -> parent: put me (value = my pid) in my cgroups */
 #define OCIRUN_MSG_CGROUP_DONE 11 /* parent -> child: done; a cgroup ns made now is rooted there */
-#define OCIRUN_MSG_SECCOMP_FD 12 /* child -> parent: the seccomp notify listener, as SCM_RIGHTS */
-#define OCIRUN_MSG_NETDEV     13 /* child -> parent: my network namespace exists: move the
-                                    linux.netDevices into it now */
+#define OCIRUN_MSG_SECCOMP_FD  12 /* child -> parent: the seccomp notify listener, as SCM_RIGHTS */
+/* OCIRUN_MSG_NETDEV: child -> parent: my network namespace exists: move the
+ * linux.netDevices into it now. */
+#define OCIRUN_MSG_NETDEV      13
 #define OCIRUN_MSG_NETDEV_DONE 14 /* parent -> child: they are in, go on */
 
 /* When the init loads its seccomp filter (Python decides; runc's order). */
-#define OCIRUN_SECCOMP_NONE   0
-#define OCIRUN_SECCOMP_EARLY  1  /* before the credentials: without no_new_privs, loading
-                                    needs CAP_SYS_ADMIN, which the cap drop may remove */
-#define OCIRUN_SECCOMP_READY  2  /* after the credentials, before READY: a notify listener
-                                    must reach the parent while it still listens */
-#define OCIRUN_SECCOMP_LAST   3  /* the last step before execve: fewest syscalls filtered */
+#define OCIRUN_SECCOMP_NONE 0
+/* EARLY: before the credentials: without no_new_privs, loading needs CAP_SYS_ADMIN, which
+ * the cap drop may remove. READY: after the credentials, before READY: a notify listener
+ * must reach the parent while it still listens. */
+#define OCIRUN_SECCOMP_EARLY 1
+#define OCIRUN_SECCOMP_READY 2
+#define OCIRUN_SECCOMP_LAST  3 /* the last step before execve: fewest syscalls filtered */
 
 #define OCIRUN_MSG_TEXT 1024
 
@@ -51,87 +54,87 @@ struct ocirun_msg {
 };
 
 /* ---- plan pieces --------------------------------------------------------------------- */
-#define OCIRUN_MNT_DIR  0  /* create the target as a directory if missing */
-#define OCIRUN_MNT_FILE 1  /* create the target as an empty file if missing */
+#define OCIRUN_MNT_DIR  0 /* create the target as a directory if missing */
+#define OCIRUN_MNT_FILE 1 /* create the target as an empty file if missing */
 
 /* An entry with neither source nor fstype mounts nothing: it only bind-remounts the target
  * with `remount` (e.g. the tmpfs under v1 cgroup mounts, made read-only once filled). */
 struct ocirun_mount {
-    const char *source;        /* bind: absolute host path; else the fs source name */
-    const char *target;        /* absolute path inside the container (resolved in rootfs) */
-    const char *fstype;        /* NULL for binds */
-    const char *data;          /* fs options string, or NULL */
-    unsigned long flags;       /* MS_* for the first mount(2) call */
-    unsigned long remount;     /* non-zero: bind-remount with these MS_* (e.g. ro binds) */
-    unsigned long propagation; /* MS_SHARED|MS_PRIVATE|... (+MS_REC) applied after, or 0 */
-    int kind;                  /* OCIRUN_MNT_DIR or OCIRUN_MNT_FILE */
-    int copyup;                /* tmpcopyup: fill the new tmpfs with what was there */
-    int source_fd;             /* >= 0: a detached copy of the bind source the runtime made
+    const char *source;              /* bind: absolute host path; else the fs source name */
+    const char *target;              /* absolute path inside the container (resolved in rootfs) */
+    const char *fstype;              /* NULL for binds */
+    const char *data;                /* fs options string, or NULL */
+    unsigned long flags;             /* MS_* for the first mount(2) call */
+    unsigned long remount;           /* non-zero: bind-remount with these MS_* (e.g. ro binds) */
+    unsigned long propagation;       /* MS_SHARED|MS_PRIVATE|... (+MS_REC) applied after, or 0 */
+    int kind;                        /* OCIRUN_MNT_DIR or OCIRUN_MNT_FILE */
+    int copyup;                      /* tmpcopyup: fill the new tmpfs with what was there */
+    int source_fd;                   /* >= 0: a detached copy of the bind source the runtime made
                                   before the clone (open_tree): moved onto the target */
     unsigned long moved_propagation; /* applied to that copy once attached, or 0 */
-    unsigned long long attr_set; /* recursive attributes (rro, rnosuid...): MOUNT_ATTR_* set */
-    unsigned long long attr_clr; /* and cleared with mount_setattr(AT_RECURSIVE), or 0 */
+    unsigned long long attr_set;     /* recursive attributes (rro, rnosuid...): MOUNT_ATTR_* set */
+    unsigned long long attr_clr;     /* and cleared with mount_setattr(AT_RECURSIVE), or 0 */
 };
 
 struct ocirun_ns_join {
-    int fd;      /* open fd of the namespace file (opened by Python, O_CLOEXEC) */
-    int nstype;  /* CLONE_NEW* */
+    int fd;     /* open fd of the namespace file (opened by Python, O_CLOEXEC) */
+    int nstype; /* CLONE_NEW* */
 };
 
 struct ocirun_device {
-    const char *path;        /* absolute path inside the container */
-    const char *host_path;   /* for bind mode: the host node to bind, else NULL */
-    unsigned int mode;       /* S_IFCHR/S_IFBLK/S_IFIFO | permission bits */
-    unsigned long long dev;  /* makedev(major, minor) */
+    const char *path;       /* absolute path inside the container */
+    const char *host_path;  /* for bind mode: the host node to bind, else NULL */
+    unsigned int mode;      /* S_IFCHR/S_IFBLK/S_IFIFO | permission bits */
+    unsigned long long dev; /* makedev(major, minor) */
     unsigned int uid;
     unsigned int gid;
 };
 
 struct ocirun_symlink {
-    const char *target;    /* what the link points to */
-    const char *linkpath;  /* absolute path inside the container */
+    const char *target;   /* what the link points to */
+    const char *linkpath; /* absolute path inside the container */
 };
 
 /* A hook run by the init, in the container's namespaces (createContainer, startContainer).
  * Its stdin carries the container's state JSON, read from plan->state_fd. */
 struct ocirun_hook {
     const char *path;
-    const char *const *argv;  /* NULL-terminated */
-    const char *const *envp;  /* NULL-terminated, exactly the hook's env */
-    int timeout;              /* seconds; 0: none */
+    const char *const *argv; /* NULL-terminated */
+    const char *const *envp; /* NULL-terminated, exactly the hook's env */
+    int timeout;             /* seconds; 0: none */
 };
 
 struct ocirun_rlimit {
-    const char *name;  /* RLIMIT_NOFILE..., for errors */
+    const char *name; /* RLIMIT_NOFILE..., for errors */
     int resource;
     unsigned long long soft;
     unsigned long long hard;
 };
 
 struct ocirun_sysctl {
-    const char *path;   /* /proc/sys/... (after pivot, inside the container) */
+    const char *path; /* /proc/sys/... (after pivot, inside the container) */
     const char *value;
 };
 
 struct ocirun_plan {
     /* channels */
-    int sync_fd;                 /* child end of the socketpair */
-    int fifo_fd;                 /* read end of exec.fifo: wait here for `start`; -1: don't */
+    int sync_fd;                     /* child end of the socketpair */
+    int fifo_fd;                     /* read end of exec.fifo: wait here for `start`; -1: don't */
     unsigned long long wait_signals; /* bit N: signal N ends the init while it waits */
-    int result_fd;               /* exec.result (O_RDWR): a failure after `start` is written
+    int result_fd;                   /* exec.result (O_RDWR): a failure after `start` is written
                                     here for `start` to report; execve closes it (success) */
-    const int *keep_fds;         /* ascending: every other fd >= 3 is closed at once, so no */
-    int n_keep_fds;              /* lock, socket or leaked fd of the caller's lives on */
+    const int *keep_fds;             /* ascending: every other fd >= 3 is closed at once, so no */
+    int n_keep_fds;                  /* lock, socket or leaked fd of the caller's lives on */
 
-    int cgroup_sync;             /* first of all, let the parent move us into our cgroups */
-    const int *cgroup_task_fds;  /* or move ourselves: cgroup v1 `tasks` files the parent */
+    int cgroup_sync;            /* first of all, let the parent move us into our cgroups */
+    const int *cgroup_task_fds; /* or move ourselves: cgroup v1 `tasks` files the parent */
     const char *const *cgroup_task_paths; /* opened (paths for messages); writing "0" moves */
-    int n_cgroup_task_fds;       /* this thread, our only one, without the global lock's wait */
-    int cgroup_into_fd;          /* cgroup2 directory: clone3(CLONE_INTO_CGROUP) starts the
+    int n_cgroup_task_fds; /* this thread, our only one, without the global lock's wait */
+    int cgroup_into_fd;    /* cgroup2 directory: clone3(CLONE_INTO_CGROUP) starts the
                                     child there (no move at all); -1: plain clone */
 
     /* namespaces, in the order the child applies them */
-    unsigned long clone_flags;   /* CLONE_NEW* created by clone(2) itself */
+    unsigned long clone_flags; /* CLONE_NEW* created by clone(2) itself */
     const struct ocirun_ns_join *joins;
     int n_joins;
     unsigned long unshare_flags; /* CLONE_NEW* created by unshare(2) after the joins */
@@ -142,11 +145,11 @@ struct ocirun_plan {
     int netdev_sync;             /* then wait while the parent moves network devices in */
 
     /* hooks */
-    int hooks_sync;              /* before pivot_root, let the parent run its hooks */
-    int state_fd;                /* memfd holding the state JSON for hooks' stdin, or -1 */
-    const struct ocirun_hook *create_hooks;  /* createContainer */
+    int hooks_sync; /* before pivot_root, let the parent run its hooks */
+    int state_fd;   /* memfd holding the state JSON for hooks' stdin, or -1 */
+    const struct ocirun_hook *create_hooks; /* createContainer */
     int n_create_hooks;
-    const struct ocirun_hook *start_hooks;   /* startContainer */
+    const struct ocirun_hook *start_hooks; /* startContainer */
     int n_start_hooks;
 
     /* terminal (process.terminal) */
@@ -155,15 +158,15 @@ struct ocirun_plan {
     unsigned short console_cols;
 
     /* rootfs */
-    int setup_rootfs;            /* 0: no new mount namespace, leave the filesystem alone */
-    const char *rootfs;          /* absolute host path of root.path */
+    int setup_rootfs;                   /* 0: no new mount namespace, leave the filesystem alone */
+    const char *rootfs;                 /* absolute host path of root.path */
     unsigned long root_propagation;     /* applied to / before anything (MS_REC|MS_SLAVE...);
                                            0: leave */
     unsigned long root_propagation_end; /* applied to the new / after pivot, or 0 */
-    int rootfs_parent_unshared;  /* stop the mount holding rootfs sharing (as runc) */
+    int rootfs_parent_unshared;         /* stop the mount holding rootfs sharing (as runc) */
     int rootfs_readonly;
     int no_pivot;
-    int chroot_only;             /* no mount namespace of its own: chroot, no pivot or move
+    int chroot_only; /* no mount namespace of its own: chroot, no pivot or move
                                     (the mounts stay in the runtime's namespace, as runc) */
     const struct ocirun_mount *mounts;
     int n_mounts;
@@ -177,38 +180,38 @@ struct ocirun_plan {
     int n_readonly;
 
     /* kernel settings of the container */
-    const char *hostname;        /* NULL: leave */
-    const char *domainname;      /* NULL: leave */
+    const char *hostname;   /* NULL: leave */
+    const char *domainname; /* NULL: leave */
     const struct ocirun_sysctl *sysctls;
     int n_sysctls;
-    const char *oom_score_adj;   /* decimal text, or NULL */
+    const char *oom_score_adj; /* decimal text, or NULL */
 
     /* the process */
-    const char *const *argv;     /* NULL-terminated */
+    const char *const *argv; /* NULL-terminated */
     int argc;
-    const char *const *envp;     /* NULL-terminated, exactly process.env */
-    const char *path_env;        /* PATH to search for argv[0] (from process.env), or NULL */
-    int home_from_passwd;        /* process.env has no HOME: add HOME=<the home of uid in the
+    const char *const *envp; /* NULL-terminated, exactly process.env */
+    const char *path_env;    /* PATH to search for argv[0] (from process.env), or NULL */
+    int home_from_passwd;    /* process.env has no HOME: add HOME=<the home of uid in the
                                     container's /etc/passwd, else "/"> (runc, crun) */
     const char *cwd;
     unsigned int uid;
     unsigned int gid;
-    const unsigned int *groups;  /* additionalGids */
-    int n_groups;                /* < 0: leave the groups as they are (setgroups denied) */
-    int umask;                   /* -1: leave */
+    const unsigned int *groups; /* additionalGids */
+    int n_groups;               /* < 0: leave the groups as they are (setgroups denied) */
+    int umask;                  /* -1: leave */
     const struct ocirun_rlimit *rlimits;
     int n_rlimits;
     int no_new_privs;
-    int apply_caps;              /* 0: leave capabilities as inherited */
+    int apply_caps; /* 0: leave capabilities as inherited */
     unsigned long long cap_bounding;
     unsigned long long cap_effective;
     unsigned long long cap_permitted;
     unsigned long long cap_inheritable;
     unsigned long long cap_ambient;
-    int new_keyring;             /* join a fresh session keyring */
-    int personality;             /* personality(2) persona, or -1 */
-    int ioprio;                  /* ioprio_set(2) value (class << 13 | level), or -1 */
-    int sched_set;               /* apply the sched_setattr(2) fields below */
+    int new_keyring; /* join a fresh session keyring */
+    int personality; /* personality(2) persona, or -1 */
+    int ioprio;      /* ioprio_set(2) value (class << 13 | level), or -1 */
+    int sched_set;   /* apply the sched_setattr(2) fields below */
     unsigned int sched_policy;
     int sched_nice;
     unsigned int sched_priority;
@@ -216,21 +219,21 @@ struct ocirun_plan {
     unsigned long long sched_runtime;
     unsigned long long sched_deadline;
     unsigned long long sched_period;
-    const unsigned char *cpu_initial;  /* sched_setaffinity mask at the start, or NULL */
+    const unsigned char *cpu_initial; /* sched_setaffinity mask at the start, or NULL */
     unsigned int cpu_initial_len;
-    const unsigned char *cpu_final;    /* ... just before execve, or NULL */
+    const unsigned char *cpu_final; /* ... just before execve, or NULL */
     unsigned int cpu_final_len;
-    int mempolicy_set;           /* linux.memoryPolicy: set_mempolicy(2) */
-    int mempolicy_mode;          /* MPOL_* | MPOL_F_* flags */
-    const unsigned char *mempolicy_nodes;  /* node mask, or NULL */
-    unsigned int mempolicy_nodes_len;      /* bytes */
-    int seccomp_when;            /* OCIRUN_SECCOMP_* */
-    const void *seccomp_bpf;     /* struct sock_filter[] compiled by the parent */
-    unsigned int seccomp_len;    /* instructions */
-    unsigned int seccomp_flags;  /* SECCOMP_FILTER_FLAG_* for seccomp(2) */
-    int preserve_fds;            /* fds 3 .. 3+n-1 survive into the process */
-    int exec_fd;                 /* sealed trampoline to execveat through, or -1 */
-    int trace;                   /* --debug: report phase times (us since clone) with READY */
+    int mempolicy_set;                    /* linux.memoryPolicy: set_mempolicy(2) */
+    int mempolicy_mode;                   /* MPOL_* | MPOL_F_* flags */
+    const unsigned char *mempolicy_nodes; /* node mask, or NULL */
+    unsigned int mempolicy_nodes_len;     /* bytes */
+    int seccomp_when;                     /* OCIRUN_SECCOMP_* */
+    const void *seccomp_bpf;              /* struct sock_filter[] compiled by the parent */
+    unsigned int seccomp_len;             /* instructions */
+    unsigned int seccomp_flags;           /* SECCOMP_FILTER_FLAG_* for seccomp(2) */
+    int preserve_fds;                     /* fds 3 .. 3+n-1 survive into the process */
+    int exec_fd;                          /* sealed trampoline to execveat through, or -1 */
+    int trace; /* --debug: report phase times (us since clone) with READY */
 };
 
 /* Clone the container's init and run `plan` in it. Returns the child's pid (>0), or -errno.
@@ -259,7 +262,7 @@ int ocirun_set_child_subreaper(void);
 /* ---- parent side: seccomp compilation (csrc/seccomp.c) ---- */
 /* Runs in the runtime (parent) process only: libseccomp builds the filter from a flattened
  * linux.seccomp and exports it as classic BPF; ocirun/seccomp.py does everything else. */
-#define OCIRUN_SCMP_CMP_NE        1  /* == libseccomp's enum scmp_compare (checked in seccomp.c) */
+#define OCIRUN_SCMP_CMP_NE        1 /* == libseccomp's enum scmp_compare (checked in seccomp.c) */
 #define OCIRUN_SCMP_CMP_LT        2
 #define OCIRUN_SCMP_CMP_LE        3
 #define OCIRUN_SCMP_CMP_EQ        4
@@ -268,26 +271,26 @@ int ocirun_set_child_subreaper(void);
 #define OCIRUN_SCMP_CMP_MASKED_EQ 7
 
 struct ocirun_sc_cond {
-    unsigned int arg;            /* 0..5 */
-    int op;                      /* OCIRUN_SCMP_CMP_* */
+    unsigned int arg; /* 0..5 */
+    int op;           /* OCIRUN_SCMP_CMP_* */
     unsigned long long value;
     unsigned long long value_two;
 };
 
 struct ocirun_sc_rule {
-    int nr;                      /* seccomp_syscall_resolve_name() (may be a negative pseudo nr) */
-    unsigned int action;         /* SCMP_ACT_* value, errno/trace data included */
-    const struct ocirun_sc_cond *conds;  /* ANDed */
+    int nr;              /* seccomp_syscall_resolve_name() (may be a negative pseudo nr) */
+    unsigned int action; /* SCMP_ACT_* value, errno/trace data included */
+    const struct ocirun_sc_cond *conds; /* ANDed */
     int n_conds;
 };
 
 struct ocirun_sc_filter {
     unsigned int default_action;
-    const unsigned int *arches;  /* SCMP_ARCH_* tokens to add (the native one may be there) */
+    const unsigned int *arches; /* SCMP_ARCH_* tokens to add (the native one may be there) */
     int n_arches;
     const struct ocirun_sc_rule *rules;
     int n_rules;
-    int optimize;                /* 2: libseccomp's binary tree (long rule sets); else default */
+    int optimize; /* 2: libseccomp's binary tree (long rule sets); else default */
 };
 
 /* Build the filter and write its BPF to out_fd (seccomp_export_bpf). Returns 0 or -errno; on
@@ -297,9 +300,9 @@ int ocirun_seccomp_export(const struct ocirun_sc_filter *f, int out_fd, int *bad
 /* Resolve `n` NUL-terminated names stored back to back in `names` for arch token `arch`
  * (0: native) into out[i]: the number, a negative pseudo number, or -1 (unknown). */
 void ocirun_seccomp_resolve_names(unsigned int arch, const char *names, int n, int *out);
-unsigned int ocirun_seccomp_arch_resolve(const char *name);  /* "x86_64" -> token, 0: unknown */
+unsigned int ocirun_seccomp_arch_resolve(const char *name); /* "x86_64" -> token, 0: unknown */
 unsigned int ocirun_seccomp_arch_native(void);
-unsigned int ocirun_seccomp_api(void);                      /* seccomp_api_get() */
+unsigned int ocirun_seccomp_api(void); /* seccomp_api_get() */
 /* libseccomp's runtime version: v[0..2] = major, minor, micro. */
 void ocirun_seccomp_version(unsigned int *v);
 
@@ -311,8 +314,8 @@ void ocirun_seccomp_version(unsigned int *v);
  * cgroup directory `cgroup_fd` (BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI); device programs that
  * were attached to that cgroup before are detached after it. Returns how many were detached,
  * or -errno; when the verifier refused the program, its log is in `log` (log_size bytes). */
-int ocirun_bpf_device_filter(int cgroup_fd, const void *insns, unsigned int n_insns,
-                             char *log, unsigned int log_size);
+int ocirun_bpf_device_filter(int cgroup_fd, const void *insns, unsigned int n_insns, char *log,
+                             unsigned int log_size);
 /* Ids of the device programs attached directly to `cgroup_fd` into ids[0..max_ids-1].
  * Returns how many there are (possibly more than max_ids), or -errno. */
 int ocirun_bpf_device_query(int cgroup_fd, unsigned int *ids, unsigned int max_ids);

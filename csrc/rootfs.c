@@ -247,8 +247,8 @@ static void copy_tree(const struct ocirun_plan *p, int from, int to, const char 
                 char data[16384];
                 ssize_t r;
                 int in = openat(from, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-                int out = openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                                 st.st_mode & 07777);
+                int out =
+                    openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
 
                 if (in < 0 || out < 0)
                     die(p, errno, "tmpcopyup %s: open %s", target, name);
@@ -346,8 +346,8 @@ static void do_mount(const struct ocirun_plan *p, const struct ocirun_mount *m)
         struct mount_attr attr = { .attr_set = m->attr_set, .attr_clr = m->attr_clr };
 
         fd = must_open_in_root(p, m->target, m->kind);
-        if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
-                    sizeof(attr)) < 0)
+        if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) <
+            0)
             die(p, errno, "mount_setattr %s (recursive attributes)", m->target);
         close(fd);
     }
@@ -477,8 +477,7 @@ static void mask_paths(const struct ocirun_plan *p)
                 if (fstat(nullfd, &ns) < 0)
                     die(p, errno, "stat /dev/null");
                 if (!S_ISCHR(ns.st_mode) || major(ns.st_rdev) != 1 || minor(ns.st_rdev) != 3)
-                    die(p, 0, "mask %s: /dev/null in the container is not the null device",
-                        path);
+                    die(p, 0, "mask %s: /dev/null in the container is not the null device", path);
                 fd_path(nullp, nullfd);
             }
             if (mount(nullp, fdp, NULL, MS_BIND, NULL) < 0)

@@ -21,7 +21,7 @@ _Static_assert(OCIRUN_SCMP_CMP_GE == SCMP_CMP_GE, "scmp_compare");
 _Static_assert(OCIRUN_SCMP_CMP_GT == SCMP_CMP_GT, "scmp_compare");
 _Static_assert(OCIRUN_SCMP_CMP_MASKED_EQ == SCMP_CMP_MASKED_EQ, "scmp_compare");
 
-#define MAX_CONDS 6  /* a syscall has at most 6 arguments; one condition per argument */
+#define MAX_CONDS 6 /* a syscall has at most 6 arguments; one condition per argument */
 
 int ocirun_seccomp_export(const struct ocirun_sc_filter *f, int out_fd, int *bad_arch,
                           int *bad_rule)

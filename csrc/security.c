@@ -43,9 +43,13 @@ static void set_scheduling(const struct ocirun_plan *p)
 {
     if (p->sched_set) {
         struct sched_attr_v1 attr = {
-            .size = sizeof(attr), .sched_policy = p->sched_policy, .sched_flags = p->sched_flags,
-            .sched_nice = p->sched_nice, .sched_priority = p->sched_priority,
-            .sched_runtime = p->sched_runtime, .sched_deadline = p->sched_deadline,
+            .size = sizeof(attr),
+            .sched_policy = p->sched_policy,
+            .sched_flags = p->sched_flags,
+            .sched_nice = p->sched_nice,
+            .sched_priority = p->sched_priority,
+            .sched_runtime = p->sched_runtime,
+            .sched_deadline = p->sched_deadline,
             .sched_period = p->sched_period,
         };
 
@@ -54,9 +58,8 @@ static void set_scheduling(const struct ocirun_plan *p)
     }
     if (p->ioprio >= 0 && syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, p->ioprio) < 0)
         die(p, errno, "ioprio_set 0x%x", p->ioprio);
-    if (p->mempolicy_set &&
-        syscall(SYS_set_mempolicy, p->mempolicy_mode, p->mempolicy_nodes,
-                (unsigned long) p->mempolicy_nodes_len * 8) < 0)
+    if (p->mempolicy_set && syscall(SYS_set_mempolicy, p->mempolicy_mode, p->mempolicy_nodes,
+                                    (unsigned long) p->mempolicy_nodes_len * 8) < 0)
         die(p, errno, "set_mempolicy mode 0x%x", p->mempolicy_mode);
 }
 
@@ -111,7 +114,7 @@ static void drop_bounding(const struct ocirun_plan *p)
         if ((p->cap_bounding >> cap) & 1)
             continue;
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
-            if (errno == EINVAL)  /* past the kernel's last capability */
+            if (errno == EINVAL) /* past the kernel's last capability */
                 break;
             die(p, errno, "drop capability %d from the bounding set", cap);
         }

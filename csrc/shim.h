@@ -30,7 +30,7 @@
 #define CLONE_NEWTIME 0x00000080
 #endif
 
-#define NORETURN __attribute__((noreturn))
+#define NORETURN     __attribute__((noreturn))
 #define PRINTF(a, b) __attribute__((format(printf, a, b)))
 
 /* sync.c: the child's side of the protocol */
@@ -55,12 +55,12 @@ void enter_namespaces(const struct ocirun_plan *p);
 /* rootfs.c: mounts, devices, links, sysctls, masked/readonly paths, pivot_root. */
 void setup_rootfs(const struct ocirun_plan *p);
 void write_sysctls(const struct ocirun_plan *p);
-void exec_terminal(const struct ocirun_plan *p);  /* the pty when not setting up a rootfs */
+void exec_terminal(const struct ocirun_plan *p); /* the pty when not setting up a rootfs */
 
 /* security.c: the process's identity and limits. */
-void set_identity_names(const struct ocirun_plan *p);  /* hostname, domainname */
-void set_limits(const struct ocirun_plan *p);          /* rlimits, oom_score_adj, keyring */
-void set_credentials(const struct ocirun_plan *p);     /* groups, gid, uid, caps, nnp, umask */
+void set_identity_names(const struct ocirun_plan *p); /* hostname, domainname */
+void set_limits(const struct ocirun_plan *p);         /* rlimits, oom_score_adj, keyring */
+void set_credentials(const struct ocirun_plan *p);    /* groups, gid, uid, caps, nnp, umask */
 
 /* terminal.c: the pty (before pivot_root) and attaching it (before execve). */
 void setup_terminal(const struct ocirun_plan *p, int ptmx, int console);

@@ -1,7 +1,7 @@
 /* spawn.c: clone the container's init and run the plan in it, in order. */
 #include "shim.h"
 
-#include <linux/sched.h>  /* struct clone_args, CLONE_INTO_CGROUP */
+#include <linux/sched.h> /* struct clone_args, CLONE_INTO_CGROUP */
 
 /* Close every fd >= 3 that the plan does not keep: the runtime's own (the state dir lock,
  * sockets) and whatever the caller leaked to us. */
@@ -56,7 +56,7 @@ static NORETURN void child_main(const struct ocirun_plan *p)
         die(p, errno, "setsid");
     set_limits(p);
     if (p->setup_rootfs) {
-        setup_rootfs(p);  /* runs the create hooks before pivot_root */
+        setup_rootfs(p); /* runs the create hooks before pivot_root */
     } else {
         write_sysctls(p);
         exec_terminal(p);

@@ -57,8 +57,9 @@ void send_msg_fd(const struct ocirun_plan *p, int type, int fd)
     struct ocirun_msg m;
     char cbuf[CMSG_SPACE(sizeof(int))];
     struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                          .msg_controllen = sizeof(cbuf) };
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)
+    };
     struct cmsghdr *cm;
 
     memset(&m, 0, sizeof(m));
@@ -83,7 +84,7 @@ void wait_msg(const struct ocirun_plan *p, int type)
         n = recv(p->sync_fd, &m, sizeof(m), 0);
     while (n < 0 && errno == EINTR);
     if (n != (ssize_t) sizeof(m) || m.type != type)
-        _exit(1);  /* the parent is gone or gave up: nothing to report to */
+        _exit(1); /* the parent is gone or gave up: nothing to report to */
 }
 
 static NORETURN void vdie(const struct ocirun_plan *p, int type, int err, const char *fmt,

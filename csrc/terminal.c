@@ -13,8 +13,9 @@ static void send_master(const struct ocirun_plan *p, int master, const char *nam
 {
     char cbuf[CMSG_SPACE(sizeof(int))];
     struct iovec iov = { .iov_base = (void *) name, .iov_len = strlen(name) };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                          .msg_controllen = sizeof(cbuf) };
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)
+    };
     struct cmsghdr *cm;
 
     memset(cbuf, 0, sizeof(cbuf));

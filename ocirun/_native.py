@@ -7,6 +7,7 @@ child is being cloned, and packs/unpacks the sync protocol's fixed-size messages
 from __future__ import annotations
 
 import os
+
 TYPE_CHECKING = False  # `typing` itself costs ~2 ms to import
 from ._shim import ffi, lib
 from .tables import MOUNT_ATTR_IDMAP, RLIMITS
@@ -87,9 +88,19 @@ def _hooks(a: _Arena, hooks: list):
     return arr, len(hooks)
 
 
-def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: int,
-          console_fd: int, result_fd: int, exec_fd: int, a: _Arena,
-          placement: Placement | None = None, mount_fds: dict[int, int] | None = None):
+def _fill(
+    plan: Plan,
+    sync_fd: int,
+    fifo_fd: int,
+    ns_fds: list[int],
+    state_fd: int,
+    console_fd: int,
+    result_fd: int,
+    exec_fd: int,
+    a: _Arena,
+    placement: Placement | None = None,
+    mount_fds: dict[int, int] | None = None,
+):
     p = ffi.new("struct ocirun_plan *")
     a.keep.append(p)
     p.sync_fd = sync_fd
@@ -102,8 +113,21 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     p.console_rows, p.console_cols = plan.console_rows, plan.console_cols
     task_fds = placement.task_fds if placement else []
     mount_fds = mount_fds or {}
-    keep = sorted({sync_fd, fifo_fd, result_fd, exec_fd, state_fd, console_fd, *ns_fds,
-                   *task_fds, *mount_fds.values(), *range(3, 3 + plan.preserve_fds)} - {-1})
+    keep = sorted(
+        {
+            sync_fd,
+            fifo_fd,
+            result_fd,
+            exec_fd,
+            state_fd,
+            console_fd,
+            *ns_fds,
+            *task_fds,
+            *mount_fds.values(),
+            *range(3, 3 + plan.preserve_fds),
+        }
+        - {-1}
+    )
     p.keep_fds, p.n_keep_fds = a.ints(keep), len(keep)
 
     # Placed at birth (placement) or by the parent on the child's request (cgroup_sync).
@@ -195,8 +219,15 @@ def _fill(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int], state_fd: i
     p.personality, p.ioprio = plan.personality, plan.ioprio
     if plan.sched:
         p.sched_set = 1
-        (p.sched_policy, p.sched_nice, p.sched_priority, p.sched_flags, p.sched_runtime,
-         p.sched_deadline, p.sched_period) = plan.sched
+        (
+            p.sched_policy,
+            p.sched_nice,
+            p.sched_priority,
+            p.sched_flags,
+            p.sched_runtime,
+            p.sched_deadline,
+            p.sched_period,
+        ) = plan.sched
     if plan.cpu_initial:
         p.cpu_initial, p.cpu_initial_len = a.bytes(plan.cpu_initial), len(plan.cpu_initial)
     if plan.cpu_final:
@@ -230,16 +261,35 @@ class Placement:
         self.task_fds, self.into_fd = [], -1
 
 
-def spawn(plan: Plan, sync_fd: int, fifo_fd: int, ns_fds: list[int],
-          state_fd: int = -1, console_fd: int = -1, result_fd: int = -1,
-          placement: Placement | None = None, mount_fds: dict[int, int] | None = None) -> int:
+def spawn(
+    plan: Plan,
+    sync_fd: int,
+    fifo_fd: int,
+    ns_fds: list[int],
+    state_fd: int = -1,
+    console_fd: int = -1,
+    result_fd: int = -1,
+    placement: Placement | None = None,
+    mount_fds: dict[int, int] | None = None,
+) -> int:
     """Clone the init running `plan`; return its pid (the intermediate's, with fork_after).
     With `placement`, the child enters its cgroups itself; without, and with
     plan.cgroup_sync, it asks the parent to move it (MSG_CGROUP)."""
     arena = _Arena()
     exec_fd = lib.ocirun_trampoline_fd() if plan.trampoline else -1
-    cplan = _fill(plan, sync_fd, fifo_fd, ns_fds, state_fd, console_fd, result_fd,
-                  max(exec_fd, -1), arena, placement, mount_fds)
+    cplan = _fill(
+        plan,
+        sync_fd,
+        fifo_fd,
+        ns_fds,
+        state_fd,
+        console_fd,
+        result_fd,
+        max(exec_fd, -1),
+        arena,
+        placement,
+        mount_fds,
+    )
     try:
         pid = lib.ocirun_spawn(cplan)
     finally:
@@ -293,8 +343,9 @@ def socketpair(kind: str = "seqpacket"):
     `socket` wrapper costs ~5 ms to import on the hot path)."""
     import _socket
 
-    return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET if kind == "seqpacket"
-                              else _socket.SOCK_STREAM)
+    return _socket.socketpair(
+        _socket.AF_UNIX, _socket.SOCK_SEQPACKET if kind == "seqpacket" else _socket.SOCK_STREAM
+    )
 
 
 def recv(sock: socket.socket) -> Msg | None:

@@ -9,8 +9,9 @@ root is empty). Where it lives:
 One directory per kind of entry below it (`path(kind)`).
 
 Bounded: after each write a store keeps at most MAX_ENTRIES entries and MAX_BYTES bytes,
-dropping the least recently used first (and the temporaries of writers that died) (a hit refreshes an entry's mtime, at most once a
-minute). Concurrent writers are fine: entries appear by rename, whole or not at all.
+dropping the least recently used first (and the temporaries of writers that died; a hit
+refreshes an entry's mtime, at most once a minute). Concurrent writers are fine: entries
+appear by rename, whole or not at all.
 Best effort throughout: a directory that can't be made, isn't ours, is read-only or full
 only means no caching; nothing here ever fails a container.
 """
@@ -74,8 +75,10 @@ class Store:
         st = os.fstat(fd)
         if st.st_uid != os.geteuid() or st.st_mode & 0o022:
             os.close(fd)
-            self.why = (f"owned by uid {st.st_uid} with mode {st.st_mode & 0o7777:o} (want "
-                        "ours, not group/world-writable)")
+            self.why = (
+                f"owned by uid {st.st_uid} with mode {st.st_mode & 0o7777:o} (want "
+                "ours, not group/world-writable)"
+            )
             return
         self.fd = fd
 
@@ -100,8 +103,12 @@ class Store:
             return None
         try:
             st = os.fstat(fd)
-            if (st.st_mode & 0o170000) != 0o100000 or st.st_uid != os.geteuid() \
-                    or st.st_mode & 0o022 or st.st_size > max_size:
+            if (
+                (st.st_mode & 0o170000) != 0o100000
+                or st.st_uid != os.geteuid()
+                or st.st_mode & 0o022
+                or st.st_size > max_size
+            ):
                 return None
             data = os.read(fd, st.st_size + 1) if st.st_size else b""
             if len(data) != st.st_size:
@@ -124,15 +131,19 @@ class Store:
             return False
         tmp = f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o600, dir_fd=self.fd)
+            fd = os.open(
+                tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=self.fd,
+            )
         except OSError:
             return False
         try:
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
             os.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)

@@ -32,18 +32,26 @@ EXTERNAL_NS = {"network": ("net", "extRootNetNS"), "pid": ("pid", "extRootPidNS"
 class CriuOptions:
     """The flags checkpoint and restore share (runc's names)."""
 
-    def __init__(self, image_path: str | None = None, work_path: str | None = None,
-                 tcp_established: bool = False, ext_unix_sk: bool = False,
-                 shell_job: bool = False, file_locks: bool = False,
-                 manage_cgroups_mode: str | None = None, empty_ns: str | None = None,
-                 auto_dedup: bool = False):
+    def __init__(
+        self,
+        image_path: str | None = None,
+        work_path: str | None = None,
+        tcp_established: bool = False,
+        ext_unix_sk: bool = False,
+        shell_job: bool = False,
+        file_locks: bool = False,
+        manage_cgroups_mode: str | None = None,
+        empty_ns: str | None = None,
+        auto_dedup: bool = False,
+    ):
         self.image_path = image_path or "checkpoint"  # runc: ./checkpoint
         self.work_path = work_path
         self.tcp_established, self.ext_unix_sk = tcp_established, ext_unix_sk
         self.shell_job, self.file_locks, self.auto_dedup = shell_job, file_locks, auto_dedup
         if manage_cgroups_mode is not None and manage_cgroups_mode not in CG_MODES:
-            raise UsageError(f"invalid --manage-cgroups-mode {manage_cgroups_mode!r}: use "
-                             + ", ".join(CG_MODES))
+            raise UsageError(
+                f"invalid --manage-cgroups-mode {manage_cgroups_mode!r}: use " + ", ".join(CG_MODES)
+            )
         self.manage_cgroups_mode = manage_cgroups_mode
         if empty_ns is not None and empty_ns not in EMPTY_NS:
             raise UsageError(f"invalid --empty-ns {empty_ns!r}: only network is supported")
@@ -51,8 +59,13 @@ class CriuOptions:
 
 
 class CheckpointOptions(CriuOptions):
-    def __init__(self, leave_running: bool = False, pre_dump: bool = False,
-                 parent_path: str | None = None, **kw):
+    def __init__(
+        self,
+        leave_running: bool = False,
+        pre_dump: bool = False,
+        parent_path: str | None = None,
+        **kw,
+    ):
         super().__init__(**kw)
         self.leave_running, self.pre_dump, self.parent_path = leave_running, pre_dump, parent_path
 
@@ -72,11 +85,20 @@ def open_dir(path: str, what: str, *, create: bool) -> int:
 
 def base_opts(pbm, o: CriuOptions, images_fd: int, work_fd: int, log_name: str, root: str):
     """The criu_opts both commands send (runc's criuOpts, dump and restore alike)."""
-    opts = pbm.criu_opts(images_dir_fd=images_fd, log_level=4, log_file=log_name, root=root,
-                         manage_cgroups=True, notify_scripts=True, shell_job=o.shell_job,
-                         ext_unix_sk=o.ext_unix_sk, tcp_established=o.tcp_established,
-                         file_locks=o.file_locks, orphan_pts_master=True,
-                         auto_dedup=o.auto_dedup)
+    opts = pbm.criu_opts(
+        images_dir_fd=images_fd,
+        log_level=4,
+        log_file=log_name,
+        root=root,
+        manage_cgroups=True,
+        notify_scripts=True,
+        shell_job=o.shell_job,
+        ext_unix_sk=o.ext_unix_sk,
+        tcp_established=o.tcp_established,
+        file_locks=o.file_locks,
+        orphan_pts_master=True,
+        auto_dedup=o.auto_dedup,
+    )
     if work_fd >= 0:
         opts.work_dir_fd = work_fd
     if o.empty_ns:
@@ -98,16 +120,20 @@ def container_plan(config: dict, bundle: str, cgroup_dirs: dict):
 
     layout = cgroup_layout()
     layout.dirs = dict(cgroup_dirs or {})
-    return planmod.build(config, bundle, planmod.Options(cgroups=True), cgroups=layout,
-                         cap_bounding=cap_bounding())
+    return planmod.build(
+        config, bundle, planmod.Options(cgroups=True), cgroups=layout, cap_bounding=cap_bounding()
+    )
 
 
 def external_mounts(p) -> list[tuple[str, str]]:
     """(destination in the container, source on the host) of every bind from outside."""
     from .tables import MS_BIND
 
-    out = [(m.target, m.source) for m in p.mounts
-           if m.flags & MS_BIND and m.fstype is None and m.source]
+    out = [
+        (m.target, m.source)
+        for m in p.mounts
+        if m.flags & MS_BIND and m.fstype is None and m.source
+    ]
     out += [(d.path, d.host_path) for d in p.devices if d.host_path]
     return out
 
@@ -115,8 +141,11 @@ def external_mounts(p) -> list[tuple[str, str]]:
 def joined_namespaces(config: dict) -> dict[str, str]:
     """{type: path} of the namespaces CRIU must leave alone (joined by path: the engine's
     network namespace, a pod's pid namespace)."""
-    return {ns["type"]: ns["path"] for ns in (config.get("linux") or {}).get("namespaces") or []
-            if ns.get("path") and ns.get("type") in EXTERNAL_NS}
+    return {
+        ns["type"]: ns["path"]
+        for ns in (config.get("linux") or {}).get("namespaces") or []
+        if ns.get("path") and ns.get("type") in EXTERNAL_NS
+    }
 
 
 def _check_pre_dump(criu, o: CheckpointOptions) -> None:
@@ -124,8 +153,10 @@ def _check_pre_dump(criu, o: CheckpointOptions) -> None:
         return
     flag = "--pre-dump" if o.pre_dump else "--parent-path"
     if not criu.mem_track():
-        raise OcirunError(f"checkpoint {flag}: CRIU cannot track memory changes on this "
-                          "kernel (no soft-dirty bits), so there is nothing to pre-dump")
+        raise OcirunError(
+            f"checkpoint {flag}: CRIU cannot track memory changes on this "
+            "kernel (no soft-dirty bits), so there is nothing to pre-dump"
+        )
 
 
 def checkpoint(root: str, cid: str, o: CheckpointOptions, criu_flag: str | None) -> None:
@@ -138,8 +169,10 @@ def checkpoint(root: str, cid: str, o: CheckpointOptions, criu_flag: str | None)
             raise InvalidState("container not running")
         criu = criu_rpc.find(criu_flag)
         if criu.version_number() < 30000:
-            raise OcirunError(f"CRIU {criu.version()} ({criu.path}) is too old: "
-                              "checkpoint/restore needs 3.0 or newer")
+            raise OcirunError(
+                f"CRIU {criu.version()} ({criu.path}) is too old: "
+                "checkpoint/restore needs 3.0 or newer"
+            )
         _check_pre_dump(criu, o)
         config = c.load_config()
         cgroup_paths = c.cgroup_paths() or {}

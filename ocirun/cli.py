@@ -7,8 +7,6 @@ fast parser does not fully understand — is handled by this typer app.
 
 from __future__ import annotations
 
-from typing import List, Optional
-
 import typer
 
 from . import commands
@@ -53,27 +51,31 @@ def _criu_flag() -> str | None:
 
 @app.callback()
 def main_options(
-    root: Optional[str] = typer.Option(
-        None, "--root", help="state directory (default /run/ocirun; for a non-root user "
-        "$XDG_RUNTIME_DIR/ocirun)"),
-    log_file: Optional[str] = typer.Option(None, "--log", help="log file"),
+    root: str | None = typer.Option(
+        None,
+        "--root",
+        help="state directory (default /run/ocirun; for a non-root user $XDG_RUNTIME_DIR/ocirun)",
+    ),
+    log_file: str | None = typer.Option(None, "--log", help="log file"),
     log_format: str = typer.Option("text", "--log-format", help="text or json"),
     debug: bool = typer.Option(False, "--debug", help="log debug messages"),
-    systemd_cgroup: bool = typer.Option(False, "--systemd-cgroup",
-                                        help="use systemd to manage cgroups"),
-    criu: Optional[str] = typer.Option(None, "--criu",
-                                       help="CRIU binary for checkpoint/restore (default: "
-                                            "criu on PATH)"),
-    rootless: Optional[str] = typer.Option(None, "--rootless",
-                                           help="ignore cgroup permission errors (true|false|auto)"),
-    version: bool = typer.Option(False, "--version", "-v", callback=_version, is_eager=True,
-                                 help="print the version"),
+    systemd_cgroup: bool = typer.Option(
+        False, "--systemd-cgroup", help="use systemd to manage cgroups"
+    ),
+    criu: str | None = typer.Option(
+        None, "--criu", help="CRIU binary for checkpoint/restore (default: criu on PATH)"
+    ),
+    rootless: str | None = typer.Option(
+        None, "--rootless", help="ignore cgroup permission errors (true|false|auto)"
+    ),
+    version: bool = typer.Option(
+        False, "--version", "-v", callback=_version, is_eager=True, help="print the version"
+    ),
 ) -> None:
     try:
-        S.g = commands.Globals(root, log_file, log_format, debug, systemd_cgroup, criu,
-                               rootless)
+        S.g = commands.Globals(root, log_file, log_format, debug, systemd_cgroup, criu, rootless)
     except OcirunError as e:
-        raise typer.Exit(commands.report(e))
+        raise typer.Exit(commands.report(e)) from None
 
 
 def done(code: int) -> None:
@@ -93,24 +95,33 @@ PRESERVE = typer.Option(0, "--preserve-fds", min=0, help="pass fds 3..3+N-1 to t
 def create(
     cid: str = ID,
     bundle: str = BUNDLE,
-    pid_file: Optional[str] = PID_FILE,
-    console_socket: Optional[str] = CONSOLE,
+    pid_file: str | None = PID_FILE,
+    console_socket: str | None = CONSOLE,
     no_pivot: bool = NO_PIVOT,
     no_new_keyring: bool = NO_KEYRING,
     preserve_fds: int = PRESERVE,
 ) -> None:
     """Create a container; its init waits for `start`."""
-    done(commands.create(S.g, cid, bundle=bundle, pid_file=pid_file,
-                         console_socket=console_socket, no_pivot=no_pivot,
-                         no_new_keyring=no_new_keyring, preserve_fds=preserve_fds))
+    done(
+        commands.create(
+            S.g,
+            cid,
+            bundle=bundle,
+            pid_file=pid_file,
+            console_socket=console_socket,
+            no_pivot=no_pivot,
+            no_new_keyring=no_new_keyring,
+            preserve_fds=preserve_fds,
+        )
+    )
 
 
 @app.command()
 def run(
     cid: str = ID,
     bundle: str = BUNDLE,
-    pid_file: Optional[str] = PID_FILE,
-    console_socket: Optional[str] = CONSOLE,
+    pid_file: str | None = PID_FILE,
+    console_socket: str | None = CONSOLE,
     detach: bool = typer.Option(False, "--detach", "-d", help="do not wait for the process"),
     keep: bool = typer.Option(False, "--keep", help="do not delete the container after exit"),
     no_subreaper: bool = typer.Option(False, "--no-subreaper", help="accepted for runc compat"),
@@ -119,10 +130,21 @@ def run(
     preserve_fds: int = PRESERVE,
 ) -> None:
     """Create and start a container; wait and exit with its exit code."""
-    done(commands.run(S.g, cid, detach=detach, keep=keep, no_subreaper=no_subreaper,
-                      bundle=bundle, pid_file=pid_file, console_socket=console_socket,
-                      no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                      preserve_fds=preserve_fds))
+    done(
+        commands.run(
+            S.g,
+            cid,
+            detach=detach,
+            keep=keep,
+            no_subreaper=no_subreaper,
+            bundle=bundle,
+            pid_file=pid_file,
+            console_socket=console_socket,
+            no_pivot=no_pivot,
+            no_new_keyring=no_new_keyring,
+            preserve_fds=preserve_fds,
+        )
+    )
 
 
 @app.command()
@@ -159,34 +181,54 @@ def delete(
 @app.command("exec", context_settings={"allow_interspersed_args": False})
 def exec_(
     cid: str = ID,
-    args: Optional[List[str]] = typer.Argument(None, help="command and its arguments"),
-    process_file: Optional[str] = typer.Option(None, "--process", "-p",
-                                               help="an OCI process JSON file"),
+    args: list[str] | None = typer.Argument(None, help="command and its arguments"),
+    process_file: str | None = typer.Option(
+        None, "--process", "-p", help="an OCI process JSON file"
+    ),
     tty: bool = typer.Option(False, "--tty", "-t", help="allocate a pseudo-TTY"),
-    user: Optional[str] = typer.Option(None, "--user", "-u", help="UID[:GID]"),
-    additional_gids: Optional[List[int]] = typer.Option(None, "--additional-gids", "-g",
-                                                        help="additional gid (repeat)"),
-    cwd: Optional[str] = typer.Option(None, "--cwd", help="working directory"),
-    env: Optional[List[str]] = typer.Option(None, "--env", "-e", help="KEY=VALUE (repeat)"),
-    caps: Optional[List[str]] = typer.Option(None, "--cap", "-c", help="add a capability"),
+    user: str | None = typer.Option(None, "--user", "-u", help="UID[:GID]"),
+    additional_gids: list[int] | None = typer.Option(
+        None, "--additional-gids", "-g", help="additional gid (repeat)"
+    ),
+    cwd: str | None = typer.Option(None, "--cwd", help="working directory"),
+    env: list[str] | None = typer.Option(None, "--env", "-e", help="KEY=VALUE (repeat)"),
+    caps: list[str] | None = typer.Option(None, "--cap", "-c", help="add a capability"),
     no_new_privs: bool = typer.Option(False, "--no-new-privs", help="set no_new_privs"),
-    apparmor: Optional[str] = typer.Option(None, "--apparmor", help="AppArmor profile"),
-    process_label: Optional[str] = typer.Option(None, "--process-label", help="SELinux label"),
+    apparmor: str | None = typer.Option(None, "--apparmor", help="AppArmor profile"),
+    process_label: str | None = typer.Option(None, "--process-label", help="SELinux label"),
     detach: bool = typer.Option(False, "--detach", "-d", help="do not wait for the process"),
-    pid_file: Optional[str] = PID_FILE,
-    console_socket: Optional[str] = CONSOLE,
+    pid_file: str | None = PID_FILE,
+    console_socket: str | None = CONSOLE,
     preserve_fds: int = PRESERVE,
-    cgroup: Optional[str] = typer.Option(None, "--cgroup", help="not supported (an error)"),
-    ignore_paused: bool = typer.Option(False, "--ignore-paused",
-                                       help="accepted for runc; a paused container refuses"),
+    cgroup: str | None = typer.Option(None, "--cgroup", help="not supported (an error)"),
+    ignore_paused: bool = typer.Option(
+        False, "--ignore-paused", help="accepted for runc; a paused container refuses"
+    ),
 ) -> None:
     """Run a new process inside a running container."""
-    done(commands.exec_(S.g, cid, args=args, process_file=process_file, tty=tty, user=user,
-                        additional_gids=additional_gids, cwd=cwd, env=env, caps=caps,
-                        no_new_privs=no_new_privs, apparmor=apparmor,
-                        process_label=process_label, detach=detach, pid_file=pid_file,
-                        console_socket=console_socket, preserve_fds=preserve_fds,
-                        cgroup=cgroup, ignore_paused=ignore_paused))
+    done(
+        commands.exec_(
+            S.g,
+            cid,
+            args=args,
+            process_file=process_file,
+            tty=tty,
+            user=user,
+            additional_gids=additional_gids,
+            cwd=cwd,
+            env=env,
+            caps=caps,
+            no_new_privs=no_new_privs,
+            apparmor=apparmor,
+            process_label=process_label,
+            detach=detach,
+            pid_file=pid_file,
+            console_socket=console_socket,
+            preserve_fds=preserve_fds,
+            cgroup=cgroup,
+            ignore_paused=ignore_paused,
+        )
+    )
 
 
 @app.command()
@@ -204,7 +246,7 @@ def resume(cid: str = ID) -> None:
 @app.command(context_settings={"allow_interspersed_args": False})
 def ps(
     cid: str = ID,
-    ps_args: Optional[List[str]] = typer.Argument(None, help="options for ps(1), default -ef"),
+    ps_args: list[str] | None = typer.Argument(None, help="options for ps(1), default -ef"),
     fmt: str = typer.Option("table", "--format", "-f", help="table or json"),
 ) -> None:
     """List the container's processes (json: an array of host pids)."""
@@ -214,39 +256,58 @@ def ps(
 @app.command()
 def update(
     cid: str = ID,
-    resources_file: Optional[str] = typer.Option(
-        None, "--resources", "-r", help="linux.resources JSON file, - for stdin"),
-    blkio_weight: Optional[int] = typer.Option(None, "--blkio-weight"),
-    cpu_period: Optional[int] = typer.Option(None, "--cpu-period"),
-    cpu_quota: Optional[int] = typer.Option(None, "--cpu-quota"),
-    cpu_burst: Optional[int] = typer.Option(None, "--cpu-burst"),
-    cpu_idle: Optional[int] = typer.Option(None, "--cpu-idle", help="1: SCHED_IDLE"),
-    cpu_share: Optional[int] = typer.Option(None, "--cpu-share"),
-    cpu_rt_period: Optional[int] = typer.Option(None, "--cpu-rt-period"),
-    cpu_rt_runtime: Optional[int] = typer.Option(None, "--cpu-rt-runtime"),
-    cpuset_cpus: Optional[str] = typer.Option(None, "--cpuset-cpus"),
-    cpuset_mems: Optional[str] = typer.Option(None, "--cpuset-mems"),
-    memory: Optional[str] = typer.Option(None, "--memory", help="bytes or 100m, 1g ..."),
-    memory_reservation: Optional[str] = typer.Option(None, "--memory-reservation"),
-    memory_swap: Optional[str] = typer.Option(None, "--memory-swap"),
-    pids_limit: Optional[int] = typer.Option(None, "--pids-limit"),
-    kernel_memory: Optional[str] = typer.Option(None, "--kernel-memory", hidden=True),
-    kernel_memory_tcp: Optional[str] = typer.Option(None, "--kernel-memory-tcp", hidden=True),
-    l3_cache_schema: Optional[str] = typer.Option(None, "--l3-cache-schema",
-                                                  help="Intel RDT: not supported"),
-    mem_bw_schema: Optional[str] = typer.Option(None, "--mem-bw-schema",
-                                                help="Intel RDT: not supported"),
+    resources_file: str | None = typer.Option(
+        None, "--resources", "-r", help="linux.resources JSON file, - for stdin"
+    ),
+    blkio_weight: int | None = typer.Option(None, "--blkio-weight"),
+    cpu_period: int | None = typer.Option(None, "--cpu-period"),
+    cpu_quota: int | None = typer.Option(None, "--cpu-quota"),
+    cpu_burst: int | None = typer.Option(None, "--cpu-burst"),
+    cpu_idle: int | None = typer.Option(None, "--cpu-idle", help="1: SCHED_IDLE"),
+    cpu_share: int | None = typer.Option(None, "--cpu-share"),
+    cpu_rt_period: int | None = typer.Option(None, "--cpu-rt-period"),
+    cpu_rt_runtime: int | None = typer.Option(None, "--cpu-rt-runtime"),
+    cpuset_cpus: str | None = typer.Option(None, "--cpuset-cpus"),
+    cpuset_mems: str | None = typer.Option(None, "--cpuset-mems"),
+    memory: str | None = typer.Option(None, "--memory", help="bytes or 100m, 1g ..."),
+    memory_reservation: str | None = typer.Option(None, "--memory-reservation"),
+    memory_swap: str | None = typer.Option(None, "--memory-swap"),
+    pids_limit: int | None = typer.Option(None, "--pids-limit"),
+    kernel_memory: str | None = typer.Option(None, "--kernel-memory", hidden=True),
+    kernel_memory_tcp: str | None = typer.Option(None, "--kernel-memory-tcp", hidden=True),
+    l3_cache_schema: str | None = typer.Option(
+        None, "--l3-cache-schema", help="Intel RDT: not supported"
+    ),
+    mem_bw_schema: str | None = typer.Option(
+        None, "--mem-bw-schema", help="Intel RDT: not supported"
+    ),
 ) -> None:
     """Change a running container's resource limits."""
-    done(commands.update(S.g, cid, resources_file, blkio_weight=blkio_weight,
-                         cpu_period=cpu_period, cpu_quota=cpu_quota, cpu_burst=cpu_burst,
-                         cpu_idle=cpu_idle, cpu_share=cpu_share,
-                         cpu_rt_period=cpu_rt_period, cpu_rt_runtime=cpu_rt_runtime,
-                         cpuset_cpus=cpuset_cpus, cpuset_mems=cpuset_mems, memory=memory,
-                         memory_reservation=memory_reservation, memory_swap=memory_swap,
-                         pids_limit=pids_limit, kernel_memory=kernel_memory,
-                         kernel_memory_tcp=kernel_memory_tcp, l3_cache_schema=l3_cache_schema,
-                         mem_bw_schema=mem_bw_schema))
+    done(
+        commands.update(
+            S.g,
+            cid,
+            resources_file,
+            blkio_weight=blkio_weight,
+            cpu_period=cpu_period,
+            cpu_quota=cpu_quota,
+            cpu_burst=cpu_burst,
+            cpu_idle=cpu_idle,
+            cpu_share=cpu_share,
+            cpu_rt_period=cpu_rt_period,
+            cpu_rt_runtime=cpu_rt_runtime,
+            cpuset_cpus=cpuset_cpus,
+            cpuset_mems=cpuset_mems,
+            memory=memory,
+            memory_reservation=memory_reservation,
+            memory_swap=memory_swap,
+            pids_limit=pids_limit,
+            kernel_memory=kernel_memory,
+            kernel_memory_tcp=kernel_memory_tcp,
+            l3_cache_schema=l3_cache_schema,
+            mem_bw_schema=mem_bw_schema,
+        )
+    )
 
 
 @app.command()
@@ -284,100 +345,141 @@ def features() -> None:
 
 
 @app.command()
-def gc(dry_run: bool = typer.Option(False, "--dry-run",
-                                    help="only print what would be removed")) -> None:
+def gc(
+    dry_run: bool = typer.Option(False, "--dry-run", help="only print what would be removed"),
+) -> None:
     """Remove what crashed or killed runtimes left: dead containers' state dirs, their
     cgroups, stale fifos and temporaries, cache leftovers (runc has no such command)."""
     done(commands.gc(S.g, dry_run))
 
 
-IMAGE_PATH = typer.Option(None, "--image-path",
-                          help="checkpoint image directory (default ./checkpoint)")
-WORK_PATH = typer.Option(None, "--work-path",
-                         help="directory for CRIU's log and work files (default: image path)")
+IMAGE_PATH = typer.Option(
+    None, "--image-path", help="checkpoint image directory (default ./checkpoint)"
+)
+WORK_PATH = typer.Option(
+    None, "--work-path", help="directory for CRIU's log and work files (default: image path)"
+)
 TCP = typer.Option(False, "--tcp-established", help="allow open TCP connections")
 EXT_UNIX = typer.Option(False, "--ext-unix-sk", help="allow external unix sockets")
 SHELL_JOB = typer.Option(False, "--shell-job", help="allow shell jobs")
 FILE_LOCKS = typer.Option(False, "--file-locks", help="handle file locks")
-CG_MODE = typer.Option(None, "--manage-cgroups-mode",
-                       help="cgroups mode: soft (default), full, strict or ignore")
-EMPTY_NS = typer.Option(None, "--empty-ns",
-                        help="namespace to leave empty (network): set up by the caller")
+CG_MODE = typer.Option(
+    None, "--manage-cgroups-mode", help="cgroups mode: soft (default), full, strict or ignore"
+)
+EMPTY_NS = typer.Option(
+    None, "--empty-ns", help="namespace to leave empty (network): set up by the caller"
+)
 AUTO_DEDUP = typer.Option(False, "--auto-dedup", help="deduplicate with parent images")
 
 
 @app.command()
 def checkpoint(
     cid: str = ID,
-    image_path: Optional[str] = IMAGE_PATH,
-    work_path: Optional[str] = WORK_PATH,
-    parent_path: Optional[str] = typer.Option(None, "--parent-path",
-                                              help="previous pre-dump, relative to image path"),
-    leave_running: bool = typer.Option(False, "--leave-running",
-                                       help="leave the process running afterwards"),
+    image_path: str | None = IMAGE_PATH,
+    work_path: str | None = WORK_PATH,
+    parent_path: str | None = typer.Option(
+        None, "--parent-path", help="previous pre-dump, relative to image path"
+    ),
+    leave_running: bool = typer.Option(
+        False, "--leave-running", help="leave the process running afterwards"
+    ),
     tcp_established: bool = TCP,
     ext_unix_sk: bool = EXT_UNIX,
     shell_job: bool = SHELL_JOB,
     lazy_pages: bool = typer.Option(False, "--lazy-pages", help="not supported (an error)"),
-    status_fd: Optional[str] = typer.Option(None, "--status-fd", help="not supported"),
-    page_server: Optional[str] = typer.Option(None, "--page-server", help="not supported"),
+    status_fd: str | None = typer.Option(None, "--status-fd", help="not supported"),
+    page_server: str | None = typer.Option(None, "--page-server", help="not supported"),
     file_locks: bool = FILE_LOCKS,
     pre_dump: bool = typer.Option(False, "--pre-dump", help="dump memory only, keep running"),
-    manage_cgroups_mode: Optional[str] = CG_MODE,
-    empty_ns: Optional[str] = EMPTY_NS,
+    manage_cgroups_mode: str | None = CG_MODE,
+    empty_ns: str | None = EMPTY_NS,
     auto_dedup: bool = AUTO_DEDUP,
 ) -> None:
     """Checkpoint a running container with CRIU (it is gone afterwards unless
     --leave-running)."""
-    for flag, value in (("--lazy-pages", lazy_pages), ("--status-fd", status_fd),
-                        ("--page-server", page_server)):
+    for flag, value in (
+        ("--lazy-pages", lazy_pages),
+        ("--status-fd", status_fd),
+        ("--page-server", page_server),
+    ):
         if value:
-            done(commands.report(commands.OcirunError(
-                f"checkpoint {flag} is not supported by ocirun")))
-    done(commands.checkpoint(S.g, cid, image_path=image_path, work_path=work_path,
-                             parent_path=parent_path, leave_running=leave_running,
-                             tcp_established=tcp_established, ext_unix_sk=ext_unix_sk,
-                             shell_job=shell_job, file_locks=file_locks, pre_dump=pre_dump,
-                             manage_cgroups_mode=manage_cgroups_mode, empty_ns=empty_ns,
-                             auto_dedup=auto_dedup))
+            done(
+                commands.report(
+                    commands.OcirunError(f"checkpoint {flag} is not supported by ocirun")
+                )
+            )
+    done(
+        commands.checkpoint(
+            S.g,
+            cid,
+            image_path=image_path,
+            work_path=work_path,
+            parent_path=parent_path,
+            leave_running=leave_running,
+            tcp_established=tcp_established,
+            ext_unix_sk=ext_unix_sk,
+            shell_job=shell_job,
+            file_locks=file_locks,
+            pre_dump=pre_dump,
+            manage_cgroups_mode=manage_cgroups_mode,
+            empty_ns=empty_ns,
+            auto_dedup=auto_dedup,
+        )
+    )
 
 
 @app.command()
 def restore(
     cid: str = ID,
-    image_path: Optional[str] = IMAGE_PATH,
-    work_path: Optional[str] = WORK_PATH,
+    image_path: str | None = IMAGE_PATH,
+    work_path: str | None = WORK_PATH,
     bundle: str = BUNDLE,
     detach: bool = typer.Option(False, "--detach", "-d", help="do not wait for the process"),
-    pid_file: Optional[str] = PID_FILE,
-    console_socket: Optional[str] = CONSOLE,
-    no_subreaper: bool = typer.Option(False, "--no-subreaper",
-                                      help="do not become the restored tree's subreaper"),
+    pid_file: str | None = PID_FILE,
+    console_socket: str | None = CONSOLE,
+    no_subreaper: bool = typer.Option(
+        False, "--no-subreaper", help="do not become the restored tree's subreaper"
+    ),
     no_pivot: bool = NO_PIVOT,
     tcp_established: bool = TCP,
     ext_unix_sk: bool = EXT_UNIX,
     shell_job: bool = SHELL_JOB,
     file_locks: bool = FILE_LOCKS,
-    manage_cgroups_mode: Optional[str] = CG_MODE,
-    empty_ns: Optional[str] = EMPTY_NS,
+    manage_cgroups_mode: str | None = CG_MODE,
+    empty_ns: str | None = EMPTY_NS,
     auto_dedup: bool = AUTO_DEDUP,
     lazy_pages: bool = typer.Option(False, "--lazy-pages", help="not supported (an error)"),
 ) -> None:
     """Restore a container from a CRIU checkpoint, with the bundle's config."""
     if lazy_pages:
-        done(commands.report(commands.OcirunError(
-            "restore --lazy-pages is not supported by ocirun")))
-    done(commands.restore(S.g, cid, image_path=image_path, work_path=work_path, bundle=bundle,
-                          detach=detach, pid_file=pid_file, console_socket=console_socket,
-                          no_subreaper=no_subreaper, no_pivot=no_pivot,
-                          tcp_established=tcp_established, ext_unix_sk=ext_unix_sk,
-                          shell_job=shell_job, file_locks=file_locks,
-                          manage_cgroups_mode=manage_cgroups_mode, empty_ns=empty_ns,
-                          auto_dedup=auto_dedup))
+        done(
+            commands.report(commands.OcirunError("restore --lazy-pages is not supported by ocirun"))
+        )
+    done(
+        commands.restore(
+            S.g,
+            cid,
+            image_path=image_path,
+            work_path=work_path,
+            bundle=bundle,
+            detach=detach,
+            pid_file=pid_file,
+            console_socket=console_socket,
+            no_subreaper=no_subreaper,
+            no_pivot=no_pivot,
+            tcp_established=tcp_established,
+            ext_unix_sk=ext_unix_sk,
+            shell_job=shell_job,
+            file_locks=file_locks,
+            manage_cgroups_mode=manage_cgroups_mode,
+            empty_ns=empty_ns,
+            auto_dedup=auto_dedup,
+        )
+    )
 
 
 @app.command("help")
-def help_(topic: Optional[List[str]] = typer.Argument(None, help="a command")) -> None:
+def help_(topic: list[str] | None = typer.Argument(None, help="a command")) -> None:
     """Show the commands, or one command's help (as `ocirun COMMAND --help`)."""
     app(args=[*(topic or [])[:1], "--help"], prog_name="ocirun")
 
@@ -388,7 +490,7 @@ app.command("h", hidden=True)(help_)
 # ----------------------------------------------------------------- runc's flag syntax
 
 
-def go_style(argv: List[str], group) -> List[str]:
+def go_style(argv: list[str], group) -> list[str]:
     """argv as click wants it, from what runc's Go flag parser accepts: `-root` and `--b`
     (one dash or two, whatever the name's length) become the option's long name, and a
     boolean given a value (`--detach=true`, `-d=0`) becomes the bare flag or nothing.
@@ -397,14 +499,14 @@ def go_style(argv: List[str], group) -> List[str]:
     for click to report. fastcli._take reads the same syntax for the hot commands."""
     from .fastcli import GO_BOOLS, go_name
 
-    out: List[str] = []
+    out: list[str] = []
     scope = group
     i = 0
     while i < len(argv):
         arg = argv[i]
         i += 1
         if arg == "--":
-            out += argv[i - 1:]
+            out += argv[i - 1 :]
             break
         if not arg.startswith("-") or arg == "-":
             out.append(arg)
@@ -442,7 +544,7 @@ def go_style(argv: List[str], group) -> List[str]:
     return out
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     import sys
 
     import typer.main
@@ -450,8 +552,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     group = typer.main.get_command(app)
     try:
-        code = group.main(args=go_style(argv, group), prog_name="ocirun",
-                          standalone_mode=False)
+        code = group.main(args=go_style(argv, group), prog_name="ocirun", standalone_mode=False)
     except typer.TyperException as e:  # click's usage errors: one line, not a usage page
         code = getattr(e, "exit_code", 1)
         if not hasattr(e, "format_message"):

@@ -17,10 +17,16 @@ from .paths import abspath
 class Globals:
     """The global flags, given before the command (`--root R --log F create ...`)."""
 
-    def __init__(self, root: str | None = None, log_file: str | None = None,
-                 log_format: str = "text", debug: bool = False,
-                 systemd_cgroup: bool = False, criu: str | None = None,
-                 rootless: str | None = None):
+    def __init__(
+        self,
+        root: str | None = None,
+        log_file: str | None = None,
+        log_format: str = "text",
+        debug: bool = False,
+        systemd_cgroup: bool = False,
+        criu: str | None = None,
+        rootless: str | None = None,
+    ):
         if log_format not in ("text", "json"):
             raise UsageError(f"invalid log format {log_format!r}: use text or json")
         if root is None:  # runc's rule: $XDG_RUNTIME_DIR/ocirun for a non-root caller
@@ -97,14 +103,27 @@ def guarded(fn):
         return report(unexpected(e))
 
 
-def _create_options(g: Globals, bundle=".", pid_file=None, console_socket=None,
-                    no_pivot=False, no_new_keyring=False, preserve_fds=0):
+def _create_options(
+    g: Globals,
+    bundle=".",
+    pid_file=None,
+    console_socket=None,
+    no_pivot=False,
+    no_new_keyring=False,
+    preserve_fds=0,
+):
     from .container import CreateOptions
 
-    return CreateOptions(bundle=bundle, pid_file=pid_file, console_socket=console_socket,
-                         no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                         preserve_fds=int(preserve_fds), systemd_cgroup=g.systemd_cgroup,
-                         rootless_cgroups=g.rootless_cgroups())
+    return CreateOptions(
+        bundle=bundle,
+        pid_file=pid_file,
+        console_socket=console_socket,
+        no_pivot=no_pivot,
+        no_new_keyring=no_new_keyring,
+        preserve_fds=int(preserve_fds),
+        systemd_cgroup=g.systemd_cgroup,
+        rootless_cgroups=g.rootless_cgroups(),
+    )
 
 
 def create(g: Globals, cid: str, **opts) -> int:
@@ -116,8 +135,14 @@ def create(g: Globals, cid: str, **opts) -> int:
     return guarded(go)
 
 
-def run(g: Globals, cid: str, detach: bool = False, keep: bool = False,
-        no_subreaper: bool = False, **opts) -> int:
+def run(
+    g: Globals,
+    cid: str,
+    detach: bool = False,
+    keep: bool = False,
+    no_subreaper: bool = False,
+    **opts,
+) -> int:
     from . import container
 
     def go():
@@ -156,11 +181,15 @@ def parse_signal(text: str) -> int:
         name = t if t.startswith("SIG") else "SIG" + t
         if name in SIGNALS:
             return SIGNALS[name]
-        for base, sign, limit in (("SIGRTMIN", 1, SIGRTMIN), ("SIGRTMAX", -1, SIGRTMAX)):
+        for base, limit in (("SIGRTMIN", SIGRTMIN), ("SIGRTMAX", SIGRTMAX)):
             if name == base:
                 return limit
-            if name.startswith(base) and name[len(base)] in "+-" and name[len(base) + 1:].isdigit():
-                n = limit + int(name[len(base):])
+            if (
+                name.startswith(base)
+                and name[len(base)] in "+-"
+                and name[len(base) + 1 :].isdigit()
+            ):
+                n = limit + int(name[len(base) :])
                 if SIGRTMIN <= n <= SIGRTMAX:
                     return n
     raise UsageError(f"invalid signal: {text}")
@@ -185,17 +214,25 @@ def delete(g: Globals, cid: str, force: bool = False) -> int:
     return guarded(lambda: lifecycle.delete(g.root, cid, force))
 
 
-def exec_(g: Globals, cid: str, args: list[str] | None = None, apparmor: str | None = None,
-          process_label: str | None = None, cgroup: str | None = None,
-          ignore_paused: bool = False, **opts) -> int:
+def exec_(
+    g: Globals,
+    cid: str,
+    args: list[str] | None = None,
+    apparmor: str | None = None,
+    process_label: str | None = None,
+    cgroup: str | None = None,
+    ignore_paused: bool = False,
+    **opts,
+) -> int:
     from . import execute
     from .container import check_lsm
 
     def go():
         if cgroup is not None:
             # Ignoring it would leave the process outside the sub-cgroup asked for.
-            raise OcirunError("exec --cgroup is not supported: the process joins the "
-                              "container's own cgroup")
+            raise OcirunError(
+                "exec --cgroup is not supported: the process joins the container's own cgroup"
+            )
         if ignore_paused:
             ignored("--ignore-paused", True, "exec in a paused container is refused anyway")
         check_lsm({"apparmorProfile": apparmor, "selinuxLabel": process_label})
@@ -253,8 +290,9 @@ def ps(g: Globals, cid: str, fmt: str = "table", ps_args: list[str] | None = Non
         import subprocess
 
         try:
-            out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True,
-                                 text=True, check=True).stdout.splitlines()
+            out = subprocess.run(
+                ["ps", *(ps_args or ["-ef"])], capture_output=True, text=True, check=True
+            ).stdout.splitlines()
         except (OSError, subprocess.CalledProcessError) as e:
             raise OcirunError(f"ps: {e}") from None
         if not out:
@@ -274,10 +312,16 @@ def ps(g: Globals, cid: str, fmt: str = "table", ps_args: list[str] | None = Non
     return guarded(go)
 
 
-def update(g: Globals, cid: str, resources_file: str | None = None,
-           kernel_memory: str | None = None, kernel_memory_tcp: str | None = None,
-           l3_cache_schema: str | None = None, mem_bw_schema: str | None = None,
-           **flags) -> int:
+def update(
+    g: Globals,
+    cid: str,
+    resources_file: str | None = None,
+    kernel_memory: str | None = None,
+    kernel_memory_tcp: str | None = None,
+    l3_cache_schema: str | None = None,
+    mem_bw_schema: str | None = None,
+    **flags,
+) -> int:
     """runc's update: --resources FILE ('-' = stdin, as containerd sends it) and/or flags."""
     from . import lifecycle
 
@@ -288,8 +332,10 @@ def update(g: Globals, cid: str, resources_file: str | None = None,
         if mem_bw_schema:
             raise OcirunError("Intel RDT/MBA: memory bandwidth schema is not enabled")
         obsolete = False
-        for flag, value in (("--kernel-memory", kernel_memory),
-                            ("--kernel-memory-tcp", kernel_memory_tcp)):
+        for flag, value in (
+            ("--kernel-memory", kernel_memory),
+            ("--kernel-memory-tcp", kernel_memory_tcp),
+        ):
             if value:  # runc ignores them too ("obsoleted"); no kernel still has the knob
                 ignored(flag, value, "kernel memory limits are obsolete (as in runc)")
                 obsolete = True
@@ -306,8 +352,18 @@ def update(g: Globals, cid: str, resources_file: str | None = None,
     return guarded(go)
 
 
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
-               "g": 1 << 30, "gb": 1 << 30, "t": 1 << 40, "tb": 1 << 40}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1 << 10,
+    "kb": 1 << 10,
+    "m": 1 << 20,
+    "mb": 1 << 20,
+    "g": 1 << 30,
+    "gb": 1 << 30,
+    "t": 1 << 40,
+    "tb": 1 << 40,
+}
 
 
 def parse_size(text: str) -> int:
@@ -316,7 +372,7 @@ def parse_size(text: str) -> int:
     if t == "-1":
         return -1
     num = t.rstrip("kmgtb")
-    unit = t[len(num):]
+    unit = t[len(num) :]
     try:
         value = float(num)
     except ValueError:
@@ -395,8 +451,10 @@ def list_(g: Globals, fmt: str = "table", quiet: bool = False) -> int:
             print(json.dumps(states))
         else:
             rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
-            rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"],
-                      s["owner"]) for s in states]
+            rows += [
+                (s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"])
+                for s in states
+            ]
             widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
             for r in rows:
                 print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
@@ -449,7 +507,8 @@ def gc(g: Globals, dry_run: bool = False) -> int:
 
 def checkpoint(g: Globals, cid: str, **opts) -> int:
     def go():
-        from .checkpoint import CheckpointOptions, checkpoint as dump
+        from .checkpoint import CheckpointOptions
+        from .checkpoint import checkpoint as dump
 
         dump(g.root, cid, CheckpointOptions(**opts), g.criu)
 
@@ -458,11 +517,11 @@ def checkpoint(g: Globals, cid: str, **opts) -> int:
 
 def restore(g: Globals, cid: str, **opts) -> int:
     def go():
-        from .restore import RestoreOptions, restore as undump
+        from .restore import RestoreOptions
+        from .restore import restore as undump
 
         g.rootless_cgroups()  # refuses a bad --rootless, as create does
-        return undump(g.root, cid, RestoreOptions(systemd_cgroup=g.systemd_cgroup, **opts),
-                      g.criu)
+        return undump(g.root, cid, RestoreOptions(systemd_cgroup=g.systemd_cgroup, **opts), g.criu)
 
     return guarded(go)
 
@@ -476,11 +535,12 @@ def features(g: Globals) -> int:
 
 def version_text(criu: str | None = None) -> str:
     from . import SPEC_VERSION, __version__
-
     from .criu_rpc import describe
     from .seccomp import libseccomp_version
 
     found, why = describe(criu)
-    return (f"ocirun version {__version__}\nspec: {SPEC_VERSION}\n"
-            f"python: {sys.version.split()[0]}\nlibseccomp: {libseccomp_version()}\n"
-            f"criu: {found or 'unavailable: ' + why}")
+    return (
+        f"ocirun version {__version__}\nspec: {SPEC_VERSION}\n"
+        f"python: {sys.version.split()[0]}\nlibseccomp: {libseccomp_version()}\n"
+        f"criu: {found or 'unavailable: ' + why}"
+    )

@@ -12,9 +12,8 @@ import errno
 import os
 
 from . import fastjson as json
-from . import log
+from . import log, spec
 from . import plan as planmod
-from . import spec
 from . import state as statemod
 from .errors import InitError, OcirunError
 from .lifecycle import delete, start, wait_forwarding_signals
@@ -28,15 +27,25 @@ if TYPE_CHECKING:
 class CreateOptions:
     """create's command-line options."""
 
-    def __init__(self, bundle: str = ".", pid_file: str | None = None,
-                 console_socket: str | None = None, no_pivot: bool = False,
-                 no_new_keyring: bool = False, preserve_fds: int = 0,
-                 systemd_cgroup: bool = False, rootless_cgroups: bool = False):
+    def __init__(
+        self,
+        bundle: str = ".",
+        pid_file: str | None = None,
+        console_socket: str | None = None,
+        no_pivot: bool = False,
+        no_new_keyring: bool = False,
+        preserve_fds: int = 0,
+        systemd_cgroup: bool = False,
+        rootless_cgroups: bool = False,
+    ):
         self.bundle, self.pid_file, self.console_socket = bundle, pid_file, console_socket
         self.systemd_cgroup = systemd_cgroup
         self.rootless_cgroups = rootless_cgroups  # skip cgroups we can't write (runc's rule)
         self.no_pivot, self.no_new_keyring, self.preserve_fds = (
-            no_pivot, no_new_keyring, preserve_fds)
+            no_pivot,
+            no_new_keyring,
+            preserve_fds,
+        )
 
 
 class Created:
@@ -59,7 +68,7 @@ class Undo:
     def disarm(self) -> None:
         self.actions.clear()
 
-    def __enter__(self) -> "Undo":
+    def __enter__(self) -> Undo:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -84,8 +93,12 @@ def cgroup_layout() -> planmod.CgroupLayout:
             if fstype == "cgroup2" and mountpoint == "/sys/fs/cgroup":
                 layout.unified = True
             elif fstype == "cgroup":
-                keep = [o for o in opts.split(",") if o not in ("rw", "ro") and
-                        not o.startswith(("relatime", "nosuid", "nodev", "noexec"))]
+                keep = [
+                    o
+                    for o in opts.split(",")
+                    if o not in ("rw", "ro")
+                    and not o.startswith(("relatime", "nosuid", "nodev", "noexec"))
+                ]
                 layout.v1.append((os.path.basename(mountpoint), ",".join(keep)))
     return layout
 
@@ -114,8 +127,16 @@ def _write_idmaps(pid: int, p: planmod.Plan) -> None:
             raise InitError(e.errno or 0, f"write {path}") from None
 
 
-def _handshake(sync: socket.socket, pid: int, p: planmod.Plan, *, on_hooks=None,
-               on_listener=None, cgroups=None, on_netdev=None) -> int:
+def _handshake(
+    sync: socket.socket,
+    pid: int,
+    p: planmod.Plan,
+    *,
+    on_hooks=None,
+    on_listener=None,
+    cgroups=None,
+    on_netdev=None,
+) -> int:
     """Answer the child until it is ready; return the init's pid. `cgroups` (a manager)
     takes the child first; `on_netdev(pid)` moves linux.netDevices into the network
     namespace of `pid` once it exists; `on_hooks(init_pid)` runs the runtime's hooks when
@@ -191,11 +212,14 @@ def apply_seccomp(p: planmod.Plan, seccomp: dict, root: str) -> None:
 
 def seccomp_listener(seccomp: dict | None, state: dict):
     """The on_listener callback of _handshake: hand the fd to listenerPath."""
+
     def send(pid: int, fd: int) -> None:
         from . import seccomp as sc
 
-        sc.send_listener(seccomp["listenerPath"], fd, dict(state, pid=pid),
-                         seccomp.get("listenerMetadata") or "")
+        sc.send_listener(
+            seccomp["listenerPath"], fd, dict(state, pid=pid), seccomp.get("listenerMetadata") or ""
+        )
+
     return send
 
 
@@ -204,8 +228,9 @@ def check_lsm(process: dict) -> None:
     that LSM (the process would run unconfined), ignored with a warning where it does not
     (as runc does when AppArmor is disabled)."""
     for key, enabled_file, name in (
-            ("apparmorProfile", "/sys/module/apparmor/parameters/enabled", "AppArmor"),
-            ("selinuxLabel", "/sys/fs/selinux/enforce", "SELinux")):
+        ("apparmorProfile", "/sys/module/apparmor/parameters/enabled", "AppArmor"),
+        ("selinuxLabel", "/sys/fs/selinux/enforce", "SELinux"),
+    ):
         if not process.get(key):
             continue
         try:
@@ -214,8 +239,10 @@ def check_lsm(process: dict) -> None:
         except OSError:
             on = False
         if on:
-            raise OcirunError(f"process.{key}: {name} is enabled on this host, and ocirun "
-                              f"cannot apply {name} profiles yet")
+            raise OcirunError(
+                f"process.{key}: {name} is enabled on this host, and ocirun "
+                f"cannot apply {name} profiles yet"
+            )
         log.warning(f"process.{key} ignored: {name} is not enabled on this host")
 
 
@@ -256,8 +283,9 @@ def open_placement(cg, undo: Undo):
     return _native.Placement(fds, tasks, into_fd)
 
 
-def spawn_placed(p: planmod.Plan, placement, sync_fd: int, *args,
-                 mount_fds: dict[int, int] | None = None) -> int:
+def spawn_placed(
+    p: planmod.Plan, placement, sync_fd: int, *args, mount_fds: dict[int, int] | None = None
+) -> int:
     """_native.spawn with `placement`; where the kernel has no clone3 or CLONE_INTO_CGROUP
     (before 5.7), without it: the parent then moves the child (MSG_CGROUP)."""
     from errno import EINVAL, ENOSYS
@@ -296,10 +324,14 @@ def open_mount_sources(p: planmod.Plan, undo: Undo) -> dict[int, int]:
                 try:
                     _native.idmap_mount(fds[i], users[m.idmap], m.idmap_recursive)
                 except OSError as e:
-                    why = ("the filesystem can't be idmapped" if e.errno == errno.EINVAL
-                           else e.strerror)
-                    raise InitError(0, f"idmapped mount of {m.source} at {m.target}: "
-                                       f"{why}") from None
+                    why = (
+                        "the filesystem can't be idmapped"
+                        if e.errno == errno.EINVAL
+                        else e.strerror
+                    )
+                    raise InitError(
+                        0, f"idmapped mount of {m.source} at {m.target}: {why}"
+                    ) from None
     finally:
         for fd in users.values():
             os.close(fd)
@@ -315,8 +347,10 @@ def check_preserved_fds(count: int) -> None:
         try:
             os.fstat(3 + i)
         except OSError as e:
-            raise OcirunError(f"unable to stat preserved-fd {i} (of {count}): fstat {3 + i}: "
-                              f"{(e.strerror or str(e)).lower()}") from None
+            raise OcirunError(
+                f"unable to stat preserved-fd {i} (of {count}): fstat {3 + i}: "
+                f"{(e.strerror or str(e)).lower()}"
+            ) from None
 
 
 def _listen_fds() -> int:
@@ -345,8 +379,9 @@ def _console(p: planmod.Plan, opts: CreateOptions, own_console: bool):
     raise OcirunError("process.terminal needs --console-socket (or `run` in the foreground)")
 
 
-def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
-           own_console: bool = False) -> Created:
+def create(
+    root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False, own_console: bool = False
+) -> Created:
     log.begin()
     statemod.check_id(cid)
     check_preserved_fds(opts.preserve_fds + _listen_fds())  # before we open any fd
@@ -358,18 +393,26 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
     from . import cgroups
 
     # paths only: nothing made yet
-    cg = cgroups.open_manager(config.get("linux"), cid, systemd=opts.systemd_cgroup,
-                              rootless=opts.rootless_cgroups)
+    cg = cgroups.open_manager(
+        config.get("linux"), cid, systemd=opts.systemd_cgroup, rootless=opts.rootless_cgroups
+    )
     layout = cgroup_layout()
     layout.dirs = cg.visible_dirs()
     if getattr(cg, "skipped", None):  # runc says nothing either: limits asked fail anyway
-        log.debug("rootless: not writable, left in the caller's cgroups: " +
-                  ", ".join(sorted(s or "cgroup2" for s in cg.skipped)))
+        log.debug(
+            "rootless: not writable, left in the caller's cgroups: "
+            + ", ".join(sorted(s or "cgroup2" for s in cg.skipped))
+        )
     p = planmod.build(
-        config, bundle,
-        planmod.Options(no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
-                        preserve_fds=opts.preserve_fds, listen_fds=_listen_fds(),
-                        cgroups=True),
+        config,
+        bundle,
+        planmod.Options(
+            no_pivot=opts.no_pivot,
+            no_new_keyring=opts.no_new_keyring,
+            preserve_fds=opts.preserve_fds,
+            listen_fds=_listen_fds(),
+            cgroups=True,
+        ),
         cgroups=layout,
         cap_bounding=cap_bounding(),
     )
@@ -421,9 +464,13 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
         if p.hooks_sync:
             state_fd = os.memfd_create("ocirun-state", os.MFD_CLOEXEC)
             undo.add(os.close, state_fd)
-        base_state = {"ociVersion": config.get("ociVersion", ""), "id": cid,
-                      "status": statemod.CREATING, "bundle": bundle,
-                      "annotations": config.get("annotations") or {}}
+        base_state = {
+            "ociVersion": config.get("ociVersion", ""),
+            "id": cid,
+            "status": statemod.CREATING,
+            "bundle": bundle,
+            "annotations": config.get("annotations") or {},
+        }
 
         def on_hooks(init_pid: int) -> None:
             # After lifecycle step 2 (the environment exists) the status is "created", which
@@ -451,17 +498,31 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
         parent, child = _native.socketpair()
         undo.add(parent.close)
         try:
-            pid = spawn_placed(p, placement, child.fileno(), fifo_fd, ns_fds, state_fd,
-                               console.fileno() if console else -1, result_fd,
-                               mount_fds=mount_fds)
+            pid = spawn_placed(
+                p,
+                placement,
+                child.fileno(),
+                fifo_fd,
+                ns_fds,
+                state_fd,
+                console.fileno() if console else -1,
+                result_fd,
+                mount_fds=mount_fds,
+            )
         finally:
             child.close()
         log.phase("clone")
         undo.add(_reap, pid)
         undo.add(_kill_quietly, pid)
-        init_pid = _handshake(parent, pid, p, on_hooks=on_hooks, cgroups=cg,
-                              on_listener=seccomp_listener(seccomp, base_state),
-                              on_netdev=on_netdev)
+        init_pid = _handshake(
+            parent,
+            pid,
+            p,
+            on_hooks=on_hooks,
+            cgroups=cg,
+            on_listener=seccomp_listener(seccomp, base_state),
+            on_netdev=on_netdev,
+        )
         if state_fd >= 0:
             # What startContainer hooks will read at `start`.
             created = json.dumps(dict(base_state, pid=init_pid, status=statemod.CREATED)).encode()
@@ -472,20 +533,22 @@ def create(root: str, cid: str, opts: CreateOptions, *, keep_sync: bool = False,
             _reap(pid)  # the intermediate has exited
             undo.add(_kill_quietly, init_pid)
         start_time = statemod.proc_start_time(init_pid)
-        c.save({
-            "ociVersion": config.get("ociVersion", ""),
-            "id": cid,
-            "pid": init_pid,
-            "start_time": start_time,
-            "bundle": bundle,
-            "rootfs": p.rootfs,
-            "created": statemod.now_rfc3339(),
-            "owner": "",
-            "annotations": config.get("annotations") or {},
-            "hooks": {k: hooks[k] for k in ("poststart", "poststop") if hooks.get(k)},
-            "cgroup_paths": cg.paths,
-            **({"host_mounts": host_mounts} if host_mounts is not None else {}),
-        })
+        c.save(
+            {
+                "ociVersion": config.get("ociVersion", ""),
+                "id": cid,
+                "pid": init_pid,
+                "start_time": start_time,
+                "bundle": bundle,
+                "rootfs": p.rootfs,
+                "created": statemod.now_rfc3339(),
+                "owner": "",
+                "annotations": config.get("annotations") or {},
+                "hooks": {k: hooks[k] for k in ("poststart", "poststop") if hooks.get(k)},
+                "cgroup_paths": cg.paths,
+                **({"host_mounts": host_mounts} if host_mounts is not None else {}),
+            }
+        )
         c.save_config(raw)
         from . import fastrecord
 
@@ -532,8 +595,9 @@ def _kill_quietly(pid: int) -> None:
         pass
 
 
-def run(root: str, cid: str, opts: CreateOptions, *, detach: bool = False,
-        keep: bool = False) -> int:
+def run(
+    root: str, cid: str, opts: CreateOptions, *, detach: bool = False, keep: bool = False
+) -> int:
     """create + start; without detach, wait and return the exit code (128+N for signal N)."""
     from . import _native
 
@@ -578,5 +642,3 @@ def _delete_quietly(root: str, cid: str) -> None:
         delete(root, cid, force=True)
     except OcirunError:
         pass
-
-

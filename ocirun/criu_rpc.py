@@ -25,8 +25,13 @@ from .errors import OcirunError
 _HARMLESS = ("Can't setup RLIMIT_NOFILE for self",)
 # Its closing words, which only say that something before failed, and the exit status of
 # a helper it ran (iptables-restore, tar), which the next error explains.
-_SUMMARY = ("Dumping FAILED.", "Restoring FAILED.", "failed with -1", "Pre-dumping FAILED.",
-            "exited, status=")
+_SUMMARY = (
+    "Dumping FAILED.",
+    "Restoring FAILED.",
+    "failed with -1",
+    "Pre-dumping FAILED.",
+    "exited, status=",
+)
 _MAX_MSG = 10 * 4096  # runc's buffer; CRIU's largest responses are far smaller
 
 
@@ -35,8 +40,10 @@ def pb():
     try:
         from . import _criu_rpc_pb2
     except ImportError as e:
-        raise OcirunError(f"checkpoint/restore unavailable: ocirun was built without CRIU's "
-                          f"RPC bindings ({e}); rebuild with protoc installed") from None
+        raise OcirunError(
+            f"checkpoint/restore unavailable: ocirun was built without CRIU's "
+            f"RPC bindings ({e}); rebuild with protoc installed"
+        ) from None
     return _criu_rpc_pb2
 
 
@@ -73,8 +80,16 @@ class Criu:
     def __init__(self, path: str):
         self.path = path
 
-    def call(self, req, *, log: str | None = None, on_notify=None, stdio=None,
-             before=None, extra_fds: tuple[int, ...] = ()):
+    def call(
+        self,
+        req,
+        *,
+        log: str | None = None,
+        on_notify=None,
+        stdio=None,
+        before=None,
+        extra_fds: tuple[int, ...] = (),
+    ):
         """Send `req` to a new `criu swrk`, answer its notifications, return its final
         response. `stdio`: the fds CRIU gets as 0, 1, 2 (a restore hands them to the tree:
         inherit_fd); `before(pid)` runs once CRIU is started, before it gets the request
@@ -85,12 +100,20 @@ class Criu:
         proc = None
         try:
             fd = theirs.fileno()
-            stdin, stdout, stderr = stdio or (subprocess.DEVNULL, subprocess.DEVNULL,
-                                              subprocess.DEVNULL)
+            stdin, stdout, stderr = stdio or (
+                subprocess.DEVNULL,
+                subprocess.DEVNULL,
+                subprocess.DEVNULL,
+            )
             try:
-                proc = subprocess.Popen([self.path, "swrk", str(fd)], pass_fds=(fd, *extra_fds),
-                                        stdin=stdin, stdout=stdout, stderr=stderr,
-                                        close_fds=True)
+                proc = subprocess.Popen(
+                    [self.path, "swrk", str(fd)],
+                    pass_fds=(fd, *extra_fds),
+                    stdin=stdin,
+                    stdout=stdout,
+                    stderr=stderr,
+                    close_fds=True,
+                )
             except OSError as e:
                 raise CriuError(f"run CRIU {self.path}: {e.strerror or e}") from None
             theirs.close()
@@ -108,8 +131,7 @@ class Criu:
                 finally:
                     for f in fds:
                         os.close(f)
-                ours.sendall(pbm.criu_req(type=pbm.NOTIFY, notify_success=True)
-                             .SerializeToString())
+                ours.sendall(pbm.criu_req(type=pbm.NOTIFY, notify_success=True).SerializeToString())
             if resp.type != req.type:
                 raise failure(f"CRIU {kind}: unexpected response {resp.type}", log)
             if not resp.success:
@@ -134,8 +156,9 @@ class Criu:
     @staticmethod
     def _recv(sock: socket.socket, pbm, kind: str, log: str | None):
         fds = array.array("i")
-        data, anc, _flags, _addr = sock.recvmsg(_MAX_MSG, socket.CMSG_SPACE(16 * fds.itemsize),
-                                                socket.MSG_CMSG_CLOEXEC)
+        data, anc, _flags, _addr = sock.recvmsg(
+            _MAX_MSG, socket.CMSG_SPACE(16 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+        )
         for level, type_, raw in anc:
             if level == socket.SOL_SOCKET and type_ == socket.SCM_RIGHTS:
                 fds.frombytes(raw[: len(raw) - len(raw) % fds.itemsize])
@@ -153,7 +176,7 @@ class Criu:
         return resp, list(fds)
 
     def version(self) -> str:
-        """"4.2" (with the sublevel when there is one), asked over RPC."""
+        """ "4.2" (with the sublevel when there is one), asked over RPC."""
         pbm = pb()
         v = self.call(pbm.criu_req(type=pbm.VERSION)).version
         text = f"{v.major_number}.{v.minor_number}"
@@ -183,8 +206,10 @@ def find(flag: str | None) -> Criu:
     path = name if "/" in name else shutil.which(name)
     if not path or not os.access(path, os.X_OK) or os.path.isdir(path):
         where = f"--criu {flag}" if flag else "criu on PATH"
-        raise CriuError(f"CRIU not found ({where}): checkpoint/restore needs CRIU >= 3.0 "
-                        "(give its path with --criu)")
+        raise CriuError(
+            f"CRIU not found ({where}): checkpoint/restore needs CRIU >= 3.0 "
+            "(give its path with --criu)"
+        )
     return Criu(os.path.abspath(path))
 
 
@@ -200,8 +225,9 @@ def describe(flag: str | None) -> tuple[str | None, str | None]:
             pb()  # raises, saying why
             raise OcirunError("the protobuf package is missing")
         try:
-            out = subprocess.run([criu.path, "--version"], capture_output=True, text=True,
-                                 timeout=10).stdout
+            out = subprocess.run(
+                [criu.path, "--version"], capture_output=True, text=True, timeout=10
+            ).stdout
         except (OSError, subprocess.SubprocessError) as e:
             return None, f"run {criu.path} --version: {e}"
         for line in out.splitlines():

@@ -61,8 +61,9 @@ class StateDamaged(OcirunError):
 
     def __init__(self, path: str, why: str):
         self.path = path
-        super().__init__(f"{path}: damaged container state ({why}); "
-                         "delete --force removes the container")
+        super().__init__(
+            f"{path}: damaged container state ({why}); delete --force removes the container"
+        )
 
 
 class InvalidState(OcirunError):

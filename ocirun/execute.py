@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import os
 
-from . import log
+from . import log, spec
 from . import plan as planmod
-from . import spec
 from .errors import InitError, InvalidState, OcirunError
 from .state import CREATED, PAUSED, RUNNING, STOPPED, Container, write_pid_file
 from .tables import NAMESPACES, NS_PROC_NAMES
 
 
 class ExecOptions:
-    def __init__(self, process_file: str | None = None, args: list[str] | None = None,
-                 tty: bool = False, user: str | None = None,
-                 additional_gids: list[int] | None = None, cwd: str | None = None,
-                 env: list[str] | None = None, caps: list[str] | None = None,
-                 no_new_privs: bool = False, detach: bool = False,
-                 pid_file: str | None = None, console_socket: str | None = None,
-                 preserve_fds: int = 0):
+    def __init__(
+        self,
+        process_file: str | None = None,
+        args: list[str] | None = None,
+        tty: bool = False,
+        user: str | None = None,
+        additional_gids: list[int] | None = None,
+        cwd: str | None = None,
+        env: list[str] | None = None,
+        caps: list[str] | None = None,
+        no_new_privs: bool = False,
+        detach: bool = False,
+        pid_file: str | None = None,
+        console_socket: str | None = None,
+        preserve_fds: int = 0,
+    ):
         self.process_file, self.args, self.tty = process_file, list(args or []), tty
         self.user, self.additional_gids, self.cwd = user, list(additional_gids or []), cwd
         self.env, self.caps, self.no_new_privs = list(env or []), list(caps or []), no_new_privs
@@ -40,11 +48,20 @@ def _process(config: dict, opts: ExecOptions, cache_dir: str) -> dict:
         if not opts.args:
             raise OcirunError("exec needs a command: ocirun exec ID COMMAND [ARG...]")
         base = config.get("process") or {}
-        caps = [x.upper() if x.upper().startswith("CAP_") else "CAP_" + x.upper()
-                for x in opts.caps]
-        proc = planmod.exec_process(base, opts.args, env=opts.env, cwd=opts.cwd,
-                                    user=opts.user, additional_gids=opts.additional_gids,
-                                    caps=caps, no_new_privs=opts.no_new_privs, tty=opts.tty)
+        caps = [
+            x.upper() if x.upper().startswith("CAP_") else "CAP_" + x.upper() for x in opts.caps
+        ]
+        proc = planmod.exec_process(
+            base,
+            opts.args,
+            env=opts.env,
+            cwd=opts.cwd,
+            user=opts.user,
+            additional_gids=opts.additional_gids,
+            caps=caps,
+            no_new_privs=opts.no_new_privs,
+            tty=opts.tty,
+        )
         source = "exec"
     spec.validate_process_cached(proc, cache_dir, source)
     from .container import check_lsm
@@ -70,9 +87,20 @@ def _joins(config: dict, pid: int) -> list[tuple[str, int]]:
 
 def exec_(root: str, cid: str, opts: ExecOptions) -> int:
     from . import _native
-    from .container import (Undo, _handshake, _kill_quietly, _reap, apply_seccomp,
-                            cap_bounding, check_preserved_fds, exec_error, open_namespaces,
-                            open_placement, seccomp_listener, spawn_placed)
+    from .container import (
+        Undo,
+        _handshake,
+        _kill_quietly,
+        _reap,
+        apply_seccomp,
+        cap_bounding,
+        check_preserved_fds,
+        exec_error,
+        open_namespaces,
+        open_placement,
+        seccomp_listener,
+        spawn_placed,
+    )
     from .lifecycle import wait_forwarding_signals
 
     log.begin()
@@ -97,19 +125,25 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
                 from .cgroups.rootless import can_join
 
                 if not can_join(c.data["cgroup_paths"]):
-                    log.debug("rootless: the process stays in the caller's cgroups (it may "
-                              "not move one into the container's), as with runc")
+                    log.debug(
+                        "rootless: the process stays in the caller's cgroups (it may "
+                        "not move one into the container's), as with runc"
+                    )
                     cg = None
-        p = planmod.build_exec(proc, _joins(config, c.pid),
-                               planmod.Options(preserve_fds=opts.preserve_fds,
-                                               cgroups=cg is not None),
-                               cap_bounding=cap_bounding())
+        p = planmod.build_exec(
+            proc,
+            _joins(config, c.pid),
+            planmod.Options(preserve_fds=opts.preserve_fds, cgroups=cg is not None),
+            cap_bounding=cap_bounding(),
+        )
         from .rootless import setgroups_denied
 
         if setgroups_denied(c.pid):  # a rootless container mapping only the caller's gid
             if p.groups:
-                raise OcirunError("cannot set any additional groups in a rootless container "
-                                  "(setgroups is denied in its user namespace)")
+                raise OcirunError(
+                    "cannot set any additional groups in a rootless container "
+                    "(setgroups is denied in its user namespace)"
+                )
             p.keep_groups = True
         for warning in p.warnings:
             log.warning(warning)
@@ -140,8 +174,9 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         parent, child = _native.socketpair()
         undo.add(parent.close)
         try:
-            pid = spawn_placed(p, placement, child.fileno(), -1, ns_fds, -1,
-                               console.fileno() if console else -1)
+            pid = spawn_placed(
+                p, placement, child.fileno(), -1, ns_fds, -1, console.fileno() if console else -1
+            )
         finally:
             child.close()
         if console is not None:
@@ -149,8 +184,9 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         log.phase("clone")
         undo.add(_reap, pid)
         undo.add(_kill_quietly, pid)
-        proc_pid = _handshake(parent, pid, p, cgroups=cg,
-                              on_listener=seccomp_listener(seccomp, state))
+        proc_pid = _handshake(
+            parent, pid, p, cgroups=cg, on_listener=seccomp_listener(seccomp, state)
+        )
         if proc_pid != pid:
             _reap(pid)
             undo.add(_kill_quietly, proc_pid)

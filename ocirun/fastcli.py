@@ -33,17 +33,24 @@ _CREATE = {
 }
 
 _EXEC = {
-    "--process": ("process_file", True), "-p": ("process_file", True),
-    "--tty": ("tty", False), "-t": ("tty", False),
-    "--user": ("user", True), "-u": ("user", True),
-    "--additional-gids": ("additional_gids", True), "-g": ("additional_gids", True),
+    "--process": ("process_file", True),
+    "-p": ("process_file", True),
+    "--tty": ("tty", False),
+    "-t": ("tty", False),
+    "--user": ("user", True),
+    "-u": ("user", True),
+    "--additional-gids": ("additional_gids", True),
+    "-g": ("additional_gids", True),
     "--cwd": ("cwd", True),
-    "--env": ("env", True), "-e": ("env", True),
-    "--cap": ("caps", True), "-c": ("caps", True),
+    "--env": ("env", True),
+    "-e": ("env", True),
+    "--cap": ("caps", True),
+    "-c": ("caps", True),
     "--no-new-privs": ("no_new_privs", False),
     "--apparmor": ("apparmor", True),
     "--process-label": ("process_label", True),
-    "--detach": ("detach", False), "-d": ("detach", False),
+    "--detach": ("detach", False),
+    "-d": ("detach", False),
     "--pid-file": ("pid_file", True),
     "--console-socket": ("console_socket", True),
     "--preserve-fds": ("preserve_fds", True),
@@ -56,16 +63,31 @@ _EXEC = {
 COMMANDS: dict[str, tuple[dict, tuple[str, ...], int]] = {
     "exec": (_EXEC, ("cid",), 1),
     "create": (_CREATE, ("cid",), 1),
-    "run": ({**_CREATE,
-             "--detach": ("detach", False), "-d": ("detach", False),
-             "--keep": ("keep", False),
-             "--no-subreaper": ("no_subreaper", False)}, ("cid",), 1),
+    "run": (
+        {
+            **_CREATE,
+            "--detach": ("detach", False),
+            "-d": ("detach", False),
+            "--keep": ("keep", False),
+            "--no-subreaper": ("no_subreaper", False),
+        },
+        ("cid",),
+        1,
+    ),
     "start": ({}, ("cid",), 1),
     "state": ({}, ("cid",), 1),
     "kill": ({"--all": ("all_", False), "-a": ("all_", False)}, ("cid", "sig"), 1),
     "delete": ({"--force": ("force", False), "-f": ("force", False)}, ("cid",), 1),
-    "list": ({"--format": ("fmt", True), "-f": ("fmt", True),
-              "--quiet": ("quiet", False), "-q": ("quiet", False)}, (), 0),
+    "list": (
+        {
+            "--format": ("fmt", True),
+            "-f": ("fmt", True),
+            "--quiet": ("quiet", False),
+            "-q": ("quiet", False),
+        },
+        (),
+        0,
+    ),
 }
 _INT_OPTIONS = {"preserve_fds"}
 _LIST_OPTIONS = {"additional_gids", "env", "caps"}  # repeatable: collected in order
@@ -73,8 +95,20 @@ _REST = {"exec"}  # the command's trailing words, after its id, are its argument
 
 
 # Go's strconv.ParseBool, which runc's boolean flags use for `--flag=value`.
-GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
-            "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
+GO_BOOLS = {
+    "1": True,
+    "t": True,
+    "T": True,
+    "TRUE": True,
+    "true": True,
+    "True": True,
+    "0": False,
+    "f": False,
+    "F": False,
+    "FALSE": False,
+    "false": False,
+    "False": False,
+}
 
 
 def go_name(name: str, known) -> str | None:

@@ -91,8 +91,9 @@ def _too_deep() -> ValueError:
 
 
 def _compact_encoder(sort_keys: bool):
-    return _json.make_encoder(None, _default, _json.encode_basestring_ascii, None, ": ", ", ",
-                              sort_keys, False, True)
+    return _json.make_encoder(
+        None, _default, _json.encode_basestring_ascii, None, ": ", ", ", sort_keys, False, True
+    )
 
 
 def _default(o):

@@ -9,11 +9,28 @@ from __future__ import annotations
 from . import SPEC_VERSION, __version__
 from .tables import CAPS, MOUNT_FLAGS, NAMESPACES, PROPAGATION, RECURSIVE_MOUNT_ATTRS
 
-
 # The architectures libseccomp 2.5 knows (each resolvable by seccomp_arch_resolve_name).
-_ARCHES = ("X86", "X86_64", "X32", "ARM", "AARCH64", "MIPS", "MIPS64", "MIPS64N32", "MIPSEL",
-           "MIPSEL64", "MIPSEL64N32", "PPC", "PPC64", "PPC64LE", "S390", "S390X", "PARISC",
-           "PARISC64", "RISCV64")
+_ARCHES = (
+    "X86",
+    "X86_64",
+    "X32",
+    "ARM",
+    "AARCH64",
+    "MIPS",
+    "MIPS64",
+    "MIPS64N32",
+    "MIPSEL",
+    "MIPSEL64",
+    "MIPSEL64N32",
+    "PPC",
+    "PPC64",
+    "PPC64LE",
+    "S390",
+    "S390X",
+    "PARISC",
+    "PARISC64",
+    "RISCV64",
+)
 
 
 def _seccomp() -> dict:
@@ -62,15 +79,24 @@ def features(criu: str | None = None) -> dict:
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": SPEC_VERSION,
-        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
-                  "poststart", "poststop"],
-        "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION) | {"tmpcopyup"} | (
-            set(RECURSIVE_MOUNT_ATTRS) | {"idmap", "ridmap"} if extensions else set())),
+        "hooks": [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop",
+        ],
+        "mountOptions": sorted(
+            set(MOUNT_FLAGS)
+            | set(PROPAGATION)
+            | {"tmpcopyup"}
+            | (set(RECURSIVE_MOUNT_ATTRS) | {"idmap", "ridmap"} if extensions else set())
+        ),
         "linux": {
             "namespaces": sorted(NAMESPACES),
             "capabilities": sorted(CAPS, key=CAPS.get),
-            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": True,
-                       "rdma": True},
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": True, "rdma": True},
             "seccomp": _seccomp(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
@@ -83,9 +109,10 @@ def features(criu: str | None = None) -> dict:
             "io.github.seccomp.libseccomp.version": _libseccomp(),
             # as runc's org.opencontainers.runc.checkpoint.enabled, but only when CRIU is
             # there to do it; the other says which CRIU, or why none
-            "org.opencontainers.runtime-spec.features.ocirun.checkpoint.enabled":
-                "true" if criu_version else "false",
-            "org.opencontainers.runtime-spec.features.ocirun.criu":
-                criu_version or f"unavailable: {criu_missing}",
+            "org.opencontainers.runtime-spec.features.ocirun.checkpoint.enabled": "true"
+            if criu_version
+            else "false",
+            "org.opencontainers.runtime-spec.features.ocirun.criu": criu_version
+            or f"unavailable: {criu_missing}",
         },
     }

@@ -137,8 +137,9 @@ def _stale_files(c, report: Report, live_pid: int) -> None:
         base, sep, writer = name.rpartition(".tmp")  # state.atomic_write's temporaries
         if sep and base and writer.isdigit():
             if not _alive(int(writer)):
-                report.remove("temporary", path, f"its writer (pid {writer}) is gone",
-                              os.unlink, path)
+                report.remove(
+                    "temporary", path, f"its writer (pid {writer}) is gone", os.unlink, path
+                )
         elif name in (FIFO, RESULT) and live_pid:
             if held is None:
                 held = _held_by(live_pid)
@@ -148,8 +149,14 @@ def _stale_files(c, report: Report, live_pid: int) -> None:
                 continue
             if held is None or (st.st_dev, st.st_ino) in held:
                 continue
-            report.remove("fifo", path, f"the init (pid {live_pid}) no longer holds it "
-                          "(a start killed after releasing the init)", os.unlink, path)
+            report.remove(
+                "fifo",
+                path,
+                f"the init (pid {live_pid}) no longer holds it "
+                "(a start killed after releasing the init)",
+                os.unlink,
+                path,
+            )
 
 
 def _container(root: str, cid: str, report: Report) -> None:
@@ -176,8 +183,7 @@ def _container(root: str, cid: str, report: Report) -> None:
     c = statemod.Container(root, cid, fd, data, damage)
     try:
         status = c.status()
-        if data is not None and status in (statemod.CREATED, statemod.RUNNING,
-                                           statemod.PAUSED):
+        if data is not None and status in (statemod.CREATED, statemod.RUNNING, statemod.PAUSED):
             _stale_files(c, report, c.pid)
             return
         if damage is not None:
@@ -188,8 +194,10 @@ def _container(root: str, cid: str, report: Report) -> None:
             try:
                 young = time.time() - os.stat(path).st_mtime < STALE_EMPTY_DIR_S
                 if young and not os.listdir(path):
-                    report.kept.append(f"{path}: empty, made less than {STALE_EMPTY_DIR_S:g} s "
-                                       "ago: perhaps a create about to lock it")
+                    report.kept.append(
+                        f"{path}: empty, made less than {STALE_EMPTY_DIR_S:g} s "
+                        "ago: perhaps a create about to lock it"
+                    )
                     return
             except OSError:
                 return
@@ -203,17 +211,21 @@ def _container(root: str, cid: str, report: Report) -> None:
             report.kept.append(f"{path}: {why}; its cgroups can't be read ({e}): left alone")
             return
         if damage is not None and cg is None:
-            report.kept.append(f"{path}: {why}; no record of its cgroups or processes: "
-                               f"`delete --force {cid}` removes it")
+            report.kept.append(
+                f"{path}: {why}; no record of its cgroups or processes: "
+                f"`delete --force {cid}` removes it"
+            )
             return
         if pids and data is None and damage is None:
             # The init of a create killed before it wrote state.json: it only waits.
             verb = "would be" if report.dry_run else "was"
             why += f"; its init still waited (pids {' '.join(map(str, pids))}): it {verb} killed"
         elif pids:
-            report.kept.append(f"{path}: {why}; {len(pids)} process(es) still run in its "
-                               f"cgroups (pids {' '.join(map(str, pids[:8]))}): "
-                               f"`delete --force {cid}` removes it")
+            report.kept.append(
+                f"{path}: {why}; {len(pids)} process(es) still run in its "
+                f"cgroups (pids {' '.join(map(str, pids[:8]))}): "
+                f"`delete --force {cid}` removes it"
+            )
             return
         report.remove("container", path, why, lifecycle._destroy, c, status)
     finally:
@@ -311,12 +323,19 @@ def _cache(root: str, report: Report) -> None:
 
     legacy = os.path.join(root, ".cache")
     if os.path.isdir(legacy) and not os.path.islink(legacy):
+
         def drop():
             cache.drop_legacy(root)
             if os.path.exists(legacy):
                 raise OSError(0, "not ours, or not empty")
-        report.remove("cache", legacy, "ocirun's old cache under --root (it lives in "
-                      f"{cache.base_dir() or 'no directory'} now)", drop)
+
+        report.remove(
+            "cache",
+            legacy,
+            "ocirun's old cache under --root (it lives in "
+            f"{cache.base_dir() or 'no directory'} now)",
+            drop,
+        )
     for kind in ("config", "seccomp"):
         directory = cache.path(kind)
         if not directory or not os.path.isdir(directory):
@@ -341,16 +360,26 @@ def _cache(root: str, report: Report) -> None:
                     continue
                 pid = cache.tmp_writer(n)
                 if pid is not None and not _alive(pid):
-                    report.remove("cache", os.path.join(directory, n),
-                                  f"a temporary whose writer (pid {pid}) is gone",
-                                  os.unlink, n, dir_fd=store.fd)
+                    report.remove(
+                        "cache",
+                        os.path.join(directory, n),
+                        f"a temporary whose writer (pid {pid}) is gone",
+                        os.unlink,
+                        n,
+                        dir_fd=store.fd,
+                    )
             live.sort()
             total = sum(s for _, _, s in live)
             for i, (_, n, size) in enumerate(live):
                 if len(live) - i <= cache.MAX_ENTRIES and total <= cache.MAX_BYTES:
                     break
-                report.remove("cache", os.path.join(directory, n),
-                              f"beyond the cache's bounds ({cache.MAX_ENTRIES} entries, "
-                              f"{cache.MAX_BYTES >> 20} MiB): least recently used",
-                              os.unlink, n, dir_fd=store.fd)
+                report.remove(
+                    "cache",
+                    os.path.join(directory, n),
+                    f"beyond the cache's bounds ({cache.MAX_ENTRIES} entries, "
+                    f"{cache.MAX_BYTES >> 20} MiB): least recently used",
+                    os.unlink,
+                    n,
+                    dir_fd=store.fd,
+                )
                 total -= size

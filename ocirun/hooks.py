@@ -30,16 +30,25 @@ def _one(kind: str, i: int, hook: dict, stdin: bytes) -> None:
         env = dict(e.split("=", 1) for e in hook["env"] if "=" in e)
     what = f"{kind} hook #{i} {path}"
     try:
-        proc = subprocess.run(argv, executable=path, input=stdin, env=env,
-                              capture_output=True, timeout=hook.get("timeout") or None,
-                              close_fds=True)
+        proc = subprocess.run(
+            argv,
+            executable=path,
+            input=stdin,
+            env=env,
+            capture_output=True,
+            timeout=hook.get("timeout") or None,
+            close_fds=True,
+        )
     except subprocess.TimeoutExpired:
         raise HookError(f"{what}: timed out after {hook['timeout']} s") from None
     except OSError as e:
         raise HookError(f"{what}: {e.strerror}") from None
     if proc.returncode != 0:
-        how = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
-               else f"exit status {proc.returncode}")
+        how = (
+            f"killed by signal {-proc.returncode}"
+            if proc.returncode < 0
+            else f"exit status {proc.returncode}"
+        )
         out = (proc.stderr or proc.stdout).decode(errors="replace").strip()
         raise HookError(f"{what}: {how}" + (f": {out.splitlines()[-1]}" if out else ""))
 

@@ -56,8 +56,7 @@ def start(root: str, cid: str) -> None:
                 # Lifecycle step 9 comes after the process was run (step 8): the hooks see
                 # it running with its pid even if it has already exited (as crun; the
                 # runtime-tools program hooks_stdin checks it).
-                hooks.run("poststart", poststart, dict(c.oci_state(), status=RUNNING,
-                                                       pid=c.pid))
+                hooks.run("poststart", poststart, dict(c.oci_state(), status=RUNNING, pid=c.pid))
             except OcirunError:
                 # runtime-spec 1.3 lifecycle step 9: a failed poststart hook is an error;
                 # the container is stopped and destroyed (steps 12-13: poststop hooks too).
@@ -115,8 +114,9 @@ def _kill_and_wait(c: Container) -> None:
         import select
 
         if not select.select([pidfd], [], [], KILL_TIMEOUT)[0]:
-            raise OcirunError(f"container init (pid {c.pid}) still running "
-                              f"{KILL_TIMEOUT:g} s after SIGKILL")
+            raise OcirunError(
+                f"container init (pid {c.pid}) still running {KILL_TIMEOUT:g} s after SIGKILL"
+            )
     except ProcessLookupError:
         pass
     finally:
@@ -164,8 +164,10 @@ def resume(root: str, cid: str) -> None:
 def _need_cgroups(c: Container):
     cg = cgroups_of(c)
     if cg is None:
-        raise InvalidState("the container has no cgroups (a rootless container where the "
-                           "caller could not create any)")
+        raise InvalidState(
+            "the container has no cgroups (a rootless container where the "
+            "caller could not create any)"
+        )
     return cg
 
 
@@ -187,7 +189,7 @@ def update(root: str, cid: str, resources: dict) -> None:
             raise InvalidState("the container has no cgroups to update")
         cg.update(resources)
         config = c.load_config()
-        merged = (config.setdefault("linux", {}).setdefault("resources", {}))
+        merged = config.setdefault("linux", {}).setdefault("resources", {})
         for key, value in resources.items():
             if isinstance(value, dict) and isinstance(merged.get(key), dict):
                 merged[key].update(value)
@@ -281,8 +283,15 @@ def wait_forwarding_signals(pid: int) -> int:
     # _signal, not signal: the latter wraps numbers in enums, and enum costs ~4 ms to import.
     import _signal as signal
 
-    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                 signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+    forwarded = (
+        signal.SIGINT,
+        signal.SIGTERM,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+        signal.SIGWINCH,
+    )
     old = {s: signal.signal(s, forward) for s in forwarded}
     try:
         while True:

@@ -36,8 +36,17 @@ def enabled() -> bool:
     return _debug
 
 
-_QUOTE = {"\\": "\\\\", '"': '\\"', "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n",
-          "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+_QUOTE = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
 
 
 def quote(text: str) -> str:
@@ -73,7 +82,7 @@ def write(level: str, msg: str) -> None:
     if _json:
         line = json.dumps({"level": level, "msg": msg, "time": _stamp()})
     else:
-        line = f"time=\"{_stamp()}\" level={level} msg={quote(msg)}"
+        line = f'time="{_stamp()}" level={level} msg={quote(msg)}'
     try:
         flags = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC
         fd = posix.open(_path, flags, 0o644)

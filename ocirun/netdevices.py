@@ -80,11 +80,15 @@ def check_host(devices: list[NetDevice]) -> None:
             except _netlink_error() as e:
                 raise _error(e, f"look up network device {d.host}") from None
             if link is None:
-                problems.append(f"{_where(d.host)}: no network device {d.host!r} in the "
-                                "runtime's network namespace")
+                problems.append(
+                    f"{_where(d.host)}: no network device {d.host!r} in the "
+                    "runtime's network namespace"
+                )
             elif link["flags"] & IFF_LOOPBACK:
-                problems.append(f"{_where(d.host)}: {d.host!r} is a loopback device, which "
-                                "can't be moved to another network namespace")
+                problems.append(
+                    f"{_where(d.host)}: {d.host!r} is a loopback device, which "
+                    "can't be moved to another network namespace"
+                )
     if problems:
         raise ConfigError(problems)
 
@@ -107,8 +111,12 @@ class Address:
         return bool(self.flags & IFA_F_PERMANENT) and self.scope == RT_SCOPE_UNIVERSE
 
     def add(self, ipr, index: int) -> None:
-        args = {"index": index, "family": self.family, "prefixlen": self.prefixlen,
-                "scope": self.scope}
+        args = {
+            "index": index,
+            "family": self.family,
+            "prefixlen": self.prefixlen,
+            "scope": self.scope,
+        }
         if self.address is not None:
             args["address"] = self.address
         if self.local is not None:
@@ -117,8 +125,8 @@ class Address:
             args["broadcast"] = self.broadcast
         flags = self.flags & _USER_FLAGS
         if flags:
-            args["flags"] = flags & 0xff
-            if flags > 0xff:
+            args["flags"] = flags & 0xFF
+            if flags > 0xFF:
                 args["IFA_FLAGS"] = flags
         ipr.addr("add", **args)
 
@@ -146,8 +154,9 @@ class Mover:
         try:
             self.ns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             if os.fstat(self.ns_fd).st_ino == os.fstat(self.host_fd).st_ino:
-                raise OcirunError("linux.netDevices: the container's network namespace is "
-                                  "the runtime's")
+                raise OcirunError(
+                    "linux.netDevices: the container's network namespace is the runtime's"
+                )
             self.host = _iproute()
             self.inside = self._iproute_in(self.ns_fd)
         except BaseException:
@@ -184,8 +193,10 @@ class Mover:
         NetlinkError = _netlink_error()
         link = _link(self.host, name=d.host)
         if link is None:
-            raise OcirunError(f"{_where(d.host)}: network device {d.host!r} is gone from the "
-                              "runtime's network namespace")
+            raise OcirunError(
+                f"{_where(d.host)}: network device {d.host!r} is gone from the "
+                "runtime's network namespace"
+            )
         index = link["index"]
         addresses = _addresses(self.host, index, d.host)
         moved = Moved(d.host, index, bool(link["flags"] & IFF_UP), addresses)
@@ -193,14 +204,15 @@ class Mover:
             self.host.link("set", index=index, net_ns_fd=self.ns_fd, ifname=d.name)
         except NetlinkError as e:
             # The kernel may have moved it before refusing the name: then it is inside.
-            if _link(self.host, index=index) is not None or \
-                    _link(self.inside, index=index) is None:
+            if _link(self.host, index=index) is not None or _link(self.inside, index=index) is None:
                 renamed = f" as {d.name}" if d.name != d.host else ""
-                raise _error(e, f"move network device {d.host} into the container"
-                                f"{renamed}") from None
+                raise _error(
+                    e, f"move network device {d.host} into the container{renamed}"
+                ) from None
             undo.add(self.move_out, moved)
-            raise _error(e, f"rename network device {d.host} to {d.name} in the "
-                            "container") from None
+            raise _error(
+                e, f"rename network device {d.host} to {d.name} in the container"
+            ) from None
         undo.add(self.move_out, moved)
         name = d.name
         # The index stays: the namespace is new, holding only its lo (1) and devices from
@@ -216,8 +228,10 @@ class Mover:
             self.inside.link("set", index=index, state="up")
         except NetlinkError as e:
             raise _error(e, f"set up network device {name} in the container") from None
-        log.debug(f"netDevices: {d.host} is {name} in the container, with "
-                  f"{', '.join(str(a) for a in addresses if a.kept) or 'no addresses'}")
+        log.debug(
+            f"netDevices: {d.host} is {name} in the container, with "
+            f"{', '.join(str(a) for a in addresses if a.kept) or 'no addresses'}"
+        )
 
     def move_out(self, m: Moved) -> None:
         """Undo move_in: back to the runtime's namespace under its old name, with every
@@ -240,8 +254,10 @@ class Mover:
                 self.host.link("set", index=link["index"], state="up")
         except Exception as e:  # noqa: BLE001 (an undo step: the init's kill comes after)
             why = _error(e, "netlink") if isinstance(e, (NetlinkError, OSError)) else repr(e)
-            log.warning(f"netDevices: could not move {m.host} back to the runtime's network "
-                        f"namespace: {why}")
+            log.warning(
+                f"netDevices: could not move {m.host} back to the runtime's network "
+                f"namespace: {why}"
+            )
 
 
 def _addresses(ipr, index: int, name: str) -> list[Address]:

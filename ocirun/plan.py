@@ -10,6 +10,7 @@ planned in `plan_rootfs`.
 from __future__ import annotations
 
 import os
+
 TYPE_CHECKING = False  # `typing` itself costs ~2 ms to import
 
 from .errors import ConfigError
@@ -42,7 +43,8 @@ class _Record:
 
     def __eq__(self, other):
         return type(self) is type(other) and all(
-            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+            getattr(self, k) == getattr(other, k) for k in self.__slots__
+        )
 
     def __repr__(self):
         args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
@@ -50,16 +52,42 @@ class _Record:
 
 
 class Mount(_Record):
-    __slots__ = ("target", "source", "fstype", "data", "flags", "remount", "propagation", "kind",
-                 "copyup", "detached", "moved_propagation", "attr_set", "attr_clr",
-                 "idmap", "idmap_recursive")
+    __slots__ = (
+        "target",
+        "source",
+        "fstype",
+        "data",
+        "flags",
+        "remount",
+        "propagation",
+        "kind",
+        "copyup",
+        "detached",
+        "moved_propagation",
+        "attr_set",
+        "attr_clr",
+        "idmap",
+        "idmap_recursive",
+    )
 
-    def __init__(self, target: str, source: str | None, fstype: str | None,
-                 data: str | None = None, flags: int = 0, remount: int = 0,
-                 propagation: int = 0, kind: int = MNT_DIR, copyup: bool = False,
-                 detached: bool = False, moved_propagation: int = 0, attr_set: int = 0,
-                 attr_clr: int = 0, idmap: tuple[str, str] | None = None,
-                 idmap_recursive: bool = False):
+    def __init__(
+        self,
+        target: str,
+        source: str | None,
+        fstype: str | None,
+        data: str | None = None,
+        flags: int = 0,
+        remount: int = 0,
+        propagation: int = 0,
+        kind: int = MNT_DIR,
+        copyup: bool = False,
+        detached: bool = False,
+        moved_propagation: int = 0,
+        attr_set: int = 0,
+        attr_clr: int = 0,
+        idmap: tuple[str, str] | None = None,
+        idmap_recursive: bool = False,
+    ):
         self.target, self.source, self.fstype, self.data = target, source, fstype, data
         self.flags, self.remount, self.propagation, self.kind = flags, remount, propagation, kind
         self.copyup = copyup  # tmpcopyup: the tmpfs starts with what the image had there
@@ -79,8 +107,15 @@ class Mount(_Record):
 class Device(_Record):
     __slots__ = ("path", "mode", "dev", "uid", "gid", "host_path")
 
-    def __init__(self, path: str, mode: int, dev: int, uid: int = 0, gid: int = 0,
-                 host_path: str | None = None):
+    def __init__(
+        self,
+        path: str,
+        mode: int,
+        dev: int,
+        uid: int = 0,
+        gid: int = 0,
+        host_path: str | None = None,
+    ):
         self.path, self.mode, self.dev = path, mode, dev
         self.uid, self.gid, self.host_path = uid, gid, host_path
 
@@ -90,8 +125,12 @@ class CgroupLayout(_Record):
 
     __slots__ = ("v1", "unified", "dirs")
 
-    def __init__(self, v1: list[tuple[str, str]] | None = None, unified: bool = False,
-                 dirs: dict[str, str] | None = None):
+    def __init__(
+        self,
+        v1: list[tuple[str, str]] | None = None,
+        unified: bool = False,
+        dirs: dict[str, str] | None = None,
+    ):
         self.v1 = list(v1 or [])
         self.unified = unified
         # the container's own cgroup dir per subsystem ("" = cgroup2), as the manager plans it
@@ -103,10 +142,19 @@ class Options(_Record):
 
     __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds", "listen_fds", "cgroups")
 
-    def __init__(self, no_pivot: bool = False, no_new_keyring: bool = False,
-                 preserve_fds: int = 0, listen_fds: int = 0, cgroups: bool = False):
+    def __init__(
+        self,
+        no_pivot: bool = False,
+        no_new_keyring: bool = False,
+        preserve_fds: int = 0,
+        listen_fds: int = 0,
+        cgroups: bool = False,
+    ):
         self.no_pivot, self.no_new_keyring, self.preserve_fds = (
-            no_pivot, no_new_keyring, preserve_fds)
+            no_pivot,
+            no_new_keyring,
+            preserve_fds,
+        )
         self.cgroups = cgroups  # the runtime manages the container's cgroups
         # LISTEN_FDS from the runtime's environment (socket activation): passed on
         self.listen_fds = listen_fds
@@ -115,8 +163,7 @@ class Options(_Record):
 class Plan:
     """The init's whole programme; one attribute per field of struct ocirun_plan."""
 
-    def __init__(self, no_pivot: bool = False, new_keyring: bool = True,
-                 preserve_fds: int = 0):
+    def __init__(self, no_pivot: bool = False, new_keyring: bool = True, preserve_fds: int = 0):
         # namespaces
         self.cgroup_sync = False  # the parent moves the child into its cgroups first
         self.clone_flags = 0
@@ -177,7 +224,9 @@ class Plan:
         self.new_keyring = new_keyring
         self.personality = -1
         self.ioprio = -1
-        self.sched: tuple | None = None  # (policy, nice, priority, flags, runtime, deadline, period)
+        self.sched: tuple | None = (
+            None  # (policy, nice, priority, flags, runtime, deadline, period)
+        )
         self.cpu_initial: bytes | None = None  # sched_setaffinity masks
         self.cpu_final: bytes | None = None
         self.mempolicy: tuple[int, bytes] | None = None  # (mode | flags, node mask)
@@ -209,8 +258,11 @@ def build(
 ) -> Plan:
     opts = opts or Options()
     linux = config.get("linux") or {}
-    plan = Plan(no_pivot=opts.no_pivot, new_keyring=not opts.no_new_keyring,
-                preserve_fds=opts.preserve_fds + opts.listen_fds)
+    plan = Plan(
+        no_pivot=opts.no_pivot,
+        new_keyring=not opts.no_new_keyring,
+        preserve_fds=opts.preserve_fds + opts.listen_fds,
+    )
     plan.cgroup_sync = opts.cgroups
     problems: list[str] = []
     new = _namespaces(plan, linux)
@@ -218,8 +270,9 @@ def build(
     if os.geteuid() != 0:
         from .rootless import plan_rootless
 
-        plan_rootless(plan, linux, config.get("mounts") or [], new, joined_types(plan.joins),
-                      problems)
+        plan_rootless(
+            plan, linux, config.get("mounts") or [], new, joined_types(plan.joins), problems
+        )
     if opts.listen_fds:
         # Socket activation, as runc: the fds follow fds 3.., and the process is pid 1.
         plan.envp = [e for e in plan.envp if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
@@ -231,8 +284,9 @@ def build(
     if linux.get("netDevices"):
         from .plan_netdevices import plan_devices
 
-        plan.net_devices = plan_devices(linux["netDevices"], new, joined_types(plan.joins),
-                                        problems)
+        plan.net_devices = plan_devices(
+            linux["netDevices"], new, joined_types(plan.joins), problems
+        )
         plan.netdev_sync = bool(plan.net_devices)
     if "mount" in new or any(t == NAMESPACES["mount"] for _, t in plan.joins):
         # A joined mount namespace gets the rootfs set up in it too, as runc does (the
@@ -276,14 +330,19 @@ def set_seccomp(plan: Plan, bpf: bytes, flags: int, notify: bool) -> None:
         plan.seccomp_when = SECCOMP_LAST
 
 
-def build_exec(process: dict, joins: list[tuple[str, int]], opts: Options | None = None,
-               cap_bounding: int = ALL_CAPS) -> Plan:
+def build_exec(
+    process: dict,
+    joins: list[tuple[str, int]],
+    opts: Options | None = None,
+    cap_bounding: int = ALL_CAPS,
+) -> Plan:
     """The plan of a process joining a running container: its namespaces (`joins`, as
     (path, CLONE_NEW*), the caller having left out those we already share), no rootfs work,
     the process's own settings."""
     opts = opts or Options()
-    plan = Plan(new_keyring=not opts.no_new_keyring,
-                preserve_fds=opts.preserve_fds + opts.listen_fds)
+    plan = Plan(
+        new_keyring=not opts.no_new_keyring, preserve_fds=opts.preserve_fds + opts.listen_fds
+    )
     plan.cgroup_sync = opts.cgroups
     plan.joins = sorted(joins, key=lambda j: j[1] != NAMESPACES["user"])
     joined = {t for _, t in plan.joins}
@@ -303,9 +362,18 @@ def _copy_json(value):
     return value
 
 
-def exec_process(base: dict, args: list[str], *, env: Sequence[str] = (), cwd: str | None = None,
-                 user: str | None = None, additional_gids: Sequence[int] = (),
-                 caps: Sequence[str] = (), no_new_privs: bool = False, tty: bool = False) -> dict:
+def exec_process(
+    base: dict,
+    args: list[str],
+    *,
+    env: Sequence[str] = (),
+    cwd: str | None = None,
+    user: str | None = None,
+    additional_gids: Sequence[int] = (),
+    caps: Sequence[str] = (),
+    no_new_privs: bool = False,
+    tty: bool = False,
+) -> dict:
     """The process `exec` runs without --process: the container's, with the flags on top
     (runc's rules: -e overrides by name, --cap adds to bounding/effective/permitted)."""
     from .errors import UsageError
@@ -340,6 +408,7 @@ def exec_process(base: dict, args: list[str], *, env: Sequence[str] = (), cwd: s
 
 # --- namespaces ---------------------------------------------------------------------------
 
+
 def _namespaces(plan: Plan, linux: dict) -> set[str]:
     new: set[str] = set()
     joins: list[tuple[str, int]] = []
@@ -369,13 +438,14 @@ def _namespaces(plan: Plan, linux: dict) -> set[str]:
     if plan.userns_sync:
         plan.uid_map = idmap_text(linux.get("uidMappings") or [])
         plan.gid_map = idmap_text(linux.get("gidMappings") or [])
-    elif "user" not in joined_types(joins) and (linux.get("uidMappings") or
-                                                 linux.get("gidMappings")):
-        plan.warnings.append("ignoring uidMappings/gidMappings: the container has no user "
-                             "namespace of its own")
+    elif "user" not in joined_types(joins) and (
+        linux.get("uidMappings") or linux.get("gidMappings")
+    ):
+        plan.warnings.append(
+            "ignoring uidMappings/gidMappings: the container has no user namespace of its own"
+        )
     if linux.get("timeOffsets") and "time" not in new:
-        plan.warnings.append("ignoring timeOffsets: the container has no time namespace of "
-                             "its own")
+        plan.warnings.append("ignoring timeOffsets: the container has no time namespace of its own")
     if "time" in new and linux.get("timeOffsets"):
         plan.timens_offsets = "".join(
             f"{clock} {int(off.get('secs', 0))} {int(off.get('nanosecs', 0))}\n"
@@ -402,6 +472,7 @@ def idmap_text(mappings: list[dict]) -> str:
 
 # --- process ------------------------------------------------------------------------------
 
+
 def _process(plan: Plan, proc: dict, cap_bounding: int = ALL_CAPS) -> None:
     plan.argv = list(proc["args"])
     plan.envp = list(proc.get("env") or [])
@@ -418,8 +489,9 @@ def _process(plan: Plan, proc: dict, cap_bounding: int = ALL_CAPS) -> None:
     plan.groups = [int(g) for g in user.get("additionalGids") or []]
     if user.get("umask") is not None:
         plan.umask = int(user["umask"]) & 0o777  # all umask(2) takes of it (as runc)
-    plan.rlimits = [(RLIMITS[r["type"]], int(r["soft"]), int(r["hard"]))
-                    for r in proc.get("rlimits") or []]
+    plan.rlimits = [
+        (RLIMITS[r["type"]], int(r["soft"]), int(r["hard"])) for r in proc.get("rlimits") or []
+    ]
     plan.no_new_privs = bool(proc.get("noNewPrivileges"))
     plan.terminal = bool(proc.get("terminal"))
     size = proc.get("consoleSize") or {}
@@ -432,7 +504,6 @@ def _process(plan: Plan, proc: dict, cap_bounding: int = ALL_CAPS) -> None:
         # As runc: with no capabilities object the process keeps what it inherits.
         plan.apply_caps = True
         plan.caps = _capabilities(caps, cap_bounding, plan.warnings)
-
 
 
 def _cap_names(mask: int) -> str:
@@ -460,12 +531,15 @@ def _capabilities(caps: dict, bounding: int, warnings: list[str]) -> dict[str, i
         missing |= mask & ~bounding
         masks[name] = mask & bounding
     if missing:
-        warnings.append("ignoring capabilities outside the runtime's bounding set: "
-                        + _cap_names(missing))
+        warnings.append(
+            "ignoring capabilities outside the runtime's bounding set: " + _cap_names(missing)
+        )
     raisable = masks["ambient"] & masks["permitted"] & masks["inheritable"]
     if masks["ambient"] != raisable:
-        warnings.append("ignoring ambient capabilities that are not both permitted and "
-                        "inheritable: " + _cap_names(masks["ambient"] & ~raisable))
+        warnings.append(
+            "ignoring ambient capabilities that are not both permitted and "
+            "inheritable: " + _cap_names(masks["ambient"] & ~raisable)
+        )
         masks["ambient"] = raisable
     return masks
 
@@ -498,9 +572,15 @@ def _scheduling(plan: Plan, proc: dict) -> None:
         flags = 0
         for f in sched.get("flags") or []:
             flags |= SCHED_FLAGS[f]
-        plan.sched = (SCHED_POLICIES[sched["policy"]], int(sched.get("nice", 0)),
-                      int(sched.get("priority", 0)), flags, int(sched.get("runtime", 0)),
-                      int(sched.get("deadline", 0)), int(sched.get("period", 0)))
+        plan.sched = (
+            SCHED_POLICIES[sched["policy"]],
+            int(sched.get("nice", 0)),
+            int(sched.get("priority", 0)),
+            flags,
+            int(sched.get("runtime", 0)),
+            int(sched.get("deadline", 0)),
+            int(sched.get("period", 0)),
+        )
     io = proc.get("ioPriority")
     if io:
         plan.ioprio = IOPRIO_CLASSES[io["class"]] << IOPRIO_CLASS_SHIFT | int(io.get("priority", 0))
@@ -534,23 +614,34 @@ def _memory_policy(plan: Plan, linux: dict) -> None:
 
 # --- hooks --------------------------------------------------------------------------------
 
+
 def _hooks(plan: Plan, hooks: dict) -> None:
     def entries(kind: str):
-        return [(h["path"], list(h.get("args") or [h["path"]]), list(h.get("env") or []),
-                 int(h.get("timeout") or 0)) for h in hooks.get(kind) or []]
+        return [
+            (
+                h["path"],
+                list(h.get("args") or [h["path"]]),
+                list(h.get("env") or []),
+                int(h.get("timeout") or 0),
+            )
+            for h in hooks.get(kind) or []
+        ]
 
     plan.create_hooks = entries("createContainer")
     plan.start_hooks = entries("startContainer")
     # The init stops before pivot_root so that the parent can run prestart/createRuntime
     # and fill in the state the init's own hooks read on stdin.
-    plan.hooks_sync = any(hooks.get(k) for k in
-                          ("prestart", "createRuntime", "createContainer", "startContainer"))
+    plan.hooks_sync = any(
+        hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")
+    )
 
 
 # --- hostname, sysctls ------------------------------------------------------------------
 
-def _kernel_settings(plan: Plan, config: dict, linux: dict, new: set[str],
-                     problems: list[str]) -> None:
+
+def _kernel_settings(
+    plan: Plan, config: dict, linux: dict, new: set[str], problems: list[str]
+) -> None:
     joined_uts = any(t == NAMESPACES["uts"] for _, t in plan.joins)
     for key in ("hostname", "domainname"):
         value = config.get(key)
@@ -562,26 +653,38 @@ def _kernel_settings(plan: Plan, config: dict, linux: dict, new: set[str],
     ours = new | {t for t, flag in NAMESPACES.items() if flag in {f for _, f in plan.joins}}
     for key, value in sorted((linux.get("sysctl") or {}).items()):
         path = sysctl_path(key)
-        dotted = path[len("/proc/sys/"):].replace("/", ".")
+        dotted = path[len("/proc/sys/") :].replace("/", ".")
         ns = _sysctl_namespace(dotted)
         if ns is None:
-            problems.append(f"/linux/sysctl/{key}: not in a separate kernel namespace: it "
-                            "would change the host")
+            problems.append(
+                f"/linux/sysctl/{key}: not in a separate kernel namespace: it would change the host"
+            )
         elif ns not in ours:
-            problems.append(f"/linux/sysctl/{key}: needs a new or joined {ns} namespace: it "
-                            "would change the host's")
-        name = dotted[len("kernel."):] if dotted in ("kernel.hostname",
-                                                      "kernel.domainname") else None
+            problems.append(
+                f"/linux/sysctl/{key}: needs a new or joined {ns} namespace: it "
+                "would change the host's"
+            )
+        name = (
+            dotted[len("kernel.") :] if dotted in ("kernel.hostname", "kernel.domainname") else None
+        )
         if name and config.get(name) is not None and str(value) != config[name]:
-            problems.append(f"/linux/sysctl/{key}: {value!r} contradicts /{name} "
-                            f"{config[name]!r}")
+            problems.append(f"/linux/sysctl/{key}: {value!r} contradicts /{name} {config[name]!r}")
         plan.sysctls.append((path, str(value)))
 
 
 # Namespaced sysctls (as runc allows them): the namespace each belongs to.
-_IPC_SYSCTLS = frozenset(("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
-                          "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
-                          "kernel.shm_rmid_forced"))
+_IPC_SYSCTLS = frozenset(
+    (
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    )
+)
 
 
 def _sysctl_namespace(dotted: str) -> str | None:

@@ -52,21 +52,29 @@ def name_problem(name: str, template_ok: bool) -> str | None:
         if not template_ok:
             return f"interface name {name!r} must not contain '%'"
         if name.count("%") > 1 or "%d" not in name:
-            return (f"interface name {name!r}: a template has exactly one '%d' (the kernel "
-                    "puts the first free number there)")
+            return (
+                f"interface name {name!r}: a template has exactly one '%d' (the kernel "
+                "puts the first free number there)"
+            )
     return None
 
 
-def plan_devices(net_devices: dict, new: set[str], joined: set[str],
-                 problems: list[str]) -> list[NetDevice]:
+def plan_devices(
+    net_devices: dict, new: set[str], joined: set[str], problems: list[str]
+) -> list[NetDevice]:
     """The devices to move, in the config's order; problems as 'JSONPOINTER: message'.
     `new` / `joined`: the namespace types the container creates / joins by path."""
     base = ("linux", "netDevices")
     if "network" not in new:
-        how = ("joins an existing one (path): ocirun only moves devices into a namespace it "
-               "creates" if "network" in joined else "shares the runtime's")
-        problems.append(f"{_pointer(*base)}: moving network devices needs a new network "
-                        f"namespace in /linux/namespaces; the container {how}")
+        how = (
+            "joins an existing one (path): ocirun only moves devices into a namespace it creates"
+            if "network" in joined
+            else "shares the runtime's"
+        )
+        problems.append(
+            f"{_pointer(*base)}: moving network devices needs a new network "
+            f"namespace in /linux/namespaces; the container {how}"
+        )
     devices: list[NetDevice] = []
     # Names taken inside the new namespace: its own loopback, then each device's.
     taken: dict[str, str] = {"lo": "the namespace's loopback device"}
@@ -77,8 +85,10 @@ def plan_devices(net_devices: dict, new: set[str], joined: set[str],
             problems.append(f"{_pointer(*base, host)}: {why}")
             continue
         if host == "lo":
-            problems.append(f"{_pointer(*base, host)}: a loopback device can't be moved to "
-                            "another network namespace")
+            problems.append(
+                f"{_pointer(*base, host)}: a loopback device can't be moved to "
+                "another network namespace"
+            )
             continue
         name: str = entry.get("name") or host
         where = _pointer(*base, host, "name") if entry.get("name") else _pointer(*base, host)
@@ -89,9 +99,11 @@ def plan_devices(net_devices: dict, new: set[str], joined: set[str],
         dev = NetDevice(host, name)
         if not dev.template:
             if name in taken:
-                problems.append(f"{where}: the container would have two network devices "
-                                f"named {name!r} (the other is {taken[name]}); a name "
-                                "with %d lets the kernel pick a free one")
+                problems.append(
+                    f"{where}: the container would have two network devices "
+                    f"named {name!r} (the other is {taken[name]}); a name "
+                    "with %d lets the kernel pick a free one"
+                )
                 continue
             taken[name] = _pointer(*base, host)
         devices.append(dev)

@@ -34,7 +34,7 @@ from .tables import (
 )
 
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
     from .plan import CgroupLayout, Plan
 
@@ -61,9 +61,16 @@ DEFAULT_LINKS = (
 _REMOUNT_MASK = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
 
 
-def rootfs(plan: Plan, config: dict, linux: dict, bundle: str, new: set[str],
-           is_dir: Callable[[str], bool], cgroups: CgroupLayout,
-           problems: list[str]) -> None:
+def rootfs(
+    plan: Plan,
+    config: dict,
+    linux: dict,
+    bundle: str,
+    new: set[str],
+    is_dir: Callable[[str], bool],
+    cgroups: CgroupLayout,
+    problems: list[str],
+) -> None:
     """The rootfs part of `plan`; what the config gets wrong goes to `problems`."""
     root = config.get("root") or {}
     plan.setup_rootfs = True
@@ -101,8 +108,9 @@ def rootfs(plan: Plan, config: dict, linux: dict, bundle: str, new: set[str],
             dest = "/" + dest  # relative destinations (1.2) are relative to the root
         dest = posixpath.normpath(dest)
         if m.get("type") == "cgroup":
-            plan.mounts.extend(_cgroup_mounts(dest, m.get("options") or [], cgroups,
-                                              "cgroup" in new, in_userns))
+            plan.mounts.extend(
+                _cgroup_mounts(dest, m.get("options") or [], cgroups, "cgroup" in new, in_userns)
+            )
             continue
         mount = _mount(dest, m, bundle, is_dir, problems, f"/mounts/{i}")
         if mount.flags & MS_BIND:
@@ -134,9 +142,19 @@ def _in_root(path: str) -> str:
 
 
 # Files under /proc a bind may cover (lxcfs's), as runc allows; nothing else under /proc.
-_PROC_BINDS = frozenset(("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",
-                         "/proc/swaps", "/proc/uptime", "/proc/loadavg", "/proc/slabinfo",
-                         "/proc/sys/kernel/ns_last_pid"))
+_PROC_BINDS = frozenset(
+    (
+        "/proc/cpuinfo",
+        "/proc/diskstats",
+        "/proc/meminfo",
+        "/proc/stat",
+        "/proc/swaps",
+        "/proc/uptime",
+        "/proc/loadavg",
+        "/proc/slabinfo",
+        "/proc/sys/kernel/ns_last_pid",
+    )
+)
 
 
 def _check_proc_mount(dest: str, mount: Mount, problems: list[str], where: str) -> None:
@@ -145,14 +163,14 @@ def _check_proc_mount(dest: str, mount: Mount, problems: list[str], where: str) 
     interfaces the runtime and the container rely on)."""
     if dest == "/proc":
         if mount.fstype != "proc":
-            problems.append(f"{where}/destination: only a proc filesystem may be mounted "
-                            "at /proc")
+            problems.append(f"{where}/destination: only a proc filesystem may be mounted at /proc")
     elif dest.startswith("/proc/") and dest not in _PROC_BINDS:
         problems.append(f"{where}/destination: {dest} is under /proc: not allowed")
 
 
-def _mount(dest: str, m: dict, bundle: str, is_dir: Callable[[str], bool],
-           problems: list[str], where: str) -> Mount:
+def _mount(
+    dest: str, m: dict, bundle: str, is_dir: Callable[[str], bool], problems: list[str], where: str
+) -> Mount:
     flags = propagation = attr_set = attr_clr = 0
     data: list[str] = []
     copyup = False
@@ -185,22 +203,40 @@ def _mount(dest: str, m: dict, bundle: str, is_dir: Callable[[str], bool],
         kind = MNT_DIR if is_dir(source) else MNT_FILE
         # mount(2) ignores everything but MS_BIND|MS_REC on a bind: the rest is a remount.
         remount = flags & (_REMOUNT_MASK | MS_STRICTATIME)
-        return Mount(target=dest, source=source, fstype=None, data=None,
-                     flags=flags & (MS_BIND | MS_REC), remount=remount,
-                     propagation=propagation, kind=kind, attr_set=attr_set,
-                     attr_clr=attr_clr, idmap_recursive=idmap_opt == "ridmap")
+        return Mount(
+            target=dest,
+            source=source,
+            fstype=None,
+            data=None,
+            flags=flags & (MS_BIND | MS_REC),
+            remount=remount,
+            propagation=propagation,
+            kind=kind,
+            attr_set=attr_set,
+            attr_clr=attr_clr,
+            idmap_recursive=idmap_opt == "ridmap",
+        )
     fstype = m.get("type") or source or "none"
     if copyup and fstype != "tmpfs":
         problems.append(f"{where}/options: tmpcopyup is for tmpfs mounts")
     if idmap_opt or m.get("uidMappings") or m.get("gidMappings"):
         problems.append(f"{where}: idmapped mounts are for bind mounts (type {fstype!r})")
-    return Mount(target=dest, source=source or fstype, fstype=fstype,
-                 data=",".join(data) or None, flags=flags, propagation=propagation,
-                 copyup=copyup, attr_set=attr_set, attr_clr=attr_clr)
+    return Mount(
+        target=dest,
+        source=source or fstype,
+        fstype=fstype,
+        data=",".join(data) or None,
+        flags=flags,
+        propagation=propagation,
+        copyup=copyup,
+        attr_set=attr_set,
+        attr_clr=attr_clr,
+    )
 
 
-def _idmap(mount: Mount, m: dict, linux: dict, in_new_userns: bool, problems: list[str],
-           where: str) -> None:
+def _idmap(
+    mount: Mount, m: dict, linux: dict, in_new_userns: bool, problems: list[str], where: str
+) -> None:
     """Make `mount` (a bind) idmapped when the config asks: its own uidMappings and
     gidMappings, or, for idmap/ridmap without them, the container's (runtime-spec 1.2)."""
     opts = m.get("options") or []
@@ -212,16 +248,19 @@ def _idmap(mount: Mount, m: dict, linux: dict, in_new_userns: bool, problems: li
         return
     if not own_uid:
         if not in_new_userns:
-            problems.append(f"{where}/options: idmap without mappings of its own needs the "
-                            "container's user namespace (linux.uidMappings)")
+            problems.append(
+                f"{where}/options: idmap without mappings of its own needs the "
+                "container's user namespace (linux.uidMappings)"
+            )
             return
         own_uid, own_gid = linux.get("uidMappings") or [], linux.get("gidMappings") or []
     mount.idmap = (idmap_text(own_uid), idmap_text(own_gid))
     mount.detached = True
 
 
-def _cgroup_mounts(dest: str, options: list[str], cgroups: CgroupLayout,
-                   new_cgroupns: bool, in_userns: bool) -> list[Mount]:
+def _cgroup_mounts(
+    dest: str, options: list[str], cgroups: CgroupLayout, new_cgroupns: bool, in_userns: bool
+) -> list[Mount]:
     flags = 0
     for opt in options:
         if opt in MOUNT_FLAGS:
@@ -230,12 +269,22 @@ def _cgroup_mounts(dest: str, options: list[str], cgroups: CgroupLayout,
     flags &= ~MS_BIND
     if cgroups.unified and not cgroups.v1:
         if not new_cgroupns and cgroups.dirs.get(""):
-            return [Mount(target=dest, source=cgroups.dirs[""], fstype=None,
-                          flags=MS_BIND | MS_REC, remount=flags & _REMOUNT_MASK)]
+            return [
+                Mount(
+                    target=dest,
+                    source=cgroups.dirs[""],
+                    fstype=None,
+                    flags=MS_BIND | MS_REC,
+                    remount=flags & _REMOUNT_MASK,
+                )
+            ]
         return [Mount(target=dest, source="cgroup2", fstype="cgroup2", flags=flags)]
     # v1 (or hybrid): a tmpfs holding one mount per hierarchy, read-only on top if asked.
-    mounts = [Mount(target=dest, source="tmpfs", fstype="tmpfs", data="mode=755",
-                    flags=flags & ~MS_RDONLY)]
+    mounts = [
+        Mount(
+            target=dest, source="tmpfs", fstype="tmpfs", data="mode=755", flags=flags & ~MS_RDONLY
+        )
+    ]
     # A fresh cgroup mount shows the container its own subtree only inside a cgroup
     # namespace, and a user namespace may not mount cgroup v1 at all: otherwise bind the
     # container's own cgroup dirs (as runc does).
@@ -244,11 +293,19 @@ def _cgroup_mounts(dest: str, options: list[str], cgroups: CgroupLayout,
         target = posixpath.join(dest, name)
         own = next((cgroups.dirs[s] for s in opts.split(",") if s in cgroups.dirs), None)
         if bind and own:
-            mounts.append(Mount(target=target, source=own, fstype=None,
-                                flags=MS_BIND | MS_REC, remount=flags & _REMOUNT_MASK))
+            mounts.append(
+                Mount(
+                    target=target,
+                    source=own,
+                    fstype=None,
+                    flags=MS_BIND | MS_REC,
+                    remount=flags & _REMOUNT_MASK,
+                )
+            )
         else:
-            mounts.append(Mount(target=target, source="cgroup", fstype="cgroup", data=opts,
-                                flags=flags))
+            mounts.append(
+                Mount(target=target, source="cgroup", fstype="cgroup", data=opts, flags=flags)
+            )
     if flags & MS_RDONLY:
         mounts.append(Mount(target=dest, source=None, fstype=None, remount=MS_RDONLY))
     return mounts
@@ -256,22 +313,30 @@ def _cgroup_mounts(dest: str, options: list[str], cgroups: CgroupLayout,
 
 def _devices(plan: Plan, linux: dict, in_userns: bool, mounted: set[str]) -> None:
     # "/dev/fuse/" names /dev/fuse (runc cleans the path too)
-    configured = {_in_root(d["path"]): dict(d, path=_in_root(d["path"]))
-                  for d in linux.get("devices") or []}
+    configured = {
+        _in_root(d["path"]): dict(d, path=_in_root(d["path"])) for d in linux.get("devices") or []
+    }
     # A default device the config mounts something over is left to that mount.
-    devices: list[dict] = [dict(path=p, type=t, major=ma, minor=mi, fileMode=0o666)
-                           for p, t, ma, mi in DEFAULT_DEVICES if p not in configured and p not in mounted]
+    devices: list[dict] = [
+        dict(path=p, type=t, major=ma, minor=mi, fileMode=0o666)
+        for p, t, ma, mi in DEFAULT_DEVICES
+        if p not in configured and p not in mounted
+    ]
     devices.extend(configured.values())
     for d in devices:
         kind = {"c": S_IFCHR, "u": S_IFCHR, "b": S_IFBLK, "p": S_IFIFO}[d["type"]]
         mode = d.get("fileMode")
         mode = 0o666 if mode is None else int(mode)
         # a fifo has no device number (mknod ignores it; runtime-tools' config sets one)
-        dev = 0 if kind == S_IFIFO else os.makedev(int(d.get("major", 0)),
-                                                   int(d.get("minor", 0)))
-        plan.devices.append(Device(
-            path=d["path"], mode=kind | (mode & 0o7777), dev=dev,
-            uid=int(d.get("uid", 0)), gid=int(d.get("gid", 0)),
-            # mknod is refused in a user namespace: bind the host's node instead.
-            host_path=d["path"] if in_userns else None,
-        ))
+        dev = 0 if kind == S_IFIFO else os.makedev(int(d.get("major", 0)), int(d.get("minor", 0)))
+        plan.devices.append(
+            Device(
+                path=d["path"],
+                mode=kind | (mode & 0o7777),
+                dev=dev,
+                uid=int(d.get("uid", 0)),
+                gid=int(d.get("gid", 0)),
+                # mknod is refused in a user namespace: bind the host's node instead.
+                host_path=d["path"] if in_userns else None,
+            )
+        )

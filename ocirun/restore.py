@@ -31,13 +31,24 @@ MS_BIND, MS_REC, MS_PRIVATE, MNT_DETACH = 0x1000, 0x4000, 1 << 18, 2
 
 
 class RestoreOptions(ck.CriuOptions):
-    def __init__(self, bundle: str = ".", detach: bool = False, pid_file: str | None = None,
-                 console_socket: str | None = None, no_subreaper: bool = False,
-                 no_pivot: bool = False, systemd_cgroup: bool = False, **kw):
+    def __init__(
+        self,
+        bundle: str = ".",
+        detach: bool = False,
+        pid_file: str | None = None,
+        console_socket: str | None = None,
+        no_subreaper: bool = False,
+        no_pivot: bool = False,
+        systemd_cgroup: bool = False,
+        **kw,
+    ):
         super().__init__(**kw)
         self.bundle, self.detach, self.pid_file = bundle, detach, pid_file
         self.console_socket, self.no_subreaper, self.no_pivot = (
-            console_socket, no_subreaper, no_pivot)
+            console_socket,
+            no_subreaper,
+            no_pivot,
+        )
         self.systemd_cgroup = systemd_cgroup
 
 
@@ -63,8 +74,9 @@ def read_descriptors(images: str) -> list[str]:
         with open(path, "rb") as f:
             fds = json.loads(f.read())
     except FileNotFoundError:
-        raise OcirunError(f"restore: {images} holds no checkpoint ({ck.DESCRIPTORS} "
-                          "missing)") from None
+        raise OcirunError(
+            f"restore: {images} holds no checkpoint ({ck.DESCRIPTORS} missing)"
+        ) from None
     except (OSError, ValueError) as e:
         raise OcirunError(f"restore: read {path}: {getattr(e, 'strerror', None) or e}") from None
     if not isinstance(fds, list) or not all(isinstance(s, str) for s in fds):
@@ -144,8 +156,12 @@ def restore(root: str, cid: str, o: RestoreOptions, criu_flag: str | None) -> in
     joined = ck.joined_namespaces(config)
     log_file = ck.log_path(o, "restore.log")
     hooks = config.get("hooks") or {}
-    base_state = {"ociVersion": config.get("ociVersion", ""), "id": cid, "bundle": bundle,
-                  "annotations": config.get("annotations") or {}}
+    base_state = {
+        "ociVersion": config.get("ociVersion", ""),
+        "id": cid,
+        "bundle": bundle,
+        "annotations": config.get("annotations") or {},
+    }
 
     with Undo() as undo:
         console = None
@@ -211,8 +227,9 @@ def restore(root: str, cid: str, o: RestoreOptions, criu_flag: str | None) -> in
 
         def on_notify(script: str, pid: int, sent: list[int]) -> None:
             log.debug(f"criu notify {script} pid {pid}")
-            if script == "setup-namespaces" and (hooks.get("prestart") or
-                                                 hooks.get("createRuntime")):
+            if script == "setup-namespaces" and (
+                hooks.get("prestart") or hooks.get("createRuntime")
+            ):
                 from . import hooks as hookmod
 
                 st = dict(base_state, pid=pid, status=statemod.CREATED)
@@ -229,24 +246,32 @@ def restore(root: str, cid: str, o: RestoreOptions, criu_flag: str | None) -> in
             from . import _native
 
             _native.set_child_subreaper()
-        resp = criu.call(req, log=log_file, on_notify=on_notify, stdio=(0, 1, 2),
-                         before=place, extra_fds=tuple(extra))
+        resp = criu.call(
+            req,
+            log=log_file,
+            on_notify=on_notify,
+            stdio=(0, 1, 2),
+            before=place,
+            extra_fds=tuple(extra),
+        )
         init_pid = resp.restore.pid or restored.get("pid", 0)
         undo.add(_kill_quietly, init_pid)
-        c.save({
-            "ociVersion": config.get("ociVersion", ""),
-            "id": cid,
-            "pid": init_pid,
-            "start_time": statemod.proc_start_time(init_pid),
-            "bundle": bundle,
-            "rootfs": p.rootfs,
-            "created": statemod.now_rfc3339(),
-            "owner": "",
-            "annotations": config.get("annotations") or {},
-            "hooks": {k: hooks[k] for k in ("poststart", "poststop") if hooks.get(k)},
-            "cgroup_paths": cg.paths,
-            "restored": True,
-        })
+        c.save(
+            {
+                "ociVersion": config.get("ociVersion", ""),
+                "id": cid,
+                "pid": init_pid,
+                "start_time": statemod.proc_start_time(init_pid),
+                "bundle": bundle,
+                "rootfs": p.rootfs,
+                "created": statemod.now_rfc3339(),
+                "owner": "",
+                "annotations": config.get("annotations") or {},
+                "hooks": {k: hooks[k] for k in ("poststart", "poststop") if hooks.get(k)},
+                "cgroup_paths": cg.paths,
+                "restored": True,
+            }
+        )
         c.save_config(raw)
         if o.pid_file:
             statemod.write_pid_file(o.pid_file, init_pid)

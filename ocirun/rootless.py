@@ -77,6 +77,7 @@ def rootless_cgroups(flag: "str | None", systemd: bool) -> bool:
 
 # ------------------------------------------------------------------ id maps
 
+
 class IdMaps:
     """How the runtime writes a new user namespace's maps (decided for the plan):
     `uid_tool`/`gid_tool` name newuidmap/newgidmap when they must do it, else the map is
@@ -89,8 +90,11 @@ class IdMaps:
 
 
 def _own_only(mappings: list, own: int) -> bool:
-    return (len(mappings) == 1 and int(mappings[0].get("size", 0)) == 1
-            and int(mappings[0].get("hostID", -1)) == own)
+    return (
+        len(mappings) == 1
+        and int(mappings[0].get("size", 0)) == 1
+        and int(mappings[0].get("hostID", -1)) == own
+    )
 
 
 def subid_ranges(path: str, name: str, uid: int) -> "list[tuple[int, int]]":
@@ -128,12 +132,15 @@ def plan_idmaps(linux: dict, problems: list) -> IdMaps:
 
     uid, gid = os.geteuid(), os.getegid()
     maps = IdMaps()
-    for key, own, tool, path in (("uidMappings", uid, "newuidmap", SUBUID),
-                                 ("gidMappings", gid, "newgidmap", SUBGID)):
+    for key, own, tool, path in (
+        ("uidMappings", uid, "newuidmap", SUBUID),
+        ("gidMappings", gid, "newgidmap", SUBGID),
+    ):
         mappings = linux.get(key) or []
         if not mappings:
-            problems.append(f"/linux/{key}: a rootless container (uid {uid}) needs at least "
-                            "one mapping")
+            problems.append(
+                f"/linux/{key}: a rootless container (uid {uid}) needs at least one mapping"
+            )
             continue
         if _own_only(mappings, own):
             if key == "gidMappings":
@@ -141,19 +148,24 @@ def plan_idmaps(linux: dict, problems: list) -> IdMaps:
             continue
         import shutil  # only here: ~2 ms to import
 
-        found = shutil.which(tool, path="/usr/bin:/bin:/usr/sbin:/sbin:" +
-                             os.environ.get("PATH", ""))
+        found = shutil.which(
+            tool, path="/usr/bin:/bin:/usr/sbin:/sbin:" + os.environ.get("PATH", "")
+        )
         if not found:
-            problems.append(f"/linux/{key}: mapping more than the caller's own id needs "
-                            f"{tool} (Debian package uidmap), which is not installed")
+            problems.append(
+                f"/linux/{key}: mapping more than the caller's own id needs "
+                f"{tool} (Debian package uidmap), which is not installed"
+            )
             continue
         name = _user_name(uid)
         ranges = subid_ranges(path, name, own)
         for i, m in enumerate(mappings):
             if not _granted(m, own, ranges):
                 host, size = int(m["hostID"]), int(m["size"])
-                problems.append(f"/linux/{key}/{i}: host ids {host}-{host + size - 1} are "
-                                f"not granted to user {name} in {path}")
+                problems.append(
+                    f"/linux/{key}/{i}: host ids {host}-{host + size - 1} are "
+                    f"not granted to user {name} in {path}"
+                )
         if key == "uidMappings":
             maps.uid_tool = found
         else:
@@ -176,16 +188,23 @@ def write_idmaps(pid: int, uid_map: str, gid_map: str, maps: IdMaps) -> None:
 
     if maps.deny_setgroups:
         _write(f"/proc/{pid}/setgroups", "deny")
-    for name, text, tool in (("uid_map", uid_map, maps.uid_tool),
-                             ("gid_map", gid_map, maps.gid_tool)):
+    for name, text, tool in (
+        ("uid_map", uid_map, maps.uid_tool),
+        ("gid_map", gid_map, maps.gid_tool),
+    ):
         if not tool:
             _write(f"/proc/{pid}/{name}", text)
             continue
         import subprocess
 
         argv = [tool, str(pid)] + text.split()
-        r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+        r = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         if r.returncode != 0:
             said = (r.stdout.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
             raise InitError(0, f"{' '.join(argv)}: {said}")
@@ -210,13 +229,14 @@ def setgroups_denied(pid: "int | str") -> bool:
         return False
 
 
-def plan_rootless(plan, linux: dict, mounts: list, new: set, joined: set,
-                  problems: list) -> None:
+def plan_rootless(plan, linux: dict, mounts: list, new: set, joined: set, problems: list) -> None:
     """What a non-root caller's plan needs (plan.build calls it only for one): a user
     namespace, how its maps get written, and no setgroups(2) where it is denied."""
     if "user" not in new and "user" not in joined:
-        problems.append(f"/linux/namespaces: rootless container requires user namespaces "
-                        f"(ocirun runs as uid {posix.geteuid()}, not root)")
+        problems.append(
+            f"/linux/namespaces: rootless container requires user namespaces "
+            f"(ocirun runs as uid {posix.geteuid()}, not root)"
+        )
         return
     if "user" not in new:
         return
@@ -224,29 +244,39 @@ def plan_rootless(plan, linux: dict, mounts: list, new: set, joined: set,
     _check_mount_ids(mounts, linux, problems)
     if plan.idmaps.deny_setgroups:
         if plan.groups:
-            problems.append("/process/user/additionalGids: cannot set any additional groups "
-                            "in a rootless container (setgroups is denied in its user "
-                            "namespace: only the caller's own gid is mapped)")
+            problems.append(
+                "/process/user/additionalGids: cannot set any additional groups "
+                "in a rootless container (setgroups is denied in its user "
+                "namespace: only the caller's own gid is mapped)"
+            )
         plan.keep_groups = True
 
 
 def _mapped(cid: int, mappings: list) -> bool:
-    return any(int(m["containerID"]) <= cid < int(m["containerID"]) + int(m["size"])
-               for m in mappings)
+    return any(
+        int(m["containerID"]) <= cid < int(m["containerID"]) + int(m["size"]) for m in mappings
+    )
 
 
 def _check_mount_ids(mounts: list, linux: dict, problems: list) -> None:
     """uid=/gid= mount options must name ids the container maps (runc checks it too: the
     kernel's EINVAL would not say which mount); idmapped mounts are root's."""
     for i, m in enumerate(mounts):
-        if m.get("uidMappings") or m.get("gidMappings") or {"idmap", "ridmap"} & set(
-                m.get("options") or []):
-            problems.append(f"/mounts/{i}: idmapped mounts need ocirun to run as root "
-                            "(mount_setattr on the host's mounts), not in a rootless container")
+        if (
+            m.get("uidMappings")
+            or m.get("gidMappings")
+            or {"idmap", "ridmap"} & set(m.get("options") or [])
+        ):
+            problems.append(
+                f"/mounts/{i}: idmapped mounts need ocirun to run as root "
+                "(mount_setattr on the host's mounts), not in a rootless container"
+            )
         for opt in m.get("options") or []:
             key, eq, value = opt.partition("=")
             if not eq or key not in ("uid", "gid") or not value.isdigit():
                 continue
             if not _mapped(int(value), linux.get(f"{key}Mappings") or []):
-                problems.append(f"/mounts/{i}: cannot specify {key}={value}: {key} {value} "
-                                "is not mapped in this rootless container")
+                problems.append(
+                    f"/mounts/{i}: cannot specify {key}={value}: {key} {value} "
+                    "is not mapped in this rootless container"
+                )

@@ -99,9 +99,9 @@ class Filter:
     __slots__ = ("bpf", "flags", "notify", "warnings")
 
     def __init__(self, bpf: bytes, flags: int, notify: bool, warnings: list[str]):
-        self.bpf = bpf            # struct sock_filter[], 8 bytes each, host endianness
-        self.flags = flags        # SECCOMP_FILTER_FLAG_* for seccomp(2)
-        self.notify = notify      # a rule is SCMP_ACT_NOTIFY: flags has NEW_LISTENER
+        self.bpf = bpf  # struct sock_filter[], 8 bytes each, host endianness
+        self.flags = flags  # SECCOMP_FILTER_FLAG_* for seccomp(2)
+        self.notify = notify  # a rule is SCMP_ACT_NOTIFY: flags has NEW_LISTENER
         self.warnings = warnings  # e.g. syscall names this libseccomp does not know
 
     @property
@@ -110,8 +110,10 @@ class Filter:
         return len(self.bpf) // 8
 
     def __repr__(self) -> str:
-        return (f"Filter(insns={self.insns}, flags={self.flags:#x}, notify={self.notify}, "
-                f"warnings={len(self.warnings)})")
+        return (
+            f"Filter(insns={self.insns}, flags={self.flags:#x}, notify={self.notify}, "
+            f"warnings={len(self.warnings)})"
+        )
 
 
 # --- parsing ------------------------------------------------------------------------------
@@ -150,7 +152,7 @@ def _action(name, errno_ret, where: str, errno_where: str, problems: list[str]) 
 
 def _arch_name(name: str) -> str:
     """SCMP_ARCH_X86_64 -> x86_64, the spelling seccomp_arch_resolve_name() takes."""
-    return name[len("SCMP_ARCH_"):].lower() if name.startswith("SCMP_ARCH_") else ""
+    return name[len("SCMP_ARCH_") :].lower() if name.startswith("SCMP_ARCH_") else ""
 
 
 def _parse(sec) -> tuple:
@@ -162,16 +164,26 @@ def _parse(sec) -> tuple:
     if not isinstance(sec, dict):
         raise ConfigError([f"{_BASE}: must be an object"])
 
-    default = _action(sec.get("defaultAction"), sec.get("defaultErrnoRet"),
-                      f"{_BASE}/defaultAction", f"{_BASE}/defaultErrnoRet", problems)
+    default = _action(
+        sec.get("defaultAction"),
+        sec.get("defaultErrnoRet"),
+        f"{_BASE}/defaultAction",
+        f"{_BASE}/defaultErrnoRet",
+        problems,
+    )
     if sec.get("defaultAction") == "SCMP_ACT_NOTIFY":
         problems.append(f"{_BASE}/defaultAction: SCMP_ACT_NOTIFY cannot be the default action")
 
     arches: list[int] = []
     arch_where: list[str] = []
-    for i, name in enumerate(_as_list(sec.get("architectures"), f"{_BASE}/architectures", problems)):
-        token = lib.ocirun_seccomp_arch_resolve(_arch_name(name).encode()) \
-            if isinstance(name, str) and _arch_name(name) and "\0" not in name else 0
+    for i, name in enumerate(
+        _as_list(sec.get("architectures"), f"{_BASE}/architectures", problems)
+    ):
+        token = (
+            lib.ocirun_seccomp_arch_resolve(_arch_name(name).encode())
+            if isinstance(name, str) and _arch_name(name) and "\0" not in name
+            else 0
+        )
         if not token:
             problems.append(f"{_BASE}/architectures/{i}: unknown architecture {name!r}")
         elif token not in arches:
@@ -194,19 +206,29 @@ def _parse(sec) -> tuple:
         if not isinstance(call, dict):
             problems.append(f"{where}: must be an object")
             continue
-        act = _action(call.get("action"), call.get("errnoRet"), f"{where}/action",
-                      f"{where}/errnoRet", problems)
+        act = _action(
+            call.get("action"),
+            call.get("errnoRet"),
+            f"{where}/action",
+            f"{where}/errnoRet",
+            problems,
+        )
         names = call.get("names")
-        if not isinstance(names, list) or not names or \
-                not all(isinstance(n, str) and n and "\0" not in n for n in names):
+        if (
+            not isinstance(names, list)
+            or not names
+            or not all(isinstance(n, str) and n and "\0" not in n for n in names)
+        ):
             problems.append(f"{where}/names: must be a non-empty list of syscall names")
             continue
         if act == ACT_NOTIFY:
             notify = True
             for j, n in enumerate(names):
                 if n in NOTIFY_FORBIDDEN:
-                    problems.append(f"{where}/names/{j}: SCMP_ACT_NOTIFY cannot be used for "
-                                    f"{n!r} (the runtime needs it to hand over the listener)")
+                    problems.append(
+                        f"{where}/names/{j}: SCMP_ACT_NOTIFY cannot be used for "
+                        f"{n!r} (the runtime needs it to hand over the listener)"
+                    )
         conds = []
         for k, arg in enumerate(_as_list(call.get("args"), f"{where}/args", problems)):
             aw = f"{where}/args/{k}"
@@ -216,13 +238,17 @@ def _parse(sec) -> tuple:
             index, op = arg.get("index"), arg.get("op")
             value, value_two = arg.get("value", 0), arg.get("valueTwo", 0)
             if not isinstance(index, int) or not _uint(index, 32) or index > 5:
-                problems.append(f"{aw}/index: must be 0..5 (a syscall has 6 arguments), got {index!r}")
+                problems.append(
+                    f"{aw}/index: must be 0..5 (a syscall has 6 arguments), got {index!r}"
+                )
             elif op not in OPS:
                 problems.append(f"{aw}/op: unknown operator {op!r}")
             elif not _uint(value, 64):
                 problems.append(f"{aw}/value: must be an unsigned 64-bit integer, got {value!r}")
             elif not _uint(value_two, 64):
-                problems.append(f"{aw}/valueTwo: must be an unsigned 64-bit integer, got {value_two!r}")
+                problems.append(
+                    f"{aw}/valueTwo: must be an unsigned 64-bit integer, got {value_two!r}"
+                )
             else:
                 conds.append((index, OPS[op], value, value_two))
         entries.append((where, act, conds, names))
@@ -231,14 +257,18 @@ def _parse(sec) -> tuple:
         raise ConfigError(problems)
 
     if notify and lib.ocirun_seccomp_api() < 6:
-        raise OcirunError("seccomp notify unsupported: libseccomp API level "
-                          f"{lib.ocirun_seccomp_api()}, want at least 6 "
-                          "(libseccomp >= 2.5.0 and Linux >= 5.7)")
+        raise OcirunError(
+            "seccomp notify unsupported: libseccomp API level "
+            f"{lib.ocirun_seccomp_api()}, want at least 6 "
+            "(libseccomp >= 2.5.0 and Linux >= 5.7)"
+        )
     if flags & FLAG_WAIT_KILLABLE_RECV and not notify:
         # The kernel refuses it without a listener (EINVAL); it has no meaning there anyway.
         flags &= ~FLAG_WAIT_KILLABLE_RECV
-        warnings.append(f"{_BASE}/flags: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV ignored: "
-                        "no rule uses SCMP_ACT_NOTIFY")
+        warnings.append(
+            f"{_BASE}/flags: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV ignored: "
+            "no rule uses SCMP_ACT_NOTIFY"
+        )
     if notify:
         flags |= FLAG_NEW_LISTENER
         if flags & FLAG_TSYNC:
@@ -249,7 +279,7 @@ def _parse(sec) -> tuple:
     pos = 0
     for where, act, conds, names in entries:
         assert act is not None  # an entry without an action is a problem, raised above
-        nrs = numbers[pos:pos + len(names)]
+        nrs = numbers[pos : pos + len(names)]
         pos += len(names)
         for j, (name, nr) in enumerate(zip(names, nrs)):
             if nr == -1:
@@ -287,6 +317,7 @@ def libseccomp_version() -> str:
 
 def _native():
     from ._shim import ffi, lib
+
     return ffi, lib
 
 
@@ -309,11 +340,17 @@ def compile(seccomp: dict) -> Filter:  # noqa: A001 (the brief's name)
     if not _permissive(default):
         stub = _enosys_stub(arches, names)
     if len(prog) // 8 > BPF_MAXINSNS:
-        raise ConfigError([f"{_BASE}: the filter has {len(prog) // 8} BPF instructions, more "
-                           f"than the kernel's limit of {BPF_MAXINSNS}"])
+        raise ConfigError(
+            [
+                f"{_BASE}: the filter has {len(prog) // 8} BPF instructions, more "
+                f"than the kernel's limit of {BPF_MAXINSNS}"
+            ]
+        )
     if stub and (len(stub) + len(prog)) // 8 > BPF_MAXINSNS:
-        warnings.append(f"{_BASE}: no -ENOSYS stub for newer syscalls: the filter would exceed "
-                        f"{BPF_MAXINSNS} instructions")
+        warnings.append(
+            f"{_BASE}: no -ENOSYS stub for newer syscalls: the filter would exceed "
+            f"{BPF_MAXINSNS} instructions"
+        )
         stub = b""
     return Filter(stub + prog, flags, notify, warnings)
 
@@ -359,8 +396,12 @@ def _export(default: int, arches: list[int], arch_where: list[str], rules: list[
             why = os.strerror(-rc)
             if bad_arch[0] >= 0:
                 # EDOM: an architecture of the other endianness than the native one
-                raise ConfigError([f"{arch_where[bad_arch[0]]}: libseccomp cannot add it to a "
-                                   f"filter for this machine: {why}"])
+                raise ConfigError(
+                    [
+                        f"{arch_where[bad_arch[0]]}: libseccomp cannot add it to a "
+                        f"filter for this machine: {why}"
+                    ]
+                )
             if bad_rule[0] >= 0:
                 r = rules[bad_rule[0]]
                 raise ConfigError([f"{r.where}: libseccomp refused the rule for {r.name!r}: {why}"])
@@ -384,11 +425,11 @@ def _export(default: int, arches: list[int], arch_where: list[str], rules: list[
 # needs) for everything else. All jumps are forward and land inside the stub or on the first
 # instruction after it, so the stub stays well under the 255-instruction reach of jt/jf.
 
-_LD_ABS = 0x20     # BPF_LD | BPF_W | BPF_ABS
-_JEQ = 0x15        # BPF_JMP | BPF_JEQ | BPF_K
-_JGT = 0x25        # BPF_JMP | BPF_JGT | BPF_K
-_JSET = 0x45       # BPF_JMP | BPF_JSET | BPF_K
-_RET = 0x06        # BPF_RET | BPF_K
+_LD_ABS = 0x20  # BPF_LD | BPF_W | BPF_ABS
+_JEQ = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
+_JGT = 0x25  # BPF_JMP | BPF_JGT | BPF_K
+_JSET = 0x45  # BPF_JMP | BPF_JSET | BPF_K
+_RET = 0x06  # BPF_RET | BPF_K
 _OFF_NR, _OFF_ARCH = 0, 4  # struct seccomp_data
 
 
@@ -460,13 +501,21 @@ def send_listener(path: str, fd: int, state: dict, metadata: str = "") -> None:
     (a ContainerProcessState) to the unix socket at linux.seccomp.listenerPath."""
     import socket
 
-    msg = json.dumps({"ociVersion": state.get("ociVersion", "1.3.0"), "fds": ["seccompFd"],
-                      "pid": state.get("pid", 0), "metadata": metadata, "state": state})
+    msg = json.dumps(
+        {
+            "ociVersion": state.get("ociVersion", "1.3.0"),
+            "fds": ["seccompFd"],
+            "pid": state.get("pid", 0),
+            "metadata": metadata,
+            "state": state,
+        }
+    )
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.connect(path)
-        s.sendmsg([msg.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                    fd.to_bytes(4, "little"))])
+        s.sendmsg(
+            [msg.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, "little"))]
+        )
     except OSError as e:
         raise OcirunError(f"send the seccomp listener to {path}: {e.strerror}") from None
     finally:

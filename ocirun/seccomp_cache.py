@@ -51,6 +51,7 @@ def _libseccomp_id() -> str:
     """Which libseccomp this process runs (path, version in its name, inode, size, mtime),
     read from /proc/self/maps: no libseccomp call."""
     from . import _shim
+
     found = []
     try:
         with open("/proc/self/maps", "rb") as f:
@@ -117,11 +118,17 @@ def _cache_read(store, key: str) -> Filter | None:
     data = store.get(key + ".bpf", _CACHE_MAX)
     if data is None or not data.startswith(_CACHE_MAGIC):
         return None
-    head, sep, bpf = data[len(_CACHE_MAGIC):].partition(b"\n")
+    head, sep, bpf = data[len(_CACHE_MAGIC) :].partition(b"\n")
     try:
         meta = json.loads(head)
-        if not sep or meta["key"] != key or meta["len"] != len(bpf) or len(bpf) % 8 or not bpf \
-                or meta["sha256"] != _sha256(bpf).hexdigest():
+        if (
+            not sep
+            or meta["key"] != key
+            or meta["len"] != len(bpf)
+            or len(bpf) % 8
+            or not bpf
+            or meta["sha256"] != _sha256(bpf).hexdigest()
+        ):
             return None
         return Filter(bpf, int(meta["flags"]), bool(meta["notify"]), list(meta["warnings"]))
     except (ValueError, KeyError, TypeError):
@@ -131,6 +138,12 @@ def _cache_read(store, key: str) -> Filter | None:
 def _cache_write(store, key: str, filt: Filter) -> None:
     """Best effort: a failure only costs a compile next time. Readers see the old file, no
     file, or the whole new one (cache.Store.put)."""
-    meta = {"key": key, "len": len(filt.bpf), "sha256": _sha256(filt.bpf).hexdigest(),
-            "flags": filt.flags, "notify": filt.notify, "warnings": filt.warnings}
+    meta = {
+        "key": key,
+        "len": len(filt.bpf),
+        "sha256": _sha256(filt.bpf).hexdigest(),
+        "flags": filt.flags,
+        "notify": filt.notify,
+        "warnings": filt.warnings,
+    }
     store.put(key + ".bpf", _CACHE_MAGIC + json.dumps(meta).encode() + b"\n" + filt.bpf)

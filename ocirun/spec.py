@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 
+from . import __version__, log
 from . import fastjson as json
-from . import log
-from . import __version__
 from .errors import BundleError, ConfigError, OcirunError
 
 CONFIG_NAME = "config.json"
@@ -55,19 +54,22 @@ def _read_bundle(bundle: str) -> tuple[str, bytes, dict]:
     try:
         raw = read_regular(cfg_path)
     except FileNotFoundError:
-        raise BundleError(f"JSON specification file {CONFIG_NAME} not found in bundle {path}") from None
+        raise BundleError(
+            f"JSON specification file {CONFIG_NAME} not found in bundle {path}"
+        ) from None
     except OSError as e:
         raise BundleError(f"read {cfg_path}: {e.strerror or e}") from None
     try:
         config = json.loads(raw)  # NaN/Infinity refused: not JSON
     except json.JSONDecodeError as e:
-        raise BundleError(f"{cfg_path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+        raise BundleError(
+            f"{cfg_path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+        ) from None
     except (UnicodeDecodeError, ValueError) as e:
         raise BundleError(f"{cfg_path}: invalid JSON: {e}") from None
     if not isinstance(config, dict):
         raise BundleError(f"{cfg_path}: top level must be a JSON object, not {_json_type(config)}")
     return path, raw, config
-
 
 
 MAX_JSON_FILE = 16 << 20  # a config of real use is a few KiB
@@ -129,8 +131,6 @@ def load_bundle(bundle: str) -> tuple[str, bytes, dict]:
 
 
 # --------------------------------------------------------------------------- cache
-
-
 
 
 def _sha256():
@@ -259,9 +259,16 @@ def read_json_object(path: str, what: str, *, dash_is_stdin: bool = False) -> di
 
 def validate_resources(resources: dict) -> None:
     """Validate the linux.resources object `update` was given (schema + semantics)."""
-    wrapper = {"ociVersion": "1.3.0", "root": {"path": "/"},
-               "process": {"args": ["x"], "cwd": "/"}, "linux": {"resources": resources}}
-    problems = [p[len("/linux/resources"):] or "/"
-                for p in validate(wrapper) if p.startswith("/linux/resources")]
+    wrapper = {
+        "ociVersion": "1.3.0",
+        "root": {"path": "/"},
+        "process": {"args": ["x"], "cwd": "/"},
+        "linux": {"resources": resources},
+    }
+    problems = [
+        p[len("/linux/resources") :] or "/"
+        for p in validate(wrapper)
+        if p.startswith("/linux/resources")
+    ]
     if problems:
         raise ConfigError(problems, source="resources")

@@ -15,8 +15,14 @@ import posix  # not os: see paths.py
 import time
 
 from . import fastjson as json
-from .errors import (ContainerExists, ContainerNotFound, OcirunError, StateDamaged, UsageError,
-                     sys_error)
+from .errors import (
+    ContainerExists,
+    ContainerNotFound,
+    OcirunError,
+    StateDamaged,
+    UsageError,
+    sys_error,
+)
 from .paths import abspath, exists, in_dir, is_dir
 
 DEFAULT_ROOT = "/run/ocirun"
@@ -107,7 +113,7 @@ def proc_start_time(pid: int) -> int | None:
     except OSError:
         return None
     # The comm field may contain spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rindex(b")") + 2:].split()
+    fields = stat[stat.rindex(b")") + 2 :].split()
     if fields[0] == b"Z":
         return None
     return int(fields[19])
@@ -116,8 +122,9 @@ def proc_start_time(pid: int) -> int | None:
 class Container:
     """One container's state dir, locked for the lifetime of this object."""
 
-    def __init__(self, root: str, cid: str, dirfd: int, data: dict | None,
-                 damage: str | None = None):
+    def __init__(
+        self, root: str, cid: str, dirfd: int, data: dict | None, damage: str | None = None
+    ):
         self.root = root
         self.id = cid
         self.dir = in_dir(root, cid)

@@ -7,10 +7,10 @@ proxies the user's terminal: raw mode, window size (SIGWINCH), stdin -> master -
 
 from __future__ import annotations
 
+import _signal as signal  # not signal: its enums cost ~4 ms to import
 import array
 import os
 import select
-import _signal as signal  # not signal: its enums cost ~4 ms to import
 import socket
 
 from .errors import OcirunError
@@ -30,8 +30,9 @@ def connect(path: str) -> socket.socket:
 def recv_master(sock: socket.socket) -> int:
     """Receive the pty master (one message: name as data, one fd)."""
     fds = array.array("i")
-    msg, anc, _flags, _addr = sock.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize),
-                                           socket.MSG_CMSG_CLOEXEC)
+    msg, anc, _flags, _addr = sock.recvmsg(
+        4096, socket.CMSG_SPACE(fds.itemsize), socket.MSG_CMSG_CLOEXEC
+    )
     for level, type_, data in anc:
         if level == socket.SOL_SOCKET and type_ == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - len(data) % fds.itemsize])

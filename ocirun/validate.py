@@ -29,8 +29,6 @@ _SPEC_MAJOR = "1"
 # --------------------------------------------------------------------------- schemas
 
 
-
-
 def _schema_files(sdir: str) -> list[str]:
     return sorted(n for n in os.listdir(sdir) if n.endswith(".json"))
 
@@ -181,7 +179,14 @@ def _schema_problems(config) -> list[str]:
 
 _RLIMIT_FORM = re.compile(r"^RLIMIT_[A-Z]+$")
 _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?(?:[-+~].*)?$")
-_HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+_HOOK_PHASES = (
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+)
 _ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
 
 
@@ -202,7 +207,10 @@ def _semantic_problems(cfg: dict) -> list[str]:
         if not m:
             add(["ociVersion"], f"invalid ociVersion {version!r}: expected 1.x.y")
         elif m.group(1) != _SPEC_MAJOR:
-            add(["ociVersion"], f"unsupported ociVersion {version!r}: ocirun implements runtime-spec 1.x")
+            add(
+                ["ociVersion"],
+                f"unsupported ociVersion {version!r}: ocirun implements runtime-spec 1.x",
+            )
 
     # process (runc refuses to create a container without one)
     if "process" not in cfg:
@@ -216,8 +224,11 @@ def _semantic_problems(cfg: dict) -> list[str]:
         absolute(["process", "cwd"], proc.get("cwd"))
         for i, kv in enumerate(_list(proc.get("env"))):
             if isinstance(kv, str) and "=" not in kv:
-                add(["process", "env", i], f"invalid environment variable {kv!r}: expected "
-                    "KEY=value (runc refuses it too)")
+                add(
+                    ["process", "env", i],
+                    f"invalid environment variable {kv!r}: expected "
+                    "KEY=value (runc refuses it too)",
+                )
         _check_rlimits(proc, add)
         _check_scheduling(proc, add)
 
@@ -257,11 +268,16 @@ def _semantic_problems(cfg: dict) -> list[str]:
     offsets = linux.get("timeOffsets")
     if isinstance(offsets, dict) and offsets and namespaces is not None:
         if "time" in namespaces and namespaces["time"]:
-            add(["linux", "timeOffsets"], "cannot be set when joining an existing time namespace (path)")
+            add(
+                ["linux", "timeOffsets"],
+                "cannot be set when joining an existing time namespace (path)",
+            )
         for clock in offsets:
             if clock not in tables.TIME_CLOCKS:
-                add(["linux", "timeOffsets", clock],
-                    f"unknown clock {clock!r} (expected one of {', '.join(tables.TIME_CLOCKS)})")
+                add(
+                    ["linux", "timeOffsets", clock],
+                    f"unknown clock {clock!r} (expected one of {', '.join(tables.TIME_CLOCKS)})",
+                )
 
     # devices (a relative path is taken from the container's /, as runc does)
     for i, dev in enumerate(_list(linux.get("devices"))):
@@ -273,8 +289,10 @@ def _semantic_problems(cfg: dict) -> list[str]:
                     add(["linux", "devices", i], f"{key!r} is required for device type {dtype!r}")
                 elif _is_int(dev[key]) and not 0 <= dev[key] <= DEV_MAX[key]:
                     # (-1 is a wildcard in resources.devices, never a node's number)
-                    add(["linux", "devices", i, key], f"{dev[key]} is not a {key} device "
-                        f"number (0 to {DEV_MAX[key]} on Linux)")
+                    add(
+                        ["linux", "devices", i, key],
+                        f"{dev[key]} is not a {key} device number (0 to {DEV_MAX[key]} on Linux)",
+                    )
 
     # masked / readonly paths: relative ones are taken from the container's / (runc)
 
@@ -304,8 +322,10 @@ def _check_scheduling(proc: dict, add) -> None:
             add(["process", "scheduler", key], f"must be {lo} to {hi}, got {value}")
     for key, spec in _obj(proc.get("execCPUAffinity")).items():
         if isinstance(spec, str) and not _cpu_list_ok(spec):
-            add(["process", "execCPUAffinity", key],
-                f"{spec!r} is not a CPU list like \"0-3,6\" (CPUs 0 to {MAX_CPU})")
+            add(
+                ["process", "execCPUAffinity", key],
+                f'{spec!r} is not a CPU list like "0-3,6" (CPUs 0 to {MAX_CPU})',
+            )
 
 
 def _cpu_list_ok(spec: str) -> bool:
@@ -329,8 +349,10 @@ def _check_rlimits(proc: dict, add) -> None:
             if rtype not in tables.RLIMITS:
                 add(["process", "rlimits", i, "type"], f"unknown rlimit {rtype!r}")
             elif rtype in seen:
-                add(["process", "rlimits", i, "type"],
-                    f"duplicate rlimit {rtype!r} (also at /process/rlimits/{seen[rtype]})")
+                add(
+                    ["process", "rlimits", i, "type"],
+                    f"duplicate rlimit {rtype!r} (also at /process/rlimits/{seen[rtype]})",
+                )
             else:
                 seen[rtype] = i
         soft, hard = rl.get("soft"), rl.get("hard")
@@ -365,8 +387,10 @@ def _check_namespaces(cfg: dict, add) -> dict[str, str] | None:
             known = False
             continue
         if ntype in found:
-            add(["linux", "namespaces", i, "type"],
-                f"duplicate namespace type {ntype!r} (also at /linux/namespaces/{where[ntype]})")
+            add(
+                ["linux", "namespaces", i, "type"],
+                f"duplicate namespace type {ntype!r} (also at /linux/namespaces/{where[ntype]})",
+            )
             continue
         found[ntype] = path if isinstance(path, str) else ""
         where[ntype] = i
@@ -381,8 +405,10 @@ def _check_id_mappings(linux: dict, namespaces: dict[str, str], add) -> None:
         for key, kind in kinds:
             value = linux.get(key)
             if value is None or (isinstance(value, list) and not value):
-                add(["linux", key] if key in linux else ["linux"],
-                    f"a new user namespace requires {kind} mappings ({key!r} is missing or empty)")
+                add(
+                    ["linux", key] if key in linux else ["linux"],
+                    f"a new user namespace requires {kind} mappings ({key!r} is missing or empty)",
+                )
     # Mappings without a user namespace are ignored (with a warning, by the planner), as
     # runc ignores them.
 

@@ -20,6 +20,7 @@ once, the suite has races) and is not in tests/conformance/known_failures.txt, w
 in that list now passes (so the list cannot go stale), or when something stayed on the host.
 Each run's output: build/conformance/logs/<runtime>/<program>.log.
 """
+
 import argparse
 import fcntl
 import json
@@ -46,6 +47,7 @@ PLAN_LINE = re.compile(r"^1\.\.\d+\s*$")
 
 # --- scoring ------------------------------------------------------------------------------------
 
+
 def yaml_blocks(lines):
     """(attached, index of "  ---", fields) for each tap-go YAML block ("  ---" ... "  ...").
     tap-go writes the fields as indented JSON. A block is attached when a test line came
@@ -56,7 +58,7 @@ def yaml_blocks(lines):
             j = i + 1
             while j < len(lines) and lines[j] != "  ...":
                 j += 1
-            text = "\n".join(lines[i + 1:j])
+            text = "\n".join(lines[i + 1 : j])
             try:
                 fields = json.loads(text)
             except ValueError:
@@ -86,7 +88,7 @@ def score(name, rc, stdout, stderr):
     if name in REFUSAL_PROGRAMS:
         refused = re.search(r"failed to (create|start) the container", stderr)
         if rc == 0 and refused and not stdout.strip():
-            return True, "refused: " + stderr_reason(stderr[refused.end():])
+            return True, "refused: " + stderr_reason(stderr[refused.end() :])
         if rc == 0:
             return False, "exited 0 but the runtime did not refuse: " + stderr_reason(stderr)
         return False, "accepted the bad config: " + stderr_reason(stderr)
@@ -100,14 +102,21 @@ def score(name, rc, stdout, stderr):
             detail = ""
             nxt = next((b for b in blocks if b[1] > idx), None)
             prev = next((b for b in reversed(blocks) if b[1] < idx), None)
-            inner = [ln for ln in str(prev[2].get("stdout", "")).splitlines()
-                     if ln.startswith("not ok")] if prev else []
-            if inner:                                  # RuntimeInsideValidate's inner TAP
+            inner = (
+                [
+                    ln
+                    for ln in str(prev[2].get("stdout", "")).splitlines()
+                    if ln.startswith("not ok")
+                ]
+                if prev
+                else []
+            )
+            if inner:  # RuntimeInsideValidate's inner TAP
                 detail = inner[0]
-            elif nxt and not any(TEST_LINE.match(ln) for ln in lines[idx + 1:nxt[1]]):
+            elif nxt and not any(TEST_LINE.match(ln) for ln in lines[idx + 1 : nxt[1]]):
                 detail = nxt[2].get("error") or nxt[2].get("stderr") or ""
             elif idx + 1 < len(lines) and lines[idx + 1].startswith("# "):
-                detail = lines[idx + 1][2:]            # t.Diagnostic after the test line
+                detail = lines[idx + 1][2:]  # t.Diagnostic after the test line
             return False, line + (f" ({detail})" if detail else "")
     if rc != 0:
         return False, f"exit {rc}: " + stderr_reason(stderr)
@@ -118,6 +127,7 @@ def score(name, rc, stdout, stderr):
 
 
 # --- one program, one runtime --------------------------------------------------------------------
+
 
 class Run:
     """One program against one runtime, in a private temp dir: wrapper, state root, TMPDIR."""
@@ -135,7 +145,8 @@ class Run:
         self.wrapper.write_text(
             "#!/bin/sh\n"
             f'printf "%s\\n" "$*" >> "{self.calls}"\n'
-            f'exec "{rt_path}" --root "{self.root}"{extra} "$@"\n')
+            f'exec "{rt_path}" --root "{self.root}"{extra} "$@"\n'
+        )
         self.wrapper.chmod(0o755)
 
     def run(self):
@@ -143,9 +154,17 @@ class Run:
         env = dict(os.environ, RUNTIME=str(self.wrapper), TMPDIR=str(self.tmpdir))
         prog = Path(self.src, "validation", self.name, self.name + ".t")
         start = time.monotonic()
-        proc = subprocess.Popen([str(prog)], cwd=self.src, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True, text=True, errors="replace")
+        proc = subprocess.Popen(
+            [str(prog)],
+            cwd=self.src,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            text=True,
+            errors="replace",
+        )
         self.sid = proc.pid
         try:
             out, err = proc.communicate(timeout=self.timeout)
@@ -172,8 +191,12 @@ class Run:
         cleaned = []
         left = self.containers()
         for cid in left:
-            subprocess.run([str(self.wrapper), "delete", "--force", cid], timeout=30,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [str(self.wrapper), "delete", "--force", cid],
+                timeout=30,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         if left:
             cleaned.append(f"{len(left)} container(s) in the state root")
         procs = set(host.session_pids(self.sid)) | set(host.pids_in_cgroups(ids | {"cgrouptest"}))
@@ -202,6 +225,7 @@ class Run:
 
 # --- the suite ----------------------------------------------------------------------------------
 
+
 def load_known(path):
     """{program: reason} from lines "program  reason"; # starts a comment line."""
     known = {}
@@ -214,8 +238,9 @@ def load_known(path):
 
 def build():
     """The built suite's source root, or None (after printing why) when it is skipped."""
-    proc = subprocess.run(["bash", str(REPO / "scripts/conformance-build.sh")],
-                          stdout=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts/conformance-build.sh")], stdout=subprocess.PIPE, text=True
+    )
     out = proc.stdout.strip().splitlines()
     if proc.returncode == 2:
         print("conformance: " + (out[-1] if out else "skipped"))
@@ -228,10 +253,18 @@ def build():
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ocirun", default=str(REPO / ".venv/bin/ocirun"), help="runtime under test")
-    ap.add_argument("--runc", default=shutil.which("runc") or "",
-                    help="reference runtime ('' to run ocirun alone)")
-    ap.add_argument("--runtime", action="append", default=[], metavar="NAME=PATH",
-                    help="another runtime for the table only (e.g. crun=/path/to/wrapper)")
+    ap.add_argument(
+        "--runc",
+        default=shutil.which("runc") or "",
+        help="reference runtime ('' to run ocirun alone)",
+    )
+    ap.add_argument(
+        "--runtime",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="another runtime for the table only (e.g. crun=/path/to/wrapper)",
+    )
     ap.add_argument("--only", help="comma-separated program names")
     ap.add_argument("--timeout", type=float, default=90, help="seconds per program (90)")
     ap.add_argument("--src", help="an already built runtime-tools source root")
@@ -257,8 +290,9 @@ def main():
     src = args.src or build()
     if src is None:
         return 0
-    names = sorted(p.name for p in Path(src, "validation").iterdir()
-                   if (p / f"{p.name}.t").is_file())
+    names = sorted(
+        p.name for p in Path(src, "validation").iterdir() if (p / f"{p.name}.t").is_file()
+    )
     if args.only:
         unknown = set(args.only.split(",")) - set(names)
         if unknown:
@@ -275,14 +309,19 @@ def main():
         fcntl.flock(lock, fcntl.LOCK_EX)
     preexisting = set(host.test_cgroups(set()))
     if preexisting:
-        print("conformance: warning: these cgroups were there before and are left alone: "
-              + " ".join(map(str, preexisting)))
+        print(
+            "conformance: warning: these cgroups were there before and are left alone: "
+            + " ".join(map(str, preexisting))
+        )
 
     shutil.rmtree(LOG_DIR, ignore_errors=True)
     for n in runtimes:
         (LOG_DIR / n).mkdir(parents=True)
-    print(f"conformance: {len(names)} programs x {', '.join(runtimes)}, one at a time "
-          f"(timeout {args.timeout:g} s; logs in {LOG_DIR.relative_to(REPO)}/)", flush=True)
+    print(
+        f"conformance: {len(names)} programs x {', '.join(runtimes)}, one at a time "
+        f"(timeout {args.timeout:g} s; logs in {LOG_DIR.relative_to(REPO)}/)",
+        flush=True,
+    )
 
     results, cleaned_up, remaining = {}, [], []
     started = time.monotonic()
@@ -295,12 +334,16 @@ def main():
             cleaned, remains = run.cleanup(preexisting)
         passed, reason = score(name, rc, out, err)
         (LOG_DIR / rt_name / log_name).write_text(
-            f"exit: {rc}  ({run.seconds:.1f} s)\n--- stdout\n{out}\n--- stderr\n{err}\n")
+            f"exit: {rc}  ({run.seconds:.1f} s)\n--- stdout\n{out}\n--- stderr\n{err}\n"
+        )
         if cleaned:
             cleaned_up.append(f"{name} [{rt_name}]: {', '.join(cleaned)}")
         remaining.extend(f"{name} [{rt_name}]: {r}" for r in remains)
-        print(f"  {name:<32} {rt_name:<7} {'pass' if passed else 'FAIL':<5} {run.seconds:5.1f}s"
-              f"  {short(reason, 70)}", flush=True)
+        print(
+            f"  {name:<32} {rt_name:<7} {'pass' if passed else 'FAIL':<5} {run.seconds:5.1f}s"
+            f"  {short(reason, 70)}",
+            flush=True,
+        )
         if args.verbose and not passed:
             print(f"--- stdout\n{out}\n--- stderr\n{err}\n---", flush=True)
         return passed, reason
@@ -313,10 +356,19 @@ def main():
         # trap): a failure that would count against ocirun must happen twice.
         if not oci_ok and name not in known and results.get((name, "runc"), (False,))[0]:
             passed, reason = run_one(name, "ocirun", f"{name}.retry.log")
-            results[name, "ocirun"] = (True, f"flaky: passed on a retry; first: {first}") \
-                if passed else (False, reason)
-    return report(names, list(runtimes), results, known, cleaned_up, remaining,
-                  time.monotonic() - started, args.known)
+            results[name, "ocirun"] = (
+                (True, f"flaky: passed on a retry; first: {first}") if passed else (False, reason)
+            )
+    return report(
+        names,
+        list(runtimes),
+        results,
+        known,
+        cleaned_up,
+        remaining,
+        time.monotonic() - started,
+        args.known,
+    )
 
 
 def report(names, rts, results, known, cleaned_up, remaining, seconds, known_path):
@@ -357,8 +409,10 @@ def report(names, rts, results, known, cleaned_up, remaining, seconds, known_pat
     if remaining:
         problems.append("left things on the host")
     totals = ", ".join(f"{r} {sum(results[n, r][0] for n in names)}/{len(names)}" for r in rts)
-    print(f"\nconformance: programs passing: {totals}; {seconds:.0f} s: "
-          + ("; ".join(problems) if problems else "OK"))
+    print(
+        f"\nconformance: programs passing: {totals}; {seconds:.0f} s: "
+        + ("; ".join(problems) if problems else "OK")
+    )
     return 1 if problems else 0
 
 

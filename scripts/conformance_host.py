@@ -3,6 +3,7 @@ runtime under test left behind (processes, mounts, cgroups). Everything is found
 identifies it as the suite's (its session, its temp dir, its container ids, the cgroup names
 the programs use) and killed or removed by pid or path, never by name.
 """
+
 import ctypes
 import os
 import re
@@ -15,6 +16,7 @@ MNT_DETACH = 2
 
 
 # --- processes --------------------------------------------------------------------------------
+
 
 def proc_stat(pid):
     """(state, session) of a process, or None if it is gone."""
@@ -52,8 +54,11 @@ def kill_pids(pids):
 def session_pids(sid):
     """The live processes of session `sid`: the program run with a session of its own, the
     runtimes it started, their hooks, helpers like linux_ns_path's `unshare ... sleep`."""
-    return [p for p in all_pids()
-            if p != os.getpid() and (proc_stat(p) or ("", 0))[1] == sid and alive(p)]
+    return [
+        p
+        for p in all_pids()
+        if p != os.getpid() and (proc_stat(p) or ("", 0))[1] == sid and alive(p)
+    ]
 
 
 def pids_in_cgroups(names):
@@ -73,6 +78,7 @@ def pids_in_cgroups(names):
 
 # --- mounts -------------------------------------------------------------------------------------
 
+
 def _unescape(path):
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
 
@@ -88,17 +94,21 @@ def unmount_all(prefix):
     linux_rootfs_propagation (shared) and runc's linux_ns_itype (no mount namespace) leave
     proc/sysfs/dev mounts under their bundles in the host's mount namespace."""
     count = 0
-    for _ in range(10):       # shared propagation can stack copies on one mount point
+    for _ in range(10):  # shared propagation can stack copies on one mount point
         points = sorted(set(mounts_under(prefix)), key=lambda p: p.count("/"), reverse=True)
         if not points:
             break
         for point in points:
-            if libc.umount2(point.encode(), 0) == 0 or libc.umount2(point.encode(), MNT_DETACH) == 0:
+            if (
+                libc.umount2(point.encode(), 0) == 0
+                or libc.umount2(point.encode(), MNT_DETACH) == 0
+            ):
                 count += 1
     return count
 
 
 # --- cgroups ------------------------------------------------------------------------------------
+
 
 def cgroup_roots():
     """{mount point: this process's own cgroup in it} for every cgroup hierarchy."""
@@ -116,8 +126,14 @@ def cgroup_roots():
             if fstype == "cgroup2":
                 key = ""
             elif fstype == "cgroup":
-                key = next((o.replace("name=", "") for o in opts.split(",")
-                            if o.replace("name=", "") in own), None)
+                key = next(
+                    (
+                        o.replace("name=", "")
+                        for o in opts.split(",")
+                        if o.replace("name=", "") in own
+                    ),
+                    None,
+                )
             else:
                 continue
             if key in own:
@@ -154,7 +170,7 @@ def remove_cgroups(dirs):
             (d / "freezer.state").write_text("THAWED")
         except OSError:
             pass
-        for _ in range(50):                # killed tasks leave the cgroup asynchronously
+        for _ in range(50):  # killed tasks leave the cgroup asynchronously
             try:
                 d.rmdir()
                 removed += 1

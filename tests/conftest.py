@@ -8,13 +8,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import uuid
-from pathlib import Path
 
 import pytest
-
 from testenv import BASE_CONFIG, OCIRUN, REPO, ROOTFS  # noqa: F401 (re-exported)
 
 # Every ocirun the tests start (and ocirun's modules imported here) caches validated configs
@@ -39,12 +36,19 @@ class Runtime:
     def __init__(self, root: str):
         self.root = root
 
-    def cli(self, *args: str, input: str | None = None, timeout: float = 30,
-            cwd: str | None = None, global_args: tuple[str, ...] = (),
-            **kw) -> subprocess.CompletedProcess:
+    def cli(
+        self,
+        *args: str,
+        input: str | None = None,
+        timeout: float = 30,
+        cwd: str | None = None,
+        global_args: tuple[str, ...] = (),
+        **kw,
+    ) -> subprocess.CompletedProcess:
         cmd = [OCIRUN, "--root", self.root, *global_args, *args]
-        return subprocess.run(cmd, input=input, capture_output=True, text=True,
-                              timeout=timeout, cwd=cwd, **kw)
+        return subprocess.run(
+            cmd, input=input, capture_output=True, text=True, timeout=timeout, cwd=cwd, **kw
+        )
 
     def ok(self, *args: str, **kw) -> subprocess.CompletedProcess:
         r = self.cli(*args, **kw)
@@ -133,6 +137,8 @@ def rt():
     assert not left, f"state dirs left behind: {left}"
     assert not procs, f"container processes left behind: {procs}"
     assert not mounts, f"mounts left behind: {mounts}"
-    assert after == before, ("the shared rootfs changed: added "
-                             f"{sorted(set(after) - set(before))}, removed "
-                             f"{sorted(set(before) - set(after))}")
+    assert after == before, (
+        "the shared rootfs changed: added "
+        f"{sorted(set(after) - set(before))}, removed "
+        f"{sorted(set(before) - set(after))}"
+    )

@@ -36,24 +36,49 @@ class User:
         self.rootfs = base / "rootfs"
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(self.home),
-               "USER": self.name, "LOGNAME": self.name, "XDG_RUNTIME_DIR": str(self.run_dir),
-               "XDG_CACHE_HOME": str(self.cache), "LANG": "C.UTF-8"}
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "HOME": str(self.home),
+            "USER": self.name,
+            "LOGNAME": self.name,
+            "XDG_RUNTIME_DIR": str(self.run_dir),
+            "XDG_CACHE_HOME": str(self.cache),
+            "LANG": "C.UTF-8",
+        }
         env.update(extra)
         return env
 
     def argv(self, *args: str) -> list[str]:
-        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups",
-                "--", *args]
+        return [
+            "setpriv",
+            f"--reuid={self.uid}",
+            f"--regid={self.gid}",
+            "--init-groups",
+            "--",
+            *args,
+        ]
 
-    def run(self, *args: str, cwd: str | Path | None = None, timeout: float = 60,
-            env: dict | None = None, input: str | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        *args: str,
+        cwd: str | Path | None = None,
+        timeout: float = 60,
+        env: dict | None = None,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess:
         """Output goes to files, not pipes: a detached container keeps its stdio open."""
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            p = subprocess.run(self.argv(*args), cwd=str(cwd or self.base),
-                               env=env or self.env(), input=input,
-                               stdin=None if input is not None else subprocess.DEVNULL,
-                               stdout=out, stderr=err, text=True, timeout=timeout)
+            p = subprocess.run(
+                self.argv(*args),
+                cwd=str(cwd or self.base),
+                env=env or self.env(),
+                input=input,
+                stdin=None if input is not None else subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                text=True,
+                timeout=timeout,
+            )
             out.seek(0)
             err.seek(0)
             p.stdout, p.stderr = out.read().decode(), err.read().decode()
@@ -92,9 +117,15 @@ def _remove_user(name: str) -> None:
     for path in ("/etc/subuid", "/etc/subgid"):
         text = Path(path).read_text() if os.path.exists(path) else ""
         if any(line.startswith(name + ":") for line in text.splitlines()):
-            subprocess.run(["usermod", "--del-subuids" if path.endswith("uid") else
-                            "--del-subgids", f"{SUB_START}-{SUB_START + SUB_COUNT - 1}", name],
-                           capture_output=True)
+            subprocess.run(
+                [
+                    "usermod",
+                    "--del-subuids" if path.endswith("uid") else "--del-subgids",
+                    f"{SUB_START}-{SUB_START + SUB_COUNT - 1}",
+                    name,
+                ],
+                capture_output=True,
+            )
 
 
 def why_not() -> str | None:
@@ -113,8 +144,10 @@ def why_not() -> str | None:
             return "user namespaces are disabled (user.max_user_namespaces = 0)"
     except OSError:
         return "no user namespaces in this kernel"
-    for knob in ("/proc/sys/kernel/unprivileged_userns_clone",
-                 "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"):
+    for knob in (
+        "/proc/sys/kernel/unprivileged_userns_clone",
+        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+    ):
         try:
             value = Path(knob).read_text().strip()
         except OSError:
@@ -130,13 +163,31 @@ def rootless_user():
     base = Path(tempfile.mkdtemp(prefix="ocirun-rootless.", dir="/tmp"))
     os.chmod(base, 0o755)
     try:
-        subprocess.run(["useradd", "-M", "-d", str(base / "home"), "-s", "/usr/sbin/nologin",
-                        "-U", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", NAME],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "useradd",
+                "-M",
+                "-d",
+                str(base / "home"),
+                "-s",
+                "/usr/sbin/nologin",
+                "-U",
+                "-K",
+                "SUB_UID_COUNT=0",
+                "-K",
+                "SUB_GID_COUNT=0",
+                NAME,
+            ],
+            check=True,
+            capture_output=True,
+        )
         try:
             span = f"{SUB_START}-{SUB_START + SUB_COUNT - 1}"
-            subprocess.run(["usermod", "--add-subuids", span, "--add-subgids", span, NAME],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["usermod", "--add-subuids", span, "--add-subgids", span, NAME],
+                check=True,
+                capture_output=True,
+            )
             import pwd
 
             pw = pwd.getpwnam(NAME)

@@ -12,8 +12,8 @@
  */
 
 #if defined(__x86_64__)
-#define NR_write 1
-#define NR_execve 59
+#define NR_write      1
+#define NR_execve     59
 #define NR_exit_group 231
 static long sys3(long n, long a, long b, long c)
 {
@@ -24,8 +24,8 @@ static long sys3(long n, long a, long b, long c)
 }
 __asm__(".globl _start\n_start:\n\tmov %rsp, %rdi\n\tand $-16, %rsp\n\tcall tramp\n\thlt\n");
 #elif defined(__aarch64__)
-#define NR_write 64
-#define NR_execve 221
+#define NR_write      64
+#define NR_execve     221
 #define NR_exit_group 94
 static long sys3(long n, long a, long b, long c)
 {

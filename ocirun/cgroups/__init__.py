@@ -22,15 +22,23 @@ __all__ = ["CgroupError", "detect_mode", "open_manager", "from_state", "shares_t
 
 
 def detect_mode(root: str = ROOT, mountinfo: str | None = None) -> str:
-    """"v2" (cgroup2 at root), "hybrid" (v1 controllers plus a cgroup2 mount) or "v1"."""
+    """ "v2" (cgroup2 at root), "hybrid" (v1 controllers plus a cgroup2 mount) or "v1"."""
     from .common import layout
 
     return layout(root, mountinfo).mode
 
 
-def open_manager(linux: dict | None, cid: str, *, systemd: bool = False, root: str = ROOT,
-                 mountinfo: str | None = None, self_cgroup: str | None = None,
-                 fs: "FS | None" = None, rootless: bool = False) -> "Manager":
+def open_manager(
+    linux: dict | None,
+    cid: str,
+    *,
+    systemd: bool = False,
+    root: str = ROOT,
+    mountinfo: str | None = None,
+    self_cgroup: str | None = None,
+    fs: "FS | None" = None,
+    rootless: bool = False,
+) -> "Manager":
     """The manager for config["linux"] (cgroupsPath, resources, devices) of container `cid`.
 
     cgroupsPath as runc's cgroupfs driver takes it: "/a/b" below each hierarchy's root,
@@ -64,8 +72,10 @@ def open_manager(linux: dict | None, cid: str, *, systemd: bool = False, root: s
 
         skipped = skip_unwritable(lay, dirs, roots, own, fs or common.DEFAULT_FS)
         if lay.mode == "v2" and skipped and asks_limits(res):
-            raise CgroupError("rootless needs no limits + no cgrouppath when no permission "
-                              f"is granted for cgroups: {skipped['']} is not writable")
+            raise CgroupError(
+                "rootless needs no limits + no cgrouppath when no permission "
+                f"is granted for cgroups: {skipped['']} is not writable"
+            )
     if lay.mode == "v2":
         from .v2 import V2Manager
 

@@ -13,14 +13,29 @@ from ..paths import exists, in_dir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterable
+    from collections.abc import Iterable
 
 ROOT = "/sys/fs/cgroup"
 
 # The v1 hierarchies a container joins, in the order runc walks them (name=systemd and misc
 # are joined without limits).
-V1_SUBSYSTEMS = ("cpuset", "devices", "memory", "cpu", "cpuacct", "pids", "blkio", "hugetlb",
-                 "net_cls", "net_prio", "perf_event", "freezer", "rdma", "name=systemd", "misc")
+V1_SUBSYSTEMS = (
+    "cpuset",
+    "devices",
+    "memory",
+    "cpu",
+    "cpuacct",
+    "pids",
+    "blkio",
+    "hugetlb",
+    "net_cls",
+    "net_prio",
+    "perf_event",
+    "freezer",
+    "rdma",
+    "name=systemd",
+    "misc",
+)
 _V1_CONTROLLERS = frozenset(s for s in V1_SUBSYSTEMS if not s.startswith("name="))
 
 KERNEL_MEMORY_WARNING = "Kernel memory settings are ignored and will be removed"
@@ -30,8 +45,9 @@ class CgroupError(OcirunError):
     """A cgroup could not be made, configured, read or removed. For a rejected write,
     `path`, `value` and `errno` say which file, what was written and why."""
 
-    def __init__(self, message: str, path: str | None = None, value: str | None = None,
-                 errno: int = 0):
+    def __init__(
+        self, message: str, path: str | None = None, value: str | None = None, errno: int = 0
+    ):
         super().__init__(message)
         self.path, self.value, self.errno = path, value, errno
 
@@ -124,8 +140,9 @@ def write_file(fs: FS, path: str, value: str) -> None:
     except OSError as e:
         if e.errno == 2 and not fs.exists(path):
             raise CgroupError(f"open {path}: {_strerror(e)}", path, value, e.errno) from None
-        raise CgroupError(f'failed to write "{value}": write {path}: {_strerror(e)}',
-                          path, value, e.errno or 0) from None
+        raise CgroupError(
+            f'failed to write "{value}": write {path}: {_strerror(e)}', path, value, e.errno or 0
+        ) from None
 
 
 def read_file(fs: FS, path: str) -> str:
@@ -172,6 +189,7 @@ def to_int(text: str | None, default: int = 0) -> int:
 
 # ---------------------------------------------------------------- how the host mounts cgroups
 
+
 class Layout:
     """Where the hierarchies are: `v1` maps subsystem -> (mountpoint, mount root);
     `unified` is the cgroup2 mount (at `root` in v2 mode, e.g. root/unified in hybrid)."""
@@ -188,8 +206,8 @@ def _unescape(s: str) -> str:
         return s
     out, i = [], 0
     while i < len(s):
-        if s[i] == "\\" and i + 4 <= len(s) and s[i + 1:i + 4].isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
+        if s[i] == "\\" and i + 4 <= len(s) and s[i + 1 : i + 4].isdigit():
+            out.append(chr(int(s[i + 1 : i + 4], 8)))
             i += 4
         else:
             out.append(s[i])
@@ -285,6 +303,7 @@ def parse_self_cgroup(text: str) -> dict[str, str]:
 
 # ---------------------------------------------------------------- where the cgroup goes
 
+
 def clean_path(p: str) -> str:
     """runc's CleanPath: lexical, and a relative path can't climb out of its base."""
     if not p:
@@ -299,7 +318,6 @@ def clean_path(p: str) -> str:
 def _join(base: str, inner: str) -> str:
     inner = inner.strip("/")
     return in_dir(base, inner) if inner else base
-
 
 
 def _under_mount(mountpoint: str, mroot: str, cgroup: str) -> str:
@@ -321,7 +339,7 @@ def expand_slice(slice_: str) -> str:
     """systemd's slice naming: "a-b-c.slice" lives at /a.slice/a-b.slice/a-b-c.slice."""
     if not slice_.endswith(".slice") or "/" in slice_:
         raise CgroupError(f"invalid slice name: {slice_}")
-    name = slice_[:-len(".slice")]
+    name = slice_[: -len(".slice")]
     if name == "-":
         return "/"
     if not name or "--" in name or name.startswith("-") or name.endswith("-"):
@@ -346,8 +364,10 @@ def inner_path(linux: dict, cid: str, systemd: bool) -> str:
     else:
         parts = raw.split(":")
         if len(parts) != 3:
-            raise CgroupError('expected cgroupsPath to be of format "slice:prefix:name" for '
-                              f'systemd cgroups, got "{raw}" instead')
+            raise CgroupError(
+                'expected cgroupsPath to be of format "slice:prefix:name" for '
+                f'systemd cgroups, got "{raw}" instead'
+            )
         parent, prefix, name = parts[0] or "system.slice", parts[1], parts[2]
     if name.endswith(".slice"):
         return expand_slice(name)
@@ -376,15 +396,23 @@ def resolve_dirs(lay: Layout, inner: str, own: dict[str, str]) -> dict[str, str]
         if where is None:
             continue
         mp, mroot = where
-        dirs[sub] = _join(mp, inner) if absolute else _join(
-            _under_mount(mp, mroot, own.get(sub, "/")), inner)
+        dirs[sub] = (
+            _join(mp, inner)
+            if absolute
+            else _join(_under_mount(mp, mroot, own.get(sub, "/")), inner)
+        )
     if "devices" not in dirs:
-        raise CgroupError("the devices cgroup controller is not mounted: refusing to run a "
-                          "container without device restrictions")
+        raise CgroupError(
+            "the devices cgroup controller is not mounted: refusing to run a "
+            "container without device restrictions"
+        )
     if lay.mode == "hybrid" and lay.unified:
         mp, mroot = lay.unified
-        dirs[""] = _join(mp, inner) if absolute else _join(
-            _under_mount(mp, mroot, own.get("", "/")), inner)
+        dirs[""] = (
+            _join(mp, inner)
+            if absolute
+            else _join(_under_mount(mp, mroot, own.get("", "/")), inner)
+        )
     return dirs
 
 
@@ -397,15 +425,22 @@ def own_cgroups(text: str | None = None) -> dict[str, str]:
 
 # ---------------------------------------------------------------- the manager's skeleton
 
+
 class Manager:
     """One container's cgroup(s). `dirs` maps subsystem -> directory; `created` lists the
     directories create() made (parents first), the only ones destroy() removes."""
 
     mode = ""
 
-    def __init__(self, dirs: dict[str, str], *, linux: dict | None = None,
-                 created: list[str] | None = None, roots: dict | None = None,
-                 fs: "FS | None" = None):
+    def __init__(
+        self,
+        dirs: dict[str, str],
+        *,
+        linux: dict | None = None,
+        created: list[str] | None = None,
+        roots: dict | None = None,
+        fs: "FS | None" = None,
+    ):
         self.dirs = dirs
         self.linux = linux or {}
         self.created: list[str] = list(created or [])
@@ -418,8 +453,12 @@ class Manager:
     # -- state.json
     @property
     def paths(self) -> dict:
-        return {"mode": self.mode, "dirs": dict(self.dirs), "roots": dict(self.roots),
-                "created": list(self.created)}
+        return {
+            "mode": self.mode,
+            "dirs": dict(self.dirs),
+            "roots": dict(self.roots),
+            "created": list(self.created),
+        }
 
     def planned_paths(self) -> dict:
         """`paths` as create() will leave them, `created` naming the directories that do
@@ -475,8 +514,9 @@ class Manager:
                 except FileExistsError:
                     continue
                 except OSError as e:
-                    raise CgroupError(f"mkdir {cur}: {_strerror(e)}", cur, None,
-                                      e.errno or 0) from None
+                    raise CgroupError(
+                        f"mkdir {cur}: {_strerror(e)}", cur, None, e.errno or 0
+                    ) from None
                 self.created.append(cur)
 
     def _write(self, d: str, name: str, value) -> None:
@@ -504,8 +544,12 @@ class Manager:
                     if e.errno == 22 and attempt < 4:
                         time.sleep(0.01)
                         continue
-                    raise CgroupError(f"failed to write {pid}: write {path}: {_strerror(e)}",
-                                      path, str(pid), e.errno or 0) from None
+                    raise CgroupError(
+                        f"failed to write {pid}: write {path}: {_strerror(e)}",
+                        path,
+                        str(pid),
+                        e.errno or 0,
+                    ) from None
 
     def placement(self) -> tuple[list[str], str | None] | None:
         """How a new process enters these cgroups at birth, instead of add() moving it:

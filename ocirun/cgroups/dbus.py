@@ -21,6 +21,7 @@ CALL_TIMEOUT = 30.0  # a reply: pid 1 can be busy for seconds (daemon-reload, bo
 
 # ================================================================ the wire protocol
 
+
 class DBusError(Exception):
     """An error reply: `name` (org.freedesktop.systemd1.NoSuchUnit, ...) and its text."""
 
@@ -29,10 +30,37 @@ class DBusError(Exception):
         self.name, self.message = name, message
 
 
-_ALIGN = {"y": 1, "b": 4, "n": 2, "q": 2, "i": 4, "u": 4, "x": 8, "t": 8, "d": 8, "h": 4,
-          "s": 4, "o": 4, "g": 1, "a": 4, "(": 8, "{": 8, "v": 1}
-_FIXED = {"y": "B", "b": "I", "n": "h", "q": "H", "i": "i", "u": "I", "x": "q", "t": "Q",
-          "d": "d", "h": "I"}
+_ALIGN = {
+    "y": 1,
+    "b": 4,
+    "n": 2,
+    "q": 2,
+    "i": 4,
+    "u": 4,
+    "x": 8,
+    "t": 8,
+    "d": 8,
+    "h": 4,
+    "s": 4,
+    "o": 4,
+    "g": 1,
+    "a": 4,
+    "(": 8,
+    "{": 8,
+    "v": 1,
+}
+_FIXED = {
+    "y": "B",
+    "b": "I",
+    "n": "h",
+    "q": "H",
+    "i": "i",
+    "u": "I",
+    "x": "q",
+    "t": "Q",
+    "d": "d",
+    "h": "I",
+}
 _split_cache: dict[str, list[str]] = {}
 
 
@@ -51,7 +79,7 @@ def _type_end(sig: str, i: int) -> int:
 
 
 def split_signature(sig: str) -> list[str]:
-    """"sa(sv)u" -> ["s", "a(sv)", "u"]: the complete types in order."""
+    """ "sa(sv)u" -> ["s", "a(sv)", "u"]: the complete types in order."""
     got = _split_cache.get(sig)
     if got is None:
         got, i = [], 0
@@ -108,7 +136,7 @@ class _Writer:
                 self.buf += bytes(v)
             elif elem[0] == "{":
                 kt, vt = split_signature(elem[1:-1])
-                for key, value in (v.items() if isinstance(v, dict) else v):
+                for key, value in v.items() if isinstance(v, dict) else v:
                     self.pad(8)
                     self.put(kt, key)
                     self.put(vt, value)
@@ -182,7 +210,7 @@ class _Reader:
             if end > len(self.data):
                 raise ValueError("array runs past the message")
             if elem == "y":
-                v = bytes(self.data[self.off:end])
+                v = bytes(self.data[self.off : end])
                 self.off = end
                 return v
             if elem[0] == "{":
@@ -212,8 +240,17 @@ def unmarshal(sig: str, data: bytes, big: bool = False) -> tuple:
 METHOD_CALL, METHOD_RETURN, ERROR, SIGNAL = 1, 2, 3, 4
 NO_REPLY_EXPECTED = 1
 _F_PATH, _F_IFACE, _F_MEMBER, _F_ERROR, _F_REPLY, _F_DEST, _F_SENDER, _F_SIG = range(1, 9)
-_FIELD_TYPES = {_F_PATH: "o", _F_IFACE: "s", _F_MEMBER: "s", _F_ERROR: "s", _F_REPLY: "u",
-                _F_DEST: "s", _F_SENDER: "s", _F_SIG: "g", 9: "u"}
+_FIELD_TYPES = {
+    _F_PATH: "o",
+    _F_IFACE: "s",
+    _F_MEMBER: "s",
+    _F_ERROR: "s",
+    _F_REPLY: "u",
+    _F_DEST: "s",
+    _F_SENDER: "s",
+    _F_SIG: "g",
+    9: "u",
+}
 
 
 class Message:
@@ -221,7 +258,12 @@ class Message:
 
     def __init__(self, type_: int, serial: int, fields: dict, body: tuple = (), flags: int = 0):
         self.type, self.serial, self.fields, self.body, self.flags = (
-            type_, serial, fields, body, flags)
+            type_,
+            serial,
+            fields,
+            body,
+            flags,
+        )
 
     path = property(lambda self: self.fields.get(_F_PATH))
     interface = property(lambda self: self.fields.get(_F_IFACE))
@@ -237,8 +279,14 @@ class Message:
         body = marshal(sig, self.body) if sig else b""
         w = _Writer()
         w.buf += struct.pack("<cBBBII", b"l", self.type, self.flags, 1, len(body), self.serial)
-        w.put("a(yv)", [(code, (_FIELD_TYPES[code], value))
-                        for code, value in sorted(self.fields.items()) if value is not None])
+        w.put(
+            "a(yv)",
+            [
+                (code, (_FIELD_TYPES[code], value))
+                for code, value in sorted(self.fields.items())
+                if value is not None
+            ],
+        )
         w.pad(8)
         return bytes(w.buf) + body
 
@@ -266,7 +314,7 @@ def decode(data: bytes) -> Message:
     sig = fields.get(_F_SIG, "")
     body = ()
     if sig:
-        br = _Reader(data[r.off:], 0, big)
+        br = _Reader(data[r.off :], 0, big)
         body = tuple(br.get(t) for t in split_signature(sig))
     return Message(type_, serial, fields, body, flags)
 
@@ -296,7 +344,7 @@ def _unescape_value(v: str) -> str:
     raw = v.encode()
     while i < len(raw):
         if raw[i] == 0x25 and i + 3 <= len(raw):
-            out.append(int(raw[i + 1:i + 3], 16))
+            out.append(int(raw[i + 1 : i + 3], 16))
             i += 3
         else:
             out.append(raw[i])
@@ -308,8 +356,7 @@ class Connection:
     """A blocking D-Bus connection (a bus daemon's, or a peer-to-peer one to systemd).
     Signals that arrive while a reply is awaited are kept in `signals` if `keep(msg)`."""
 
-    def __init__(self, address: str, *, timeout: float = CALL_TIMEOUT,
-                 hello: bool | None = None):
+    def __init__(self, address: str, *, timeout: float = CALL_TIMEOUT, hello: bool | None = None):
         import _socket  # the C module: `socket` itself imports enum and selectors
 
         path, self.where = parse_address(address)
@@ -328,8 +375,9 @@ class Connection:
             if hello is None:
                 hello = path != "/run/systemd/private"
             if hello:
-                (self.unique_name,) = self.call("org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                                "org.freedesktop.DBus", "Hello")
+                (self.unique_name,) = self.call(
+                    "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello"
+                )
         except BaseException:
             s.close()
             raise
@@ -345,8 +393,9 @@ class Connection:
         self.sock.sendall(b"\0AUTH EXTERNAL " + uid.encode() + b"\r\nBEGIN\r\n")
         line = self._line()
         if not line.startswith(b"OK "):
-            raise OSError(13, "D-Bus authentication refused: "
-                          + line.decode(errors="replace").strip())
+            raise OSError(
+                13, "D-Bus authentication refused: " + line.decode(errors="replace").strip()
+            )
 
     def _line(self) -> bytes:
         while b"\r\n" not in self.buf:
@@ -394,13 +443,32 @@ class Connection:
                 raise OSError(104, "the D-Bus peer closed the connection")
             self.buf += chunk
 
-    def call(self, dest: str | None, path: str, iface: str | None, member: str,
-             sig: str = "", *args, timeout: float | None = None) -> tuple:
+    def call(
+        self,
+        dest: str | None,
+        path: str,
+        iface: str | None,
+        member: str,
+        sig: str = "",
+        *args,
+        timeout: float | None = None,
+    ) -> tuple:
         """Call a method; its reply's body (a tuple), or DBusError for an error reply."""
         serial = self.next_serial()
-        self.send(Message(METHOD_CALL, serial, {
-            _F_PATH: path, _F_IFACE: iface, _F_MEMBER: member, _F_DEST: dest,
-            _F_SIG: sig or None}, args))
+        self.send(
+            Message(
+                METHOD_CALL,
+                serial,
+                {
+                    _F_PATH: path,
+                    _F_IFACE: iface,
+                    _F_MEMBER: member,
+                    _F_DEST: dest,
+                    _F_SIG: sig or None,
+                },
+                args,
+            )
+        )
         deadline = time.monotonic() + (timeout or self.timeout)
         while True:
             msg = self.receive(deadline - time.monotonic())

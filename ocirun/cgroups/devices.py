@@ -32,14 +32,21 @@ def device_rules(linux: dict) -> list[dict]:
         if not access:
             raise CgroupError(f"device access at {i} field cannot be empty")
         major, minor = d.get("major"), d.get("minor")
-        rules.append({"allow": bool(d.get("allow")), "type": t,
-                      "major": -1 if major is None else int(major),
-                      "minor": -1 if minor is None else int(minor), "access": access})
+        rules.append(
+            {
+                "allow": bool(d.get("allow")),
+                "type": t,
+                "major": -1 if major is None else int(major),
+                "minor": -1 if minor is None else int(minor),
+                "access": access,
+            }
+        )
     configured = {d.get("path") for d in linux.get("devices") or []}
     for t, major, minor, access, path in _DEFAULT_RULES:
         if path is None or path not in configured:
-            rules.append({"allow": True, "type": t, "major": major, "minor": minor,
-                          "access": access})
+            rules.append(
+                {"allow": True, "type": t, "major": major, "minor": minor, "access": access}
+            )
     return rules
 
 

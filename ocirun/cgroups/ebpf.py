@@ -34,16 +34,16 @@ _ACCESS_BITS = {"m": ACC_MKNOD, "r": ACC_READ, "w": ACC_WRITE}
 _TYPES = {"b": DEV_BLOCK, "c": DEV_CHAR}
 
 # opcodes (linux/bpf_common.h, linux/bpf.h); the only ones the compiler emits
-LDXW = 0x61       # BPF_LDX | BPF_MEM | BPF_W:   dst = *(u32 *)(src + off)
-MOV64_X = 0xbf    # BPF_ALU64 | BPF_MOV | BPF_X: dst = src
-MOV64_K = 0xb7    # BPF_ALU64 | BPF_MOV | BPF_K: dst = imm
-AND64_K = 0x57    # BPF_ALU64 | BPF_AND | BPF_K: dst &= imm (sign-extended)
-RSH64_K = 0x77    # BPF_ALU64 | BPF_RSH | BPF_K: dst >>= imm
-JA = 0x05         # BPF_JMP | BPF_JA:            pc += off
-JNE_K = 0x55      # BPF_JMP | BPF_JNE | BPF_K:   if dst != imm: pc += off
-JEQ_K = 0x15      # BPF_JMP | BPF_JEQ | BPF_K:   if dst == imm: pc += off
-JSET_K = 0x45     # BPF_JMP | BPF_JSET | BPF_K:  if dst & imm: pc += off
-EXIT = 0x95       # BPF_JMP | BPF_EXIT:          return r0
+LDXW = 0x61  # BPF_LDX | BPF_MEM | BPF_W:   dst = *(u32 *)(src + off)
+MOV64_X = 0xBF  # BPF_ALU64 | BPF_MOV | BPF_X: dst = src
+MOV64_K = 0xB7  # BPF_ALU64 | BPF_MOV | BPF_K: dst = imm
+AND64_K = 0x57  # BPF_ALU64 | BPF_AND | BPF_K: dst &= imm (sign-extended)
+RSH64_K = 0x77  # BPF_ALU64 | BPF_RSH | BPF_K: dst >>= imm
+JA = 0x05  # BPF_JMP | BPF_JA:            pc += off
+JNE_K = 0x55  # BPF_JMP | BPF_JNE | BPF_K:   if dst != imm: pc += off
+JEQ_K = 0x15  # BPF_JMP | BPF_JEQ | BPF_K:   if dst == imm: pc += off
+JSET_K = 0x45  # BPF_JMP | BPF_JSET | BPF_K:  if dst & imm: pc += off
+EXIT = 0x95  # BPF_JMP | BPF_EXIT:          return r0
 
 R0, R1, R2, R3, R4, R5 = range(6)
 _INSN = struct.Struct("=BBhi")  # struct bpf_insn: code, dst_reg:4 + src_reg:4, off, imm
@@ -80,8 +80,12 @@ def _relevant(rules: list[dict]) -> list[dict]:
     nothing."""
     start = 0
     for i, r in enumerate(rules):
-        if (r.get("type") or "a") == "a" and r["major"] < 0 and r["minor"] < 0 \
-                and access_bits(r["access"]) == 7:
+        if (
+            (r.get("type") or "a") == "a"
+            and r["major"] < 0
+            and r["minor"] < 0
+            and access_bits(r["access"]) == 7
+        ):
             start = i
     return [r for r in rules[start:] if access_bits(r["access"])]
 
@@ -90,12 +94,12 @@ def compile_rules(rules: list[dict]) -> list[Insn]:
     """The program for `rules` ([{"allow", "type", "major", "minor", "access"}], in order;
     major/minor -1 = any; type "a" = block and char)."""
     prog = [
-        Insn(LDXW, R2, R1, 0),      # r2 = ctx->access_type
-        Insn(MOV64_X, R3, R2),      # r3 = requested access bits (high half)
+        Insn(LDXW, R2, R1, 0),  # r2 = ctx->access_type
+        Insn(MOV64_X, R3, R2),  # r3 = requested access bits (high half)
         Insn(RSH64_K, R3, imm=16),
         Insn(AND64_K, R2, imm=0xFFFF),  # r2 = device type (low half)
-        Insn(LDXW, R4, R1, 4),      # r4 = ctx->major
-        Insn(LDXW, R5, R1, 8),      # r5 = ctx->minor
+        Insn(LDXW, R4, R1, 4),  # r4 = ctx->major
+        Insn(LDXW, R5, R1, 8),  # r5 = ctx->minor
     ]
     final = False
     for r in reversed(_relevant(rules)):
@@ -107,15 +111,19 @@ def compile_rules(rules: list[dict]) -> list[Insn]:
         if bits == 7:
             body = [Insn(MOV64_K, R0, imm=1 if r["allow"] else 0), Insn(EXIT)]
         elif r["allow"]:
-            body = [Insn(AND64_K, R3, imm=~bits),        # these bits are allowed
-                    Insn(JNE_K, R3, off=2, imm=0),       # some left: go on with earlier rules
-                    Insn(MOV64_K, R0, imm=1),
-                    Insn(EXIT)]
+            body = [
+                Insn(AND64_K, R3, imm=~bits),  # these bits are allowed
+                Insn(JNE_K, R3, off=2, imm=0),  # some left: go on with earlier rules
+                Insn(MOV64_K, R0, imm=1),
+                Insn(EXIT),
+            ]
         else:
-            body = [Insn(JSET_K, R3, off=1, imm=bits),   # a requested bit is denied here
-                    Insn(JA, off=2),
-                    Insn(MOV64_K, R0, imm=0),
-                    Insn(EXIT)]
+            body = [
+                Insn(JSET_K, R3, off=1, imm=bits),  # a requested bit is denied here
+                Insn(JA, off=2),
+                Insn(MOV64_K, R0, imm=0),
+                Insn(EXIT),
+            ]
         # the tests, each jumping past the body when it fails
         tests = []
         if t != "a":
@@ -134,8 +142,9 @@ def compile_rules(rules: list[dict]) -> list[Insn]:
     if not final:  # (the verifier refuses unreachable instructions)
         prog += [Insn(MOV64_K, R0, imm=0), Insn(EXIT)]
     if len(prog) > 4096:
-        raise CgroupError(f"too many device rules: the eBPF program has {len(prog)} "
-                          "instructions (4096 at most)")
+        raise CgroupError(
+            f"too many device rules: the eBPF program has {len(prog)} instructions (4096 at most)"
+        )
     return prog
 
 
@@ -183,6 +192,7 @@ def emulate(prog: list[Insn], dev_type: str, major: int, minor: int, access: str
 
 # ---------------------------------------------------------------- the kernel side
 
+
 def attach(cgroup_dir: str, rules: list[dict]) -> int:
     """Load the program for `rules` and attach it to `cgroup_dir` (BPF_CGROUP_DEVICE,
     BPF_F_ALLOW_MULTI); device programs attached there before (an update's predecessor) are
@@ -221,8 +231,12 @@ def attached(cgroup_dir: str) -> list[int]:
     finally:
         os.close(fd)
     if n < 0:
-        raise CgroupError(f"failed to query the device programs of {cgroup_dir}: "
-                          f"{os.strerror(-n).lower()}", cgroup_dir, None, -n)
+        raise CgroupError(
+            f"failed to query the device programs of {cgroup_dir}: {os.strerror(-n).lower()}",
+            cgroup_dir,
+            None,
+            -n,
+        )
     return [ids[i] for i in range(min(n, 64))]
 
 
@@ -232,5 +246,6 @@ def _open_dir(path: str) -> int:
     try:
         return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
-        raise CgroupError(f"open {path}: {os.strerror(e.errno or 0).lower()}", path, None,
-                          e.errno or 0) from None
+        raise CgroupError(
+            f"open {path}: {os.strerror(e.errno or 0).lower()}", path, None, e.errno or 0
+        ) from None

@@ -20,13 +20,13 @@ def skip_unwritable(lay: Layout, dirs: dict, roots: dict, own: dict, fs: FS) -> 
         else:
             import posixpath
 
-            ok = posix.access(posixpath.dirname(d), posix.W_OK | posix.X_OK,
-                              effective_ids=True)
+            ok = posix.access(posixpath.dirname(d), posix.W_OK | posix.X_OK, effective_ids=True)
         if ok:
             continue
         del dirs[sub]
         roots.pop(sub, None)
         where = lay.unified if sub == "" else lay.v1.get(sub)
+        assert where is not None  # resolve_dirs gave a directory on that mount
         try:
             skipped[sub] = _under_mount(where[0], where[1], own.get(sub, "/"))
         except CgroupError:
@@ -36,12 +36,14 @@ def skip_unwritable(lay: Layout, dirs: dict, roots: dict, own: dict, fs: FS) -> 
 
 def asks_limits(res: dict) -> bool:
     """Does linux.resources set anything a controller would apply (device rules aside)?"""
+
     def set_(v) -> bool:
         if isinstance(v, dict):
             return any(set_(x) for x in v.values())
         if isinstance(v, list):
             return bool(v)
         return v is not None and v is not False
+
     return any(set_(v) for k, v in (res or {}).items() if k != "devices")
 
 
@@ -59,7 +61,7 @@ def can_join(paths: dict, self_cgroup: "str | None" = None) -> bool:
         top = roots.get(sub, "")
         if not top or not (d == top or d.startswith(top.rstrip("/") + "/")):
             continue
-        target = "/" + d[len(top):].strip("/")
+        target = "/" + d[len(top) :].strip("/")
         mine = own.get(sub if sub else "", "/")
         common = "/"
         for a, b in zip(target.strip("/").split("/"), mine.strip("/").split("/")):
@@ -67,7 +69,8 @@ def can_join(paths: dict, self_cgroup: "str | None" = None) -> bool:
                 break
             common = common.rstrip("/") + "/" + a
         for cg in (target, common) if sub == "" else (target,):  # the rule is cgroup2's
-            if not posix.access(in_dir(top.rstrip("/") + cg, "cgroup.procs"), posix.W_OK,
-                                effective_ids=True):
+            if not posix.access(
+                in_dir(top.rstrip("/") + cg, "cgroup.procs"), posix.W_OK, effective_ids=True
+            ):
                 return False
     return True

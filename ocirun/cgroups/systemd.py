@@ -35,9 +35,17 @@ import time
 from . import common
 from .common import ROOT, CgroupError
 from .dbus import CALL_TIMEOUT, SIGNAL, Connection, DBusError, parse_address
-from .units import (SD_PATH, device_properties, parse_cgroups_path, parse_version,
-                    resource_properties, unit_cgroup, unit_name, unit_object_path,
-                    unit_properties)
+from .units import (
+    SD_PATH,
+    device_properties,
+    parse_cgroups_path,
+    parse_version,
+    resource_properties,
+    unit_cgroup,
+    unit_name,
+    unit_object_path,
+    unit_properties,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,12 +58,17 @@ JOB_TIMEOUT = 30.0  # runc waits as long for a start or stop job
 _SD = "org.freedesktop.systemd1"
 _SD_MGR = "org.freedesktop.systemd1.Manager"
 _PROPS = "org.freedesktop.DBus.Properties"
-_GONE = ("org.freedesktop.DBus.Error.UnknownObject", "org.freedesktop.systemd1.NoSuchJob",
-         "org.freedesktop.DBus.Error.UnknownMethod", "org.freedesktop.DBus.Error.UnknownInterface")
+_GONE = (
+    "org.freedesktop.DBus.Error.UnknownObject",
+    "org.freedesktop.systemd1.NoSuchJob",
+    "org.freedesktop.DBus.Error.UnknownMethod",
+    "org.freedesktop.DBus.Error.UnknownInterface",
+)
 _NO_UNIT = ("org.freedesktop.systemd1.NoSuchUnit", "org.freedesktop.systemd1.LoadFailed")
 
 
 # ================================================================ talking to systemd
+
 
 def _bus_addresses(user: bool = False) -> list[str]:
     if user:
@@ -76,8 +89,10 @@ def user_bus_addresses() -> list[str]:
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
         return [f"unix:path={xdg.rstrip('/')}/bus"]
-    raise CgroupError("--systemd-cgroup as a non-root user needs its systemd user manager: "
-                      "neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set")
+    raise CgroupError(
+        "--systemd-cgroup as a non-root user needs its systemd user manager: "
+        "neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set"
+    )
 
 
 def _reason(e: BaseException) -> str:
@@ -99,8 +114,9 @@ class Systemd:
         conn.keep = lambda m: m.member == "JobRemoved" and m.interface == _SD_MGR
 
     @classmethod
-    def connect(cls, addresses: list[str] | None = None, *,
-                timeout: float = CALL_TIMEOUT) -> Systemd:
+    def connect(
+        cls, addresses: list[str] | None = None, *, timeout: float = CALL_TIMEOUT
+    ) -> Systemd:
         """The first of `addresses` where systemd answers; CgroupError (one line) if none."""
         addresses = addresses or _bus_addresses()
         first: tuple[str, BaseException] | None = None
@@ -111,7 +127,7 @@ class Systemd:
                 first = first or (address, e)
                 continue
             try:
-                sd.version  # is systemd there (and not only a bus daemon)?
+                sd.version  # noqa: B018 (a D-Bus call): is systemd there, not only a bus?
                 return sd
             except (OSError, ValueError, DBusError) as e:
                 sd.conn.close()
@@ -124,8 +140,9 @@ class Systemd:
             where = parse_address(address)[1]
         except ValueError:
             pass
-        raise CgroupError(f"--systemd-cgroup: cannot reach systemd over D-Bus ({where}): "
-                          f"{_reason(error)}")
+        raise CgroupError(
+            f"--systemd-cgroup: cannot reach systemd over D-Bus ({where}): {_reason(error)}"
+        )
 
     def close(self) -> None:
         self.conn.close()
@@ -147,9 +164,15 @@ class Systemd:
     def _match_jobs(self) -> None:
         if self.matched or not self.conn.unique_name:
             return  # peer-to-peer (the private socket): systemd sends us every signal
-        self.conn.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                       "AddMatch", "s", f"type='signal',sender='{_SD}',path='{SD_PATH}',"
-                       f"interface='{_SD_MGR}',member='JobRemoved'")
+        self.conn.call(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "AddMatch",
+            "s",
+            f"type='signal',sender='{_SD}',path='{SD_PATH}',"
+            f"interface='{_SD_MGR}',member='JobRemoved'",
+        )
         self.matched = True
 
     def start(self, unit: str, props: list, *, timeout: float = JOB_TIMEOUT) -> None:
@@ -158,8 +181,16 @@ class Systemd:
         self._match_jobs()
         for attempt in (0, 1):
             try:
-                (job,) = self._call(SD_PATH, _SD_MGR, "StartTransientUnit", "ssa(sv)a(sa(sv))",
-                                    unit, "replace", props, [])
+                (job,) = self._call(
+                    SD_PATH,
+                    _SD_MGR,
+                    "StartTransientUnit",
+                    "ssa(sv)a(sa(sv))",
+                    unit,
+                    "replace",
+                    props,
+                    [],
+                )
                 break
             except DBusError as e:
                 if e.name != "org.freedesktop.systemd1.UnitExists" or attempt:
@@ -192,8 +223,7 @@ class Systemd:
 
     def active_state(self, unit: str) -> str:
         try:
-            return self.get(unit_object_path(unit), "org.freedesktop.systemd1.Unit",
-                            "ActiveState")
+            return self.get(unit_object_path(unit), "org.freedesktop.systemd1.Unit", "ActiveState")
         except DBusError as e:
             if e.name in _GONE or e.name in _NO_UNIT:
                 return "inactive"
@@ -216,8 +246,9 @@ class Systemd:
                     return m.body[3]
             now = time.monotonic()
             if now >= deadline:
-                raise CgroupError(f"timeout of {timeout:g}s waiting for systemd's job on "
-                                  f"{unit} ({job})")
+                raise CgroupError(
+                    f"timeout of {timeout:g}s waiting for systemd's job on {unit} ({job})"
+                )
             msg = self.conn.receive(min(nap, deadline - now))
             if msg is not None:
                 if msg.type == SIGNAL and self.conn.keep(msg):
@@ -232,21 +263,34 @@ class Systemd:
                 if any(len(m.body) >= 4 and m.body[1] == job for m in self.conn.signals):
                     continue
                 state = self.active_state(unit)
-                return "done" if state == want or (want == "active" and state in
-                                                   ("active", "activating", "reloading")) \
+                return (
+                    "done"
+                    if state == want
+                    or (want == "active" and state in ("active", "activating", "reloading"))
                     else state or "failed"
+                )
             nap = min(nap * 2, 0.1)
 
 
 # ================================================================ the manager
 
+
 class SystemdManager:
     """A container's cgroup as a systemd unit, plus the cgroupfs manager (`fs_manager`, a
     V1Manager or V2Manager) on the unit's cgroup for everything done through files."""
 
-    def __init__(self, fs_manager: Manager, *, unit: str, slice_: str, description: str,
-                 address: str | None = None, started: bool = False,
-                 systemd: Systemd | None = None, addresses: list[str] | None = None):
+    def __init__(
+        self,
+        fs_manager: Manager,
+        *,
+        unit: str,
+        slice_: str,
+        description: str,
+        address: str | None = None,
+        started: bool = False,
+        systemd: Systemd | None = None,
+        addresses: list[str] | None = None,
+    ):
         self.fs_manager = fs_manager
         self.unit, self.slice, self.description = unit, slice_, description
         self.address = address
@@ -264,8 +308,12 @@ class SystemdManager:
     @property
     def paths(self) -> dict:
         p = self.fs_manager.paths
-        p.update(driver="systemd", unit=self.unit, slice=self.slice,
-                 bus=self.address or (self._sd.address if self._sd else ""))
+        p.update(
+            driver="systemd",
+            unit=self.unit,
+            slice=self.slice,
+            bus=self.address or (self._sd.address if self._sd else ""),
+        )
         return p
 
     def planned_paths(self) -> dict:
@@ -324,10 +372,16 @@ class SystemdManager:
         linux = self.fs_manager.linux
         from .devices import device_rules
 
-        return unit_properties(unit=self.unit, slice_=self.slice, description=self.description,
-                               pid=pid, mode=self.mode, version=self.systemd().version,
-                               resources=linux.get("resources") or {},
-                               device_rules=device_rules(linux))
+        return unit_properties(
+            unit=self.unit,
+            slice_=self.slice,
+            description=self.description,
+            pid=pid,
+            mode=self.mode,
+            version=self.systemd().version,
+            resources=linux.get("resources") or {},
+            device_rules=device_rules(linux),
+        )
 
     def create(self) -> list[str]:
         """Before clone: reach systemd and check what the unit would get. Nothing is made
@@ -393,14 +447,17 @@ class SystemdManager:
             if devices:
                 from .devices import device_rules
 
-                rules = device_rules(dict(self.linux, resources={"devices":
-                                                                 resources["devices"]}))
+                rules = device_rules(dict(self.linux, resources={"devices": resources["devices"]}))
                 dev, warnings = device_properties(rules, sd.version)
                 props = dev + props
             if props:
                 thaw = False
-                if devices and self.mode != "v2" and self.fs_manager._can_freeze() \
-                        and self.state() != "FROZEN":
+                if (
+                    devices
+                    and self.mode != "v2"
+                    and self.fs_manager._can_freeze()
+                    and self.state() != "FROZEN"
+                ):
                     # v1: systemd rewrites devices.allow/deny from scratch, briefly denying
                     # all; freeze so no task meets that window (as runc does)
                     self.freeze()
@@ -474,18 +531,26 @@ def _rejoin(d: str, top: str, cgroup: str) -> str:
     return posixpath.join(top, cgroup.lstrip("/")) if cgroup.strip("/") else top
 
 
-def open_manager(linux: dict | None, cid: str, *, root: str = ROOT,
-                 mountinfo: str | None = None, fs: FS | None = None,
-                 addresses: list[str] | None = None,
-                 systemd: Systemd | None = None, user: bool | None = None) -> SystemdManager:
+def open_manager(
+    linux: dict | None,
+    cid: str,
+    *,
+    root: str = ROOT,
+    mountinfo: str | None = None,
+    fs: FS | None = None,
+    addresses: list[str] | None = None,
+    systemd: Systemd | None = None,
+    user: bool | None = None,
+) -> SystemdManager:
     """The manager for --systemd-cgroup (see the module's docstring). Nothing is asked of
     the system's systemd until create(); `user` (default: a non-root caller) means the
     caller's own manager, asked for its cgroup at once. `addresses` (D-Bus addresses to
     try) and `systemd` (a connected Systemd) are for tests."""
     linux = linux or {}
     user = os.geteuid() != 0 if user is None else user
-    slice_, prefix, name = parse_cgroups_path(linux.get("cgroupsPath"), cid,
-                                              "user.slice" if user else "system.slice")
+    slice_, prefix, name = parse_cgroups_path(
+        linux.get("cgroupsPath"), cid, "user.slice" if user else "system.slice"
+    )
     unit = unit_name(prefix, name)
     cgroup = unit_cgroup(slice_, unit)  # (checks the slice names)
     if user:
@@ -498,17 +563,25 @@ def open_manager(linux: dict | None, cid: str, *, root: str = ROOT,
             top = systemd.get(SD_PATH, _SD_MGR, "ControlGroup")
         except (OSError, ValueError, DBusError) as e:
             systemd.close()
-            raise CgroupError(f"--systemd-cgroup: the user's systemd manager: {_reason(e)}")
+            raise CgroupError(
+                f"--systemd-cgroup: the user's systemd manager: {_reason(e)}"
+            ) from None
         cgroup = posixpath.join(top, cgroup.lstrip("/"))
-    m = SystemdManager(_fs_manager(linux, cgroup, root, mountinfo, fs), unit=unit,
-                       slice_=slice_, description=f"ocirun container {cid}",
-                       systemd=systemd, addresses=addresses)
+    m = SystemdManager(
+        _fs_manager(linux, cgroup, root, mountinfo, fs),
+        unit=unit,
+        slice_=slice_,
+        description=f"ocirun container {cid}",
+        systemd=systemd,
+        addresses=addresses,
+    )
     m.fs_manager.rootless = user  # a delegated subtree: no device filter of ours
     return m
 
 
-def _fs_manager(linux: dict, cgroup: str, root: str, mountinfo: str | None,
-                fs: FS | None) -> Manager:
+def _fs_manager(
+    linux: dict, cgroup: str, root: str, mountinfo: str | None, fs: FS | None
+) -> Manager:
     lay = common.layout(root, mountinfo)
     dirs = common.resolve_dirs(lay, cgroup, {})
     roots = {sub: lay.v1[sub][0] for sub in dirs if sub}
@@ -524,8 +597,9 @@ def _fs_manager(linux: dict, cgroup: str, root: str, mountinfo: str | None,
     return V1Manager(dirs, mode=lay.mode, linux=linux, roots=roots, fs=fs)
 
 
-def from_state(paths: dict, *, fs: FS | None = None,
-               systemd: Systemd | None = None) -> SystemdManager:
+def from_state(
+    paths: dict, *, fs: FS | None = None, systemd: Systemd | None = None
+) -> SystemdManager:
     """Reopen what SystemdManager.paths described."""
     from . import from_state as fs_from_state
 
@@ -533,6 +607,12 @@ def from_state(paths: dict, *, fs: FS | None = None,
         raise CgroupError("no systemd unit in the container's cgroup state")
     base = {k: v for k, v in paths.items() if k not in ("driver", "unit", "slice", "bus")}
     inner = fs_from_state(base, fs=fs)
-    return SystemdManager(inner, unit=paths["unit"], slice_=paths.get("slice") or "",
-                          description="", address=paths.get("bus") or None, started=True,
-                          systemd=systemd)
+    return SystemdManager(
+        inner,
+        unit=paths["unit"],
+        slice_=paths.get("slice") or "",
+        description="",
+        address=paths.get("bus") or None,
+        started=True,
+        systemd=systemd,
+    )

@@ -40,10 +40,16 @@ def read(path: str, name: str) -> dict | None:
         tag = json.loads(posix.getxattr(path, name, follow_symlinks=False))
     except (OSError, ValueError):
         return None
-    if not (isinstance(tag, dict) and isinstance(tag.get("root"), str)
-            and isinstance(tag.get("id"), str)):
+    if not (
+        isinstance(tag, dict)
+        and isinstance(tag.get("root"), str)
+        and isinstance(tag.get("id"), str)
+    ):
         return None
     parents = tag.get("parents")
-    tag["parents"] = [p for p in parents if isinstance(p, str) and path.startswith(p + "/")] \
-        if isinstance(parents, list) else []
+    tag["parents"] = (
+        [p for p in parents if isinstance(p, str) and path.startswith(p + "/")]
+        if isinstance(parents, list)
+        else []
+    )
     return tag

@@ -23,16 +23,20 @@ _U64_MAX = 2**64 - 1  # systemd's "infinity"
 
 # ================================================================ names and paths
 
-def parse_cgroups_path(raw: str | None, cid: str,
-                       default_slice: str = "system.slice") -> tuple[str, str, str]:
+
+def parse_cgroups_path(
+    raw: str | None, cid: str, default_slice: str = "system.slice"
+) -> tuple[str, str, str]:
     """linux.cgroupsPath in runc's systemd form -> (slice, prefix, name). Absent: the
     container runs in system.slice (a user's manager: user.slice) as runc-<id>.scope."""
     if not raw:
         return default_slice, "runc", cid
     parts = raw.split(":")
     if len(parts) != 3:
-        raise CgroupError('expected cgroupsPath to be of format "slice:prefix:name" for '
-                          f'systemd cgroups, got "{raw}" instead')
+        raise CgroupError(
+            'expected cgroupsPath to be of format "slice:prefix:name" for '
+            f'systemd cgroups, got "{raw}" instead'
+        )
     slice_, prefix, name = parts
     if not name:
         raise CgroupError(f'cgroupsPath "{raw}": the unit name part is empty')
@@ -79,6 +83,7 @@ def parse_version(text: str) -> int:
 
 
 # ================================================================ properties
+
 
 def _u64(value: int, what: str) -> int:
     if value == -1:
@@ -131,11 +136,22 @@ def _unified_properties(unified: dict, version: int) -> list:
     for key in sorted(unified):
         value = str(unified[key]).strip()
         try:
-            if key in ("memory.high", "memory.low", "memory.min", "memory.max",
-                       "memory.swap.max", "pids.max"):
-                name = {"memory.high": "MemoryHigh", "memory.low": "MemoryLow",
-                        "memory.min": "MemoryMin", "memory.max": "MemoryMax",
-                        "memory.swap.max": "MemorySwapMax", "pids.max": "TasksMax"}[key]
+            if key in (
+                "memory.high",
+                "memory.low",
+                "memory.min",
+                "memory.max",
+                "memory.swap.max",
+                "pids.max",
+            ):
+                name = {
+                    "memory.high": "MemoryHigh",
+                    "memory.low": "MemoryLow",
+                    "memory.min": "MemoryMin",
+                    "memory.max": "MemoryMax",
+                    "memory.swap.max": "MemorySwapMax",
+                    "pids.max": "TasksMax",
+                }[key]
                 num = _U64_MAX if value == "max" else int(value)
                 if not 0 <= num <= _U64_MAX:
                     raise ValueError
@@ -152,8 +168,12 @@ def _unified_properties(unified: dict, version: int) -> list:
                 period = int(fields[1]) if len(fields) == 2 else 100000
                 props += cpu_quota_properties(quota, period, version)
             elif key in ("cpuset.cpus", "cpuset.mems") and version >= 244:
-                props.append(("AllowedCPUs" if key == "cpuset.cpus" else "AllowedMemoryNodes",
-                              ("ay", range_to_bits(value))))
+                props.append(
+                    (
+                        "AllowedCPUs" if key == "cpuset.cpus" else "AllowedMemoryNodes",
+                        ("ay", range_to_bits(value)),
+                    )
+                )
         except ValueError:
             raise CgroupError(f'unified resource "{key}" value invalid: "{value}"') from None
     return props
@@ -232,8 +252,9 @@ def _device_group(kind: str, major: int, proc_devices: str | None) -> str | None
     return None
 
 
-def device_properties(rules: list[dict], version: int, *,
-                      proc_devices: str | None = None) -> tuple[list, list[str]]:
+def device_properties(
+    rules: list[dict], version: int, *, proc_devices: str | None = None
+) -> tuple[list, list[str]]:
     """DevicePolicy/DeviceAllow for the effective rule list (devices.device_rules: in order,
     last match wins, from deny-all) -> (properties, warnings).
 
@@ -245,24 +266,31 @@ def device_properties(rules: list[dict], version: int, *,
 
     start = 0
     for i, r in enumerate(rules):
-        if r["type"] == "a" and r["major"] < 0 and r["minor"] < 0 and \
-                access_bits(r["access"]) == 7:
+        if r["type"] == "a" and r["major"] < 0 and r["minor"] < 0 and access_bits(r["access"]) == 7:
             start = i  # decides everything: the rules before it don't matter
     rules = [r for r in rules[start:] if access_bits(r["access"])]
     reset: tuple[str, tuple[str, list]] = ("DeviceAllow", ("a(ss)", []))
-    if rules and rules[0]["allow"] and rules[0]["type"] == "a" and rules[0]["major"] < 0 \
-            and rules[0]["minor"] < 0 and access_bits(rules[0]["access"]) == 7:
+    if (
+        rules
+        and rules[0]["allow"]
+        and rules[0]["type"] == "a"
+        and rules[0]["major"] < 0
+        and rules[0]["minor"] < 0
+        and access_bits(rules[0]["access"]) == 7
+    ):
         # default allow: systemd has no deny-list; "auto" with no entries allows all
         warnings = []
         if any(not r["allow"] for r in rules[1:]):
-            warnings.append("systemd cannot express device deny rules: the unit allows "
-                            "every device, the rules are enforced through cgroupfs only")
+            warnings.append(
+                "systemd cannot express device deny rules: the unit allows "
+                "every device, the rules are enforced through cgroupfs only"
+            )
         return [("DevicePolicy", ("s", "auto")), reset], warnings
     allow: dict[str, str] = {}  # path -> access, in first-seen order
     for r in rules:
         if not r["allow"]:
             continue
-        for kind in (("c", "b") if r["type"] == "a" else (r["type"],)):
+        for kind in ("c", "b") if r["type"] == "a" else (r["type"],):
             prefix = "char-" if kind == "c" else "block-"
             major, minor = r["major"], r["minor"]
             if major < 0:
@@ -270,21 +298,37 @@ def device_properties(rules: list[dict], version: int, *,
                 # still narrows it to n)
                 path = prefix + "*"
             elif minor < 0:
-                path = prefix + str(major) if version >= 240 else (
-                    _device_group(kind, major, proc_devices) or prefix + "*")
+                path = (
+                    prefix + str(major)
+                    if version >= 240
+                    else (_device_group(kind, major, proc_devices) or prefix + "*")
+                )
             else:
                 path = f"/dev/{'char' if kind == 'c' else 'block'}/{major}:{minor}"
                 if version < 240 and not os.path.exists(path):
                     continue  # old systemd stat()s the path; nothing there to open anyway
-            allow[path] = "".join(ch for ch in "rwm"
-                                  if ch in r["access"] or ch in allow.get(path, ""))
-    return [("DevicePolicy", ("s", "strict")), reset,
-            ("DeviceAllow", ("a(ss)", list(allow.items())))], []
+            allow[path] = "".join(
+                ch for ch in "rwm" if ch in r["access"] or ch in allow.get(path, "")
+            )
+    return [
+        ("DevicePolicy", ("s", "strict")),
+        reset,
+        ("DeviceAllow", ("a(ss)", list(allow.items()))),
+    ], []
 
 
-def unit_properties(*, unit: str, slice_: str, description: str, pid: int | None,
-                    mode: str, version: int, resources: dict, device_rules: list[dict] | None,
-                    proc_devices: str | None = None) -> tuple[list, list[str]]:
+def unit_properties(
+    *,
+    unit: str,
+    slice_: str,
+    description: str,
+    pid: int | None,
+    mode: str,
+    version: int,
+    resources: dict,
+    device_rules: list[dict] | None,
+    proc_devices: str | None = None,
+) -> tuple[list, list[str]]:
     """Everything StartTransientUnit gets: the unit's shape, then the limits."""
     props: list = [("Description", ("s", description))]
     if unit.endswith(".slice"):
@@ -295,9 +339,13 @@ def unit_properties(*, unit: str, slice_: str, description: str, pid: int | None
         if pid is not None:
             props.append(("PIDs", ("au", [pid])))
     # accounting on in every controller (v1: systemd realizes the unit in those hierarchies)
-    props += [("MemoryAccounting", ("b", True)), ("CPUAccounting", ("b", True)),
-              ("IOAccounting" if mode == "v2" else "BlockIOAccounting", ("b", True)),
-              ("TasksAccounting", ("b", True)), ("DefaultDependencies", ("b", False))]
+    props += [
+        ("MemoryAccounting", ("b", True)),
+        ("CPUAccounting", ("b", True)),
+        ("IOAccounting" if mode == "v2" else "BlockIOAccounting", ("b", True)),
+        ("TasksAccounting", ("b", True)),
+        ("DefaultDependencies", ("b", False)),
+    ]
     warnings: list[str] = []
     if device_rules is not None:
         dev, warnings = device_properties(device_rules, version, proc_devices=proc_devices)

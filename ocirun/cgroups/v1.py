@@ -63,8 +63,7 @@ class V1Manager(Manager):
     def _need(self, sub: str, what: str) -> str:
         d = self.dirs.get(sub)
         if not d:
-            raise CgroupError(f"cannot set {what} limit: container could not join or create "
-                              "cgroup")
+            raise CgroupError(f"cannot set {what} limit: container could not join or create cgroup")
         return d
 
     def _cpuset_inherit(self) -> None:
@@ -136,12 +135,16 @@ class V1Manager(Manager):
                 raise
             usage = to_int(self._opt(d, "memory.usage_in_bytes"))
             peak = to_int(self._opt(d, "memory.max_usage_in_bytes"))
-            raise CgroupError(f"unable to set memory limit to {limit} (current usage: {usage}, "
-                              f"peak usage: {peak})", e.path, e.value, e.errno) from None
+            raise CgroupError(
+                f"unable to set memory limit to {limit} (current usage: {usage}, "
+                f"peak usage: {peak})",
+                e.path,
+                e.value,
+                e.errno,
+            ) from None
 
     def _cpu(self, cpu: dict) -> None:
-        keys = ("shares", "quota", "period", "burst", "idle", "realtimeRuntime",
-                "realtimePeriod")
+        keys = ("shares", "quota", "period", "burst", "idle", "realtimeRuntime", "realtimePeriod")
         if not any(cpu.get(k) is not None for k in keys):
             return
         d = self._need("cpu", "cpu")
@@ -190,8 +193,13 @@ class V1Manager(Manager):
         self._write(self._need("pids", "pids"), "pids.max", "max" if limit < 0 else limit)
 
     def _blkio(self, bio: dict) -> None:
-        lists = ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
-                 "throttleReadIOPSDevice", "throttleWriteIOPSDevice")
+        lists = (
+            "weightDevice",
+            "throttleReadBpsDevice",
+            "throttleWriteBpsDevice",
+            "throttleReadIOPSDevice",
+            "throttleWriteIOPSDevice",
+        )
         if not (bio.get("weight") or bio.get("leafWeight") or any(bio.get(k) for k in lists)):
             return
         d = self._need("blkio", "blkio")
@@ -209,13 +217,16 @@ class V1Manager(Manager):
                 self._write(d, wdev_file, f"{dev} {wd['weight']}")
             if wd.get("leafWeight"):
                 self._write(d, "blkio.leaf_weight_device", f"{dev} {wd['leafWeight']}")
-        for key, knob in (("throttleReadBpsDevice", "read_bps_device"),
-                          ("throttleWriteBpsDevice", "write_bps_device"),
-                          ("throttleReadIOPSDevice", "read_iops_device"),
-                          ("throttleWriteIOPSDevice", "write_iops_device")):
+        for key, knob in (
+            ("throttleReadBpsDevice", "read_bps_device"),
+            ("throttleWriteBpsDevice", "write_bps_device"),
+            ("throttleReadIOPSDevice", "read_iops_device"),
+            ("throttleWriteIOPSDevice", "write_iops_device"),
+        ):
             for td in bio.get(key) or []:
-                self._write(d, "blkio.throttle." + knob,
-                            f"{td['major']}:{td['minor']} {td['rate']}")
+                self._write(
+                    d, "blkio.throttle." + knob, f"{td['major']}:{td['minor']} {td['rate']}"
+                )
 
     def _hugetlb(self, limits: list) -> None:
         if not limits:
@@ -233,13 +244,15 @@ class V1Manager(Manager):
             if d:
                 self._write(d, "net_cls.classid", net["classID"])
             else:
-                warnings.append("net_cls cgroup is not mounted: "
-                                "linux.resources.network.classID ignored")
+                warnings.append(
+                    "net_cls cgroup is not mounted: linux.resources.network.classID ignored"
+                )
         if net.get("priorities"):
             d = self.dirs.get("net_prio")
             if not d:
-                warnings.append("net_prio cgroup is not mounted: "
-                                "linux.resources.network.priorities ignored")
+                warnings.append(
+                    "net_prio cgroup is not mounted: linux.resources.network.priorities ignored"
+                )
                 return
             for p in net["priorities"]:
                 self._write(d, "net_prio.ifpriomap", f"{p['name']} {p['priority']}")
@@ -360,8 +373,14 @@ class V1Manager(Manager):
         }
 
     def _cpu_stats(self) -> dict:
-        usage: dict = {"total": 0, "percpu": [], "percpu_kernel": [], "percpu_user": [],
-                 "kernel": 0, "user": 0}
+        usage: dict = {
+            "total": 0,
+            "percpu": [],
+            "percpu_kernel": [],
+            "percpu_user": [],
+            "kernel": 0,
+            "user": 0,
+        }
         d = self.dirs.get("cpuacct")
         if d:
             usage["total"] = to_int(self._opt(d, "cpuacct.usage"))
@@ -379,19 +398,30 @@ class V1Manager(Manager):
         d = self.dirs.get("cpu")
         if d:
             st = flat_keyed(self._opt(d, "cpu.stat") or "")
-            throttling = {"periods": to_int(st.get("nr_periods")),
-                          "throttledPeriods": to_int(st.get("nr_throttled")),
-                          "throttledTime": to_int(st.get("throttled_time"))}
+            throttling = {
+                "periods": to_int(st.get("nr_periods")),
+                "throttledPeriods": to_int(st.get("nr_throttled")),
+                "throttledTime": to_int(st.get("throttled_time")),
+            }
         omit_empty(throttling, ("periods", "throttledPeriods", "throttledTime"))
         omit_empty(usage, ("total", "percpu", "percpu_kernel", "percpu_user"))
         return {"usage": usage, "throttling": throttling}
 
     def _cpuset_stats(self) -> dict:
         d = self.dirs.get("cpuset")
-        out = {"cpus": [], "cpu_exclusive": 0, "mems": [], "mem_hardwall": 0,
-               "mem_exclusive": 0, "memory_migrate": 0, "memory_spread_page": 0,
-               "memory_spread_slab": 0, "memory_pressure": 0, "sched_load_balance": 0,
-               "sched_relax_domain_level": 0}
+        out = {
+            "cpus": [],
+            "cpu_exclusive": 0,
+            "mems": [],
+            "mem_hardwall": 0,
+            "mem_exclusive": 0,
+            "memory_migrate": 0,
+            "memory_spread_page": 0,
+            "memory_spread_slab": 0,
+            "memory_pressure": 0,
+            "sched_load_balance": 0,
+            "sched_relax_domain_level": 0,
+        }
         if d:
             out["cpus"] = parse_list(self._opt(d, "cpuset.cpus") or "")
             out["mems"] = parse_list(self._opt(d, "cpuset.mems") or "")
@@ -402,20 +432,31 @@ class V1Manager(Manager):
 
     def _memory_stats(self) -> dict:
         d = self.dirs.get("memory")
-        out: dict = {"cache": 0, "usage": _entry(), "swap": _entry(), "kernel": _entry(),
-                     "kernelTCP": _entry(), "raw": {}}
+        out: dict = {
+            "cache": 0,
+            "usage": _entry(),
+            "swap": _entry(),
+            "kernel": _entry(),
+            "kernelTCP": _entry(),
+            "raw": {},
+        }
         if d:
             raw = {k: to_int(v) for k, v in flat_keyed(self._opt(d, "memory.stat") or "").items()}
             out["raw"] = raw
             out["cache"] = raw.get("cache", 0)
-            for key, prefix in (("usage", "memory"), ("swap", "memory.memsw"),
-                                ("kernel", "memory.kmem"), ("kernelTCP", "memory.kmem.tcp")):
+            for key, prefix in (
+                ("usage", "memory"),
+                ("swap", "memory.memsw"),
+                ("kernel", "memory.kmem"),
+                ("kernelTCP", "memory.kmem.tcp"),
+            ):
                 if self._has(d, prefix + ".usage_in_bytes"):
                     out[key] = _entry(
                         to_int(self._opt(d, prefix + ".limit_in_bytes")),
                         to_int(self._opt(d, prefix + ".usage_in_bytes")),
                         to_int(self._opt(d, prefix + ".max_usage_in_bytes")),
-                        to_int(self._opt(d, prefix + ".failcnt")))
+                        to_int(self._opt(d, prefix + ".failcnt")),
+                    )
         return omit_empty(out, ("cache", "raw"))
 
     def _pids_stats(self) -> dict:
@@ -423,8 +464,10 @@ class V1Manager(Manager):
         if not d:
             return {}
         limit = to_int(self._opt(d, "pids.max"))
-        out = {"current": to_int(self._opt(d, "pids.current")),
-               "limit": 0 if limit == _UNLIMITED else limit}
+        out = {
+            "current": to_int(self._opt(d, "pids.current")),
+            "limit": 0 if limit == _UNLIMITED else limit,
+        }
         return omit_empty(out, ("current", "limit"))
 
     def _blkio_stats(self) -> dict:
@@ -436,14 +479,16 @@ class V1Manager(Manager):
         for prefix in ("blkio.", "blkio.bfq.", "blkio.throttle."):
             if self._has(d, prefix + "io_service_bytes_recursive"):
                 break
-        for key, name in (("ioServiceBytesRecursive", "io_service_bytes_recursive"),
-                          ("ioServicedRecursive", "io_serviced_recursive"),
-                          ("ioQueueRecursive", "io_queued_recursive"),
-                          ("ioServiceTimeRecursive", "io_service_time_recursive"),
-                          ("ioWaitTimeRecursive", "io_wait_time_recursive"),
-                          ("ioMergedRecursive", "io_merged_recursive"),
-                          ("ioTimeRecursive", "time_recursive"),
-                          ("sectorsRecursive", "sectors_recursive")):
+        for key, name in (
+            ("ioServiceBytesRecursive", "io_service_bytes_recursive"),
+            ("ioServicedRecursive", "io_serviced_recursive"),
+            ("ioQueueRecursive", "io_queued_recursive"),
+            ("ioServiceTimeRecursive", "io_service_time_recursive"),
+            ("ioWaitTimeRecursive", "io_wait_time_recursive"),
+            ("ioMergedRecursive", "io_merged_recursive"),
+            ("ioTimeRecursive", "time_recursive"),
+            ("sectorsRecursive", "sectors_recursive"),
+        ):
             entries = blkio_entries(self._opt(d, prefix + name) or "")
             if entries:
                 out[key] = entries
@@ -457,10 +502,14 @@ class V1Manager(Manager):
         for size in hugepage_sizes():
             prefix = f"hugetlb.{size}."
             if self._has(d, prefix + "usage_in_bytes"):
-                out[size] = omit_empty({
-                    "usage": to_int(self._opt(d, prefix + "usage_in_bytes")),
-                    "max": to_int(self._opt(d, prefix + "max_usage_in_bytes")),
-                    "failcnt": to_int(self._opt(d, prefix + "failcnt"))}, ("usage", "max"))
+                out[size] = omit_empty(
+                    {
+                        "usage": to_int(self._opt(d, prefix + "usage_in_bytes")),
+                        "max": to_int(self._opt(d, prefix + "max_usage_in_bytes")),
+                        "failcnt": to_int(self._opt(d, prefix + "failcnt")),
+                    },
+                    ("usage", "max"),
+                )
         return out
 
 
@@ -479,12 +528,13 @@ def rdma_line(dev: str, lim: dict) -> str:
 
 
 def _entry(limit: int = 0, usage: int = 0, peak: int = 0, failcnt: int = 0) -> dict:
-    return omit_empty({"limit": limit, "usage": usage, "max": peak, "failcnt": failcnt},
-                      ("usage", "max"))
+    return omit_empty(
+        {"limit": limit, "usage": usage, "max": peak, "failcnt": failcnt}, ("usage", "max")
+    )
 
 
 def parse_list(text: str) -> list[int]:
-    """"0-2,5" -> [0, 1, 2, 5] (cpuset lists)."""
+    """ "0-2,5" -> [0, 1, 2, 5] (cpuset lists)."""
     out: list[int] = []
     for part in text.strip().split(","):
         if not part:
@@ -505,8 +555,12 @@ def blkio_entries(text: str) -> list[dict]:
         else:
             continue  # "Total N"
         major, _, minor = dev.partition(":")
-        out.append(omit_empty({"major": int(major), "minor": int(minor), "op": op,
-                               "value": int(value)}, ("major", "minor", "op", "value")))
+        out.append(
+            omit_empty(
+                {"major": int(major), "minor": int(minor), "op": op, "value": int(value)},
+                ("major", "minor", "op", "value"),
+            )
+        )
     return out
 
 
@@ -519,7 +573,7 @@ def hugepage_sizes() -> list[str]:
     out = []
     for n in names:
         if n.startswith("hugepages-") and n.endswith("kB"):
-            kb = int(n[len("hugepages-"):-2])
+            kb = int(n[len("hugepages-") : -2])
             if kb >= 1 << 20:
                 out.append(f"{kb >> 20}GB")
             elif kb >= 1 << 10:

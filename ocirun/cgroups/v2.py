@@ -165,17 +165,18 @@ class V2Manager(Manager):
             self._write(d, "rdma.max", rdma_line(dev, lim))
         net = res.get("network") or {}
         if net.get("classID") is not None or net.get("priorities"):
-            warnings.append("linux.resources.network (net_cls, net_prio) needs cgroup v1: "
-                            "ignored")
+            warnings.append("linux.resources.network (net_cls, net_prio) needs cgroup v1: ignored")
         self._unified(d, res.get("unified") or {})
         return warnings
 
     def _memory(self, d: str, mem: dict, update: bool, warnings: list[str]) -> None:
         if mem.get("kernel") is not None or mem.get("kernelTCP") is not None:
             warnings.append(KERNEL_MEMORY_WARNING)
-        for key, why in (("swappiness", "memory.swappiness"),
-                         ("disableOOMKiller", "memory.disableOOMKiller"),
-                         ("useHierarchy", "memory.useHierarchy")):
+        for key, why in (
+            ("swappiness", "memory.swappiness"),
+            ("disableOOMKiller", "memory.disableOOMKiller"),
+            ("useHierarchy", "memory.useHierarchy"),
+        ):
             if mem.get(key) is not None and mem[key] not in (False, -1):
                 warnings.append(f"linux.resources.{why} is not supported on cgroup v2: ignored")
         limit, swap, low = mem.get("limit") or 0, mem.get("swap") or 0, mem.get("reservation")
@@ -207,25 +208,33 @@ class V2Manager(Manager):
             else:
                 self._write(d, "io.weight", blkio_to_io_weight(bio["weight"]))
         if bio.get("leafWeight") or any(w.get("leafWeight") for w in bio.get("weightDevice") or []):
-            warnings.append("linux.resources.blockIO leafWeight is not supported on cgroup v2: "
-                            "ignored")
+            warnings.append(
+                "linux.resources.blockIO leafWeight is not supported on cgroup v2: ignored"
+            )
         for wd in bio.get("weightDevice") or []:
             if wd.get("weight"):
                 if not bfq:
-                    warnings.append("linux.resources.blockIO.weightDevice needs the BFQ "
-                                    "scheduler (io.bfq.weight): ignored")
+                    warnings.append(
+                        "linux.resources.blockIO.weightDevice needs the BFQ "
+                        "scheduler (io.bfq.weight): ignored"
+                    )
                     break
                 self._write(d, "io.bfq.weight", f"{wd['major']}:{wd['minor']} {wd['weight']}")
-        for key, name in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
-                          ("throttleReadIOPSDevice", "riops"),
-                          ("throttleWriteIOPSDevice", "wiops")):
+        for key, name in (
+            ("throttleReadBpsDevice", "rbps"),
+            ("throttleWriteBpsDevice", "wbps"),
+            ("throttleReadIOPSDevice", "riops"),
+            ("throttleWriteIOPSDevice", "wiops"),
+        ):
             for td in bio.get(key) or []:
                 self._write(d, "io.max", f"{td['major']}:{td['minor']} {name}={td['rate']}")
 
     def _cpu(self, d: str, cpu: dict) -> None:
         if cpu.get("realtimeRuntime") or cpu.get("realtimePeriod"):
-            raise CgroupError("linux.resources.cpu.realtimeRuntime/realtimePeriod need cgroup "
-                              "v1 (cgroup v2 has no real-time group scheduling)")
+            raise CgroupError(
+                "linux.resources.cpu.realtimeRuntime/realtimePeriod need cgroup "
+                "v1 (cgroup v2 has no real-time group scheduling)"
+            )
         if cpu.get("shares"):
             self._write(d, "cpu.weight", shares_to_weight(cpu["shares"]))
         quota, period, burst = cpu.get("quota"), cpu.get("period") or 0, cpu.get("burst")
@@ -257,18 +266,21 @@ class V2Manager(Manager):
             if "/" in key or key in ("", ".", ".."):
                 raise CgroupError(f'unified resource "{key}" must be a file name (no slashes)')
             try:
-                for line in (str(value).splitlines() or [""]):
+                for line in str(value).splitlines() or [""]:
                     self._write(d, key, line)
             except CgroupError as e:
                 if e.errno in (1, 2, 13):
                     ctrl, dot, _ = key.partition(".")
                     if not dot:
-                        raise CgroupError(f'unified resource "{key}" must be in the form '
-                                          "CONTROLLER.PARAMETER") from None
+                        raise CgroupError(
+                            f'unified resource "{key}" must be in the form CONTROLLER.PARAMETER'
+                        ) from None
                     avail = (self._opt(d, "cgroup.controllers") or "").split()
                     if ctrl != "cgroup" and ctrl not in avail:
-                        raise CgroupError(f'unified resource "{key}" can\'t be set: controller '
-                                          f'"{ctrl}" not available') from None
+                        raise CgroupError(
+                            f'unified resource "{key}" can\'t be set: controller '
+                            f'"{ctrl}" not available'
+                        ) from None
                 raise
 
     # ------------------------------------------------------------ freezer, kill
@@ -314,37 +326,61 @@ class V2Manager(Manager):
     def stats(self) -> dict:
         d = self.dirs[""]
         st = flat_keyed(self._opt(d, "cpu.stat") or "")
-        usage = omit_empty({"total": to_int(st.get("usage_usec")) * 1000,
-                            "kernel": to_int(st.get("system_usec")) * 1000,
-                            "user": to_int(st.get("user_usec")) * 1000}, ("total",))
-        throttling = omit_empty({"periods": to_int(st.get("nr_periods")),
-                                 "throttledPeriods": to_int(st.get("nr_throttled")),
-                                 "throttledTime": to_int(st.get("throttled_usec")) * 1000},
-                                ("periods", "throttledPeriods", "throttledTime"))
+        usage = omit_empty(
+            {
+                "total": to_int(st.get("usage_usec")) * 1000,
+                "kernel": to_int(st.get("system_usec")) * 1000,
+                "user": to_int(st.get("user_usec")) * 1000,
+            },
+            ("total",),
+        )
+        throttling = omit_empty(
+            {
+                "periods": to_int(st.get("nr_periods")),
+                "throttledPeriods": to_int(st.get("nr_throttled")),
+                "throttledTime": to_int(st.get("throttled_usec")) * 1000,
+            },
+            ("periods", "throttledPeriods", "throttledTime"),
+        )
         cpus = self._opt(d, "cpuset.cpus.effective") or self._opt(d, "cpuset.cpus") or ""
         mems = self._opt(d, "cpuset.mems.effective") or self._opt(d, "cpuset.mems") or ""
-        cpuset = omit_empty({"cpus": parse_list(cpus), "mems": parse_list(mems)},
-                            ("cpus", "mems"))
+        cpuset = omit_empty({"cpus": parse_list(cpus), "mems": parse_list(mems)}, ("cpus", "mems"))
         pids_max = to_int(self._opt(d, "pids.max"))
-        pids = omit_empty({"current": to_int(self._opt(d, "pids.current")),
-                           "limit": 0 if pids_max == _UNLIMITED else pids_max},
-                          ("current", "limit"))
+        pids = omit_empty(
+            {
+                "current": to_int(self._opt(d, "pids.current")),
+                "limit": 0 if pids_max == _UNLIMITED else pids_max,
+            },
+            ("current", "limit"),
+        )
         hugetlb = {}
         for size in hugepage_sizes():
             cur = self._opt(d, f"hugetlb.{size}.current")
             if cur is not None:
                 ev = flat_keyed(self._opt(d, f"hugetlb.{size}.events") or "")
-                hugetlb[size] = omit_empty({"usage": to_int(cur),
-                                            "failcnt": to_int(ev.get("max"))}, ("usage",))
-        return {"cpu": {"usage": usage, "throttling": throttling}, "cpuset": cpuset,
-                "memory": self._memory_stats(d), "pids": pids, "blkio": self._io_stats(d),
-                "hugetlb": hugetlb, "intel_rdt": {}, "network_interfaces": None}
+                hugetlb[size] = omit_empty(
+                    {"usage": to_int(cur), "failcnt": to_int(ev.get("max"))}, ("usage",)
+                )
+        return {
+            "cpu": {"usage": usage, "throttling": throttling},
+            "cpuset": cpuset,
+            "memory": self._memory_stats(d),
+            "pids": pids,
+            "blkio": self._io_stats(d),
+            "hugetlb": hugetlb,
+            "intel_rdt": {},
+            "network_interfaces": None,
+        }
 
     def _memory_stats(self, d: str) -> dict:
         raw = {k: to_int(v) for k, v in flat_keyed(self._opt(d, "memory.stat") or "").items()}
         events = flat_keyed(self._opt(d, "memory.events") or "")
-        usage = _entry(to_int(self._opt(d, "memory.max")), to_int(self._opt(d, "memory.current")),
-                       to_int(self._opt(d, "memory.peak")), to_int(events.get("max")))
+        usage = _entry(
+            to_int(self._opt(d, "memory.max")),
+            to_int(self._opt(d, "memory.current")),
+            to_int(self._opt(d, "memory.peak")),
+            to_int(events.get("max")),
+        )
         # v1 reports swap as memory+swap: so does runc on v2.
         swap = _entry()
         if self._has(d, "memory.swap.current"):
@@ -354,9 +390,17 @@ class V2Manager(Manager):
             used = to_int(self._opt(d, "memory.swap.current")) + usage.get("usage", 0)
             events = flat_keyed(self._opt(d, "memory.swap.events") or "")
             swap = _entry(limit, used, 0, to_int(events.get("max")))
-        return omit_empty({"cache": raw.get("file", 0), "usage": usage, "swap": swap,
-                           "kernel": _entry(), "kernelTCP": _entry(), "raw": raw},
-                          ("cache", "raw"))
+        return omit_empty(
+            {
+                "cache": raw.get("file", 0),
+                "usage": usage,
+                "swap": swap,
+                "kernel": _entry(),
+                "kernelTCP": _entry(),
+                "raw": raw,
+            },
+            ("cache", "raw"),
+        )
 
     def _io_stats(self, d: str) -> dict:
         service_bytes: list[dict] = []
@@ -366,12 +410,15 @@ class V2Manager(Manager):
             if not parts or ":" not in parts[0]:
                 continue
             kv = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
-            for key, op, out in (("rbytes", "Read", service_bytes),
-                                 ("wbytes", "Write", service_bytes),
-                                 ("rios", "Read", serviced), ("wios", "Write", serviced)):
+            for key, op, out in (
+                ("rbytes", "Read", service_bytes),
+                ("wbytes", "Write", service_bytes),
+                ("rios", "Read", serviced),
+                ("wios", "Write", serviced),
+            ):
                 if key in kv:
                     out.extend(blkio_entries(f"{parts[0]} {op} {kv[key]}"))
-        return omit_empty({"ioServiceBytesRecursive": service_bytes,
-                           "ioServicedRecursive": serviced},
-                          ("ioServiceBytesRecursive", "ioServicedRecursive"))
-
+        return omit_empty(
+            {"ioServiceBytesRecursive": service_bytes, "ioServicedRecursive": serviced},
+            ("ioServiceBytesRecursive", "ioServicedRecursive"),
+        )

@@ -50,14 +50,17 @@ Refer to: https://github.com/opencontainers/runtime-spec/blob/v1.3.0/runtime.md#
 """
 
 # state: a specerror after passing tests, in a block of its own
-STATE_FREE_ERROR = STATE_CONTINUED.replace("1..1\n", """  ---
+STATE_FREE_ERROR = STATE_CONTINUED.replace(
+    "1..1\n",
+    """  ---
   {
     "error": "the format MUST adhere to the default pattern",
     "reference": "https://x"
   }
   ...
 1..1
-""")
+""",
+)
 
 NOT_OK = """TAP version 13
 ok 1 - set ipc namespace by path
@@ -161,14 +164,17 @@ def test_refusal_programs(name):
 def test_known_failures_file(tmp_path):
     f = tmp_path / "known.txt"
     f.write_text("# comment\n\nlinux_devices  mknod of a fifo fails\nlinux_ns_path   no rootfs\n")
-    assert harness.load_known(f) == {"linux_devices": "mknod of a fifo fails",
-                                     "linux_ns_path": "no rootfs"}
+    assert harness.load_known(f) == {
+        "linux_devices": "mknod of a fifo fails",
+        "linux_ns_path": "no rootfs",
+    }
 
 
 def _report(results, known, capsys):
     names = sorted({n for n, _ in results})
-    rc = harness.report(names, ["ocirun", "runc"], results, known, [], [], 1.0,
-                        Path("known_failures.txt"))
+    rc = harness.report(
+        names, ["ocirun", "runc"], results, known, [], [], 1.0, Path("known_failures.txt")
+    )
     return rc, capsys.readouterr().out
 
 
@@ -187,7 +193,15 @@ def test_verdict_new_failure_known_failure_and_stale_entry(capsys):
 
 def test_without_runc_nothing_counts_as_a_new_failure(capsys):
     names = ["a"]
-    rc = harness.report(names, ["ocirun"], {("a", "ocirun"): (False, "boom")}, {}, [], [], 1.0,
-                        Path("known_failures.txt"))
+    rc = harness.report(
+        names,
+        ["ocirun"],
+        {("a", "ocirun"): (False, "boom")},
+        {},
+        [],
+        [],
+        1.0,
+        Path("known_failures.txt"),
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "runc was not run" in out and "NEW FAILURE" not in out

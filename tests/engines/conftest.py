@@ -26,12 +26,27 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 import images
-from enginelib import (CTD_IMAGE, CTD_NS, OCIRUN, PM_IMAGE, ROOTFS, RUNTIMES, cgroup_dirs,
-                       kill_pids, mounts_under, mounts_where, pids_in_cgroup, pids_where,
-                       rmdir_cgroup, run, state_entries, unmount_under, wait_until)
+import pytest
+from enginelib import (
+    CTD_IMAGE,
+    CTD_NS,
+    OCIRUN,
+    PM_IMAGE,
+    ROOTFS,
+    RUNTIMES,
+    cgroup_dirs,
+    kill_pids,
+    mounts_under,
+    mounts_where,
+    pids_in_cgroup,
+    pids_where,
+    rmdir_cgroup,
+    run,
+    state_entries,
+    unmount_under,
+    wait_until,
+)
 
 HERE = Path(__file__).resolve().parent
 # podman caps its own RLIMIT_NPROC (conmon and so the runtime inherit 32768), and
@@ -41,15 +56,20 @@ LEAK_WAIT = 10  # seconds the engines get to finish asynchronous cleanup
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "engines: runs containers under real engines "
-                            "(containerd, podman); needs root")
-    config.addinivalue_line("markers", "ocirun_xfail(reason): known ocirun bug; strict "
-                            "xfail for the ocirun parametrization only")
+    config.addinivalue_line(
+        "markers", "engines: runs containers under real engines (containerd, podman); needs root"
+    )
+    config.addinivalue_line(
+        "markers",
+        "ocirun_xfail(reason): known ocirun bug; strict xfail for the ocirun parametrization only",
+    )
 
 
 def _engine_missing(module: str) -> str | None:
-    need = {"test_containerd": ["containerd", "ctr", "containerd-shim-runc-v2"],
-            "test_podman": ["podman", "conmon"]}.get(module, [])
+    need = {
+        "test_containerd": ["containerd", "ctr", "containerd-shim-runc-v2"],
+        "test_podman": ["podman", "conmon"],
+    }.get(module, [])
     missing = [b for b in need if shutil.which(b) is None]
     if missing:
         return f"{', '.join(missing)} not installed (bash scripts/deps.sh installs them)"
@@ -144,10 +164,15 @@ class Containerd:
         self.proc: subprocess.Popen | None = None
 
     def write_config(self) -> None:
-        disabled = ["io.containerd.grpc.v1.cri",
-                    "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
-                    "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+        disabled = [
+            "io.containerd.grpc.v1.cri",
+            "io.containerd.snapshotter.v1.aufs",
+            "io.containerd.snapshotter.v1.btrfs",
+            "io.containerd.snapshotter.v1.devmapper",
+            "io.containerd.snapshotter.v1.zfs",
+            "io.containerd.tracing.processor.v1.otlp",
+            "io.containerd.internal.v1.tracing",
+        ]
         self.config.write_text(f"""\
 version = 2
 root = "{self.root}"
@@ -168,36 +193,45 @@ disabled_plugins = {json.dumps(disabled)}
   address = ""
 
 [plugins."io.containerd.internal.v1.opt"]
-  path = "{self.base / 'opt'}"
+  path = "{self.base / "opt"}"
 """)
 
     def start(self, timeout: float = 20) -> None:
         self.write_config()
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(["containerd", "--config", str(self.config)],
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                ["containerd", "--config", str(self.config)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"containerd exited ({self.proc.returncode}):\n"
-                                   f"{self.log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"containerd exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}"
+                )
             if os.path.exists(self.sock) and self.ctr("version").returncode == 0:
                 break
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"containerd socket {self.sock} not ready in {timeout}s:\n"
-                                   f"{self.log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"containerd socket {self.sock} not ready in {timeout}s:\n"
+                    f"{self.log.read_text()[-3000:]}"
+                )
             time.sleep(0.1)
         # overlayfs where the kernel and the tmp dir's filesystem allow it, else native.
         plugins = self.ctr("plugins", "ls").stdout
         if not re.search(r"io\.containerd\.snapshotter\.v1\s+overlayfs\s+\S+\s+ok", plugins):
             self.snapshotter = "native"
 
-    def ctr(self, *args: str, ns: str = CTD_NS, timeout: float = 60,
-            input: str | None = None) -> subprocess.CompletedProcess:
-        return run(["ctr", "--address", self.sock, "--namespace", ns, *args],
-                   timeout=timeout, input=input)
+    def ctr(
+        self, *args: str, ns: str = CTD_NS, timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess:
+        return run(
+            ["ctr", "--address", self.sock, "--namespace", ns, *args], timeout=timeout, input=input
+        )
 
     def shims(self) -> list[tuple[int, str]]:
         return pids_where(lambda cmd, _cg: "containerd-shim" in cmd and self.sock in cmd)
@@ -267,12 +301,30 @@ class Ctd:
 
     def run_argv(self, name: str, *cmd: str, opts: tuple[str, ...] = ("--rm",)) -> list[str]:
         """`ctr run` with the runtime under test."""
-        return self.argv("run", *opts, "--snapshotter", self.daemon.snapshotter,
-                         "--runc-binary", self.binary, "--runc-root", self.runc_root,
-                         "--fifo-dir", self.fifo_dir, self.image, name, *cmd)
+        return self.argv(
+            "run",
+            *opts,
+            "--snapshotter",
+            self.daemon.snapshotter,
+            "--runc-binary",
+            self.binary,
+            "--runc-root",
+            self.runc_root,
+            "--fifo-dir",
+            self.fifo_dir,
+            self.image,
+            name,
+            *cmd,
+        )
 
-    def run(self, name: str, *cmd: str, opts: tuple[str, ...] = ("--rm",), input=None,
-            timeout: float = 60) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        name: str,
+        *cmd: str,
+        opts: tuple[str, ...] = ("--rm",),
+        input=None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess:
         return run(self.run_argv(name, *cmd, opts=opts), input=input, timeout=timeout)
 
     def start_detached(self, name: str, *cmd: str) -> int:
@@ -312,8 +364,9 @@ class Ctd:
             "cgroups": [d for n in self.names for d in cgroup_dirs(f"/{CTD_NS}/{n}")],
             "mounts": mounts_under(bundles),
             "processes": [p for n in self.names for p in pids_in_cgroup(f"/{CTD_NS}/{n}\n")],
-            "shims": [p for p in self.daemon.shims()
-                      if any(f"-id {n} " in p[1] + " " for n in self.names)],
+            "shims": [
+                p for p in self.daemon.shims() if any(f"-id {n} " in p[1] + " " for n in self.names)
+            ],
         }
         return {k: v for k, v in left.items() if v}
 
@@ -326,8 +379,10 @@ class Ctd:
             self.remove(name)
         kill_pids(left.get("processes", []))
         for name in self.names:
-            subprocess.run([self.binary, "--root", self.state_root, "delete", "--force", name],
-                           capture_output=True)
+            subprocess.run(
+                [self.binary, "--root", self.state_root, "delete", "--force", name],
+                capture_output=True,
+            )
             rmdir_cgroup(f"/{CTD_NS}/{name}")
         return left
 
@@ -353,13 +408,18 @@ class Podman:
         self.events = base / "events.log"
         self.conf = base / "containers.conf"
         self.storage_conf = base / "storage.conf"
-        self.env = dict(os.environ, CONTAINERS_CONF=str(self.conf),
-                        CONTAINERS_STORAGE_CONF=str(self.storage_conf))
+        self.env = dict(
+            os.environ,
+            CONTAINERS_CONF=str(self.conf),
+            CONTAINERS_STORAGE_CONF=str(self.storage_conf),
+        )
 
     def write_config(self) -> None:
         nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
-        nproc = PODMAN_NPROC_CAP if nproc == resource.RLIM_INFINITY else min(nproc, PODMAN_NPROC_CAP)
+        nproc = (
+            PODMAN_NPROC_CAP if nproc == resource.RLIM_INFINITY else min(nproc, PODMAN_NPROC_CAP)
+        )
         nofile = 1048576 if nofile == resource.RLIM_INFINITY else nofile
         (self.base / "conmon-tmp").mkdir(exist_ok=True)
         self.conf.write_text(f"""\
@@ -373,17 +433,17 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "{self.events}"
 tmp_dir = "{self.tmpdir}"
-static_dir = "{self.base / 'libpod'}"
-volume_path = "{self.base / 'volumes'}"
-conmon_env_vars = ["TMPDIR={self.base / 'conmon-tmp'}"]
+static_dir = "{self.base / "libpod"}"
+volume_path = "{self.base / "volumes"}"
+conmon_env_vars = ["TMPDIR={self.base / "conmon-tmp"}"]
 runtime_supports_json = ["crun", "runc", "ocirun"]
 
 [engine.runtimes]
-ocirun = ["{RUNTIMES['ocirun']}"]
-runc = ["{RUNTIMES['runc']}"]
+ocirun = ["{RUNTIMES["ocirun"]}"]
+runc = ["{RUNTIMES["runc"]}"]
 
 [network]
-network_config_dir = "{self.base / 'cni'}"
+network_config_dir = "{self.base / "cni"}"
 """)
         self.storage_conf.write_text(f"""\
 [storage]
@@ -393,18 +453,33 @@ runroot = "{self.runroot}"
 """)
 
     def argv(self, *args: str, runtime: str | None = None) -> list[str]:
-        return ["podman", "--root", self.graphroot, "--runroot", self.runroot,
-                "--storage-driver", "overlay", "--cgroup-manager", "cgroupfs",
-                "--events-backend", "file", "--tmpdir", self.tmpdir,
-                *(["--runtime", runtime] if runtime else []), *args]
+        return [
+            "podman",
+            "--root",
+            self.graphroot,
+            "--runroot",
+            self.runroot,
+            "--storage-driver",
+            "overlay",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+            "--tmpdir",
+            self.tmpdir,
+            *(["--runtime", runtime] if runtime else []),
+            *args,
+        ]
 
-    def podman(self, *args: str, runtime: str | None = None, timeout: float = 60,
-               input: str | None = None) -> subprocess.CompletedProcess:
+    def podman(
+        self, *args: str, runtime: str | None = None, timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess:
         return run(self.argv(*args, runtime=runtime), env=self.env, timeout=timeout, input=input)
 
     def conmons(self) -> list[tuple[int, str]]:
-        return pids_where(lambda cmd, _cg: cmd.startswith("/usr/bin/conmon")
-                          and str(self.base) in cmd)
+        return pids_where(
+            lambda cmd, _cg: cmd.startswith("/usr/bin/conmon") and str(self.base) in cmd
+        )
 
     def container_ids(self, since: int = 0) -> list[str]:
         """IDs of the containers created since byte offset SINCE of the events file."""
@@ -440,8 +515,16 @@ def podman(tmp_path_factory):
         pm.write_config()
         try:
             tar = images.write_rootfs_tar(ROOTFS, base / "rootfs.tar")
-            r = pm.podman("import", "--change", 'CMD ["sh"]', "--change",
-                          f"ENV {images.PATH_ENV}", str(tar), PM_IMAGE, timeout=120)
+            r = pm.podman(
+                "import",
+                "--change",
+                'CMD ["sh"]',
+                "--change",
+                f"ENV {images.PATH_ENV}",
+                str(tar),
+                PM_IMAGE,
+                timeout=120,
+            )
             assert r.returncode == 0, f"podman import failed: {r.stdout}{r.stderr}"
             yield pm
         finally:
@@ -485,8 +568,9 @@ class Pm:
     def run_argv(self, *args: str) -> list[str]:
         return self.argv("run", "--network", "none", *args)
 
-    def run(self, *args: str, input: str | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess:
         return run(self.run_argv(*args), env=self.env, input=input, timeout=timeout)
 
     def start_detached(self, name: str, *cmd: str, opts: tuple[str, ...] = ()) -> str:
@@ -507,8 +591,9 @@ class Pm:
         graph = self.engine.graphroot
         left = {
             "containers": self.podman("ps", "--all", "--quiet", "--no-trunc").stdout.split(),
-            f"state dirs in {self.state_root}": [i for i in ids if os.path.exists(
-                os.path.join(self.state_root, i))],
+            f"state dirs in {self.state_root}": [
+                i for i in ids if os.path.exists(os.path.join(self.state_root, i))
+            ],
             "cgroups": [d for i in ids for d in cgroup_dirs(f"/libpod_parent/libpod-{i}")],
             # The storage driver keeps its own home bind-mounted: that one is podman's.
             "mounts": [m for m in mounts_under(graph) if m != os.path.join(graph, "overlay")]

@@ -37,11 +37,24 @@ PM_IMAGE = "localhost/ocirun-busybox:latest"
 NOT_FOUND = ("no such file or directory", "executable file not found")
 
 
-def run(cmd: list[str], *, input: str | None = None, timeout: float = 60,
-        env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str],
+    *,
+    input: str | None = None,
+    timeout: float = 60,
+    env: dict | None = None,
+    check: bool = False,
+) -> subprocess.CompletedProcess:
     """Run CMD with text output captured; stdin is /dev/null unless INPUT is given."""
-    r = subprocess.run(cmd, input=input, stdin=None if input is not None else subprocess.DEVNULL,
-                       capture_output=True, text=True, timeout=timeout, env=env)
+    r = subprocess.run(
+        cmd,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
     if check:
         assert r.returncode == 0, f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout}{r.stderr}"
     return r
@@ -57,8 +70,14 @@ def wait_until(fn, timeout: float = 10, interval: float = 0.05):
         time.sleep(interval)
 
 
-def pty_run(argv: list[str], *, env: dict | None = None, input: bytes = b"",
-            input_delay: float = 0.0, timeout: float = 30) -> tuple[int, str]:
+def pty_run(
+    argv: list[str],
+    *,
+    env: dict | None = None,
+    input: bytes = b"",
+    input_delay: float = 0.0,
+    timeout: float = 30,
+) -> tuple[int, str]:
     """Run ARGV with a new pty as its controlling terminal and stdin/stdout/stderr.
 
     INPUT is typed into the terminal after INPUT_DELAY seconds. Returns
@@ -111,8 +130,9 @@ class Background:
 
     def __init__(self, cmd: list[str], env: dict | None = None):
         self.cmd = cmd
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env)
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
         self.out = b""
 
     def wait_for(self, text: str, timeout: float = 20) -> None:
@@ -121,15 +141,18 @@ class Background:
         fd = self.proc.stdout.fileno()
         while text.encode() not in self.out:
             left = deadline - time.monotonic()
-            assert left > 0, f"{text!r} not seen in {timeout}s from {' '.join(self.cmd)}: {self.out!r}"
+            assert left > 0, (
+                f"{text!r} not seen in {timeout}s from {' '.join(self.cmd)}: {self.out!r}"
+            )
             ready, _, _ = select.select([fd], [], [], min(left, 0.1))
             if ready:
                 chunk = os.read(fd, 4096)
                 if not chunk:
                     rc = self.proc.wait(timeout=5)
                     err = self.proc.stderr.read().decode(errors="replace")
-                    raise AssertionError(f"{' '.join(self.cmd)} ended ({rc}) before {text!r}: "
-                                         f"{self.out!r} {err}")
+                    raise AssertionError(
+                        f"{' '.join(self.cmd)} ended ({rc}) before {text!r}: {self.out!r} {err}"
+                    )
                 self.out += chunk
 
     def finish(self, timeout: float = 20) -> tuple[int, str, str]:
@@ -139,10 +162,14 @@ class Background:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             out, err = self.proc.communicate()
-            raise AssertionError(f"{' '.join(self.cmd)} still running after {timeout}s: "
-                                 f"{(self.out + out)!r} {err!r}") from None
-        return self.proc.returncode, (self.out + out).decode(errors="replace"), \
-            err.decode(errors="replace")
+            raise AssertionError(
+                f"{' '.join(self.cmd)} still running after {timeout}s: {(self.out + out)!r} {err!r}"
+            ) from None
+        return (
+            self.proc.returncode,
+            (self.out + out).decode(errors="replace"),
+            err.decode(errors="replace"),
+        )
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -171,7 +198,9 @@ def cgroup_mountpoints() -> list[str]:
 def cgroup_dirs(relpath: str) -> list[str]:
     """The directories that exist for cgroup RELPATH (e.g. "/ns/id") in any hierarchy."""
     rel = relpath.strip("/")
-    return [os.path.join(m, rel) for m in cgroup_mountpoints() if os.path.isdir(os.path.join(m, rel))]
+    return [
+        os.path.join(m, rel) for m in cgroup_mountpoints() if os.path.isdir(os.path.join(m, rel))
+    ]
 
 
 def rmdir_cgroup(relpath: str) -> None:
@@ -238,5 +267,9 @@ def unmount_under(path: str) -> None:
     path = path.rstrip("/")
     points = mounts_where(lambda mp, _l: mp == path or mp.startswith(path + "/"))
     for mp in sorted(set(points), key=len, reverse=True):
-        subprocess.run(["umount", "-l", mp], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["umount", "-l", mp],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )

@@ -10,8 +10,15 @@ import os
 import re
 
 import pytest
-
-from enginelib import CTD_NS, NOT_FOUND, Background, cgroup_dirs, pids_in_cgroup, pty_run, wait_until
+from enginelib import (
+    CTD_NS,
+    NOT_FOUND,
+    Background,
+    cgroup_dirs,
+    pids_in_cgroup,
+    pty_run,
+    wait_until,
+)
 
 pytestmark = pytest.mark.parametrize("runtime", ["runc", "ocirun"])
 
@@ -52,12 +59,36 @@ def test_detached_run_and_exec(ctd):
     ctd.start_detached(name, "sleep", "100")
     assert ctd.task_status(name) == "RUNNING"
     assert os.path.isdir(os.path.join(ctd.state_root, name)), f"{ctd.runtime} did not run it"
-    r = ctd.ctr("tasks", "exec", "--fifo-dir", ctd.fifo_dir, "--exec-id", "x1", name,
-                "sh", "-c", "echo in-$((6*7)); cat /proc/1/cmdline; exit 7")
+    r = ctd.ctr(
+        "tasks",
+        "exec",
+        "--fifo-dir",
+        ctd.fifo_dir,
+        "--exec-id",
+        "x1",
+        name,
+        "sh",
+        "-c",
+        "echo in-$((6*7)); cat /proc/1/cmdline; exit 7",
+    )
     assert r.stdout == "in-42\nsleep\x00100\x00", r.stderr
     assert r.returncode == 7, r.stderr
-    r = ctd.ctr("tasks", "exec", "--fifo-dir", ctd.fifo_dir, "--exec-id", "x2", "--user", "1000",
-                "--cwd", "/tmp", name, "sh", "-c", "id -u; pwd")
+    r = ctd.ctr(
+        "tasks",
+        "exec",
+        "--fifo-dir",
+        ctd.fifo_dir,
+        "--exec-id",
+        "x2",
+        "--user",
+        "1000",
+        "--cwd",
+        "/tmp",
+        name,
+        "sh",
+        "-c",
+        "id -u; pwd",
+    )
     assert (r.returncode, r.stdout) == (0, "1000\n/tmp\n"), r.stderr
     ctd.remove(name)
 
@@ -65,9 +96,21 @@ def test_detached_run_and_exec(ctd):
 def test_exec_tty(ctd):
     name = ctd.name("exectty")
     ctd.start_detached(name, "sleep", "100")
-    rc, out = pty_run(ctd.argv("tasks", "exec", "--tty", "--fifo-dir", ctd.fifo_dir,
-                               "--exec-id", "t1", name,
-                               "sh", "-c", "tty; [ -t 0 ] && echo stdin-tty; exit 5"))
+    rc, out = pty_run(
+        ctd.argv(
+            "tasks",
+            "exec",
+            "--tty",
+            "--fifo-dir",
+            ctd.fifo_dir,
+            "--exec-id",
+            "t1",
+            name,
+            "sh",
+            "-c",
+            "tty; [ -t 0 ] && echo stdin-tty; exit 5",
+        )
+    )
     assert re.search(r"^/dev/pts/\d+$", out, re.M), out
     assert "stdin-tty" in out, out
     assert rc == 5, out
@@ -76,8 +119,13 @@ def test_exec_tty(ctd):
 
 def test_run_tty(ctd):
     """`ctr run -t`: the runtime hands the pty master to the shim over --console-socket."""
-    argv = ctd.run_argv(ctd.name("tty"), "sh", "-c",
-                        "sleep 0.3; tty; read x; echo got-$x; exit 4", opts=("--rm", "--tty"))
+    argv = ctd.run_argv(
+        ctd.name("tty"),
+        "sh",
+        "-c",
+        "sleep 0.3; tty; read x; echo got-$x; exit 4",
+        opts=("--rm", "--tty"),
+    )
     rc, out = pty_run(argv, input=b"hi\n", input_delay=0.5)
     assert re.search(r"^/dev/pts/\d+$", out, re.M), out
     assert "got-hi" in out, out
@@ -87,8 +135,21 @@ def test_run_tty(ctd):
 def test_ps(ctd):
     name = ctd.name("ps")
     init = ctd.start_detached(name, "sleep", "100")
-    ok(ctd.ctr("tasks", "exec", "--detach", "--fifo-dir", ctd.fifo_dir, "--exec-id", "bg",
-               name, "sleep", "77"))
+    ok(
+        ctd.ctr(
+            "tasks",
+            "exec",
+            "--detach",
+            "--fifo-dir",
+            ctd.fifo_dir,
+            "--exec-id",
+            "bg",
+            name,
+            "sleep",
+            "77",
+        )
+    )
+
     def procs():
         found = pids_in_cgroup(f"/{CTD_NS}/{name}\n")
         return found if sorted(cmd for _, cmd in found) == ["sleep 100", "sleep 77"] else None
@@ -120,8 +181,12 @@ def test_metrics_from_container_cgroup(ctd):
 def test_resources(ctd):
     """Limits from the spec land in the container's cgroup."""
     name = ctd.name("limits")
-    ctd.run(name, "sleep", "100", opts=("--detach", "--memory-limit", str(64 << 20),
-                                        "--cpu-shares", "512"))
+    ctd.run(
+        name,
+        "sleep",
+        "100",
+        opts=("--detach", "--memory-limit", str(64 << 20), "--cpu-shares", "512"),
+    )
     dirs = {d.split("/")[-3]: d for d in cgroup_dirs(f"/{CTD_NS}/{name}")}
     assert open(dirs["memory"] + "/memory.limit_in_bytes").read().strip() == str(64 << 20)
     assert open(dirs["cpu"] + "/cpu.shares").read().strip() == "512"
@@ -129,14 +194,24 @@ def test_resources(ctd):
 
 
 def test_read_only_and_mounts(ctd):
-    r = ctd.run(ctd.name("ro"), "sh", "-c",
-                "touch /x 2>&1; touch /scratch/y && echo writable; cat /h",
-                opts=("--rm", "--read-only",
-                      "--mount", "type=tmpfs,src=tmpfs,dst=/scratch,options=size=1m",
-                      "--mount", "type=bind,src=/etc/hostname,dst=/h,options=rbind:ro"))
+    r = ctd.run(
+        ctd.name("ro"),
+        "sh",
+        "-c",
+        "touch /x 2>&1; touch /scratch/y && echo writable; cat /h",
+        opts=(
+            "--rm",
+            "--read-only",
+            "--mount",
+            "type=tmpfs,src=tmpfs,dst=/scratch,options=size=1m",
+            "--mount",
+            "type=bind,src=/etc/hostname,dst=/h,options=rbind:ro",
+        ),
+    )
     assert r.returncode == 0, r.stderr
-    assert r.stdout == ("touch: /x: Read-only file system\nwritable\n"
-                        + open("/etc/hostname").read()), r.stderr
+    assert r.stdout == (
+        "touch: /x: Read-only file system\nwritable\n" + open("/etc/hostname").read()
+    ), r.stderr
 
 
 def test_pause_resume(ctd):
@@ -151,16 +226,23 @@ def test_pause_resume(ctd):
     assert ctd.task_status(name) == "RUNNING"
     for d in freezer:
         assert open(os.path.join(d, "freezer.state")).read().strip() == "THAWED"
-    r = ctd.ctr("tasks", "exec", "--fifo-dir", ctd.fifo_dir, "--exec-id", "after", name,
-                "echo", "alive")
+    r = ctd.ctr(
+        "tasks", "exec", "--fifo-dir", ctd.fifo_dir, "--exec-id", "after", name, "echo", "alive"
+    )
     assert (r.returncode, r.stdout) == (0, "alive\n"), r.stderr
     ctd.remove(name)
 
 
 def test_kill_term(ctd):
     name = ctd.name("term")
-    bg = Background(ctd.run_argv(name, "sh", "-c", "trap 'echo got-term; exit 42' TERM; "
-                                 "echo ready; while :; do sleep 0.1; done"))
+    bg = Background(
+        ctd.run_argv(
+            name,
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.1; done",
+        )
+    )
     try:
         bg.wait_for("ready")
         ok(ctd.ctr("tasks", "kill", "--signal", "TERM", name))
@@ -187,12 +269,18 @@ def test_kill_kill(ctd):
 def test_kill_all(ctd):
     """`kill --all`: every process of the container's cgroup, not just init."""
     name = ctd.name("killall")
-    bg = Background(ctd.run_argv(name, "sh", "-c", "trap '' TERM; sleep 100 & sleep 101 & "
-                                 "echo ready; wait"))
+    bg = Background(
+        ctd.run_argv(name, "sh", "-c", "trap '' TERM; sleep 100 & sleep 101 & echo ready; wait")
+    )
     try:
         bg.wait_for("ready")
-        procs = wait_until(lambda: len(pids_in_cgroup(f"/{CTD_NS}/{name}\n")) == 3 and
-                           pids_in_cgroup(f"/{CTD_NS}/{name}\n"), timeout=5)
+        procs = wait_until(
+            lambda: (
+                len(pids_in_cgroup(f"/{CTD_NS}/{name}\n")) == 3
+                and pids_in_cgroup(f"/{CTD_NS}/{name}\n")
+            ),
+            timeout=5,
+        )
         assert procs, pids_in_cgroup(f"/{CTD_NS}/{name}\n")
         ok(ctd.ctr("tasks", "kill", "--all", "--signal", "KILL", name))
         rc, out, err = bg.finish()

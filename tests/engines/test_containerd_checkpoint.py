@@ -10,20 +10,25 @@ import os
 import subprocess
 
 import pytest
-
 from enginelib import REPO, wait_until
 
 pytestmark = pytest.mark.parametrize("runtime", ["runc", "ocirun"])
 
 # written then renamed: a reader never sees the file empty
-COUNT = ("i=0; while true; do i=$((i+1)); echo $i > /dev/shm/t; mv /dev/shm/t /dev/shm/n; "
-         "sleep 0.1; done")
+COUNT = (
+    "i=0; while true; do i=$((i+1)); echo $i > /dev/shm/t; mv /dev/shm/t /dev/shm/n; "
+    "sleep 0.1; done"
+)
 
 
 @pytest.fixture(scope="module")
 def criu_path() -> str:
-    r = subprocess.run(["bash", str(REPO / "scripts" / "criu-build.sh")], capture_output=True,
-                       text=True, timeout=900)
+    r = subprocess.run(
+        ["bash", str(REPO / "scripts" / "criu-build.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     last = (r.stdout.strip().splitlines() or [""])[-1]
     if r.returncode != 0:
         pytest.skip(f"CRIU not built: {last or r.stderr.strip()[-300:]}")
@@ -42,8 +47,9 @@ def test_containerd_checkpoint_and_restore(ctd, criu_path, tmp_path):
 
     def count(name) -> int:
         for _ in range(5):  # ctr exec's short output is now and then lost on its fifos
-            r = ctd.ctr("tasks", "exec", "--exec-id", f"c{os.urandom(3).hex()}", name,
-                        "cat", "/dev/shm/n")
+            r = ctd.ctr(
+                "tasks", "exec", "--exec-id", f"c{os.urandom(3).hex()}", name, "cat", "/dev/shm/n"
+            )
             assert r.returncode == 0, r.stderr
             if r.stdout.strip():
                 return int(r.stdout)

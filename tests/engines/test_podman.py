@@ -11,7 +11,6 @@ import re
 import time
 
 import pytest
-
 from enginelib import NOT_FOUND, cgroup_dirs, pids_in_cgroup, pty_run, wait_until
 
 pytestmark = pytest.mark.parametrize("runtime", ["runc", "ocirun"])
@@ -64,8 +63,19 @@ def test_detached_run_and_exec(pm):
     assert r.returncode == 7, r.stderr
     r = pm.podman("exec", "--interactive", name, "cat", input="via-exec\n")
     assert (r.returncode, r.stdout) == (0, "via-exec\n"), r.stderr
-    r = pm.podman("exec", "--user", "1000:1000", "--workdir", "/tmp", "--env", "FOO=baz", name,
-                  "sh", "-c", "id -u; id -g; pwd; echo $FOO")
+    r = pm.podman(
+        "exec",
+        "--user",
+        "1000:1000",
+        "--workdir",
+        "/tmp",
+        "--env",
+        "FOO=baz",
+        name,
+        "sh",
+        "-c",
+        "id -u; id -g; pwd; echo $FOO",
+    )
     assert (r.returncode, r.stdout) == (0, "1000\n1000\n/tmp\nbaz\n"), r.stderr
     ok(pm.podman("rm", "--force", "--time", "0", name))
 
@@ -85,8 +95,15 @@ def test_run_tty(pm):
     """`podman run -it` under a pty: the runtime sends the pty master to conmon.
     (podman 4.3 can drop the output of a process that exits at once, with any
     runtime: hence the sleep first.)"""
-    argv = pm.run_argv("--rm", "--interactive", "--tty", pm.image, "sh", "-c",
-                       "sleep 0.3; tty; read x; echo got-$x; exit 4")
+    argv = pm.run_argv(
+        "--rm",
+        "--interactive",
+        "--tty",
+        pm.image,
+        "sh",
+        "-c",
+        "sleep 0.3; tty; read x; echo got-$x; exit 4",
+    )
     rc, out = pty_run(argv, env=pm.env, input=b"hi\n", input_delay=0.5)
     assert re.search(r"^/dev/pts/\d+$", out, re.M), out
     assert "got-hi" in out, out
@@ -97,8 +114,9 @@ def test_top(pm):
     name = pm.name("top")
     cid = pm.start_detached(name, "sleep", "100")
     ok(pm.podman("exec", "--detach", name, "sleep", "77"))
-    assert wait_until(lambda: sorted(c for _, c in cgroup_pids(cid)) == ["sleep 100", "sleep 77"],
-                      timeout=5), cgroup_pids(cid)
+    assert wait_until(
+        lambda: sorted(c for _, c in cgroup_pids(cid)) == ["sleep 100", "sleep 77"], timeout=5
+    ), cgroup_pids(cid)
     r = ok(pm.podman("top", name, "pid", "args"))
     rows = [line.split(None, 1) for line in r.stdout.splitlines()[1:] if line.strip()]
     args = sorted(a.strip() for _, a in rows)
@@ -110,8 +128,9 @@ def test_top(pm):
 def test_resources(pm):
     """Limits from the spec land in the container's cgroup."""
     name = pm.name("limits")
-    cid = pm.start_detached(name, "sleep", "100", opts=("--memory", "64m", "--pids-limit", "50",
-                                                        "--cpu-shares", "512"))
+    cid = pm.start_detached(
+        name, "sleep", "100", opts=("--memory", "64m", "--pids-limit", "50", "--cpu-shares", "512")
+    )
     dirs = {d.split("/")[-3]: d for d in cgroup_dirs(f"/libpod_parent/libpod-{cid}")}
     assert open(dirs["memory"] + "/memory.limit_in_bytes").read().strip() == str(64 << 20)
     assert open(dirs["pids"] + "/pids.max").read().strip() == "50"
@@ -124,18 +143,42 @@ def test_resources(pm):
 def test_read_only_and_tmpfs(pm):
     """--read-only root with podman's tmpfs mounts (options ... "tmpcopyup": the tmpfs
     starts with a copy of what the image has at that path)."""
-    r = pm.run("--rm", "--read-only", "--tmpfs", "/scratch:size=1m", pm.image, "sh", "-c",
-               "touch /x 2>&1; touch /tmp/y /run/y /scratch/z && echo writable")
+    r = pm.run(
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch:size=1m",
+        pm.image,
+        "sh",
+        "-c",
+        "touch /x 2>&1; touch /tmp/y /run/y /scratch/z && echo writable",
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout == "touch: /x: Read-only file system\nwritable\n", r.stderr
-    r = pm.run("--rm", "--tmpfs", "/etc:size=1m", pm.image, "sh", "-c",
-               "grep -c ^root: /etc/passwd; awk '$2 == \"/etc\" {print $3}' /proc/mounts")
+    r = pm.run(
+        "--rm",
+        "--tmpfs",
+        "/etc:size=1m",
+        pm.image,
+        "sh",
+        "-c",
+        "grep -c ^root: /etc/passwd; awk '$2 == \"/etc\" {print $3}' /proc/mounts",
+    )
     assert (r.returncode, r.stdout) == (0, "1\ntmpfs\n"), r.stderr
 
 
 def test_user_namespace(pm):
-    r = pm.run("--rm", "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536", pm.image,
-               "sh", "-c", "id -u; cat /proc/self/uid_map; touch /x && echo writable")
+    r = pm.run(
+        "--rm",
+        "--uidmap",
+        "0:100000:65536",
+        "--gidmap",
+        "0:100000:65536",
+        pm.image,
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; touch /x && echo writable",
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0", "0", "100000", "65536", "writable"], r.stderr
 
@@ -194,14 +237,16 @@ def test_kill_all_without_pid_namespace(pm):
     """With --pid host podman signals through `kill --all`: every process of the
     container's cgroup must get it, or the children outlive the container."""
     name = pm.name("killall")
-    cid = pm.start_detached(name, "sh", "-c", "sleep 100 & sleep 101 & wait",
-                            opts=("--pid", "host"))
+    cid = pm.start_detached(
+        name, "sh", "-c", "sleep 100 & sleep 101 & wait", opts=("--pid", "host")
+    )
     procs = wait_until(lambda: len(cgroup_pids(cid)) == 3 and cgroup_pids(cid), timeout=5)
     assert procs, cgroup_pids(cid)
     ok(pm.podman("kill", "--signal", "KILL", name))
     assert exit_code(pm, name) == 137
-    assert wait_until(lambda: not [p for p, _ in procs if os.path.exists(f"/proc/{p}")],
-                      timeout=5), procs
+    assert wait_until(
+        lambda: not [p for p, _ in procs if os.path.exists(f"/proc/{p}")], timeout=5
+    ), procs
     ok(pm.podman("rm", name))
 
 

@@ -9,25 +9,31 @@ import os
 import subprocess
 
 import pytest
-
 from enginelib import REPO, run, wait_until
 
 pytestmark = pytest.mark.parametrize("runtime", ["runc", "ocirun"])
 
 # written then renamed: a reader never sees the file empty
-COUNT = ("i=0; while true; do i=$((i+1)); echo $i > /dev/shm/t; mv /dev/shm/t /dev/shm/n; "
-         "sleep 0.1; done")
+COUNT = (
+    "i=0; while true; do i=$((i+1)); echo $i > /dev/shm/t; mv /dev/shm/t /dev/shm/n; "
+    "sleep 0.1; done"
+)
 
 
 @pytest.fixture(scope="module")
 def criu_dir() -> str:
-    r = subprocess.run(["bash", str(REPO / "scripts" / "criu-build.sh")], capture_output=True,
-                       text=True, timeout=900)
+    r = subprocess.run(
+        ["bash", str(REPO / "scripts" / "criu-build.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     last = (r.stdout.strip().splitlines() or [""])[-1]
     if r.returncode != 0:
         pytest.skip(f"CRIU not built: {last or r.stderr.strip()[-300:]}")
-    check = subprocess.run([os.path.join(last, "criu"), "check"], capture_output=True,
-                           text=True, timeout=120)
+    check = subprocess.run(
+        [os.path.join(last, "criu"), "check"], capture_output=True, text=True, timeout=120
+    )
     if check.returncode != 0:
         pytest.skip(f"`criu check` fails on this kernel: {check.stderr.strip()[-300:]}")
     return last

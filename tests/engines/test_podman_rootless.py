@@ -15,14 +15,14 @@ import json
 import os
 import shutil
 
-import pytest
-
 import images
+import pytest
 import rootlesslib
 from enginelib import PM_IMAGE, ROOTFS, RUNTIMES
 
-_why = rootlesslib.why_not() or (None if shutil.which("podman") and shutil.which("conmon")
-                                 else "podman or conmon not installed")
+_why = rootlesslib.why_not() or (
+    None if shutil.which("podman") and shutil.which("conmon") else "podman or conmon not installed"
+)
 pytestmark = pytest.mark.skipif(_why is not None, reason=f"rootless podman: {_why}")
 
 
@@ -37,12 +37,24 @@ class UserPodman:
         user.chown_tree(base)
 
     def __call__(self, *args: str, runtime: str | None = None, timeout: float = 120):
-        argv = ["podman", "--root", str(self.graphroot), "--runroot", str(self.runroot),
-                "--tmpdir", str(self.tmpdir), "--cgroup-manager", "cgroupfs",
-                "--events-backend", "file", "--storage-driver", "overlay",
-                *(["--runtime", RUNTIMES[runtime]] if runtime else []), *args]
-        return self.user.run(*argv, timeout=timeout,
-                             env=self.user.env(CONTAINERS_CONF="/dev/null"))
+        argv = [
+            "podman",
+            "--root",
+            str(self.graphroot),
+            "--runroot",
+            str(self.runroot),
+            "--tmpdir",
+            str(self.tmpdir),
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+            "--storage-driver",
+            "overlay",
+            *(["--runtime", RUNTIMES[runtime]] if runtime else []),
+            *args,
+        ]
+        return self.user.run(*argv, timeout=timeout, env=self.user.env(CONTAINERS_CONF="/dev/null"))
 
     def runtime_state(self, runtime: str) -> list[str]:
         """What is left in the state dir podman gives the runtime ($XDG_RUNTIME_DIR/<name>)."""
@@ -74,8 +86,17 @@ def runtime(request, podman):
 
 
 def test_run_busybox(podman, runtime):
-    r = podman("run", "--rm", "--network", "none", PM_IMAGE,
-               "sh", "-c", "id -u; cat /proc/self/uid_map; ip -o link | wc -l", runtime=runtime)
+    r = podman(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        PM_IMAGE,
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; ip -o link | wc -l",
+        runtime=runtime,
+    )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     user = podman.user
@@ -88,8 +109,9 @@ def test_run_busybox(podman, runtime):
 
 def test_exec_stop_rm(podman, runtime):
     name = f"rl-pm-{runtime}"
-    r = podman("run", "-d", "--name", name, "--network", "none", PM_IMAGE,
-               "sleep", "1000", runtime=runtime)
+    r = podman(
+        "run", "-d", "--name", name, "--network", "none", PM_IMAGE, "sleep", "1000", runtime=runtime
+    )
     assert r.returncode == 0, r.stderr
     try:
         r = podman("exec", name, "sh", "-c", "echo hi; id -u; ps -o pid,args")

@@ -17,8 +17,11 @@ def pytest_collection_modifyitems(config, items):
     if os.geteuid() != 0 or not (ROOTFS / "bin" / "busybox").exists():
         why = "the fault suite needs root and bundles/busybox/rootfs (make bundle)"
     for item in items:
-        if why and "tests/faults/" in str(item.fspath) \
-                and not getattr(item.module, "WITHOUT_ROOT", False):
+        if (
+            why
+            and "tests/faults/" in str(item.fspath)
+            and not getattr(item.module, "WITHOUT_ROOT", False)
+        ):
             item.add_marker(pytest.mark.skip(reason=why))
 
 

@@ -31,13 +31,20 @@ def uid(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
-def call(rt, *args, env=None, timeout=30, stdin=subprocess.DEVNULL,
-         wrap: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def call(
+    rt, *args, env=None, timeout=30, stdin=subprocess.DEVNULL, wrap: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     """`[wrap...] ocirun --root R args...`, output in files (a created container keeps the
     caller's stdout open: a pipe would never reach EOF)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run([*wrap, OCIRUN, "--root", rt.root, *args], stdin=stdin,
-                           stdout=out, stderr=err, env=env, timeout=timeout)
+        p = subprocess.run(
+            [*wrap, OCIRUN, "--root", rt.root, *args],
+            stdin=stdin,
+            stdout=out,
+            stderr=err,
+            env=env,
+            timeout=timeout,
+        )
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read())
@@ -62,15 +69,20 @@ def one_line(r: subprocess.CompletedProcess, *needles: str) -> str:
 
 def own_cgroup(cid: str):
     """cgroupsPath /<cid>: the container's directory is <hierarchy>/<cid> in every one."""
+
     def mutate(c):
         c["linux"]["cgroupsPath"] = "/" + cid
+
     return mutate
 
 
 def cgroups_named(name: str) -> list[str]:
     """<hierarchy>/<name> in every v1 hierarchy and the cgroup2 mount."""
-    return [os.path.join(CGROUP_TOP, h, name) for h in sorted(os.listdir(CGROUP_TOP))
-            if os.path.isdir(os.path.join(CGROUP_TOP, h, name))]
+    return [
+        os.path.join(CGROUP_TOP, h, name)
+        for h in sorted(os.listdir(CGROUP_TOP))
+        if os.path.isdir(os.path.join(CGROUP_TOP, h, name))
+    ]
 
 
 def procs_rooted_in(path: str) -> list[int]:
@@ -176,9 +188,22 @@ def pick(points: list, n_default: int) -> list:
 def killed_at(rt, args: list[str], point: tuple[str, int], env=None, timeout=30):
     """Run `ocirun args`, SIGKILLed on entering the point's syscall (before it runs)."""
     name, n = point
-    return call(rt, *args, env=env, timeout=timeout,
-                wrap=("strace", "-qq", "-o", "/dev/null", "-e", f"trace={name}",
-                      "-e", f"inject={name}:signal=KILL:when={n}"))
+    return call(
+        rt,
+        *args,
+        env=env,
+        timeout=timeout,
+        wrap=(
+            "strace",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            f"trace={name}",
+            "-e",
+            f"inject={name}:signal=KILL:when={n}",
+        ),
+    )
 
 
 class Root:

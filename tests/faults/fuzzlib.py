@@ -20,8 +20,9 @@ def schema_keys() -> list[str]:
 
     def walk(node):
         if isinstance(node, dict):
-            keys.update(node.get("properties", {}) if isinstance(node.get("properties"), dict)
-                        else ())
+            keys.update(
+                node.get("properties", {}) if isinstance(node.get("properties"), dict) else ()
+            )
             for v in node.values():
                 walk(v)
         elif isinstance(node, list):
@@ -47,23 +48,49 @@ def rich_config() -> dict:
         "memory": {"limit": 64 << 20, "reservation": 32 << 20},
         "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"},
         "pids": {"limit": 64},
-        "devices": [{"allow": False, "access": "rwm"},
-                    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}],
+        "devices": [
+            {"allow": False, "access": "rwm"},
+            {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+        ],
     }
     linux["sysctl"] = {"net.ipv4.ip_forward": "0", "kernel.msgmax": "8192"}
-    linux["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229,
-                         "fileMode": 0o666, "uid": 0, "gid": 0}]
+    linux["devices"] = [
+        {
+            "path": "/dev/fuse",
+            "type": "c",
+            "major": 10,
+            "minor": 229,
+            "fileMode": 0o666,
+            "uid": 0,
+            "gid": 0,
+        }
+    ]
     linux["personality"] = {"domain": "LINUX"}
     linux["maskedPaths"] = ["/proc/kcore", "/sys/firmware"]
     linux["readonlyPaths"] = ["/proc/sys", "/proc/bus"]
-    linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
-                        "syscalls": [{"names": ["getppid", "mkdirat"], "action": "SCMP_ACT_ERRNO",
-                                      "errnoRet": 1,
-                                      "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}]}
-    c["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-                        "options": ["nosuid", "nodev", "size=1m", "mode=1777"]})
-    c["mounts"].append({"destination": "/mnt", "type": "bind", "source": "/tmp",
-                        "options": ["rbind", "ro"]})
+    linux["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [
+            {
+                "names": ["getppid", "mkdirat"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": 1,
+                "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}],
+            }
+        ],
+    }
+    c["mounts"].append(
+        {
+            "destination": "/tmp",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "nodev", "size=1m", "mode=1777"],
+        }
+    )
+    c["mounts"].append(
+        {"destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["rbind", "ro"]}
+    )
     c["hooks"] = {"prestart": [{"path": "/bin/true", "args": ["true"], "timeout": 5}]}
     c["process"]["rlimits"].append({"type": "RLIMIT_NPROC", "hard": 100, "soft": 100})
     c["process"]["oomScoreAdj"] = 100
@@ -79,23 +106,89 @@ def rich_config() -> dict:
 
 RICH = rich_config()
 
-ODD_STRINGS = ["", ".", "..", "../..", "/..", "/../../etc/shadow", "a/../../b", "/proc/../..",
-               "/", "//", "\x00", "a\x00b", "\n", "\ud800", "\udfff\ud800", "é", "\u202e",
-               "a" * 5000, "/" + "a/" * 2000, "rw", "ro", "bind", "rbind", "tmpfs", "proc",
-               "cgroup", "/dev/null", "/proc/self/fd/0", "CAP_SYS_ADMIN", "CAP_NOPE",
-               "SCMP_ACT_ALLOW", "SCMP_ACT_KILL", "SCMP_ARCH_X86_64", "RLIMIT_NOFILE", "-1",
-               "0x10", "1e400", "system.slice:ocirun:x", "/sys/fs/cgroup/../x", "size=1e20",
-               "mode=99999", "uid=-1", "nosuid", "idmap", "ridmap", "recursive"]
-ODD_INTS = [0, -1, 1, 2**31 - 1, 2**31, 2**32, 2**53 + 1, 2**63 - 1, 2**63, 2**64, 2**64 + 1,
-            -2**63, -2**63 - 1, 10**30, 10**400]
+ODD_STRINGS = [
+    "",
+    ".",
+    "..",
+    "../..",
+    "/..",
+    "/../../etc/shadow",
+    "a/../../b",
+    "/proc/../..",
+    "/",
+    "//",
+    "\x00",
+    "a\x00b",
+    "\n",
+    "\ud800",
+    "\udfff\ud800",
+    "é",
+    "\u202e",
+    "a" * 5000,
+    "/" + "a/" * 2000,
+    "rw",
+    "ro",
+    "bind",
+    "rbind",
+    "tmpfs",
+    "proc",
+    "cgroup",
+    "/dev/null",
+    "/proc/self/fd/0",
+    "CAP_SYS_ADMIN",
+    "CAP_NOPE",
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_KILL",
+    "SCMP_ARCH_X86_64",
+    "RLIMIT_NOFILE",
+    "-1",
+    "0x10",
+    "1e400",
+    "system.slice:ocirun:x",
+    "/sys/fs/cgroup/../x",
+    "size=1e20",
+    "mode=99999",
+    "uid=-1",
+    "nosuid",
+    "idmap",
+    "ridmap",
+    "recursive",
+]
+ODD_INTS = [
+    0,
+    -1,
+    1,
+    2**31 - 1,
+    2**31,
+    2**32,
+    2**53 + 1,
+    2**63 - 1,
+    2**63,
+    2**64,
+    2**64 + 1,
+    -(2**63),
+    -(2**63) - 1,
+    10**30,
+    10**400,
+]
 
-strings = st.one_of(st.sampled_from(ODD_STRINGS), st.text(max_size=12),
-                    st.sampled_from(KEYS))
-leaves = st.one_of(st.none(), st.booleans(), st.sampled_from(ODD_INTS),
-                   st.integers(), st.floats(allow_nan=False, allow_infinity=False), strings)
-values = st.recursive(leaves, lambda kids: st.one_of(
-    st.lists(kids, max_size=4), st.dictionaries(st.one_of(st.sampled_from(KEYS), strings),
-                                                kids, max_size=4)), max_leaves=10)
+strings = st.one_of(st.sampled_from(ODD_STRINGS), st.text(max_size=12), st.sampled_from(KEYS))
+leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.sampled_from(ODD_INTS),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    strings,
+)
+values = st.recursive(
+    leaves,
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=4),
+        st.dictionaries(st.one_of(st.sampled_from(KEYS), strings), kids, max_size=4),
+    ),
+    max_leaves=10,
+)
 
 
 def _slots(node, out, depth=0):
@@ -119,8 +212,22 @@ def configs(draw) -> dict:
     for _ in range(draw(st.integers(1, 4))):
         slots = _slots(cfg, [])
         holder, key = draw(st.sampled_from(slots))
-        op = draw(st.sampled_from(["replace", "replace", "transplant", "delete", "add",
-                                   "grow", "wrap", "leaf", "leaf", "leaf"]))
+        op = draw(
+            st.sampled_from(
+                [
+                    "replace",
+                    "replace",
+                    "transplant",
+                    "delete",
+                    "add",
+                    "grow",
+                    "wrap",
+                    "leaf",
+                    "leaf",
+                    "leaf",
+                ]
+            )
+        )
         if op == "leaf":  # the same type, an odd value: the structure stays valid
             leaves_of = [(h, k) for h, k in slots if isinstance(h[k], (str, int))]
             holder, key = draw(st.sampled_from(leaves_of))
@@ -155,8 +262,11 @@ def config_bytes(draw) -> bytes:
     """A mutated config, encoded; sometimes damaged at the byte level."""
     cfg = draw(configs())
     text = json.dumps(cfg)
-    kind = draw(st.sampled_from(["plain", "plain", "plain", "duplicate", "utf8", "truncate",
-                                 "deep", "noise"]))
+    kind = draw(
+        st.sampled_from(
+            ["plain", "plain", "plain", "duplicate", "utf8", "truncate", "deep", "noise"]
+        )
+    )
     if kind == "duplicate":  # the same key twice in the top object (a parser keeps one)
         key = draw(st.sampled_from(sorted(cfg) or ["process"]))
         text = "{" + json.dumps(key) + ": " + json.dumps(draw(values)) + ", " + text[1:]
@@ -166,10 +276,17 @@ def config_bytes(draw) -> bytes:
     raw = text.encode("utf-8", "surrogatepass")  # lone surrogates: invalid UTF-8
     if kind == "utf8":
         at = draw(st.integers(0, len(raw)))
-        raw = raw[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x80\x80",
-                                               b"\xf4\x90\x80\x80"])) + raw[at:]
+        raw = (
+            raw[:at]
+            + draw(
+                st.sampled_from(
+                    [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x80\x80", b"\xf4\x90\x80\x80"]
+                )
+            )
+            + raw[at:]
+        )
     elif kind == "truncate":
-        raw = raw[:draw(st.integers(0, len(raw)))]
+        raw = raw[: draw(st.integers(0, len(raw)))]
     elif kind == "noise":
         at = draw(st.integers(0, len(raw)))
         raw = raw[:at] + draw(st.binary(max_size=8)) + raw[at:]

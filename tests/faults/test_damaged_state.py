@@ -19,8 +19,9 @@ DAMAGE = {
     "garbage": lambda raw: b"\x00\xffnot json at all\x80",
     "empty": lambda raw: b"",
     "array": lambda raw: b"[1, 2, 3]",
-    "no-pid": lambda raw: json.dumps({k: v for k, v in json.loads(raw).items()
-                                      if k != "pid"}).encode(),
+    "no-pid": lambda raw: json.dumps(
+        {k: v for k, v in json.loads(raw).items() if k != "pid"}
+    ).encode(),
     "pid-string": lambda raw: json.dumps(dict(json.loads(raw), pid="12")).encode(),
     "deep": lambda raw: b"[" * 100000 + b"]" * 100000,
 }
@@ -44,8 +45,16 @@ def test_damaged_beside_healthy(rt, make_bundle, how):
     before = mounts()
     good1, bad, good2 = uid("good"), uid("bad"), uid("good")
     for cid in (good1, bad, good2):
-        ok(call(rt, "run", "--detach", "--bundle",
-                make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)), cid))
+        ok(
+            call(
+                rt,
+                "run",
+                "--detach",
+                "--bundle",
+                make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)),
+                cid,
+            )
+        )
     ok(call(rt, "exec", "--detach", bad, "sleep", "600"))
     path = os.path.join(rt.root, bad, "state.json")
     pid = json.load(open(path))["pid"]
@@ -79,8 +88,16 @@ def test_damaged_beside_healthy(rt, make_bundle, how):
 
 def test_damaged_state_of_a_dead_container_is_removed_by_gc(rt, make_bundle):
     cid = uid("bad")
-    ok(call(rt, "run", "--detach", "--bundle",
-            make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)), cid))
+    ok(
+        call(
+            rt,
+            "run",
+            "--detach",
+            "--bundle",
+            make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)),
+            cid,
+        )
+    )
     path = os.path.join(rt.root, cid, "state.json")
     ok(call(rt, "kill", cid, "KILL"))
     damage(path, "garbage")
@@ -95,8 +112,16 @@ def test_damaged_state_of_a_dead_container_is_removed_by_gc(rt, make_bundle):
 
 def test_damaged_state_without_a_record_of_its_cgroups_is_left_to_delete_force(rt, make_bundle):
     cid = uid("bad")
-    ok(call(rt, "run", "--detach", "--bundle",
-            make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)), cid))
+    ok(
+        call(
+            rt,
+            "run",
+            "--detach",
+            "--bundle",
+            make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)),
+            cid,
+        )
+    )
     d = os.path.join(rt.root, cid)
     os.unlink(os.path.join(d, "cgroups.json"))
     damage(os.path.join(d, "state.json"), "truncated")

@@ -15,8 +15,19 @@ def test_a_failed_create_kills_what_its_hooks_put_in_its_cgroups(rt, make_bundle
 
     def mutate(c):
         own_cgroup(cid)(c)
-        c["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": [
-            "sh", "-c", f"setsid sleep 600 </dev/null >/dev/null 2>&1 & {move} exit 3"]}]}
+        c["hooks"] = {
+            "createRuntime": [
+                {
+                    "path": "/bin/sh",
+                    "args": [
+                        "sh",
+                        "-c",
+                        f"setsid sleep 600 </dev/null >/dev/null 2>&1 & {move} exit 3",
+                    ],
+                }
+            ]
+        }
+
     r = call(rt, "create", "--bundle", make_bundle(args=["true"], mutate=mutate), cid)
     one_line(r, "createRuntime hook #0", "exit status 3")
     assert cgroups_named(cid) == []

@@ -22,8 +22,14 @@ from ocirun.errors import OcirunError
 WITHOUT_ROOT = True  # conftest: runs as any user
 EXAMPLES = 30000 if FULL else int(os.environ.get("FUZZ_N", 3000))
 
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not FULL,
-                suppress_health_check=list(HealthCheck), print_blob=True)
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=not FULL,
+    suppress_health_check=list(HealthCheck),
+    print_blob=True,
+)
 
 
 def plan_of(bundle: str, cache_dir: str | None):
@@ -33,8 +39,13 @@ def plan_of(bundle: str, cache_dir: str | None):
     cg.planned_paths()
     layout = container.cgroup_layout()
     layout.dirs = cg.paths.get("dirs") or {}
-    p = planmod.build(config, path, planmod.Options(cgroups=True), cgroups=layout,
-                      cap_bounding=container.cap_bounding())
+    p = planmod.build(
+        config,
+        path,
+        planmod.Options(cgroups=True),
+        cgroups=layout,
+        cap_bounding=container.cap_bounding(),
+    )
     seccomp = (config.get("linux") or {}).get("seccomp")
     if seccomp:
         container.apply_seccomp(p, seccomp, "")
@@ -87,10 +98,12 @@ def test_nul_and_unpaired_surrogates_are_refused(tmp_path):
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     os.symlink(ROOTFS, bundle / "rootfs")
-    for where, value, why in (("args", ["a\0b"], "/process/args/0: value contains a NUL"),
-                              ("args", ["\ud800"], "/process/args/0: value contains an unpaired"),
-                              ("cwd", "/\udfff", "/process/cwd: value contains an unpaired"),
-                              ("env", ["A\0=1"], "/process/env/0: value contains a NUL")):
+    for where, value, why in (
+        ("args", ["a\0b"], "/process/args/0: value contains a NUL"),
+        ("args", ["\ud800"], "/process/args/0: value contains an unpaired"),
+        ("cwd", "/\udfff", "/process/cwd: value contains an unpaired"),
+        ("env", ["A\0=1"], "/process/env/0: value contains a NUL"),
+    ):
         cfg = json.loads(json.dumps(RICH))
         cfg["process"][where] = value
         (bundle / "config.json").write_text(json.dumps(cfg))
@@ -122,8 +135,14 @@ def test_device_numbers_out_of_range_are_refused(tmp_path):
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     os.symlink(ROOTFS, bundle / "rootfs")
-    for key, value in (("major", -1), ("minor", -1), ("major", 2**31), ("minor", 2**40),
-                       ("major", 4096), ("minor", 1 << 20)):
+    for key, value in (
+        ("major", -1),
+        ("minor", -1),
+        ("major", 2**31),
+        ("minor", 2**40),
+        ("major", 4096),
+        ("minor", 1 << 20),
+    ):
         cfg = json.loads(json.dumps(RICH))
         cfg["linux"]["devices"][0][key] = value
         (bundle / "config.json").write_text(json.dumps(cfg))
@@ -155,14 +174,15 @@ def test_scheduling_values_out_of_range_are_refused(tmp_path):
         return plan_of(str(bundle), None)
 
     for where, key, value, why in (
-            ("ioPriority", "priority", -1, "must be 0 to 7"),
-            ("ioPriority", "priority", 8, "must be 0 to 7"),
-            ("scheduler", "priority", -1, "must be 0 to 99"),
-            ("scheduler", "nice", 20, "must be -20 to 19"),
-            ("execCPUAffinity", "initial", "-1", "is not a CPU list"),
-            ("execCPUAffinity", "final", "\n", "is not a CPU list"),
-            ("execCPUAffinity", "final", "0-99999999", "is not a CPU list"),
-            ("execCPUAffinity", "initial", "3-1", "is not a CPU list")):
+        ("ioPriority", "priority", -1, "must be 0 to 7"),
+        ("ioPriority", "priority", 8, "must be 0 to 7"),
+        ("scheduler", "priority", -1, "must be 0 to 99"),
+        ("scheduler", "nice", 20, "must be -20 to 19"),
+        ("execCPUAffinity", "initial", "-1", "is not a CPU list"),
+        ("execCPUAffinity", "final", "\n", "is not a CPU list"),
+        ("execCPUAffinity", "final", "0-99999999", "is not a CPU list"),
+        ("execCPUAffinity", "initial", "3-1", "is not a CPU list"),
+    ):
         try:
             plan_with(where, key, value)
         except OcirunError as e:

@@ -39,15 +39,23 @@ def test_the_rich_config_runs(rt, tmp_path):
 def test_linux_personality_is_applied_and_process_personality_is_not_read(rt, make_bundle):
     """Found by the fuzzer: the plan read `process.personality` (a string there crashed
     it), which runtime-spec does not have, and ignored `linux.personality`, which it does."""
+
     def mutate(how):
         def m(c):
             c["process"]["personality"] = "not read"
             if how:
                 c["linux"]["personality"] = {"domain": how}
+
         return m
+
     for how, machine in (("LINUX32", "i686"), ("LINUX", "x86_64"), (None, "x86_64")):
-        r = call(rt, "run", "--bundle", make_bundle(args=["uname", "-m"], mutate=mutate(how)),
-                 uid("pers"))
+        r = call(
+            rt,
+            "run",
+            "--bundle",
+            make_bundle(args=["uname", "-m"], mutate=mutate(how)),
+            uid("pers"),
+        )
         assert r.returncode == 0 and r.stdout.strip() == machine, (how, r.stdout, r.stderr)
         count("containers run")
 
@@ -60,8 +68,14 @@ def test_mutated_configs_run_or_fail_on_one_line(rt, tmp_path):
     before = mounts()
     seen = {"ran": 0, "refused": 0}
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not FULL,
-              suppress_health_check=list(HealthCheck), print_blob=True)
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=not FULL,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
     @given(cfg=configs())
     def check(cfg):
         cid = uid("fz")
@@ -80,8 +94,10 @@ def test_mutated_configs_run_or_fail_on_one_line(rt, tmp_path):
                 if r.returncode:
                     one_line(r)
                 deadline = time.monotonic() + 5
-                while call(rt, "state", cid).stdout.count('"stopped"') == 0 \
-                        and time.monotonic() < deadline:
+                while (
+                    call(rt, "state", cid).stdout.count('"stopped"') == 0
+                    and time.monotonic() < deadline
+                ):
                     time.sleep(0.02)
                 seen["ran"] += 1
         finally:

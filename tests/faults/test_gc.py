@@ -14,13 +14,31 @@ import tempfile
 import time
 
 import pytest
-from faultlib import (Root, call, cgroups_named, count, leftovers, mounts, ok, own_cgroup,
-                      uid, wait_stopped)
+from faultlib import (
+    Root,
+    call,
+    cgroups_named,
+    count,
+    leftovers,
+    mounts,
+    ok,
+    own_cgroup,
+    uid,
+    wait_stopped,
+)
 
 
 def run_detached(rt, make_bundle, cid, args=("sleep", "600")) -> int:
-    ok(call(rt, "run", "--detach", "--bundle",
-            make_bundle(args=list(args), mutate=own_cgroup(cid)), cid))
+    ok(
+        call(
+            rt,
+            "run",
+            "--detach",
+            "--bundle",
+            make_bundle(args=list(args), mutate=own_cgroup(cid)),
+            cid,
+        )
+    )
     count("containers run")
     return rt.state(cid)["pid"]
 
@@ -51,8 +69,15 @@ def test_each_leftover_is_found_said_and_removed(rt, make_bundle):
     wait_stopped(rt, stopped)
     # a create that died before writing its state: its init waits on exec.fifo
     halfmade = uid("half")
-    ok(call(rt, "create", "--bundle", make_bundle(args=["sleep", "600"],
-                                                  mutate=own_cgroup(halfmade)), halfmade))
+    ok(
+        call(
+            rt,
+            "create",
+            "--bundle",
+            make_bundle(args=["sleep", "600"], mutate=own_cgroup(halfmade)),
+            halfmade,
+        )
+    )
     init = rt.state(halfmade)["pid"]
     for name in ("state.json", "config.json"):
         os.unlink(os.path.join(root, halfmade, name))
@@ -98,6 +123,7 @@ def test_each_leftover_is_found_said_and_removed(rt, make_bundle):
 
     def what(lines):  # (kind, path) of each line
         return [tuple(x.split(": ")[0].split()[-2:]) for x in lines]
+
     assert what(dry) == what(done) and all(x.startswith("removed ") for x in done), done
     assert any("init still waited" in x and "it was killed" in x for x in done), done
     assert sorted(os.listdir(root)) == [live]
@@ -113,21 +139,44 @@ def test_each_leftover_is_found_said_and_removed(rt, make_bundle):
 
 def test_a_start_killed_after_releasing_the_init_leaves_a_stale_fifo(rt, make_bundle, strace):
     cid = uid("fifo")
-    ok(call(rt, "create", "--bundle", make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)),
-            cid))
+    ok(
+        call(
+            rt,
+            "create",
+            "--bundle",
+            make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)),
+            cid,
+        )
+    )
     count("containers run")
     # killed on its first unlink: exec.fifo, after the write that released the init (unlinkat
     # from the C front door, unlink from Python's start)
-    r = call(rt, "start", cid, wrap=("strace", "-qq", "-o", "/dev/null", "-e",
-                                     "trace=unlink,unlinkat", "-e",
-                                     "inject=unlink,unlinkat:signal=KILL:when=1"))
+    r = call(
+        rt,
+        "start",
+        cid,
+        wrap=(
+            "strace",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            "trace=unlink,unlinkat",
+            "-e",
+            "inject=unlink,unlinkat:signal=KILL:when=1",
+        ),
+    )
     assert r.returncode != 0
     assert rt.state(cid)["status"] == "created"  # a lie: the init runs
-    why = (f"the init (pid {rt.state(cid)['pid']}) no longer holds it (a start killed "
-           "after releasing the init)")
+    why = (
+        f"the init (pid {rt.state(cid)['pid']}) no longer holds it (a start killed "
+        "after releasing the init)"
+    )
     d = os.path.join(rt.root, cid)
-    assert gc(rt, "--dry-run") == [f"would remove fifo {d}/exec.fifo: {why}",
-                                   f"would remove fifo {d}/exec.result: {why}"]
+    assert gc(rt, "--dry-run") == [
+        f"would remove fifo {d}/exec.fifo: {why}",
+        f"would remove fifo {d}/exec.result: {why}",
+    ]
     assert gc(rt) == [f"removed fifo {d}/exec.fifo: {why}", f"removed fifo {d}/exec.result: {why}"]
     assert rt.state(cid)["status"] == "running"
     ok(call(rt, "delete", "--force", cid))
@@ -136,8 +185,15 @@ def test_a_start_killed_after_releasing_the_init_leaves_a_stale_fifo(rt, make_bu
 def test_live_containers_and_busy_state_dirs_are_never_touched(rt, make_bundle):
     running, created, paused, busy = (uid(n) for n in ("running", "created", "paused", "busy"))
     pids = [run_detached(rt, make_bundle, running)]
-    ok(call(rt, "create", "--bundle", make_bundle(args=["sleep", "600"],
-                                                  mutate=own_cgroup(created)), created))
+    ok(
+        call(
+            rt,
+            "create",
+            "--bundle",
+            make_bundle(args=["sleep", "600"], mutate=own_cgroup(created)),
+            created,
+        )
+    )
     pids.append(rt.state(created)["pid"])
     pids.append(run_detached(rt, make_bundle, paused))
     ok(call(rt, "pause", paused))
@@ -165,8 +221,9 @@ def other_roots(tmp_path):
     made = {"runc": f"/run/ocirun-faults-runc-{uid('r')}", "ids": []}
     yield made
     for cid in made["ids"]:
-        subprocess.run(["runc", "--root", made["runc"], "delete", "--force", cid],
-                       capture_output=True)
+        subprocess.run(
+            ["runc", "--root", made["runc"], "delete", "--force", cid], capture_output=True
+        )
     shutil.rmtree(made["runc"], ignore_errors=True)
 
 
@@ -179,9 +236,13 @@ def test_another_runtime_and_another_root_are_left_alone(rt, make_bundle, other_
     other_roots["ids"].append(theirs)
     bundle = make_bundle(args=["sleep", "600"], mutate=own_cgroup(theirs))
     with tempfile.TemporaryFile("w+") as err:  # a pipe would stay open in the container
-        r = subprocess.run(["runc", "--root", other_roots["runc"], "run", "-d", "--bundle",
-                            bundle, theirs], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=err, timeout=30)
+        r = subprocess.run(
+            ["runc", "--root", other_roots["runc"], "run", "-d", "--bundle", bundle, theirs],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            timeout=30,
+        )
         err.seek(0)
         assert r.returncode == 0, err.read()
     runc_dirs = cgroups_named(theirs)
@@ -201,8 +262,13 @@ def test_another_runtime_and_another_root_are_left_alone(rt, make_bundle, other_
         assert all(f"/{mine}:" in x for x in lines) and lines, lines
         assert cgroups_named(theirs) == runc_dirs and cgroups_named(orphan)
         assert dead in os.listdir(rt2.root)
-        state = json.loads(subprocess.run(["runc", "--root", other_roots["runc"], "state",
-                                           theirs], capture_output=True, text=True).stdout)
+        state = json.loads(
+            subprocess.run(
+                ["runc", "--root", other_roots["runc"], "state", theirs],
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
         assert state["status"] == "running"
         lines2 = gc(rt2)
         assert any(x.startswith(f"removed container {rt2.root}/{dead}") for x in lines2)

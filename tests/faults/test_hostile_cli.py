@@ -15,23 +15,43 @@ import pytest
 from faultlib import call, cgroups_named, leftovers, mounts, ok, one_line, own_cgroup, uid
 from testenv import OCIRUN
 
-COMMANDS = [["create", "--bundle", "."], ["run", "--bundle", "."], ["state"], ["start"],
-            ["kill"], ["delete"], ["delete", "--force"], ["exec"], ["pause"], ["ps"]]
+COMMANDS = [
+    ["create", "--bundle", "."],
+    ["run", "--bundle", "."],
+    ["state"],
+    ["start"],
+    ["kill"],
+    ["delete"],
+    ["delete", "--force"],
+    ["exec"],
+    ["pause"],
+    ["ps"],
+]
 
 
-@pytest.mark.parametrize("argv", [
-    ["--bogus", "list"], ["list", "--nope"], ["create", "--frobnicate", "x"],
-    ["delete", "--force=maybe", "x"], ["kill"], ["nosuchcommand"], ["state"],
-    ["run", "--preserve-fds", "lots", "x"], ["list", "--format", "yaml"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--bogus", "list"],
+        ["list", "--nope"],
+        ["create", "--frobnicate", "x"],
+        ["delete", "--force=maybe", "x"],
+        ["kill"],
+        ["nosuchcommand"],
+        ["state"],
+        ["run", "--preserve-fds", "lots", "x"],
+        ["list", "--format", "yaml"],
+    ],
+)
 def test_unknown_flags_and_missing_arguments(rt, argv):
     line = one_line(call(rt, *argv))
     assert not line.startswith("Usage"), line
     assert not os.path.exists(rt.root) or os.listdir(rt.root) == []
 
 
-@pytest.mark.parametrize("cid", ["a/b", "..", ".", "../x", "a\nb", "a\x01b", "a b", "",
-                                 "\u00e9t\u00e9", "a" * 256])
+@pytest.mark.parametrize(
+    "cid", ["a/b", "..", ".", "../x", "a\nb", "a\x01b", "a b", "", "\u00e9t\u00e9", "a" * 256]
+)
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: "-".join(c))
 def test_bad_ids(rt, cmd, cid):
     one_line(call(rt, *cmd, cid), "container id")
@@ -63,8 +83,7 @@ def test_an_id_of_1_kb(rt, make_bundle):
 @contextlib.contextmanager
 def small_tmpfs(path, options: str):
     os.makedirs(path)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "ocirun-faults", str(path)],
-                   check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "ocirun-faults", str(path)], check=True)
     try:
         yield str(path)
     finally:
@@ -97,17 +116,28 @@ def test_root_on_a_full_filesystem(rt, make_bundle, tmp_path):
             while True:
                 os.write(fd, b"x" * 4096)
         os.close(fd)
-        for i in range(3):
+        for _ in range(3):
             cid = uid("full")
             bundle = make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid))
-            one_line(call(rt, "--root", root, "run", "--detach", "--bundle", bundle, cid),
-                     "No space left on device")
+            one_line(
+                call(rt, "--root", root, "run", "--detach", "--bundle", bundle, cid),
+                "No space left on device",
+            )
             assert os.listdir(root) == [], "create left its state dir"
             assert not leftovers(rt, [cid], before)
         os.unlink(os.path.join(full, "filler"))
         cid = uid("full")  # room again: it works, and cleans up
-        ok(call(rt, "--root", root, "run", "--bundle",
-                make_bundle(args=["true"], mutate=own_cgroup(cid)), cid))
+        ok(
+            call(
+                rt,
+                "--root",
+                root,
+                "run",
+                "--bundle",
+                make_bundle(args=["true"], mutate=own_cgroup(cid)),
+                cid,
+            )
+        )
         assert os.listdir(root) == [] and not leftovers(rt, [cid], before)
 
 
@@ -143,8 +173,7 @@ def _config_kinds(bundle: str):
 def test_an_unusable_config_json(rt, make_bundle):
     bundle = make_bundle(args=["true"])
     for needle in _config_kinds(bundle):
-        one_line(call(rt, "run", "--bundle", bundle, uid("c"), timeout=10), "config.json",
-                 needle)
+        one_line(call(rt, "run", "--bundle", bundle, uid("c"), timeout=10), "config.json", needle)
     assert not os.path.exists(rt.root) or os.listdir(rt.root) == []
 
 
@@ -158,10 +187,25 @@ def test_an_unreadable_config_json(rt, make_bundle, tmp_path):
     shutil.copytree(make_bundle(args=["true"]), bundle)
     os.chmod(os.path.join(bundle, "config.json"), 0)
     root = os.path.join(top, "user-root")
-    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                        OCIRUN, "--root", str(root), "run", "--bundle", bundle, "c"],
-                       capture_output=True, text=True, timeout=30,
-                       env=dict(os.environ, OCIRUN_CACHE_DIR=""))
+    r = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            OCIRUN,
+            "--root",
+            str(root),
+            "run",
+            "--bundle",
+            bundle,
+            "c",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=dict(os.environ, OCIRUN_CACHE_DIR=""),
+    )
     try:
         one_line(r, "config.json", "Permission denied")
         assert not os.path.exists(root) or os.listdir(root) == []

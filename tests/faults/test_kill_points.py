@@ -16,8 +16,19 @@ import json
 import os
 
 import pytest
-from faultlib import (call, count, leftovers, mounts, ok, own_cgroup, pick, record, killed_at,
-                      uid, wait_stopped)
+from faultlib import (
+    call,
+    count,
+    killed_at,
+    leftovers,
+    mounts,
+    ok,
+    own_cgroup,
+    pick,
+    record,
+    uid,
+    wait_stopped,
+)
 
 N = 16  # points per operation by default
 
@@ -91,8 +102,13 @@ def test_create(rt, make_bundle):
         bundles[cid] = _sleeper(make_bundle, cid)
 
     # From the config cache on: a new cgroupsPath is a new config, a cache miss and write.
-    sweep(rt, prepare, lambda cid: ["create", "--bundle", bundles[cid], cid],
-          os.environ["OCIRUN_CACHE_DIR"], "create")
+    sweep(
+        rt,
+        prepare,
+        lambda cid: ["create", "--bundle", bundles[cid], cid],
+        os.environ["OCIRUN_CACHE_DIR"],
+        "create",
+    )
 
 
 @pytest.mark.usefixtures("strace")
@@ -108,8 +124,7 @@ def test_exec_detached(rt, make_bundle):
     def prepare(cid):
         ok(call(rt, "run", "--detach", "--bundle", _sleeper(make_bundle, cid), cid))
 
-    sweep(rt, prepare, lambda cid: ["exec", "--detach", cid, "sleep", "600"], rt.root,
-          "exec -d")
+    sweep(rt, prepare, lambda cid: ["exec", "--detach", cid, "sleep", "600"], rt.root, "exec -d")
 
 
 @pytest.mark.usefixtures("strace")

@@ -8,8 +8,18 @@ import json
 import subprocess
 import tempfile
 
-from faultlib import (FULL, call, count, leftovers, mounts, ok, one_line, own_cgroup, uid,
-                      wait_stopped)
+from faultlib import (
+    FULL,
+    call,
+    count,
+    leftovers,
+    mounts,
+    ok,
+    one_line,
+    own_cgroup,
+    uid,
+    wait_stopped,
+)
 from testenv import OCIRUN
 
 ROUNDS = 10 if FULL else 3
@@ -20,9 +30,19 @@ def together(rt, *commands: list[str], timeout: float = 30) -> list[subprocess.C
     procs = []
     for args in commands:
         out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
-        procs.append((subprocess.Popen([OCIRUN, "--root", rt.root, *args],
-                                       stdin=subprocess.DEVNULL, stdout=out, stderr=err),
-                      out, err, args))
+        procs.append(
+            (
+                subprocess.Popen(
+                    [OCIRUN, "--root", rt.root, *args],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                ),
+                out,
+                err,
+                args,
+            )
+        )
     results = []
     for p, out, err, args in procs:
         rc = p.wait(timeout=timeout)
@@ -57,8 +77,16 @@ def test_eight_concurrent_delete_force(rt, make_bundle):
     before = mounts()
     for _ in range(ROUNDS):
         cid = uid("race")
-        ok(call(rt, "run", "--detach", "--bundle",
-                make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)), cid))
+        ok(
+            call(
+                rt,
+                "run",
+                "--detach",
+                "--bundle",
+                make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)),
+                cid,
+            )
+        )
         ok(call(rt, "exec", "--detach", cid, "sleep", "600"))
         for r in together(rt, *[["delete", "--force", cid]] * 8):
             ok(r)
@@ -72,11 +100,25 @@ def test_kill_racing_delete(rt, make_bundle):
     before = mounts()
     for _ in range(ROUNDS):
         cid = uid("race")
-        ok(call(rt, "run", "--detach", "--bundle",
-                make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)), cid))
-        results = together(rt, ["kill", cid, "KILL"], ["kill", "--all", cid, "TERM"],
-                           ["delete", cid], ["kill", cid, "TERM"],
-                           ["delete", "--force", cid], ["state", cid])
+        ok(
+            call(
+                rt,
+                "run",
+                "--detach",
+                "--bundle",
+                make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)),
+                cid,
+            )
+        )
+        results = together(
+            rt,
+            ["kill", cid, "KILL"],
+            ["kill", "--all", cid, "TERM"],
+            ["delete", cid],
+            ["kill", cid, "TERM"],
+            ["delete", "--force", cid],
+            ["state", cid],
+        )
         for r in results:
             if r.returncode:
                 one_line(r)
@@ -85,8 +127,16 @@ def test_kill_racing_delete(rt, make_bundle):
         count("containers run")
 
         cid = uid("race")
-        ok(call(rt, "run", "--detach", "--bundle",
-                make_bundle(args=["true"], mutate=own_cgroup(cid)), cid))
+        ok(
+            call(
+                rt,
+                "run",
+                "--detach",
+                "--bundle",
+                make_bundle(args=["true"], mutate=own_cgroup(cid)),
+                cid,
+            )
+        )
         wait_stopped(rt, cid)
         results = together(rt, ["kill", cid, "KILL"], ["delete", cid], ["kill", cid, "KILL"])
         assert results[1].returncode == 0, results[1].stderr

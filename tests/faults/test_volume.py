@@ -30,8 +30,12 @@ def test_runs_leave_nothing(rt, make_bundle):
     def ours():
         return [m for m in mounts() if m.startswith((str(ROOTFS), rt.root, bundle))]
 
-    before = dict(mounts=ours(), cache=cache_entries(), fds=sorted(os.listdir("/proc/self/fd")),
-                  root=sorted(os.listdir(rt.root)))
+    before = dict(
+        mounts=ours(),
+        cache=cache_entries(),
+        fds=sorted(os.listdir("/proc/self/fd")),
+        root=sorted(os.listdir(rt.root)),
+    )
     ids = []
 
     def one(i: int) -> str:
@@ -48,11 +52,17 @@ def test_runs_leave_nothing(rt, make_bundle):
     count("containers run", len(ids) + 1)
     count("container runs that failed", len(failures))
     assert failures == [], f"{len(failures)} failed, e.g. {failures[:3]}"
-    after = dict(mounts=ours(), cache=cache_entries(), fds=sorted(os.listdir("/proc/self/fd")),
-                 root=sorted(os.listdir(rt.root)))
-    assert after == before, {k: (sorted(set(before[k]) - set(after[k])),
-                                 sorted(set(after[k]) - set(before[k])))
-                             for k in before if before[k] != after[k]}
+    after = dict(
+        mounts=ours(),
+        cache=cache_entries(),
+        fds=sorted(os.listdir("/proc/self/fd")),
+        root=sorted(os.listdir(rt.root)),
+    )
+    assert after == before, {
+        k: (sorted(set(before[k]) - set(after[k])), sorted(set(after[k]) - set(before[k])))
+        for k in before
+        if before[k] != after[k]
+    }
 
     assert cache_temporaries() == []
     left = leftovers(rt, ids)  # cgroups named after every id, processes, state dirs

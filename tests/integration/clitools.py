@@ -13,21 +13,36 @@ import tempfile
 from testenv import OCIRUN
 
 
-def call(rt, *args, env=None, fds: dict[int, int] | None = None, stdout=None, cwd=None,
-         timeout=30, global_args=()) -> subprocess.CompletedProcess:
+def call(
+    rt,
+    *args,
+    env=None,
+    fds: dict[int, int] | None = None,
+    stdout=None,
+    cwd=None,
+    timeout=30,
+    global_args=(),
+) -> subprocess.CompletedProcess:
     """`ocirun --root R [global_args] args...`. `stdout`: an open file for the container's
     output instead of ours; `fds` {target fd: our fd}: the child gets exactly these extra
     fds (a caller that leaks them)."""
+
     def leak():
         for target, ours in (fds or {}).items():
             os.dup2(ours, target)  # dup2 clears O_CLOEXEC on the new fd
 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run([OCIRUN, "--root", rt.root, *global_args, *args],
-                           stdin=subprocess.DEVNULL,
-                           stdout=stdout if stdout is not None else out, stderr=err,
-                           env=env, cwd=cwd, timeout=timeout, close_fds=not fds,
-                           preexec_fn=leak if fds else None)
+        p = subprocess.run(
+            [OCIRUN, "--root", rt.root, *global_args, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=stdout if stdout is not None else out,
+            stderr=err,
+            env=env,
+            cwd=cwd,
+            timeout=timeout,
+            close_fds=not fds,
+            preexec_fn=leak if fds else None,
+        )
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read())

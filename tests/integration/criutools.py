@@ -13,7 +13,6 @@ import time
 import uuid
 
 import pytest
-
 from testenv import OCIRUN, REPO, ROOTFS
 
 COUNT = "i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done"
@@ -44,8 +43,12 @@ def criu() -> str:
     fails on this kernel."""
     if os.geteuid() != 0:
         pytest.skip("checkpoint/restore needs root")
-    r = subprocess.run(["bash", str(REPO / "scripts" / "criu-build.sh")], capture_output=True,
-                       text=True, timeout=900)
+    r = subprocess.run(
+        ["bash", str(REPO / "scripts" / "criu-build.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     last = (r.stdout.strip().splitlines() or [""])[-1]
     if r.returncode != 0:
         pytest.skip(f"CRIU not built: {last or r.stderr.strip()[-300:]}")
@@ -102,10 +105,15 @@ class Ctl:
 
     def __call__(self, *args, stdout=None, stderr=None, timeout=60, cwd=None):
         with open(os.devnull, "rb") as null:
-            return subprocess.run([*self.exe, "--root", self.root, "--criu", self.criu, *args],
-                                  stdin=null, stdout=stdout or subprocess.PIPE,
-                                  stderr=stderr or subprocess.PIPE, timeout=timeout,
-                                  cwd=cwd, text=True)
+            return subprocess.run(
+                [*self.exe, "--root", self.root, "--criu", self.criu, *args],
+                stdin=null,
+                stdout=stdout or subprocess.PIPE,
+                stderr=stderr or subprocess.PIPE,
+                timeout=timeout,
+                cwd=cwd,
+                text=True,
+            )
 
     def ok(self, *args, **kw):
         r = self(*args, **kw)

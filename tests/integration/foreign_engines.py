@@ -79,8 +79,16 @@ def podman_config(name: str):
     try:
         pm.write_config()
         tar = eng.images.write_rootfs_tar(eng.ROOTFS, base / "rootfs.tar")
-        r = pm.podman("import", "--change", 'CMD ["sh"]', "--change",
-                      f"ENV {eng.images.PATH_ENV}", str(tar), eng.PM_IMAGE, timeout=120)
+        r = pm.podman(
+            "import",
+            "--change",
+            'CMD ["sh"]',
+            "--change",
+            f"ENV {eng.images.PATH_ENV}",
+            str(tar),
+            eng.PM_IMAGE,
+            timeout=120,
+        )
         assert r.returncode == 0, f"podman import failed: {r.stdout}{r.stderr}"
         r = pm.podman("create", "--name", name, eng.PM_IMAGE, "sh", runtime="runc")
         assert r.returncode == 0, f"podman create failed: {r.stderr}"
@@ -100,8 +108,9 @@ def podman_config(name: str):
             cap.left["runc state (podman's)"] = [cid]
             subprocess.run([RUNC, "delete", "--force", cid], capture_output=True)
         cap.left["conmon"] = conmons
-        cap.left["mounts"] = [m for m in eng.mounts_under(str(base))
-                              if m != os.path.join(pm.graphroot, "overlay")]
+        cap.left["mounts"] = [
+            m for m in eng.mounts_under(str(base)) if m != os.path.join(pm.graphroot, "overlay")
+        ]
         eng.unmount_under(str(base))
         shutil.rmtree(base, ignore_errors=True)
         _rm_new_cgroups(cg_existed, [f"/libpod_parent/libpod-{cid}"] if cid else [])
@@ -116,29 +125,49 @@ def containerd_config(name: str):
     """`ctr run --detach` (runc) of the busybox image in a private containerd: the bundle's
     config.json, read while the task exists; the task and container are then removed."""
     eng = _engines()
-    existed = {p: os.path.exists(p) for p in
-               ("/run/containerd", "/run/containerd/s", "/run/containerd/fifo")}
+    existed = {
+        p: os.path.exists(p)
+        for p in ("/run/containerd", "/run/containerd/s", "/run/containerd/fifo")
+    }
     cg_existed = _cgroup_existed(f"/{CTD_NS}")
     base = Path(tempfile.mkdtemp(prefix="ocirun-fc-ctd.", dir="/tmp"))  # socket path <108
     cap = Capture(base)
     daemon = eng.Containerd(base)
     try:
         daemon.start()
-        archive = eng.images.write_oci_archive(eng.ROOTFS, base / "busybox-oci.tar",
-                                               eng.CTD_IMAGE)
-        r = daemon.ctr("images", "import", "--snapshotter", daemon.snapshotter, str(archive),
-                       ns=CTD_NS)
+        archive = eng.images.write_oci_archive(eng.ROOTFS, base / "busybox-oci.tar", eng.CTD_IMAGE)
+        r = daemon.ctr(
+            "images", "import", "--snapshotter", daemon.snapshotter, str(archive), ns=CTD_NS
+        )
         assert r.returncode == 0, f"ctr images import failed: {r.stdout}{r.stderr}"
-        r = daemon.ctr("run", "--detach", "--snapshotter", daemon.snapshotter,
-                       "--runc-binary", RUNC, "--runc-root", str(base / "runc-root"),
-                       "--fifo-dir", str(base / "fifo"), eng.CTD_IMAGE, name, "sleep", "100",
-                       ns=CTD_NS)
+        r = daemon.ctr(
+            "run",
+            "--detach",
+            "--snapshotter",
+            daemon.snapshotter,
+            "--runc-binary",
+            RUNC,
+            "--runc-root",
+            str(base / "runc-root"),
+            "--fifo-dir",
+            str(base / "fifo"),
+            eng.CTD_IMAGE,
+            name,
+            "sleep",
+            "100",
+            ns=CTD_NS,
+        )
         assert r.returncode == 0, f"ctr run failed: {r.stdout}{r.stderr}"
         path = daemon.state / "io.containerd.runtime.v2.task" / CTD_NS / name / "config.json"
         cap.config = json.loads(path.read_text())
         daemon.ctr("tasks", "kill", "--all", "--signal", "KILL", name, ns=CTD_NS)
-        eng.wait_until(lambda: name not in daemon.ctr("tasks", "ls", "-q", ns=CTD_NS).stdout
-                       or "STOPPED" in daemon.ctr("tasks", "ls", ns=CTD_NS).stdout, timeout=10)
+        eng.wait_until(
+            lambda: (
+                name not in daemon.ctr("tasks", "ls", "-q", ns=CTD_NS).stdout
+                or "STOPPED" in daemon.ctr("tasks", "ls", ns=CTD_NS).stdout
+            ),
+            timeout=10,
+        )
         daemon.ctr("tasks", "delete", "--force", name, ns=CTD_NS)
         daemon.ctr("containers", "delete", name, ns=CTD_NS)
         yield cap

@@ -32,10 +32,16 @@ STATUS_LINE = re.compile(r"^[A-Za-z_]+:\t")
 # with an allowed / a refused argument, add_key (not in the profile: its default ENOSYS),
 # acct (refused unless CAP_SYS_PACCT), userfaultfd (EPERM), an audit netlink socket (allowed
 # with CAP_AUDIT_WRITE), mount (allowed; the capabilities refuse it), mseal (newer).
-SYSCALLS = [("personality-query", 135, "0xffffffff"), ("personality-1", 135, "1"),
-            ("add_key", 248, "0 0 0 0 0"), ("acct", 163, "0"), ("userfaultfd", 323, "0"),
-            ("socket-audit", 41, "16 3 9"), ("mount", 165, "0 0 0 0 0"),
-            ("mseal", 462, "0 0 0")]
+SYSCALLS = [
+    ("personality-query", 135, "0xffffffff"),
+    ("personality-1", 135, "1"),
+    ("add_key", 248, "0 0 0 0 0"),
+    ("acct", 163, "0"),
+    ("userfaultfd", 323, "0"),
+    ("socket-audit", 41, "16 3 9"),
+    ("mount", 165, "0 0 0 0 0"),
+    ("mseal", 462, "0 0 0"),
+]
 PROBE = r"""
 echo "id=$(id)"
 grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|Groups|NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status
@@ -52,8 +58,9 @@ env | sort | sed 's/^/env:/'
 stat -c 'dev:%n %F %a %u %g %t:%T %N' /dev/* /dev/pts/*
 sed 's/^/mi:/' /proc/self/mountinfo
 """
-PROBE_SYSCALLS = PROBE + "".join(f'echo "syscall {name}: $(/bin/probe syscall {nr} {args})"\n'
-                                 for name, nr, args in SYSCALLS)
+PROBE_SYSCALLS = PROBE + "".join(
+    f'echo "syscall {name}: $(/bin/probe syscall {nr} {args})"\n' for name, nr, args in SYSCALLS
+)
 
 
 def unique_id(what: str) -> str:
@@ -66,8 +73,14 @@ def unique_id(what: str) -> str:
 def tool_spec(tool: str, *flags: str) -> dict:
     """`<tool> spec [flags]` in a private temp dir: the config.json it writes."""
     with tempfile.TemporaryDirectory(prefix="ocirun-fc-spec.") as d:
-        r = subprocess.run([tool, "spec", *flags], cwd=d, capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL, timeout=30)
+        r = subprocess.run(
+            [tool, "spec", *flags],
+            cwd=d,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+        )
         assert r.returncode == 0, f"{tool} spec {' '.join(flags)} failed: {r.stderr}"
         return json.loads((Path(d) / "config.json").read_text())
 
@@ -86,8 +99,9 @@ def convert_seccomp(profile: dict, caps: list[str], arch: str | None = None) -> 
     containers/common (podman) and moby do it: architectures from archMap for this machine,
     rules kept or dropped by includes/excludes (arches, caps of the bounding set, minKernel),
     and only the OCI fields (names, action, errnoRet, args) kept."""
-    goarch = arch or {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(),
-                                                                 platform.machine())
+    goarch = arch or {"x86_64": "amd64", "aarch64": "arm64"}.get(
+        platform.machine(), platform.machine()
+    )
     scmp = {"amd64": "SCMP_ARCH_X86_64", "arm64": "SCMP_ARCH_AARCH64"}.get(goarch)
     kernel = tuple(int(x) for x in platform.release().split("-")[0].split(".")[:2])
 
@@ -120,8 +134,14 @@ def convert_seccomp(profile: dict, caps: list[str], arch: str | None = None) -> 
             rule["errnoRet"] = call_["errnoRet"]
         if call_.get("args"):
             # Go's omitempty: a zero valueTwo is not written
-            rule["args"] = [{k: a[k] for k in ("index", "value", "valueTwo", "op")
-                             if k in a and (k != "valueTwo" or a[k])} for a in call_["args"]]
+            rule["args"] = [
+                {
+                    k: a[k]
+                    for k in ("index", "value", "valueTwo", "op")
+                    if k in a and (k != "valueTwo" or a[k])
+                }
+                for a in call_["args"]
+            ]
         rules.append(rule)
     out["syscalls"] = rules
     return out
@@ -143,7 +163,7 @@ def parse(out: str) -> dict:
             seen["mounts"].append(f"{f[4]} {f[sep + 1]}")
             seen["mount_opts"][f[4]] = f"{f[5]} - {f[sep + 3]}"  # per-mount - super
         elif line.startswith("syscall "):
-            name, _, result = line[len("syscall "):].partition(": ")
+            name, _, result = line[len("syscall ") :].partition(": ")
             seen["syscalls"][name] = result
         elif STATUS_LINE.match(line):  # from /proc/self/status: "CapEff:\t0000..."
             key, _, value = line.partition(":")
@@ -164,19 +184,25 @@ def differences(ours: dict, theirs: dict, fields) -> dict:
         if a == b:
             continue
         if isinstance(a, dict) and isinstance(b, dict):
-            diff[f] = {k: {"ocirun": a.get(k), "runc": b.get(k)}
-                       for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+            diff[f] = {
+                k: {"ocirun": a.get(k), "runc": b.get(k)}
+                for k in sorted(set(a) | set(b))
+                if a.get(k) != b.get(k)
+            }
         elif isinstance(a, list) and isinstance(b, list) and sorted(a) != sorted(b):
-            diff[f] = {"only ocirun": [x for x in a if x not in b],
-                       "only runc": [x for x in b if x not in a]}
+            diff[f] = {
+                "only ocirun": [x for x in a if x not in b],
+                "only runc": [x for x in b if x not in a],
+            }
         else:
             diff[f] = {"ocirun": a, "runc": b}
     return diff
 
 
 def describe(diff: dict) -> str:
-    return "ocirun differs from runc:\n" + "\n".join(f"{f}: {json.dumps(v)}"
-                                                     for f, v in diff.items())
+    return "ocirun differs from runc:\n" + "\n".join(
+        f"{f}: {json.dumps(v)}" for f, v in diff.items()
+    )
 
 
 # --------------------------------------------------------------------------- running
@@ -205,8 +231,13 @@ def write_bundle(base: Path, name: str, cfg: dict, script: str, source: Path) ->
 
 def run_runc(root: str, bundle: Path, cid: str) -> subprocess.CompletedProcess:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run([RUNC, "--root", root, "run", "--bundle", str(bundle), cid],
-                           stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=60)
+        p = subprocess.run(
+            [RUNC, "--root", root, "run", "--bundle", str(bundle), cid],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            timeout=60,
+        )
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read())
@@ -216,11 +247,12 @@ def cgroup_dirs_named(names: set[str], depth: int = 4) -> list[str]:
     """Cgroup directories (any hierarchy, up to DEPTH levels down) whose name is in NAMES."""
     found = []
     with open("/proc/self/mountinfo") as f:
-        points = [ln.split()[4] for ln in f if ln.split(" - ")[1].split()[0] in ("cgroup",
-                                                                              "cgroup2")]
+        points = [
+            ln.split()[4] for ln in f if ln.split(" - ")[1].split()[0] in ("cgroup", "cgroup2")
+        ]
     for top in points:
         for dirpath, dirnames, _ in os.walk(top):
-            if dirpath[len(top):].count("/") >= depth:
+            if dirpath[len(top) :].count("/") >= depth:
                 dirnames[:] = []
             found += [os.path.join(dirpath, d) for d in dirnames if d in names]
     return found
@@ -236,15 +268,15 @@ class SideBySide:
         self.roots = {"runc": str(base / "runc-root"), "ocirun": ocirun_root}
         self.ids: list[str] = []
 
-    def run(self, runtime: str, cfg: dict, what: str,
-            script: str = PROBE) -> subprocess.CompletedProcess:
+    def run(
+        self, runtime: str, cfg: dict, what: str, script: str = PROBE
+    ) -> subprocess.CompletedProcess:
         cid = unique_id(what)
         self.ids.append(cid)
         bundle = write_bundle(self.base, f"{runtime}-{cid}", cfg, script, self.source)
         if runtime == "runc":
             return run_runc(self.roots["runc"], bundle, cid)
-        return call(Root(self.roots["ocirun"]), "run", "--bundle", str(bundle), cid,
-                    timeout=60)
+        return call(Root(self.roots["ocirun"]), "run", "--bundle", str(bundle), cid, timeout=60)
 
     def both(self, cfg: dict, what: str, **kw) -> dict[str, subprocess.CompletedProcess]:
         return {rt: self.run(rt, cfg, what, **kw) for rt in ("runc", "ocirun")}
@@ -265,8 +297,9 @@ class SideBySide:
             except OSError:
                 pass
         left["processes"] = procs
-        names = set(self.ids) | ({cgroups_path.rstrip("/").rsplit("/", 1)[-1]}
-                                 if cgroups_path else set())
+        names = set(self.ids) | (
+            {cgroups_path.rstrip("/").rsplit("/", 1)[-1]} if cgroups_path else set()
+        )
         left["cgroups"] = cgroup_dirs_named(names)
         return {k: v for k, v in left.items() if v}
 
@@ -276,8 +309,10 @@ class SideBySide:
         for runtime in ("runc", "ocirun"):
             for cid in left.get(f"{runtime} state", []):
                 binary = RUNC if runtime == "runc" else OCIRUN
-                subprocess.run([binary, "--root", self.roots[runtime], "delete", "--force",
-                                cid], capture_output=True)
+                subprocess.run(
+                    [binary, "--root", self.roots[runtime], "delete", "--force", cid],
+                    capture_output=True,
+                )
         for pid in left.get("processes", []):
             try:
                 os.kill(pid, 9)

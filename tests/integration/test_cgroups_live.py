@@ -61,7 +61,7 @@ def cg():
     for m in made:
         try:
             m.kill_all(signal.SIGKILL)
-            _wait_until(lambda: not m.pids(), 5)
+            _wait_until(lambda m=m: not m.pids(), 5)
         except (CgroupError, OSError):
             pass
         m.destroy()
@@ -72,8 +72,9 @@ def cg():
 def _held(m, argv: list[str], **kw) -> subprocess.Popen:
     """Start argv in m's cgroups before it runs: it waits on stdin until added (as the
     runtime adds the init before it runs anything of the user's)."""
-    p = subprocess.Popen(["/bin/sh", "-c", 'read _; exec "$@"', "sh", *argv],
-                         stdin=subprocess.PIPE, **kw)
+    p = subprocess.Popen(
+        ["/bin/sh", "-c", 'read _; exec "$@"', "sh", *argv], stdin=subprocess.PIPE, **kw
+    )
     m.add(p.pid)
     p.stdin.write(b"\n")
     p.stdin.close()
@@ -81,12 +82,21 @@ def _held(m, argv: list[str], **kw) -> subprocess.Popen:
 
 
 def test_limits_land_in_the_kernel_files(cg):
-    m = cg({"memory": {"limit": 64 << 20, "reservation": 32 << 20, "swappiness": 0},
+    m = cg(
+        {
+            "memory": {"limit": 64 << 20, "reservation": 32 << 20, "swappiness": 0},
             "pids": {"limit": 20},
-            "cpu": {"shares": 512, "quota": 50000, "period": 100000, "burst": 10000,
-                    "cpus": "0", "mems": "0"},
-            "blockIO": {"throttleWriteBpsDevice": [{"major": 254, "minor": 0,
-                                                    "rate": 10 << 20}]}})
+            "cpu": {
+                "shares": 512,
+                "quota": 50000,
+                "period": 100000,
+                "burst": 10000,
+                "cpus": "0",
+                "mems": "0",
+            },
+            "blockIO": {"throttleWriteBpsDevice": [{"major": 254, "minor": 0, "rate": 10 << 20}]},
+        }
+    )
     d = m.dirs
     assert _read(f"{d['memory']}/memory.limit_in_bytes") == str(64 << 20)
     assert _read(f"{d['memory']}/memory.soft_limit_in_bytes") == str(32 << 20)
@@ -99,8 +109,18 @@ def test_limits_land_in_the_kernel_files(cg):
     assert _read(f"{d['cpuset']}/cpuset.cpus") == "0"
     assert _read(f"{d['blkio']}/blkio.throttle.write_bps_device") == f"254:0 {10 << 20}"
     # every mounted hierarchy, name=systemd and the hybrid cgroup2 tree included
-    for sub in ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
-                "name=systemd", ""):
+    for sub in (
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "memory",
+        "devices",
+        "freezer",
+        "blkio",
+        "pids",
+        "name=systemd",
+        "",
+    ):
         assert os.path.isdir(d[sub]), sub
     assert d[""].startswith(f"{CG}/unified/")
     # device rules: deny all, then runc's defaults
@@ -111,7 +131,7 @@ def test_limits_land_in_the_kernel_files(cg):
 def test_process_lifecycle_add_freeze_thaw_kill(cg):
     m = cg({"memory": {"limit": 64 << 20}})
     p = _held(m, ["sleep", "100"])
-    path = m.dirs["memory"][len(f"{CG}/memory"):]
+    path = m.dirs["memory"][len(f"{CG}/memory") :]
     lines = _read(f"/proc/{p.pid}/cgroup").splitlines()
     assert f"4:memory:{path}" in lines or any(ln.endswith(f":memory:{path}") for ln in lines)
     assert f"0::{path}" in lines  # the hybrid cgroup2 tree
@@ -141,8 +161,11 @@ def test_kill_all_reaches_every_process_with_any_signal(cg):
 
 def test_pids_limit_stops_forks(cg):
     m = cg({"pids": {"limit": 20}})
-    p = _held(m, ["/bin/sh", "-c", "for i in $(seq 40); do sleep 10 & done; sleep 10"],
-              stderr=subprocess.PIPE)
+    p = _held(
+        m,
+        ["/bin/sh", "-c", "for i in $(seq 40); do sleep 10 & done; sleep 10"],
+        stderr=subprocess.PIPE,
+    )
     assert _wait_until(lambda: int(_read(f"{m.dirs['pids']}/pids.current")) >= 20)
     time.sleep(0.2)
     assert int(_read(f"{m.dirs['pids']}/pids.current")) == 20
@@ -157,8 +180,12 @@ def test_pids_limit_stops_forks(cg):
 def test_memory_limit_oom_kills(cg):
     m = cg({"memory": {"limit": 16 << 20, "swap": 16 << 20}})
     assert m.oom_count() == 0
-    p = _held(m, [sys.executable, "-S", "-c", "s = b'x' * (64 << 20); print(len(s))"],
-              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = _held(
+        m,
+        [sys.executable, "-S", "-c", "s = b'x' * (64 << 20); print(len(s))"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert p.wait(timeout=30) == -signal.SIGKILL
     assert m.oom_count() >= 1
     stats = m.stats()
@@ -170,8 +197,16 @@ def test_update_live_cgroup(cg):
     m = cg({"memory": {"limit": 64 << 20}, "pids": {"limit": 20}, "cpu": {"shares": 512}})
     p = _held(m, ["sleep", "100"])
     again = from_state(m.paths)
-    assert again.update({"memory": {"limit": 128 << 20, "swap": 256 << 20},
-                         "pids": {"limit": 30}, "cpu": {"shares": 256, "quota": 20000}}) == []
+    assert (
+        again.update(
+            {
+                "memory": {"limit": 128 << 20, "swap": 256 << 20},
+                "pids": {"limit": 30},
+                "cpu": {"shares": 256, "quota": 20000},
+            }
+        )
+        == []
+    )
     assert _read(f"{m.dirs['memory']}/memory.limit_in_bytes") == str(128 << 20)
     assert _read(f"{m.dirs['memory']}/memory.memsw.limit_in_bytes") == str(256 << 20)
     assert _read(f"{m.dirs['pids']}/pids.max") == "30"
@@ -234,12 +269,16 @@ def test_destroy_waits_for_dying_tasks_and_keeps_existing_parents(cg):
 # ----------------------------------------------------------------------- through the CLI
 
 
-
 def call(rt, *args, timeout=30) -> subprocess.CompletedProcess:
     """ocirun with stdout/stderr in files: a detached container would hold pipes open."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run([OCIRUN, "--root", rt.root, *args], stdin=subprocess.DEVNULL,
-                           stdout=out, stderr=err, timeout=timeout)
+        p = subprocess.run(
+            [OCIRUN, "--root", rt.root, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            timeout=timeout,
+        )
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read())
@@ -259,6 +298,7 @@ def _cgroup_bundle(make_bundle, cid, resources, args=("sleep", "100")):
     def mutate(cfg):
         cfg["linux"]["cgroupsPath"] = f"{BASE}/{cid}"
         cfg["linux"]["resources"] = resources
+
     return make_bundle(args=list(args), mutate=mutate)
 
 
@@ -268,8 +308,7 @@ def cid():
 
 
 def test_cli_create_applies_limits_and_delete_removes_them(rt, make_bundle, cid):
-    b = _cgroup_bundle(make_bundle, cid, {"memory": {"limit": 64 << 20},
-                                          "pids": {"limit": 20}})
+    b = _cgroup_bundle(make_bundle, cid, {"memory": {"limit": 64 << 20}, "pids": {"limit": 20}})
     ok(rt, "create", "--bundle", b, cid)
     try:
         pid = state(rt, cid)["pid"]
@@ -309,9 +348,12 @@ def test_cli_exec_process_joins_every_cgroup(rt, make_bundle, cid, tmp_path):
 
 
 def test_cli_container_sees_its_own_limit_through_cgroupns(rt, make_bundle, cid):
-    b = _cgroup_bundle(make_bundle, cid, {"memory": {"limit": 64 << 20}},
-                       args=("cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                             "/proc/self/cgroup"))
+    b = _cgroup_bundle(
+        make_bundle,
+        cid,
+        {"memory": {"limit": 64 << 20}},
+        args=("cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/proc/self/cgroup"),
+    )
     out = ok(rt, "run", "--bundle", b, cid).stdout.split()
     assert out[0] == str(64 << 20)
     assert all(line.endswith(":/") for line in out[1:])
@@ -333,8 +375,9 @@ def test_cli_kill_all_and_ps(rt, make_bundle, cid):
     b = _cgroup_bundle(make_bundle, cid, {}, args=("sh", "-c", "sleep 100 & sleep 100 & wait"))
     ok(rt, "run", "-d", "--bundle", b, cid)
     try:
-        assert _wait_until(lambda: len(json.loads(
-            ok(rt, "ps", "--format", "json", cid).stdout)) == 3)
+        assert _wait_until(
+            lambda: len(json.loads(ok(rt, "ps", "--format", "json", cid).stdout)) == 3
+        )
         ok(rt, "kill", "--all", cid, "KILL")
         assert _wait_until(lambda: not _read(f"{CG}/pids{BASE}/{cid}/cgroup.procs"))
     finally:
@@ -342,8 +385,7 @@ def test_cli_kill_all_and_ps(rt, make_bundle, cid):
 
 
 def test_cli_update_and_events_stats(rt, make_bundle, cid, tmp_path):
-    ok(rt, "run", "-d", "--bundle", _cgroup_bundle(make_bundle, cid, {"pids": {"limit": 20}}),
-          cid)
+    ok(rt, "run", "-d", "--bundle", _cgroup_bundle(make_bundle, cid, {"pids": {"limit": 20}}), cid)
     try:
         res = tmp_path / "r.json"
         res.write_text(json.dumps({"memory": {"limit": 96 << 20}, "pids": {"limit": 30}}))
@@ -374,12 +416,20 @@ def test_cli_events_reports_an_oom_kill(rt, make_bundle, cid):
     """A memory-limited container whose process outgrows the limit is OOM-killed, and
     `events` (runc's JSON shapes) reports it as {"type": "oom"} before ending with the
     container."""
-    b = _cgroup_bundle(make_bundle, cid, {"memory": {"limit": 32 << 20}},
-                       args=("sh", "-c", "sleep 0.5; head -c 200m /dev/zero | tail; sleep 1"))
+    b = _cgroup_bundle(
+        make_bundle,
+        cid,
+        {"memory": {"limit": 32 << 20}},
+        args=("sh", "-c", "sleep 0.5; head -c 200m /dev/zero | tail; sleep 1"),
+    )
     ok(rt, "run", "-d", "--bundle", b, cid)
     try:
-        events = subprocess.run([OCIRUN, "--root", rt.root, "events", "--interval", "100ms",
-                                 cid], capture_output=True, text=True, timeout=30)
+        events = subprocess.run(
+            [OCIRUN, "--root", rt.root, "events", "--interval", "100ms", cid],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         kinds = [json.loads(line)["type"] for line in events.stdout.splitlines()]
         assert events.returncode == 0, events.stderr
         assert "oom" in kinds and kinds[0] == "stats", kinds

@@ -18,12 +18,16 @@ import time
 import uuid
 
 import pytest
-
+from criutools import (
+    COUNT,
+    Pipe,
+    cgroup_dirs,
+    gone,
+    init_view,  # noqa: F401
+    line,
+    nothing_left,
+)
 from testenv import OCIRUN
-
-from criutools import (COUNT, Pipe, cgroup_dirs, criu, ctl, gone, init_view,  # noqa: F401
-                       make_bundle,
-                       line, nothing_left)
 
 
 def test_checkpoint_restore_continues_the_count(ctl, make_bundle, tmp_path):
@@ -134,14 +138,26 @@ def test_tmpfs_and_bind_mount(ctl, make_bundle, tmp_path):
     def mounts(source):
         def mutate(cfg):
             cfg["mounts"] += [
-                {"destination": "/run", "type": "tmpfs", "source": "tmpfs",
-                 "options": ["nosuid", "size=1m"]},
-                {"destination": "/home", "type": "bind", "source": str(source),
-                 "options": ["rbind", "rw"]}]
+                {
+                    "destination": "/run",
+                    "type": "tmpfs",
+                    "source": "tmpfs",
+                    "options": ["nosuid", "size=1m"],
+                },
+                {
+                    "destination": "/home",
+                    "type": "bind",
+                    "source": str(source),
+                    "options": ["rbind", "rw"],
+                },
+            ]
+
         return mutate
 
-    script = ("echo secret > /run/t; "
-              "while true; do cat /run/t /home/which | tr '\\n' ' '; echo; sleep 0.1; done")
+    script = (
+        "echo secret > /run/t; "
+        "while true; do cat /run/t /home/which | tr '\\n' ' '; echo; sleep 0.1; done"
+    )
     cid = f"ck-{uuid.uuid4().hex[:8]}"
     first, second = Pipe(), Pipe()
     try:
@@ -151,8 +167,14 @@ def test_tmpfs_and_bind_mount(ctl, make_bundle, tmp_path):
         images = str(tmp_path / "img")
         ctl.ok("checkpoint", "--image-path", images, cid)
         first.drain()
-        ctl.start(cid, make_bundle(["sh", "-c", script], mounts(src2)), second,
-                  "restore", "--image-path", images)
+        ctl.start(
+            cid,
+            make_bundle(["sh", "-c", script], mounts(src2)),
+            second,
+            "restore",
+            "--image-path",
+            images,
+        )
         second.close_writer()
         assert line(second) == "secret two"
         ctl.ok("delete", "--force", cid)
@@ -162,11 +184,14 @@ def test_tmpfs_and_bind_mount(ctl, make_bundle, tmp_path):
         first.close()
         second.close()
 
-TCP = ("nc -l -p 2000 & "  # stays listening
-       # nc quits at EOF on its stdin: the server gets one that never ends
-       "sleep 100000 | nc -l -p 1234 > /dev/shm/got & sleep 0.3; "
-       "(i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done) | nc 127.0.0.1 1234 & "
-       "while true; do tail -n1 /dev/shm/got; sleep 0.1; done")
+
+TCP = (
+    "nc -l -p 2000 & "  # stays listening
+    # nc quits at EOF on its stdin: the server gets one that never ends
+    "sleep 100000 | nc -l -p 1234 > /dev/shm/got & sleep 0.3; "
+    "(i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done) | nc 127.0.0.1 1234 & "
+    "while true; do tail -n1 /dev/shm/got; sleep 0.1; done"
+)
 
 
 def test_tcp_established_in_a_private_netns(ctl, make_bundle, tmp_path):
@@ -192,25 +217,38 @@ def test_tcp_established_in_a_private_netns(ctl, make_bundle, tmp_path):
         first.drain()
         dumped = first.seen
         if ctl.exe != [OCIRUN]:
-            r = ctl("restore", "-d", "--tcp-established", "--image-path", images, "-b", bundle,
-                    cid, stdout=second.w, stderr=second.w)
+            r = ctl(
+                "restore",
+                "-d",
+                "--tcp-established",
+                "--image-path",
+                images,
+                "-b",
+                bundle,
+                cid,
+                stdout=second.w,
+                stderr=second.w,
+            )
             log = open(os.path.join(images, "restore.log")).read()
             if r.returncode != 0 and "Network is unreachable" in log:
-                pytest.skip("runc 1.1.5 cannot restore it: CRIU: Can't connect inet socket "
-                            "back: Network is unreachable (its netns' loopback stays down)")
+                pytest.skip(
+                    "runc 1.1.5 cannot restore it: CRIU: Can't connect inet socket "
+                    "back: Network is unreachable (its netns' loopback stays down)"
+                )
             assert r.returncode == 0, log[-2000:]
         else:
-            ctl.start(cid, bundle, second, "restore", "--tcp-established", "--image-path",
-                      images)
+            ctl.start(cid, bundle, second, "restore", "--tcp-established", "--image-path", images)
         second.close_writer()
         after = second.numbers(5)
         # the client's count arrives through the restored connection, going on
-        assert len(after) >= 5 and after[0] >= dumped[-1] and after[-1] > after[0], (dumped,
-                                                                                      after)
+        assert len(after) >= 5 and after[0] >= dumped[-1] and after[-1] > after[0], (dumped, after)
         if ctl.exe == [OCIRUN]:
             table = ctl.ok("exec", cid, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout
-            socks = {(row.split()[1].rsplit(":", 1)[1], row.split()[3])
-                     for row in table.splitlines() if ":" in row.split()[0]}
+            socks = {
+                (row.split()[1].rsplit(":", 1)[1], row.split()[3])
+                for row in table.splitlines()
+                if ":" in row.split()[0]
+            }
             assert ("07D0", "0A") in socks, table  # port 2000 listening
             assert ("04D2", "01") in socks, table  # port 1234 established
         ctl.ok("delete", "--force", cid)
@@ -222,6 +260,7 @@ def test_tcp_established_in_a_private_netns(ctl, make_bundle, tmp_path):
 
 
 # ------------------------------------------------------------------ bad inputs, ocirun only
+
 
 def test_foreground_restore_waits_and_returns_the_exit_code(ctl, make_bundle, tmp_path):
     """restore without --detach waits for the restored init as `run` does, gives its exit
@@ -240,8 +279,18 @@ def test_foreground_restore_waits_and_returns_the_exit_code(ctl, make_bundle, tm
         last = first.seen[-1]
         assert last < 25
         pid_file = tmp_path / "pid"
-        r = ctl("restore", "--pid-file", str(pid_file), "--image-path", images, "-b", bundle,
-                cid, stdout=second.w, stderr=second.w)
+        r = ctl(
+            "restore",
+            "--pid-file",
+            str(pid_file),
+            "--image-path",
+            images,
+            "-b",
+            bundle,
+            cid,
+            stdout=second.w,
+            stderr=second.w,
+        )
         second.close_writer()
         assert r.returncode == 7
         assert second.drain() == list(range(last + 1, 26))
@@ -264,14 +313,13 @@ def test_network_namespace_joined_by_path(ctl, make_bundle, tmp_path):
     first, second = Pipe(), Pipe()
     try:
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        subprocess.run(["ip", "-n", ns, "addr", "add", "10.99.7.1/32", "dev", "lo"],
-                       check=True)
+        subprocess.run(["ip", "-n", ns, "addr", "add", "10.99.7.1/32", "dev", "lo"], check=True)
 
         def joined(cfg):
             cfg["linux"]["namespaces"] = [
-                n if n["type"] != "network" else {"type": "network",
-                                                  "path": f"/run/netns/{ns}"}
-                for n in cfg["linux"]["namespaces"]]
+                n if n["type"] != "network" else {"type": "network", "path": f"/run/netns/{ns}"}
+                for n in cfg["linux"]["namespaces"]
+            ]
 
         script = "while true; do ip -o addr show lo | grep -c 10.99.7.1; sleep 0.1; done"
         bundle = make_bundle(["sh", "-c", script], joined)

@@ -49,7 +49,7 @@ def read_json_log(path: Path) -> list[dict]:
         assert RFC3339.match(obj["time"]), obj
         t = datetime.datetime.fromisoformat(obj["time"].replace("Z", "+00:00"))
         assert t.tzinfo is not None
-        assert abs(datetime.datetime.now(datetime.timezone.utc) - t) < datetime.timedelta(minutes=5)
+        assert abs(datetime.datetime.now(datetime.UTC) - t) < datetime.timedelta(minutes=5)
         out.append(obj)
     return out
 
@@ -85,9 +85,11 @@ LOG_FORMS = {
 
 
 @pytest.mark.parametrize("form", LOG_FORMS)
-@pytest.mark.parametrize("command", [["state", "nope"], ["delete", "nope"],
-                                     ["kill", "nope", "KILL"], ["list", "--format", "yaml"]],
-                         ids=["state", "delete", "kill", "list"])
+@pytest.mark.parametrize(
+    "command",
+    [["state", "nope"], ["delete", "nope"], ["kill", "nope", "KILL"], ["list", "--format", "yaml"]],
+    ids=["state", "delete", "kill", "list"],
+)
 def test_json_log_on_failure(rt, tmp_path, form, command):
     """containerd shows the msg of the last "level":"error" line of the JSON log."""
     log = tmp_path / "log.json"
@@ -102,12 +104,28 @@ def test_json_log_of_init_failure_with_debug(rt, make_bundle, tmp_path):
     missing = str(tmp_path / "no-such-src")
 
     def mutate(cfg):
-        cfg["mounts"].append({"destination": "/dev/bind-target", "type": "bind", "source": missing,
-                              "options": ["rbind"]})
+        cfg["mounts"].append(
+            {
+                "destination": "/dev/bind-target",
+                "type": "bind",
+                "source": missing,
+                "options": ["rbind"],
+            }
+        )
 
     log = tmp_path / "log.json"
-    r = call(rt, "--debug", "--log", str(log), "--log-format", "json",
-             "create", "--bundle", make_bundle(args=["true"], mutate=mutate), "c1")
+    r = call(
+        rt,
+        "--debug",
+        "--log",
+        str(log),
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        make_bundle(args=["true"], mutate=mutate),
+        "c1",
+    )
     clean_failure(r, missing)
     entries = read_json_log(log)
     assert last_error(entries) == r.stderr.strip()
@@ -138,25 +156,43 @@ def test_debug_times_each_phase_of_create_start_exec_delete(rt, make_bundle, tmp
     bundle = make_bundle(args=["sleep", "30"])
     try:
         assert call(rt, *dbg, "create", "--bundle", bundle, "c1").returncode == 0
-        assert phases(log) == [startup, "parse config.json",
-                               "validate (schema + checks, cached now)", "check rootfs",
-                               "plan", "cgroups", "clone",
-                               "init setup (namespaces, mounts, hooks, pivot, credentials)",
-                               "state"]
+        assert phases(log) == [
+            startup,
+            "parse config.json",
+            "validate (schema + checks, cached now)",
+            "check rootfs",
+            "plan",
+            "cgroups",
+            "clone",
+            "init setup (namespaces, mounts, hooks, pivot, credentials)",
+            "state",
+        ]
         assert call(rt, *dbg, "create", "--bundle", bundle, "c2").returncode == 0
-        assert phases(log)[1:4] == ["parse config.json", "validate (cache hit)",
-                                    "check rootfs"]
+        assert phases(log)[1:4] == ["parse config.json", "validate (cache hit)", "check rootfs"]
         assert call(rt, "delete", "--force", "c2").returncode == 0
         assert call(rt, *dbg, "start", "c1").returncode == 0
-        assert phases(log) == [startup, "lock + state", "release (exec.fifo)",
-                               "the init's execve (startContainer hooks first)"]
+        assert phases(log) == [
+            startup,
+            "lock + state",
+            "release (exec.fifo)",
+            "the init's execve (startContainer hooks first)",
+        ]
         assert call(rt, *dbg, "exec", "c1", "true").returncode == 0
-        assert phases(log) == [startup, "lock + state, config, plan", "clone",
-                               "setup (join namespaces, cgroups, credentials)", "execve"]
+        assert phases(log) == [
+            startup,
+            "lock + state, config, plan",
+            "clone",
+            "setup (join namespaces, cgroups, credentials)",
+            "execve",
+        ]
         assert call(rt, "kill", "c1", "KILL").returncode == 0
         assert call(rt, *dbg, "delete", "--force", "c1").returncode == 0
-        assert phases(log) == [startup, "lock + state, load cgroup driver, stop what runs",
-                               "remove cgroups", "remove state dir"]
+        assert phases(log) == [
+            startup,
+            "lock + state, load cgroup driver, stop what runs",
+            "remove cgroups",
+            "remove state dir",
+        ]
     finally:
         call(rt, "delete", "--force", "c1")
         call(rt, "delete", "--force", "c2")
@@ -165,13 +201,27 @@ def test_debug_times_each_phase_of_create_start_exec_delete(rt, make_bundle, tmp
 def test_debug_phases_of_run_are_one_sequence(rt, make_bundle, tmp_path):
     """run = create + start + wait + delete: one start-up line, then every step's phases."""
     log = tmp_path / "log.json"
-    r = call(rt, "--debug", "--log", str(log), "--log-format", "json", "run", "--bundle",
-             make_bundle(args=["true"]), "c1")
+    r = call(
+        rt,
+        "--debug",
+        "--log",
+        str(log),
+        "--log-format",
+        "json",
+        "run",
+        "--bundle",
+        make_bundle(args=["true"]),
+        "c1",
+    )
     assert r.returncode == 0, r.stderr
     names = phases(log)
     assert names.count("interpreter start-up + imports (CPU)") == 1
-    assert names[:4] == ["interpreter start-up + imports (CPU)", "parse config.json",
-                         "validate (schema + checks, cached now)", "check rootfs"]
+    assert names[:4] == [
+        "interpreter start-up + imports (CPU)",
+        "parse config.json",
+        "validate (schema + checks, cached now)",
+        "check rootfs",
+    ]
     ran = names.index("the container's process ran")
     assert names.index("release (exec.fifo)") < ran < names.index("remove state dir")
     assert names[-1] == "remove state dir"
@@ -179,13 +229,23 @@ def test_debug_phases_of_run_are_one_sequence(rt, make_bundle, tmp_path):
 
 def test_json_log_of_multi_problem_config_error(rt, make_bundle, tmp_path):
     """Several config problems: one line on stderr ("; "), the same text as one error msg."""
+
     def mutate(cfg):
         cfg["process"]["cwd"] = "relative"
         cfg["hostname"] = 5
 
     log = tmp_path / "log.json"
-    r = call(rt, "--log", str(log), "--log-format", "json",
-             "create", "--bundle", make_bundle(mutate=mutate), "c1")
+    r = call(
+        rt,
+        "--log",
+        str(log),
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        make_bundle(mutate=mutate),
+        "c1",
+    )
     clean_failure(r, "/process/cwd", "/hostname")
     assert len(r.stderr.strip().splitlines()) == 1
     assert "; config.json: /" in r.stderr
@@ -212,8 +272,12 @@ def test_text_log_quotes_msg(rt, tmp_path):
 
 
 def test_log_in_missing_directory_is_a_clean_error(rt, tmp_path):
-    r = subprocess.run([OCIRUN, "--root", rt.root, "--log", str(tmp_path / "no" / "log.json"),
-                        "state", "nope"], capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        [OCIRUN, "--root", rt.root, "--log", str(tmp_path / "no" / "log.json"), "state", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     clean_failure(r, 'container "nope" does not exist')
 
 
@@ -222,8 +286,17 @@ def test_containerd_call_shape(rt, make_bundle):
     absolute --bundle and --pid-file, then start/state/delete with the same globals."""
     bundle = Path(make_bundle(args=["sleep", "30"]))
     glob = ["--log", str(bundle / "log.json"), "--log-format", "json"]
-    r = call(rt, *glob, "create", "--bundle", str(bundle), "--pid-file",
-             str(bundle / "init.pid"), "c1", cwd=str(bundle))
+    r = call(
+        rt,
+        *glob,
+        "create",
+        "--bundle",
+        str(bundle),
+        "--pid-file",
+        str(bundle / "init.pid"),
+        "c1",
+        cwd=str(bundle),
+    )
     try:
         assert r.returncode == 0, r.stderr
         pid = (bundle / "init.pid").read_text()
@@ -318,8 +391,13 @@ def test_spec_config_needs_a_console_socket_to_create(rt, tmp_path):
 
 def test_spec_rootless_config_runs(rt, tmp_path):
     """--rootless: a user namespace mapping root to the caller (root here), /sys bound."""
-    bundle = spec_bundle(rt, tmp_path, "--rootless", terminal=False,
-                         args=["sh", "-c", "cat /proc/self/uid_map; id -u"])
+    bundle = spec_bundle(
+        rt,
+        tmp_path,
+        "--rootless",
+        terminal=False,
+        args=["sh", "-c", "cat /proc/self/uid_map; id -u"],
+    )
     r = call(rt, "run", "--bundle", str(bundle), "c1")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0", str(os.geteuid()), "1", "0"], r.stdout
@@ -350,8 +428,9 @@ def test_spec_rootless_has_user_namespace(rt, tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
     call(rt, "spec", "--bundle", str(plain))
-    assert "user" not in [n["type"] for n in json.loads((plain / "config.json").read_text())
-                          ["linux"]["namespaces"]]
+    assert "user" not in [
+        n["type"] for n in json.loads((plain / "config.json").read_text())["linux"]["namespaces"]
+    ]
 
 
 def test_spec_into_missing_dir_is_clean_error(rt, tmp_path):
@@ -378,49 +457,66 @@ def test_features(rt):
 # --------------------------------------------------------------------------- mistakes
 
 
-@pytest.mark.parametrize("argv", [
-    ["frobnicate"],
-    ["list", "--bogus"],
-    ["--bogus", "list"],
-    ["create", "--bogus", "x"],
-    ["create"],
-    ["kill"],
-    ["start", "a", "b"],
-    ["--root"],
-    ["create", "--bundle"],
-    ["create", "--preserve-fds", "abc", "x"],
-    ["run", "--preserve-fds", "-1", "x"],
-    ["--log-format", "xml", "list"],
-    ["--log-format=xml", "state", "x"],
-    ["list", "--format", "yaml"],
-    ["kill", "--all", "x"],
-    ["kill", "x", "NOSIG"],
-    ["delete", "--force=yes", "x"],
-    ["kill", "--all=maybe", "x"],
-    ["--debug=2", "list"],
-    ["run", "-dt", "x"],  # Go's flag package has no combined short flags either
-    ["--rootless", "maybe", "create", "x"],  # runc too: only where it creates
-    ["--rootless=yes", "run", "x"],
-], ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["frobnicate"],
+        ["list", "--bogus"],
+        ["--bogus", "list"],
+        ["create", "--bogus", "x"],
+        ["create"],
+        ["kill"],
+        ["start", "a", "b"],
+        ["--root"],
+        ["create", "--bundle"],
+        ["create", "--preserve-fds", "abc", "x"],
+        ["run", "--preserve-fds", "-1", "x"],
+        ["--log-format", "xml", "list"],
+        ["--log-format=xml", "state", "x"],
+        ["list", "--format", "yaml"],
+        ["kill", "--all", "x"],
+        ["kill", "x", "NOSIG"],
+        ["delete", "--force=yes", "x"],
+        ["kill", "--all=maybe", "x"],
+        ["--debug=2", "list"],
+        ["run", "-dt", "x"],  # Go's flag package has no combined short flags either
+        ["--rootless", "maybe", "create", "x"],  # runc too: only where it creates
+        ["--rootless=yes", "run", "x"],
+    ],
+    ids=lambda a: " ".join(a),
+)
 def test_command_line_mistakes(rt, argv):
-    r = subprocess.run([OCIRUN, "--root", rt.root, *argv], capture_output=True, text=True,
-                       timeout=30, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [OCIRUN, "--root", rt.root, *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
     clean_failure(r)
     nothing_created(rt)
 
 
-@pytest.mark.parametrize("argv", [
-    pytest.param(["list"], id="list"),
-    pytest.param(["state", "x"], id="state"),
-    pytest.param(["create", "--bundle", "B", "x"], id="create"),
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["list"], id="list"),
+        pytest.param(["state", "x"], id="state"),
+        pytest.param(["create", "--bundle", "B", "x"], id="create"),
+    ],
+)
 def test_root_is_a_file(make_bundle, tmp_path, argv):
     """--root naming a regular file: a clean error, whatever the command."""
     blocker = tmp_path / "root-file"
     blocker.write_text("not a dir")
     argv = [make_bundle(args=["true"]) if a == "B" else a for a in argv]
-    r = subprocess.run([OCIRUN, "--root", str(blocker), *argv], capture_output=True,
-                       text=True, timeout=30, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [OCIRUN, "--root", str(blocker), *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
     clean_failure(r)
     assert blocker.read_text() == "not a dir"
 
@@ -433,8 +529,16 @@ def test_go_flag_syntax_end_to_end(rt, make_bundle, tmp_path):
     flags after the id (but not after exec's id: those are the command's)."""
     bundle = make_bundle(args=["sleep", "30"])
     pid_file = tmp_path / "init.pid"
-    r = call(rt, "-debug=false", "create", "c1", "-bundle", bundle, f"-pid-file={pid_file}",
-             "--no-new-keyring=false")
+    r = call(
+        rt,
+        "-debug=false",
+        "create",
+        "c1",
+        "-bundle",
+        bundle,
+        f"-pid-file={pid_file}",
+        "--no-new-keyring=false",
+    )
     try:
         assert r.returncode == 0, r.stderr
         assert rt.state("c1")["pid"] == int(pid_file.read_text())
@@ -456,10 +560,26 @@ def test_ignored_runc_flags_say_so_in_the_debug_log(rt, make_bundle, tmp_path):
     debug line each (on the fast path and on typer's). --criu (checkpoint/restore's CRIU) and
     --rootless (rootless mode) are used, not ignored: no such line for them."""
     log = tmp_path / "log.json"
-    glob = ["--criu", "/usr/sbin/criu", "--rootless=auto", "--debug", "--log", str(log),
-            "--log-format", "json"]
-    r = call(rt, *glob, "run", "-d", "--no-subreaper", "--bundle",
-             make_bundle(args=["sleep", "30"]), "c1")
+    glob = [
+        "--criu",
+        "/usr/sbin/criu",
+        "--rootless=auto",
+        "--debug",
+        "--log",
+        str(log),
+        "--log-format",
+        "json",
+    ]
+    r = call(
+        rt,
+        *glob,
+        "run",
+        "-d",
+        "--no-subreaper",
+        "--bundle",
+        make_bundle(args=["sleep", "30"]),
+        "c1",
+    )
     try:
         assert r.returncode == 0, r.stderr
         r = call(rt, *glob, "exec", "--ignore-paused", "c1", "true")
@@ -482,18 +602,32 @@ def test_ignored_runc_flags_say_so_in_the_debug_log(rt, make_bundle, tmp_path):
     assert not [e for e in read_json_log(log) if e["level"] == "error"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["checkpoint", "--image-path", "/tmp/img", "--lazy-pages", "c1"],
-     "checkpoint --lazy-pages is not supported by ocirun"),
-    (["restore", "-b", "/tmp", "--detach", "--lazy-pages", "c1"],
-     "restore --lazy-pages is not supported by ocirun"),
-    (["update", "--l3-cache-schema", "L3:0=ff", "c1"],
-     "Intel RDT/CAT: l3 cache schema is not enabled"),
-    (["update", "--mem-bw-schema=MB:0=50", "c1"],
-     "Intel RDT/MBA: memory bandwidth schema is not enabled"),
-    (["exec", "--cgroup", "sub", "c1", "true"],
-     "exec --cgroup is not supported: the process joins the container's own cgroup"),
-], ids=lambda a: a[0] if isinstance(a, list) else None)
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["checkpoint", "--image-path", "/tmp/img", "--lazy-pages", "c1"],
+            "checkpoint --lazy-pages is not supported by ocirun",
+        ),
+        (
+            ["restore", "-b", "/tmp", "--detach", "--lazy-pages", "c1"],
+            "restore --lazy-pages is not supported by ocirun",
+        ),
+        (
+            ["update", "--l3-cache-schema", "L3:0=ff", "c1"],
+            "Intel RDT/CAT: l3 cache schema is not enabled",
+        ),
+        (
+            ["update", "--mem-bw-schema=MB:0=50", "c1"],
+            "Intel RDT/MBA: memory bandwidth schema is not enabled",
+        ),
+        (
+            ["exec", "--cgroup", "sub", "c1", "true"],
+            "exec --cgroup is not supported: the process joins the container's own cgroup",
+        ),
+    ],
+    ids=lambda a: a[0] if isinstance(a, list) else None,
+)
 def test_runc_features_ocirun_lacks_are_one_line_errors(rt, argv, message):
     """Accepted on the command line as runc accepts them, then refused in one line: ignoring
     them would silently drop what was asked for."""
@@ -503,13 +637,16 @@ def test_runc_features_ocirun_lacks_are_one_line_errors(rt, argv, message):
     assert r.stderr.strip() == message
 
 
-@pytest.mark.parametrize("argv, heading", [
-    (["help"], "Usage: ocirun [OPTIONS] COMMAND"),
-    (["h", "kill"], "Usage: ocirun kill [OPTIONS]"),
-    (["help", "exec"], "Usage: ocirun exec [OPTIONS]"),
-    (["-help"], "Usage: ocirun [OPTIONS] COMMAND"),
-    (["create", "-h"], "Usage: ocirun create [OPTIONS]"),
-])
+@pytest.mark.parametrize(
+    "argv, heading",
+    [
+        (["help"], "Usage: ocirun [OPTIONS] COMMAND"),
+        (["h", "kill"], "Usage: ocirun kill [OPTIONS]"),
+        (["help", "exec"], "Usage: ocirun exec [OPTIONS]"),
+        (["-help"], "Usage: ocirun [OPTIONS] COMMAND"),
+        (["create", "-h"], "Usage: ocirun create [OPTIONS]"),
+    ],
+)
 def test_help_as_runc_takes_it(rt, argv, heading):
     r = call(rt, *argv)
     assert r.returncode == 0, r.stderr

@@ -28,8 +28,9 @@ def ocirun(*args, root=None, user=None, cwd=None, timeout=30) -> subprocess.Comp
     cmd = [OCIRUN, *(["--root", str(root)] if root is not None else []), *map(str, args)]
     kw = {"user": user, "group": user, "extra_groups": []} if user is not None else {}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd,
-                           timeout=timeout, **kw)
+        p = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, timeout=timeout, **kw
+        )
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(cmd, p.returncode, out.read(), err.read())
@@ -78,10 +79,17 @@ def shared_bundle(shared, make_bundle):
 # --------------------------------------------------------------------------- --root
 
 
-@pytest.mark.parametrize("argv", [
-    ["list"], ["list", "-q"], ["list", "--format", "json"],
-    ["create", "--bundle", "B", "x"], ["run", "--bundle", "B", "x"],
-], ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list"],
+        ["list", "-q"],
+        ["list", "--format", "json"],
+        ["create", "--bundle", "B", "x"],
+        ["run", "--bundle", "B", "x"],
+    ],
+    ids=lambda a: " ".join(a),
+)
 def test_root_under_a_regular_file(make_bundle, tmp_path, argv):
     """--root /file/sub: ENOTDIR from every step that would make or read it."""
     blocker = tmp_path / "file"
@@ -98,10 +106,18 @@ def test_root_is_a_file_names_it(tmp_path):
     one_line_error(ocirun("list", root=blocker), f"root {blocker}: Not a directory")
 
 
-@pytest.mark.parametrize("argv", [
-    ["state", "x"], ["kill", "x"], ["kill", "x", "KILL"], ["start", "x"], ["delete", "x"],
-    ["exec", "x", "true"],
-], ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["state", "x"],
+        ["kill", "x"],
+        ["kill", "x", "KILL"],
+        ["start", "x"],
+        ["delete", "x"],
+        ["exec", "x", "true"],
+    ],
+    ids=lambda a: " ".join(a),
+)
 def test_id_under_a_root_that_is_a_file(tmp_path, argv):
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -119,9 +135,13 @@ def test_relative_root_in_a_deleted_cwd(tmp_path):
     gone = tmp_path / "gone"
     gone.mkdir()
     # The child starts in `gone`, which is removed before ocirun resolves --root.
-    r = subprocess.run(["sh", "-c", f'rmdir "{gone}" && exec "$@"', "sh", OCIRUN,
-                        "--root", "relative", "list"], cwd=str(gone), capture_output=True,
-                       text=True, timeout=30)
+    r = subprocess.run(
+        ["sh", "-c", f'rmdir "{gone}" && exec "$@"', "sh", OCIRUN, "--root", "relative", "list"],
+        cwd=str(gone),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     one_line_error(r, "root relative")
 
 
@@ -138,17 +158,27 @@ def private_root(shared):
     return root
 
 
-@pytest.mark.parametrize("argv", [["list"], ["list", "-q"], ["list", "--format", "json"]],
-                         ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    "argv", [["list"], ["list", "-q"], ["list", "--format", "json"]], ids=lambda a: " ".join(a)
+)
 def test_list_root_without_permission(private_root, argv):
-    one_line_error(ocirun(*argv, root=private_root, user=NOBODY),
-                   f"root {private_root}: Permission denied")
+    one_line_error(
+        ocirun(*argv, root=private_root, user=NOBODY), f"root {private_root}: Permission denied"
+    )
 
 
-@pytest.mark.parametrize("argv", [["state", "c1"], ["kill", "c1"], ["delete", "c1"],
-                                  ["delete", "--force", "c1"], ["start", "c1"],
-                                  ["exec", "c1", "true"]],
-                         ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["state", "c1"],
+        ["kill", "c1"],
+        ["delete", "c1"],
+        ["delete", "--force", "c1"],
+        ["start", "c1"],
+        ["exec", "c1", "true"],
+    ],
+    ids=lambda a: " ".join(a),
+)
 def test_container_without_permission(private_root, argv):
     one_line_error(ocirun(*argv, root=private_root, user=NOBODY), "c1", "Permission denied")
     assert (private_root / "c1" / "state.json").exists()
@@ -229,8 +259,15 @@ def test_exec_without_the_saved_config(rt, make_bundle):
 
 def test_pid_file_in_missing_dir(rt, make_bundle, tmp_path):
     pid_file = tmp_path / "no" / "init.pid"
-    r = ocirun("create", "--bundle", make_bundle(args=["sleep", "30"]), "--pid-file", pid_file,
-               "c1", root=rt.root)
+    r = ocirun(
+        "create",
+        "--bundle",
+        make_bundle(args=["sleep", "30"]),
+        "--pid-file",
+        pid_file,
+        "c1",
+        root=rt.root,
+    )
     assert one_line_error(r) == f"write pid file {pid_file}: No such file or directory"
     assert rt.ok("list", "-q").stdout == ""
 
@@ -239,8 +276,15 @@ def test_pid_file_is_a_directory(rt, make_bundle, tmp_path):
     """rename over a directory fails: rolled back, and no temporary left beside it."""
     target = tmp_path / "pid"
     target.mkdir()
-    r = ocirun("create", "--bundle", make_bundle(args=["sleep", "30"]), "--pid-file", target,
-               "c1", root=rt.root)
+    r = ocirun(
+        "create",
+        "--bundle",
+        make_bundle(args=["sleep", "30"]),
+        "--pid-file",
+        target,
+        "c1",
+        root=rt.root,
+    )
     one_line_error(r, f"write pid file {target}: Is a directory")
     assert rt.ok("list", "-q").stdout == ""
     assert not [e for e in os.listdir(tmp_path) if ".tmp" in e], os.listdir(tmp_path)
@@ -248,8 +292,9 @@ def test_pid_file_is_a_directory(rt, make_bundle, tmp_path):
 
 def test_pid_file_in_missing_dir_for_run(rt, make_bundle, tmp_path):
     pid_file = tmp_path / "no" / "init.pid"
-    r = ocirun("run", "--bundle", make_bundle(args=["true"]), "--pid-file", pid_file, "c1",
-               root=rt.root)
+    r = ocirun(
+        "run", "--bundle", make_bundle(args=["true"]), "--pid-file", pid_file, "c1", root=rt.root
+    )
     one_line_error(r, f"write pid file {pid_file}")
     assert rt.ok("list", "-q").stdout == ""
 
@@ -263,8 +308,10 @@ def test_log_in_missing_dir_still_reports_the_error(rt, tmp_path, fmt):
     r = ocirun("--log", log, "--log-format", fmt, "state", "nope", root=rt.root)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     lines = r.stderr.strip().splitlines()
-    assert lines == [f"write log {log}: No such file or directory",
-                     'container "nope" does not exist'], lines
+    assert lines == [
+        f"write log {log}: No such file or directory",
+        'container "nope" does not exist',
+    ], lines
 
 
 def test_log_is_a_directory(rt, tmp_path):
@@ -276,8 +323,18 @@ def test_log_is_a_directory(rt, tmp_path):
 def test_unwritable_log_does_not_fail_a_working_command(rt, make_bundle, tmp_path):
     """--debug writes on success too: a log that cannot be written must not fail create."""
     log = tmp_path / "no" / "log.json"
-    r = ocirun("--debug", "--log", log, "--log-format", "json", "create", "--bundle",
-               make_bundle(args=["sleep", "30"]), "c1", root=rt.root)
+    r = ocirun(
+        "--debug",
+        "--log",
+        log,
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        make_bundle(args=["sleep", "30"]),
+        "c1",
+        root=rt.root,
+    )
     try:
         assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
         assert r.stderr.count("write log") == 1, r.stderr
@@ -286,12 +343,16 @@ def test_unwritable_log_does_not_fail_a_working_command(rt, make_bundle, tmp_pat
         rt.cli("delete", "--force", "c1")
 
 
-@pytest.mark.parametrize("name, quoted", [
-    ('a"b', r'msg="bundle /nonexistent/a\"b: no such directory"'),
-    ("a\\b", r'msg="bundle /nonexistent/a\\b: no such directory"'),
-    ("a\nb", r'msg="bundle /nonexistent/a\nb: no such directory"'),
-    ("a\tb\x01", r'msg="bundle /nonexistent/a\tb\x01: no such directory"'),
-], ids=["quote", "backslash", "newline", "control"])
+@pytest.mark.parametrize(
+    "name, quoted",
+    [
+        ('a"b', r'msg="bundle /nonexistent/a\"b: no such directory"'),
+        ("a\\b", r'msg="bundle /nonexistent/a\\b: no such directory"'),
+        ("a\nb", r'msg="bundle /nonexistent/a\nb: no such directory"'),
+        ("a\tb\x01", r'msg="bundle /nonexistent/a\tb\x01: no such directory"'),
+    ],
+    ids=["quote", "backslash", "newline", "control"],
+)
 def test_text_log_escapes_msg(rt, tmp_path, name, quoted):
     """logrus's text format quotes values as Go's %q: one line per entry."""
     log = tmp_path / "log.txt"
@@ -302,9 +363,22 @@ def test_text_log_escapes_msg(rt, tmp_path, name, quoted):
 
 
 @pytest.mark.parametrize("cid", ["..", ".", "../x", "a b", "a\nb"])
-@pytest.mark.parametrize("cmd", [["state"], ["start"], ["kill"], ["delete"], ["delete", "-f"],
-                                 ["pause"], ["resume"], ["ps"], ["events", "--stats"],
-                                 ["update", "--pids-limit", "10"], ["exec", "-t"]])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["state"],
+        ["start"],
+        ["kill"],
+        ["delete"],
+        ["delete", "-f"],
+        ["pause"],
+        ["resume"],
+        ["ps"],
+        ["events", "--stats"],
+        ["update", "--pids-limit", "10"],
+        ["exec", "-t"],
+    ],
+)
 def test_a_bad_id_is_refused_by_every_command(rt, cmd, cid):
     """As runc: `delete ../other-root/c1` once deleted a container outside --root."""
     r = ocirun(*cmd, cid, root=rt.root)
@@ -329,8 +403,7 @@ def test_delete_cannot_reach_a_container_of_another_root(rt, make_bundle, tmp_pa
 
 def test_exec_pid_file_in_missing_dir(rt, make_bundle, tmp_path):
     """exec --pid-file: the same clean error; the exec'd process does not stay behind."""
-    r = ocirun("run", "--detach", "--bundle", make_bundle(args=["sleep", "30"]), "c1",
-               root=rt.root)
+    r = ocirun("run", "--detach", "--bundle", make_bundle(args=["sleep", "30"]), "c1", root=rt.root)
     assert r.returncode == 0, r.stderr
     try:
         pid_file = tmp_path / "no" / "exec.pid"

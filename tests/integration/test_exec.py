@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 import pytest
+from clitools import call, fails, ok
 
 from ocirun.tables import CAPS
-from clitools import call, fails, ok
 
 OCIRUN = str(Path(sys.executable).parent / "ocirun")
 REPO = Path(__file__).resolve().parents[2]
@@ -43,8 +43,15 @@ def probe_dir(tmp_path_factory) -> Path:
 
 def with_probe(probe_dir: Path):
     def mutate(cfg):
-        cfg["mounts"].append({"destination": PROBE_DIR, "type": "bind",
-                              "source": str(probe_dir), "options": ["rbind", "ro"]})
+        cfg["mounts"].append(
+            {
+                "destination": PROBE_DIR,
+                "type": "bind",
+                "source": str(probe_dir),
+                "options": ["rbind", "ro"],
+            }
+        )
+
     return mutate
 
 
@@ -53,8 +60,16 @@ class Running:
 
     def __init__(self, rt, make_bundle, cid="ex", mutate=None):
         self.rt, self.cid = rt, cid
-        ok(call(rt, "run", "--detach", "--bundle",
-                make_bundle(args=["sleep", "60"], mutate=mutate), cid))
+        ok(
+            call(
+                rt,
+                "run",
+                "--detach",
+                "--bundle",
+                make_bundle(args=["sleep", "60"], mutate=mutate),
+                cid,
+            )
+        )
         self.pid = rt.state(cid)["pid"]
 
     def exec(self, *cmd, flags=(), **kw):
@@ -175,8 +190,11 @@ def test_exec_runtime_environment_does_not_leak(running):
     c = running()
     r = ok(c.exec("env", env=dict(os.environ, FOO_LEAK="1")))
     # HOME: the container's passwd entry, as runc sets it for exec too
-    assert sorted(line.split("=", 1)[0] for line in r.stdout.splitlines()) == \
-        ["HOME", "PATH", "TERM"]
+    assert sorted(line.split("=", 1)[0] for line in r.stdout.splitlines()) == [
+        "HOME",
+        "PATH",
+        "TERM",
+    ]
 
 
 # --------------------------------------------------------------------------- flags
@@ -186,9 +204,15 @@ def test_exec_env_overrides_and_adds(running):
     c = running()
     r = ok(c.exec("env", flags=("-e", "TERM=dumb", "-e", "NEW=a=b", "--env", "OTHER=")))
     env = r.stdout.splitlines()
-    assert sorted(env) == sorted(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
-                                  "/sbin:/bin", "TERM=dumb", "NEW=a=b", "OTHER=",
-                                  "HOME=/root"]), env
+    assert sorted(env) == sorted(
+        [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "TERM=dumb",
+            "NEW=a=b",
+            "OTHER=",
+            "HOME=/root",
+        ]
+    ), env
 
 
 def test_exec_cwd(running):
@@ -198,16 +222,37 @@ def test_exec_cwd(running):
 
 def test_exec_user(running):
     c = running()
-    r = ok(c.exec("sh", "-c", "id -u; id -g; id -G; grep CapEff /proc/self/status",
-                  flags=("-u", "1000:1001", "-g", "2000")))
+    r = ok(
+        c.exec(
+            "sh",
+            "-c",
+            "id -u; id -g; id -G; grep CapEff /proc/self/status",
+            flags=("-u", "1000:1001", "-g", "2000"),
+        )
+    )
     assert r.stdout.split() == ["1000", "1001", "1001", "2000", "CapEff:", "0000000000000000"]
 
 
 def test_exec_cap_adds_to_the_sets(running):
     c = running()
-    base = mask(["CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER",
-                 "CAP_FSETID", "CAP_KILL", "CAP_MKNOD", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW",
-                 "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"])
+    base = mask(
+        [
+            "CAP_AUDIT_WRITE",
+            "CAP_CHOWN",
+            "CAP_DAC_OVERRIDE",
+            "CAP_FOWNER",
+            "CAP_FSETID",
+            "CAP_KILL",
+            "CAP_MKNOD",
+            "CAP_NET_BIND_SERVICE",
+            "CAP_NET_RAW",
+            "CAP_SETFCAP",
+            "CAP_SETGID",
+            "CAP_SETPCAP",
+            "CAP_SETUID",
+            "CAP_SYS_CHROOT",
+        ]
+    )
     plain = status_of(ok(c.exec("cat", "/proc/self/status")).stdout)
     assert int(plain["CapBnd"], 16) == base
     st = status_of(ok(c.exec("cat", "/proc/self/status", flags=("--cap", "CAP_NET_ADMIN"))).stdout)
@@ -224,20 +269,24 @@ def test_exec_process_file_detached_with_pid_file(running, tmp_path):
     process = {
         "terminal": False,
         "user": {"uid": 1000, "gid": 1000, "additionalGids": [3000]},
-        "args": ["sh", "-c", "pwd > /dev/shm/out; id >> /dev/shm/out; env >> /dev/shm/out; "
-                             "exec sleep 60"],
+        "args": [
+            "sh",
+            "-c",
+            "pwd > /dev/shm/out; id >> /dev/shm/out; env >> /dev/shm/out; exec sleep 60",
+        ],
         "env": ["PATH=/bin:/usr/bin", "FROM_FILE=yes"],
         "cwd": "/var/log",
-        "capabilities": {k: ["CAP_CHOWN", "CAP_KILL"] for k in
-                         ("bounding", "effective", "permitted", "inheritable", "ambient")},
+        "capabilities": {
+            k: ["CAP_CHOWN", "CAP_KILL"]
+            for k in ("bounding", "effective", "permitted", "inheritable", "ambient")
+        },
         "noNewPrivileges": True,
     }
     pfile = tmp_path / "process.json"
     pfile.write_text(json.dumps(process))
     pid_file = tmp_path / "exec.pid"
     t0 = time.monotonic()
-    ok(call(c.rt, "exec", "--process", str(pfile), "--detach", "--pid-file", str(pid_file),
-            c.cid))
+    ok(call(c.rt, "exec", "--process", str(pfile), "--detach", "--pid-file", str(pid_file), c.cid))
     assert time.monotonic() - t0 < 10  # --detach did not wait for the 60 s sleep
     raw = pid_file.read_text()
     assert re.fullmatch(r"[1-9]\d*", raw), f"pid file holds {raw!r}"
@@ -258,28 +307,37 @@ def test_exec_process_file_detached_with_pid_file(running, tmp_path):
     assert lines[0] == "/var/log"
     assert lines[1] == "uid=1000 gid=1000 groups=3000", lines[1]  # additionalGids only
     # HOME=/: uid 1000 has no passwd entry in the image (runc's rule)
-    assert sorted(lines[2:]) == ["FROM_FILE=yes", "HOME=/", "PATH=/bin:/usr/bin",
-                                 "PWD=/var/log", "SHLVL=1"] or sorted(lines[2:]) == \
-        ["FROM_FILE=yes", "HOME=/", "PATH=/bin:/usr/bin", "PWD=/var/log"], lines
+    assert sorted(lines[2:]) == [
+        "FROM_FILE=yes",
+        "HOME=/",
+        "PATH=/bin:/usr/bin",
+        "PWD=/var/log",
+        "SHLVL=1",
+    ] or sorted(lines[2:]) == ["FROM_FILE=yes", "HOME=/", "PATH=/bin:/usr/bin", "PWD=/var/log"], (
+        lines
+    )
     st = status_of(Path(f"/proc/{pid}/status").read_text())
     want = mask(["CAP_CHOWN", "CAP_KILL"])
-    assert {k: int(st[k], 16) for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")} == \
-        dict.fromkeys(("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), want)
+    assert {
+        k: int(st[k], 16) for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
+    } == dict.fromkeys(("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), want)
     assert st["NoNewPrivs"] == "1"
 
 
 def test_exec_invalid_process_file(running, tmp_path):
     c = running()
     bad = tmp_path / "bad.json"
-    bad.write_text('{"args": ["true"], "cwd": "relative", "capabilities": '
-                   '{"bounding": ["CAP_TEST"]}}')
+    bad.write_text(
+        '{"args": ["true"], "cwd": "relative", "capabilities": {"bounding": ["CAP_TEST"]}}'
+    )
     r = call(c.rt, "exec", "--process", str(bad), c.cid)
     fails(r, "/cwd", "'relative'")  # an unknown capability alone would only be a warning
     missing = tmp_path / "missing.json"
     fails(call(c.rt, "exec", "--process", str(missing), c.cid), str(missing))
     bad.write_text("[1]")
-    fails(call(c.rt, "exec", "--process", str(bad), c.cid),
-          f"{bad}: a process must be a JSON object")
+    fails(
+        call(c.rt, "exec", "--process", str(bad), c.cid), f"{bad}: a process must be a JSON object"
+    )
     bad.write_text("{")
     fails(call(c.rt, "exec", "--process", str(bad), c.cid), f"{bad}: invalid JSON")
 
@@ -301,8 +359,13 @@ def test_exec_joins_every_namespace_of_the_container(running):
 
 def test_exec_gets_the_containers_seccomp_filter(running):
     def mutate(cfg):
-        cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}
+        cfg["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}
+            ],
+        }
+
     c = running(mutate)
     r = c.exec("sh", "-c", "grep Seccomp: /proc/self/status; mkdir /dev/shm/x")
     assert r.stdout.split() == ["Seccomp:", "2"]
@@ -318,12 +381,18 @@ def test_exec_leaked_fds_do_not_reach_the_process(running, probe_dir, tmp_path):
     try:
         leaks = {3 + i: fd for i, fd in enumerate(opened)}
         r = ok(c.exec(PROBE, "fds", fds=leaks))
-        assert sorted(int(line.split()[0]) for line in r.stdout.splitlines()) == [0, 1, 2], \
-            r.stdout
+        assert sorted(int(line.split()[0]) for line in r.stdout.splitlines()) == [0, 1, 2], r.stdout
         os.write(wp, b"preserved\n")
         os.close(opened.pop())  # wp: the reader in the container then sees EOF
-        r = ok(c.exec("sh", "-c", f"{PROBE} fds; {PROBE} read 3", flags=("--preserve-fds", "1"),
-                      fds={3: rp, 4: opened[0]}))
+        r = ok(
+            c.exec(
+                "sh",
+                "-c",
+                f"{PROBE} fds; {PROBE} read 3",
+                flags=("--preserve-fds", "1"),
+                fds={3: rp, 4: opened[0]},
+            )
+        )
         lines = r.stdout.splitlines()
         assert sorted(int(x.split()[0]) for x in lines if " -> " in x) == [0, 1, 2, 3], r.stdout
         assert lines[-1] == "preserved"
@@ -337,8 +406,13 @@ def test_exec_cwd_through_leaked_fd_cve_2024_21626(running, tmp_path):
     fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
     try:
         for n in range(3, 9):
-            r = c.exec("sh", "-c", "cat ../../../etc/hostname; pwd",
-                       flags=("--cwd", f"/proc/self/fd/{n}"), fds={k: fd for k in range(3, 9)})
+            r = c.exec(
+                "sh",
+                "-c",
+                "cat ../../../etc/hostname; pwd",
+                flags=("--cwd", f"/proc/self/fd/{n}"),
+                fds={k: fd for k in range(3, 9)},
+            )
             assert "Traceback" not in r.stderr
             if r.returncode == 0:
                 assert r.stdout.splitlines()[0] == "ocirun-demo", (n, r.stdout)
@@ -375,10 +449,24 @@ def test_exec_tty_with_console_socket(running, tmp_path):
     srv.listen(1)
     srv.settimeout(10)
     err = tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen([OCIRUN, "--root", c.rt.root, "exec", "-t", "--console-socket",
-                             path, c.cid, "sh", "-c", "tty; stty -echo; read l; echo got:$l; "
-                                                      "exit 4"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    proc = subprocess.Popen(
+        [
+            OCIRUN,
+            "--root",
+            c.rt.root,
+            "exec",
+            "-t",
+            "--console-socket",
+            path,
+            c.cid,
+            "sh",
+            "-c",
+            "tty; stty -echo; read l; echo got:$l; exit 4",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+    )
     master = -1
     try:
         conn, _ = srv.accept()
@@ -427,8 +515,20 @@ def test_exec_tty_without_console_socket_under_a_pty(running):
     pid, master = pty.fork()
     if pid == 0:
         try:
-            os.execv(OCIRUN, [OCIRUN, "--root", c.rt.root, "exec", "-t", c.cid, "sh", "-c",
-                              "tty; test -t 0 && echo stdin-is-a-tty; exit 5"])
+            os.execv(
+                OCIRUN,
+                [
+                    OCIRUN,
+                    "--root",
+                    c.rt.root,
+                    "exec",
+                    "-t",
+                    c.cid,
+                    "sh",
+                    "-c",
+                    "tty; test -t 0 && echo stdin-is-a-tty; exit 5",
+                ],
+            )
         finally:
             os._exit(127)
     out = b""

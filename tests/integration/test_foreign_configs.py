@@ -24,10 +24,9 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import pytest
-
 import foreign_engines as engines
 import foreignlib as fl
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = Path("/usr/share/containers/seccomp.json")
@@ -45,8 +44,9 @@ def _rootless_crun() -> dict:
 
 def _seccomp_runc_spec() -> dict:
     cfg = fl.tool_spec(fl.RUNC)
-    cfg["linux"]["seccomp"] = fl.convert_seccomp(json.loads(PROFILE.read_text()),
-                                                 cfg["process"]["capabilities"]["bounding"])
+    cfg["linux"]["seccomp"] = fl.convert_seccomp(
+        json.loads(PROFILE.read_text()), cfg["process"]["capabilities"]["bounding"]
+    )
     return cfg
 
 
@@ -99,8 +99,9 @@ class Runs:
                 self.results[name] = e
         res = self.results[name]
         if isinstance(res, Exception):
-            raise AssertionError(f"{name}: capturing or running the config failed: "
-                                 f"{res!r}") from res
+            raise AssertionError(
+                f"{name}: capturing or running the config failed: {res!r}"
+            ) from res
         return res
 
     def _make(self, name: str) -> Result:
@@ -114,8 +115,7 @@ class Runs:
             pytest.skip("gcc could not build the static probe (tests/probe/build.sh)")
         if make is not None:
             return self._run(name, make())
-        capture = engines.podman_config if name == "podman-create" else \
-            engines.containerd_config
+        capture = engines.podman_config if name == "podman-create" else engines.containerd_config
         with capture(f"fc{uuid.uuid4().hex[:6]}") as cap:
             self.engine_configs[name] = cap.config
             result = self._run(name, cap.config)
@@ -134,8 +134,9 @@ class Runs:
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("foreign")
     probe_dir = base / "probe"
-    built = subprocess.run(["sh", str(REPO / "tests/probe/build.sh"), str(probe_dir)],
-                           capture_output=True)
+    built = subprocess.run(
+        ["sh", str(REPO / "tests/probe/build.sh"), str(probe_dir)], capture_output=True
+    )
     r = Runs(base, probe_dir / "probe" if built.returncode == 0 else None)
     yield r
     assert not r.close(), "ocirun state left behind"
@@ -160,8 +161,10 @@ def check_runs(res: Result) -> None:
 def check_ids(res: Result) -> None:
     same(res, "id", "Groups", "uid_map", "gid_map")
     user = res.cfg["process"]["user"]
-    assert res.views["ocirun"]["id"].startswith(f"uid={user['uid']}(") and \
-        f" gid={user['gid']}(" in res.views["ocirun"]["id"], res.views["ocirun"]["id"]
+    assert (
+        res.views["ocirun"]["id"].startswith(f"uid={user['uid']}(")
+        and f" gid={user['gid']}(" in res.views["ocirun"]["id"]
+    ), res.views["ocirun"]["id"]
 
 
 def check_caps(res: Result) -> None:
@@ -185,8 +188,10 @@ def check_hostname(res: Result) -> None:
 def check_mounts(res: Result) -> None:
     """Mount points and fs types, as a set (order: next check)."""
     ours, theirs = (sorted(res.views[rt]["mounts"]) for rt in ("ocirun", "runc"))
-    assert ours == theirs, (f"only under ocirun: {[m for m in ours if m not in theirs]}; "
-                            f"only under runc: {[m for m in theirs if m not in ours]}")
+    assert ours == theirs, (
+        f"only under ocirun: {[m for m in ours if m not in theirs]}; "
+        f"only under runc: {[m for m in theirs if m not in ours]}"
+    )
 
 
 def check_mount_order(res: Result) -> None:
@@ -224,18 +229,29 @@ def check_cleanup(res: Result) -> None:
     assert not res.left, f"left behind (now removed): {res.left}"
 
 
-CHECKS = {"runs": check_runs, "ids": check_ids, "caps": check_caps,
-          "home-path": check_home_path, "env": check_env, "hostname": check_hostname,
-          "mounts": check_mounts, "mount-order": check_mount_order,
-          "mount-flags": check_mount_flags, "devices": check_devices,
-          "seccomp-nnp": check_security,
-          "limits": check_limits, "cleanup": check_cleanup}
+CHECKS = {
+    "runs": check_runs,
+    "ids": check_ids,
+    "caps": check_caps,
+    "home-path": check_home_path,
+    "env": check_env,
+    "hostname": check_hostname,
+    "mounts": check_mounts,
+    "mount-order": check_mount_order,
+    "mount-flags": check_mount_flags,
+    "devices": check_devices,
+    "seccomp-nnp": check_security,
+    "limits": check_limits,
+    "cleanup": check_cleanup,
+}
 
 # (config or "*", check) -> diagnosis. Known divergences from runc 1.1.5.
-DETACHED = ("DIVERGENCE (deliberate, docs/compat.md): in a user namespace bind sources are "
-            "copied by the runtime before the clone (open_tree, as runc >= 1.2 does), and the "
-            "kernel lists such attached copies (here the /sys rbind) first in mountinfo; "
-            "same mounts, other order")
+DETACHED = (
+    "DIVERGENCE (deliberate, docs/compat.md): in a user namespace bind sources are "
+    "copied by the runtime before the clone (open_tree, as runc >= 1.2 does), and the "
+    "kernel lists such attached copies (here the /sys rbind) first in mountinfo; "
+    "same mounts, other order"
+)
 KNOWN: dict[tuple[str, str], str] = {
     ("runc-spec-rootless", "mount-order"): DETACHED,
 }
@@ -276,8 +292,9 @@ def test_seccomp_conversion_is_podmans(runs):
     same profile and bounding set (so containers-seccomp is podman's conversion)."""
     runs.get("podman-create")
     cfg = runs.engine_configs["podman-create"]
-    mine = fl.convert_seccomp(json.loads(PROFILE.read_text()),
-                              cfg["process"]["capabilities"]["bounding"])
+    mine = fl.convert_seccomp(
+        json.loads(PROFILE.read_text()), cfg["process"]["capabilities"]["bounding"]
+    )
     assert mine == cfg["linux"]["seccomp"]
 
 

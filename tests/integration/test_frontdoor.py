@@ -307,8 +307,7 @@ def test_the_front_door_waits_for_the_containers_lock(rt, make_bundle):
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            proc = subprocess.Popen([OCIRUN, "--root", rt.root, *args],
-                                    stdout=subprocess.DEVNULL)
+            proc = subprocess.Popen([OCIRUN, "--root", rt.root, *args], stdout=subprocess.DEVNULL)
             time.sleep(0.3)
             assert proc.poll() is None and path.exists(), args
         finally:

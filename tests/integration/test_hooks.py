@@ -43,11 +43,20 @@ IN_CONTAINER_OUT = "/home"  # the host's record dir is bound here (exists in the
 # --------------------------------------------------------------------------- helpers
 
 
-def recorder(name: str, out: str, *, in_container: bool = False, timeout: int | None = None,
-             env: list[str] | None = None) -> dict:
+def recorder(
+    name: str,
+    out: str,
+    *,
+    in_container: bool = False,
+    timeout: int | None = None,
+    env: list[str] | None = None,
+) -> dict:
     argv0 = "sh" if in_container else f"hook-argv0-{name}"  # busybox dispatches on argv[0]
-    hook = {"path": "/bin/sh", "args": [argv0, "-c", RECORDER, "recorder", name, out],
-            "env": list(HOOK_ENV if env is None else env)}
+    hook = {
+        "path": "/bin/sh",
+        "args": [argv0, "-c", RECORDER, "recorder", name, out],
+        "env": list(HOOK_ENV if env is None else env),
+    }
     if timeout is not None:
         hook["timeout"] = timeout
     return hook
@@ -63,8 +72,7 @@ def sleeper(seconds: int, timeout: int) -> dict:
 
 
 def bind(host: Path, dest: str = IN_CONTAINER_OUT) -> dict:
-    return {"destination": dest, "type": "bind", "source": str(host),
-            "options": ["rbind", "rw"]}
+    return {"destination": dest, "type": "bind", "source": str(host), "options": ["rbind", "rw"]}
 
 
 def with_hooks(hooks: dict, out: Path | None = None, annotations: dict | None = None):
@@ -73,6 +81,7 @@ def with_hooks(hooks: dict, out: Path | None = None, annotations: dict | None = 
         cfg["annotations"] = dict(annotations or ANNOTATIONS)
         if out is not None:
             cfg["mounts"].append(bind(out))
+
     return mutate
 
 
@@ -129,8 +138,7 @@ def lifecycle(rt, make_bundle, tmp_path, hooks_fn=all_kinds, args=("sleep", "30"
     return out, bundle, st
 
 
-KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
-         "poststop")
+KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
 # --------------------------------------------------------------------------- what hooks get
@@ -138,6 +146,7 @@ KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "post
 
 def test_order_over_create_start_delete(rt, make_bundle, tmp_path):
     """Every kind, two hooks of one kind in their array order, across the three commands."""
+
     def hooks(out):
         h = all_kinds(out)
         h["prestart"] = [recorder("prestart-1", str(out)), recorder("prestart-2", str(out))]
@@ -145,8 +154,14 @@ def test_order_over_create_start_delete(rt, make_bundle, tmp_path):
 
     out, _, _ = lifecycle(rt, make_bundle, tmp_path, hooks)
     assert (out / "order").read_text().split() == [
-        "prestart-1", "prestart-2", "createRuntime", "createContainer", "startContainer",
-        "poststart", "poststop"]
+        "prestart-1",
+        "prestart-2",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ]
 
 
 def test_state_on_stdin(rt, make_bundle, tmp_path):
@@ -190,13 +205,18 @@ def test_hook_without_env(rt, make_bundle, tmp_path):
     runc and crun (FOO_LEAK=1 is in the environment the tests call ocirun with); those run
     inside the container get an empty one. The shell exports PWD to its commands, so the
     shell's own initial environ is what is measured (the redirection is opened by it)."""
+
     def hooks_raw(out):
         script = 'tr "\\0" "\\n" < /proc/self/environ > "$2/$1.env"'
         h = {}
         for k in ("prestart", "createContainer", "startContainer", "poststart", "poststop"):
             dest = IN_CONTAINER_OUT if k == "startContainer" else str(out)
-            h[k] = [{"path": "/bin/sh", "args": ["sh", "-c", "PATH=/usr/bin:/bin; " + script,
-                                                  "x", k, dest]}]
+            h[k] = [
+                {
+                    "path": "/bin/sh",
+                    "args": ["sh", "-c", "PATH=/usr/bin:/bin; " + script, "x", k, dest],
+                }
+            ]
         return h
 
     out, _, _ = lifecycle(rt, make_bundle, tmp_path, hooks_raw)
@@ -209,9 +229,16 @@ def test_hook_without_env(rt, make_bundle, tmp_path):
 def test_hook_with_empty_env_gets_an_empty_environment(rt, make_bundle, tmp_path):
     def hooks_raw(out):
         script = 'wc -c < /proc/self/environ > "$2/$1.envsize"'
-        return {k: [{"path": "/bin/sh", "env": [],
-                     "args": ["sh", "-c", "PATH=/usr/bin:/bin; " + script, "x", k, str(out)]}]
-                for k in ("prestart", "poststart")}
+        return {
+            k: [
+                {
+                    "path": "/bin/sh",
+                    "env": [],
+                    "args": ["sh", "-c", "PATH=/usr/bin:/bin; " + script, "x", k, str(out)],
+                }
+            ]
+            for k in ("prestart", "poststart")
+        }
 
     out, _, _ = lifecycle(rt, make_bundle, tmp_path, hooks_raw)
     for k in ("prestart", "poststart"):
@@ -248,8 +275,9 @@ def test_create_container_before_pivot_start_container_after(rt, make_bundle, tm
     startContainer sees the container's / (the rootfs's /etc/hostname) and its hostname."""
     out, _, _ = lifecycle(rt, make_bundle, tmp_path)
     host_etc = Path("/etc/hostname").read_text()
-    rootfs_etc = (Path(__file__).resolve().parents[2] / "bundles/busybox/rootfs/etc/hostname"
-                  ).read_text()
+    rootfs_etc = (
+        Path(__file__).resolve().parents[2] / "bundles/busybox/rootfs/etc/hostname"
+    ).read_text()
     assert host_etc != rootfs_etc
     assert (out / "createContainer.etc_hostname").read_text() == host_etc
     assert (out / "startContainer.etc_hostname").read_text() == rootfs_etc
@@ -263,8 +291,9 @@ def test_create_container_path_resolves_on_host(rt, make_bundle, tmp_path):
     script = tmp_path / "host-only-hook"
     script.write_text(f"#!/bin/sh\necho createContainer-ran > {out}/cc\n")
     script.chmod(0o755)
-    bundle = make_bundle(args=["true"], mutate=with_hooks(
-        {"createContainer": [{"path": str(script)}]}))
+    bundle = make_bundle(
+        args=["true"], mutate=with_hooks({"createContainer": [{"path": str(script)}]})
+    )
     ok(call(rt, "create", "--bundle", bundle, "hk"))
     ok(call(rt, "delete", "--force", "hk"))
     assert (out / "cc").read_text() == "createContainer-ran\n"
@@ -277,8 +306,9 @@ def test_start_container_path_resolves_in_container(rt, make_bundle, tmp_path):
     (out / "inner-hook").write_text("#!/bin/sh\necho startContainer-ran > /home/sc\n")
     (out / "inner-hook").chmod(0o755)
     assert not Path("/home/inner-hook").exists()
-    bundle = make_bundle(args=["true"], mutate=with_hooks(
-        {"startContainer": [{"path": "/home/inner-hook"}]}, out))
+    bundle = make_bundle(
+        args=["true"], mutate=with_hooks({"startContainer": [{"path": "/home/inner-hook"}]}, out)
+    )
     ok(call(rt, "create", "--bundle", bundle, "hk"))
     try:
         ok(call(rt, "start", "hk"))
@@ -295,9 +325,10 @@ def test_failing_create_hook_fails_create_and_leaves_nothing(rt, make_bundle, tm
     out = tmp_path / "rec"
     out.mkdir()
     later = recorder("later", str(out))  # a hook after the failing one must not run
-    bundle = make_bundle(args=["sh", "-c", f"echo ran > {IN_CONTAINER_OUT}/process"],
-                         mutate=with_hooks({kind: [failing(3, str(out / "failed")), later]},
-                                           out))
+    bundle = make_bundle(
+        args=["sh", "-c", f"echo ran > {IN_CONTAINER_OUT}/process"],
+        mutate=with_hooks({kind: [failing(3, str(out / "failed")), later]}, out),
+    )
     r = call(rt, "create", "--bundle", bundle, "hk")
     fails(r, kind, "exit status 3")
     assert (out / "failed").read_text() == "ran\n"
@@ -319,8 +350,7 @@ def test_create_hook_timeout(rt, make_bundle, kind):
 
 def test_missing_prestart_hook_binary(rt, make_bundle, tmp_path):
     missing = str(tmp_path / "no-such-hook")
-    bundle = make_bundle(args=["true"], mutate=with_hooks(
-        {"prestart": [{"path": missing}]}))
+    bundle = make_bundle(args=["true"], mutate=with_hooks({"prestart": [{"path": missing}]}))
     fails(call(rt, "create", "--bundle", bundle, "hk"), "prestart", missing)
     assert rt.ok("list", "-q").stdout.split() == []
 
@@ -331,16 +361,24 @@ def test_failing_poststart_fails_start_and_destroys_container(rt, make_bundle, t
     hooks do not run."""
     out = tmp_path / "rec"
     out.mkdir()
-    bundle = make_bundle(args=["sleep", "30"], mutate=with_hooks(
-        {"poststart": [failing(4), recorder("poststart-2", str(out))],
-         "poststop": [recorder("poststop", str(out))]}))
+    bundle = make_bundle(
+        args=["sleep", "30"],
+        mutate=with_hooks(
+            {
+                "poststart": [failing(4), recorder("poststart-2", str(out))],
+                "poststop": [recorder("poststop", str(out))],
+            }
+        ),
+    )
     ok(call(rt, "create", "--bundle", bundle, "hk"))
     try:
         pid = rt.state("hk")["pid"]
         r = call(rt, "start", "hk")
         fails(r, "poststart", "exit status 4")
-        assert not os.path.exists(f"/proc/{pid}") or \
-            open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+        assert (
+            not os.path.exists(f"/proc/{pid}")
+            or open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+        )
         assert rt.cli("state", "hk").returncode != 0
         assert rt.ok("list", "-q").stdout.split() == []
         assert (out / "order").read_text().split() == ["poststop"]
@@ -350,8 +388,7 @@ def test_failing_poststart_fails_start_and_destroys_container(rt, make_bundle, t
 
 
 def test_poststart_timeout_fails_start(rt, make_bundle):
-    bundle = make_bundle(args=["sleep", "30"],
-                         mutate=with_hooks({"poststart": [sleeper(20, 1)]}))
+    bundle = make_bundle(args=["sleep", "30"], mutate=with_hooks({"poststart": [sleeper(20, 1)]}))
     ok(call(rt, "create", "--bundle", bundle, "hk"))
     try:
         t0 = time.monotonic()
@@ -367,8 +404,10 @@ def test_failing_poststop_warns_and_delete_succeeds(rt, make_bundle, tmp_path):
     out = tmp_path / "rec"
     out.mkdir()
     log = tmp_path / "ocirun.log"
-    bundle = make_bundle(args=["true"], mutate=with_hooks(
-        {"poststop": [failing(5), recorder("poststop-2", str(out))]}))
+    bundle = make_bundle(
+        args=["true"],
+        mutate=with_hooks({"poststop": [failing(5), recorder("poststop-2", str(out))]}),
+    )
     ok(call(rt, "create", "--bundle", bundle, "hk"))
     ok(call(rt, "start", "hk"))
     wait_stopped(rt, "hk")
@@ -386,8 +425,10 @@ def test_failing_poststop_warns_and_delete_succeeds(rt, make_bundle, tmp_path):
 def _start_container_failure(rt, make_bundle, tmp_path):
     out = tmp_path / "rec"
     out.mkdir()
-    bundle = make_bundle(args=["sh", "-c", f"echo ran > {IN_CONTAINER_OUT}/process"],
-                         mutate=with_hooks({"startContainer": [failing(6)]}, out))
+    bundle = make_bundle(
+        args=["sh", "-c", f"echo ran > {IN_CONTAINER_OUT}/process"],
+        mutate=with_hooks({"startContainer": [failing(6)]}, out),
+    )
     ok(call(rt, "create", "--bundle", bundle, "hk"))
     try:
         r = call(rt, "start", "hk")

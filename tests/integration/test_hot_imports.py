@@ -21,29 +21,71 @@ from clitools import call, ok
 from testenv import REPO
 
 # Loaded by create, exec or the typer CLI: never by the four hot commands.
-HEAVY = {"os", "posixpath", "__future__", "re", "enum", "json", "typing", "socket",
-         "subprocess", "typer", "click", "jsonschema", "_cffi_backend", "ocirun._native",
-         "ocirun.container", "ocirun.plan", "ocirun.plan_rootfs", "ocirun.spec",
-         "ocirun.validate", "ocirun.seccomp", "ocirun.seccomp_cache", "ocirun.cli",
-         "ocirun.cgroups.devices", "select"}
+HEAVY = {
+    "os",
+    "posixpath",
+    "__future__",
+    "re",
+    "enum",
+    "json",
+    "typing",
+    "socket",
+    "subprocess",
+    "typer",
+    "click",
+    "jsonschema",
+    "_cffi_backend",
+    "ocirun._native",
+    "ocirun.container",
+    "ocirun.plan",
+    "ocirun.plan_rootfs",
+    "ocirun.spec",
+    "ocirun.validate",
+    "ocirun.seccomp",
+    "ocirun.seccomp_cache",
+    "ocirun.cli",
+    "ocirun.cgroups.devices",
+    "select",
+}
 
 
 # What the front door's fallback runs (launcher.c's CODE, built with SOURCE_DIR).
-FALLBACK = ("import sys;n=2;sys.path[0:0]=sys.argv[1:1+n];del sys.argv[1:1+n];"
-            "sys.argv[0]='ocirun';from ocirun.main import main;main()")
+FALLBACK = (
+    "import sys;n=2;sys.path[0:0]=sys.argv[1:1+n];del sys.argv[1:1+n];"
+    "sys.argv[0]='ocirun';from ocirun.main import main;main()"
+)
 
 
 def imports_of(rt, *args: str) -> set[str]:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run([sys.executable, "-I", "-S", "-X", "importtime", "-c", FALLBACK,
-                            str(REPO), sysconfig.get_paths()["purelib"],
-                            "--root", rt.root, *args], stdin=subprocess.DEVNULL,
-                           stdout=out, stderr=err, timeout=30)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                "-X",
+                "importtime",
+                "-c",
+                FALLBACK,
+                str(REPO),
+                sysconfig.get_paths()["purelib"],
+                "--root",
+                rt.root,
+                *args,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            timeout=30,
+        )
         err.seek(0)
         text = err.read()
     assert p.returncode == 0, text
-    names = {line.rsplit("|", 1)[1].strip() for line in text.splitlines()
-             if line.startswith("import time:") and "|" in line}
+    names = {
+        line.rsplit("|", 1)[1].strip()
+        for line in text.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
     names.discard("imported package")  # the header line
     assert "ocirun.fastcli" in names, text  # the listing was read
     return names

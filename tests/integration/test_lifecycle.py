@@ -25,8 +25,10 @@ from clitools import call, fails
 
 OCIRUN = str(Path(sys.executable).parent / "ocirun")
 
-TRAP = ('trap "echo got-TERM; exit 7" TERM; trap "echo got-USR1" USR1; echo ready; '
-        'while :; do sleep 0.1; done')
+TRAP = (
+    'trap "echo got-TERM; exit 7" TERM; trap "echo got-USR1" USR1; echo ready; '
+    "while :; do sleep 0.1; done"
+)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -113,11 +115,19 @@ def test_create_state_and_pid_file(rt, make_bundle, tmp_path):
     The pid file holds the decimal pid, no newline; a relative --pid-file and --bundle are
     resolved against the caller's cwd."""
     annotations = {"org.example.key": "value", "com.example/other": "x y"}
-    bundle = Path(make_bundle(args=["sleep", "30"],
-                              mutate=lambda c: c.update(annotations=annotations)))
-    before = datetime.datetime.now(datetime.timezone.utc)
-    create(rt, "c1", bundle.name, "--pid-file", "init.pid", cwd=str(tmp_path),
-           stdout=subprocess.DEVNULL)
+    bundle = Path(
+        make_bundle(args=["sleep", "30"], mutate=lambda c: c.update(annotations=annotations))
+    )
+    before = datetime.datetime.now(datetime.UTC)
+    create(
+        rt,
+        "c1",
+        bundle.name,
+        "--pid-file",
+        "init.pid",
+        cwd=str(tmp_path),
+        stdout=subprocess.DEVNULL,
+    )
     try:
         st = rt.state("c1")
         assert st["status"] == "created"
@@ -129,7 +139,7 @@ def test_create_state_and_pid_file(rt, make_bundle, tmp_path):
         assert "owner" in st
         created = parse_rfc3339(st["created"])
         assert before - datetime.timedelta(seconds=5) <= created
-        after = datetime.datetime.now(datetime.timezone.utc)
+        after = datetime.datetime.now(datetime.UTC)
         assert created <= after + datetime.timedelta(seconds=5)
         assert st["annotations"] == annotations
         pid_file = tmp_path / "init.pid"
@@ -157,8 +167,15 @@ def test_create_relative_pid_file_in_cwd(rt, make_bundle, tmp_path):
 
 def test_create_pid_file_in_missing_dir_fails_cleanly(rt, make_bundle, tmp_path):
     bundle = make_bundle(args=["sleep", "30"])
-    r = call(rt, "create", "--bundle", bundle, "--pid-file",
-             str(tmp_path / "no" / "such" / "init.pid"), "c1")
+    r = call(
+        rt,
+        "create",
+        "--bundle",
+        bundle,
+        "--pid-file",
+        str(tmp_path / "no" / "such" / "init.pid"),
+        "c1",
+    )
     fails(r, str(tmp_path / "no" / "such"))
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert ids(rt) == []
@@ -266,9 +283,15 @@ def test_concurrent_starts_exactly_one_wins(rt, make_bundle, tmp_path):
         with open(out, "w") as f:
             create(rt, cid, bundle, stdout=f)
         try:
-            procs = [subprocess.Popen([OCIRUN, "--root", rt.root, "start", cid],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                     for _ in range(2)]
+            procs = [
+                subprocess.Popen(
+                    [OCIRUN, "--root", rt.root, "start", cid],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for _ in range(2)
+            ]
             results = [(p.wait(timeout=30), p.stderr.read()) for p in procs]
             for p in procs:
                 p.stdout.close()
@@ -288,9 +311,15 @@ def test_concurrent_creates_of_one_id_exactly_one_wins(rt, make_bundle):
     bundle = make_bundle(args=["sleep", "30"])
     errs = [tempfile.TemporaryFile("w+") for _ in range(2)]
     try:
-        procs = [subprocess.Popen([OCIRUN, "--root", rt.root, "create", "--bundle", bundle, "c1"],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=e)
-                 for e in errs]
+        procs = [
+            subprocess.Popen(
+                [OCIRUN, "--root", rt.root, "create", "--bundle", bundle, "c1"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=e,
+            )
+            for e in errs
+        ]
         codes = [p.wait(timeout=30) for p in procs]
         texts = []
         for e in errs:
@@ -311,16 +340,20 @@ def test_concurrent_creates_of_one_id_exactly_one_wins(rt, make_bundle):
 # --------------------------------------------------------------------------- kill
 
 
-@pytest.mark.parametrize("sig, trapped", [
-    ([], "got-TERM"),  # default TERM
-    (["TERM"], "got-TERM"),
-    (["SIGTERM"], "got-TERM"),
-    (["15"], "got-TERM"),
-    (["term"], "got-TERM"),
-    (["KILL"], None),
-    (["SIGKILL"], None),
-    (["9"], None),
-], ids=["default", "TERM", "SIGTERM", "15", "lower", "KILL", "SIGKILL", "9"])
+@pytest.mark.parametrize(
+    "sig, trapped",
+    [
+        ([], "got-TERM"),  # default TERM
+        (["TERM"], "got-TERM"),
+        (["SIGTERM"], "got-TERM"),
+        (["15"], "got-TERM"),
+        (["term"], "got-TERM"),
+        (["KILL"], None),
+        (["SIGKILL"], None),
+        (["9"], None),
+    ],
+    ids=["default", "TERM", "SIGTERM", "15", "lower", "KILL", "SIGKILL", "9"],
+)
 def test_kill_signal_reaches_process(rt, trapping, sig, trapped):
     """runtime.md kill: MUST send the specified signal to the container process."""
     out = trapping
@@ -421,10 +454,17 @@ def test_delete_force_nonexistent_is_ok(rt):
     assert r.stderr == "" and r.stdout == ""
 
 
-@pytest.mark.parametrize("args", [["delete", "nonexistent"], ["state", "nonexistent"],
-                                  ["start", "nonexistent"], ["kill", "nonexistent"],
-                                  ["kill", "nonexistent", "KILL"]],
-                         ids=["delete", "state", "start", "kill", "kill-KILL"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["delete", "nonexistent"],
+        ["state", "nonexistent"],
+        ["start", "nonexistent"],
+        ["kill", "nonexistent"],
+        ["kill", "nonexistent", "KILL"],
+    ],
+    ids=["delete", "state", "start", "kill", "kill-KILL"],
+)
 def test_nonexistent_container(rt, args):
     r = rt.cli(*args)
     fails(r, 'container "nonexistent" does not exist')
@@ -453,11 +493,13 @@ def test_run_exit_zero(rt, make_bundle):
 def test_run_self_signalled_is_128_plus_n(rt, make_bundle, signame, num):
     """Killed by signal N -> exit code 128+N. The process is pid 1 of its own pid namespace,
     which its own signals cannot kill: this container shares the host's pid namespace."""
+
     def no_pidns(cfg):
         cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
 
-    bundle = make_bundle(args=["sh", "-c", f"echo before; kill -{signame} $$; echo after"],
-                         mutate=no_pidns)
+    bundle = make_bundle(
+        args=["sh", "-c", f"echo before; kill -{signame} $$; echo after"], mutate=no_pidns
+    )
     r = rt.cli("run", "--bundle", bundle, "r1")
     assert r.returncode == 128 + num, (r.returncode, r.stderr)
     assert r.stdout == "before\n"
@@ -468,8 +510,12 @@ def test_run_killed_from_outside_is_137(rt, make_bundle):
     """`ocirun kill ID KILL` on a foreground `run`: run exits 128+9 and removes the container."""
     bundle = make_bundle(args=["sh", "-c", "echo up; sleep 30"])
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.Popen([OCIRUN, "--root", rt.root, "run", "--bundle", bundle, "r1"],
-                             stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        p = subprocess.Popen(
+            [OCIRUN, "--root", rt.root, "run", "--bundle", bundle, "r1"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+        )
         try:
             deadline = time.monotonic() + 10
             while True:
@@ -504,8 +550,15 @@ def test_run_keep_leaves_stopped(rt, make_bundle):
 def test_run_detach(rt, make_bundle, tmp_path):
     out = tmp_path / "out"
     with open(out, "w") as f:
-        r = call(rt, "run", "--detach", "--bundle",
-                 make_bundle(args=["sh", "-c", "echo detached; sleep 30"]), "r1", stdout=f)
+        r = call(
+            rt,
+            "run",
+            "--detach",
+            "--bundle",
+            make_bundle(args=["sh", "-c", "echo detached; sleep 30"]),
+            "r1",
+            stdout=f,
+        )
     try:
         assert r.returncode == 0, r.stderr
         assert wait_for_text(out, "detached") == "detached\n"
@@ -606,12 +659,16 @@ def test_stale_state_dirs_never_crash(rt, make_bundle):
 
 
 @pytest.mark.parametrize("cmd", ["create", "run"])
-@pytest.mark.parametrize("args, needles", [
-    (["/nonexistent"], ["/nonexistent", "no such file or directory"]),
-    (["nosuchcmd"], ["nosuchcmd", "executable file not found in $PATH"]),
-    (["/etc/passwd"], ["/etc/passwd", "permission denied"]),
-    (["/etc"], ["/etc", "permission denied"]),
-], ids=["absent-path", "absent-in-PATH", "not-executable", "directory"])
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["/nonexistent"], ["/nonexistent", "no such file or directory"]),
+        (["nosuchcmd"], ["nosuchcmd", "executable file not found in $PATH"]),
+        (["/etc/passwd"], ["/etc/passwd", "permission denied"]),
+        (["/etc"], ["/etc", "permission denied"]),
+    ],
+    ids=["absent-path", "absent-in-PATH", "not-executable", "directory"],
+)
 def test_missing_entrypoint(rt, make_bundle, cmd, args, needles):
     """runc's wording (engines map it to 126/127); no container is left."""
     r = call(rt, cmd, "--bundle", make_bundle(args=args), "c1")
@@ -626,8 +683,14 @@ def test_failing_mount_names_syscall_path_and_errno(rt, make_bundle, tmp_path):
     missing = str(tmp_path / "no-such-src")
 
     def mutate(cfg):
-        cfg["mounts"].append({"destination": "/dev/bind-target", "type": "bind", "source": missing,
-                              "options": ["rbind"]})
+        cfg["mounts"].append(
+            {
+                "destination": "/dev/bind-target",
+                "type": "bind",
+                "source": missing,
+                "options": ["rbind"],
+            }
+        )
 
     r = call(rt, "create", "--bundle", make_bundle(args=["true"], mutate=mutate), "c1")
     fails(r, "mount", missing, "No such file or directory")

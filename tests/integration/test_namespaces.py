@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from clitools import call, ok
+
 from ocirun.tables import NS_PROC_NAMES
 
 ROOTFS = Path(__file__).resolve().parents[2] / "bundles" / "busybox" / "rootfs"
@@ -42,7 +42,7 @@ def ns_lines(out: str) -> dict[str, str]:
 
 
 def print_ns_script(*names: str) -> str:
-    return "; ".join(f'echo {n}=$(readlink /proc/self/ns/{n})' for n in names)
+    return "; ".join(f"echo {n}=$(readlink /proc/self/ns/{n})" for n in names)
 
 
 # --- new vs host namespaces -------------------------------------------------------------
@@ -54,8 +54,12 @@ TOGGLED = ["pid", "network", "ipc", "uts", "cgroup"]
 @pytest.mark.parametrize("ns_type", TOGGLED)
 def test_configured_namespace_is_new(rt, make_bundle, ns_type):
     name = NS_PROC_NAMES[ns_type]
-    out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", print_ns_script(name)]),
-                f"ns-new-{ns_type}").stdout
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(args=["sh", "-c", print_ns_script(name)]),
+        f"ns-new-{ns_type}",
+    ).stdout
     inside = ns_lines(out)[name]
     assert inside.startswith(f"{name}:[")
     assert inside != host_ns(name)
@@ -72,9 +76,12 @@ def test_unconfigured_namespace_is_the_hosts(rt, make_bundle, ns_type):
 
     # The other namespaces stay new: check they still differ, so the comparison is not vacuous.
     others = [NS_PROC_NAMES[t] for t in TOGGLED if t != ns_type]
-    out = rt.ok("run", "--bundle",
-                make_bundle(args=["sh", "-c", print_ns_script(name, *others)], mutate=mutate),
-                f"ns-host-{ns_type}").stdout
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(args=["sh", "-c", print_ns_script(name, *others)], mutate=mutate),
+        f"ns-host-{ns_type}",
+    ).stdout
     seen = ns_lines(out)
     assert seen[name] == host_ns(name)
     for other in others:
@@ -82,8 +89,9 @@ def test_unconfigured_namespace_is_the_hosts(rt, make_bundle, ns_type):
 
 
 def test_cgroup_namespace_root_is_the_containers_cgroup(rt, make_bundle):
-    out = rt.ok("run", "--bundle", make_bundle(args=["cat", "/proc/self/cgroup"]),
-                "ns-cgroup-root").stdout
+    out = rt.ok(
+        "run", "--bundle", make_bundle(args=["cat", "/proc/self/cgroup"]), "ns-cgroup-root"
+    ).stdout
     lines = out.splitlines()
     assert lines
     for line in lines:
@@ -92,8 +100,9 @@ def test_cgroup_namespace_root_is_the_containers_cgroup(rt, make_bundle):
 
 
 def test_mount_namespace_is_new(rt, make_bundle):
-    out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", print_ns_script("mnt")]),
-                "ns-new-mnt").stdout
+    out = rt.ok(
+        "run", "--bundle", make_bundle(args=["sh", "-c", print_ns_script("mnt")]), "ns-new-mnt"
+    ).stdout
     assert ns_lines(out)["mnt"] != host_ns("mnt")
 
 
@@ -126,9 +135,15 @@ def test_no_namespaces_at_all_shares_the_runtimes(rt, make_bundle, host_ns_rootf
         cfg["linux"]["namespaces"] = []
         cfg.pop("hostname", None)
 
-    bundle = make_bundle(args=["sh", "-c", print_ns_script(*names) + "; ls /proc/self/fd; "
-                               "readlink /proc/1/exe || echo pid-1-hidden; sleep 30"],
-                         mutate=mutate)
+    bundle = make_bundle(
+        args=[
+            "sh",
+            "-c",
+            print_ns_script(*names) + "; ls /proc/self/fd; "
+            "readlink /proc/1/exe || echo pid-1-hidden; sleep 30",
+        ],
+        mutate=mutate,
+    )
     assert _mounts_under(host_ns_rootfs) == []
     ok(call(rt, "create", "--bundle", bundle, "ns-none"))
     try:
@@ -149,9 +164,12 @@ def test_no_mount_namespace_run(rt, make_bundle, host_ns_rootfs):
         cfg["root"]["path"] = str(host_ns_rootfs)
         drop_ns(cfg, "mount")
 
-    out = rt.ok("run", "--bundle", make_bundle(
-        args=["sh", "-c", print_ns_script("mnt", "pid") + "; ls /"], mutate=mutate),
-        "ns-no-mnt").stdout
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(args=["sh", "-c", print_ns_script("mnt", "pid") + "; ls /"], mutate=mutate),
+        "ns-no-mnt",
+    ).stdout
     seen = ns_lines(out)
     assert seen["mnt"] == host_ns("mnt") and seen["pid"] != host_ns("pid")
     assert "bin" in out.split() and "work" not in out.split()  # the container's root
@@ -173,8 +191,12 @@ def test_no_mount_namespace_failed_create_leaves_no_mount(rt, make_bundle, host_
 
 
 def test_hostname_without_uts_namespace_is_refused(rt, make_bundle):
-    r = rt.cli("run", "--bundle",
-               make_bundle(args=["true"], mutate=lambda c: drop_ns(c, "uts")), "ns-no-uts")
+    r = rt.cli(
+        "run",
+        "--bundle",
+        make_bundle(args=["true"], mutate=lambda c: drop_ns(c, "uts")),
+        "ns-no-uts",
+    )
     assert r.returncode != 0
     assert "/hostname" in r.stderr and "uts" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
@@ -182,8 +204,12 @@ def test_hostname_without_uts_namespace_is_refused(rt, make_bundle):
 
 
 def test_no_user_or_time_namespace_by_default(rt, make_bundle):
-    out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", print_ns_script("user", "time")]),
-                "ns-default-user").stdout
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(args=["sh", "-c", print_ns_script("user", "time")]),
+        "ns-default-user",
+    ).stdout
     seen = ns_lines(out)
     assert seen["user"] == host_ns("user")
     assert seen["time"] == host_ns("time")
@@ -191,8 +217,9 @@ def test_no_user_or_time_namespace_by_default(rt, make_bundle):
 
 # --- pid --------------------------------------------------------------------------------
 
+
 def test_pid_namespace_init_is_pid_1(rt, make_bundle):
-    script = "echo pid=$$; sleep 5 & echo bg=$!; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '; echo; ps -o pid,comm; kill $!"
+    script = "echo pid=$$; sleep 5 & echo bg=$!; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '; echo; ps -o pid,comm; kill $!"  # noqa: E501
     out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", script]), "pid-one").stdout
     lines = out.splitlines()
     assert lines[0] == "pid=1"
@@ -212,9 +239,15 @@ def test_pid_namespace_init_is_pid_1(rt, make_bundle):
 
 
 def test_without_pid_namespace_sees_host_pids(rt, make_bundle):
-    out = rt.ok("run", "--bundle",
-                make_bundle(args=["sh", "-c", "echo $$; test -d /proc/1 && echo has1"],
-                            mutate=lambda c: drop_ns(c, "pid")), "pid-host").stdout
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(
+            args=["sh", "-c", "echo $$; test -d /proc/1 && echo has1"],
+            mutate=lambda c: drop_ns(c, "pid"),
+        ),
+        "pid-host",
+    ).stdout
     lines = out.splitlines()
     pid = int(lines[0])
     assert pid != 1
@@ -222,6 +255,7 @@ def test_without_pid_namespace_sees_host_pids(rt, make_bundle):
 
 
 # --- network ----------------------------------------------------------------------------
+
 
 def test_network_namespace_has_only_lo_up(rt, make_bundle):
     script = "ls /sys/class/net; echo flags=$(cat /sys/class/net/lo/flags); ip link show"
@@ -232,19 +266,23 @@ def test_network_namespace_has_only_lo_up(rt, make_bundle):
     flags = int(lines[flags_line].removeprefix("flags="), 16)
     assert flags & 0x1, "IFF_UP not set on lo"
     assert flags & 0x8, "lo is not IFF_LOOPBACK"
-    links = [line for line in lines[flags_line + 1:] if re.match(r"^\d+: ", line)]
+    links = [line for line in lines[flags_line + 1 :] if re.match(r"^\d+: ", line)]
     assert len(links) == 1
     assert re.match(r"^1: lo: <[^>]*\bUP\b", links[0]), links[0]
 
 
 def test_without_network_namespace_sees_host_interfaces(rt, make_bundle):
-    out = rt.ok("run", "--bundle",
-                make_bundle(args=["sh", "-c", "ls /sys/class/net"],
-                            mutate=lambda c: drop_ns(c, "network")), "net-host").stdout
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(args=["sh", "-c", "ls /sys/class/net"], mutate=lambda c: drop_ns(c, "network")),
+        "net-host",
+    ).stdout
     assert sorted(out.split()) == sorted(os.listdir("/sys/class/net"))
 
 
 # --- uts --------------------------------------------------------------------------------
+
 
 def test_hostname_and_domainname(rt, make_bundle):
     host_before = (os.uname().nodename, open("/proc/sys/kernel/domainname").read().strip())
@@ -253,9 +291,12 @@ def test_hostname_and_domainname(rt, make_bundle):
         cfg["hostname"] = "ocirun-ns-test"
         cfg["domainname"] = "ns.example.test"
 
-    out = rt.ok("run", "--bundle",
-                make_bundle(args=["sh", "-c", "hostname; cat /proc/sys/kernel/domainname"],
-                            mutate=mutate), "uts-names").stdout
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(args=["sh", "-c", "hostname; cat /proc/sys/kernel/domainname"], mutate=mutate),
+        "uts-names",
+    ).stdout
     assert out.splitlines() == ["ocirun-ns-test", "ns.example.test"]
     host_after = (os.uname().nodename, open("/proc/sys/kernel/domainname").read().strip())
     assert host_after == host_before
@@ -267,8 +308,7 @@ def test_without_uts_namespace_hostname_is_the_hosts(rt, make_bundle):
         drop_ns(cfg, "uts")
         cfg.pop("hostname", None)
 
-    out = rt.ok("run", "--bundle", make_bundle(args=["hostname"], mutate=mutate),
-                "uts-host").stdout
+    out = rt.ok("run", "--bundle", make_bundle(args=["hostname"], mutate=mutate), "uts-host").stdout
     assert out.strip() == os.uname().nodename
 
 
@@ -286,7 +326,7 @@ def test_time_namespace_offsets(rt, make_bundle):
             "boottime": {"secs": BOOT_OFFSET, "nanosecs": 0},
         }
 
-    script = "cat /proc/uptime; cat /proc/self/timens_offsets; echo time=$(readlink /proc/self/ns/time); echo pid=$$"
+    script = "cat /proc/uptime; cat /proc/self/timens_offsets; echo time=$(readlink /proc/self/ns/time); echo pid=$$"  # noqa: E501
     bundle = make_bundle(args=["sh", "-c", script], mutate=mutate)
     before = float(open("/proc/uptime").read().split()[0])
     out = rt.ok("run", "--bundle", bundle, "time-offsets").stdout
@@ -303,6 +343,7 @@ def test_time_namespace_offsets(rt, make_bundle):
 
 
 # --- user -------------------------------------------------------------------------------
+
 
 def userns(cfg: dict) -> None:
     cfg["linux"]["namespaces"].append({"type": "user"})
@@ -337,17 +378,21 @@ def test_user_namespace(rt, make_bundle, userns_dir):
     def mutate(cfg):
         userns(cfg)
         cfg["root"]["path"] = os.path.join(userns_dir, "rootfs")
-        cfg["mounts"].append({"destination": "/data", "type": "bind", "source": data,
-                              "options": ["rbind", "rw"]})
+        cfg["mounts"].append(
+            {"destination": "/data", "type": "bind", "source": data, "options": ["rbind", "rw"]}
+        )
 
-    script = ("id -u; id -g; cat /proc/self/uid_map; cat /proc/self/gid_map; "
-              "echo user=$(readlink /proc/self/ns/user); "
-              "echo hi > /dev/null && echo devnull-ok; "
-              "stat -c '%t:%T %F' /dev/null; "
-              "grep -c ' /dev/null ' /proc/self/mountinfo; "
-              "touch /data/made-inside && echo touch-ok")
-    out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate),
-                "userns").stdout
+    script = (
+        "id -u; id -g; cat /proc/self/uid_map; cat /proc/self/gid_map; "
+        "echo user=$(readlink /proc/self/ns/user); "
+        "echo hi > /dev/null && echo devnull-ok; "
+        "stat -c '%t:%T %F' /dev/null; "
+        "grep -c ' /dev/null ' /proc/self/mountinfo; "
+        "touch /data/made-inside && echo touch-ok"
+    )
+    out = rt.ok(
+        "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate), "userns"
+    ).stdout
     lines = out.splitlines()
     assert lines[0] == "0" and lines[1] == "0"
     assert lines[2].split() == ["0", "100000", "65536"]
@@ -364,10 +409,16 @@ def test_user_namespace(rt, make_bundle, userns_dir):
 
 # --- joining namespaces by path ---------------------------------------------------------
 
+
 def start_sleeper(rt, make_bundle, cid: str) -> int:
     # Redirect the init's stdio: `run --detach` must not hold our capture pipes open.
-    rt.ok("run", "--detach", "--bundle",
-          make_bundle(args=["sh", "-c", "exec sleep 30 </dev/null >/dev/null 2>&1"]), cid)
+    rt.ok(
+        "run",
+        "--detach",
+        "--bundle",
+        make_bundle(args=["sh", "-c", "exec sleep 30 </dev/null >/dev/null 2>&1"]),
+        cid,
+    )
     st = rt.state(cid)
     assert st["status"] == "running"
     return st["pid"]
@@ -387,9 +438,12 @@ def test_join_network_and_ipc_namespaces(rt, make_bundle):
                 {"type": "ipc", "path": f"/proc/{pid_a}/ns/ipc"},
             ]
 
-        out = rt.ok("run", "--bundle",
-                    make_bundle(args=["sh", "-c", print_ns_script("net", "ipc", "uts")],
-                                mutate=mutate), "join-b").stdout
+        out = rt.ok(
+            "run",
+            "--bundle",
+            make_bundle(args=["sh", "-c", print_ns_script("net", "ipc", "uts")], mutate=mutate),
+            "join-b",
+        ).stdout
         seen = ns_lines(out)
         assert seen["net"] == a_net
         assert seen["ipc"] == a_ipc
@@ -410,14 +464,18 @@ def test_join_pid_namespace(rt, make_bundle):
             cfg["linux"]["namespaces"].append({"type": "pid", "path": f"/proc/{pid_a}/ns/pid"})
 
         script = "echo pid=$$; echo pidns=$(readlink /proc/self/ns/pid); ps -o pid,args"
-        out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate),
-                    "joinpid-b").stdout
+        out = rt.ok(
+            "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate), "joinpid-b"
+        ).stdout
         lines = out.splitlines()
         assert ns_lines(out)["pidns"] == a_pidns
         own = int(lines[0].removeprefix("pid="))
         assert own != 1
-        procs = {int(line.split(None, 1)[0]): line.split(None, 1)[1]
-                 for line in lines[2:] if line.strip() and line.split()[0].isdigit()}
+        procs = {
+            int(line.split(None, 1)[0]): line.split(None, 1)[1]
+            for line in lines[2:]
+            if line.strip() and line.split()[0].isdigit()
+        }
         assert procs.get(1) == "sleep 30", procs  # A's init, seen from B
         assert own in procs
     finally:
@@ -427,8 +485,9 @@ def test_join_pid_namespace(rt, make_bundle):
 def test_join_mount_namespace_sets_up_the_rootfs_in_it(rt, make_bundle):
     """As runc (runtime-tools' linux_ns_path): a mount namespace joined by path gets the
     container's mounts and root, like a new one."""
-    holder = subprocess.Popen(["unshare", "--mount", "--fork", "sleep", "60"],
-                              start_new_session=True)
+    holder = subprocess.Popen(
+        ["unshare", "--mount", "--fork", "sleep", "60"], start_new_session=True
+    )
     try:
         path = None
         for _ in range(100):  # the forked sleep is unshare's child, in the new namespace
@@ -445,9 +504,15 @@ def test_join_mount_namespace_sets_up_the_rootfs_in_it(rt, make_bundle):
             drop_ns(cfg, "mount")
             cfg["linux"]["namespaces"].append({"type": "mount", "path": path})
 
-        out = rt.ok("run", "--bundle", make_bundle(
-            args=["sh", "-c", print_ns_script("mnt") + "; cat /etc/hostname; ls /"],
-            mutate=mutate), "joinmnt").stdout
+        out = rt.ok(
+            "run",
+            "--bundle",
+            make_bundle(
+                args=["sh", "-c", print_ns_script("mnt") + "; cat /etc/hostname; ls /"],
+                mutate=mutate,
+            ),
+            "joinmnt",
+        ).stdout
         assert ns_lines(out)["mnt"] == target
         assert (ROOTFS / "etc" / "hostname").read_text().strip() in out.splitlines()
         assert "bin" in out.split() and "work" not in out.split()

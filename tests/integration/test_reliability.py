@@ -16,8 +16,10 @@ import pytest
 from clitools import call, ok
 from testenv import OCIRUN
 
-SECCOMP = {"defaultAction": "SCMP_ACT_ALLOW",
-           "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}]}
+SECCOMP = {
+    "defaultAction": "SCMP_ACT_ALLOW",
+    "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}],
+}
 
 
 def one_line(r: subprocess.CompletedProcess, *needles: str) -> str:
@@ -50,11 +52,21 @@ def root_entries(rt) -> list[str]:
 def test_root_holds_containers_only(rt, make_bundle, tmp_path):
     cache = tmp_path / "cache"
     for host in ("a", "b", "c"):
+
         def mutate(c, host=host):
             c["hostname"] = host
             c["linux"]["seccomp"] = SECCOMP
-        ok(call(rt, "run", "--bundle", make_bundle(args=["true"], mutate=mutate), uid(host),
-                env=with_cache(cache)))
+
+        ok(
+            call(
+                rt,
+                "run",
+                "--bundle",
+                make_bundle(args=["true"], mutate=mutate),
+                uid(host),
+                env=with_cache(cache),
+            )
+        )
     assert root_entries(rt) == []  # emptied root is empty: no .cache
     assert len(os.listdir(cache / "config")) == 3
     assert [n.endswith(".bpf") for n in os.listdir(cache / "seccomp")] == [True]
@@ -64,8 +76,16 @@ def test_root_holds_containers_only(rt, make_bundle, tmp_path):
 def test_legacy_cache_under_root_is_removed(rt, make_bundle, tmp_path):
     (os.makedirs(os.path.join(rt.root, ".cache", "seccomp")))
     open(os.path.join(rt.root, ".cache", "0" * 64), "w").close()
-    ok(call(rt, "run", "--bundle", make_bundle(args=["true"]), uid("c"),
-            env=with_cache(tmp_path / "cache")))
+    ok(
+        call(
+            rt,
+            "run",
+            "--bundle",
+            make_bundle(args=["true"]),
+            uid("c"),
+            env=with_cache(tmp_path / "cache"),
+        )
+    )
     assert root_entries(rt) == []
 
 
@@ -77,12 +97,12 @@ def test_an_unusable_cache_never_fails_a_container(rt, make_bundle, tmp_path, ho
     mounted = False
     try:
         if how == "read-only":
-            subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "none", str(mnt)],
-                           check=True)
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "none", str(mnt)], check=True
+            )
             mounted = True
         elif how == "full":
-            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "none", str(mnt)],
-                           check=True)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "none", str(mnt)], check=True)
             mounted = True
             os.makedirs(cache / "config", mode=0o700)
             os.makedirs(cache / "seccomp", mode=0o700)
@@ -100,6 +120,7 @@ def test_an_unusable_cache_never_fails_a_container(rt, make_bundle, tmp_path, ho
 
         def mutate(c):
             c["linux"]["seccomp"] = SECCOMP
+
         bundle = make_bundle(args=["true"], mutate=mutate)
         for cid in (uid("c"), uid("c")):  # the second would be a hit
             r = ok(call(rt, "run", "--bundle", bundle, cid, env=env))
@@ -136,7 +157,7 @@ def test_deeply_nested_config_is_one_line(rt, make_bundle, tmp_path, depth, kind
         bundle = _with_key(make_bundle, tmp_path, f"{kind}-{where}", where, deep)
         r = call(rt, "run", "--bundle", bundle, uid("c"))
         line = one_line(r)
-        assert ("nested too deeply" in line or "nested more than 128 levels" in line), line
+        assert "nested too deeply" in line or "nested more than 128 levels" in line, line
         assert root_entries(rt) == []
     top = _raw_bundle(tmp_path, "top", deep)
     one_line(call(rt, "create", "--bundle", top, uid("c")), "config.json")
@@ -152,6 +173,7 @@ def test_several_problems_one_line_with_their_pointers(rt, make_bundle):
         c["process"]["cwd"] = "rel"
         c["hostname"] = 5
         c["process"]["args"] = ["true", "x" * 100_000, 7]
+
     line = one_line(call(rt, "create", "--bundle", make_bundle(mutate=mutate), uid("c")))
     problems = line.split("; config.json: ")
     assert len(problems) == 3, line
@@ -172,8 +194,16 @@ def test_newline_in_an_error_stays_on_one_line(rt, bundle):
 
 def started(rt, make_bundle, cid: str, *, mutate=None) -> list[str]:
     """A running `sleep` container; returns its cgroup directories (from its state)."""
-    ok(call(rt, "run", "--detach", "--bundle",
-            make_bundle(args=["sleep", "600"], mutate=mutate), cid))
+    ok(
+        call(
+            rt,
+            "run",
+            "--detach",
+            "--bundle",
+            make_bundle(args=["sleep", "600"], mutate=mutate),
+            cid,
+        )
+    )
     with open(os.path.join(rt.root, cid, "state.json")) as f:
         dirs = sorted(set(json.load(f)["cgroup_paths"]["dirs"].values()))
     assert dirs and all(os.path.isdir(d) for d in dirs), dirs
@@ -217,9 +247,12 @@ def test_delete_force_after_a_kill_all_that_died_frozen(rt, make_bundle):
 def test_delete_force_after_a_delete_force_was_killed_midway(rt, make_bundle, delay_ms):
     cid = uid("killed")
     dirs = started(rt, make_bundle, cid)
-    p = subprocess.Popen([OCIRUN, "--root", rt.root, "delete", "--force", cid],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [OCIRUN, "--root", rt.root, "delete", "--force", cid],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(delay_ms / 1000)
     p.kill()
     p.wait(timeout=15)
@@ -234,13 +267,25 @@ def test_preserve_fds_that_are_not_open_are_refused(rt, make_bundle):
     made `start` (and every later command on the container) wait for ever."""
     bundle = make_bundle(args=["true"])
     for cmd in ("run", "create"):
-        one_line(call(rt, cmd, "--preserve-fds", "100", "--bundle", bundle, uid("c"),
-                      timeout=15), "preserved-fd 0 (of 100)", "bad file descriptor")
+        one_line(
+            call(rt, cmd, "--preserve-fds", "100", "--bundle", bundle, uid("c"), timeout=15),
+            "preserved-fd 0 (of 100)",
+            "bad file descriptor",
+        )
     null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     src = fcntl.fcntl(null, fcntl.F_DUPFD_CLOEXEC, 500)
     try:  # 3 and 4 given, 5 not
-        r = call(rt, "run", "--preserve-fds", "3", "--bundle", bundle, uid("c"),
-                 fds={3: src, 4: src}, timeout=15)
+        r = call(
+            rt,
+            "run",
+            "--preserve-fds",
+            "3",
+            "--bundle",
+            bundle,
+            uid("c"),
+            fds={3: src, 4: src},
+            timeout=15,
+        )
     finally:
         os.close(src)
         os.close(null)
@@ -249,16 +294,29 @@ def test_preserve_fds_that_are_not_open_are_refused(rt, make_bundle):
 
 
 def test_preserve_fds_100_open_fds_reach_the_process(rt, make_bundle, tmp_path):
-    script = ("test -e /proc/self/fd/3 && test -e /proc/self/fd/102 && "
-              "! test -e /proc/self/fd/103 && echo all-100")
+    script = (
+        "test -e /proc/self/fd/3 && test -e /proc/self/fd/102 && "
+        "! test -e /proc/self/fd/103 && echo all-100"
+    )
     out = tmp_path / "out"
     null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     src = fcntl.fcntl(null, fcntl.F_DUPFD_CLOEXEC, 500)  # above every target fd
     try:
         with open(out, "w") as stdout:
-            ok(call(rt, "run", "--preserve-fds", "100", "--bundle",
-                    make_bundle(args=["sh", "-c", script]), uid("c"), stdout=stdout,
-                    fds={3 + i: src for i in range(100)}, timeout=15))
+            ok(
+                call(
+                    rt,
+                    "run",
+                    "--preserve-fds",
+                    "100",
+                    "--bundle",
+                    make_bundle(args=["sh", "-c", script]),
+                    uid("c"),
+                    stdout=stdout,
+                    fds={3 + i: src for i in range(100)},
+                    timeout=15,
+                )
+            )
     finally:
         os.close(src)
         os.close(null)
@@ -268,8 +326,9 @@ def test_preserve_fds_100_open_fds_reach_the_process(rt, make_bundle, tmp_path):
 def test_exec_preserve_fds_that_are_not_open_are_refused(rt, make_bundle):
     cid = uid("exec")
     dirs = started(rt, make_bundle, cid)
-    one_line(call(rt, "exec", "--preserve-fds", "5", cid, "true", timeout=15),
-             "preserved-fd 0 (of 5)")
+    one_line(
+        call(rt, "exec", "--preserve-fds", "5", cid, "true", timeout=15), "preserved-fd 0 (of 5)"
+    )
     ok(call(rt, "exec", cid, "true", timeout=15))  # nothing was left locked
     force_delete_cleans(rt, cid, dirs)
 
@@ -279,8 +338,11 @@ def test_exec_preserve_fds_that_are_not_open_are_refused(rt, make_bundle):
 
 def cgroups_named(name: str) -> list[str]:
     top = "/sys/fs/cgroup"
-    return [os.path.join(top, h, name) for h in os.listdir(top)
-            if os.path.isdir(os.path.join(top, h, name))]
+    return [
+        os.path.join(top, h, name)
+        for h in os.listdir(top)
+        if os.path.isdir(os.path.join(top, h, name))
+    ]
 
 
 def dead(pid: int) -> bool:
@@ -294,8 +356,10 @@ def dead(pid: int) -> bool:
 
 def in_own_cgroup(cid: str):
     """cgroupsPath /<cid> (absolute): the test knows where every hierarchy's dir is."""
+
     def mutate(c):
         c["linux"]["cgroupsPath"] = "/" + cid
+
     return mutate
 
 
@@ -305,12 +369,33 @@ def test_create_killed_in_its_hooks_is_cleaned_by_delete_force(rt, make_bundle, 
 
     def mutate(c):
         in_own_cgroup(cid)(c)
-        c["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": [
-            "sh", "-c", f"echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; sleep 60"]}]}
-    p = subprocess.Popen([OCIRUN, "--root", rt.root, "create", "--bundle",
-                          make_bundle(args=["sleep", "600"], mutate=mutate), cid],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+        c["hooks"] = {
+            "createRuntime": [
+                {
+                    "path": "/bin/sh",
+                    "args": [
+                        "sh",
+                        "-c",
+                        f"echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; sleep 60",
+                    ],
+                }
+            ]
+        }
+
+    p = subprocess.Popen(
+        [
+            OCIRUN,
+            "--root",
+            rt.root,
+            "create",
+            "--bundle",
+            make_bundle(args=["sleep", "600"], mutate=mutate),
+            cid,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 15
         while not pidfile.exists():
@@ -330,10 +415,20 @@ def test_create_killed_in_its_hooks_is_cleaned_by_delete_force(rt, make_bundle, 
 @pytest.mark.parametrize("delay_ms", [5, 15, 25, 35, 50, 80])
 def test_create_killed_at_any_moment_is_cleaned_by_delete_force(rt, make_bundle, delay_ms):
     cid = uid("killed")
-    p = subprocess.Popen([OCIRUN, "--root", rt.root, "create", "--bundle",
-                          make_bundle(args=["sleep", "600"], mutate=in_own_cgroup(cid)), cid],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [
+            OCIRUN,
+            "--root",
+            rt.root,
+            "create",
+            "--bundle",
+            make_bundle(args=["sleep", "600"], mutate=in_own_cgroup(cid)),
+            cid,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(delay_ms / 1000)
     p.kill()
     p.wait(timeout=15)
@@ -344,8 +439,16 @@ def test_create_killed_at_any_moment_is_cleaned_by_delete_force(rt, make_bundle,
 def test_a_truncated_state_is_reported_and_delete_force_cleans_it(rt, make_bundle):
     bad, good = uid("bad"), uid("good")
     for cid in (bad, good):
-        ok(call(rt, "run", "--detach", "--bundle",
-                make_bundle(args=["sleep", "600"], mutate=in_own_cgroup(cid)), cid))
+        ok(
+            call(
+                rt,
+                "run",
+                "--detach",
+                "--bundle",
+                make_bundle(args=["sleep", "600"], mutate=in_own_cgroup(cid)),
+                cid,
+            )
+        )
     path = os.path.join(rt.root, bad, "state.json")
     pid = json.loads(open(path).read())["pid"]
     with open(path, "r+") as f:
@@ -375,15 +478,22 @@ def test_a_tmpfs_over_the_cgroup2_mount_is_not_taken_for_cgroup2(rt, make_bundle
     once, detached = uid("once"), uid("detached")
     out = tmp_path / "out"
     base = f"{OCIRUN} --root {rt.root}"
-    script = (f"mount -t tmpfs none {unified} && "
-              f"{base} run --bundle {make_bundle(args=['echo', 'ran'])} {once} && "
-              f"{base} run --detach --bundle {make_bundle(args=['sleep', '600'])} {detached} && "
-              f"{base} state {detached} && {base} delete --force {detached} && "
-              f"test -z \"$(ls -A {unified})\" && echo tmpfs-untouched")
+    script = (
+        f"mount -t tmpfs none {unified} && "
+        f"{base} run --bundle {make_bundle(args=['echo', 'ran'])} {once} && "
+        f"{base} run --detach --bundle {make_bundle(args=['sleep', '600'])} {detached} && "
+        f"{base} state {detached} && {base} delete --force {detached} && "
+        f'test -z "$(ls -A {unified})" && echo tmpfs-untouched'
+    )
     with open(out, "w") as stdout:
-        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-                           stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
-                           text=True, timeout=60)
+        r = subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     text = out.read_text()
     assert text.startswith("ran\n") and text.endswith("tmpfs-untouched\n"), text

@@ -20,6 +20,7 @@ ROOTFS = Path(__file__).resolve().parents[2] / "bundles" / "busybox" / "rootfs"
 
 # --- helpers ----------------------------------------------------------------------------
 
+
 def parse_mountinfo(text: str) -> dict[str, dict]:
     """mount point -> fields of its (topmost) line in a mountinfo text."""
     mounts: dict[str, dict] = {}
@@ -65,8 +66,9 @@ def shared_mount(tmp_path):
     """A host tmpfs with shared propagation (this host's mounts are all private otherwise)."""
     d = tmp_path / "shared"
     d.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "ocirun-test-shared", str(d)],
-                   check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "ocirun-test-shared", str(d)], check=True
+    )
     try:
         subprocess.run(["mount", "--make-shared", str(d)], check=True)
         yield d
@@ -79,6 +81,7 @@ def with_root(path, readonly: bool | None = None):
         cfg["root"]["path"] = str(path)
         if readonly is not None:
             cfg["root"]["readonly"] = readonly
+
     return mutate
 
 
@@ -86,12 +89,14 @@ def chain(*fns):
     def mutate(cfg):
         for fn in fns:
             fn(cfg)
+
     return mutate
 
 
 def add_mounts(*mounts: dict):
     def mutate(cfg):
         cfg["mounts"].extend(mounts)
+
     return mutate
 
 
@@ -99,6 +104,7 @@ MOUNTINFO = "cat /proc/self/mountinfo"
 
 
 # --- root -------------------------------------------------------------------------------
+
 
 def test_readonly_root(rt, make_bundle):
     script = "exec 2>&1; touch /x; echo rc=$?; echo tmp > /tmp/y; echo rc=$?; " + MOUNTINFO
@@ -116,15 +122,19 @@ def test_readonly_root(rt, make_bundle):
 
 def test_writable_root(rt, make_bundle, rootfs_copy):
     script = "echo written-inside > /written && echo ok; " + MOUNTINFO
-    out = rt.ok("run", "--bundle",
-                make_bundle(args=["sh", "-c", script], mutate=with_root(rootfs_copy, False)),
-                "rw-root").stdout
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(args=["sh", "-c", script], mutate=with_root(rootfs_copy, False)),
+        "rw-root",
+    ).stdout
     assert out.splitlines()[0] == "ok"
     assert "rw" in parse_mountinfo(out)["/"]["opts"]
     assert (rootfs_copy / "written").read_text() == "written-inside\n"
 
 
 # --- the config's mounts ------------------------------------------------------------------
+
 
 def host_cgroup_v1() -> list[str]:
     names = []
@@ -178,9 +188,12 @@ def test_cgroup_mount_is_read_only(rt, make_bundle):
     v1 = host_cgroup_v1()
     name = f"ocirun-ro-probe-{os.getpid()}"
     target = f"/sys/fs/cgroup/{v1[0]}/{name}" if v1 else f"/sys/fs/cgroup/{name}"
-    out = rt.ok("run", "--bundle",
-                make_bundle(args=["sh", "-c", f"mkdir {target} 2>&1; echo rc=$?"]),
-                "cg-ro").stdout
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(args=["sh", "-c", f"mkdir {target} 2>&1; echo rc=$?"]),
+        "cg-ro",
+    ).stdout
     assert "Read-only file system" in out
     assert out.splitlines()[-1] == "rc=1"
     assert not os.path.exists(target)
@@ -188,19 +201,36 @@ def test_cgroup_mount_is_read_only(rt, make_bundle):
 
 # --- bind mounts ------------------------------------------------------------------------
 
+
 def test_bind_rw_and_ro(rt, make_bundle, rootfs_copy, tmp_path):
     rw_dir, ro_dir = tmp_path / "rw", tmp_path / "ro"
     rw_dir.mkdir()
     ro_dir.mkdir()
     (ro_dir / "existing").write_text("from-host\n")
-    mutate = chain(with_root(rootfs_copy), add_mounts(
-        {"destination": "/mnt-rw", "type": "bind", "source": str(rw_dir), "options": ["bind", "rw"]},
-        {"destination": "/mnt-ro", "type": "bind", "source": str(ro_dir), "options": ["bind", "ro"]},
-    ))
-    script = ("exec 2>&1; echo from-container > /mnt-rw/new && echo rw-ok; "
-              "cat /mnt-ro/existing; echo x > /mnt-ro/new; echo rc=$?; " + MOUNTINFO)
-    out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate),
-                "bind-rw-ro").stdout
+    mutate = chain(
+        with_root(rootfs_copy),
+        add_mounts(
+            {
+                "destination": "/mnt-rw",
+                "type": "bind",
+                "source": str(rw_dir),
+                "options": ["bind", "rw"],
+            },
+            {
+                "destination": "/mnt-ro",
+                "type": "bind",
+                "source": str(ro_dir),
+                "options": ["bind", "ro"],
+            },
+        ),
+    )
+    script = (
+        "exec 2>&1; echo from-container > /mnt-rw/new && echo rw-ok; "
+        "cat /mnt-ro/existing; echo x > /mnt-ro/new; echo rc=$?; " + MOUNTINFO
+    )
+    out = rt.ok(
+        "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate), "bind-rw-ro"
+    ).stdout
     lines = out.splitlines()
     assert lines[0] == "rw-ok"
     assert lines[1] == "from-host"
@@ -218,13 +248,21 @@ def test_bind_rw_and_ro(rt, make_bundle, rootfs_copy, tmp_path):
 def test_file_bind_mount(rt, make_bundle, rootfs_copy, tmp_path):
     src = tmp_path / "hostfile"
     src.write_text("file-content\n")
-    mutate = chain(with_root(rootfs_copy), add_mounts(
-        {"destination": "/etc/bound-file", "type": "bind", "source": str(src),
-         "options": ["bind", "ro"]},
-    ))
+    mutate = chain(
+        with_root(rootfs_copy),
+        add_mounts(
+            {
+                "destination": "/etc/bound-file",
+                "type": "bind",
+                "source": str(src),
+                "options": ["bind", "ro"],
+            },
+        ),
+    )
     script = "cat /etc/bound-file; test -f /etc/bound-file && echo is-file; " + MOUNTINFO
-    out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate),
-                "bind-file").stdout
+    out = rt.ok(
+        "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate), "bind-file"
+    ).stdout
     lines = out.splitlines()
     assert lines[:2] == ["file-content", "is-file"]
     entry = parse_mountinfo(out)["/etc/bound-file"]
@@ -239,8 +277,9 @@ def dir_with_submount(tmp_path):
     d = tmp_path / "rbind-src"
     (d / "sub").mkdir(parents=True)
     (d / "top").write_text("top\n")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "ocirun-sub", str(d / "sub")],
-                   check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "ocirun-sub", str(d / "sub")], check=True
+    )
     try:
         (d / "sub" / "inner").write_text("inner\n")
         yield d
@@ -249,15 +288,24 @@ def dir_with_submount(tmp_path):
 
 
 @pytest.mark.parametrize("option,sub_visible", [("rbind", True), ("bind", False)])
-def test_rbind_takes_submounts(rt, make_bundle, rootfs_copy, dir_with_submount, option,
-                               sub_visible):
-    mutate = chain(with_root(rootfs_copy), add_mounts(
-        {"destination": "/r", "type": "bind", "source": str(dir_with_submount),
-         "options": [option]},
-    ))
+def test_rbind_takes_submounts(
+    rt, make_bundle, rootfs_copy, dir_with_submount, option, sub_visible
+):
+    mutate = chain(
+        with_root(rootfs_copy),
+        add_mounts(
+            {
+                "destination": "/r",
+                "type": "bind",
+                "source": str(dir_with_submount),
+                "options": [option],
+            },
+        ),
+    )
     script = "cat /r/top; cat /r/sub/inner 2>/dev/null || echo no-inner; " + MOUNTINFO
-    out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate),
-                f"bind-{option}").stdout
+    out = rt.ok(
+        "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate), f"bind-{option}"
+    ).stdout
     lines = out.splitlines()
     assert lines[0] == "top"
     m = parse_mountinfo(out)
@@ -270,10 +318,17 @@ def test_rbind_takes_submounts(rt, make_bundle, rootfs_copy, dir_with_submount, 
 
 
 def test_bind_relative_source_and_flags(rt, make_bundle, rootfs_copy):
-    mutate = chain(with_root(rootfs_copy), add_mounts(
-        {"destination": "/rel", "type": "bind", "source": "reldata",
-         "options": ["bind", "nosuid", "nodev", "noexec"]},
-    ))
+    mutate = chain(
+        with_root(rootfs_copy),
+        add_mounts(
+            {
+                "destination": "/rel",
+                "type": "bind",
+                "source": "reldata",
+                "options": ["bind", "nosuid", "nodev", "noexec"],
+            },
+        ),
+    )
     bundle = Path(make_bundle(args=["sh", "-c", "cat /rel/marker; " + MOUNTINFO], mutate=mutate))
     (bundle / "reldata").mkdir()
     (bundle / "reldata" / "marker").write_text("relative-source\n")
@@ -288,30 +343,52 @@ def test_bind_noexec_is_enforced(rt, make_bundle, rootfs_copy, tmp_path):
     exe = tmp_path / "bin"
     exe.mkdir()
     subprocess.run(["cp", str(ROOTFS / "bin" / "busybox"), str(exe / "busybox")], check=True)
-    mutate = chain(with_root(rootfs_copy), add_mounts(
-        {"destination": "/x", "type": "bind", "source": str(exe), "options": ["bind", "noexec"]},
-    ))
-    out = rt.ok("run", "--bundle",
-                make_bundle(args=["sh", "-c", "/x/busybox true 2>&1; echo rc=$?"], mutate=mutate),
-                "bind-noexec").stdout
+    mutate = chain(
+        with_root(rootfs_copy),
+        add_mounts(
+            {
+                "destination": "/x",
+                "type": "bind",
+                "source": str(exe),
+                "options": ["bind", "noexec"],
+            },
+        ),
+    )
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(args=["sh", "-c", "/x/busybox true 2>&1; echo rc=$?"], mutate=mutate),
+        "bind-noexec",
+    ).stdout
     assert "Permission denied" in out
     assert out.splitlines()[-1] == "rc=126"
 
 
 # --- tmpfs and relative destinations ---------------------------------------------------
 
+
 def test_tmpfs_with_options_at_new_destination(rt, make_bundle, rootfs_copy):
     assert not (rootfs_copy / "data").exists()
-    mutate = chain(with_root(rootfs_copy), add_mounts(
-        {"destination": "/data", "type": "tmpfs", "source": "tmpfs",
-         "options": ["size=1m", "mode=700", "nodev"]},
-        # runtime-spec 1.2: a relative destination is relative to the container's /.
-        {"destination": "reldest", "type": "tmpfs", "source": "tmpfs", "options": ["size=2m"]},
-    ))
-    script = ("stat -c '%a %F' /data; echo in-tmpfs > /data/f && cat /data/f; "
-              "df -k /reldest | tail -1; " + MOUNTINFO)
-    out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate),
-                "tmpfs-opts").stdout
+    mutate = chain(
+        with_root(rootfs_copy),
+        add_mounts(
+            {
+                "destination": "/data",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["size=1m", "mode=700", "nodev"],
+            },
+            # runtime-spec 1.2: a relative destination is relative to the container's /.
+            {"destination": "reldest", "type": "tmpfs", "source": "tmpfs", "options": ["size=2m"]},
+        ),
+    )
+    script = (
+        "stat -c '%a %F' /data; echo in-tmpfs > /data/f && cat /data/f; "
+        "df -k /reldest | tail -1; " + MOUNTINFO
+    )
+    out = rt.ok(
+        "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate), "tmpfs-opts"
+    ).stdout
     lines = out.splitlines()
     assert lines[0] == "700 directory"
     assert lines[1] == "in-tmpfs"
@@ -328,14 +405,22 @@ def test_tmpfs_with_options_at_new_destination(rt, make_bundle, rootfs_copy):
 
 # --- propagation ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("option", ["rshared", "rslave", "rprivate", None])
 def test_bind_propagation(rt, make_bundle, rootfs_copy, shared_mount, option):
     opts = ["rbind"] + ([option] if option else [])
-    mutate = chain(with_root(rootfs_copy), add_mounts(
-        {"destination": "/p", "type": "bind", "source": str(shared_mount), "options": opts},
-    ))
-    out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", MOUNTINFO], mutate=mutate),
-                f"prop-{option}").stdout
+    mutate = chain(
+        with_root(rootfs_copy),
+        add_mounts(
+            {"destination": "/p", "type": "bind", "source": str(shared_mount), "options": opts},
+        ),
+    )
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(args=["sh", "-c", MOUNTINFO], mutate=mutate),
+        f"prop-{option}",
+    ).stdout
     entry = parse_mountinfo(out)["/p"]
     # The container starts from an rslave copy of the host's mounts: the bound shared tmpfs
     # is a slave of the host's peer group, unless the option changes it.
@@ -349,20 +434,32 @@ def test_bind_propagation(rt, make_bundle, rootfs_copy, shared_mount, option):
 
 def test_bind_rslave_receives_host_mounts(rt, make_bundle, rootfs_copy, shared_mount):
     """rslave: a mount made on the host after start shows up in the container."""
-    mutate = chain(with_root(rootfs_copy), add_mounts(
-        {"destination": "/p", "type": "bind", "source": str(shared_mount),
-         "options": ["rbind", "rslave"]},
-    ))
+    mutate = chain(
+        with_root(rootfs_copy),
+        add_mounts(
+            {
+                "destination": "/p",
+                "type": "bind",
+                "source": str(shared_mount),
+                "options": ["rbind", "rslave"],
+            },
+        ),
+    )
     (shared_mount / "later").mkdir()
     script = "while ! grep -q ' /p/later ' /proc/self/mountinfo; do sleep 0.1; done; echo seen"
-    bundle = make_bundle(args=["sh", "-c", f"timeout 10 sh -c \"{script}\""], mutate=mutate)
+    bundle = make_bundle(args=["sh", "-c", f'timeout 10 sh -c "{script}"'], mutate=mutate)
     proc = subprocess.Popen(
         [rt_cli_path(), "--root", rt.root, "run", "--bundle", bundle, "prop-recv"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_running(rt, "prop-recv")
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "later", str(shared_mount / "later")],
-                       check=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "later", str(shared_mount / "later")],
+            check=True,
+        )
         out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
@@ -372,28 +469,37 @@ def test_bind_rslave_receives_host_mounts(rt, make_bundle, rootfs_copy, shared_m
     assert out.strip() == "seen"
 
 
-def test_rshared_root_and_volume_propagate_both_ways(rt, make_bundle, rootfs_copy,
-                                                   shared_mount):
+def test_rshared_root_and_volume_propagate_both_ways(rt, make_bundle, rootfs_copy, shared_mount):
     """Kubernetes' Bidirectional mount propagation (rootfsPropagation rshared and an rshared
     bind volume, as CSI drivers use): the volume stays in the host's peer group, so a mount
     made inside the container appears on the host (runc gives the same)."""
     (shared_mount / "inner").mkdir()
-    mutate = chain(with_root(rootfs_copy), add_mounts(
-        {"destination": "/vol", "type": "bind", "source": str(shared_mount),
-         "options": ["rbind", "rshared"]}))
+    mutate = chain(
+        with_root(rootfs_copy),
+        add_mounts(
+            {
+                "destination": "/vol",
+                "type": "bind",
+                "source": str(shared_mount),
+                "options": ["rbind", "rshared"],
+            }
+        ),
+    )
 
     def caps(cfg):
         mutate(cfg)
         cfg["linux"]["rootfsPropagation"] = "rshared"
-        cfg["process"]["capabilities"] = {s: ["CAP_SYS_ADMIN"]
-                                          for s in ("bounding", "effective", "permitted")}
+        cfg["process"]["capabilities"] = {
+            s: ["CAP_SYS_ADMIN"] for s in ("bounding", "effective", "permitted")
+        }
 
     host_tags = parse_mountinfo(open("/proc/self/mountinfo").read())
     host_peer = tag(host_tags[str(shared_mount)], "shared")
     script = f"mount -t tmpfs -o size=1m from-container /vol/inner && {MOUNTINFO}"
     try:
-        out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=caps),
-                    "bidirectional").stdout
+        out = rt.ok(
+            "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=caps), "bidirectional"
+        ).stdout
         assert tag(parse_mountinfo(out)["/vol"], "shared") == host_peer
         assert str(shared_mount / "inner") in host_mounts_under(str(shared_mount))
     finally:
@@ -416,23 +522,31 @@ def _wait_running(rt, cid: str, timeout: float = 10) -> None:
 
 
 def test_rootfs_propagation_shared(rt, make_bundle):
-    out = rt.ok("run", "--bundle",
-                make_bundle(args=["sh", "-c", MOUNTINFO],
-                            mutate=lambda c: c["linux"].__setitem__("rootfsPropagation", "shared")),
-                "rootprop-shared").stdout
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(
+            args=["sh", "-c", MOUNTINFO],
+            mutate=lambda c: c["linux"].__setitem__("rootfsPropagation", "shared"),
+        ),
+        "rootprop-shared",
+    ).stdout
     assert tag(parse_mountinfo(out)["/"], "shared")
 
 
-@pytest.mark.parametrize("prop,expect", [
-    ("rslave", "master"),
-    # Non-recursive: only the old / changes; the mount holding the rootfs must still stop
-    # sharing (runc: rootfsParentMountPrivate) or pivot_root fails with EINVAL and every
-    # container mount propagates to the host. Only "not shared" is required of the new /.
-    ("slave", "any"),
-    ("rprivate", None),
-    ("private", "any"),
-    (None, "master"),  # the default is rslave, as runc's
-])
+@pytest.mark.parametrize(
+    "prop,expect",
+    [
+        ("rslave", "master"),
+        # Non-recursive: only the old / changes; the mount holding the rootfs must still stop
+        # sharing (runc: rootfsParentMountPrivate) or pivot_root fails with EINVAL and every
+        # container mount propagates to the host. Only "not shared" is required of the new /.
+        ("slave", "any"),
+        ("rprivate", None),
+        ("private", "any"),
+        (None, "master"),  # the default is rslave, as runc's
+    ],
+)
 def test_rootfs_propagation_under_shared_host_mount(rt, make_bundle, shared_mount, prop, expect):
     """The rootfs lives inside a shared host mount (as on any systemd host, where / is shared):
     the container's / must be a slave of it or private, and nothing may propagate back."""
@@ -445,12 +559,17 @@ def test_rootfs_propagation_under_shared_host_mount(rt, make_bundle, shared_moun
         if prop:
             cfg["linux"]["rootfsPropagation"] = prop
 
-    r = rt.cli("run", "--bundle", make_bundle(args=["sh", "-c", MOUNTINFO], mutate=mutate),
-               f"rootprop-{prop}")
+    r = rt.cli(
+        "run",
+        "--bundle",
+        make_bundle(args=["sh", "-c", MOUNTINFO], mutate=mutate),
+        f"rootprop-{prop}",
+    )
     leaked = [m for m in host_mounts_under(str(shared_mount)) if m not in before]
     assert r.returncode == 0 and not leaked, (
         f"rc {r.returncode}: {r.stderr.strip()}; container mounts propagated to the host: "
-        f"{len(leaked)} {leaked[:3]}")
+        f"{len(leaked)} {leaked[:3]}"
+    )
     root = parse_mountinfo(r.stdout)["/"]
     assert not tag(root, "shared"), root["tags"]
     if expect is None:
@@ -473,17 +592,24 @@ DEFAULT_DEVICES = {  # path -> (hex major:minor as busybox stat %t:%T prints it)
 
 def test_default_devices_and_links(rt, make_bundle):
     devs = " ".join(DEFAULT_DEVICES)
-    script = (f"stat -c '%n %t:%T %a %F %u:%g' {devs}; "
-              "for l in fd stdin stdout stderr ptmx; do echo $l=$(readlink /dev/$l); done; "
-              "head -c 4 /dev/zero | od -An -tx1; (echo x > /dev/full) 2>&1; echo full-rc=$?; "
-              + MOUNTINFO)
+    script = (
+        f"stat -c '%n %t:%T %a %F %u:%g' {devs}; "
+        "for l in fd stdin stdout stderr ptmx; do echo $l=$(readlink /dev/$l); done; "
+        "head -c 4 /dev/zero | od -An -tx1; (echo x > /dev/full) 2>&1; echo full-rc=$?; "
+        + MOUNTINFO
+    )
     out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", script]), "dev-default").stdout
     lines = out.splitlines()
-    stats = {line.split()[0]: line.split(None, 1)[1] for line in lines[:len(DEFAULT_DEVICES)]}
+    stats = {line.split()[0]: line.split(None, 1)[1] for line in lines[: len(DEFAULT_DEVICES)]}
     for path, majmin in DEFAULT_DEVICES.items():
         assert stats[path] == f"{majmin} 666 character special file 0:0", path
-    links = dict(line.split("=", 1) for line in lines if "=" in line and "/" in line
-                 and line.split("=")[0] in ("fd", "stdin", "stdout", "stderr", "ptmx"))
+    links = dict(
+        line.split("=", 1)
+        for line in lines
+        if "=" in line
+        and "/" in line
+        and line.split("=")[0] in ("fd", "stdin", "stdout", "stderr", "ptmx")
+    )
     assert links == {
         "fd": "/proc/self/fd",
         "stdin": "/proc/self/fd/0",
@@ -501,23 +627,53 @@ def test_default_devices_and_links(rt, make_bundle):
 def test_configured_device(rt, make_bundle):
     def mutate(cfg):
         cfg["linux"]["devices"] = [
-            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o640,
-             "uid": 0, "gid": 0},
+            {
+                "path": "/dev/fuse",
+                "type": "c",
+                "major": 10,
+                "minor": 229,
+                "fileMode": 0o640,
+                "uid": 0,
+                "gid": 0,
+            },
             # Replaces the default /dev/tty (666) with this mode.
-            {"path": "/dev/tty", "type": "c", "major": 5, "minor": 0, "fileMode": 0o620,
-             "uid": 0, "gid": 5},
+            {
+                "path": "/dev/tty",
+                "type": "c",
+                "major": 5,
+                "minor": 0,
+                "fileMode": 0o620,
+                "uid": 0,
+                "gid": 5,
+            },
             # In a directory that does not exist yet in /dev.
             {"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200, "fileMode": 0o666},
-            {"path": "/dev/loop-test", "type": "b", "major": 7, "minor": 0, "fileMode": 0o660,
-             "uid": 1, "gid": 6},
+            {
+                "path": "/dev/loop-test",
+                "type": "b",
+                "major": 7,
+                "minor": 0,
+                "fileMode": 0o660,
+                "uid": 1,
+                "gid": 6,
+            },
             {"path": "/dev/fifo-test", "type": "p", "fileMode": 0o600},
         ]
 
-    paths = ["/dev/fuse", "/dev/tty", "/dev/null", "/dev/net/tun", "/dev/loop-test",
-             "/dev/fifo-test"]
-    out = rt.ok("run", "--bundle",
-                make_bundle(args=["stat", "-c", "%n %t:%T %a %F %u:%g", *paths], mutate=mutate),
-                "dev-fuse").stdout
+    paths = [
+        "/dev/fuse",
+        "/dev/tty",
+        "/dev/null",
+        "/dev/net/tun",
+        "/dev/loop-test",
+        "/dev/fifo-test",
+    ]
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(args=["stat", "-c", "%n %t:%T %a %F %u:%g", *paths], mutate=mutate),
+        "dev-fuse",
+    ).stdout
     assert out.splitlines() == [
         "/dev/fuse a:e5 640 character special file 0:0",
         "/dev/tty 5:0 620 character special file 0:5",
@@ -530,21 +686,26 @@ def test_configured_device(rt, make_bundle):
 
 # --- masked and read-only paths ---------------------------------------------------------
 
+
 def test_masked_paths(rt, make_bundle):
     host_timer_list = open("/proc/timer_list").read()
     assert host_timer_list  # precondition: there is something to hide
     assert os.listdir("/sys/firmware")
-    script = ("echo kcore=$(cat /proc/kcore 2>/dev/null | wc -c); "
-              "echo timer_list=$(cat /proc/timer_list | wc -c); "
-              "echo keys=$(cat /proc/keys | wc -c); "
-              "echo firmware=$(ls -A /sys/firmware | wc -l); "
-              "touch /sys/firmware/x 2>&1; " + MOUNTINFO)
+    script = (
+        "echo kcore=$(cat /proc/kcore 2>/dev/null | wc -c); "
+        "echo timer_list=$(cat /proc/timer_list | wc -c); "
+        "echo keys=$(cat /proc/keys | wc -c); "
+        "echo firmware=$(ls -A /sys/firmware | wc -l); "
+        "touch /sys/firmware/x 2>&1; " + MOUNTINFO
+    )
+
     def mutate(cfg):  # paths that do not exist are skipped, not created, and not an error
         cfg["linux"]["maskedPaths"].append("/proc/ocirun-no-such-path")
         cfg["linux"]["readonlyPaths"].append("/proc/ocirun-no-such-path-either")
 
-    out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate),
-                "masked").stdout
+    out = rt.ok(
+        "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate), "masked"
+    ).stdout
     lines = out.splitlines()
     assert lines[:4] == ["kcore=0", "timer_list=0", "keys=0", "firmware=0"]
     assert "Read-only file system" in lines[4]
@@ -563,16 +724,28 @@ def test_readonly_paths(rt, make_bundle, rootfs_copy, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "locked").write_text("before\n")
-    mutate = chain(with_root(rootfs_copy), add_mounts(
-        {"destination": "/data", "type": "bind", "source": str(data), "options": ["rbind", "rw"]},
-    ), lambda c: c["linux"]["readonlyPaths"].append("/data/locked"))
-    script = ("exec 2>&1; echo 1 > /proc/sys/kernel/ns_last_pid; echo rc=$?; "
-              "echo after > /data/locked; echo rc=$?; "
-              "echo free > /data/free && echo free-ok; "
-              "if [ -e /proc/sysrq-trigger ]; then echo h > /proc/sysrq-trigger; "
-              "echo sysrq-rc=$?; fi; " + MOUNTINFO)
-    out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate),
-                "readonly").stdout
+    mutate = chain(
+        with_root(rootfs_copy),
+        add_mounts(
+            {
+                "destination": "/data",
+                "type": "bind",
+                "source": str(data),
+                "options": ["rbind", "rw"],
+            },
+        ),
+        lambda c: c["linux"]["readonlyPaths"].append("/data/locked"),
+    )
+    script = (
+        "exec 2>&1; echo 1 > /proc/sys/kernel/ns_last_pid; echo rc=$?; "
+        "echo after > /data/locked; echo rc=$?; "
+        "echo free > /data/free && echo free-ok; "
+        "if [ -e /proc/sysrq-trigger ]; then echo h > /proc/sysrq-trigger; "
+        "echo sysrq-rc=$?; fi; " + MOUNTINFO
+    )
+    out = rt.ok(
+        "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate), "readonly"
+    ).stdout
     lines = out.splitlines()
     assert "Read-only file system" in lines[0] and lines[1] == "rc=1"
     assert "Read-only file system" in lines[2] and lines[3] == "rc=1"
@@ -590,25 +763,31 @@ def test_readonly_paths(rt, make_bundle, rootfs_copy, tmp_path):
 
 # --- sysctl -----------------------------------------------------------------------------
 
+
 def test_sysctl_in_new_network_namespace(rt, make_bundle):
     path = "/proc/sys/net/ipv4/ip_forward"
     before = open(path).read().strip()
     want = "0" if before == "1" else "1"
-    out = rt.ok("run", "--bundle",
-                make_bundle(args=["cat", path],
-                            mutate=lambda c: c["linux"].__setitem__(
-                                "sysctl", {"net.ipv4.ip_forward": want})),
-                "sysctl").stdout
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(
+            args=["cat", path],
+            mutate=lambda c: c["linux"].__setitem__("sysctl", {"net.ipv4.ip_forward": want}),
+        ),
+        "sysctl",
+    ).stdout
     assert out.strip() == want
     assert open(path).read().strip() == before
 
 
-
-
-@pytest.mark.parametrize("name,drop", [
-    pytest.param("net.ipv4.ip_forward", "network"),
-    pytest.param("vm.swappiness", None),
-])
+@pytest.mark.parametrize(
+    "name,drop",
+    [
+        pytest.param("net.ipv4.ip_forward", "network"),
+        pytest.param("vm.swappiness", None),
+    ],
+)
 def test_sysctl_outside_container_namespace_is_refused(rt, make_bundle, name, drop):
     path = "/proc/sys/" + name.replace(".", "/")
     before = open(path).read().strip()
@@ -616,13 +795,13 @@ def test_sysctl_outside_container_namespace_is_refused(rt, make_bundle, name, dr
 
     def mutate(cfg):
         if drop:
-            cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
-                                          if n["type"] != drop]
+            cfg["linux"]["namespaces"] = [
+                n for n in cfg["linux"]["namespaces"] if n["type"] != drop
+            ]
         cfg["linux"]["sysctl"] = {name: want}
 
     try:
-        r = rt.cli("run", "--bundle", make_bundle(args=["cat", path], mutate=mutate),
-                   "sysctl-host")
+        r = rt.cli("run", "--bundle", make_bundle(args=["cat", path], mutate=mutate), "sysctl-host")
         after = open(path).read().strip()
     finally:
         with open(path, "w") as f:  # undo what a buggy runtime did to the host
@@ -635,13 +814,15 @@ def test_sysctl_outside_container_namespace_is_refused(rt, make_bundle, name, dr
 
 # --- no pivot ---------------------------------------------------------------------------
 
+
 def test_no_pivot(rt, make_bundle):
     host_hostname_file = open("/etc/hostname").read() if os.path.exists("/etc/hostname") else None
     image_hostname_file = (ROOTFS / "etc" / "hostname").read_text()
     assert host_hostname_file != image_hostname_file
     script = "cat /etc/hostname; test -x /bin/busybox && echo busybox; " + MOUNTINFO
-    out = rt.ok("run", "--no-pivot", "--bundle", make_bundle(args=["sh", "-c", script]),
-                "no-pivot").stdout
+    out = rt.ok(
+        "run", "--no-pivot", "--bundle", make_bundle(args=["sh", "-c", script]), "no-pivot"
+    ).stdout
     assert out.startswith(image_hostname_file)
     assert "busybox" in out.splitlines()
     m = parse_mountinfo(out)
@@ -651,6 +832,7 @@ def test_no_pivot(rt, make_bundle):
 
 
 # --- symlinks in the image must not lead out of it ---------------------------------------
+
 
 def test_symlink_to_root_cannot_escape(rt, make_bundle, rootfs_copy, tmp_path):
     src = tmp_path / "src"
@@ -663,12 +845,18 @@ def test_symlink_to_root_cannot_escape(rt, make_bundle, rootfs_copy, tmp_path):
     elif os.path.lexists(link):
         link.unlink()
     link.symlink_to("/")
-    mutate = chain(with_root(rootfs_copy), add_mounts(
-        {"destination": "/mnt/escape", "type": "bind", "source": str(src), "options": ["bind"]},
-    ))
-    out = rt.ok("run", "--bundle",
-                make_bundle(args=["sh", "-c", "cat /escape/marker; " + MOUNTINFO], mutate=mutate),
-                "escape-root").stdout
+    mutate = chain(
+        with_root(rootfs_copy),
+        add_mounts(
+            {"destination": "/mnt/escape", "type": "bind", "source": str(src), "options": ["bind"]},
+        ),
+    )
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(args=["sh", "-c", "cat /escape/marker; " + MOUNTINFO], mutate=mutate),
+        "escape-root",
+    ).stdout
     assert out.splitlines()[0] == "bound"
     assert parse_mountinfo(out)["/escape"]["root"] == str(src)
     assert not os.path.lexists("/escape")
@@ -678,13 +866,25 @@ def test_symlink_to_root_cannot_escape(rt, make_bundle, rootfs_copy, tmp_path):
 def test_symlink_to_etc_cannot_escape(rt, make_bundle, rootfs_copy):
     assert not os.path.lexists("/etc/ocirun-test")
     (rootfs_copy / "hostetc").symlink_to("/etc")
-    mutate = chain(with_root(rootfs_copy), add_mounts(
-        {"destination": "/hostetc/ocirun-test", "type": "tmpfs", "source": "tmpfs",
-         "options": ["size=1m"]},
-    ))
-    out = rt.ok("run", "--bundle",
-                make_bundle(args=["sh", "-c", "echo x > /etc/ocirun-test/f && echo ok; " + MOUNTINFO],
-                            mutate=mutate), "escape-etc").stdout
+    mutate = chain(
+        with_root(rootfs_copy),
+        add_mounts(
+            {
+                "destination": "/hostetc/ocirun-test",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["size=1m"],
+            },
+        ),
+    )
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(
+            args=["sh", "-c", "echo x > /etc/ocirun-test/f && echo ok; " + MOUNTINFO], mutate=mutate
+        ),
+        "escape-etc",
+    ).stdout
     assert out.splitlines()[0] == "ok"
     assert parse_mountinfo(out)["/etc/ocirun-test"]["fstype"] == "tmpfs"
     assert not os.path.lexists("/etc/ocirun-test")

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 import rootlesslib
 from testenv import OCIRUN
 
@@ -96,9 +95,11 @@ def nothing_left(user, runtime: str) -> None:
 
 # ----------------------------------------------------------------------------- basics
 
-SHOW = ("id; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; "
-        "stat -c '%n %u %t:%T' /dev/null /dev/zero; cat /proc/self/cgroup | grep -c :/$; "
-        "grep -c ' /sys/fs/cgroup/' /proc/self/mountinfo")
+SHOW = (
+    "id; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; "
+    "stat -c '%n %u %t:%T' /dev/null /dev/zero; cat /proc/self/cgroup | grep -c :/$; "
+    "grep -c ' /sys/fs/cgroup/' /proc/self/mountinfo"
+)
 
 
 def test_run_as_user_same_as_runc(user):
@@ -150,7 +151,9 @@ def test_lifecycle_as_user(user, runtime):
         assert os.stat(f"/proc/{st['pid']}").st_uid == user.uid
         assert rt(user, runtime, "start", c).returncode == 0
         assert json.loads(rt(user, runtime, "state", c).stdout)["status"] == "running"
-        r = rt(user, runtime, "exec", c, "sh", "-c", "id -u; cat /proc/self/uid_map; ps -o pid,args")
+        r = rt(
+            user, runtime, "exec", c, "sh", "-c", "id -u; cat /proc/self/uid_map; ps -o pid,args"
+        )
         assert r.returncode == 0, r.stderr
         lines = r.stdout.splitlines()
         assert lines[0] == "0" and lines[1].split() == ["0", str(user.uid), "1"], r.stdout
@@ -179,25 +182,41 @@ def test_cache_is_the_users(user):
 
 # ----------------------------------------------------------------------------- id maps
 
+
 def _multi(cfg):
-    ids = [{"containerID": 0, "hostID": None, "size": 1},
-           {"containerID": 1, "hostID": rootlesslib.SUB_START, "size": rootlesslib.SUB_COUNT}]
-    cfg["linux"]["uidMappings"] = [dict(ids[0], hostID=cfg["linux"]["uidMappings"][0]["hostID"]),
-                                   ids[1]]
-    cfg["linux"]["gidMappings"] = [dict(ids[0], hostID=cfg["linux"]["gidMappings"][0]["hostID"]),
-                                   ids[1]]
-    cfg["process"]["capabilities"] = {k: ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SETUID",
-                                          "CAP_SETGID"]
-                                      for k in ("bounding", "effective", "permitted")}
+    ids = [
+        {"containerID": 0, "hostID": None, "size": 1},
+        {"containerID": 1, "hostID": rootlesslib.SUB_START, "size": rootlesslib.SUB_COUNT},
+    ]
+    cfg["linux"]["uidMappings"] = [
+        dict(ids[0], hostID=cfg["linux"]["uidMappings"][0]["hostID"]),
+        ids[1],
+    ]
+    cfg["linux"]["gidMappings"] = [
+        dict(ids[0], hostID=cfg["linux"]["gidMappings"][0]["hostID"]),
+        ids[1],
+    ]
+    cfg["process"]["capabilities"] = {
+        k: ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SETUID", "CAP_SETGID"]
+        for k in ("bounding", "effective", "permitted")
+    }
     cfg["root"]["readonly"] = False
 
 
 def test_multi_range_mapping_through_newuidmap(user, runtime):
     """More than the caller's own id: newuidmap/newgidmap write the maps (after checking
     /etc/subuid); container uid 1 is the first subordinate id on the host."""
-    b = bundle(user, f"multi-{runtime}", ["sh", "-c",
-               "cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/f && chown 1:2 /tmp/f && "
-               "su -s /bin/sh nobody -c true 2>/dev/null; echo ok"], _multi)
+    b = bundle(
+        user,
+        f"multi-{runtime}",
+        [
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/f && chown 1:2 /tmp/f && "
+            "su -s /bin/sh nobody -c true 2>/dev/null; echo ok",
+        ],
+        _multi,
+    )
     f = user.rootfs / "tmp" / "f"
     r = rt(user, runtime, "run", cid("multi"), cwd=b)
     try:
@@ -216,14 +235,18 @@ def test_multi_range_mapping_through_newuidmap(user, runtime):
 def test_range_not_in_subuid_is_one_line_error(user):
     """A range /etc/subuid does not grant: ocirun says so in one line before anything is
     made (runc fails too, after newuidmap refused it)."""
+
     def edit(cfg):
         _multi(cfg)
         cfg["linux"]["uidMappings"][1]["hostID"] = rootlesslib.SUB_START + rootlesslib.SUB_COUNT
+
     b = bundle(user, "badsub", ["true"], edit)
     line = one_line_error(rt(user, "ocirun", "run", cid("badsub"), cwd=b))
     first = rootlesslib.SUB_START + rootlesslib.SUB_COUNT
-    assert f"/linux/uidMappings/1: host ids {first}-{first + rootlesslib.SUB_COUNT - 1} are not " \
-           f"granted to user {user.name} in /etc/subuid" in line, line
+    assert (
+        f"/linux/uidMappings/1: host ids {first}-{first + rootlesslib.SUB_COUNT - 1} are not "
+        f"granted to user {user.name} in /etc/subuid" in line
+    ), line
     nothing_left(user, "ocirun")
     r = rt(user, "runc", "run", cid("badsub"), cwd=b)
     assert r.returncode != 0 and "not allowed" in r.stderr, r.stderr
@@ -232,9 +255,9 @@ def test_range_not_in_subuid_is_one_line_error(user):
 
 def test_user_namespace_required(user, runtime):
     def edit(cfg):
-        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
-                                      if n["type"] != "user"]
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "user"]
         del cfg["linux"]["uidMappings"], cfg["linux"]["gidMappings"]
+
     b = bundle(user, f"nouserns-{runtime}", ["true"], edit)
     r = rt(user, runtime, "run", cid("nouserns"), cwd=b)
     assert r.returncode != 0
@@ -247,8 +270,10 @@ def test_user_namespace_required(user, runtime):
 def test_additional_gids_refused_where_setgroups_is_denied(user, runtime):
     """Only the caller's gid mapped: setgroups is denied, so additional groups can't be
     set (runc's words); exec -g is refused the same way."""
+
     def edit(cfg):
         cfg["process"]["user"]["additionalGids"] = [0]
+
     b = bundle(user, f"gids-{runtime}", ["true"], edit)
     r = rt(user, runtime, "run", cid("gids"), cwd=b)
     assert "cannot set any additional groups in a rootless container" in r.stderr, r.stderr
@@ -268,28 +293,44 @@ def test_additional_gids_refused_where_setgroups_is_denied(user, runtime):
 
 # ----------------------------------------------------------------------------- cgroups
 
+
 def _res(**res):
     def edit(cfg):
         cfg["linux"]["resources"] = res
+
     return edit
 
 
-@pytest.mark.parametrize("case,edit,expect", [
-    ("none", None, None),
-    ("devices", _res(devices=[{"allow": False, "access": "rwm"}]), None),
-    ("memory", _res(memory={"limit": 100 << 20}),
-     "cannot set memory limit: container could not join or create cgroup"),
-    ("pids", _res(pids={"limit": 100}),
-     "cannot set pids limit: container could not join or create cgroup"),
-    ("path", lambda cfg: cfg["linux"].update(cgroupsPath="/ocirun-rl-test"),
-     "mkdir /sys/fs/cgroup/"),
-])
+@pytest.mark.parametrize(
+    "case,edit,expect",
+    [
+        ("none", None, None),
+        ("devices", _res(devices=[{"allow": False, "access": "rwm"}]), None),
+        (
+            "memory",
+            _res(memory={"limit": 100 << 20}),
+            "cannot set memory limit: container could not join or create cgroup",
+        ),
+        (
+            "pids",
+            _res(pids={"limit": 100}),
+            "cannot set pids limit: container could not join or create cgroup",
+        ),
+        (
+            "path",
+            lambda cfg: cfg["linux"].update(cgroupsPath="/ocirun-rl-test"),
+            "mkdir /sys/fs/cgroup/",
+        ),
+    ],
+)
 def test_cgroups_the_user_cannot_write(user, runtime, case, edit, expect):
     """As runc's rootless cgroup manager: without cgroupsPath, hierarchies the caller
     can't write are skipped (the container stays in the caller's cgroups) and device
     rules are best effort; a limit that needs one fails; an explicit cgroupsPath fails."""
-    mine = {line.split(":", 2)[1]: line.split(":", 2)[2]
-            for line in Path("/proc/self/cgroup").read_text().splitlines()}
+    mine = {
+        line.split(":", 2)[1]: line.split(":", 2)[2]
+        for line in Path("/proc/self/cgroup").read_text().splitlines()
+    }
     b = bundle(user, f"cg-{case}-{runtime}", ["cat", "/proc/self/cgroup"], edit)
     r = rt(user, runtime, "run", cid(f"cg-{case}"), cwd=b)
     if expect is None:
@@ -335,13 +376,24 @@ def test_without_cgroups_ps_and_pause_fail_and_kill_all_reaches_the_init(user):
 
 # ----------------------------------------------------------------------------- network
 
+
 def test_network_namespace_has_loopback_up(user, runtime):
     def edit(cfg):
         cfg["linux"]["namespaces"].append({"type": "network"})
         for k in ("bounding", "effective", "permitted"):  # busybox ping: a raw socket
             cfg["process"]["capabilities"][k].append("CAP_NET_RAW")
-    b = bundle(user, f"net-{runtime}", ["sh", "-c", "ip -o link | cut -d: -f2; ip -o link show lo; "
-                                        "ping -c1 -W2 127.0.0.1 >/dev/null && echo pong"], edit)
+
+    b = bundle(
+        user,
+        f"net-{runtime}",
+        [
+            "sh",
+            "-c",
+            "ip -o link | cut -d: -f2; ip -o link show lo; "
+            "ping -c1 -W2 127.0.0.1 >/dev/null && echo pong",
+        ],
+        edit,
+    )
     r = rt(user, runtime, "run", cid("net"), cwd=b)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
@@ -390,10 +442,12 @@ def test_without_xdg_runtime_dir_the_error_says_what_to_do(user):
 def test_unmapped_mount_ids_refused(user, runtime):
     """runc spec's devpts has gid=5, which a rootless container does not map: refused
     before anything runs (runc: the same check, its words)."""
+
     def edit(cfg):
         for m in cfg["mounts"]:
             if m["type"] == "devpts":
                 m["options"].append("gid=5")
+
     b = bundle(user, f"gid5-{runtime}", ["true"], edit)
     r = rt(user, runtime, "run", cid("gid5"), cwd=b)
     assert r.returncode != 0
@@ -408,15 +462,21 @@ def test_unmapped_mount_ids_refused(user, runtime):
 def test_sysfs_needs_a_network_namespace(user, runtime):
     """A fresh sysfs in a user namespace needs a network namespace it owns: without one
     both runtimes fail (spec --rootless binds /sys instead); with one it mounts."""
+
     def edit(cfg, netns):
         for m in cfg["mounts"]:
             if m["destination"] == "/sys":
                 m.update(type="sysfs", source="sysfs", options=["nosuid", "noexec", "nodev"])
         if netns:
             cfg["linux"]["namespaces"].append({"type": "network"})
+
     for netns in (False, True):
-        b = bundle(user, f"sysfs-{netns}-{runtime}", ["sh", "-c", "grep ' /sys ' /proc/self/mountinfo"],
-                   lambda cfg: edit(cfg, netns))
+        b = bundle(
+            user,
+            f"sysfs-{netns}-{runtime}",
+            ["sh", "-c", "grep ' /sys ' /proc/self/mountinfo"],
+            lambda cfg, netns=netns: edit(cfg, netns),
+        )
         r = rt(user, runtime, "run", cid("sysfs"), cwd=b)
         if netns:
             assert r.returncode == 0, r.stderr
@@ -444,14 +504,21 @@ def test_idmapped_mounts_refused_recursive_attributes_work(user):
 
     def mount(options):
         def edit(cfg):
-            cfg["mounts"].append({"destination": "/vol", "type": "bind", "source": str(src),
-                                  "options": options})
+            cfg["mounts"].append(
+                {"destination": "/vol", "type": "bind", "source": str(src), "options": options}
+            )
+
         return edit
+
     b = bundle(user, "idmap", ["true"], mount(["bind", "idmap"]))
     line = one_line_error(rt(user, "ocirun", "run", cid("idmap"), cwd=b))
     assert "idmapped mounts need ocirun to run as root" in line, line
-    b = bundle(user, "rro", ["sh", "-c", "cat /vol/f; touch /vol/g || echo refused"],
-               mount(["rbind", "rro"]))
+    b = bundle(
+        user,
+        "rro",
+        ["sh", "-c", "cat /vol/f; touch /vol/g || echo refused"],
+        mount(["rbind", "rro"]),
+    )
     r = rt(user, "ocirun", "run", cid("rro"), cwd=b)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["x", "refused"], r.stdout + r.stderr

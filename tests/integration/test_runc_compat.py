@@ -24,6 +24,7 @@ def on_copy(rootfs, *mounts, **linux):
         cfg["root"]["path"] = str(rootfs)
         cfg["mounts"].extend(mounts)
         cfg["linux"].update(linux)
+
     return mutate
 
 
@@ -33,8 +34,8 @@ def tmpfs(dest: str) -> dict:
 
 # --- mount destinations -------------------------------------------------------------------
 
-def test_mount_on_dangling_symlink_creates_its_target_inside_the_root(rt, make_bundle,
-                                                                      rootfs_copy):
+
+def test_mount_on_dangling_symlink_creates_its_target_inside_the_root(rt, make_bundle, rootfs_copy):
     """runc follows a destination that is a symlink to a missing path (inside the rootfs)
     and creates the target: absolute links from the container's /, relative ones from the
     link's directory, `..` clamped at the root, chains of links."""
@@ -42,14 +43,21 @@ def test_mount_on_dangling_symlink_creates_its_target_inside_the_root(rt, make_b
     (rootfs_copy / "etc" / "rel").symlink_to("../../../escape-attempt")
     (rootfs_copy / "hop1").symlink_to("hop2")
     (rootfs_copy / "hop2").symlink_to("/hop-target")
-    script = ("for d in /made/by/runtime /escape-attempt /hop-target; do "
-              "stat -fc \"$d %T\" $d; done")
-    out = rt.ok("run", "--bundle", make_bundle(
-        args=["sh", "-c", script],
-        mutate=on_copy(rootfs_copy, tmpfs("/abs"), tmpfs("/etc/rel"), tmpfs("/hop1"))),
-        "dangling").stdout
-    assert out.splitlines() == ["/made/by/runtime tmpfs", "/escape-attempt tmpfs",
-                                "/hop-target tmpfs"]
+    script = 'for d in /made/by/runtime /escape-attempt /hop-target; do stat -fc "$d %T" $d; done'
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(
+            args=["sh", "-c", script],
+            mutate=on_copy(rootfs_copy, tmpfs("/abs"), tmpfs("/etc/rel"), tmpfs("/hop1")),
+        ),
+        "dangling",
+    ).stdout
+    assert out.splitlines() == [
+        "/made/by/runtime tmpfs",
+        "/escape-attempt tmpfs",
+        "/hop-target tmpfs",
+    ]
     assert (rootfs_copy / "made" / "by" / "runtime").is_dir()
     assert (rootfs_copy / "escape-attempt").is_dir()
     assert not Path("/escape-attempt").exists()
@@ -58,8 +66,13 @@ def test_mount_on_dangling_symlink_creates_its_target_inside_the_root(rt, make_b
 def test_mount_on_symlink_loop_is_a_clean_error(rt, make_bundle, rootfs_copy):
     (rootfs_copy / "loop1").symlink_to("loop2")
     (rootfs_copy / "loop2").symlink_to("loop1")
-    r = call(rt, "run", "--bundle", make_bundle(
-        args=["true"], mutate=on_copy(rootfs_copy, tmpfs("/loop1"))), "loop")
+    r = call(
+        rt,
+        "run",
+        "--bundle",
+        make_bundle(args=["true"], mutate=on_copy(rootfs_copy, tmpfs("/loop1"))),
+        "loop",
+    )
     fails(r, "/loop")
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert rt.cli("state", "loop").returncode != 0
@@ -67,24 +80,36 @@ def test_mount_on_symlink_loop_is_a_clean_error(rt, make_bundle, rootfs_copy):
 
 # --- devices ------------------------------------------------------------------------------
 
+
 def test_device_path_with_trailing_slash(rt, make_bundle):
     def mutate(cfg):
-        cfg["linux"]["devices"] = [{"path": "/dev/fuse/", "type": "c", "major": 10,
-                                    "minor": 229, "fileMode": 0o600}]
+        cfg["linux"]["devices"] = [
+            {"path": "/dev/fuse/", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600}
+        ]
 
-    out = rt.ok("run", "--bundle", make_bundle(
-        args=["stat", "-c", "%n %t:%T %a", "/dev/fuse"], mutate=mutate), "devslash").stdout
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(args=["stat", "-c", "%n %t:%T %a", "/dev/fuse"], mutate=mutate),
+        "devslash",
+    ).stdout
     assert out.split() == ["/dev/fuse", "a:e5", "600"]
 
 
 def test_fifo_device_with_a_device_number(rt, make_bundle):
     """runtime-tools' linux_devices gives its fifo major 8, minor 666: a fifo has none."""
-    def mutate(cfg):
-        cfg["linux"]["devices"] = [{"path": "/dev/test3", "type": "p", "major": 8,
-                                    "minor": 666, "fileMode": 0o660}]
 
-    out = rt.ok("run", "--bundle", make_bundle(
-        args=["stat", "-c", "%n %F %a", "/dev/test3"], mutate=mutate), "fifo").stdout
+    def mutate(cfg):
+        cfg["linux"]["devices"] = [
+            {"path": "/dev/test3", "type": "p", "major": 8, "minor": 666, "fileMode": 0o660}
+        ]
+
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(args=["stat", "-c", "%n %F %a", "/dev/test3"], mutate=mutate),
+        "fifo",
+    ).stdout
     assert out.strip() == "/dev/test3 fifo 660"
 
 
@@ -101,17 +126,27 @@ def test_devices_already_in_the_rootfs(rt, make_bundle, rootfs_copy):
         cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/dev"]
         cfg["linux"]["devices"] = [
             {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666},
-            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666}]
+            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666},
+        ]
 
-    out = rt.ok("run", "--bundle", make_bundle(
-        args=["stat", "-c", "%n %t:%T %a %F", "/dev/null", "/dev/fuse", "/dev/zero"],
-        mutate=mutate), "devexist").stdout
-    assert out.splitlines() == ["/dev/null 1:3 666 character special file",
-                                "/dev/fuse a:e5 666 character special file",
-                                "/dev/zero 1:5 666 character special file"]
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(
+            args=["stat", "-c", "%n %t:%T %a %F", "/dev/null", "/dev/fuse", "/dev/zero"],
+            mutate=mutate,
+        ),
+        "devexist",
+    ).stdout
+    assert out.splitlines() == [
+        "/dev/null 1:3 666 character special file",
+        "/dev/fuse a:e5 666 character special file",
+        "/dev/zero 1:5 666 character special file",
+    ]
 
 
 # --- kernel settings ----------------------------------------------------------------------
+
 
 def test_hostname_sysctl_contradicting_hostname_is_refused(rt, make_bundle):
     def mutate(cfg):
@@ -128,12 +163,14 @@ def test_hostname_sysctl_alone_sets_the_hostname(rt, make_bundle):
         cfg.pop("hostname", None)
         cfg["linux"]["sysctl"] = {"kernel.hostname": "from-sysctl"}
 
-    out = ok(call(rt, "run", "--bundle", make_bundle(args=["hostname"], mutate=mutate),
-                  "hostsysctl")).stdout
+    out = ok(
+        call(rt, "run", "--bundle", make_bundle(args=["hostname"], mutate=mutate), "hostsysctl")
+    ).stdout
     assert out.strip() == "from-sysctl"
 
 
 # --- user namespaces ----------------------------------------------------------------------
+
 
 def test_bind_mounts_in_a_user_namespace(rt, make_bundle, tmp_path):
     """ro, rw and flagged binds of a host directory into a container with its own user
@@ -149,14 +186,21 @@ def test_bind_mounts_in_a_user_namespace(rt, make_bundle, tmp_path):
         cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
         cfg["mounts"] += [
             {"destination": "/root", "type": "bind", "source": str(src), "options": ["bind", "ro"]},
-            {"destination": "/home", "type": "none", "source": str(src),
-             "options": ["rbind", "nosuid", "noexec", "nodev", "rw"]},
+            {
+                "destination": "/home",
+                "type": "none",
+                "source": str(src),
+                "options": ["rbind", "nosuid", "noexec", "nodev", "rw"],
+            },
         ]
 
-    script = ("cat /root/f; touch /root/no 2>/dev/null || echo ro-refused; touch /home/yes; "
-              "grep -E ' /root | /home ' /proc/self/mountinfo")
-    out = rt.ok("run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate),
-                "userns-bind").stdout.splitlines()
+    script = (
+        "cat /root/f; touch /root/no 2>/dev/null || echo ro-refused; touch /home/yes; "
+        "grep -E ' /root | /home ' /proc/self/mountinfo"
+    )
+    out = rt.ok(
+        "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate), "userns-bind"
+    ).stdout.splitlines()
     assert out[:2] == ["hi", "ro-refused"]
     opts = {line.split()[4]: set(line.split()[5].split(",")) for line in out[2:]}
     assert "ro" in opts["/root"]
@@ -169,8 +213,9 @@ def test_bind_in_a_user_namespace_is_a_slave_of_a_shared_source(rt, make_bundle,
     it is made a slave, as the container's copy of the host's mounts is (rslave root)."""
     shared = tmp_path / "shared"
     shared.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "ocirun-userns", str(shared)],
-                   check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "ocirun-userns", str(shared)], check=True
+    )
     try:
         subprocess.run(["mount", "--make-shared", str(shared)], check=True)
 
@@ -178,11 +223,21 @@ def test_bind_in_a_user_namespace_is_a_slave_of_a_shared_source(rt, make_bundle,
             cfg["linux"]["namespaces"].append({"type": "user"})
             cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
             cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-            cfg["mounts"].append({"destination": "/root", "type": "bind", "source": str(shared),
-                                  "options": ["rbind"]})
+            cfg["mounts"].append(
+                {
+                    "destination": "/root",
+                    "type": "bind",
+                    "source": str(shared),
+                    "options": ["rbind"],
+                }
+            )
 
-        out = rt.ok("run", "--bundle", make_bundle(
-            args=["grep", " /root ", "/proc/self/mountinfo"], mutate=mutate), "userns-prop").stdout
+        out = rt.ok(
+            "run",
+            "--bundle",
+            make_bundle(args=["grep", " /root ", "/proc/self/mountinfo"], mutate=mutate),
+            "userns-prop",
+        ).stdout
         tags = out.split(" - ")[0].split()[6:]
         assert any(t.startswith("master:") for t in tags), out
         assert not any(t.startswith("shared:") for t in tags), out

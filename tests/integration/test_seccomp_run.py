@@ -61,17 +61,25 @@ def probe_dir(tmp_path_factory) -> Path:
     return out
 
 
-def seccomp(default="SCMP_ACT_ALLOW", syscalls=(), nnp=True, probe: Path | None = None,
-            **extra):
+def seccomp(default="SCMP_ACT_ALLOW", syscalls=(), nnp=True, probe: Path | None = None, **extra):
     def mutate(cfg):
         cfg["process"]["noNewPrivileges"] = nnp
-        cfg["linux"]["seccomp"] = {"defaultAction": default,
-                                   "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86",
-                                                     "SCMP_ARCH_X32"],
-                                   "syscalls": list(syscalls), **extra}
+        cfg["linux"]["seccomp"] = {
+            "defaultAction": default,
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": list(syscalls),
+            **extra,
+        }
         if probe is not None:
-            cfg["mounts"].append({"destination": PROBE_DIR, "type": "bind",
-                                  "source": str(probe), "options": ["rbind", "ro"]})
+            cfg["mounts"].append(
+                {
+                    "destination": PROBE_DIR,
+                    "type": "bind",
+                    "source": str(probe),
+                    "options": ["rbind", "ro"],
+                }
+            )
+
     return mutate
 
 
@@ -105,13 +113,18 @@ def test_without_seccomp_mkdir_works(rt, make_bundle):
     assert r.stdout.splitlines()[:2] == ["rc=0", "/dev/shm/made"], r.stdout
 
 
-@pytest.mark.parametrize("errno_ret,message", [(1, "Operation not permitted"),
-                                               (13, "Permission denied"),
-                                               (None, "Operation not permitted")])
+@pytest.mark.parametrize(
+    "errno_ret,message",
+    [(1, "Operation not permitted"), (13, "Permission denied"), (None, "Operation not permitted")],
+)
 def test_errno_action_on_mkdir(rt, make_bundle, errno_ret, message):
     extra = {} if errno_ret is None else {"errnoRet": errno_ret}
-    r = run(rt, make_bundle, MKDIR, seccomp(syscalls=[
-        rule(["mkdir", "mkdirat"], "SCMP_ACT_ERRNO", **extra)]))
+    r = run(
+        rt,
+        make_bundle,
+        MKDIR,
+        seccomp(syscalls=[rule(["mkdir", "mkdirat"], "SCMP_ACT_ERRNO", **extra)]),
+    )
     assert r.returncode != 0  # ls of the missing dir fails last
     assert r.stdout.splitlines() == ["rc=1"], r.stdout
     assert f"mkdir: can't create directory '/dev/shm/made': {message}" in r.stderr, r.stderr
@@ -119,33 +132,54 @@ def test_errno_action_on_mkdir(rt, make_bundle, errno_ret, message):
 
 def test_default_errno_ret(rt, make_bundle, probe_dir):
     """defaultErrnoRet applies to the default action (here for acct(2), 163)."""
-    r = ok(run(rt, make_bundle, [f"{PROBE_DIR}/probe", "syscall", "163", "0"],
-               seccomp("SCMP_ACT_ERRNO", [rule(ALLOWED, "SCMP_ACT_ALLOW")], probe=probe_dir,
-                       defaultErrnoRet=95)))
+    r = ok(
+        run(
+            rt,
+            make_bundle,
+            [f"{PROBE_DIR}/probe", "syscall", "163", "0"],
+            seccomp(
+                "SCMP_ACT_ERRNO",
+                [rule(ALLOWED, "SCMP_ACT_ALLOW")],
+                probe=probe_dir,
+                defaultErrnoRet=95,
+            ),
+        )
+    )
     assert r.stdout.strip() == "ret=-1 errno=95", r.stdout
 
 
 @pytest.mark.parametrize("action", ["SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL"])
 def test_kill_action_is_sigsys(rt, make_bundle, action):
     """The container's process killed by SIGSYS: `run` exits 128+31."""
-    r = run(rt, make_bundle, ["mkdir", "/dev/shm/made"],
-            seccomp(syscalls=[rule(["mkdir", "mkdirat"], action)]))
+    r = run(
+        rt,
+        make_bundle,
+        ["mkdir", "/dev/shm/made"],
+        seccomp(syscalls=[rule(["mkdir", "mkdirat"], action)]),
+    )
     assert r.returncode == SIGSYS_EXIT, (r.returncode, r.stderr)
     assert "Traceback" not in r.stderr
 
 
 def test_kill_action_in_a_child_of_the_shell(rt, make_bundle):
-    r = run(rt, make_bundle, MKDIR,
-            seccomp(syscalls=[rule(["mkdir", "mkdirat"], "SCMP_ACT_KILL_PROCESS")]))
+    r = run(
+        rt,
+        make_bundle,
+        MKDIR,
+        seccomp(syscalls=[rule(["mkdir", "mkdirat"], "SCMP_ACT_KILL_PROCESS")]),
+    )
     assert r.stdout.splitlines() == [f"rc={SIGSYS_EXIT}"], r.stdout
     assert "Bad system call" in r.stderr, r.stderr  # the shell's word for SIGSYS
 
 
 @pytest.mark.parametrize("nnp", [True, False])
 def test_filter_applied_with_and_without_no_new_privileges(rt, make_bundle, nnp):
-    r = run(rt, make_bundle, ["sh", "-c", "cat /proc/self/status; mkdir /dev/shm/made"],
-            seccomp(syscalls=[rule(["mkdir", "mkdirat"], "SCMP_ACT_ERRNO", errnoRet=13)],
-                    nnp=nnp))
+    r = run(
+        rt,
+        make_bundle,
+        ["sh", "-c", "cat /proc/self/status; mkdir /dev/shm/made"],
+        seccomp(syscalls=[rule(["mkdir", "mkdirat"], "SCMP_ACT_ERRNO", errnoRet=13)], nnp=nnp),
+    )
     assert status_field(r.stdout, "Seccomp") == "2"
     assert status_field(r.stdout, "NoNewPrivs") == ("1" if nnp else "0")
     assert "Permission denied" in r.stderr, r.stderr
@@ -161,29 +195,69 @@ def test_no_filter_without_linux_seccomp(rt, make_bundle):
 
 def test_argument_condition(rt, make_bundle):
     """kill(2) refused only when its signal (arg 1) is 9: the process's own check."""
-    script = ("sleep 30 & p=$!; "
-              "kill -0 $p; echo zero=$?; "
-              "kill -9 $p; echo nine=$?; "
-              "kill -0 $p; echo alive=$?; "
-              "kill -15 $p; echo term=$?; wait $p; echo waited=$?")
-    r = ok(run(rt, make_bundle, ["sh", "-c", script], seccomp(syscalls=[rule(
-        ["kill"], "SCMP_ACT_ERRNO", errnoRet=1,
-        args=[{"index": 1, "value": 9, "op": "SCMP_CMP_EQ"}])])))
-    assert r.stdout.splitlines() == ["zero=0", "nine=1", "alive=0", "term=0",
-                                     "waited=143"], (r.stdout, r.stderr)
+    script = (
+        "sleep 30 & p=$!; "
+        "kill -0 $p; echo zero=$?; "
+        "kill -9 $p; echo nine=$?; "
+        "kill -0 $p; echo alive=$?; "
+        "kill -15 $p; echo term=$?; wait $p; echo waited=$?"
+    )
+    r = ok(
+        run(
+            rt,
+            make_bundle,
+            ["sh", "-c", script],
+            seccomp(
+                syscalls=[
+                    rule(
+                        ["kill"],
+                        "SCMP_ACT_ERRNO",
+                        errnoRet=1,
+                        args=[{"index": 1, "value": 9, "op": "SCMP_CMP_EQ"}],
+                    )
+                ]
+            ),
+        )
+    )
+    assert r.stdout.splitlines() == ["zero=0", "nine=1", "alive=0", "term=0", "waited=143"], (
+        r.stdout,
+        r.stderr,
+    )
     assert "Operation not permitted" in r.stderr
 
 
 def test_masked_argument_condition(rt, make_bundle, probe_dir):
     """SCMP_CMP_MASKED_EQ on personality(2)'s arg 0: refused when (arg0 & 0xff) == 0x08;
     0xffffffff (a query of the current persona) passes."""
-    r = ok(run(rt, make_bundle, ["sh", "-c",
-                                 f"{PROBE_DIR}/probe syscall 135 0x108; "
-                                 f"{PROBE_DIR}/probe syscall 135 0xffffffff"],
-               seccomp(syscalls=[rule(["personality"], "SCMP_ACT_ERRNO", errnoRet=22,
-                                      args=[{"index": 0, "value": 0xff, "valueTwo": 0x08,
-                                             "op": "SCMP_CMP_MASKED_EQ"}])],
-                       probe=probe_dir)))
+    r = ok(
+        run(
+            rt,
+            make_bundle,
+            [
+                "sh",
+                "-c",
+                f"{PROBE_DIR}/probe syscall 135 0x108; {PROBE_DIR}/probe syscall 135 0xffffffff",
+            ],
+            seccomp(
+                syscalls=[
+                    rule(
+                        ["personality"],
+                        "SCMP_ACT_ERRNO",
+                        errnoRet=22,
+                        args=[
+                            {
+                                "index": 0,
+                                "value": 0xFF,
+                                "valueTwo": 0x08,
+                                "op": "SCMP_CMP_MASKED_EQ",
+                            }
+                        ],
+                    )
+                ],
+                probe=probe_dir,
+            ),
+        )
+    )
     lines = r.stdout.splitlines()
     assert lines[0] == "ret=-1 errno=22", r.stdout
     assert lines[1] == "ret=0 errno=0", r.stdout  # PER_LINUX
@@ -194,9 +268,17 @@ def test_masked_argument_condition(rt, make_bundle, probe_dir):
 
 def test_unknown_syscall_name_is_a_warning(rt, make_bundle, tmp_path):
     log = tmp_path / "ocirun.log"
-    r = run(rt, make_bundle, MKDIR, seccomp(syscalls=[
-        rule(["no_such_syscall_xyz", "mkdir", "mkdirat"], "SCMP_ACT_ERRNO", errnoRet=13)]),
-        log=log)
+    r = run(
+        rt,
+        make_bundle,
+        MKDIR,
+        seccomp(
+            syscalls=[
+                rule(["no_such_syscall_xyz", "mkdir", "mkdirat"], "SCMP_ACT_ERRNO", errnoRet=13)
+            ]
+        ),
+        log=log,
+    )
     assert "Permission denied" in r.stderr, r.stderr
     text = log.read_text()
     warnings = [line for line in text.splitlines() if "level=warning" in line]
@@ -207,20 +289,37 @@ def test_unknown_syscall_name_is_a_warning(rt, make_bundle, tmp_path):
 
 @pytest.mark.parametrize("nnp", [True, False])
 def test_default_deny_profile_runs_busybox(rt, make_bundle, nnp):
-    script = ("echo hello; ls / > /dev/null && echo listed; mkdir /dev/shm/d && echo made; "
-              "echo data > /dev/shm/d/f; cat /dev/shm/d/f; sleep 0.1 & wait; "
-              "grep Seccomp: /proc/self/status")
-    r = ok(run(rt, make_bundle, ["sh", "-c", script], seccomp(
-        "SCMP_ACT_ERRNO", [rule(ALLOWED + ["close_range", "faccessat2"], "SCMP_ACT_ALLOW")],
-        nnp=nnp)))
+    script = (
+        "echo hello; ls / > /dev/null && echo listed; mkdir /dev/shm/d && echo made; "
+        "echo data > /dev/shm/d/f; cat /dev/shm/d/f; sleep 0.1 & wait; "
+        "grep Seccomp: /proc/self/status"
+    )
+    r = ok(
+        run(
+            rt,
+            make_bundle,
+            ["sh", "-c", script],
+            seccomp(
+                "SCMP_ACT_ERRNO",
+                [rule(ALLOWED + ["close_range", "faccessat2"], "SCMP_ACT_ALLOW")],
+                nnp=nnp,
+            ),
+        )
+    )
     lines = r.stdout.splitlines()
     assert lines[:4] == ["hello", "listed", "made", "data"], (r.stdout, r.stderr)
     assert lines[4].split() == ["Seccomp:", "2"]
 
 
 def test_default_deny_denies_what_is_not_listed(rt, make_bundle, probe_dir):
-    r = ok(run(rt, make_bundle, [f"{PROBE_DIR}/probe", "syscall", "163", "0"],
-               seccomp("SCMP_ACT_ERRNO", [rule(ALLOWED, "SCMP_ACT_ALLOW")], probe=probe_dir)))
+    r = ok(
+        run(
+            rt,
+            make_bundle,
+            [f"{PROBE_DIR}/probe", "syscall", "163", "0"],
+            seccomp("SCMP_ACT_ERRNO", [rule(ALLOWED, "SCMP_ACT_ALLOW")], probe=probe_dir),
+        )
+    )
     assert r.stdout.strip() == "ret=-1 errno=1", r.stdout  # acct: EPERM, the default
 
 
@@ -228,17 +327,27 @@ def test_syscall_newer_than_the_profile_is_enosys(rt, make_bundle, probe_dir):
     """clone3 (435) and a number no kernel has yet: ENOSYS, so libc falls back; an old
     unlisted syscall (acct, 163): the default errno. Profile: syscalls < 435 only."""
     probe = f"{PROBE_DIR}/probe"
-    r = ok(run(rt, make_bundle, ["sh", "-c",
-                                 f"{probe} syscall 435 0 0; {probe} syscall 1000; "
-                                 f"{probe} syscall 163 0"],
-               seccomp("SCMP_ACT_ERRNO", [rule(ALLOWED, "SCMP_ACT_ALLOW")], probe=probe_dir)))
-    assert r.stdout.splitlines() == ["ret=-1 errno=38", "ret=-1 errno=38",
-                                     "ret=-1 errno=1"], (r.stdout, r.stderr)
+    r = ok(
+        run(
+            rt,
+            make_bundle,
+            ["sh", "-c", f"{probe} syscall 435 0 0; {probe} syscall 1000; {probe} syscall 163 0"],
+            seccomp("SCMP_ACT_ERRNO", [rule(ALLOWED, "SCMP_ACT_ALLOW")], probe=probe_dir),
+        )
+    )
+    assert r.stdout.splitlines() == ["ret=-1 errno=38", "ret=-1 errno=38", "ret=-1 errno=1"], (
+        r.stdout,
+        r.stderr,
+    )
 
 
 def test_old_profile_without_close_range_and_without_no_new_privileges(rt, make_bundle):
-    r = run(rt, make_bundle, ["echo", "ran"],
-            seccomp("SCMP_ACT_ERRNO", [rule(ALLOWED, "SCMP_ACT_ALLOW")], nnp=False))
+    r = run(
+        rt,
+        make_bundle,
+        ["echo", "ran"],
+        seccomp("SCMP_ACT_ERRNO", [rule(ALLOWED, "SCMP_ACT_ALLOW")], nnp=False),
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout == "ran\n"
 
@@ -296,14 +405,20 @@ def test_notify_listener_gets_one_message_and_the_syscall_waits(rt, make_bundle,
     annotations = {"org.test.seccomp": "notify"}
 
     def mutate(cfg):
-        seccomp(syscalls=[rule(["mkdir", "mkdirat"], "SCMP_ACT_NOTIFY")],
-                listenerPath=listener.path, listenerMetadata=metadata)(cfg)
+        seccomp(
+            syscalls=[rule(["mkdir", "mkdirat"], "SCMP_ACT_NOTIFY")],
+            listenerPath=listener.path,
+            listenerMetadata=metadata,
+        )(cfg)
         cfg["annotations"] = annotations
-        cfg["mounts"].append({"destination": "/home", "type": "bind", "source": str(out),
-                              "options": ["rbind", "rw"]})
+        cfg["mounts"].append(
+            {"destination": "/home", "type": "bind", "source": str(out), "options": ["rbind", "rw"]}
+        )
 
-    bundle = make_bundle(args=["sh", "-c", "echo before > /home/before; mkdir /dev/shm/x; "
-                                           "echo after > /home/after"], mutate=mutate)
+    bundle = make_bundle(
+        args=["sh", "-c", "echo before > /home/before; mkdir /dev/shm/x; echo after > /home/after"],
+        mutate=mutate,
+    )
     try:
         ok(call(rt, "create", "--bundle", bundle, "sc"))
         try:
@@ -343,8 +458,18 @@ def test_notify_listener_gets_one_message_and_the_syscall_waits(rt, make_bundle,
 
 def test_notify_without_listener_socket_fails_create(rt, make_bundle, tmp_path):
     path = str(tmp_path / "nobody.sock")
-    r = call(rt, "create", "--bundle", make_bundle(args=["true"], mutate=seccomp(
-        syscalls=[rule(["mkdir", "mkdirat"], "SCMP_ACT_NOTIFY")], listenerPath=path)), "sc")
+    r = call(
+        rt,
+        "create",
+        "--bundle",
+        make_bundle(
+            args=["true"],
+            mutate=seccomp(
+                syscalls=[rule(["mkdir", "mkdirat"], "SCMP_ACT_NOTIFY")], listenerPath=path
+            ),
+        ),
+        "sc",
+    )
     assert r.returncode != 0
     assert path in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert ok(call(rt, "list", "-q")).stdout.split() == []

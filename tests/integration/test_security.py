@@ -15,7 +15,6 @@ would show its own directory fd) and makes raw syscalls; it is bound read-only a
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -23,9 +22,9 @@ import time
 from pathlib import Path
 
 import pytest
+from clitools import call, fails, ok
 
 from ocirun.tables import CAPS
-from clitools import call, fails, ok
 
 OCIRUN = str(Path(sys.executable).parent / "ocirun")
 REPO = Path(__file__).resolve().parents[2]
@@ -57,10 +56,17 @@ def ids(rt) -> list[str]:
 
 def with_probe(probe_dir: Path, *more):
     def mutate(cfg):
-        cfg["mounts"].append({"destination": PROBE_DIR, "type": "bind",
-                              "source": str(probe_dir), "options": ["rbind", "ro"]})
+        cfg["mounts"].append(
+            {
+                "destination": PROBE_DIR,
+                "type": "bind",
+                "source": str(probe_dir),
+                "options": ["rbind", "ro"],
+            }
+        )
         for fn in more:
             fn(cfg)
+
     return mutate
 
 
@@ -79,8 +85,10 @@ def caps_of(status: str) -> dict[str, int]:
 
 
 def fd_lines(text: str) -> dict[int, str]:
-    return {int(n): target for n, _, target in
-            (line.partition(" -> ") for line in text.splitlines() if " -> " in line)}
+    return {
+        int(n): target
+        for n, _, target in (line.partition(" -> ") for line in text.splitlines() if " -> " in line)
+    }
 
 
 # --------------------------------------------------------------------------- capabilities
@@ -92,19 +100,39 @@ def test_capability_sets_as_root(rt, make_bundle, nnp):
     CAP_CHECKPOINT_RESTORE 40). For uid 0 the kernel's execve rule makes permitted =
     effective = bounding | inheritable, capped by the permitted set we configured when
     no_new_privs is set; the configured effective set is not visible after execve."""
-    bnd = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID",
-           "CAP_SETPCAP", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]
+    bnd = [
+        "CAP_CHOWN",
+        "CAP_KILL",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SETUID",
+        "CAP_SETGID",
+        "CAP_SETPCAP",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ]
     prm = bnd[:-1]
     inh = ["CAP_KILL", "CAP_BPF"]
     amb = ["CAP_KILL"]
 
     def mutate(cfg):
         cfg["process"]["noNewPrivileges"] = nnp
-        cfg["process"]["capabilities"] = {"bounding": bnd, "permitted": prm,
-                                          "effective": bnd[:3], "inheritable": inh,
-                                          "ambient": amb}
-    r = ok(call(rt, "run", "--bundle", make_bundle(args=["cat", "/proc/self/status"],
-                                                   mutate=mutate), "caps"))
+        cfg["process"]["capabilities"] = {
+            "bounding": bnd,
+            "permitted": prm,
+            "effective": bnd[:3],
+            "inheritable": inh,
+            "ambient": amb,
+        }
+
+    r = ok(
+        call(
+            rt,
+            "run",
+            "--bundle",
+            make_bundle(args=["cat", "/proc/self/status"], mutate=mutate),
+            "caps",
+        )
+    )
     caps = caps_of(r.stdout)
     got = {k: hex(v) for k, v in caps.items()}
     assert caps["CapBnd"] == mask(bnd), got
@@ -118,12 +146,16 @@ def test_capability_sets_as_root(rt, make_bundle, nnp):
 def test_no_capabilities_at_all(rt, make_bundle):
     def mutate(cfg):
         cfg["process"]["capabilities"] = {}
-    r = call(rt, "run", "--bundle",
-             make_bundle(args=["sh", "-c", "cat /proc/self/status; chown 1:1 /dev/shm"],
-                         mutate=mutate), "caps")
+
+    r = call(
+        rt,
+        "run",
+        "--bundle",
+        make_bundle(args=["sh", "-c", "cat /proc/self/status; chown 1:1 /dev/shm"], mutate=mutate),
+        "caps",
+    )
     assert r.returncode == 1 and "Operation not permitted" in r.stderr, r.stderr
-    assert caps_of(r.stdout) == dict.fromkeys(("CapInh", "CapPrm", "CapEff", "CapBnd",
-                                               "CapAmb"), 0)
+    assert caps_of(r.stdout) == dict.fromkeys(("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), 0)
 
 
 def test_ambient_capabilities_for_non_root(rt, make_bundle):
@@ -132,28 +164,50 @@ def test_ambient_capabilities_for_non_root(rt, make_bundle):
 
     def mutate(cfg):
         cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
-        cfg["process"]["capabilities"] = {k: sets for k in ("bounding", "permitted",
-                                                            "effective", "inheritable",
-                                                            "ambient")}
-    script = ("cat /proc/self/status; touch /dev/shm/f; chown 0:0 /dev/shm/f && "
-              "stat -c owner=%u:%g /dev/shm/f")
-    r = ok(call(rt, "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate),
-                "caps"))
+        cfg["process"]["capabilities"] = {
+            k: sets for k in ("bounding", "permitted", "effective", "inheritable", "ambient")
+        }
+
+    script = (
+        "cat /proc/self/status; touch /dev/shm/f; chown 0:0 /dev/shm/f && "
+        "stat -c owner=%u:%g /dev/shm/f"
+    )
+    r = ok(
+        call(rt, "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate), "caps")
+    )
     caps = caps_of(r.stdout)
     want = mask(sets)
-    assert caps == {"CapInh": want, "CapPrm": want, "CapEff": want, "CapBnd": want,
-                    "CapAmb": want}, {k: hex(v) for k, v in caps.items()}
+    assert caps == {
+        "CapInh": want,
+        "CapPrm": want,
+        "CapEff": want,
+        "CapBnd": want,
+        "CapAmb": want,
+    }, {k: hex(v) for k, v in caps.items()}
     assert r.stdout.splitlines()[-1] == "owner=0:0", r.stdout
 
 
 def test_non_root_without_ambient_cannot_chown(rt, make_bundle):
     def mutate(cfg):
         cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
-        cfg["process"]["capabilities"] = {k: ["CAP_CHOWN"] for k in
-                                          ("bounding", "permitted", "effective")}
-    r = call(rt, "run", "--bundle", make_bundle(
-        args=["sh", "-c", "grep CapEff /proc/self/status; touch /dev/shm/f; "
-                          "chown 0:0 /dev/shm/f"], mutate=mutate), "caps")
+        cfg["process"]["capabilities"] = {
+            k: ["CAP_CHOWN"] for k in ("bounding", "permitted", "effective")
+        }
+
+    r = call(
+        rt,
+        "run",
+        "--bundle",
+        make_bundle(
+            args=[
+                "sh",
+                "-c",
+                "grep CapEff /proc/self/status; touch /dev/shm/f; chown 0:0 /dev/shm/f",
+            ],
+            mutate=mutate,
+        ),
+        "caps",
+    )
     assert r.returncode == 1
     assert r.stdout.split() == ["CapEff:", "0000000000000000"]
     assert "Operation not permitted" in r.stderr, r.stderr
@@ -161,11 +215,22 @@ def test_non_root_without_ambient_cannot_chown(rt, make_bundle):
 
 def test_unknown_capability_is_left_out_with_a_warning(rt, make_bundle, tmp_path):
     """runtime-spec config.md and runc: a capability that can't be granted is not an error."""
+
     def mutate(cfg):
         cfg["process"]["capabilities"]["effective"].append("CAP_TEST")
+
     log = tmp_path / "log"
-    ok(call(rt, "--log", str(log), "run", "--bundle", make_bundle(args=["true"], mutate=mutate),
-            "caps"))
+    ok(
+        call(
+            rt,
+            "--log",
+            str(log),
+            "run",
+            "--bundle",
+            make_bundle(args=["true"], mutate=mutate),
+            "caps",
+        )
+    )
     assert "ignoring unknown capabilities: CAP_TEST" in log.read_text()
     assert ids(rt) == []
 
@@ -175,22 +240,52 @@ def test_unknown_capability_is_left_out_with_a_warning(rt, make_bundle, tmp_path
 
 def test_configured_devices(rt, make_bundle, probe_dir):
     devices = [
-        {"path": "/dev/mychar", "type": "c", "major": 1, "minor": 5, "fileMode": 0o640,
-         "uid": 1000, "gid": 1001},
-        {"path": "/dev/myblk", "type": "b", "major": 7, "minor": 3, "fileMode": 0o600,
-         "uid": 0, "gid": 6},
+        {
+            "path": "/dev/mychar",
+            "type": "c",
+            "major": 1,
+            "minor": 5,
+            "fileMode": 0o640,
+            "uid": 1000,
+            "gid": 1001,
+        },
+        {
+            "path": "/dev/myblk",
+            "type": "b",
+            "major": 7,
+            "minor": 3,
+            "fileMode": 0o600,
+            "uid": 0,
+            "gid": 6,
+        },
         {"path": "/dev/myfifo", "type": "p", "fileMode": 0o620, "uid": 1002, "gid": 1003},
-        {"path": "/dev/sub/dir/nested", "type": "c", "major": 1, "minor": 3,
-         "fileMode": 0o666, "uid": 0, "gid": 0},
+        {
+            "path": "/dev/sub/dir/nested",
+            "type": "c",
+            "major": 1,
+            "minor": 3,
+            "fileMode": 0o666,
+            "uid": 0,
+            "gid": 0,
+        },
     ]
 
     def add(cfg):
         cfg["linux"]["devices"] = devices
-    script = "; ".join(f"{PROBE} stat {d['path']}" for d in devices) + \
-        "; head -c 4 /dev/mychar | od -An -tx1"
-    r = ok(call(rt, "run", "--bundle",
-                make_bundle(args=["sh", "-c", script], mutate=with_probe(probe_dir, add)),
-                "dev"))
+
+    script = (
+        "; ".join(f"{PROBE} stat {d['path']}" for d in devices)
+        + "; head -c 4 /dev/mychar | od -An -tx1"
+    )
+    r = ok(
+        call(
+            rt,
+            "run",
+            "--bundle",
+            make_bundle(args=["sh", "-c", script], mutate=with_probe(probe_dir, add)),
+            "dev",
+        )
+    )
     assert r.stdout.splitlines() == [
         "type=c mode=0640 uid=1000 gid=1001 rdev=1:5",
         "type=b mode=0600 uid=0 gid=6 rdev=7:3",
@@ -228,9 +323,16 @@ def fd_stack():
 def test_leaked_fds_do_not_reach_run(rt, make_bundle, probe_dir, tmp_path, fd_stack):
     leaks = leaky_fds(tmp_path, fd_stack)
     assert sorted(leaks) == list(range(3, 11))
-    r = ok(call(rt, "run", "--bundle", make_bundle(args=[PROBE, "fds"],
-                                                   mutate=with_probe(probe_dir)),
-                "fd", fds=leaks))
+    r = ok(
+        call(
+            rt,
+            "run",
+            "--bundle",
+            make_bundle(args=[PROBE, "fds"], mutate=with_probe(probe_dir)),
+            "fd",
+            fds=leaks,
+        )
+    )
     assert sorted(fd_lines(r.stdout)) == [0, 1, 2], r.stdout
 
 
@@ -240,10 +342,13 @@ def test_leaked_fds_do_not_reach_create_start(rt, make_bundle, probe_dir, tmp_pa
     out.mkdir()
 
     def to_file(cfg):
-        cfg["mounts"].append({"destination": "/run", "type": "bind", "source": str(out),
-                              "options": ["rbind", "rw"]})
-    bundle = make_bundle(args=["sh", "-c", f"{PROBE} fds > /run/fds"],
-                         mutate=with_probe(probe_dir, to_file))
+        cfg["mounts"].append(
+            {"destination": "/run", "type": "bind", "source": str(out), "options": ["rbind", "rw"]}
+        )
+
+    bundle = make_bundle(
+        args=["sh", "-c", f"{PROBE} fds > /run/fds"], mutate=with_probe(probe_dir, to_file)
+    )
     ok(call(rt, "create", "--bundle", bundle, "fd", fds=leaks))
     try:
         ok(call(rt, "start", "fd", fds=leaks))
@@ -268,9 +373,18 @@ def test_preserve_fds_passes_exactly_those(rt, make_bundle, probe_dir, tmp_path,
     extra = os.open("/etc/hostname", os.O_RDONLY)
     fd_stack.append(extra)
     script = f"{PROBE} fds; {PROBE} read 3; {PROBE} read 4"
-    r = ok(call(rt, "run", "--preserve-fds", "2", "--bundle",
-                make_bundle(args=["sh", "-c", script], mutate=with_probe(probe_dir)),
-                "fd", fds={3: r1, 4: r2, 5: extra}))
+    r = ok(
+        call(
+            rt,
+            "run",
+            "--preserve-fds",
+            "2",
+            "--bundle",
+            make_bundle(args=["sh", "-c", script], mutate=with_probe(probe_dir)),
+            "fd",
+            fds={3: r1, 4: r2, 5: extra},
+        )
+    )
     lines = r.stdout.splitlines()
     fds = fd_lines(r.stdout)
     assert sorted(fds) == [0, 1, 2, 3, 4], r.stdout
@@ -290,10 +404,19 @@ def test_listen_fds_socket_activation(rt, make_bundle, probe_dir, tmp_path, fd_s
 
     def stale(cfg):
         cfg["process"]["env"] += ["LISTEN_FDS=7", "LISTEN_PID=99"]
+
     script = f"env | grep ^LISTEN_ | sort; exec {PROBE} fds"
-    r = ok(call(rt, "run", "--bundle", make_bundle(args=["sh", "-c", script],
-                                                   mutate=with_probe(probe_dir, stale)),
-                "fd", env=env, fds={3: r3, 4: r3}))
+    r = ok(
+        call(
+            rt,
+            "run",
+            "--bundle",
+            make_bundle(args=["sh", "-c", script], mutate=with_probe(probe_dir, stale)),
+            "fd",
+            env=env,
+            fds={3: r3, 4: r3},
+        )
+    )
     lines = r.stdout.splitlines()
     assert lines[:2] == ["LISTEN_FDS=1", "LISTEN_PID=1"], r.stdout
     fds = fd_lines(r.stdout)
@@ -305,10 +428,20 @@ def test_listen_fds_for_another_pid_is_ignored(rt, make_bundle, probe_dir, fd_st
     r3, w3 = os.pipe()
     fd_stack.extend([r3, w3])
     env = dict(os.environ, LISTEN_FDS="1", LISTEN_PID="1")  # not the runtime's pid
-    r = ok(call(rt, "run", "--bundle",
-                make_bundle(args=["sh", "-c", f"env | grep -c ^LISTEN_; exec {PROBE} fds"],
-                            mutate=with_probe(probe_dir)),
-                "fd", env=env, fds={3: r3}))
+    r = ok(
+        call(
+            rt,
+            "run",
+            "--bundle",
+            make_bundle(
+                args=["sh", "-c", f"env | grep -c ^LISTEN_; exec {PROBE} fds"],
+                mutate=with_probe(probe_dir),
+            ),
+            "fd",
+            env=env,
+            fds={3: r3},
+        )
+    )
     assert r.stdout.splitlines()[0] == "0", r.stdout
     assert sorted(fd_lines(r.stdout)) == [0, 1, 2], r.stdout
 
@@ -329,8 +462,10 @@ def test_cwd_through_leaked_fd_cve_2024_21626(rt, make_bundle, tmp_path, fd_stac
     rootfs_hostname = (ROOTFS / "etc/hostname").read_text()
     script = "pwd; cat ../../../etc/hostname; ls; cat host-marker 2>/dev/null; true"
     for n in range(3, 13):
-        bundle = make_bundle(args=["sh", "-c", script],
-                             mutate=lambda c, n=n: c["process"].update(cwd=f"/proc/self/fd/{n}"))
+        bundle = make_bundle(
+            args=["sh", "-c", script],
+            mutate=lambda c, n=n: c["process"].update(cwd=f"/proc/self/fd/{n}"),
+        )
         r = call(rt, "run", "--bundle", bundle, f"cwd{n}", fds=leaks)
         assert "Traceback" not in r.stderr, r.stderr
         assert "host side" not in r.stdout, (n, r.stdout)
@@ -348,10 +483,10 @@ def test_cwd_through_leaked_fd_fails_create(rt, make_bundle, tmp_path, fd_stack)
     fd_stack.append(fd)
     leaks = {n: fd for n in range(3, 9)}
     for n in range(3, 9):
-        bundle = make_bundle(args=["pwd"], mutate=lambda c, n=n: c["process"].update(
-            cwd=f"/proc/self/fd/{n}"))
-        fails(call(rt, "create", "--bundle", bundle, f"cwd{n}", fds=leaks),
-              f"/proc/self/fd/{n}")
+        bundle = make_bundle(
+            args=["pwd"], mutate=lambda c, n=n: c["process"].update(cwd=f"/proc/self/fd/{n}")
+        )
+        fails(call(rt, "create", "--bundle", bundle, f"cwd{n}", fds=leaks), f"/proc/self/fd/{n}")
     assert ids(rt) == []
 
 
@@ -370,11 +505,25 @@ def test_image_symlink_to_root_keeps_mount_inside(rt, make_bundle, rootfs_copy, 
 
     def mutate(cfg):
         cfg["root"] = {"path": str(rootfs_copy), "readonly": False}
-        cfg["mounts"].append({"destination": "/mnt/pwned", "type": "bind",
-                              "source": str(src), "options": ["rbind", "ro"]})
+        cfg["mounts"].append(
+            {
+                "destination": "/mnt/pwned",
+                "type": "bind",
+                "source": str(src),
+                "options": ["rbind", "ro"],
+            }
+        )
+
     try:
-        r = ok(call(rt, "run", "--bundle",
-                    make_bundle(args=["cat", "/pwned/marker"], mutate=mutate), "sym"))
+        r = ok(
+            call(
+                rt,
+                "run",
+                "--bundle",
+                make_bundle(args=["cat", "/pwned/marker"], mutate=mutate),
+                "sym",
+            )
+        )
         assert r.stdout == "bound\n"
         assert not Path("/pwned").exists()
         assert (rootfs_copy / "pwned").is_dir()
@@ -389,12 +538,23 @@ def test_image_symlink_to_etc_keeps_tmpfs_inside(rt, make_bundle, rootfs_copy):
 
     def mutate(cfg):
         cfg["root"] = {"path": str(rootfs_copy), "readonly": False}
-        cfg["mounts"].append({"destination": "/etc2/x", "type": "tmpfs", "source": "tmpfs",
-                              "options": ["size=1m"]})
+        cfg["mounts"].append(
+            {"destination": "/etc2/x", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}
+        )
+
     try:
-        r = ok(call(rt, "run", "--bundle", make_bundle(
-            args=["sh", "-c", "grep ' /etc/x ' /proc/self/mounts | cut -d' ' -f3"],
-            mutate=mutate), "sym"))
+        r = ok(
+            call(
+                rt,
+                "run",
+                "--bundle",
+                make_bundle(
+                    args=["sh", "-c", "grep ' /etc/x ' /proc/self/mounts | cut -d' ' -f3"],
+                    mutate=mutate,
+                ),
+                "sym",
+            )
+        )
         assert r.stdout == "tmpfs\n"
         assert not Path("/etc/x").exists()
         assert (rootfs_copy / "etc" / "x").is_dir()
@@ -405,12 +565,21 @@ def test_image_symlink_to_etc_keeps_tmpfs_inside(rt, make_bundle, rootfs_copy):
 
 def _dev_bind_config(devdir: Path):
     def mutate(cfg):
-        cfg["mounts"] = [m for m in cfg["mounts"]
-                         if m["destination"] not in ("/dev", "/dev/pts", "/dev/shm",
-                                                     "/dev/mqueue")]
-        cfg["mounts"].append({"destination": "/dev", "type": "bind", "source": str(devdir),
-                              "options": ["rbind", "rw"]})
+        cfg["mounts"] = [
+            m
+            for m in cfg["mounts"]
+            if m["destination"] not in ("/dev", "/dev/pts", "/dev/shm", "/dev/mqueue")
+        ]
+        cfg["mounts"].append(
+            {
+                "destination": "/dev",
+                "type": "bind",
+                "source": str(devdir),
+                "options": ["rbind", "rw"],
+            }
+        )
         cfg["linux"]["maskedPaths"] = ["/proc/keys", "/proc/timer_list"]
+
     return mutate
 
 
@@ -428,18 +597,25 @@ def test_fake_dev_null_is_never_used_to_mask_cve_2025_31133(rt, make_bundle, tmp
     else:
         null.symlink_to("/etc/hostname")
     before = os.lstat(null)
-    r = call(rt, "run", "--bundle", make_bundle(args=["cat", "/proc/keys"],
-                                                 mutate=_dev_bind_config(devdir)), "mask")
+    r = call(
+        rt,
+        "run",
+        "--bundle",
+        make_bundle(args=["cat", "/proc/keys"], mutate=_dev_bind_config(devdir)),
+        "mask",
+    )
     fails(r, "/dev/null", "not the null device")
     assert r.stdout == ""
     after = os.lstat(null)
-    assert (after.st_mode, after.st_size, after.st_mtime_ns) == \
-        (before.st_mode, before.st_size, before.st_mtime_ns)
+    assert (after.st_mode, after.st_size, after.st_mtime_ns) == (
+        before.st_mode,
+        before.st_size,
+        before.st_mtime_ns,
+    )
     assert ids(rt) == []
 
 
-def test_image_dev_null_symlink_never_touches_host_file(rt, make_bundle, rootfs_copy,
-                                                       tmp_path):
+def test_image_dev_null_symlink_never_touches_host_file(rt, make_bundle, rootfs_copy, tmp_path):
     secret = tmp_path / "host-secret"
     secret.write_text("host secret\n")
     secret.chmod(0o600)
@@ -447,10 +623,13 @@ def test_image_dev_null_symlink_never_touches_host_file(rt, make_bundle, rootfs_
 
     def mutate(cfg):
         cfg["root"] = {"path": str(rootfs_copy), "readonly": False}
-        cfg["mounts"] = [m for m in cfg["mounts"]
-                         if m["destination"] not in ("/dev", "/dev/pts", "/dev/shm",
-                                                     "/dev/mqueue")]
+        cfg["mounts"] = [
+            m
+            for m in cfg["mounts"]
+            if m["destination"] not in ("/dev", "/dev/pts", "/dev/shm", "/dev/mqueue")
+        ]
         cfg["linux"]["maskedPaths"] = ["/proc/keys"]
+
     r = call(rt, "run", "--bundle", make_bundle(args=["true"], mutate=mutate), "devnull")
     assert "Traceback" not in r.stderr
     st = os.stat(secret)
@@ -465,9 +644,16 @@ def test_bind_onto_dev_null_never_chmods_host_file(rt, make_bundle, tmp_path):
     secret.chmod(0o600)
 
     def mutate(cfg):
-        cfg["mounts"].append({"destination": "/dev/null", "type": "bind",
-                              "source": str(secret), "options": ["bind", "rw"]})
+        cfg["mounts"].append(
+            {
+                "destination": "/dev/null",
+                "type": "bind",
+                "source": str(secret),
+                "options": ["bind", "rw"],
+            }
+        )
         cfg["linux"]["maskedPaths"] = ["/proc/keys"]
+
     r = call(rt, "run", "--bundle", make_bundle(args=["true"], mutate=mutate), "devnull")
     assert "Traceback" not in r.stderr
     assert oct(os.stat(secret).st_mode & 0o7777) == oct(0o600)
@@ -477,22 +663,34 @@ def test_created_init_is_not_inspectable_from_inside(rt, make_bundle, tmp_path):
     """While the init waits for `start` it is still the runtime (a fork of Python holding
     the runtime's memory and environment): a process exec'd into the container, as root
     without CAP_SYS_PTRACE, must not reach /proc/1/exe, environ, mem, cwd or root."""
-    ok(call(rt, "create", "--bundle", make_bundle(args=["sleep", "30"]), "dump",
-            env=dict(os.environ, FOO_LEAK="runtime-secret")))
+    ok(
+        call(
+            rt,
+            "create",
+            "--bundle",
+            make_bundle(args=["sleep", "30"]),
+            "dump",
+            env=dict(os.environ, FOO_LEAK="runtime-secret"),
+        )
+    )
     try:
         init = rt.state("dump")["pid"]
         assert rt.state("dump")["status"] == "created"
         assert os.readlink(f"/proc/{init}/exe") != "/bin/sleep"  # still the runtime
-        checks = ("readlink /proc/1/exe; echo exe=$?; cat /proc/1/exe > /dev/null; "
-                  "echo exe_read=$?; cat /proc/1/environ > /dev/null; echo environ=$?; "
-                  "head -c1 /proc/1/mem > /dev/null; echo mem=$?; ls /proc/1/root/ > /dev/null; "
-                  "echo root=$?; ls /proc/1/cwd/ > /dev/null; echo cwd=$?; "
-                  "grep -c FOO_LEAK /proc/1/environ; true")
+        checks = (
+            "readlink /proc/1/exe; echo exe=$?; cat /proc/1/exe > /dev/null; "
+            "echo exe_read=$?; cat /proc/1/environ > /dev/null; echo environ=$?; "
+            "head -c1 /proc/1/mem > /dev/null; echo mem=$?; ls /proc/1/root/ > /dev/null; "
+            "echo root=$?; ls /proc/1/cwd/ > /dev/null; echo cwd=$?; "
+            "grep -c FOO_LEAK /proc/1/environ; true"
+        )
         e = call(rt, "exec", "dump", "sh", "-c", checks)
         assert e.returncode == 0, e.stderr
         lines = e.stdout.splitlines()
-        assert lines[:6] == ["exe=1", "exe_read=1", "environ=1", "mem=1", "root=1", "cwd=1"], \
-            (e.stdout, e.stderr)
+        assert lines[:6] == ["exe=1", "exe_read=1", "environ=1", "mem=1", "root=1", "cwd=1"], (
+            e.stdout,
+            e.stderr,
+        )
         assert "runtime-secret" not in e.stdout
         assert "Permission denied" in e.stderr, e.stderr
     finally:
@@ -508,25 +706,33 @@ def test_runtime_environment_does_not_leak(rt, make_bundle):
 
 
 @pytest.mark.parametrize("how", ["run", "exec"])
-def test_proc_self_exe_does_not_reach_the_runtime_binary(rt, make_bundle, rootfs_copy,
-                                                        probe_dir, how):
+def test_proc_self_exe_does_not_reach_the_runtime_binary(
+    rt, make_bundle, rootfs_copy, probe_dir, how
+):
     """An image ships its own ELF interpreter (the probe's loader) and runs /proc/self/exe:
     whatever that is, it must not be a file of the host that the loader can open."""
     loader = probe_dir / "loader"
     if not loader.exists():
         pytest.skip("the loader probe is x86_64 only")
     (rootfs_copy / "lib64").mkdir()
-    subprocess.run(["cp", str(loader), str(rootfs_copy / "lib64/ld-linux-x86-64.so.2")],
-                   check=True)
+    subprocess.run(["cp", str(loader), str(rootfs_copy / "lib64/ld-linux-x86-64.so.2")], check=True)
 
     def mutate(cfg):
         cfg["root"] = {"path": str(rootfs_copy), "readonly": True}
+
     if how == "run":
-        r = call(rt, "run", "--bundle", make_bundle(args=["/proc/self/exe"], mutate=mutate),
-                 "exe")
+        r = call(rt, "run", "--bundle", make_bundle(args=["/proc/self/exe"], mutate=mutate), "exe")
     else:
-        ok(call(rt, "run", "--detach", "--bundle",
-                make_bundle(args=["sleep", "30"], mutate=mutate), "exe"))
+        ok(
+            call(
+                rt,
+                "run",
+                "--detach",
+                "--bundle",
+                make_bundle(args=["sleep", "30"], mutate=mutate),
+                "exe",
+            )
+        )
         try:
             r = call(rt, "exec", "exe", "/proc/self/exe")
         finally:
@@ -535,5 +741,6 @@ def test_proc_self_exe_does_not_reach_the_runtime_binary(rt, make_bundle, rootfs
     lines = r.stdout.splitlines()
     target = next((x[4:] for x in lines if x.startswith("exe=")), "")
     opened = "open=ok" in lines
-    assert not (opened and target.startswith("/") and os.path.isfile(target)), \
+    assert not (opened and target.startswith("/") and os.path.isfile(target)), (
         f"the container opened the host file {target} through /proc/self/exe"
+    )

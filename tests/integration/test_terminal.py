@@ -18,8 +18,8 @@ import sys
 import termios
 import time
 from pathlib import Path
-from clitools import call, fails, ok
 
+from clitools import call, fails, ok
 
 OCIRUN = str(Path(sys.executable).parent / "ocirun")
 PTS_MAJOR = 136
@@ -88,6 +88,7 @@ def terminal(size: dict | None = None, args: list[str] | None = None):
             cfg["process"]["consoleSize"] = size
         if args:
             cfg["process"]["args"] = args
+
     return mutate
 
 
@@ -108,8 +109,9 @@ SCRIPT = (
 def create_with_console(rt, make_bundle, tmp_path, mutate, cid="tty1"):
     srv = ConsoleServer(tmp_path / "console.sock")
     try:
-        r = call(rt, "create", "--bundle", make_bundle(mutate=mutate), "--console-socket",
-                 srv.path, cid)
+        r = call(
+            rt, "create", "--bundle", make_bundle(mutate=mutate), "--console-socket", srv.path, cid
+        )
         ok(r)
         data, fds, rest = srv.receive()
     finally:
@@ -122,7 +124,8 @@ def create_with_console(rt, make_bundle, tmp_path, mutate, cid="tty1"):
 
 def test_console_socket_message_and_pty(rt, make_bundle, tmp_path):
     data, fds, rest = create_with_console(
-        rt, make_bundle, tmp_path, terminal({"height": 33, "width": 101}, ["sh", "-c", SCRIPT]))
+        rt, make_bundle, tmp_path, terminal({"height": 33, "width": 101}, ["sh", "-c", SCRIPT])
+    )
     try:
         assert len(fds) == 1, f"expected exactly one fd, got {fds}"
         assert rest == b""
@@ -138,22 +141,25 @@ def test_console_socket_message_and_pty(rt, make_bundle, tmp_path):
     finally:
         ok(call(rt, "delete", "--force", "tty1"))
     lines = out.splitlines()
-    assert lines[0] == name, out                 # tty
-    assert lines[1] == "33 101", out             # stty size == consoleSize
+    assert lines[0] == name, out  # tty
+    assert lines[1] == "33 101", out  # stty size == consoleSize
     assert lines[2] == f"fd0={name} fd1={name} fd2={name}", out
     n = int(m.group(1))
     dev = f"{PTS_MAJOR:x}:{n:x}"
     assert lines[3] == f"console=character special file {dev} ptsdev={dev}", out
     stat = lines[4].removeprefix("stat=")
-    assert tty_nr(stat) == os.makedev(PTS_MAJOR, n), stat   # controlling terminal
+    assert tty_nr(stat) == os.makedev(PTS_MAJOR, n), stat  # controlling terminal
     sid, pid = dict(kv.split("=") for kv in lines[5].split()).values()
     assert sid == pid == "1", lines[5]  # the init leads its session
 
 
 def test_console_input_reaches_the_process(rt, make_bundle, tmp_path):
     _, fds, _ = create_with_console(
-        rt, make_bundle, tmp_path,
-        terminal(args=["sh", "-c", "stty -echo; read line; echo got:$line; exit 3"]))
+        rt,
+        make_bundle,
+        tmp_path,
+        terminal(args=["sh", "-c", "stty -echo; read line; echo got:$line; exit 3"]),
+    )
     master = fds[0]
     try:
         ok(call(rt, "start", "tty1"))
@@ -172,9 +178,11 @@ def test_console_input_reaches_the_process(rt, make_bundle, tmp_path):
 
 def test_pty_belongs_to_the_process_user(rt, make_bundle, tmp_path):
     def mutate(cfg):
-        terminal(args=["sh", "-c", "id -u; stat -L -c %u:%a /proc/$$/fd/0; "
-                                   "echo hi > /proc/$$/fd/1"])(cfg)
+        terminal(
+            args=["sh", "-c", "id -u; stat -L -c %u:%a /proc/$$/fd/0; echo hi > /proc/$$/fd/1"]
+        )(cfg)
         cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+
     _, fds, _ = create_with_console(rt, make_bundle, tmp_path, mutate)
     try:
         ok(call(rt, "start", "tty1"))
@@ -198,8 +206,15 @@ def test_terminal_without_console_socket_is_a_clean_error(rt, make_bundle):
 def test_console_socket_without_terminal_is_a_clean_error(rt, make_bundle, tmp_path):
     srv = ConsoleServer(tmp_path / "console.sock")
     try:
-        r = call(rt, "create", "--bundle", make_bundle(args=["true"]), "--console-socket",
-                 srv.path, "tty1")
+        r = call(
+            rt,
+            "create",
+            "--bundle",
+            make_bundle(args=["true"]),
+            "--console-socket",
+            srv.path,
+            "tty1",
+        )
     finally:
         srv.close()
     fails(r, "console-socket", "terminal")
@@ -209,8 +224,9 @@ def test_console_socket_without_terminal_is_a_clean_error(rt, make_bundle, tmp_p
 
 def test_console_socket_that_nobody_listens_on(rt, make_bundle, tmp_path):
     path = str(tmp_path / "nobody.sock")
-    r = call(rt, "create", "--bundle", make_bundle(mutate=terminal()), "--console-socket",
-             path, "tty1")
+    r = call(
+        rt, "create", "--bundle", make_bundle(mutate=terminal()), "--console-socket", path, "tty1"
+    )
     fails(r, path)
     assert ok(call(rt, "list", "-q")).stdout.split() == []
 
@@ -218,8 +234,14 @@ def test_console_socket_that_nobody_listens_on(rt, make_bundle, tmp_path):
 # --------------------------------------------------------------------------- run under a pty
 
 
-def run_under_pty(argv: list[str], send: bytes = b"", rows: int = 0, cols: int = 0,
-                  on_output=None, timeout: float = 20) -> tuple[str, int]:
+def run_under_pty(
+    argv: list[str],
+    send: bytes = b"",
+    rows: int = 0,
+    cols: int = 0,
+    on_output=None,
+    timeout: float = 20,
+) -> tuple[str, int]:
     """argv under a fresh pty (its stdin/stdout/stderr are the slave), window size set
     before it starts; `send` is typed once the output so far contains "ready", and
     `on_output(text)` is called on every new output. Returns (output, exit code)."""
@@ -260,12 +282,22 @@ def run_under_pty(argv: list[str], send: bytes = b"", rows: int = 0, cols: int =
 
 
 def test_run_with_terminal_proxies_and_propagates_exit_code(rt, make_bundle):
-    bundle = make_bundle(mutate=terminal(
-        {"height": 5, "width": 6},
-        args=["sh", "-c", "tty; stty -echo; echo ready; read line; stty size; "
-                          "echo got:$line; exit 7"]))
-    out, code = run_under_pty([OCIRUN, "--root", rt.root, "run", "--bundle", bundle, "tty1"],
-                              send=b"typed\n", rows=24, cols=91)
+    bundle = make_bundle(
+        mutate=terminal(
+            {"height": 5, "width": 6},
+            args=[
+                "sh",
+                "-c",
+                "tty; stty -echo; echo ready; read line; stty size; echo got:$line; exit 7",
+            ],
+        )
+    )
+    out, code = run_under_pty(
+        [OCIRUN, "--root", rt.root, "run", "--bundle", bundle, "tty1"],
+        send=b"typed\n",
+        rows=24,
+        cols=91,
+    )
     assert code == 7, out
     lines = out.splitlines()
     assert re.fullmatch(r"/dev/pts/\d+", lines[0]), out
@@ -286,8 +318,9 @@ def test_run_with_terminal_killed_from_outside(rt, make_bundle):
             killed.append(call(rt, "kill", "tty1", "KILL"))
 
     t0 = time.monotonic()
-    out, code = run_under_pty([OCIRUN, "--root", rt.root, "run", "--bundle", bundle, "tty1"],
-                              on_output=kill_when_ready)
+    out, code = run_under_pty(
+        [OCIRUN, "--root", rt.root, "run", "--bundle", bundle, "tty1"], on_output=kill_when_ready
+    )
     assert killed and killed[0].returncode == 0, killed
     assert code == 137, out
     assert time.monotonic() - t0 < 15

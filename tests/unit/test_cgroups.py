@@ -9,59 +9,119 @@ import os
 
 import pytest
 
-from ocirun.cgroups import CgroupError, detect_mode, from_state, open_manager, shares_to_weight
-from ocirun.cgroups import common, devices
+from ocirun.cgroups import (
+    CgroupError,
+    common,
+    detect_mode,
+    devices,
+    from_state,
+    open_manager,
+    shares_to_weight,
+)
 from ocirun.cgroups.v2 import blkio_to_io_weight, swap_to_v2
 
 V1_KNOBS = {
     "cpuset": {"cpuset.cpus": "", "cpuset.mems": "", "cgroup.procs": ""},
-    "cpu": {"cpu.shares": "1024", "cpu.cfs_quota_us": "-1", "cpu.cfs_period_us": "100000",
-            "cpu.cfs_burst_us": "0", "cpu.idle": "0", "cpu.rt_period_us": "1000000",
-            "cpu.rt_runtime_us": "0", "cpu.stat": "nr_periods 4\nnr_throttled 1\n"
-            "throttled_time 500\n", "cgroup.procs": ""},
-    "cpuacct": {"cpuacct.usage": "3000", "cpuacct.usage_percpu": "1000 2000 ",
-                "cpuacct.usage_all": "cpu user system\n0 700 300\n1 1500 500\n",
-                "cpuacct.stat": "user 2\nsystem 1\n", "cgroup.procs": ""},
-    "memory": {"memory.limit_in_bytes": "9223372036854771712",
-               "memory.memsw.limit_in_bytes": "9223372036854771712",
-               "memory.soft_limit_in_bytes": "9223372036854771712", "memory.swappiness": "60",
-               "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
-               "memory.use_hierarchy": "1", "memory.usage_in_bytes": "4096",
-               "memory.max_usage_in_bytes": "8192", "memory.failcnt": "0",
-               "memory.stat": "cache 10\nrss 20\n", "cgroup.procs": ""},
-    "devices": {"devices.allow": "", "devices.deny": "", "devices.list": "a *:* rwm",
-                "cgroup.procs": ""},
+    "cpu": {
+        "cpu.shares": "1024",
+        "cpu.cfs_quota_us": "-1",
+        "cpu.cfs_period_us": "100000",
+        "cpu.cfs_burst_us": "0",
+        "cpu.idle": "0",
+        "cpu.rt_period_us": "1000000",
+        "cpu.rt_runtime_us": "0",
+        "cpu.stat": "nr_periods 4\nnr_throttled 1\nthrottled_time 500\n",
+        "cgroup.procs": "",
+    },
+    "cpuacct": {
+        "cpuacct.usage": "3000",
+        "cpuacct.usage_percpu": "1000 2000 ",
+        "cpuacct.usage_all": "cpu user system\n0 700 300\n1 1500 500\n",
+        "cpuacct.stat": "user 2\nsystem 1\n",
+        "cgroup.procs": "",
+    },
+    "memory": {
+        "memory.limit_in_bytes": "9223372036854771712",
+        "memory.memsw.limit_in_bytes": "9223372036854771712",
+        "memory.soft_limit_in_bytes": "9223372036854771712",
+        "memory.swappiness": "60",
+        "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
+        "memory.use_hierarchy": "1",
+        "memory.usage_in_bytes": "4096",
+        "memory.max_usage_in_bytes": "8192",
+        "memory.failcnt": "0",
+        "memory.stat": "cache 10\nrss 20\n",
+        "cgroup.procs": "",
+    },
+    "devices": {
+        "devices.allow": "",
+        "devices.deny": "",
+        "devices.list": "a *:* rwm",
+        "cgroup.procs": "",
+    },
     "freezer": {"freezer.state": "THAWED", "freezer.self_freezing": "0", "cgroup.procs": ""},
-    "blkio": {"blkio.bfq.weight": "100", "blkio.bfq.weight_device": "",
-              "blkio.throttle.read_bps_device": "", "blkio.throttle.write_bps_device": "",
-              "blkio.throttle.read_iops_device": "", "blkio.throttle.write_iops_device": "",
-              "blkio.throttle.io_service_bytes_recursive": "8:0 Read 10\n8:0 Write 20\nTotal 30\n",
-              "cgroup.procs": ""},
+    "blkio": {
+        "blkio.bfq.weight": "100",
+        "blkio.bfq.weight_device": "",
+        "blkio.throttle.read_bps_device": "",
+        "blkio.throttle.write_bps_device": "",
+        "blkio.throttle.read_iops_device": "",
+        "blkio.throttle.write_iops_device": "",
+        "blkio.throttle.io_service_bytes_recursive": "8:0 Read 10\n8:0 Write 20\nTotal 30\n",
+        "cgroup.procs": "",
+    },
     "pids": {"pids.max": "max", "pids.current": "2", "cgroup.procs": ""},
-    "hugetlb": {"hugetlb.2MB.limit_in_bytes": "0", "hugetlb.2MB.rsvd.limit_in_bytes": "0",
-                "cgroup.procs": ""},
+    "hugetlb": {
+        "hugetlb.2MB.limit_in_bytes": "0",
+        "hugetlb.2MB.rsvd.limit_in_bytes": "0",
+        "cgroup.procs": "",
+    },
     "net_cls": {"net_cls.classid": "0", "cgroup.procs": ""},
     "net_prio": {"net_prio.ifpriomap": "", "cgroup.procs": ""},
     "rdma": {"rdma.max": "", "cgroup.procs": ""},
     "systemd": {"cgroup.procs": ""},
-    "unified": {"cgroup.procs": "", "cgroup.events": "populated 0\nfrozen 0\n",
-                "cgroup.kill": "", "cgroup.controllers": "", "cgroup.subtree_control": ""},
+    "unified": {
+        "cgroup.procs": "",
+        "cgroup.events": "populated 0\nfrozen 0\n",
+        "cgroup.kill": "",
+        "cgroup.controllers": "",
+        "cgroup.subtree_control": "",
+    },
 }
 V1_ROOT_VALUES = {"cpuset": {"cpuset.cpus": "0-3", "cpuset.mems": "0"}}
 
 V2_KNOBS = {
-    "cgroup.procs": "", "cgroup.controllers": "cpuset cpu io memory hugetlb pids rdma",
-    "cgroup.subtree_control": "", "cgroup.events": "populated 0\nfrozen 0\n",
-    "cgroup.freeze": "0", "cgroup.kill": "", "cpu.weight": "100", "cpu.max": "max 100000",
-    "cpu.max.burst": "0", "cpu.idle": "0", "cpu.stat": "usage_usec 5\nuser_usec 3\n"
+    "cgroup.procs": "",
+    "cgroup.controllers": "cpuset cpu io memory hugetlb pids rdma",
+    "cgroup.subtree_control": "",
+    "cgroup.events": "populated 0\nfrozen 0\n",
+    "cgroup.freeze": "0",
+    "cgroup.kill": "",
+    "cpu.weight": "100",
+    "cpu.max": "max 100000",
+    "cpu.max.burst": "0",
+    "cpu.idle": "0",
+    "cpu.stat": "usage_usec 5\nuser_usec 3\n"
     "system_usec 2\nnr_periods 7\nnr_throttled 0\nthrottled_usec 0\n",
-    "cpuset.cpus": "", "cpuset.mems": "", "memory.max": "max", "memory.low": "0",
-    "memory.swap.max": "max", "memory.swap.current": "0", "memory.current": "4096",
-    "memory.peak": "8192", "memory.events": "low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n",
-    "memory.stat": "file 11\nanon 22\n", "io.weight": "default 100", "io.max": "",
+    "cpuset.cpus": "",
+    "cpuset.mems": "",
+    "memory.max": "max",
+    "memory.low": "0",
+    "memory.swap.max": "max",
+    "memory.swap.current": "0",
+    "memory.current": "4096",
+    "memory.peak": "8192",
+    "memory.events": "low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n",
+    "memory.stat": "file 11\nanon 22\n",
+    "io.weight": "default 100",
+    "io.max": "",
     "io.stat": "8:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n",
-    "pids.max": "max", "pids.current": "1", "hugetlb.2MB.max": "max",
-    "hugetlb.2MB.rsvd.max": "max", "rdma.max": "", "misc.max": "",
+    "pids.max": "max",
+    "pids.current": "1",
+    "hugetlb.2MB.max": "max",
+    "hugetlb.2MB.rsvd.max": "max",
+    "rdma.max": "",
+    "misc.max": "",
 }
 
 
@@ -163,6 +223,7 @@ def read(path):
 
 # ------------------------------------------------------------------ modes and paths
 
+
 def test_detect_mode(v1, v2):
     assert detect_mode(v1.root, v1.mountinfo) == "hybrid"
     assert detect_mode(v2.root, v2.mountinfo) == "v2"
@@ -196,8 +257,22 @@ def test_absolute_path_below_every_hierarchy(v1):
     assert m.dirs["memory"] == f"{v1.root}/memory/a/b"
     assert m.dirs["name=systemd"] == f"{v1.root}/systemd/a/b"
     assert m.dirs[""] == f"{v1.root}/unified/a/b"  # hybrid: the cgroup2 tree too
-    assert set(m.dirs) == {"cpuset", "cpu", "cpuacct", "memory", "devices", "freezer", "blkio",
-                           "pids", "hugetlb", "net_cls", "net_prio", "rdma", "name=systemd", ""}
+    assert set(m.dirs) == {
+        "cpuset",
+        "cpu",
+        "cpuacct",
+        "memory",
+        "devices",
+        "freezer",
+        "blkio",
+        "pids",
+        "hugetlb",
+        "net_cls",
+        "net_prio",
+        "rdma",
+        "name=systemd",
+        "",
+    }
 
 
 def test_relative_path_is_under_own_cgroup(v1):
@@ -230,8 +305,14 @@ def test_placement_v2_is_clone_into_only(v2):
 
 def test_placement_v1_only_has_no_cgroup2_dir(v1):
     only_v1 = "\n".join(ln for ln in v1.mountinfo.splitlines() if "cgroup2" not in ln)
-    m = open_manager({"cgroupsPath": "/a"}, "c1", root=v1.root, mountinfo=only_v1 + "\n",
-                     fs=v1.fs, self_cgroup="0::/\n")
+    m = open_manager(
+        {"cgroupsPath": "/a"},
+        "c1",
+        root=v1.root,
+        mountinfo=only_v1 + "\n",
+        fs=v1.fs,
+        self_cgroup="0::/\n",
+    )
     tasks, into = m.placement()
     assert into is None and f"{v1.root}/cpu/a/tasks" in tasks
 
@@ -241,8 +322,9 @@ def test_placement_is_kept_across_state(v1):
     assert from_state(json.loads(json.dumps(m.paths))).placement() == m.placement()
 
 
-@pytest.mark.parametrize("given,inner", [
-    ("/a/../b//c/", "/b/c"), ("../../x", "x"), ("a/./b", "a/b"), ("//a", "/a")])
+@pytest.mark.parametrize(
+    "given,inner", [("/a/../b//c/", "/b/c"), ("../../x", "x"), ("a/./b", "a/b"), ("//a", "/a")]
+)
 def test_paths_are_cleaned(given, inner):
     assert common.inner_path({"cgroupsPath": given}, "id", False) == inner
 
@@ -253,14 +335,20 @@ def test_v2_relative_path_is_under_parent_of_own_cgroup(v2):
     assert v2({"cgroupsPath": "/k/x"}).dirs == {"": f"{v2.root}/k/x"}
 
 
-@pytest.mark.parametrize("path,cid,want", [
-    ("", "abc", "/system.slice/runc-abc.scope"),
-    ("system.slice:docker:abc", "x", "/system.slice/docker-abc.scope"),
-    ("kubepods-besteffort.slice:cri:1", "x",
-     "/kubepods.slice/kubepods-besteffort.slice/cri-1.scope"),
-    (":p:n", "x", "/system.slice/p-n.scope"),
-    ("a.slice:p:my-b.slice", "x", "/my.slice/my-b.slice"),
-])
+@pytest.mark.parametrize(
+    "path,cid,want",
+    [
+        ("", "abc", "/system.slice/runc-abc.scope"),
+        ("system.slice:docker:abc", "x", "/system.slice/docker-abc.scope"),
+        (
+            "kubepods-besteffort.slice:cri:1",
+            "x",
+            "/kubepods.slice/kubepods-besteffort.slice/cri-1.scope",
+        ),
+        (":p:n", "x", "/system.slice/p-n.scope"),
+        ("a.slice:p:my-b.slice", "x", "/my.slice/my-b.slice"),
+    ],
+)
 def test_systemd_paths(path, cid, want):
     assert common.inner_path({"cgroupsPath": path}, cid, True) == want
 
@@ -278,10 +366,17 @@ def test_systemd_path_format_error():
 def test_mount_root_is_honoured(tmp_path):
     # A hierarchy mounted from /outer (as in a container without cgroupns).
     root = str(tmp_path)
-    mi = f"40 1 0:40 /outer {root}/memory rw - cgroup cgroup rw,memory\n" \
-         f"41 1 0:41 / {root}/devices rw - cgroup cgroup rw,devices\n"
-    m = open_manager({"cgroupsPath": "c"}, "x", root=root, mountinfo=mi,
-                     self_cgroup="5:memory:/outer/inner\n4:devices:/\n")
+    mi = (
+        f"40 1 0:40 /outer {root}/memory rw - cgroup cgroup rw,memory\n"
+        f"41 1 0:41 / {root}/devices rw - cgroup cgroup rw,devices\n"
+    )
+    m = open_manager(
+        {"cgroupsPath": "c"},
+        "x",
+        root=root,
+        mountinfo=mi,
+        self_cgroup="5:memory:/outer/inner\n4:devices:/\n",
+    )
     assert m.dirs["memory"] == f"{root}/memory/inner/c"
 
 
@@ -295,8 +390,12 @@ def test_no_devices_hierarchy_is_refused(tmp_path):
 
 V1_CASES = [
     ({"memory": {"limit": 67108864}}, "memory", "memory.limit_in_bytes", "67108864"),
-    ({"memory": {"limit": 67108864, "swap": 134217728}}, "memory",
-     "memory.memsw.limit_in_bytes", "134217728"),
+    (
+        {"memory": {"limit": 67108864, "swap": 134217728}},
+        "memory",
+        "memory.memsw.limit_in_bytes",
+        "134217728",
+    ),
     ({"memory": {"limit": -1}}, "memory", "memory.memsw.limit_in_bytes", "-1"),
     ({"memory": {"reservation": 1000}}, "memory", "memory.soft_limit_in_bytes", "1000"),
     ({"memory": {"swappiness": 10}}, "memory", "memory.swappiness", "10"),
@@ -307,8 +406,7 @@ V1_CASES = [
     ({"cpu": {"quota": 50000, "period": 200000}}, "cpu", "cpu.cfs_period_us", "200000"),
     ({"cpu": {"quota": 50000, "burst": 1000}}, "cpu", "cpu.cfs_burst_us", "1000"),
     ({"cpu": {"idle": 1}}, "cpu", "cpu.idle", "1"),
-    ({"cpu": {"realtimeRuntime": 950, "realtimePeriod": 1000}}, "cpu", "cpu.rt_runtime_us",
-     "950"),
+    ({"cpu": {"realtimeRuntime": 950, "realtimePeriod": 1000}}, "cpu", "cpu.rt_runtime_us", "950"),
     ({"cpu": {"realtimePeriod": 1000}}, "cpu", "cpu.rt_period_us", "1000"),
     ({"cpu": {"cpus": "1-2", "mems": "0"}}, "cpuset", "cpuset.cpus", "1-2"),
     ({"cpu": {"mems": "0"}}, "cpuset", "cpuset.mems", "0"),
@@ -316,25 +414,61 @@ V1_CASES = [
     ({"pids": {"limit": 0}}, "pids", "pids.max", "0"),
     ({"pids": {"limit": -1}}, "pids", "pids.max", "max"),
     ({"blockIO": {"weight": 300}}, "blkio", "blkio.bfq.weight", "300"),
-    ({"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 200}]}}, "blkio",
-     "blkio.bfq.weight_device", "8:0 200"),
-    ({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 600}]}}, "blkio",
-     "blkio.throttle.read_bps_device", "8:0 600"),
-    ({"blockIO": {"throttleWriteBpsDevice": [{"major": 8, "minor": 0, "rate": 700}]}}, "blkio",
-     "blkio.throttle.write_bps_device", "8:0 700"),
-    ({"blockIO": {"throttleReadIOPSDevice": [{"major": 8, "minor": 0, "rate": 80}]}}, "blkio",
-     "blkio.throttle.read_iops_device", "8:0 80"),
-    ({"blockIO": {"throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 90}]}}, "blkio",
-     "blkio.throttle.write_iops_device", "8:0 90"),
-    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]}, "hugetlb",
-     "hugetlb.2MB.limit_in_bytes", "4194304"),
-    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]}, "hugetlb",
-     "hugetlb.2MB.rsvd.limit_in_bytes", "4194304"),
+    (
+        {"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 200}]}},
+        "blkio",
+        "blkio.bfq.weight_device",
+        "8:0 200",
+    ),
+    (
+        {"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 600}]}},
+        "blkio",
+        "blkio.throttle.read_bps_device",
+        "8:0 600",
+    ),
+    (
+        {"blockIO": {"throttleWriteBpsDevice": [{"major": 8, "minor": 0, "rate": 700}]}},
+        "blkio",
+        "blkio.throttle.write_bps_device",
+        "8:0 700",
+    ),
+    (
+        {"blockIO": {"throttleReadIOPSDevice": [{"major": 8, "minor": 0, "rate": 80}]}},
+        "blkio",
+        "blkio.throttle.read_iops_device",
+        "8:0 80",
+    ),
+    (
+        {"blockIO": {"throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 90}]}},
+        "blkio",
+        "blkio.throttle.write_iops_device",
+        "8:0 90",
+    ),
+    (
+        {"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]},
+        "hugetlb",
+        "hugetlb.2MB.limit_in_bytes",
+        "4194304",
+    ),
+    (
+        {"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]},
+        "hugetlb",
+        "hugetlb.2MB.rsvd.limit_in_bytes",
+        "4194304",
+    ),
     ({"network": {"classID": 1048577}}, "net_cls", "net_cls.classid", "1048577"),
-    ({"network": {"priorities": [{"name": "eth0", "priority": 5}]}}, "net_prio",
-     "net_prio.ifpriomap", "eth0 5"),
-    ({"rdma": {"mlx5_1": {"hcaHandles": 3, "hcaObjects": 10000}}}, "rdma", "rdma.max",
-     "mlx5_1 hca_handle=3 hca_object=10000"),
+    (
+        {"network": {"priorities": [{"name": "eth0", "priority": 5}]}},
+        "net_prio",
+        "net_prio.ifpriomap",
+        "eth0 5",
+    ),
+    (
+        {"rdma": {"mlx5_1": {"hcaHandles": 3, "hcaObjects": 10000}}},
+        "rdma",
+        "rdma.max",
+        "mlx5_1 hca_handle=3 hca_object=10000",
+    ),
 ]
 
 
@@ -353,16 +487,27 @@ def test_v1_new_cpuset_inherits_cpus_and_mems(v1):
 
 
 def test_v1_devices_deny_all_then_rules_in_order(v1):
-    m = v1({"cgroupsPath": "/t", "devices": [{"path": "/dev/null", "type": "c", "major": 1,
-                                             "minor": 3}],
-            "resources": {"devices": [
-                {"allow": False, "access": "rwm"},
-                {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"},
-                {"allow": False, "type": "b", "major": 8, "access": "m"}]}})
+    m = v1(
+        {
+            "cgroupsPath": "/t",
+            "devices": [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3}],
+            "resources": {
+                "devices": [
+                    {"allow": False, "access": "rwm"},
+                    {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"},
+                    {"allow": False, "type": "b", "major": 8, "access": "m"},
+                ]
+            },
+        }
+    )
     m.create()
     seq = [(os.path.basename(p), d) for p, d in v1.fs.log if "/devices/" in p]
-    assert seq[:4] == [("devices.deny", "a"), ("devices.deny", "a *:* rwm"),
-                       ("devices.allow", "c 10:229 rw"), ("devices.deny", "b 8:* m")]
+    assert seq[:4] == [
+        ("devices.deny", "a"),
+        ("devices.deny", "a *:* rwm"),
+        ("devices.allow", "c 10:229 rw"),
+        ("devices.deny", "b 8:* m"),
+    ]
     allowed = [d for n, d in seq[4:]]
     assert allowed[:2] == ["c *:* m", "b *:* m"]
     assert "c 1:3 rwm" not in allowed  # /dev/null is in linux.devices: its default is dropped
@@ -378,14 +523,14 @@ def test_device_rules_for_bpf(v1):
     with pytest.raises(CgroupError, match="device access at 0"):
         devices.device_rules({"resources": {"devices": [{"allow": True}]}})
     with pytest.raises(CgroupError, match="invalid cgroup device type"):
-        devices.device_rules({"resources": {"devices": [{"allow": True, "type": "x",
-                                                        "access": "r"}]}})
+        devices.device_rules(
+            {"resources": {"devices": [{"allow": True, "type": "x", "access": "r"}]}}
+        )
 
 
 def test_v1_swap_written_before_a_lower_limit_when_raising(v1):
     # memory+swap must stay >= memory at every step: growing both writes memsw first.
-    m = v1({"cgroupsPath": "/t", "resources": {"memory": {"limit": 100 << 20,
-                                                           "swap": 200 << 20}}})
+    m = v1({"cgroupsPath": "/t", "resources": {"memory": {"limit": 100 << 20, "swap": 200 << 20}}})
     m.create()
     mem = [os.path.basename(p) for p, _ in v1.fs.log if "/memory/" in p]
     assert mem.index("memory.limit_in_bytes") < mem.index("memory.memsw.limit_in_bytes")
@@ -396,8 +541,9 @@ def test_v1_swap_written_before_a_lower_limit_when_raising(v1):
 
 
 def test_v1_kernel_memory_is_a_warning(v1):
-    m = v1({"cgroupsPath": "/t", "resources": {"memory": {"kernel": 1 << 20,
-                                                           "kernelTCP": 1 << 20}}})
+    m = v1(
+        {"cgroupsPath": "/t", "resources": {"memory": {"kernel": 1 << 20, "kernelTCP": 1 << 20}}}
+    )
     assert m.create() == [common.KERNEL_MEMORY_WARNING]
 
 
@@ -411,18 +557,28 @@ def test_v1_unified_is_an_error(v1):
 
 
 def test_v1_network_without_controller_warns(v1, tmp_path):
-    mi = "\n".join(ln for ln in v1.mountinfo.splitlines()
-                   if not ln.endswith((",net_cls", ",net_prio")))
-    m = open_manager({"cgroupsPath": "/t", "resources": {"network": {"classID": 1}}}, "c",
-                     root=v1.root, mountinfo=mi, fs=v1.fs)
+    mi = "\n".join(
+        ln for ln in v1.mountinfo.splitlines() if not ln.endswith((",net_cls", ",net_prio"))
+    )
+    m = open_manager(
+        {"cgroupsPath": "/t", "resources": {"network": {"classID": 1}}},
+        "c",
+        root=v1.root,
+        mountinfo=mi,
+        fs=v1.fs,
+    )
     assert "net_cls" in m.create()[0]
 
 
 def test_v1_hugetlb_without_controller_fails_and_leaves_nothing(v1):
     mi = "\n".join(ln for ln in v1.mountinfo.splitlines() if not ln.endswith(",hugetlb"))
-    m = open_manager({"cgroupsPath": "/t/u", "resources": {
-        "hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}}, "c",
-        root=v1.root, mountinfo=mi, fs=v1.fs)
+    m = open_manager(
+        {"cgroupsPath": "/t/u", "resources": {"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}},
+        "c",
+        root=v1.root,
+        mountinfo=mi,
+        fs=v1.fs,
+    )
     with pytest.raises(CgroupError, match="cannot set hugetlb limit"):
         m.create()
     assert not os.path.exists(f"{v1.root}/memory/t")
@@ -441,8 +597,9 @@ def test_rejected_value_names_file_and_value_and_leaves_nothing(v1):
 
 
 def test_missing_knob_is_an_error_naming_it(v1):
-    m = v1({"cgroupsPath": "/t", "resources": {"hugepageLimits": [{"pageSize": "64KB",
-                                                                    "limit": 1}]}})
+    m = v1(
+        {"cgroupsPath": "/t", "resources": {"hugepageLimits": [{"pageSize": "64KB", "limit": 1}]}}
+    )
     with pytest.raises(CgroupError, match="hugetlb.64KB.limit_in_bytes"):
         m.create()
 
@@ -455,8 +612,13 @@ def test_v1_cpu_shares_read_back(v1):
             super().write(path, data)
 
     fs = Clamp(v1.fs.knobs_for)
-    m = open_manager({"cgroupsPath": "/t", "resources": {"cpu": {"shares": 1}}}, "c",
-                     root=v1.root, mountinfo=v1.mountinfo, fs=fs)
+    m = open_manager(
+        {"cgroupsPath": "/t", "resources": {"cpu": {"shares": 1}}},
+        "c",
+        root=v1.root,
+        mountinfo=v1.mountinfo,
+        fs=fs,
+    )
     with pytest.raises(CgroupError, match="minimum allowed cpu-shares is 2"):
         m.create()
 
@@ -496,14 +658,22 @@ V2_CASES = [
     ({"pids": {"limit": 0}}, "pids.max", "0"),
     ({"pids": {"limit": -1}}, "pids.max", "max"),
     ({"blockIO": {"weight": 1000}}, "io.weight", "10000"),
-    ({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 600}]}},
-     "io.max", "8:0 rbps=600"),
-    ({"blockIO": {"throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 9}]}},
-     "io.max", "8:0 wiops=9"),
-    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]}, "hugetlb.2MB.max",
-     "2097152"),
-    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]}, "hugetlb.2MB.rsvd.max",
-     "2097152"),
+    (
+        {"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 600}]}},
+        "io.max",
+        "8:0 rbps=600",
+    ),
+    (
+        {"blockIO": {"throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 9}]}},
+        "io.max",
+        "8:0 wiops=9",
+    ),
+    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]}, "hugetlb.2MB.max", "2097152"),
+    (
+        {"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]},
+        "hugetlb.2MB.rsvd.max",
+        "2097152",
+    ),
     ({"rdma": {"mlx4_0": {"hcaHandles": 2}}}, "rdma.max", "mlx4_0 hca_handle=2"),
     ({"unified": {"memory.low": "123456"}}, "memory.low", "123456"),
 ]
@@ -517,9 +687,15 @@ def test_v2_resource_lands_in_its_file(v2, resources, name, want):
 
 
 def test_v2_unified_written_verbatim_line_by_line(v2):
-    m = v2({"cgroupsPath": "/t", "resources": {
-        "memory": {"limit": 1000}, "unified": {"memory.max": "2000",
-                                               "io.max": "8:0 rbps=1\n8:16 wbps=2"}}})
+    m = v2(
+        {
+            "cgroupsPath": "/t",
+            "resources": {
+                "memory": {"limit": 1000},
+                "unified": {"memory.max": "2000", "io.max": "8:0 rbps=1\n8:16 wbps=2"},
+            },
+        }
+    )
     m.create()
     assert read(m.dirs[""] + "/memory.max") == "2000"  # unified goes last, so it wins
     assert v2.fs.writes("io.max") == ["8:0 rbps=1", "8:16 wbps=2"]
@@ -546,9 +722,16 @@ def test_v2_period_update_keeps_quota(v2):
 
 
 def test_v2_ignored_settings_warn(v2):
-    m = v2({"cgroupsPath": "/t", "resources": {
-        "memory": {"swappiness": 10, "kernel": 1}, "network": {"classID": 1},
-        "blockIO": {"leafWeight": 10}}})
+    m = v2(
+        {
+            "cgroupsPath": "/t",
+            "resources": {
+                "memory": {"swappiness": 10, "kernel": 1},
+                "network": {"classID": 1},
+                "blockIO": {"leafWeight": 10},
+            },
+        }
+    )
     w = m.create()
     assert common.KERNEL_MEMORY_WARNING in w
     assert any("swappiness" in x for x in w) and any("network" in x for x in w)
@@ -561,9 +744,24 @@ def test_v2_realtime_is_an_error(v2):
     assert not os.path.exists(f"{v2.root}/t")
 
 
-@pytest.mark.parametrize("shares,weight", [
-    (0, 0), (1, 1), (2, 1), (3, 2), (10, 4), (100, 17), (512, 59), (1024, 100), (2048, 174),
-    (4096, 303), (262143, 10000), (262144, 10000), (300000, 10000)])
+@pytest.mark.parametrize(
+    "shares,weight",
+    [
+        (0, 0),
+        (1, 1),
+        (2, 1),
+        (3, 2),
+        (10, 4),
+        (100, 17),
+        (512, 59),
+        (1024, 100),
+        (2048, 174),
+        (4096, 303),
+        (262143, 10000),
+        (262144, 10000),
+        (300000, 10000),
+    ],
+)
 def test_shares_to_weight(shares, weight):
     assert shares_to_weight(shares) == weight
 
@@ -573,9 +771,19 @@ def test_blkio_to_io_weight(weight, io):
     assert blkio_to_io_weight(weight) == io
 
 
-@pytest.mark.parametrize("swap,limit,want", [
-    (0, 0, 0), (-1, 0, -1), (-1, -1, -1), (0, -1, -1), (-1, 1000, -1), (1000, 1000, 0),
-    (500, 200, 300), (500, -1, 500)])
+@pytest.mark.parametrize(
+    "swap,limit,want",
+    [
+        (0, 0, 0),
+        (-1, 0, -1),
+        (-1, -1, -1),
+        (0, -1, -1),
+        (-1, 1000, -1),
+        (1000, 1000, 0),
+        (500, 200, 300),
+        (500, -1, 500),
+    ],
+)
 def test_swap_to_v2(swap, limit, want):
     assert swap_to_v2(swap, limit) == want
 
@@ -588,12 +796,14 @@ def test_swap_to_v2_errors(swap, limit):
 
 # ------------------------------------------------------------------ processes, freezer
 
+
 def test_add_writes_every_hierarchy(v1):
     m = v1({"cgroupsPath": "/t"})
     m.create()
     m.add(4242)
     assert sorted(p for p, d in v1.fs.log if d == "4242") == sorted(
-        os.path.join(d, "cgroup.procs") for d in m.dirs.values())
+        os.path.join(d, "cgroup.procs") for d in m.dirs.values()
+    )
 
 
 def test_pids_is_recursive(v1):
@@ -642,6 +852,7 @@ def test_hybrid_sigkill_uses_cgroup_kill(v1):
 
 
 # ------------------------------------------------------------------ cleanup and state
+
 
 def test_destroy_removes_only_what_create_made(v1):
     for h in ("memory", "cpu"):
@@ -710,32 +921,46 @@ def test_paths_round_trip_through_state(v1, v2):
         again.update({"pids": {"limit": 7}})
         assert read(os.path.join(m.dirs["pids" if "pids" in m.dirs else ""], "pids.max")) == "7"
         again.destroy()
-        assert not os.path.exists(os.path.join(opener.root, "memory" if opener is v1 else "",
-                                               "rt"))
+        assert not os.path.exists(os.path.join(opener.root, "memory" if opener is v1 else "", "rt"))
     with pytest.raises(CgroupError):
         from_state({})
 
 
 # ------------------------------------------------------------------ reading
 
+
 def test_v1_stats_shape(v1):
     m = v1({"cgroupsPath": "/t"})
     m.create()
     s = m.stats()
-    assert set(s) == {"cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt",
-                      "network_interfaces"}
+    assert set(s) == {
+        "cpu",
+        "cpuset",
+        "memory",
+        "pids",
+        "blkio",
+        "hugetlb",
+        "intel_rdt",
+        "network_interfaces",
+    }
     assert s["cpu"]["usage"]["total"] == 3000
     assert s["cpu"]["usage"]["percpu"] == [1000, 2000]
     assert s["cpu"]["usage"]["percpu_kernel"] == [300, 500]
     assert s["cpu"]["usage"]["user"] == 2 * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
     assert s["cpu"]["throttling"] == {"periods": 4, "throttledPeriods": 1, "throttledTime": 500}
-    assert s["memory"]["usage"] == {"limit": 9223372036854771712, "usage": 4096, "max": 8192,
-                                    "failcnt": 0}
+    assert s["memory"]["usage"] == {
+        "limit": 9223372036854771712,
+        "usage": 4096,
+        "max": 8192,
+        "failcnt": 0,
+    }
     assert s["memory"]["raw"] == {"cache": 10, "rss": 20} and s["memory"]["cache"] == 10
     assert s["pids"] == {"current": 2}
     assert s["cpuset"]["cpus"] == [0, 1, 2, 3]
     assert s["blkio"]["ioServiceBytesRecursive"] == [
-        {"major": 8, "op": "Read", "value": 10}, {"major": 8, "op": "Write", "value": 20}]
+        {"major": 8, "op": "Read", "value": 10},
+        {"major": 8, "op": "Write", "value": 20},
+    ]
     assert m.oom_count() == 3
 
 
@@ -749,7 +974,9 @@ def test_v2_stats_shape(v2):
     assert s["memory"]["cache"] == 11
     assert s["pids"] == {"current": 1}
     assert s["blkio"]["ioServiceBytesRecursive"] == [
-        {"major": 8, "op": "Read", "value": 100}, {"major": 8, "op": "Write", "value": 200}]
+        {"major": 8, "op": "Read", "value": 100},
+        {"major": 8, "op": "Write", "value": 200},
+    ]
     assert m.oom_count() == 1
 
 

@@ -15,7 +15,8 @@ def test_last_error_skips_the_harmless_and_the_summary(tmp_path):
     log = tmp_path / "dump.log"
     log.write_text(LOG)
     assert criu_rpc.last_error(str(log)) == (
-        "Error (criu/files-reg.c:1790): Can't lookup mount=24 for fd=0 path=/dev/null")
+        "Error (criu/files-reg.c:1790): Can't lookup mount=24 for fd=0 path=/dev/null"
+    )
 
 
 def test_last_error_without_a_log_or_an_error(tmp_path):
@@ -49,5 +50,6 @@ def test_a_helper_exit_status_is_not_the_error(tmp_path):
         "(00.5) Error (criu/util.c:657): exited, status=1\n"
         "(00.7) Error (criu/net.c:3332): net: Locking network failed: iptables-restore "
         "returned -1.\n"
-        "(00.9) Error (criu/util.c:657): exited, status=1\n")
+        "(00.9) Error (criu/util.c:657): exited, status=1\n"
+    )
     assert "Locking network failed" in criu_rpc.last_error(str(log))

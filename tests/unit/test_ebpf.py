@@ -53,22 +53,25 @@ def allowed(rules, *access):
 DEFAULTS = device_rules({})
 
 
-@pytest.mark.parametrize("access,want", [
-    (("c", 1, 3, "rw"), True),    # /dev/null
-    (("c", 1, 3, "rwm"), True),
-    (("c", 1, 5, "r"), True),     # /dev/zero
-    (("c", 1, 9, "r"), True),     # /dev/urandom
-    (("c", 5, 0, "rw"), True),    # /dev/tty
-    (("c", 5, 2, "rw"), True),    # /dev/ptmx
-    (("c", 136, 7, "rw"), True),  # /dev/pts/7
-    (("c", 10, 200, "rw"), True),  # /dev/net/tun
-    (("c", 1, 1, "r"), False),    # /dev/mem
-    (("c", 1, 1, "m"), True),     # mknod of anything is allowed, opening it is not
-    (("b", 8, 0, "m"), True),
-    (("b", 8, 0, "r"), False),    # /dev/sda
-    (("b", 1, 3, "r"), False),    # a block device numbered like /dev/null
-    (("c", 4, 1, "w"), False),    # /dev/tty1
-])
+@pytest.mark.parametrize(
+    "access,want",
+    [
+        (("c", 1, 3, "rw"), True),  # /dev/null
+        (("c", 1, 3, "rwm"), True),
+        (("c", 1, 5, "r"), True),  # /dev/zero
+        (("c", 1, 9, "r"), True),  # /dev/urandom
+        (("c", 5, 0, "rw"), True),  # /dev/tty
+        (("c", 5, 2, "rw"), True),  # /dev/ptmx
+        (("c", 136, 7, "rw"), True),  # /dev/pts/7
+        (("c", 10, 200, "rw"), True),  # /dev/net/tun
+        (("c", 1, 1, "r"), False),  # /dev/mem
+        (("c", 1, 1, "m"), True),  # mknod of anything is allowed, opening it is not
+        (("b", 8, 0, "m"), True),
+        (("b", 8, 0, "r"), False),  # /dev/sda
+        (("b", 1, 3, "r"), False),  # a block device numbered like /dev/null
+        (("c", 4, 1, "w"), False),  # /dev/tty1
+    ],
+)
 def test_runc_defaults(access, want):
     assert allowed(DEFAULTS, *access) is want
 
@@ -93,8 +96,11 @@ def test_last_match_wins():
 
 
 def test_each_access_bit_needs_its_own_allow():
-    rules = [rule(False, "a", -1, -1, "rwm"), rule(True, "c", 1, 3, "r"),
-             rule(True, "c", -1, -1, "w")]
+    rules = [
+        rule(False, "a", -1, -1, "rwm"),
+        rule(True, "c", 1, 3, "r"),
+        rule(True, "c", -1, -1, "w"),
+    ]
     assert allowed(rules, "c", 1, 3, "r")
     assert allowed(rules, "c", 1, 3, "rw")  # r from one rule, w from the other
     assert not allowed(rules, "c", 1, 3, "rwm")  # m from none
@@ -102,8 +108,11 @@ def test_each_access_bit_needs_its_own_allow():
 
 
 def test_partial_deny_after_allow():
-    rules = [rule(False, "a", -1, -1, "rwm"), rule(True, "c", 1, 3, "rwm"),
-             rule(False, "c", 1, 3, "w")]
+    rules = [
+        rule(False, "a", -1, -1, "rwm"),
+        rule(True, "c", 1, 3, "rwm"),
+        rule(False, "c", 1, 3, "w"),
+    ]
     assert allowed(rules, "c", 1, 3, "r")
     assert not allowed(rules, "c", 1, 3, "w")
     assert not allowed(rules, "c", 1, 3, "rw")
@@ -111,8 +120,11 @@ def test_partial_deny_after_allow():
 
 
 def test_allow_all_then_deny_one():
-    rules = [rule(False, "a", -1, -1, "rwm"), rule(True, "a", -1, -1, "rwm"),
-             rule(False, "b", 8, -1, "rw")]
+    rules = [
+        rule(False, "a", -1, -1, "rwm"),
+        rule(True, "a", -1, -1, "rwm"),
+        rule(False, "b", 8, -1, "rw"),
+    ]
     prog = ebpf.compile_rules(rules)
     # the deny-all before the allow-all can't matter: it is not compiled at all
     assert prog == ebpf.compile_rules(rules[1:])
@@ -138,11 +150,15 @@ def test_type_wildcard_and_major_only():
 
 
 def test_config_rules_come_before_the_defaults():
-    linux = {"resources": {"devices": [
-        {"allow": False, "access": "rwm"},
-        {"allow": True, "type": "b", "major": 254, "minor": 0, "access": "r"},
-        {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-    ]}}
+    linux = {
+        "resources": {
+            "devices": [
+                {"allow": False, "access": "rwm"},
+                {"allow": True, "type": "b", "major": 254, "minor": 0, "access": "r"},
+                {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            ]
+        }
+    }
     rules = device_rules(linux)
     assert allowed(rules, "b", 254, 0, "r")
     assert not allowed(rules, "b", 254, 0, "w")
@@ -152,7 +168,8 @@ def test_config_rules_come_before_the_defaults():
 
 def test_many_rules_and_limits():
     rules = [rule(False, "a", -1, -1, "rwm")] + [
-        rule(True, "c", 100 + i, i, "rw") for i in range(300)]
+        rule(True, "c", 100 + i, i, "rw") for i in range(300)
+    ]
     assert allowed(rules, "c", 399, 299, "rw") and not allowed(rules, "c", 399, 298, "r")
     with pytest.raises(CgroupError, match="too many device rules"):
         ebpf.compile_rules([rule(True, "c", i, i, "r") for i in range(2000)])
@@ -187,8 +204,12 @@ def test_v2_manager_attaches_the_rules_on_create_and_update(tmp_path):
     for name in fs.KNOBS:
         open(f"{root}/{name}", "w").close()
     mountinfo = f"30 1 0:26 / {root} rw - cgroup2 cgroup2 rw\n"
-    linux = {"cgroupsPath": "/t", "resources": {"devices": [
-        {"allow": True, "type": "c", "major": 1, "minor": 1, "access": "r"}]}}
+    linux = {
+        "cgroupsPath": "/t",
+        "resources": {
+            "devices": [{"allow": True, "type": "c", "major": 1, "minor": 1, "access": "r"}]
+        },
+    }
     m = open_manager(linux, "c1", root=root, mountinfo=mountinfo, self_cgroup="0::/\n", fs=fs)
     m.create()
     assert fs.filters == [(f"{root}/t", device_rules(linux))]
@@ -207,8 +228,14 @@ def test_a_fake_fs_without_the_hook_loads_nothing(tmp_path):
     root = str(tmp_path)
     for name in Recording.KNOBS:
         open(f"{root}/{name}", "w").close()
-    m = open_manager({"cgroupsPath": "/t"}, "c1", root=root, self_cgroup="0::/\n",
-                     mountinfo=f"30 1 0:26 / {root} rw - cgroup2 cgroup2 rw\n", fs=Plain())
+    m = open_manager(
+        {"cgroupsPath": "/t"},
+        "c1",
+        root=root,
+        self_cgroup="0::/\n",
+        mountinfo=f"30 1 0:26 / {root} rw - cgroup2 cgroup2 rw\n",
+        fs=Plain(),
+    )
     assert m.create() == []
 
 
@@ -221,8 +248,10 @@ def _cgroup2_mount():
     return None
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or _cgroup2_mount() is None,
-                    reason="needs root and a cgroup2 mount (v2 or hybrid)")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or _cgroup2_mount() is None,
+    reason="needs root and a cgroup2 mount (v2 or hybrid)",
+)
 def test_the_kernel_loads_attaches_replaces_and_enforces_the_program():
     """The compiled program through the verifier and onto a real cgroup2 directory (the
     unified tree of a hybrid host will do): /dev/zero denied, then allowed by a replacement."""
@@ -234,8 +263,9 @@ def test_the_kernel_loads_attaches_replaces_and_enforces_the_program():
 
     def read_zero():
         return subprocess.run(
-            ["/bin/sh", "-c", f'echo $$ > {d}/cgroup.procs && exec head -c1 /dev/zero'],
-            capture_output=True)
+            ["/bin/sh", "-c", f"echo $$ > {d}/cgroup.procs && exec head -c1 /dev/zero"],
+            capture_output=True,
+        )
 
     try:
         deny_zero = DEFAULTS + [rule(False, "c", 1, 5, "r")]

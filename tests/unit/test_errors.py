@@ -22,12 +22,15 @@ def test_config_error_clips_a_huge_problem():
     assert "more characters" in str(e)
 
 
-@pytest.mark.parametrize("exc", [
-    OSError(errno.EBADF, "Bad file descriptor"),
-    RecursionError("maximum recursion depth exceeded"),
-    KeyError("pid"),
-    ValueError("two\nlines"),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OSError(errno.EBADF, "Bad file descriptor"),
+        RecursionError("maximum recursion depth exceeded"),
+        KeyError("pid"),
+        ValueError("two\nlines"),
+    ],
+)
 def test_an_unexpected_exception_is_one_line(capsys, exc):
     def boom():
         raise exc
@@ -47,9 +50,9 @@ def test_a_user_error_with_a_newline_stays_one_line(capsys):
     assert capsys.readouterr().err == "bundle /x/a\\nb: no such directory\n"
 
 
-@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000,
-                                  '{"a":' * 5000 + "1" + "}" * 5000,
-                                  "[" * 100_000])  # too deep and broken
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000 + "]" * 100_000, '{"a":' * 5000 + "1" + "}" * 5000, "[" * 100_000]
+)  # too deep and broken
 def test_json_nested_too_deeply_is_a_value_error(text):
     with pytest.raises(ValueError, match="nested too deeply"):
         fastjson.loads(text)

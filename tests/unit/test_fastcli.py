@@ -27,8 +27,7 @@ def test_global_options_match_typer():
     group = typer.main.get_command(app)
     typer_opts = _options(group.params)
     typer_opts.pop("--version"), typer_opts.pop("-v"), typer_opts.pop("--help", None)
-    assert {k: v[1] for k, v in typer_opts.items()} == {
-        k: v[1] for k, v in fastcli.GLOBAL.items()}
+    assert {k: v[1] for k, v in typer_opts.items()} == {k: v[1] for k, v in fastcli.GLOBAL.items()}
 
 
 @pytest.mark.parametrize("name", sorted(fastcli.COMMANDS))
@@ -46,62 +45,142 @@ def test_command_options_match_typer(name):
     assert sum(1 for a in args if a.required) == required
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["start", "c1"], ("start", {}, {"cid": "c1"})),
-    (["--root", "/r", "--log", "/l.json", "--log-format", "json", "create", "--bundle", "/b",
-      "--pid-file", "/b/init.pid", "c1"],
-     ("create", {"root": "/r", "log_file": "/l.json", "log_format": "json"},
-      {"bundle": "/b", "pid_file": "/b/init.pid", "cid": "c1"})),
-    (["--log-format=json", "--log", "/l", "create", "-b", "/b", "--preserve-fds=2", "c1"],
-     ("create", {"log_format": "json", "log_file": "/l"},
-      {"bundle": "/b", "preserve_fds": 2, "cid": "c1"})),
-    (["kill", "c1", "9"], ("kill", {}, {"cid": "c1", "sig": "9"})),
-    (["kill", "--all", "c1", "KILL"], ("kill", {}, {"all_": True, "cid": "c1", "sig": "KILL"})),
-    (["delete", "--force", "c1"], ("delete", {}, {"force": True, "cid": "c1"})),
-    (["list", "-f", "json"], ("list", {}, {"fmt": "json"})),
-    (["--root", "/r", "list", "-q"], ("list", {"root": "/r"}, {"quiet": True})),
-    (["run", "-d", "--keep", "c1"], ("run", {}, {"detach": True, "keep": True, "cid": "c1"})),
-    (["exec", "--process", "/p.json", "--detach", "--pid-file", "/x.pid", "c1"],
-     ("exec", {}, {"process_file": "/p.json", "detach": True, "pid_file": "/x.pid", "cid": "c1"})),
-    (["exec", "-e", "A=1", "--env=B=2", "-t", "c1", "sh", "-c", "echo -n hi"],
-     ("exec", {}, {"env": ["A=1", "B=2"], "tty": True, "cid": "c1",
-                   "args": ["sh", "-c", "echo -n hi"]})),
-    # runc's Go flag syntax: one dash or two, booleans with a value
-    (["-root", "/r", "-debug", "state", "c1"], ("state", {"root": "/r", "debug": True},
-                                                {"cid": "c1"})),
-    (["--debug=false", "--systemd-cgroup=true", "state", "c1"],
-     ("state", {"debug": False, "systemd_cgroup": True}, {"cid": "c1"})),
-    (["create", "--b", "/b", "-pid-file=/p", "--no-pivot=1", "-no-new-keyring=F", "c1"],
-     ("create", {}, {"bundle": "/b", "pid_file": "/p", "no_pivot": True,
-                     "no_new_keyring": False, "cid": "c1"})),
-    (["kill", "-all", "c1"], ("kill", {}, {"all_": True, "cid": "c1"})),
-    (["kill", "c1", "KILL", "--all=true"], ("kill", {}, {"all_": True, "cid": "c1",
-                                                         "sig": "KILL"})),
-    (["delete", "c1", "-f=t"], ("delete", {}, {"force": True, "cid": "c1"})),
-    (["delete", "--force=False", "c1"], ("delete", {}, {"force": False, "cid": "c1"})),
-    (["run", "-d=TRUE", "--keep=0", "-no-subreaper", "c1"],
-     ("run", {}, {"detach": True, "keep": False, "no_subreaper": True, "cid": "c1"})),
-    (["exec", "-detach=true", "--tty=false", "c1", "-t", "true"],
-     ("exec", {}, {"detach": True, "tty": False, "cid": "c1", "args": ["-t", "true"]})),
-    (["list", "-format=json", "-quiet"], ("list", {}, {"fmt": "json", "quiet": True})),
-    # accepted and ignored (globals), or refused by the command body (exec --cgroup)
-    (["--criu", "/usr/sbin/criu", "--rootless=auto", "start", "c1"],
-     ("start", {"criu": "/usr/sbin/criu", "rootless": "auto"}, {"cid": "c1"})),
-    (["exec", "--ignore-paused", "--cgroup", "sub", "c1", "true"],
-     ("exec", {}, {"ignore_paused": True, "cgroup": "sub", "cid": "c1", "args": ["true"]})),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["start", "c1"], ("start", {}, {"cid": "c1"})),
+        (
+            [
+                "--root",
+                "/r",
+                "--log",
+                "/l.json",
+                "--log-format",
+                "json",
+                "create",
+                "--bundle",
+                "/b",
+                "--pid-file",
+                "/b/init.pid",
+                "c1",
+            ],
+            (
+                "create",
+                {"root": "/r", "log_file": "/l.json", "log_format": "json"},
+                {"bundle": "/b", "pid_file": "/b/init.pid", "cid": "c1"},
+            ),
+        ),
+        (
+            ["--log-format=json", "--log", "/l", "create", "-b", "/b", "--preserve-fds=2", "c1"],
+            (
+                "create",
+                {"log_format": "json", "log_file": "/l"},
+                {"bundle": "/b", "preserve_fds": 2, "cid": "c1"},
+            ),
+        ),
+        (["kill", "c1", "9"], ("kill", {}, {"cid": "c1", "sig": "9"})),
+        (["kill", "--all", "c1", "KILL"], ("kill", {}, {"all_": True, "cid": "c1", "sig": "KILL"})),
+        (["delete", "--force", "c1"], ("delete", {}, {"force": True, "cid": "c1"})),
+        (["list", "-f", "json"], ("list", {}, {"fmt": "json"})),
+        (["--root", "/r", "list", "-q"], ("list", {"root": "/r"}, {"quiet": True})),
+        (["run", "-d", "--keep", "c1"], ("run", {}, {"detach": True, "keep": True, "cid": "c1"})),
+        (
+            ["exec", "--process", "/p.json", "--detach", "--pid-file", "/x.pid", "c1"],
+            (
+                "exec",
+                {},
+                {"process_file": "/p.json", "detach": True, "pid_file": "/x.pid", "cid": "c1"},
+            ),
+        ),
+        (
+            ["exec", "-e", "A=1", "--env=B=2", "-t", "c1", "sh", "-c", "echo -n hi"],
+            (
+                "exec",
+                {},
+                {
+                    "env": ["A=1", "B=2"],
+                    "tty": True,
+                    "cid": "c1",
+                    "args": ["sh", "-c", "echo -n hi"],
+                },
+            ),
+        ),
+        # runc's Go flag syntax: one dash or two, booleans with a value
+        (
+            ["-root", "/r", "-debug", "state", "c1"],
+            ("state", {"root": "/r", "debug": True}, {"cid": "c1"}),
+        ),
+        (
+            ["--debug=false", "--systemd-cgroup=true", "state", "c1"],
+            ("state", {"debug": False, "systemd_cgroup": True}, {"cid": "c1"}),
+        ),
+        (
+            ["create", "--b", "/b", "-pid-file=/p", "--no-pivot=1", "-no-new-keyring=F", "c1"],
+            (
+                "create",
+                {},
+                {
+                    "bundle": "/b",
+                    "pid_file": "/p",
+                    "no_pivot": True,
+                    "no_new_keyring": False,
+                    "cid": "c1",
+                },
+            ),
+        ),
+        (["kill", "-all", "c1"], ("kill", {}, {"all_": True, "cid": "c1"})),
+        (
+            ["kill", "c1", "KILL", "--all=true"],
+            ("kill", {}, {"all_": True, "cid": "c1", "sig": "KILL"}),
+        ),
+        (["delete", "c1", "-f=t"], ("delete", {}, {"force": True, "cid": "c1"})),
+        (["delete", "--force=False", "c1"], ("delete", {}, {"force": False, "cid": "c1"})),
+        (
+            ["run", "-d=TRUE", "--keep=0", "-no-subreaper", "c1"],
+            ("run", {}, {"detach": True, "keep": False, "no_subreaper": True, "cid": "c1"}),
+        ),
+        (
+            ["exec", "-detach=true", "--tty=false", "c1", "-t", "true"],
+            ("exec", {}, {"detach": True, "tty": False, "cid": "c1", "args": ["-t", "true"]}),
+        ),
+        (["list", "-format=json", "-quiet"], ("list", {}, {"fmt": "json", "quiet": True})),
+        # accepted and ignored (globals), or refused by the command body (exec --cgroup)
+        (
+            ["--criu", "/usr/sbin/criu", "--rootless=auto", "start", "c1"],
+            ("start", {"criu": "/usr/sbin/criu", "rootless": "auto"}, {"cid": "c1"}),
+        ),
+        (
+            ["exec", "--ignore-paused", "--cgroup", "sub", "c1", "true"],
+            ("exec", {}, {"ignore_paused": True, "cgroup": "sub", "cid": "c1", "args": ["true"]}),
+        ),
+    ],
+)
 def test_parse(argv, expected):
     assert fastcli.parse(argv) == expected
 
 
-@pytest.mark.parametrize("argv", [
-    [], ["--help"], ["start"], ["start", "a", "b"], ["start", "--help", "c1"],
-    ["create", "--bogus", "c1"], ["create", "--preserve-fds", "x", "c1"],
-    ["--root"], ["list", "x"], ["spec"], ["--version"], ["create", "--no-pivot=yes", "c1"],
-    ["create", "--no-pivot=", "c1"], ["--", "state", "c1"], ["-r", "/r", "state", "c1"],
-    ["kill", "c1", "TERM", "extra"],
-    ["exec", "-g", "x", "c1", "true"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--help"],
+        ["start"],
+        ["start", "a", "b"],
+        ["start", "--help", "c1"],
+        ["create", "--bogus", "c1"],
+        ["create", "--preserve-fds", "x", "c1"],
+        ["--root"],
+        ["list", "x"],
+        ["spec"],
+        ["--version"],
+        ["create", "--no-pivot=yes", "c1"],
+        ["create", "--no-pivot=", "c1"],
+        ["--", "state", "c1"],
+        ["-r", "/r", "state", "c1"],
+        ["kill", "c1", "TERM", "extra"],
+        ["exec", "-g", "x", "c1", "true"],
+    ],
+)
 def test_parse_gives_up_to_typer(argv):
     assert fastcli.parse(argv) is None
 
@@ -179,39 +258,95 @@ def _fast_call(argv) -> tuple[str, dict, dict]:
     return cmd, gb, kb
 
 
-@pytest.mark.parametrize("argv", [
-    ["-root", "/r", "-debug", "state", "c1"],
-    ["--root=/r", "--log", "/l", "--log-format=json", "--criu", "/c", "--rootless", "true",
-     "--systemd-cgroup=false", "create", "-b", "/b", "--preserve-fds=2", "c1"],
-    ["create", "c1", "--b=/b", "-console-socket", "/s", "-no-pivot=true", "--pid-file", "/p"],
-    ["run", "-d=1", "-keep", "--no-subreaper=false", "--bundle", "/b", "c1"],
-    ["kill", "c1", "9", "-a=true"], ["kill", "--all=0", "c1"], ["kill", "c1"],
-    ["delete", "-force", "c1"], ["delete", "c1", "--force=f"],
-    ["list", "-f=json", "-q=T"], ["list", "--format", "table"],
-    ["start", "c1"], ["state", "c1"],
-    ["exec", "-p", "/p.json", "-d=true", "--pid-file=/x", "-tty=false", "--cgroup", "a",
-     "-ignore-paused", "c1"],
-    ["exec", "-u", "1:2", "-g", "3", "--additional-gids=4", "-e", "A=1", "--cap", "CAP_KILL",
-     "--no-new-privs", "--cwd=/tmp", "c1", "sh", "-c", "--", "-t"],
-], ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-root", "/r", "-debug", "state", "c1"],
+        [
+            "--root=/r",
+            "--log",
+            "/l",
+            "--log-format=json",
+            "--criu",
+            "/c",
+            "--rootless",
+            "true",
+            "--systemd-cgroup=false",
+            "create",
+            "-b",
+            "/b",
+            "--preserve-fds=2",
+            "c1",
+        ],
+        ["create", "c1", "--b=/b", "-console-socket", "/s", "-no-pivot=true", "--pid-file", "/p"],
+        ["run", "-d=1", "-keep", "--no-subreaper=false", "--bundle", "/b", "c1"],
+        ["kill", "c1", "9", "-a=true"],
+        ["kill", "--all=0", "c1"],
+        ["kill", "c1"],
+        ["delete", "-force", "c1"],
+        ["delete", "c1", "--force=f"],
+        ["list", "-f=json", "-q=T"],
+        ["list", "--format", "table"],
+        ["start", "c1"],
+        ["state", "c1"],
+        [
+            "exec",
+            "-p",
+            "/p.json",
+            "-d=true",
+            "--pid-file=/x",
+            "-tty=false",
+            "--cgroup",
+            "a",
+            "-ignore-paused",
+            "c1",
+        ],
+        [
+            "exec",
+            "-u",
+            "1:2",
+            "-g",
+            "3",
+            "--additional-gids=4",
+            "-e",
+            "A=1",
+            "--cap",
+            "CAP_KILL",
+            "--no-new-privs",
+            "--cwd=/tmp",
+            "c1",
+            "sh",
+            "-c",
+            "--",
+            "-t",
+        ],
+    ],
+    ids=lambda a: " ".join(a),
+)
 def test_typer_and_fast_parser_agree(argv, monkeypatch):
     """Both front ends call the same body with the same arguments, Go flag syntax included."""
     fast = _fast_call(argv)
     assert _typer_call(argv, monkeypatch) == fast
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["-root", "/r", "--debug=true", "state", "c1"], ["--root=/r", "--debug", "state", "c1"]),
-    (["--debug=false", "list", "-quiet", "-f=json"], ["list", "--quiet", "--format=json"]),
-    (["update", "c1", "--cpu-quota", "-1", "-memory=1g"],
-     ["update", "c1", "--cpu-quota=-1", "--memory=1g"]),
-    (["exec", "-t=1", "c1", "sh", "-debug=true"], ["exec", "--tty", "c1", "sh", "-debug=true"]),
-    (["ps", "c1", "-f", "json"], ["ps", "c1", "-f", "json"]),  # ps: ps(1)'s options
-    (["kill", "c1", "--all=maybe"], ["kill", "c1", "--all=maybe"]),  # click reports it
-    (["--", "state", "-x"], ["--", "state", "-x"]),
-    (["-help"], ["--help"]), (["create", "-h"], ["create", "--help"]),
-    (["frob", "-root", "x"], ["frob", "-root", "x"]),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["-root", "/r", "--debug=true", "state", "c1"], ["--root=/r", "--debug", "state", "c1"]),
+        (["--debug=false", "list", "-quiet", "-f=json"], ["list", "--quiet", "--format=json"]),
+        (
+            ["update", "c1", "--cpu-quota", "-1", "-memory=1g"],
+            ["update", "c1", "--cpu-quota=-1", "--memory=1g"],
+        ),
+        (["exec", "-t=1", "c1", "sh", "-debug=true"], ["exec", "--tty", "c1", "sh", "-debug=true"]),
+        (["ps", "c1", "-f", "json"], ["ps", "c1", "-f", "json"]),  # ps: ps(1)'s options
+        (["kill", "c1", "--all=maybe"], ["kill", "c1", "--all=maybe"]),  # click reports it
+        (["--", "state", "-x"], ["--", "state", "-x"]),
+        (["-help"], ["--help"]),
+        (["create", "-h"], ["create", "--help"]),
+        (["frob", "-root", "x"], ["frob", "-root", "x"]),
+    ],
+)
 def test_go_style_rewrites_for_typer(argv, expected):
     from ocirun.cli import app, go_style
 

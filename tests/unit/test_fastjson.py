@@ -11,9 +11,27 @@ import pytest
 from ocirun import fastjson
 
 SAMPLES = [
-    {}, [], "", 0, -1, 1.5, 1e300, True, False, None, "ünïcödé \u2028 \"q\" \\ \n\t",
-    {"ociVersion": "1.3.0", "id": "c1", "pid": 42, "status": "running", "bundle": "/b",
-     "annotations": {"a.b": "c", "n": [1, 2, {"x": None}]}, "empty": {}, "list": []},
+    {},
+    [],
+    "",
+    0,
+    -1,
+    1.5,
+    1e300,
+    True,
+    False,
+    None,
+    'ünïcödé \u2028 "q" \\ \n\t',
+    {
+        "ociVersion": "1.3.0",
+        "id": "c1",
+        "pid": 42,
+        "status": "running",
+        "bundle": "/b",
+        "annotations": {"a.b": "c", "n": [1, 2, {"x": None}]},
+        "empty": {},
+        "list": [],
+    },
     [1, [2, [3, [4]]], {"k": [True, False]}],
     {"b": 1, "a": 2, "c": {"z": 1, "y": 2}},
 ]
@@ -24,7 +42,8 @@ SAMPLES = [
 @pytest.mark.parametrize("sort_keys", [False, True])
 def test_dumps_matches_json(obj, indent, sort_keys):
     assert fastjson.dumps(obj, indent=indent, sort_keys=sort_keys) == json.dumps(
-        obj, indent=indent, sort_keys=sort_keys)
+        obj, indent=indent, sort_keys=sort_keys
+    )
 
 
 @pytest.mark.parametrize("obj", SAMPLES)
@@ -50,23 +69,32 @@ def test_dumps_rejects_unserializable():
 
 
 def test_import_does_not_load_json_or_re():
-    code = ("import sys; import ocirun.fastjson as f; f.dumps(f.loads('{\"a\": [1]}'), indent=2);"
-            "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-I", "-S", "-c",
-                          f"import sys; sys.path[:0] = {sys.path!r}; {code}"],
-                         capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys; import ocirun.fastjson as f; f.dumps(f.loads('{\"a\": [1]}'), indent=2);"
+        "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}; {code}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == "[]"
 
 
 def test_syntax_errors_in_a_fresh_interpreter():
     """Without json.decoder imported, the C scanner can't raise its error: still a clean
     JSONDecodeError (not SystemError)."""
-    code = ("import sys; import ocirun.fastjson as f\n"
-            "for bad in ('[1', '{\"a\":', '[1,]', 'nul', '{} x', ''):\n"
-            "    try: f.loads(bad)\n"
-            "    except ValueError as e: print(type(e).__name__)\n")
-    out = subprocess.run([sys.executable, "-I", "-S", "-c",
-                          f"import sys; sys.path[:0] = {sys.path!r}\n{code}"],
-                         capture_output=True, text=True)
+    code = (
+        "import sys; import ocirun.fastjson as f\n"
+        "for bad in ('[1', '{\"a\":', '[1,]', 'nul', '{} x', ''):\n"
+        "    try: f.loads(bad)\n"
+        "    except ValueError as e: print(type(e).__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}\n{code}"],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["JSONDecodeError"] * 6

@@ -40,25 +40,40 @@ BUNDLE = "/bundle"
 V1 = CgroupLayout(v1=[("cpu", "cpu"), ("memory", "memory"), ("systemd", "name=systemd")])
 V2 = CgroupLayout(unified=True)
 
-ALL_BUT_TIME = {"pid": CLONE_NEWPID, "network": CLONE_NEWNET, "ipc": CLONE_NEWIPC,
-                "uts": CLONE_NEWUTS, "mount": CLONE_NEWNS, "cgroup": CLONE_NEWCGROUP,
-                "user": CLONE_NEWUSER}
+ALL_BUT_TIME = {
+    "pid": CLONE_NEWPID,
+    "network": CLONE_NEWNET,
+    "ipc": CLONE_NEWIPC,
+    "uts": CLONE_NEWUTS,
+    "mount": CLONE_NEWNS,
+    "cgroup": CLONE_NEWCGROUP,
+    "user": CLONE_NEWUSER,
+}
 
 DEFAULT_DEV = {
-    "/dev/null": (1, 3), "/dev/zero": (1, 5), "/dev/full": (1, 7),
-    "/dev/tty": (5, 0), "/dev/random": (1, 8), "/dev/urandom": (1, 9),
+    "/dev/null": (1, 3),
+    "/dev/zero": (1, 5),
+    "/dev/full": (1, 7),
+    "/dev/tty": (5, 0),
+    "/dev/random": (1, 8),
+    "/dev/urandom": (1, 9),
 }
 
 
 def config(namespaces=("pid", "network", "ipc", "uts", "mount"), **top) -> dict:
     cfg = {
         "ociVersion": "1.3.0",
-        "process": {"args": ["sh"], "cwd": "/", "env": ["PATH=/bin", "A=1"],
-                    "user": {"uid": 0, "gid": 0}},
+        "process": {
+            "args": ["sh"],
+            "cwd": "/",
+            "env": ["PATH=/bin", "A=1"],
+            "user": {"uid": 0, "gid": 0},
+        },
         "root": {"path": "rootfs"},
         "mounts": [],
-        "linux": {"namespaces": [ns if isinstance(ns, dict) else {"type": ns}
-                                 for ns in namespaces]},
+        "linux": {
+            "namespaces": [ns if isinstance(ns, dict) else {"type": ns} for ns in namespaces]
+        },
     }
     cfg.update(top)
     return cfg
@@ -67,8 +82,10 @@ def config(namespaces=("pid", "network", "ipc", "uts", "mount"), **top) -> dict:
 def with_userns(cfg: dict) -> dict:
     cfg["linux"]["namespaces"].append({"type": "user"})
     cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 1000},
-                                   {"containerID": 1000, "hostID": 300000, "size": 1}]
+    cfg["linux"]["gidMappings"] = [
+        {"containerID": 0, "hostID": 200000, "size": 1000},
+        {"containerID": 1000, "hostID": 300000, "size": 1},
+    ]
     return cfg
 
 
@@ -87,12 +104,12 @@ def one_mount(m: dict, **kw) -> planmod.Mount:
 
 # --- purity -----------------------------------------------------------------------------
 
+
 def test_build_does_no_io(monkeypatch):
     cfg = with_userns(config(namespaces=("pid", "network", "ipc", "uts", "mount", "cgroup")))
     cfg["mounts"] = [
         {"destination": "/b", "type": "bind", "source": "/host/dir", "options": ["rbind", "ro"]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": ["ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts"},
     ]
     cfg["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
@@ -112,6 +129,7 @@ def test_build_does_no_io(monkeypatch):
 
 
 # --- namespaces -------------------------------------------------------------------------
+
 
 def test_all_new_namespaces_are_created_by_clone():
     cfg = with_userns(config(namespaces=[t for t in ALL_BUT_TIME if t != "user"]))
@@ -136,8 +154,7 @@ def test_no_network_namespace_no_loopback():
 
 
 def test_joined_namespace_switches_to_setns_and_unshare():
-    cfg = config(namespaces=["pid", "ipc", "mount",
-                             {"type": "network", "path": "/proc/42/ns/net"}])
+    cfg = config(namespaces=["pid", "ipc", "mount", {"type": "network", "path": "/proc/42/ns/net"}])
     p = plan_of(cfg)
     assert p.clone_flags == 0
     assert p.joins == [("/proc/42/ns/net", CLONE_NEWNET)]
@@ -147,18 +164,23 @@ def test_joined_namespace_switches_to_setns_and_unshare():
 
 
 def test_joined_user_namespace_goes_first():
-    cfg = config(namespaces=[
-        {"type": "network", "path": "/proc/42/ns/net"},
-        {"type": "ipc", "path": "/proc/42/ns/ipc"},
-        {"type": "user", "path": "/proc/42/ns/user"},
-        {"type": "uts", "path": "/proc/42/ns/uts"},
-        "mount",
-    ])
+    cfg = config(
+        namespaces=[
+            {"type": "network", "path": "/proc/42/ns/net"},
+            {"type": "ipc", "path": "/proc/42/ns/ipc"},
+            {"type": "user", "path": "/proc/42/ns/user"},
+            {"type": "uts", "path": "/proc/42/ns/uts"},
+            "mount",
+        ]
+    )
     p = plan_of(cfg)
     assert p.joins[0] == ("/proc/42/ns/user", CLONE_NEWUSER)
     # The rest keep their config order.
-    assert p.joins[1:] == [("/proc/42/ns/net", CLONE_NEWNET), ("/proc/42/ns/ipc", CLONE_NEWIPC),
-                           ("/proc/42/ns/uts", CLONE_NEWUTS)]
+    assert p.joins[1:] == [
+        ("/proc/42/ns/net", CLONE_NEWNET),
+        ("/proc/42/ns/ipc", CLONE_NEWIPC),
+        ("/proc/42/ns/uts", CLONE_NEWUTS),
+    ]
     assert p.unshare_flags == CLONE_NEWNS
     assert p.fork_after is False  # no pid or time namespace, new or joined
     assert p.userns_sync is False  # the joined user namespace has its maps
@@ -183,8 +205,10 @@ def test_joined_mount_namespace_gets_the_container_mounts():
 
 def test_time_namespace_forks_and_writes_offsets():
     cfg = config(namespaces=("pid", "mount", "time"))
-    cfg["linux"]["timeOffsets"] = {"monotonic": {"secs": 86400, "nanosecs": 5},
-                                   "boottime": {"secs": -7}}
+    cfg["linux"]["timeOffsets"] = {
+        "monotonic": {"secs": 86400, "nanosecs": 5},
+        "boottime": {"secs": -7},
+    }
     p = plan_of(cfg)
     assert p.clone_flags == 0
     assert p.joins == []
@@ -239,6 +263,7 @@ def test_joined_mount_namespace_gets_the_rootfs_set_up_in_it():
 
 # --- hostname / domainname / sysctl -----------------------------------------------------
 
+
 @pytest.mark.parametrize("key", ["hostname", "domainname"])
 def test_uts_sysctl_contradicting_the_name_is_an_error(key):
     cfg = config()
@@ -265,16 +290,18 @@ def test_name_without_uts_namespace_is_an_error(key):
 def test_names_with_new_or_joined_uts():
     p = plan_of(config(hostname="h", domainname="d.example"))
     assert (p.hostname, p.domainname) == ("h", "d.example")
-    joined = config(namespaces=["mount", {"type": "uts", "path": "/proc/1/ns/uts"}],
-                    hostname="j")
+    joined = config(namespaces=["mount", {"type": "uts", "path": "/proc/1/ns/uts"}], hostname="j")
     assert plan_of(joined).hostname == "j"
     assert plan_of(config()).hostname is None
 
 
 def test_sysctls_become_proc_sys_paths():
     cfg = config()
-    cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1", "kernel.msgmax": 8192,
-                              "net/ipv4/conf/lo/forwarding": "0"}
+    cfg["linux"]["sysctl"] = {
+        "net.ipv4.ip_forward": "1",
+        "kernel.msgmax": 8192,
+        "net/ipv4/conf/lo/forwarding": "0",
+    }
     p = plan_of(cfg)
     assert sorted(p.sysctls) == [
         ("/proc/sys/kernel/msgmax", "8192"),
@@ -283,14 +310,19 @@ def test_sysctls_become_proc_sys_paths():
     ]
 
 
-
-
-@pytest.mark.parametrize("name,path", [
-    ("net.ipv4.ip_forward", "/proc/sys/net/ipv4/ip_forward"),
-    ("net/ipv4/ip_forward", "/proc/sys/net/ipv4/ip_forward"),
-    pytest.param("net/ipv4/conf/eth0.100/forwarding", "/proc/sys/net/ipv4/conf/eth0.100/forwarding"),
-    pytest.param("net.ipv4.conf.eth0/100.forwarding", "/proc/sys/net/ipv4/conf/eth0.100/forwarding"),
-])
+@pytest.mark.parametrize(
+    "name,path",
+    [
+        ("net.ipv4.ip_forward", "/proc/sys/net/ipv4/ip_forward"),
+        ("net/ipv4/ip_forward", "/proc/sys/net/ipv4/ip_forward"),
+        pytest.param(
+            "net/ipv4/conf/eth0.100/forwarding", "/proc/sys/net/ipv4/conf/eth0.100/forwarding"
+        ),
+        pytest.param(
+            "net.ipv4.conf.eth0/100.forwarding", "/proc/sys/net/ipv4/conf/eth0.100/forwarding"
+        ),
+    ],
+)
 def test_sysctl_name_forms(name, path):
     cfg = config()
     cfg["linux"]["sysctl"] = {name: "1"}
@@ -299,15 +331,21 @@ def test_sysctl_name_forms(name, path):
 
 # --- process ----------------------------------------------------------------------------
 
+
 def test_process_fields():
     cfg = config()
     cfg["process"].update(
-        args=["/bin/app", "-x"], env=["A=1", "PATH=/usr/bin:/bin", "B=2"], cwd="/srv",
+        args=["/bin/app", "-x"],
+        env=["A=1", "PATH=/usr/bin:/bin", "B=2"],
+        cwd="/srv",
         user={"uid": 1000, "gid": 100, "additionalGids": [5, 6], "umask": 23},
-        noNewPrivileges=True, oomScoreAdj=-500,
-        rlimits=[{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024},
-                 {"type": "RLIMIT_NPROC", "soft": 10, "hard": 20},
-                 {"type": "RLIMIT_CORE", "soft": 0, "hard": 18446744073709551615}],
+        noNewPrivileges=True,
+        oomScoreAdj=-500,
+        rlimits=[
+            {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024},
+            {"type": "RLIMIT_NPROC", "soft": 10, "hard": 20},
+            {"type": "RLIMIT_CORE", "soft": 0, "hard": 18446744073709551615},
+        ],
     )
     p = plan_of(cfg)
     assert p.argv == ["/bin/app", "-x"]
@@ -359,19 +397,27 @@ def test_capability_masks():
         "inheritable": 0,
         "ambient": 0,  # neither permitted nor inheritable: the kernel would refuse it
     }
-    assert p.warnings == ["ignoring ambient capabilities that are not both permitted and "
-                          "inheritable: CAP_NET_BIND_SERVICE"]
+    assert p.warnings == [
+        "ignoring ambient capabilities that are not both permitted and "
+        "inheritable: CAP_NET_BIND_SERVICE"
+    ]
 
 
 def test_ambient_capabilities_in_permitted_and_inheritable_are_raised():
     cfg = config()
     both = ["CAP_KILL", "CAP_NET_BIND_SERVICE"]
-    cfg["process"]["capabilities"] = {"bounding": both, "permitted": both,
-                                      "inheritable": ["CAP_KILL"], "ambient": both}
+    cfg["process"]["capabilities"] = {
+        "bounding": both,
+        "permitted": both,
+        "inheritable": ["CAP_KILL"],
+        "ambient": both,
+    }
     p = plan_of(cfg)
     assert p.caps["ambient"] == 1 << 5
-    assert p.warnings == ["ignoring ambient capabilities that are not both permitted and "
-                          "inheritable: CAP_NET_BIND_SERVICE"]
+    assert p.warnings == [
+        "ignoring ambient capabilities that are not both permitted and "
+        "inheritable: CAP_NET_BIND_SERVICE"
+    ]
 
 
 def test_unknown_and_unavailable_capabilities_are_warnings():
@@ -394,8 +440,9 @@ def test_default_capability_mask():
     from ocirun.defaults import DEFAULT_CAPS
 
     cfg = config()
-    cfg["process"]["capabilities"] = {s: list(DEFAULT_CAPS)
-                                      for s in ("bounding", "effective", "permitted")}
+    cfg["process"]["capabilities"] = {
+        s: list(DEFAULT_CAPS) for s in ("bounding", "effective", "permitted")
+    }
     p = plan_of(cfg)
     assert p.caps["bounding"] == p.caps["effective"] == p.caps["permitted"] == 0xA80425FB
     assert sum(1 << CAPS[c] for c in DEFAULT_CAPS) == 0xA80425FB
@@ -418,6 +465,7 @@ def test_options_pass_through():
 
 # --- rootfs -----------------------------------------------------------------------------
 
+
 def test_rootfs_path_and_readonly():
     p = plan_of(config())
     assert p.setup_rootfs is True
@@ -430,16 +478,19 @@ def test_rootfs_path_and_readonly():
     assert plan_of(config(root={"path": "sub/../img"})).rootfs == "/bundle/img"
 
 
-@pytest.mark.parametrize("prop,start,end", [
-    (None, MS_SLAVE | MS_REC, 0),
-    ("private", MS_PRIVATE, 0),
-    ("rprivate", MS_PRIVATE | MS_REC, 0),
-    ("slave", MS_SLAVE, 0),
-    ("rslave", MS_SLAVE | MS_REC, 0),
-    # As runc: shared from the start, so bind volumes stay in the host's peer groups.
-    ("shared", MS_SHARED, MS_SHARED),
-    ("rshared", MS_SHARED | MS_REC, MS_SHARED | MS_REC),
-])
+@pytest.mark.parametrize(
+    "prop,start,end",
+    [
+        (None, MS_SLAVE | MS_REC, 0),
+        ("private", MS_PRIVATE, 0),
+        ("rprivate", MS_PRIVATE | MS_REC, 0),
+        ("slave", MS_SLAVE, 0),
+        ("rslave", MS_SLAVE | MS_REC, 0),
+        # As runc: shared from the start, so bind volumes stay in the host's peer groups.
+        ("shared", MS_SHARED, MS_SHARED),
+        ("rshared", MS_SHARED | MS_REC, MS_SHARED | MS_REC),
+    ],
+)
 def test_rootfs_propagation(prop, start, end):
     cfg = config()
     if prop:
@@ -459,9 +510,12 @@ def test_masked_and_readonly_paths():
 
 # --- mounts -----------------------------------------------------------------------------
 
+
 def test_ro_bind_is_bind_plus_readonly_remount():
-    m = one_mount({"destination": "/data", "type": "bind", "source": "/host/data",
-                   "options": ["bind", "ro"]}, dirs={"/host/data"})
+    m = one_mount(
+        {"destination": "/data", "type": "bind", "source": "/host/data", "options": ["bind", "ro"]},
+        dirs={"/host/data"},
+    )
     assert m.flags == MS_BIND
     assert m.remount == MS_RDONLY
     assert (m.source, m.target, m.fstype, m.data) == ("/host/data", "/data", None, None)
@@ -470,41 +524,70 @@ def test_ro_bind_is_bind_plus_readonly_remount():
 
 
 def test_rw_bind_needs_no_remount():
-    m = one_mount({"destination": "/data", "type": "bind", "source": "/host/data",
-                   "options": ["rbind", "rw"]}, dirs={"/host/data"})
+    m = one_mount(
+        {
+            "destination": "/data",
+            "type": "bind",
+            "source": "/host/data",
+            "options": ["rbind", "rw"],
+        },
+        dirs={"/host/data"},
+    )
     assert m.flags == MS_BIND | MS_REC
     assert m.remount == 0
 
 
 def test_rbind_with_restrictions():
-    m = one_mount({"destination": "/data", "type": "none", "source": "/host/data",
-                   "options": ["rbind", "nosuid", "nodev", "noexec", "ro", "strictatime"]},
-                  dirs={"/host/data"})
+    m = one_mount(
+        {
+            "destination": "/data",
+            "type": "none",
+            "source": "/host/data",
+            "options": ["rbind", "nosuid", "nodev", "noexec", "ro", "strictatime"],
+        },
+        dirs={"/host/data"},
+    )
     assert m.flags == MS_BIND | MS_REC
     assert m.remount == MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY | MS_STRICTATIME
 
 
 def test_later_option_wins():
-    m = one_mount({"destination": "/d", "type": "bind", "source": "/s",
-                   "options": ["bind", "ro", "rw"]}, dirs={"/s"})
+    m = one_mount(
+        {"destination": "/d", "type": "bind", "source": "/s", "options": ["bind", "ro", "rw"]},
+        dirs={"/s"},
+    )
     assert m.remount == 0
 
 
-@pytest.mark.parametrize("opt,flags", [
-    ("rshared", MS_SHARED | MS_REC), ("shared", MS_SHARED),
-    ("rslave", MS_SLAVE | MS_REC), ("slave", MS_SLAVE),
-    ("rprivate", MS_PRIVATE | MS_REC), ("private", MS_PRIVATE),
-])
+@pytest.mark.parametrize(
+    "opt,flags",
+    [
+        ("rshared", MS_SHARED | MS_REC),
+        ("shared", MS_SHARED),
+        ("rslave", MS_SLAVE | MS_REC),
+        ("slave", MS_SLAVE),
+        ("rprivate", MS_PRIVATE | MS_REC),
+        ("private", MS_PRIVATE),
+    ],
+)
 def test_bind_propagation(opt, flags):
-    m = one_mount({"destination": "/d", "type": "bind", "source": "/s",
-                   "options": ["rbind", opt]}, dirs={"/s"})
+    m = one_mount(
+        {"destination": "/d", "type": "bind", "source": "/s", "options": ["rbind", opt]},
+        dirs={"/s"},
+    )
     assert m.propagation == flags
     assert m.flags == MS_BIND | MS_REC
 
 
 def test_tmpfs_options_split_into_flags_and_data():
-    m = one_mount({"destination": "/d", "type": "tmpfs", "source": "tmpfs",
-                   "options": ["nosuid", "nodev", "size=1m", "mode=700", "rw"]})
+    m = one_mount(
+        {
+            "destination": "/d",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "nodev", "size=1m", "mode=700", "rw"],
+        }
+    )
     assert m.fstype == "tmpfs" and m.source == "tmpfs"
     assert m.flags == MS_NOSUID | MS_NODEV
     assert m.data == "size=1m,mode=700"
@@ -512,9 +595,14 @@ def test_tmpfs_options_split_into_flags_and_data():
 
 
 def test_fs_mount_flags_and_data():
-    m = one_mount({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-                   "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
-                               "gid=5"]})
+    m = one_mount(
+        {
+            "destination": "/dev/pts",
+            "type": "devpts",
+            "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        }
+    )
     assert m.flags == MS_NOSUID | MS_NOEXEC
     assert m.data == "newinstance,ptmxmode=0666,mode=0620,gid=5"
     assert m.kind == MNT_DIR
@@ -535,19 +623,34 @@ def test_relative_destination_is_absolute():
 def test_relative_bind_source_is_joined_with_bundle():
     seen = []
     cfg = config()
-    cfg["mounts"] = [{"destination": "/d", "type": "bind", "source": "data/dir",
-                      "options": ["bind"]}]
+    cfg["mounts"] = [
+        {"destination": "/d", "type": "bind", "source": "data/dir", "options": ["bind"]}
+    ]
     p = build(cfg, BUNDLE, is_dir=lambda path: seen.append(path) or True, cgroups=V1)
     assert p.mounts[0].source == "/bundle/data/dir"
     assert seen == ["/bundle/data/dir"]
 
 
 def test_file_bind_source_is_mnt_file():
-    m = one_mount({"destination": "/etc/resolv.conf", "type": "bind",
-                   "source": "/host/resolv.conf", "options": ["bind", "ro"]}, dirs=set())
+    m = one_mount(
+        {
+            "destination": "/etc/resolv.conf",
+            "type": "bind",
+            "source": "/host/resolv.conf",
+            "options": ["bind", "ro"],
+        },
+        dirs=set(),
+    )
     assert m.kind == MNT_FILE
-    m = one_mount({"destination": "/etc/conf.d", "type": "bind",
-                   "source": "/host/conf.d", "options": ["bind", "ro"]}, dirs={"/host/conf.d"})
+    m = one_mount(
+        {
+            "destination": "/etc/conf.d",
+            "type": "bind",
+            "source": "/host/conf.d",
+            "options": ["bind", "ro"],
+        },
+        dirs={"/host/conf.d"},
+    )
     assert m.kind == MNT_DIR
 
 
@@ -569,8 +672,12 @@ def test_mount_order_is_kept():
     assert [m.target for m in plan_of(cfg, dirs={"/s"}).mounts] == ["/a", "/a/b", "/c"]
 
 
-CGROUP_MOUNT = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+CGROUP_MOUNT = {
+    "destination": "/sys/fs/cgroup",
+    "type": "cgroup",
+    "source": "cgroup",
+    "options": ["nosuid", "noexec", "nodev", "relatime", "ro"],
+}
 
 
 def test_cgroup_mount_v1_expansion():
@@ -593,8 +700,14 @@ def test_cgroup_mount_v1_expansion():
 
 def test_cgroup_mount_v1_rw_has_no_remount():
     cfg = config()
-    cfg["mounts"] = [{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-                      "options": ["nosuid"]}]
+    cfg["mounts"] = [
+        {
+            "destination": "/sys/fs/cgroup",
+            "type": "cgroup",
+            "source": "cgroup",
+            "options": ["nosuid"],
+        }
+    ]
     mounts = plan_of(cfg, cgroups=V1).mounts
     assert len(mounts) == 1 + len(V1.v1)
     assert all(m.fstype for m in mounts)
@@ -614,14 +727,17 @@ def test_cgroup_mount_v2():
 
 # --- devices ----------------------------------------------------------------------------
 
+
 def devices_of(p) -> dict[str, planmod.Device]:
     return {d.path: d for d in p.devices}
 
 
 def test_default_devices_and_links():
     cfg = config()
-    cfg["mounts"] = [{"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
-                     {"destination": "/dev/pts", "type": "devpts", "source": "devpts"}]
+    cfg["mounts"] = [
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts"},
+    ]
     p = plan_of(cfg)
     devs = devices_of(p)
     assert set(devs) == set(DEFAULT_DEV)
@@ -646,8 +762,15 @@ def test_no_ptmx_link_without_devpts():
 def test_configured_device_replaces_default_and_adds():
     cfg = config()
     cfg["linux"]["devices"] = [
-        {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o600,
-         "uid": 7, "gid": 8},
+        {
+            "path": "/dev/null",
+            "type": "c",
+            "major": 1,
+            "minor": 3,
+            "fileMode": 0o600,
+            "uid": 7,
+            "gid": 8,
+        },
         {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o640},
         {"path": "/dev/sda", "type": "b", "major": 8, "minor": 0},
         {"path": "/dev/fifo", "type": "p"},
@@ -682,8 +805,9 @@ def test_devices_with_joined_user_namespace_are_bound_too():
 
 def test_dev_bind_mounted_means_no_default_devices():
     cfg = config()
-    cfg["mounts"] = [{"destination": "/dev", "type": "bind", "source": "/dev",
-                      "options": ["rbind"]}]
+    cfg["mounts"] = [
+        {"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"]}
+    ]
     cfg["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
     p = plan_of(cfg, dirs={"/dev"})
     assert p.devices == []
@@ -692,13 +816,18 @@ def test_dev_bind_mounted_means_no_default_devices():
 
 # --- what ocirun can't do yet is refused, not skipped ---------------------------------------
 
-@pytest.mark.parametrize("mutate,path", [
-    (lambda c: c["linux"].__setitem__("intelRdt", {"closID": "x"}), "/linux/intelRdt"),
-])
+
+@pytest.mark.parametrize(
+    "mutate,path",
+    [
+        (lambda c: c["linux"].__setitem__("intelRdt", {"closID": "x"}), "/linux/intelRdt"),
+    ],
+)
 def test_unsupported_features_are_refused(mutate, path):
     cfg = config()
-    cfg.setdefault("mounts", []).insert(0, {"destination": "/x", "type": "tmpfs",
-                                            "source": "tmpfs"})
+    cfg.setdefault("mounts", []).insert(
+        0, {"destination": "/x", "type": "tmpfs", "source": "tmpfs"}
+    )
     mutate(cfg)
     with pytest.raises(ConfigError) as e:
         plan_of(cfg)
@@ -707,15 +836,29 @@ def test_unsupported_features_are_refused(mutate, path):
 
 # --- only a real procfs at /proc -----------------------------------------------------------
 
-@pytest.mark.parametrize("mount,ok", [
-    ({"destination": "/proc", "type": "proc", "source": "proc"}, True),
-    ({"destination": "/proc", "type": "bind", "source": "/tmp", "options": ["rbind"]}, False),
-    ({"destination": "/proc", "type": "tmpfs", "source": "tmpfs"}, False),
-    ({"destination": "/proc/sys", "type": "tmpfs", "source": "tmpfs"}, False),
-    ({"destination": "/proc/meminfo", "type": "bind", "source": "/var/lib/lxcfs/proc/meminfo",
-      "options": ["bind"]}, True),
-    ({"destination": "/proc/self", "type": "bind", "source": "/tmp", "options": ["bind"]}, False),
-])
+
+@pytest.mark.parametrize(
+    "mount,ok",
+    [
+        ({"destination": "/proc", "type": "proc", "source": "proc"}, True),
+        ({"destination": "/proc", "type": "bind", "source": "/tmp", "options": ["rbind"]}, False),
+        ({"destination": "/proc", "type": "tmpfs", "source": "tmpfs"}, False),
+        ({"destination": "/proc/sys", "type": "tmpfs", "source": "tmpfs"}, False),
+        (
+            {
+                "destination": "/proc/meminfo",
+                "type": "bind",
+                "source": "/var/lib/lxcfs/proc/meminfo",
+                "options": ["bind"],
+            },
+            True,
+        ),
+        (
+            {"destination": "/proc/self", "type": "bind", "source": "/tmp", "options": ["bind"]},
+            False,
+        ),
+    ],
+)
 def test_proc_mounts(mount, ok):
     cfg = config()
     cfg["mounts"] = [mount]
@@ -728,15 +871,23 @@ def test_proc_mounts(mount, ok):
 
 
 def test_cgroup_mount_binds_own_dirs_in_a_userns_or_without_cgroupns():
-    dirs = {"cpu": "/sys/fs/cgroup/cpu/a", "memory": "/sys/fs/cgroup/memory/a",
-            "name=systemd": "/sys/fs/cgroup/systemd/a"}
-    layout = CgroupLayout(v1=[("cpu", "cpu"), ("memory", "memory"), ("systemd", "name=systemd")],
-                          dirs=dirs)
-    cgmount = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-               "options": ["nosuid", "noexec", "nodev", "ro"]}
+    dirs = {
+        "cpu": "/sys/fs/cgroup/cpu/a",
+        "memory": "/sys/fs/cgroup/memory/a",
+        "name=systemd": "/sys/fs/cgroup/systemd/a",
+    }
+    layout = CgroupLayout(
+        v1=[("cpu", "cpu"), ("memory", "memory"), ("systemd", "name=systemd")], dirs=dirs
+    )
+    cgmount = {
+        "destination": "/sys/fs/cgroup",
+        "type": "cgroup",
+        "source": "cgroup",
+        "options": ["nosuid", "noexec", "nodev", "ro"],
+    }
     for namespaces, binds in (
-            (("pid", "mount", "cgroup"), False),            # cgroupns: fresh mounts
-            (("pid", "mount"), True),                        # no cgroupns: own dirs bound
+        (("pid", "mount", "cgroup"), False),  # cgroupns: fresh mounts
+        (("pid", "mount"), True),  # no cgroupns: own dirs bound
     ):
         cfg = config(namespaces=namespaces)
         cfg["mounts"] = [cgmount]
@@ -750,14 +901,22 @@ def test_cgroup_mount_binds_own_dirs_in_a_userns_or_without_cgroupns():
             assert {m.fstype for m in subs} == {"cgroup"}
     cfg = with_userns(config(namespaces=("pid", "mount", "cgroup")))
     cfg["mounts"] = [cgmount]
-    subs = [m for m in plan_of(cfg, cgroups=layout).mounts if m.target.startswith("/sys/fs/cgroup/")]
+    subs = [
+        m for m in plan_of(cfg, cgroups=layout).mounts if m.target.startswith("/sys/fs/cgroup/")
+    ]
     assert {m.source for m in subs} == set(dirs.values())
 
 
 def test_tmpcopyup():
     cfg = config()
-    cfg["mounts"] = [{"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
-                      "options": ["size=1m", "tmpcopyup", "nosuid"]}]
+    cfg["mounts"] = [
+        {
+            "destination": "/etc",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["size=1m", "tmpcopyup", "nosuid"],
+        }
+    ]
     (m,) = plan_of(cfg).mounts
     assert m.copyup and m.data == "size=1m"
 
@@ -772,11 +931,14 @@ def test_a_waiting_init_dies_on_the_usual_terminating_signals():
     assert not p.wait_signals >> signal.SIGKILL & 1  # needs no handler (and can't have one)
 
 
-@pytest.mark.parametrize("prop,moved", [
-    (None, MS_SLAVE | MS_REC),
-    ("rprivate", MS_PRIVATE | MS_REC),
-    ("rshared", MS_SHARED | MS_REC),
-])
+@pytest.mark.parametrize(
+    "prop,moved",
+    [
+        (None, MS_SLAVE | MS_REC),
+        ("rprivate", MS_PRIVATE | MS_REC),
+        ("rshared", MS_SHARED | MS_REC),
+    ],
+)
 def test_binds_in_a_user_namespace_are_detached_copies(prop, moved):
     """In a user namespace, bind sources are copied by the runtime (open_tree) before the
     clone, and the copy gets the propagation the root's copies got."""
@@ -811,22 +973,26 @@ def test_what_runc_tolerates_is_taken_or_ignored_with_a_warning():
     assert p.uid_map == "" and p.timens_offsets is None
     assert p.warnings == [
         "ignoring uidMappings/gidMappings: the container has no user namespace of its own",
-        "ignoring timeOffsets: the container has no time namespace of its own"]
+        "ignoring timeOffsets: the container has no time namespace of its own",
+    ]
 
 
 def _bind(**kw) -> dict:
     return dict({"destination": "/v", "type": "bind", "source": "/src"}, **kw)
 
 
-@pytest.mark.parametrize("opts,attr_set,attr_clr", [
-    (["rbind", "rro"], 0x1, 0),
-    (["rbind", "rro", "rrw"], 0, 0x1),
-    (["rbind", "rnosuid", "rnodev", "rnoexec"], 0x2 | 0x4 | 0x8, 0),
-    (["rbind", "rnoatime"], 0x10, 0x70),
-    (["rbind", "rnoatime", "rstrictatime"], 0x20, 0x70),
-    (["rbind", "ratime"], 0, 0x70),
-    (["rbind", "rnosymfollow", "rdiratime"], 0x200000, 0x80),
-])
+@pytest.mark.parametrize(
+    "opts,attr_set,attr_clr",
+    [
+        (["rbind", "rro"], 0x1, 0),
+        (["rbind", "rro", "rrw"], 0, 0x1),
+        (["rbind", "rnosuid", "rnodev", "rnoexec"], 0x2 | 0x4 | 0x8, 0),
+        (["rbind", "rnoatime"], 0x10, 0x70),
+        (["rbind", "rnoatime", "rstrictatime"], 0x20, 0x70),
+        (["rbind", "ratime"], 0, 0x70),
+        (["rbind", "rnosymfollow", "rdiratime"], 0x200000, 0x80),
+    ],
+)
 def test_recursive_mount_attributes(opts, attr_set, attr_clr):
     cfg = config()
     cfg["mounts"] = [_bind(options=opts)]
@@ -839,10 +1005,11 @@ def test_idmapped_mounts():
     uid = [{"containerID": 0, "hostID": 5000, "size": 10}]
     gid = [{"containerID": 0, "hostID": 6000, "size": 10}]
     cfg = with_userns(config())
-    cfg["mounts"] = [_bind(options=["rbind", "idmap"]),
-                     _bind(destination="/w", options=["rbind", "ridmap"]),
-                     _bind(destination="/x", options=["bind"], uidMappings=uid,
-                           gidMappings=gid)]
+    cfg["mounts"] = [
+        _bind(options=["rbind", "idmap"]),
+        _bind(destination="/w", options=["rbind", "ridmap"]),
+        _bind(destination="/x", options=["bind"], uidMappings=uid, gidMappings=gid),
+    ]
     a, b, c = plan_of(cfg, dirs={"/src"}).mounts
     # idmap without mappings of its own: the container's
     assert a.idmap == ("0 100000 65536\n", "0 200000 1000\n1000 300000 1\n")
@@ -851,13 +1018,22 @@ def test_idmapped_mounts():
     assert c.idmap == ("0 5000 10\n", "0 6000 10\n") and c.detached
 
 
-@pytest.mark.parametrize("mount,userns,needle", [
-    (_bind(options=["rbind", "idmap"]), False, "needs the container's user namespace"),
-    (_bind(options=["bind"], uidMappings=[{"containerID": 0, "hostID": 1, "size": 1}]), True,
-     "needs both uidMappings and gidMappings"),
-    ({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}, True,
-     "idmapped mounts are for bind mounts"),
-])
+@pytest.mark.parametrize(
+    "mount,userns,needle",
+    [
+        (_bind(options=["rbind", "idmap"]), False, "needs the container's user namespace"),
+        (
+            _bind(options=["bind"], uidMappings=[{"containerID": 0, "hostID": 1, "size": 1}]),
+            True,
+            "needs both uidMappings and gidMappings",
+        ),
+        (
+            {"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]},
+            True,
+            "idmapped mounts are for bind mounts",
+        ),
+    ],
+)
 def test_idmapped_mount_errors(mount, userns, needle):
     cfg = with_userns(config()) if userns else config()
     cfg["mounts"] = [mount]

@@ -18,29 +18,40 @@ def as_uid(monkeypatch):
             monkeypatch.delitem(rootless.posix.environ, k, raising=False)
         for k, v in env.items():
             monkeypatch.setitem(rootless.posix.environ, k.encode(), v.encode())
+
     return set_
 
 
-@pytest.mark.parametrize("uid,userns,env,want", [
-    (1000, False, {"XDG_RUNTIME_DIR": "/run/user/1000"}, "/run/user/1000/ocirun"),
-    (1000, False, {"XDG_RUNTIME_DIR": "/run/user/1000/"}, "/run/user/1000/ocirun"),
-    (1000, False, {}, "/run/ocirun"),  # runc too: /run/runc, which the user can't write
-    (0, False, {"XDG_RUNTIME_DIR": "/run/user/0"}, "/run/ocirun"),
-    (0, True, {"XDG_RUNTIME_DIR": "/run/user/1000", "USER": "me"}, "/run/user/1000/ocirun"),
-    (0, True, {"XDG_RUNTIME_DIR": "/run/user/1000"}, "/run/user/1000/ocirun"),
-    (0, True, {"XDG_RUNTIME_DIR": "/run/user/0", "USER": "root"}, "/run/ocirun"),
-])
+@pytest.mark.parametrize(
+    "uid,userns,env,want",
+    [
+        (1000, False, {"XDG_RUNTIME_DIR": "/run/user/1000"}, "/run/user/1000/ocirun"),
+        (1000, False, {"XDG_RUNTIME_DIR": "/run/user/1000/"}, "/run/user/1000/ocirun"),
+        (1000, False, {}, "/run/ocirun"),  # runc too: /run/runc, which the user can't write
+        (0, False, {"XDG_RUNTIME_DIR": "/run/user/0"}, "/run/ocirun"),
+        (0, True, {"XDG_RUNTIME_DIR": "/run/user/1000", "USER": "me"}, "/run/user/1000/ocirun"),
+        (0, True, {"XDG_RUNTIME_DIR": "/run/user/1000"}, "/run/user/1000/ocirun"),
+        (0, True, {"XDG_RUNTIME_DIR": "/run/user/0", "USER": "root"}, "/run/ocirun"),
+    ],
+)
 def test_default_root_is_runcs_rule(as_uid, uid, userns, env, want):
     as_uid(uid, userns, **env)
     assert rootless.default_root() == want
 
 
-@pytest.mark.parametrize("flag,uid,userns,systemd,want", [
-    ("true", 0, False, False, True), ("false", 1000, False, False, False),
-    ("TRUE", 0, False, False, True), ("0", 1000, False, False, False),
-    (None, 1000, False, False, True), ("auto", 0, False, False, False),
-    ("auto", 0, True, False, True), ("", 0, True, True, False),
-])
+@pytest.mark.parametrize(
+    "flag,uid,userns,systemd,want",
+    [
+        ("true", 0, False, False, True),
+        ("false", 1000, False, False, False),
+        ("TRUE", 0, False, False, True),
+        ("0", 1000, False, False, False),
+        (None, 1000, False, False, True),
+        ("auto", 0, False, False, False),
+        ("auto", 0, True, False, True),
+        ("", 0, True, True, False),
+    ],
+)
 def test_rootless_cgroups(as_uid, flag, uid, userns, systemd, want):
     as_uid(uid, userns)
     assert rootless.rootless_cgroups(flag, systemd) is want
@@ -53,15 +64,18 @@ def test_subid_ranges_by_name_or_uid(tmp_path):
     assert rootless.subid_ranges(str(tmp_path / "none"), "me", 1000) == []
 
 
-@pytest.mark.parametrize("m,ok", [
-    ({"hostID": 1000, "size": 1}, True),  # the caller's own id
-    ({"hostID": 1000, "size": 2}, False),
-    ({"hostID": 200000, "size": 65536}, True),
-    ({"hostID": 200001, "size": 65536}, False),  # past the end of the range
-    ({"hostID": 265535, "size": 1}, True),
-    ({"hostID": 199999, "size": 2}, False),
-    ({"hostID": 300000, "size": 10}, True),
-])
+@pytest.mark.parametrize(
+    "m,ok",
+    [
+        ({"hostID": 1000, "size": 1}, True),  # the caller's own id
+        ({"hostID": 1000, "size": 2}, False),
+        ({"hostID": 200000, "size": 65536}, True),
+        ({"hostID": 200001, "size": 65536}, False),  # past the end of the range
+        ({"hostID": 265535, "size": 1}, True),
+        ({"hostID": 199999, "size": 2}, False),
+        ({"hostID": 300000, "size": 10}, True),
+    ],
+)
 def test_granted_as_newuidmap_decides(m, ok):
     assert rootless._granted(m, 1000, [(200000, 65536), (300000, 10)]) is ok
 
@@ -69,17 +83,25 @@ def test_granted_as_newuidmap_decides(m, ok):
 def test_root_writes_maps_directly(as_uid):
     as_uid(0)  # no helper, no setgroups change, nothing checked
     problems: list = []
-    maps = rootless.plan_idmaps({"uidMappings": [{"containerID": 0, "hostID": 5, "size": 9}]},
-                                problems)
+    maps = rootless.plan_idmaps(
+        {"uidMappings": [{"containerID": 0, "hostID": 5, "size": 9}]}, problems
+    )
     assert (maps.uid_tool, maps.gid_tool, maps.deny_setgroups, problems) == ("", "", False, [])
 
 
-@pytest.mark.parametrize("res,want", [
-    ({}, False), (None, False), ({"devices": [{"allow": False, "access": "rwm"}]}, False),
-    ({"memory": {}}, False), ({"cpu": {"shares": None}}, False),
-    ({"memory": {"limit": 1}}, True), ({"pids": {"limit": 0}}, True),
-    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}, True),
-])
+@pytest.mark.parametrize(
+    "res,want",
+    [
+        ({}, False),
+        (None, False),
+        ({"devices": [{"allow": False, "access": "rwm"}]}, False),
+        ({"memory": {}}, False),
+        ({"cpu": {"shares": None}}, False),
+        ({"memory": {"limit": 1}}, True),
+        ({"pids": {"limit": 0}}, True),
+        ({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}, True),
+    ],
+)
 def test_asks_limits(res, want):
     assert asks_limits(res) is want
 
@@ -95,6 +117,7 @@ def test_can_join_needs_the_common_ancestor_writable(monkeypatch):
     def access(path, mode, effective_ids=False):
         asked.append(path)
         return path in writable
+
     monkeypatch.setattr(rcg.posix, "access", access)
     paths = {"dirs": {"": "/cg/a/b/target"}, "roots": {"": "/cg"}}
     writable.update({"/cg/a/b/target/cgroup.procs", "/cg/a/cgroup.procs"})

@@ -23,8 +23,15 @@ from ocirun.errors import ConfigError
 X86_64 = platform.machine() == "x86_64"
 SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}.get(platform.machine())
 # x86_64 syscall numbers used by the load tests
-NR = {"close": 3, "lseek": 8, "getpid": 39, "getppid": 110, "getrandom": 318, "clone3": 435,
-      "acct": 163}
+NR = {
+    "close": 3,
+    "lseek": 8,
+    "getpid": 39,
+    "getppid": 110,
+    "getrandom": 318,
+    "clone3": 435,
+    "acct": 163,
+}
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -45,11 +52,12 @@ def run_filtered(filt: seccomp.Filter, body, flags: int | None = None):
         code = 0
         try:
             os.close(rfd)
-            libc.prctl(4, 0, 0, 0, 0)      # PR_SET_DUMPABLE 0: a SIGSYS leaves no core file
+            libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: a SIGSYS leaves no core file
             if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
                 os._exit(120)
-            fd = libc.syscall(SYS_SECCOMP, 1, filt.flags if flags is None else flags,
-                              ctypes.byref(prog))
+            fd = libc.syscall(
+                SYS_SECCOMP, 1, filt.flags if flags is None else flags, ctypes.byref(prog)
+            )
             if fd < 0:
                 os.write(wfd, json.dumps({"load_errno": ctypes.get_errno()}).encode())
                 os._exit(121)
@@ -90,8 +98,9 @@ def profile(default="SCMP_ACT_ALLOW", syscalls=(), **kw) -> dict:
 
 @pytest.mark.parametrize("action", sorted(seccomp.ACTIONS))
 def test_each_action_compiles_as_rule(action):
-    f = seccomp.compile(profile("SCMP_ACT_KILL_PROCESS",
-                                [{"names": ["getppid", "mkdir"], "action": action}]))
+    f = seccomp.compile(
+        profile("SCMP_ACT_KILL_PROCESS", [{"names": ["getppid", "mkdir"], "action": action}])
+    )
     assert f.bpf and len(f.bpf) % 8 == 0
     assert f.notify == (action == "SCMP_ACT_NOTIFY")
     assert bool(f.flags & seccomp.FLAG_NEW_LISTENER) == f.notify
@@ -99,8 +108,9 @@ def test_each_action_compiles_as_rule(action):
 
 @pytest.mark.parametrize("action", sorted(set(seccomp.ACTIONS) - {"SCMP_ACT_NOTIFY"}))
 def test_each_action_compiles_as_default(action):
-    f = seccomp.compile(profile(action, [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO",
-                                          "errnoRet": 99}]))
+    f = seccomp.compile(
+        profile(action, [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 99}])
+    )
     assert f.bpf and len(f.bpf) % 8 == 0 and not f.notify
 
 
@@ -113,14 +123,22 @@ def test_default_errno_ret_in_program():
 
 
 def iter_insns(bpf: bytes):
-    return [struct.unpack("=HBBI", bpf[i:i + 8]) for i in range(0, len(bpf), 8)]
+    return [struct.unpack("=HBBI", bpf[i : i + 8]) for i in range(0, len(bpf), 8)]
 
 
 @pytest.mark.parametrize("op", sorted(seccomp.OPS))
 def test_each_op_compiles(op):
-    f = seccomp.compile(profile(syscalls=[{
-        "names": ["close"], "action": "SCMP_ACT_ERRNO",
-        "args": [{"index": 0, "op": op, "value": 7, "valueTwo": 3}]}]))
+    f = seccomp.compile(
+        profile(
+            syscalls=[
+                {
+                    "names": ["close"],
+                    "action": "SCMP_ACT_ERRNO",
+                    "args": [{"index": 0, "op": op, "value": 7, "valueTwo": 3}],
+                }
+            ]
+        )
+    )
     assert f.bpf
 
 
@@ -142,8 +160,12 @@ def test_rule_equal_to_default_is_skipped():
     f = seccomp.compile(profile(syscalls=[{"names": ["getppid"], "action": "SCMP_ACT_ALLOW"}]))
     assert f.bpf == f0.bpf
     # ERRNO with the default's errno is the same action too
-    f1 = seccomp.compile(profile("SCMP_ACT_ERRNO", [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO",
-                                                     "errnoRet": errno.EPERM}]))
+    f1 = seccomp.compile(
+        profile(
+            "SCMP_ACT_ERRNO",
+            [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM}],
+        )
+    )
     assert f1.bpf
 
 
@@ -154,7 +176,9 @@ def test_unknown_arch_names_its_index():
     assert "SCMP_ARCH_PDP11" in str(e.value)
 
 
-@pytest.mark.skipif(__import__("sys").byteorder != "little", reason="s390x is the native endianness")
+@pytest.mark.skipif(
+    __import__("sys").byteorder != "little", reason="s390x is the native endianness"
+)
 def test_other_endianness_arch_names_its_index():
     with pytest.raises(ConfigError) as e:
         seccomp.compile(profile(architectures=["SCMP_ARCH_X86", "SCMP_ARCH_S390X"]))
@@ -162,36 +186,87 @@ def test_other_endianness_arch_names_its_index():
 
 
 def test_known_arches_compile():
-    f = seccomp.compile(profile("SCMP_ACT_ERRNO", [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}],
-                                architectures=["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32",
-                                               "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]))
+    f = seccomp.compile(
+        profile(
+            "SCMP_ACT_ERRNO",
+            [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}],
+            architectures=[
+                "SCMP_ARCH_X86_64",
+                "SCMP_ARCH_X86",
+                "SCMP_ARCH_X32",
+                "SCMP_ARCH_AARCH64",
+                "SCMP_ARCH_ARM",
+            ],
+        )
+    )
     assert f.bpf
 
 
-@pytest.mark.parametrize("bad, where", [
-    ({"defaultAction": "SCMP_ACT_BOGUS"}, "/linux/seccomp/defaultAction"),
-    ({"defaultAction": "SCMP_ACT_NOTIFY"}, "/linux/seccomp/defaultAction"),
-    (profile(flags=["SECCOMP_FILTER_FLAG_BOGUS"]), "/linux/seccomp/flags/0"),
-    (profile(syscalls=[{"names": ["read"], "action": "SCMP_ACT_NOPE"}]),
-     "/linux/seccomp/syscalls/0/action"),
-    (profile(syscalls=[{"names": ["read"], "action": "SCMP_ACT_ERRNO",
-                        "args": [{"index": 0, "op": "SCMP_CMP_LIKE", "value": 1}]}]),
-     "/linux/seccomp/syscalls/0/args/0/op"),
-    (profile(syscalls=[{"names": ["read"], "action": "SCMP_ACT_ERRNO",
-                        "args": [{"index": 6, "op": "SCMP_CMP_EQ", "value": 1}]}]),
-     "/linux/seccomp/syscalls/0/args/0/index"),
-    (profile(syscalls=[{"names": ["read"], "action": "SCMP_ACT_ERRNO",
-                        "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": -1}]}]),
-     "/linux/seccomp/syscalls/0/args/0/value"),
-    (profile(syscalls=[{"names": ["read"], "action": "SCMP_ACT_KILL", "errnoRet": 5}]),
-     "/linux/seccomp/syscalls/0/errnoRet"),
-    (profile(syscalls=[{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": 70000}]),
-     "/linux/seccomp/syscalls/0/errnoRet"),
-    (profile("SCMP_ACT_ALLOW", defaultErrnoRet=3), "/linux/seccomp/defaultErrnoRet"),
-    (profile(syscalls=[{"names": [], "action": "SCMP_ACT_ERRNO"}]), "/linux/seccomp/syscalls/0/names"),
-    (profile(syscalls=[{"names": ["read", "write"], "action": "SCMP_ACT_NOTIFY"}]),
-     "/linux/seccomp/syscalls/0/names/1"),
-])
+@pytest.mark.parametrize(
+    "bad, where",
+    [
+        ({"defaultAction": "SCMP_ACT_BOGUS"}, "/linux/seccomp/defaultAction"),
+        ({"defaultAction": "SCMP_ACT_NOTIFY"}, "/linux/seccomp/defaultAction"),
+        (profile(flags=["SECCOMP_FILTER_FLAG_BOGUS"]), "/linux/seccomp/flags/0"),
+        (
+            profile(syscalls=[{"names": ["read"], "action": "SCMP_ACT_NOPE"}]),
+            "/linux/seccomp/syscalls/0/action",
+        ),
+        (
+            profile(
+                syscalls=[
+                    {
+                        "names": ["read"],
+                        "action": "SCMP_ACT_ERRNO",
+                        "args": [{"index": 0, "op": "SCMP_CMP_LIKE", "value": 1}],
+                    }
+                ]
+            ),
+            "/linux/seccomp/syscalls/0/args/0/op",
+        ),
+        (
+            profile(
+                syscalls=[
+                    {
+                        "names": ["read"],
+                        "action": "SCMP_ACT_ERRNO",
+                        "args": [{"index": 6, "op": "SCMP_CMP_EQ", "value": 1}],
+                    }
+                ]
+            ),
+            "/linux/seccomp/syscalls/0/args/0/index",
+        ),
+        (
+            profile(
+                syscalls=[
+                    {
+                        "names": ["read"],
+                        "action": "SCMP_ACT_ERRNO",
+                        "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": -1}],
+                    }
+                ]
+            ),
+            "/linux/seccomp/syscalls/0/args/0/value",
+        ),
+        (
+            profile(syscalls=[{"names": ["read"], "action": "SCMP_ACT_KILL", "errnoRet": 5}]),
+            "/linux/seccomp/syscalls/0/errnoRet",
+        ),
+        (
+            profile(syscalls=[{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": 70000}]),
+            "/linux/seccomp/syscalls/0/errnoRet",
+        ),
+        (profile("SCMP_ACT_ALLOW", defaultErrnoRet=3), "/linux/seccomp/defaultErrnoRet"),
+        (
+            profile(syscalls=[{"names": [], "action": "SCMP_ACT_ERRNO"}]),
+            "/linux/seccomp/syscalls/0/names",
+        ),
+        (
+            profile(syscalls=[{"names": ["read", "write"], "action": "SCMP_ACT_NOTIFY"}]),
+            "/linux/seccomp/syscalls/0/names/1",
+        ),
+    ],
+)
 def test_config_errors_name_the_path(bad, where):
     with pytest.raises(ConfigError) as e:
         seccomp.compile(bad)
@@ -199,25 +274,44 @@ def test_config_errors_name_the_path(bad, where):
 
 
 def test_flags():
-    f = seccomp.compile(profile(flags=["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
-                                       "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]))
+    f = seccomp.compile(
+        profile(
+            flags=[
+                "SECCOMP_FILTER_FLAG_TSYNC",
+                "SECCOMP_FILTER_FLAG_LOG",
+                "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+            ]
+        )
+    )
     assert f.flags == seccomp.FLAG_TSYNC | seccomp.FLAG_LOG | seccomp.FLAG_SPEC_ALLOW
     # WAIT_KILLABLE_RECV means nothing without a listener (and the kernel says EINVAL)
     f = seccomp.compile(profile(flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]))
     assert f.flags == 0 and "WAIT_KILLABLE_RECV" in f.warnings[0]
-    f = seccomp.compile(profile(syscalls=[{"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}],
-                                flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", "SECCOMP_FILTER_FLAG_TSYNC"]))
+    f = seccomp.compile(
+        profile(
+            syscalls=[{"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}],
+            flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", "SECCOMP_FILTER_FLAG_TSYNC"],
+        )
+    )
     assert f.notify
-    assert f.flags == (seccomp.FLAG_WAIT_KILLABLE_RECV | seccomp.FLAG_NEW_LISTENER
-                       | seccomp.FLAG_TSYNC | seccomp.FLAG_TSYNC_ESRCH)
+    assert f.flags == (
+        seccomp.FLAG_WAIT_KILLABLE_RECV
+        | seccomp.FLAG_NEW_LISTENER
+        | seccomp.FLAG_TSYNC
+        | seccomp.FLAG_TSYNC_ESRCH
+    )
 
 
 def test_no_enosys_stub_for_permissive_defaults():
     rules = [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}]
     for default in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE"):
         f = seccomp.compile(profile(default, rules))
-        assert seccomp.ACT_ERRNO | errno.ENOSYS not in [k for c, _, _, k in iter_insns(f.bpf) if c == 6]
-    f = seccomp.compile(profile("SCMP_ACT_KILL", [{"names": ["getppid"], "action": "SCMP_ACT_ALLOW"}]))
+        assert seccomp.ACT_ERRNO | errno.ENOSYS not in [
+            k for c, _, _, k in iter_insns(f.bpf) if c == 6
+        ]
+    f = seccomp.compile(
+        profile("SCMP_ACT_KILL", [{"names": ["getppid"], "action": "SCMP_ACT_ALLOW"}])
+    )
     assert seccomp.ACT_ERRNO | errno.ENOSYS in [k for c, _, _, k in iter_insns(f.bpf) if c == 6]
 
 
@@ -226,8 +320,11 @@ def test_no_enosys_stub_for_permissive_defaults():
 
 @needs_load
 def test_errno_rule_blocks_mkdir(tmp_path):
-    f = seccomp.compile(profile(syscalls=[{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
-                                           "errnoRet": 99}]))
+    f = seccomp.compile(
+        profile(
+            syscalls=[{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 99}]
+        )
+    )
 
     def body(_fd):
         try:
@@ -243,8 +340,9 @@ def test_errno_rule_blocks_mkdir(tmp_path):
 
 
 @needs_load
-@pytest.mark.parametrize("action", ["SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS",
-                                    "SCMP_ACT_TRAP"])
+@pytest.mark.parametrize(
+    "action", ["SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP"]
+)
 def test_kill_and_trap_give_sigsys(action):
     f = seccomp.compile(profile(syscalls=[{"names": ["getppid"], "action": action}]))
     status, out = run_filtered(f, lambda _fd: sys(NR["getppid"]))
@@ -253,9 +351,14 @@ def test_kill_and_trap_give_sigsys(action):
 
 @needs_load
 def test_log_allows_and_trace_without_tracer_is_enosys():
-    f = seccomp.compile(profile(syscalls=[{"names": ["getppid"], "action": "SCMP_ACT_LOG"},
-                                          {"names": ["getpid"], "action": "SCMP_ACT_TRACE",
-                                           "errnoRet": 5}]))
+    f = seccomp.compile(
+        profile(
+            syscalls=[
+                {"names": ["getppid"], "action": "SCMP_ACT_LOG"},
+                {"names": ["getpid"], "action": "SCMP_ACT_TRACE", "errnoRet": 5},
+            ]
+        )
+    )
     status, out = run_filtered(f, lambda _fd: [sys(NR["getppid"]), sys(NR["getpid"])])
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (status, out)
     assert out == [os.getpid(), -errno.ENOSYS]
@@ -263,9 +366,12 @@ def test_log_allows_and_trace_without_tracer_is_enosys():
 
 @needs_load
 def test_notify_returns_a_listener_fd():
-    f = seccomp.compile(profile(syscalls=[{"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}],
-                                flags=["SECCOMP_FILTER_FLAG_TSYNC",
-                                       "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]))
+    f = seccomp.compile(
+        profile(
+            syscalls=[{"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}],
+            flags=["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+        )
+    )
     status, out = run_filtered(f, lambda fd: fd)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (status, out)
     assert out >= 3
@@ -273,9 +379,16 @@ def test_notify_returns_a_listener_fd():
 
 @needs_load
 def test_log_and_spec_allow_flags_load():
-    f = seccomp.compile(profile(syscalls=[{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}],
-                                flags=["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-                                       "SECCOMP_FILTER_FLAG_TSYNC"]))
+    f = seccomp.compile(
+        profile(
+            syscalls=[{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}],
+            flags=[
+                "SECCOMP_FILTER_FLAG_LOG",
+                "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                "SECCOMP_FILTER_FLAG_TSYNC",
+            ],
+        )
+    )
     status, out = run_filtered(f, lambda _fd: sys(NR["getppid"]))
     assert os.WIFEXITED(status) and out == -errno.EPERM, (status, out)
 
@@ -296,9 +409,18 @@ CLOSE_OPS = [
 @needs_load
 @pytest.mark.parametrize("op, value, value_two, probes", CLOSE_OPS, ids=[c[0] for c in CLOSE_OPS])
 def test_arg_ops(op, value, value_two, probes):
-    f = seccomp.compile(profile(syscalls=[{
-        "names": ["close"], "action": "SCMP_ACT_ERRNO", "errnoRet": 77,
-        "args": [{"index": 0, "op": op, "value": value, "valueTwo": value_two}]}]))
+    f = seccomp.compile(
+        profile(
+            syscalls=[
+                {
+                    "names": ["close"],
+                    "action": "SCMP_ACT_ERRNO",
+                    "errnoRet": 77,
+                    "args": [{"index": 0, "op": op, "value": value, "valueTwo": value_two}],
+                }
+            ]
+        )
+    )
     status, out = run_filtered(f, lambda _fd: {str(fd): sys(NR["close"], fd) for fd in probes})
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (status, out)
     assert out == {str(fd): (-77 if hit else -errno.EBADF) for fd, hit in probes.items()}
@@ -306,18 +428,40 @@ def test_arg_ops(op, value, value_two, probes):
 
 @needs_load
 def test_same_index_args_are_ored_different_indexes_anded():
-    f = seccomp.compile(profile(syscalls=[
-        {"names": ["close"], "action": "SCMP_ACT_ERRNO", "errnoRet": 77,
-         "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": 1000},
-                  {"index": 0, "op": "SCMP_CMP_EQ", "value": 1001}]},
-        {"names": ["lseek"], "action": "SCMP_ACT_ERRNO", "errnoRet": 78,
-         "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": 1000},
-                  {"index": 2, "op": "SCMP_CMP_EQ", "value": 1}]},
-    ]))
+    f = seccomp.compile(
+        profile(
+            syscalls=[
+                {
+                    "names": ["close"],
+                    "action": "SCMP_ACT_ERRNO",
+                    "errnoRet": 77,
+                    "args": [
+                        {"index": 0, "op": "SCMP_CMP_EQ", "value": 1000},
+                        {"index": 0, "op": "SCMP_CMP_EQ", "value": 1001},
+                    ],
+                },
+                {
+                    "names": ["lseek"],
+                    "action": "SCMP_ACT_ERRNO",
+                    "errnoRet": 78,
+                    "args": [
+                        {"index": 0, "op": "SCMP_CMP_EQ", "value": 1000},
+                        {"index": 2, "op": "SCMP_CMP_EQ", "value": 1},
+                    ],
+                },
+            ]
+        )
+    )
 
     def body(_fd):
-        return [sys(NR["close"], 1000), sys(NR["close"], 1001), sys(NR["close"], 1002),
-                sys(NR["lseek"], 1000, 0, 1), sys(NR["lseek"], 1000, 0, 0), sys(NR["lseek"], 1001, 0, 1)]
+        return [
+            sys(NR["close"], 1000),
+            sys(NR["close"], 1001),
+            sys(NR["close"], 1002),
+            sys(NR["lseek"], 1000, 0, 1),
+            sys(NR["lseek"], 1000, 0, 0),
+            sys(NR["lseek"], 1001, 0, 1),
+        ]
 
     status, out = run_filtered(f, body)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (status, out)
@@ -327,32 +471,60 @@ def test_same_index_args_are_ored_different_indexes_anded():
 
 # Enough for the child to run its body and report under a default-deny profile. The largest
 # of them on x86_64 is exit_group (231).
-CHILD_NEEDS = ["exit", "exit_group", "write", "brk", "mmap", "munmap", "mprotect", "madvise",
-               "rt_sigprocmask", "rt_sigaction", "futex", "getpid"]
+CHILD_NEEDS = [
+    "exit",
+    "exit_group",
+    "write",
+    "brk",
+    "mmap",
+    "munmap",
+    "mprotect",
+    "madvise",
+    "rt_sigprocmask",
+    "rt_sigaction",
+    "futex",
+    "getpid",
+]
 
 
 @needs_load
 def test_newer_syscalls_get_enosys():
-    f = seccomp.compile(profile("SCMP_ACT_ERRNO", [{"names": CHILD_NEEDS, "action": "SCMP_ACT_ALLOW"}],
-                                architectures=["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]))
+    f = seccomp.compile(
+        profile(
+            "SCMP_ACT_ERRNO",
+            [{"names": CHILD_NEEDS, "action": "SCMP_ACT_ALLOW"}],
+            architectures=["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        )
+    )
     buf = ctypes.create_string_buffer(8)
 
     def body(_fd):
-        return {"getpid": sys(NR["getpid"]) > 0,          # allowed
-                "getppid": sys(NR["getppid"]),           # older than the profile: default (EPERM)
-                "getrandom": sys(NR["getrandom"], ctypes.addressof(buf), 8, 0),  # newer: ENOSYS
-                "clone3": sys(NR["clone3"], 0, 0)}
+        return {
+            "getpid": sys(NR["getpid"]) > 0,  # allowed
+            "getppid": sys(NR["getppid"]),  # older than the profile: default (EPERM)
+            "getrandom": sys(NR["getrandom"], ctypes.addressof(buf), 8, 0),  # newer: ENOSYS
+            "clone3": sys(NR["clone3"], 0, 0),
+        }
 
     status, out = run_filtered(f, body)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (status, out)
-    assert out == {"getpid": True, "getppid": -errno.EPERM, "getrandom": -errno.ENOSYS,
-                   "clone3": -errno.ENOSYS}
+    assert out == {
+        "getpid": True,
+        "getppid": -errno.EPERM,
+        "getrandom": -errno.ENOSYS,
+        "clone3": -errno.ENOSYS,
+    }
 
 
 @needs_load
 def test_enosys_stub_absent_when_default_is_errno_enosys():
-    f = seccomp.compile(profile("SCMP_ACT_ERRNO", [{"names": CHILD_NEEDS, "action": "SCMP_ACT_ALLOW"}],
-                                defaultErrnoRet=errno.ENOSYS))
+    f = seccomp.compile(
+        profile(
+            "SCMP_ACT_ERRNO",
+            [{"names": CHILD_NEEDS, "action": "SCMP_ACT_ALLOW"}],
+            defaultErrnoRet=errno.ENOSYS,
+        )
+    )
     status, out = run_filtered(f, lambda _fd: [sys(NR["getppid"]), sys(NR["clone3"], 0, 0)])
     assert out == [-errno.ENOSYS, -errno.ENOSYS], (status, out)
 
@@ -411,18 +583,39 @@ def docker_like() -> dict:
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
         "syscalls": [
             {"names": DOCKER_ALLOW, "action": "SCMP_ACT_ALLOW"},
-            {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EAFNOSUPPORT,
-             "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_EQ"}]},
-            {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]},
-            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]},
-            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
-            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 0, "value": 4294967295, "op": "SCMP_CMP_EQ"}]},
-            {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 0, "value": 2114060288, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+            {
+                "names": ["socket"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": errno.EAFNOSUPPORT,
+                "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_EQ"}],
+            },
+            {
+                "names": ["socket"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}],
+            },
+            {
+                "names": ["personality"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}],
+            },
+            {
+                "names": ["personality"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}],
+            },
+            {
+                "names": ["personality"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": 4294967295, "op": "SCMP_CMP_EQ"}],
+            },
+            {
+                "names": ["clone"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [
+                    {"index": 0, "value": 2114060288, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}
+                ],
+            },
             {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS},
         ],
     }
@@ -434,8 +627,10 @@ def test_docker_like_profile_compiles_fast():
     t0 = time.perf_counter()
     f = seccomp.compile(prof)
     ms = (time.perf_counter() - t0) * 1000
-    print(f"\ndocker-like profile: {len(prof['syscalls'][0]['names'])} names, {f.insns} insns, "
-          f"{ms:.1f} ms, {len(f.warnings)} warnings")
+    print(
+        f"\ndocker-like profile: {len(prof['syscalls'][0]['names'])} names, {f.insns} insns, "
+        f"{ms:.1f} ms, {len(f.warnings)} warnings"
+    )
     assert f.insns <= seccomp.BPF_MAXINSNS
 
 
@@ -445,15 +640,24 @@ def test_docker_like_profile_runs_python():
 
     def body(_fd):
         import subprocess  # forks and execs under the filter (clone/execve allowed)
-        return {"cwd": os.getcwd(), "ls": len(os.listdir("/")) > 0,
-                "acct": sys(NR["acct"], 0),          # not in the profile: EPERM
-                "clone3": sys(NR["clone3"], 0, 0),   # explicit ENOSYS rule
-                "true": subprocess.run(["/bin/true"]).returncode}
+
+        return {
+            "cwd": os.getcwd(),
+            "ls": len(os.listdir("/")) > 0,
+            "acct": sys(NR["acct"], 0),  # not in the profile: EPERM
+            "clone3": sys(NR["clone3"], 0, 0),  # explicit ENOSYS rule
+            "true": subprocess.run(["/bin/true"]).returncode,
+        }
 
     status, out = run_filtered(f, body)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (status, out)
-    assert out == {"cwd": os.getcwd(), "ls": True, "acct": -errno.EPERM, "clone3": -errno.ENOSYS,
-                   "true": 0}
+    assert out == {
+        "cwd": os.getcwd(),
+        "ls": True,
+        "acct": -errno.EPERM,
+        "clone3": -errno.ENOSYS,
+        "true": 0,
+    }
 
 
 # --------------------------------------------------------------------------- cache
@@ -475,7 +679,11 @@ def test_cache_hit_same_bytes_without_libseccomp(tmp_path, monkeypatch):
     monkeypatch.setattr(seccomp, "_native", boom)
     again = seccomp_cache.compile_cached(copy.deepcopy(prof), cache)
     assert again.bpf == first.bpf
-    assert (again.flags, again.notify, again.warnings) == (first.flags, first.notify, first.warnings)
+    assert (again.flags, again.notify, again.warnings) == (
+        first.flags,
+        first.notify,
+        first.warnings,
+    )
     # key order does not matter (canonical JSON)
     reordered = dict(reversed(list(prof.items())))
     assert seccomp_cache.compile_cached(reordered, cache).bpf == first.bpf
@@ -544,7 +752,10 @@ def test_module_is_light(module):
     """Neither hashlib nor the cffi shim (libseccomp) at import time."""
     import subprocess
     import sys as _sys
-    code = (f"import sys; import {module}; "
-            "print(sorted(m for m in ('hashlib', 'ocirun._shim') if m in sys.modules))")
+
+    code = (
+        f"import sys; import {module}; "
+        "print(sorted(m for m in ('hashlib', 'ocirun._shim') if m in sys.modules))"
+    )
     out = subprocess.run([_sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

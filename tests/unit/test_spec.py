@@ -22,7 +22,9 @@ def config() -> dict:
     return defaults.default_config()
 
 
-def write_bundle(root, config: dict | None = None, raw: bytes | None = None, rootfs: bool = True) -> str:
+def write_bundle(
+    root, config: dict | None = None, raw: bytes | None = None, rootfs: bool = True
+) -> str:
     bundle = root / "bundle"
     bundle.mkdir()
     if rootfs:
@@ -46,66 +48,154 @@ def full_config() -> dict:
     """Every runtime-spec 1.3.0 field ocirun knows, with plausible values."""
     c = defaults.default_config()
     p = c["process"]
-    p.update(terminal=True, consoleSize={"height": 24, "width": 80}, oomScoreAdj=100, apparmorProfile="p",
-             selinuxLabel="system_u:system_r:container_t:s0", ioPriority={"class": "IOPRIO_CLASS_BE", "priority": 4},
-             scheduler={"policy": "SCHED_DEADLINE", "nice": 0, "priority": 0, "flags": ["SCHED_FLAG_RECLAIM"],
-                        "runtime": 1000, "deadline": 2000, "period": 3000},
-             execCPUAffinity={"initial": "0-1", "final": "0-3, 7"})
+    p.update(
+        terminal=True,
+        consoleSize={"height": 24, "width": 80},
+        oomScoreAdj=100,
+        apparmorProfile="p",
+        selinuxLabel="system_u:system_r:container_t:s0",
+        ioPriority={"class": "IOPRIO_CLASS_BE", "priority": 4},
+        scheduler={
+            "policy": "SCHED_DEADLINE",
+            "nice": 0,
+            "priority": 0,
+            "flags": ["SCHED_FLAG_RECLAIM"],
+            "runtime": 1000,
+            "deadline": 2000,
+            "period": 3000,
+        },
+        execCPUAffinity={"initial": "0-1", "final": "0-3, 7"},
+    )
     p["user"].update(umask=0o022, additionalGids=[5, 6])
-    p["capabilities"].update(inheritable=["CAP_KILL"], ambient=["CAP_NET_BIND_SERVICE", "CAP_CHECKPOINT_RESTORE"])
+    p["capabilities"].update(
+        inheritable=["CAP_KILL"], ambient=["CAP_NET_BIND_SERVICE", "CAP_CHECKPOINT_RESTORE"]
+    )
     p["rlimits"].append({"type": "RLIMIT_CORE", "soft": 0, "hard": 18446744073709551615})
     c["domainname"] = "example.org"
     c["annotations"] = {"org.example.key": "value"}
-    c["mounts"].append({"destination": "data", "type": "none", "source": "/srv/data",
-                        "options": ["rbind", "rprivate", "x-unknown-option=1"],
-                        "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
-                        "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]})
+    c["mounts"].append(
+        {
+            "destination": "data",
+            "type": "none",
+            "source": "/srv/data",
+            "options": ["rbind", "rprivate", "x-unknown-option=1"],
+            "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+        }
+    )
     hook = {"path": "/usr/bin/hook", "args": ["hook", "x"], "env": ["A=b"], "timeout": 5}
-    c["hooks"] = {phase: [dict(hook)] for phase in
-                  ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")}
+    c["hooks"] = {
+        phase: [dict(hook)]
+        for phase in (
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop",
+        )
+    }
     lx = c["linux"]
     lx["namespaces"] += [{"type": "user"}, {"type": "time"}]
     lx["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     lx["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     lx["timeOffsets"] = {"monotonic": {"secs": 172800, "nanosecs": 0}, "boottime": {"secs": -5}}
-    lx["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438, "uid": 0, "gid": 0},
-                     {"path": "/dev/fifo", "type": "p"}]
+    lx["devices"] = [
+        {
+            "path": "/dev/fuse",
+            "type": "c",
+            "major": 10,
+            "minor": 229,
+            "fileMode": 438,
+            "uid": 0,
+            "gid": 0,
+        },
+        {"path": "/dev/fifo", "type": "p"},
+    ]
     lx["netDevices"] = {"eth1": {"name": "ceth1"}, "eth2": {}}
     lx["cgroupsPath"] = "/ocirun/test"
     lx["resources"] = {
-        "devices": [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"}],
-        "memory": {"limit": 536870912, "reservation": -1, "swap": -1, "kernel": -1, "kernelTCP": -1,
-                   "swappiness": 0, "disableOOMKiller": False, "useHierarchy": True, "checkBeforeUpdate": True},
-        "cpu": {"shares": 1024, "quota": 100000, "burst": 10000, "period": 100000, "realtimeRuntime": 950000,
-                "realtimePeriod": 1000000, "cpus": "0-3", "mems": "0", "idle": 1},
+        "devices": [
+            {"allow": False, "access": "rwm"},
+            {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"},
+        ],
+        "memory": {
+            "limit": 536870912,
+            "reservation": -1,
+            "swap": -1,
+            "kernel": -1,
+            "kernelTCP": -1,
+            "swappiness": 0,
+            "disableOOMKiller": False,
+            "useHierarchy": True,
+            "checkBeforeUpdate": True,
+        },
+        "cpu": {
+            "shares": 1024,
+            "quota": 100000,
+            "burst": 10000,
+            "period": 100000,
+            "realtimeRuntime": 950000,
+            "realtimePeriod": 1000000,
+            "cpus": "0-3",
+            "mems": "0",
+            "idle": 1,
+        },
         "pids": {"limit": 32771},
-        "blockIO": {"weight": 10, "leafWeight": 10,
-                    "weightDevice": [{"major": 8, "minor": 0, "weight": 500, "leafWeight": 300}, {"major": 8, "minor": 16, "weight": 500}],
-                    "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 600}],
-                    "throttleWriteBpsDevice": [], "throttleReadIOPSDevice": [],
-                    "throttleWriteIOPSDevice": [{"major": 8, "minor": 16, "rate": 300}]},
-        "hugepageLimits": [{"pageSize": "2MB", "limit": 209715200}, {"pageSize": "64KB", "limit": 1000000}],
+        "blockIO": {
+            "weight": 10,
+            "leafWeight": 10,
+            "weightDevice": [
+                {"major": 8, "minor": 0, "weight": 500, "leafWeight": 300},
+                {"major": 8, "minor": 16, "weight": 500},
+            ],
+            "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 600}],
+            "throttleWriteBpsDevice": [],
+            "throttleReadIOPSDevice": [],
+            "throttleWriteIOPSDevice": [{"major": 8, "minor": 16, "rate": 300}],
+        },
+        "hugepageLimits": [
+            {"pageSize": "2MB", "limit": 209715200},
+            {"pageSize": "64KB", "limit": 1000000},
+        ],
         "network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 500}]},
         "rdma": {"mlx5_1": {"hcaHandles": 3, "hcaObjects": 10000}, "rxe3": {"hcaObjects": 10000}},
         "unified": {"io.max": "259:0 rbps=2097152", "memory.high": "1G"},
     }
     lx["rootfsPropagation"] = "rslave"
     lx["seccomp"] = {
-        "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1,
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_RISCV64"],
         "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
-        "listenerPath": "/run/agent.sock", "listenerMetadata": "meta",
-        "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
-                     {"names": ["mkdirat"], "action": "SCMP_ACT_NOTIFY"},
-                     {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-                      "args": [{"index": 0, "value": 8, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]},
-                     {"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}
+        "listenerPath": "/run/agent.sock",
+        "listenerMetadata": "meta",
+        "syscalls": [
+            {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["mkdirat"], "action": "SCMP_ACT_NOTIFY"},
+            {
+                "names": ["personality"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": 8, "valueTwo": 0, "op": "SCMP_CMP_EQ"}],
+            },
+            {"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+        ],
+    }
     lx["sysctl"] = {"net.ipv4.ip_forward": "1", "net/ipv4/conf/eth0.100/forwarding": "1"}
     lx["mountLabel"] = "system_u:object_r:container_file_t:s0"
-    lx["intelRdt"] = {"closID": "guaranteed", "l3CacheSchema": "L3:0=7f0", "memBwSchema": "MB:0=20",
-                      "schemata": ["L2:0=f;1=f"], "enableMonitoring": True}
+    lx["intelRdt"] = {
+        "closID": "guaranteed",
+        "l3CacheSchema": "L3:0=7f0",
+        "memBwSchema": "MB:0=20",
+        "schemata": ["L2:0=f;1=f"],
+        "enableMonitoring": True,
+    }
     lx["personality"] = {"domain": "LINUX32", "flags": []}
-    lx["memoryPolicy"] = {"mode": "MPOL_INTERLEAVE", "nodes": "0-3,7", "flags": ["MPOL_F_STATIC_NODES"]}
+    lx["memoryPolicy"] = {
+        "mode": "MPOL_INTERLEAVE",
+        "nodes": "0-3,7",
+        "flags": ["MPOL_F_STATIC_NODES"],
+    }
     c["x-vendor-extension"] = {"anything": [1, 2, 3]}
     return c
 
@@ -123,15 +213,26 @@ def test_any_1x_oci_version_accepted(config, version):
 @pytest.mark.parametrize(
     "mutate",
     [
-        pytest.param(lambda c: c["mounts"].append({"destination": "relative/dir", "type": "tmpfs", "source": "tmpfs"}),
-                     id="relative-mount-destination"),
-        pytest.param(lambda c: c["mounts"][1]["options"].append("some-fs-data=1"), id="unknown-mount-option"),
+        pytest.param(
+            lambda c: c["mounts"].append(
+                {"destination": "relative/dir", "type": "tmpfs", "source": "tmpfs"}
+            ),
+            id="relative-mount-destination",
+        ),
+        pytest.param(
+            lambda c: c["mounts"][1]["options"].append("some-fs-data=1"), id="unknown-mount-option"
+        ),
         pytest.param(lambda c: c.update(unknownTopLevel=True), id="unknown-top-level-key"),
         pytest.param(lambda c: c["linux"].update(futureField={"x": 1}), id="unknown-linux-key"),
         pytest.param(lambda c: c.update(annotations=None), id="null-annotations"),
-        pytest.param(lambda c: c["linux"]["namespaces"].__setitem__(0, {"type": "pid", "path": ""}), id="empty-ns-path"),
-        pytest.param(lambda c: c["linux"]["namespaces"].append({"type": "user", "path": "/proc/1/ns/user"}),
-                     id="joined-userns-needs-no-mappings"),
+        pytest.param(
+            lambda c: c["linux"]["namespaces"].__setitem__(0, {"type": "pid", "path": ""}),
+            id="empty-ns-path",
+        ),
+        pytest.param(
+            lambda c: c["linux"]["namespaces"].append({"type": "user", "path": "/proc/1/ns/user"}),
+            id="joined-userns-needs-no-mappings",
+        ),
     ],
 )
 def test_accepted_variants(config, mutate):
@@ -153,6 +254,7 @@ def _set(path: str, value):
     def mutate(c):
         node, key = _parent(c, path)
         node[key] = value
+
     return mutate
 
 
@@ -160,6 +262,7 @@ def _del(path: str):
     def mutate(c):
         node, key = _parent(c, path)
         del node[key]
+
     return mutate
 
 
@@ -167,90 +270,279 @@ def _do(*fns):
     def mutate(c):
         for fn in fns:
             fn(c)
+
     return mutate
 
 
 BAD = [
-    ("ns-wrong-type", _set("linux.namespaces.2.type", "foo"),
-     "/linux/namespaces/2/type", "'foo' is not one of ['pid', 'network', 'mount'"),
-    ("ns-duplicate", lambda c: c["linux"]["namespaces"].append({"type": "pid"}),
-     "/linux/namespaces/5/type", "duplicate namespace type 'pid'"),
-    ("ns-relative-path", _set("linux.namespaces.1.path", "proc/1/ns/net"),
-     "/linux/namespaces/1/path", "must be an absolute path"),
-    ("userns-without-mappings", lambda c: c["linux"]["namespaces"].append({"type": "user"}),
-     "/linux", "a new user namespace requires uid mappings"),
-    ("userns-empty-gid-mappings", _do(lambda c: c["linux"]["namespaces"].append({"type": "user"}),
-                                      _set("linux.uidMappings", [{"containerID": 0, "hostID": 1000, "size": 1}]),
-                                      _set("linux.gidMappings", [])),
-     "/linux/gidMappings", "a new user namespace requires gid mappings"),
-    ("timeoffsets-unknown-clock", _do(lambda c: c["linux"]["namespaces"].append({"type": "time"}),
-                                      _set("linux.timeOffsets", {"realtime": {"secs": 1}})),
-     "/linux/timeOffsets/realtime", "unknown clock 'realtime'"),
-    ("cwd-relative", _set("process.cwd", "tmp"), "/process/cwd", "must be an absolute path, got 'tmp'"),
+    (
+        "ns-wrong-type",
+        _set("linux.namespaces.2.type", "foo"),
+        "/linux/namespaces/2/type",
+        "'foo' is not one of ['pid', 'network', 'mount'",
+    ),
+    (
+        "ns-duplicate",
+        lambda c: c["linux"]["namespaces"].append({"type": "pid"}),
+        "/linux/namespaces/5/type",
+        "duplicate namespace type 'pid'",
+    ),
+    (
+        "ns-relative-path",
+        _set("linux.namespaces.1.path", "proc/1/ns/net"),
+        "/linux/namespaces/1/path",
+        "must be an absolute path",
+    ),
+    (
+        "userns-without-mappings",
+        lambda c: c["linux"]["namespaces"].append({"type": "user"}),
+        "/linux",
+        "a new user namespace requires uid mappings",
+    ),
+    (
+        "userns-empty-gid-mappings",
+        _do(
+            lambda c: c["linux"]["namespaces"].append({"type": "user"}),
+            _set("linux.uidMappings", [{"containerID": 0, "hostID": 1000, "size": 1}]),
+            _set("linux.gidMappings", []),
+        ),
+        "/linux/gidMappings",
+        "a new user namespace requires gid mappings",
+    ),
+    (
+        "timeoffsets-unknown-clock",
+        _do(
+            lambda c: c["linux"]["namespaces"].append({"type": "time"}),
+            _set("linux.timeOffsets", {"realtime": {"secs": 1}}),
+        ),
+        "/linux/timeOffsets/realtime",
+        "unknown clock 'realtime'",
+    ),
+    (
+        "cwd-relative",
+        _set("process.cwd", "tmp"),
+        "/process/cwd",
+        "must be an absolute path, got 'tmp'",
+    ),
     ("cwd-missing", _del("process.cwd"), "/process", "'cwd' is a required property"),
     ("args-missing", _del("process.args"), "/process", "'args' is a required property"),
     ("args-empty", _set("process.args", []), "/process/args", "must not be empty"),
     ("args-not-a-list", _set("process.args", "sh"), "/process/args", "'sh' is not of type 'array'"),
-    ("args-item-not-string", _set("process.args", ["sh", 1]), "/process/args/1", "1 is not of type 'string'"),
+    (
+        "args-item-not-string",
+        _set("process.args", ["sh", 1]),
+        "/process/args/1",
+        "1 is not of type 'string'",
+    ),
     ("oci-version-2", _set("ociVersion", "2.0.0"), "/ociVersion", "unsupported ociVersion '2.0.0'"),
-    ("oci-version-garbage", _set("ociVersion", "latest"), "/ociVersion", "invalid ociVersion 'latest'"),
+    (
+        "oci-version-garbage",
+        _set("ociVersion", "latest"),
+        "/ociVersion",
+        "invalid ociVersion 'latest'",
+    ),
     ("oci-version-missing", _del("ociVersion"), "/", "'ociVersion' is a required property"),
     ("process-missing", _del("process"), "/", "'process' is a required property"),
-    ("rlimit-unknown", _set("process.rlimits.0.type", "RLIMIT_FOO"),
-     "/process/rlimits/0/type", "unknown rlimit 'RLIMIT_FOO'"),
-    ("rlimit-bad-form", _set("process.rlimits.0.type", "nofile"), "/process/rlimits/0/type", "does not match"),
-    ("rlimit-soft-gt-hard", _set("process.rlimits.0.soft", 2048),
-     "/process/rlimits/0", "soft limit 2048 is greater than hard limit 1024"),
-    ("rlimit-duplicate", lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_NOFILE", "soft": 1, "hard": 1}),
-     "/process/rlimits/1/type", "duplicate rlimit 'RLIMIT_NOFILE'"),
-    ("rlimit-missing-hard", _del("process.rlimits.0.hard"), "/process/rlimits/0", "'hard' is a required property"),
-    ("hook-relative-path", _set("hooks", {"prestart": [{"path": "bin/hook"}]}),
-     "/hooks/prestart/0/path", "must be an absolute path"),
-    ("hook-timeout-zero", _set("hooks", {"poststart": [{"path": "/bin/true", "timeout": 0}]}),
-     "/hooks/poststart/0/timeout", "must be greater than zero, got 0"),
-    ("hook-missing-path", _set("hooks", {"poststop": [{"args": ["x"]}]}),
-     "/hooks/poststop/0", "'path' is a required property"),
-    ("device-type-x", _set("linux.devices", [{"path": "/dev/x", "type": "x", "major": 1, "minor": 1}]),
-     "/linux/devices/0/type", "'x' is not one of ['c', 'b', 'u', 'p']"),
-    ("device-missing-major", _set("linux.devices", [{"path": "/dev/x", "type": "c", "minor": 1}]),
-     "/linux/devices/0", "'major' is required for device type 'c'"),
-    ("mount-without-destination", _del("mounts.1.destination"), "/mounts/1", "'destination' is a required property"),
-    ("mount-options-not-strings", _set("mounts.1.options", [1]), "/mounts/1/options/0", "is not of type 'string'"),
-    ("uid-not-integer", _set("process.user.uid", "0"), "/process/user/uid", "'0' is not of type 'integer'"),
-    ("uid-negative", _set("process.user.uid", -1), "/process/user/uid", "-1 is less than the minimum of 0"),
-    ("gid-too-big", _set("process.user.gid", 1 << 32), "/process/user/gid", "is greater than the maximum"),
-    ("sysctl-dotdot", _set("linux.sysctl", {"net/../../../etc/passwd": "x"}),
-     "/linux/sysctl/net~1..~1..~1..~1etc~1passwd", "invalid sysctl name"),
-    ("sysctl-empty-component", _set("linux.sysctl", {"kernel..shmmax": "1"}),
-     "/linux/sysctl/kernel..shmmax", "invalid sysctl name"),
+    (
+        "rlimit-unknown",
+        _set("process.rlimits.0.type", "RLIMIT_FOO"),
+        "/process/rlimits/0/type",
+        "unknown rlimit 'RLIMIT_FOO'",
+    ),
+    (
+        "rlimit-bad-form",
+        _set("process.rlimits.0.type", "nofile"),
+        "/process/rlimits/0/type",
+        "does not match",
+    ),
+    (
+        "rlimit-soft-gt-hard",
+        _set("process.rlimits.0.soft", 2048),
+        "/process/rlimits/0",
+        "soft limit 2048 is greater than hard limit 1024",
+    ),
+    (
+        "rlimit-duplicate",
+        lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_NOFILE", "soft": 1, "hard": 1}),
+        "/process/rlimits/1/type",
+        "duplicate rlimit 'RLIMIT_NOFILE'",
+    ),
+    (
+        "rlimit-missing-hard",
+        _del("process.rlimits.0.hard"),
+        "/process/rlimits/0",
+        "'hard' is a required property",
+    ),
+    (
+        "hook-relative-path",
+        _set("hooks", {"prestart": [{"path": "bin/hook"}]}),
+        "/hooks/prestart/0/path",
+        "must be an absolute path",
+    ),
+    (
+        "hook-timeout-zero",
+        _set("hooks", {"poststart": [{"path": "/bin/true", "timeout": 0}]}),
+        "/hooks/poststart/0/timeout",
+        "must be greater than zero, got 0",
+    ),
+    (
+        "hook-missing-path",
+        _set("hooks", {"poststop": [{"args": ["x"]}]}),
+        "/hooks/poststop/0",
+        "'path' is a required property",
+    ),
+    (
+        "device-type-x",
+        _set("linux.devices", [{"path": "/dev/x", "type": "x", "major": 1, "minor": 1}]),
+        "/linux/devices/0/type",
+        "'x' is not one of ['c', 'b', 'u', 'p']",
+    ),
+    (
+        "device-missing-major",
+        _set("linux.devices", [{"path": "/dev/x", "type": "c", "minor": 1}]),
+        "/linux/devices/0",
+        "'major' is required for device type 'c'",
+    ),
+    (
+        "mount-without-destination",
+        _del("mounts.1.destination"),
+        "/mounts/1",
+        "'destination' is a required property",
+    ),
+    (
+        "mount-options-not-strings",
+        _set("mounts.1.options", [1]),
+        "/mounts/1/options/0",
+        "is not of type 'string'",
+    ),
+    (
+        "uid-not-integer",
+        _set("process.user.uid", "0"),
+        "/process/user/uid",
+        "'0' is not of type 'integer'",
+    ),
+    (
+        "uid-negative",
+        _set("process.user.uid", -1),
+        "/process/user/uid",
+        "-1 is less than the minimum of 0",
+    ),
+    (
+        "gid-too-big",
+        _set("process.user.gid", 1 << 32),
+        "/process/user/gid",
+        "is greater than the maximum",
+    ),
+    (
+        "sysctl-dotdot",
+        _set("linux.sysctl", {"net/../../../etc/passwd": "x"}),
+        "/linux/sysctl/net~1..~1..~1..~1etc~1passwd",
+        "invalid sysctl name",
+    ),
+    (
+        "sysctl-empty-component",
+        _set("linux.sysctl", {"kernel..shmmax": "1"}),
+        "/linux/sysctl/kernel..shmmax",
+        "invalid sysctl name",
+    ),
     ("hostname-not-string", _set("hostname", 42), "/hostname", "42 is not of type 'string'"),
-    ("hostname-without-uts", _set("linux.namespaces", [{"type": "mount"}]),
-     "/hostname", "requires a uts namespace"),
+    (
+        "hostname-without-uts",
+        _set("linux.namespaces", [{"type": "mount"}]),
+        "/hostname",
+        "requires a uts namespace",
+    ),
     ("root-missing", _del("root"), "/", "'root' is a required property"),
-    ("root-path-missing", _set("root", {"readonly": True}), "/root", "'path' is a required property"),
-    ("rootfs-propagation-bad", _set("linux.rootfsPropagation", "weird"),
-     "/linux/rootfsPropagation", "'weird' is not one of"),
-    ("seccomp-bad-op", _set("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        {"names": ["x"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_XX"}]}]}),
-     "/linux/seccomp/syscalls/0/args/0/op", "'SCMP_CMP_XX' is not one of"),
-    ("seccomp-notify-without-listener", _set("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        {"names": ["x"], "action": "SCMP_ACT_NOTIFY"}]}),
-     "/linux/seccomp/listenerPath", "required when a rule uses SCMP_ACT_NOTIFY"),
-    ("seccomp-errnoret-with-allow", _set("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        {"names": ["x"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1}]}),
-     "/linux/seccomp/syscalls/0/errnoRet", "not supported with action 'SCMP_ACT_ALLOW'"),
-    ("memory-limit-string", _set("linux.resources.memory", {"limit": "1G"}),
-     "/linux/resources/memory/limit", "'1G' is not of type 'integer'"),
-    ("cgroup-device-access-bad", _set("linux.resources.devices.0.access", "rwx"),
-     "/linux/resources/devices/0/access", "does not match"),
-    ("rdma-empty-entry", _set("linux.resources.rdma", {"mlx5_1": {}}),
-     "/linux/resources/rdma/mlx5_1", "at least one of 'hcaHandles', 'hcaObjects' is required"),
-    ("ioprio-bad-class", _set("process.ioPriority", {"class": "IOPRIO_CLASS_FAST"}),
-     "/process/ioPriority/class", "is not one of"),
-    ("memory-policy-bad-mode", _set("linux.memoryPolicy", {"mode": "MPOL_FASTEST"}),
-     "/linux/memoryPolicy/mode", "'MPOL_FASTEST' is not one of"),
-    ("intelrdt-schemata-not-list", _set("linux.intelRdt", {"schemata": "L3:0=f"}),
-     "/linux/intelRdt/schemata", "is not of type 'array'"),
+    (
+        "root-path-missing",
+        _set("root", {"readonly": True}),
+        "/root",
+        "'path' is a required property",
+    ),
+    (
+        "rootfs-propagation-bad",
+        _set("linux.rootfsPropagation", "weird"),
+        "/linux/rootfsPropagation",
+        "'weird' is not one of",
+    ),
+    (
+        "seccomp-bad-op",
+        _set(
+            "linux.seccomp",
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [
+                    {
+                        "names": ["x"],
+                        "action": "SCMP_ACT_ERRNO",
+                        "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_XX"}],
+                    }
+                ],
+            },
+        ),
+        "/linux/seccomp/syscalls/0/args/0/op",
+        "'SCMP_CMP_XX' is not one of",
+    ),
+    (
+        "seccomp-notify-without-listener",
+        _set(
+            "linux.seccomp",
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["x"], "action": "SCMP_ACT_NOTIFY"}],
+            },
+        ),
+        "/linux/seccomp/listenerPath",
+        "required when a rule uses SCMP_ACT_NOTIFY",
+    ),
+    (
+        "seccomp-errnoret-with-allow",
+        _set(
+            "linux.seccomp",
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["x"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1}],
+            },
+        ),
+        "/linux/seccomp/syscalls/0/errnoRet",
+        "not supported with action 'SCMP_ACT_ALLOW'",
+    ),
+    (
+        "memory-limit-string",
+        _set("linux.resources.memory", {"limit": "1G"}),
+        "/linux/resources/memory/limit",
+        "'1G' is not of type 'integer'",
+    ),
+    (
+        "cgroup-device-access-bad",
+        _set("linux.resources.devices.0.access", "rwx"),
+        "/linux/resources/devices/0/access",
+        "does not match",
+    ),
+    (
+        "rdma-empty-entry",
+        _set("linux.resources.rdma", {"mlx5_1": {}}),
+        "/linux/resources/rdma/mlx5_1",
+        "at least one of 'hcaHandles', 'hcaObjects' is required",
+    ),
+    (
+        "ioprio-bad-class",
+        _set("process.ioPriority", {"class": "IOPRIO_CLASS_FAST"}),
+        "/process/ioPriority/class",
+        "is not one of",
+    ),
+    (
+        "memory-policy-bad-mode",
+        _set("linux.memoryPolicy", {"mode": "MPOL_FASTEST"}),
+        "/linux/memoryPolicy/mode",
+        "'MPOL_FASTEST' is not one of",
+    ),
+    (
+        "intelrdt-schemata-not-list",
+        _set("linux.intelRdt", {"schemata": "L3:0=f"}),
+        "/linux/intelRdt/schemata",
+        "is not of type 'array'",
+    ),
 ]
 
 
@@ -263,10 +555,10 @@ def test_invalid_config_reports_path_and_reason(config, name, mutate, path, frag
 
 
 def test_all_problems_reported_schema_first_then_sorted(config):
-    config["process"]["cwd"] = "relative"                     # semantic
-    config["linux"]["namespaces"][2]["type"] = "foo"          # schema
-    config["process"]["user"]["uid"] = "x"                    # schema
-    config["hostname"] = 1                                    # schema
+    config["process"]["cwd"] = "relative"  # semantic
+    config["linux"]["namespaces"][2]["type"] = "foo"  # schema
+    config["process"]["user"]["uid"] = "x"  # schema
+    config["hostname"] = 1  # schema
     problems = spec.validate(config)
     assert problems == [
         "/hostname: 1 is not of type 'string'",
@@ -286,7 +578,13 @@ def test_sort_is_numeric_for_array_indices(config):
 
 def test_malformed_sections_do_not_crash_semantic_checks(config):
     config["process"] = {"args": "x", "capabilities": [], "rlimits": {}, "cwd": 5}
-    config["linux"] = {"namespaces": {}, "devices": "x", "sysctl": [], "seccomp": [], "timeOffsets": 1}
+    config["linux"] = {
+        "namespaces": {},
+        "devices": "x",
+        "sysctl": [],
+        "seccomp": [],
+        "timeOffsets": 1,
+    }
     config["hooks"] = []
     config["mounts"] = [1, None]
     problems = spec.validate(config)
@@ -349,7 +647,9 @@ def test_load_bundle_not_json_names_line_and_column(tmp_path):
     _one_line_error(ei, BundleError, "config.json", "line 3, column 3")
 
 
-@pytest.mark.parametrize("raw", [b"", b"\xff\xfe\xfa", b'{"a": NaN}'], ids=["empty", "binary", "nan"])
+@pytest.mark.parametrize(
+    "raw", [b"", b"\xff\xfe\xfa", b'{"a": NaN}'], ids=["empty", "binary", "nan"]
+)
 def test_load_bundle_other_unparsable(tmp_path, raw):
     bundle = write_bundle(tmp_path, raw=raw)
     with pytest.raises(BundleError) as ei:
@@ -484,8 +784,9 @@ def test_cache_untrusted_dir_is_ignored(tmp_path, config, cache_dir, monkeypatch
 
 def _run_python(code: str) -> str:
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=REPO, check=True, capture_output=True, text=True
+    )
     return out.stdout.strip()
 
 
@@ -496,8 +797,10 @@ def test_import_does_not_load_jsonschema():
 def test_cache_hit_does_not_load_jsonschema(tmp_path, config, cache_dir):
     bundle = write_bundle(tmp_path, config)
     spec.load_bundle_cached(bundle, cache_dir)
-    code = (f"import sys, ocirun.spec as s; s.load_bundle_cached({bundle!r}, {cache_dir!r}); "
-            "print('jsonschema' in sys.modules)")
+    code = (
+        f"import sys, ocirun.spec as s; s.load_bundle_cached({bundle!r}, {cache_dir!r}); "
+        "print('jsonschema' in sys.modules)"
+    )
     assert _run_python(code) == "False"
 
 
@@ -510,7 +813,11 @@ def test_schema_files_are_valid_draft4_and_refs_resolve():
     from referencing.jsonschema import DRAFT4
 
     sdir = spec.schemas_dir()
-    docs = {n: json.loads(open(os.path.join(sdir, n)).read()) for n in os.listdir(sdir) if n.endswith(".json")}
+    docs = {
+        n: json.loads(open(os.path.join(sdir, n)).read())
+        for n in os.listdir(sdir)
+        if n.endswith(".json")
+    }
     registry = Registry().with_resources((n, DRAFT4.create_resource(d)) for n, d in docs.items())
 
     def refs(node):
@@ -540,10 +847,21 @@ def test_tables():
     assert tables.CAPS["CAP_CHECKPOINT_RESTORE"] == 40 and tables.CAPS["CAP_SYS_ADMIN"] == 21
     assert len(tables.RLIMITS) == 16 and sorted(tables.RLIMITS.values()) == list(range(16))
     assert tables.RLIMITS["RLIMIT_NOFILE"] == 7
-    assert set(tables.NAMESPACES) == {"pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"}
+    assert set(tables.NAMESPACES) == {
+        "pid",
+        "network",
+        "mount",
+        "ipc",
+        "uts",
+        "user",
+        "cgroup",
+        "time",
+    }
     assert tables.NAMESPACES["user"] == 0x10000000 and tables.NAMESPACES["time"] == 0x80
-    for opt in ("ro rw nosuid suid nodev dev noexec exec sync async dirsync remount mand nomand atime noatime "
-                "diratime nodiratime relatime norelatime strictatime nostrictatime bind rbind").split():
+    for opt in (
+        "ro rw nosuid suid nodev dev noexec exec sync async dirsync remount mand nomand atime noatime "  # noqa: E501
+        "diratime nodiratime relatime norelatime strictatime nostrictatime bind rbind"
+    ).split():
         set_, clear = tables.MOUNT_FLAGS[opt]
         assert isinstance(set_, int) and isinstance(clear, int) and (set_ or clear)
     assert tables.MOUNT_FLAGS["rbind"] == (tables.MS_BIND | tables.MS_REC, 0)
@@ -562,10 +880,24 @@ def test_default_config_shape_and_freshness():
     assert c["process"]["terminal"] is True and c["hostname"] == "runc"
     assert c["process"]["capabilities"] == {
         kind: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-        for kind in ("bounding", "effective", "permitted", "ambient")}
-    assert [ns["type"] for ns in c["linux"]["namespaces"]] == ["pid", "network", "ipc", "uts", "mount"]
+        for kind in ("bounding", "effective", "permitted", "ambient")
+    }
+    assert [ns["type"] for ns in c["linux"]["namespaces"]] == [
+        "pid",
+        "network",
+        "ipc",
+        "uts",
+        "mount",
+    ]
     assert [m["destination"] for m in c["mounts"]] == [
-        "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"]
+        "/proc",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/sys",
+        "/sys/fs/cgroup",
+    ]
 
 
 def test_rootless_default_config():
@@ -576,7 +908,9 @@ def test_rootless_default_config():
     assert c["linux"]["gidMappings"] == [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
     sys_mount = next(m for m in c["mounts"] if m["destination"] == "/sys")
     assert "rbind" in sys_mount["options"] and sys_mount["source"] == "/sys"
-    assert not any(o.startswith(("uid=", "gid=")) for m in c["mounts"] for o in m.get("options", []))
+    assert not any(
+        o.startswith(("uid=", "gid=")) for m in c["mounts"] for o in m.get("options", [])
+    )
     assert "resources" not in c["linux"]
 
 
@@ -590,8 +924,10 @@ def test_read_json_object(tmp_path, monkeypatch):
     f = tmp_path / "r.json"
     f.write_bytes(b'\xef\xbb\xbf{"pids": {"limit": 3}}')  # a BOM is skipped
     assert spec.read_json_object(str(f), "resources") == {"pids": {"limit": 3}}
-    for text, msg in (("[1]", f"{f}: resources must be a JSON object"),
-                      ("{", f"{f}: invalid JSON")):
+    for text, msg in (
+        ("[1]", f"{f}: resources must be a JSON object"),
+        ("{", f"{f}: invalid JSON"),
+    ):
         f.write_text(text)
         with pytest.raises(OcirunError, match="^" + msg):
             spec.read_json_object(str(f), "resources")

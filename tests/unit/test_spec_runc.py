@@ -25,8 +25,14 @@ needs_runc = pytest.mark.skipif(RUNC is None, reason="runc is not installed")
 def spec_of(tool: str, tmp_path: Path, *flags: str) -> tuple[dict, str]:
     d = tmp_path / Path(tool).name
     d.mkdir()
-    r = subprocess.run([tool, "spec", *flags], cwd=d, capture_output=True, text=True,
-                       stdin=subprocess.DEVNULL, timeout=30)
+    r = subprocess.run(
+        [tool, "spec", *flags],
+        cwd=d,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+    )
     assert r.returncode == 0, f"{tool} spec {' '.join(flags)}: {r.stderr}"
     text = (d / "config.json").read_text()
     return json.loads(text), text
@@ -38,8 +44,8 @@ def documented(ours: dict, theirs: dict) -> dict:
     assert ours["ociVersion"] == SPEC_VERSION
     ours["ociVersion"] = theirs["ociVersion"]
     masked = ours["linux"]["maskedPaths"]
-    assert masked[-len(EXTRA_MASKED):] == EXTRA_MASKED
-    del masked[-len(EXTRA_MASKED):]
+    assert masked[-len(EXTRA_MASKED) :] == EXTRA_MASKED
+    del masked[-len(EXTRA_MASKED) :]
     return ours
 
 
@@ -65,10 +71,14 @@ def test_spec_matches_runc(tmp_path, flags):
     ours, our_text = spec_of(OCIRUN, tmp_path, *flags)
     ours = documented(ours, theirs)
     a, b = paths(ours), paths(theirs)
-    diff = {k: (a.get(k, "<missing>"), b.get(k, "<missing>"))
-            for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
+    diff = {
+        k: (a.get(k, "<missing>"), b.get(k, "<missing>"))
+        for k in sorted(a.keys() | b.keys())
+        if a.get(k) != b.get(k)
+    }
     assert diff == {}, "ocirun spec vs runc spec (ours, runc's):\n" + "\n".join(
-        f"  {k}: {v[0]!r} vs {v[1]!r}" for k, v in diff.items())
+        f"  {k}: {v[0]!r} vs {v[1]!r}" for k, v in diff.items()
+    )
     # The same keys in the same order, and the same layout (tabs), so the files diff cleanly.
     assert json.dumps(ours) == json.dumps(theirs)
     assert our_text.startswith('{\n\t"ociVersion": ')
@@ -82,8 +92,12 @@ def test_spec_defaults_without_runc(tmp_path):
     assert p["terminal"] is True and p["args"] == ["sh"] and p["cwd"] == "/"
     assert p["user"] == {"uid": 0, "gid": 0} and p["noNewPrivileges"] is True
     caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-    assert p["capabilities"] == {k: caps for k in ("bounding", "effective", "permitted",
-                                                   "ambient")}
+    assert p["capabilities"] == {k: caps for k in ("bounding", "effective", "permitted", "ambient")}
     assert cfg["hostname"] == "runc" and cfg["root"] == {"path": "rootfs", "readonly": True}
-    assert [n["type"] for n in cfg["linux"]["namespaces"]] == ["pid", "network", "ipc", "uts",
-                                                               "mount"]
+    assert [n["type"] for n in cfg["linux"]["namespaces"]] == [
+        "pid",
+        "network",
+        "ipc",
+        "uts",
+        "mount",
+    ]

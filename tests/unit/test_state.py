@@ -8,7 +8,6 @@ import pytest
 from ocirun import paths, state
 from ocirun.errors import StateDamaged, UsageError
 
-
 # --------------------------------------------------------------------------- check_id
 
 
@@ -53,8 +52,23 @@ def test_a_bad_id_is_refused_before_any_path_is_built(tmp_path, cid):
 # --------------------------------------------------------------------------- paths
 
 
-@pytest.mark.parametrize("path", ["/", "/a/b", "/a//b/", "/a/./b/../c", "/..", "/a/..",
-                                  "rel", "rel/../x", "./x/.", "../up", "a//b", "."])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/a/b",
+        "/a//b/",
+        "/a/./b/../c",
+        "/..",
+        "/a/..",
+        "rel",
+        "rel/../x",
+        "./x/.",
+        "../up",
+        "a//b",
+        ".",
+    ],
+)
 def test_abspath_is_os_path_abspath(path):
     assert paths.abspath(path) == os.path.abspath(path)
 
@@ -83,11 +97,19 @@ def test_exists_and_is_dir(tmp_path):
 GOOD = b'{"id": "c1", "pid": 42, "start_time": 7, "bundle": "/b"}'
 
 
-@pytest.mark.parametrize("raw, why", [
-    (GOOD[:20], "invalid JSON"), (b"", "empty file"), (b" \n", "empty file"),
-    (b"[1]", "not a JSON object"), (b"{}", "no init pid"), (b'{"pid": "1"}', "no init pid"),
-    (b"\xff\xfe", "invalid JSON"), (b"[" * 5000, "invalid JSON"),
-])
+@pytest.mark.parametrize(
+    "raw, why",
+    [
+        (GOOD[:20], "invalid JSON"),
+        (b"", "empty file"),
+        (b" \n", "empty file"),
+        (b"[1]", "not a JSON object"),
+        (b"{}", "no init pid"),
+        (b'{"pid": "1"}', "no init pid"),
+        (b"\xff\xfe", "invalid JSON"),
+        (b"[" * 5000, "invalid JSON"),
+    ],
+)
 def test_a_damaged_state_file_is_an_error_naming_it(tmp_path, raw, why):
     d = tmp_path / "c1"
     d.mkdir()

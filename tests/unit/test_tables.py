@@ -26,9 +26,10 @@ def test_rlimits_match_the_resource_module():
         assert getattr(resource, name) == tables.RLIMITS[name], name
 
 
-@pytest.mark.parametrize("text,num", [("TERM", 15), ("sigkill", 9), ("9", 9), ("HUP", 1),
-                                      ("RTMIN+3", 37), ("RTMAX", 64),
-                                      ("0", 0)])  # runc: kill ID 0 checks the init is alive
+@pytest.mark.parametrize(
+    "text,num",
+    [("TERM", 15), ("sigkill", 9), ("9", 9), ("HUP", 1), ("RTMIN+3", 37), ("RTMAX", 64), ("0", 0)],
+)  # runc: kill ID 0 checks the init is alive
 def test_parse_signal(text, num):
     assert parse_signal(text) == num
 

@@ -16,8 +16,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 IN_VM = os.environ.get("OCIRUN_IN_VM") == "1"
-WHY = ("tests/vm run only inside the cgroup v2 VM (make test-vm sets OCIRUN_IN_VM=1); "
-       "this is not it")
+WHY = "tests/vm run only inside the cgroup v2 VM (make test-vm sets OCIRUN_IN_VM=1); this is not it"
 
 
 def _named_explicitly(config) -> bool:

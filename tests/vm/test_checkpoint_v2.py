@@ -22,8 +22,10 @@ BUNDLE = REPO / "bundles" / "busybox"
 CG = "/sys/fs/cgroup"
 TIMEOUT = 300  # one call, under TCG
 # written then renamed: a reader never sees the file empty
-COUNT = ("i=0; while true; do i=$((i+1)); echo $i > /dev/shm/t; mv /dev/shm/t /dev/shm/n; "
-         "sleep 0.1; done")
+COUNT = (
+    "i=0; while true; do i=$((i+1)); echo $i > /dev/shm/t; mv /dev/shm/t /dev/shm/n; "
+    "sleep 0.1; done"
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,22 +46,32 @@ def test_checkpoint_restore_on_cgroup_v2(criu, tmp_path):
     def call(*args):
         # stdio on /dev/null: a detached container keeps a pipe open (communicate would
         # wait for ever), and CRIU cannot dump stdio on a host file. Errors: in --log.
-        return subprocess.run([OCIRUN, "--root", root, "--criu", criu, "--log", str(log),
-                               *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=TIMEOUT)
+        return subprocess.run(
+            [OCIRUN, "--root", root, "--criu", criu, "--log", str(log), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=TIMEOUT,
+        )
 
     def ok(*args):
         r = call(*args)
         if r.returncode != 0:
-            criu_logs = [f"{p}:\n" + "".join(open(p).readlines()[-25:])
-                         for p in tmp_path.glob("img/*.log")]
-            raise AssertionError(f"{args} failed: {log.read_text()[-1000:]}\n" +
-                                 "\n".join(criu_logs))
+            criu_logs = [
+                f"{p}:\n" + "".join(open(p).readlines()[-25:]) for p in tmp_path.glob("img/*.log")
+            ]
+            raise AssertionError(
+                f"{args} failed: {log.read_text()[-1000:]}\n" + "\n".join(criu_logs)
+            )
         return r
 
     def count(cid) -> int:
-        r = subprocess.run([OCIRUN, "--root", root, "exec", cid, "cat", "/dev/shm/n"],
-                           capture_output=True, text=True, timeout=TIMEOUT)
+        r = subprocess.run(
+            [OCIRUN, "--root", root, "exec", cid, "cat", "/dev/shm/n"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
         assert r.returncode == 0, r.stderr
         return int(r.stdout)
 
@@ -70,8 +82,7 @@ def test_checkpoint_restore_on_cgroup_v2(criu, tmp_path):
     cfg["linux"]["cgroupsPath"] = f"/ocirun-vm-ck/{cid}"
     # The host's network namespace: CRIU locks a dumped one with iptables-restore, and the
     # VM's kernel has no netfilter ("Failed to initialize nft: Protocol not supported").
-    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
-                                  if n["type"] != "network"]
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "network"]
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     cgdir = f"{CG}/ocirun-vm-ck/{cid}"
     try:
@@ -82,8 +93,11 @@ def test_checkpoint_restore_on_cgroup_v2(criu, tmp_path):
         ok("checkpoint", "--image-path", images, cid)
         assert not os.path.exists(cgdir)
         ok("restore", "-d", "--image-path", images, "--bundle", str(tmp_path), cid)
-        pid = json.loads(subprocess.run([OCIRUN, "--root", root, "state", cid],
-                                        capture_output=True, text=True).stdout)["pid"]
+        pid = json.loads(
+            subprocess.run(
+                [OCIRUN, "--root", root, "state", cid], capture_output=True, text=True
+            ).stdout
+        )["pid"]
         with open(f"{cgdir}/cgroup.procs") as f:
             assert str(pid) in f.read().split()
         after = count(cid)

@@ -69,15 +69,19 @@ def test_cgroupfs_without_delegation(user, runtime):
 
     def limits(cfg):
         cfg["linux"]["resources"] = {"memory": {"limit": 64 * MiB}}
+
     b = _bundle(user, f"v2-mem-{runtime}", ["true"], limits)
     r = user.run(RUNTIMES[runtime], "run", f"rl-v2b-{runtime}", cwd=b)
     assert r.returncode != 0
-    assert "rootless needs no limits + no cgrouppath when no permission is granted for " \
-           "cgroups" in r.stderr, r.stderr
+    assert (
+        "rootless needs no limits + no cgrouppath when no permission is granted for "
+        "cgroups" in r.stderr
+    ), r.stderr
     assert not os.listdir(user.run_dir / runtime)
 
 
 # ------------------------------------------------------------- the user's systemd manager
+
 
 @pytest.fixture(scope="module")
 def session(user):
@@ -101,8 +105,13 @@ def session(user):
 
 def _scope_gone(user, env, unit: str) -> bool:
     for _ in range(100):
-        r = subprocess.run(user.argv("systemctl", "--user", "show", unit, "-pLoadState"),
-                           env=env, capture_output=True, text=True, timeout=30)
+        r = subprocess.run(
+            user.argv("systemctl", "--user", "show", unit, "-pLoadState"),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         if "LoadState=not-found" in r.stdout:
             return True
         time.sleep(0.1)
@@ -120,16 +129,27 @@ def test_systemd_user_scope_with_limits(user, session, runtime):
 
     def limits(cfg):
         cfg["linux"]["resources"] = {"memory": {"limit": 64 * MiB}, "pids": {"limit": 30}}
+
     b = _bundle(user, f"sd-{runtime}", ["sleep", "100"], limits)
-    rt = lambda *a: user.run(RUNTIMES[runtime], "--systemd-cgroup", *a, cwd=b,  # noqa: E731
-                             env=session, timeout=120)
+
+    def rt(*a):
+        return user.run(
+            RUNTIMES[runtime],
+            "--systemd-cgroup",
+            *a,
+            cwd=b,
+            env=session,
+            timeout=120,
+        )
+
     r = rt("run", "-d", cid)
     assert r.returncode == 0, f"{runtime}: {r.stderr}"
     try:
         pid = json.loads(rt("state", cid).stdout)["pid"]
         cg = _cgroup_of(pid)
-        assert cg == (f"/user.slice/user-{user.uid}.slice/user@{user.uid}.service/user.slice/"
-                      f"runc-{cid}.scope"), cg
+        assert cg == (
+            f"/user.slice/user-{user.uid}.slice/user@{user.uid}.service/user.slice/runc-{cid}.scope"
+        ), cg
         d = Path("/sys/fs/cgroup" + cg)
         assert (d / "memory.max").read_text().strip() == str(64 * MiB)
         assert (d / "pids.max").read_text().strip() == "30"
@@ -147,8 +167,17 @@ def test_systemd_user_lifecycle_and_exec(user, session, runtime):
     it stays in the caller's cgroup, as runc leaves it."""
     cid = f"rl-sd-life-{runtime}"
     b = _bundle(user, f"sd-life-{runtime}", ["sleep", "100"])
-    run = lambda *a: user.run(RUNTIMES[runtime], "--systemd-cgroup", *a,  # noqa: E731
-                              cwd=b, env=session, timeout=120)
+
+    def run(*a):
+        return user.run(
+            RUNTIMES[runtime],
+            "--systemd-cgroup",
+            *a,
+            cwd=b,
+            env=session,
+            timeout=120,
+        )
+
     r = run("create", cid)
     assert r.returncode == 0, r.stderr
     try:

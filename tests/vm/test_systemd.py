@@ -16,7 +16,8 @@ import pytest
 
 SYSTEMD = os.environ.get("OCIRUN_IN_VM") == "1" and os.path.isdir("/run/systemd/system")
 pytestmark = pytest.mark.skipif(
-    not SYSTEMD, reason="needs the VM's systemd boot (OCIRUN_IN_VM=1 and /run/systemd/system)")
+    not SYSTEMD, reason="needs the VM's systemd boot (OCIRUN_IN_VM=1 and /run/systemd/system)"
+)
 
 CG = "/sys/fs/cgroup"
 OCIRUN = os.path.join(os.path.dirname(sys.executable), "ocirun")
@@ -30,8 +31,12 @@ def _read(path: str) -> str:
 
 def _show(unit: str, *props: str) -> dict:
     """`systemctl show` of a unit: {} when systemd has no such unit loaded."""
-    r = subprocess.run(["systemctl", "show", unit, *(f"-p{p}" for p in props),
-                        "-pLoadState"], capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        ["systemctl", "show", unit, *(f"-p{p}" for p in props), "-pLoadState"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     got = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
     return {} if got.get("LoadState") in (None, "not-found") else got
 
@@ -47,14 +52,16 @@ def _gone(unit: str, timeout: float = 10.0) -> bool:
 
 # ----------------------------------------------------------------------------- the VM
 
+
 def test_systemd_is_pid1_on_a_unified_hierarchy():
     with open("/proc/1/comm") as f:
         assert f.read().strip() == "systemd"
     with open("/proc/self/cgroup") as f:
         mine = f.read().strip()
     assert mine.startswith("0::/system.slice/") and mine.endswith(".service"), mine
-    state = subprocess.run(["systemctl", "is-system-running"], capture_output=True,
-                           text=True).stdout.strip()
+    state = subprocess.run(
+        ["systemctl", "is-system-running"], capture_output=True, text=True
+    ).stdout.strip()
     assert state in ("running", "degraded", "starting"), state
 
 
@@ -65,8 +72,9 @@ def test_container_with_limits_next_to_systemd(rt, make_bundle):
         cfg["linux"]["cgroupsPath"] = f"/ocirun-sd/{cid}"
         cfg["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 30}}
 
-    b = make_bundle(args=["cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max"],
-                    mutate=mutate)
+    b = make_bundle(
+        args=["cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max"], mutate=mutate
+    )
     r = rt.cli("run", "--bundle", b, cid, timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == [str(64 << 20), "30"]
@@ -74,6 +82,7 @@ def test_container_with_limits_next_to_systemd(rt, make_bundle):
 
 
 # ----------------------------------------------------------------------------- the driver
+
 
 @pytest.mark.parametrize("bus", ["system", "private"])
 def test_driver_makes_a_scope_with_the_limits_and_removes_it(bus):
@@ -85,17 +94,31 @@ def test_driver_makes_a_scope_with_the_limits_and_removes_it(bus):
     cid = "drv-" + uuid.uuid4().hex[:8]
     unit = f"ocirun-test-{cid}.scope"
     d = f"{CG}/system.slice/{unit}"
-    linux = {"cgroupsPath": f"system.slice:ocirun-test:{cid}",
-             "resources": {"memory": {"limit": 64 * MiB}, "pids": {"limit": 20},
-                           "cpu": {"quota": 50000, "period": 100000}}}
+    linux = {
+        "cgroupsPath": f"system.slice:ocirun-test:{cid}",
+        "resources": {
+            "memory": {"limit": 64 * MiB},
+            "pids": {"limit": 20},
+            "cpu": {"quota": 50000, "period": 100000},
+        },
+    }
     p = subprocess.Popen(["sleep", "1000"])
     m = sd.open_manager(linux, cid, addresses=[address])
     try:
         assert m.create() == []
         assert not _show(unit)  # nothing before the pid is known
         m.add(p.pid)
-        got = _show(unit, "ActiveState", "ControlGroup", "MemoryMax", "TasksMax", "Delegate",
-                    "CPUQuotaPerSecUSec", "Slice", "DefaultDependencies")
+        got = _show(
+            unit,
+            "ActiveState",
+            "ControlGroup",
+            "MemoryMax",
+            "TasksMax",
+            "Delegate",
+            "CPUQuotaPerSecUSec",
+            "Slice",
+            "DefaultDependencies",
+        )
         assert got["ActiveState"] == "active"
         assert got["ControlGroup"] == f"/system.slice/{unit}"
         assert got["MemoryMax"] == str(64 * MiB) and got["TasksMax"] == "20"
@@ -140,24 +163,34 @@ def test_driver_reports_an_unreachable_bus_in_one_line(monkeypatch, tmp_path):
     m = sd.open_manager({}, "x")
     with pytest.raises(CgroupError) as e:
         m.create()
-    assert str(e.value) == (f"--systemd-cgroup: cannot reach systemd over D-Bus "
-                            f"({tmp_path}/nobus): no such file or directory")
+    assert str(e.value) == (
+        f"--systemd-cgroup: cannot reach systemd over D-Bus "
+        f"({tmp_path}/nobus): no such file or directory"
+    )
 
 
 # ----------------------------------------------------------------------------- ocirun
 
+
 def call(rt, *args, timeout=60) -> subprocess.CompletedProcess:
     """ocirun --systemd-cgroup, output in files (a detached container would hold pipes)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run([OCIRUN, "--root", rt.root, "--systemd-cgroup", *args],
-                           stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout,
-                           text=True)
+        p = subprocess.run(
+            [OCIRUN, "--root", rt.root, "--systemd-cgroup", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            timeout=timeout,
+            text=True,
+        )
         out.seek(0)
         err.seek(0)
         r = subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read())
     if r.returncode and "--systemd-cgroup is not supported yet" in r.stderr:
-        pytest.skip("--systemd-cgroup is not wired to the systemd driver yet "
-                    "(commands.py, container.py, cgroups/__init__.py)")
+        pytest.skip(
+            "--systemd-cgroup is not wired to the systemd driver yet "
+            "(commands.py, container.py, cgroups/__init__.py)"
+        )
     return r
 
 
@@ -186,8 +219,7 @@ def test_run_makes_the_default_scope_and_delete_removes_it(rt, make_bundle, cid)
         ok(rt, "create", "--bundle", b, cid)
         got = _show(unit, "ActiveState", "MemoryMax", "TasksMax", "Delegate")
         assert got["ActiveState"] == "active", got
-        assert (got["MemoryMax"], got["TasksMax"], got["Delegate"]) == (
-            str(64 * MiB), "30", "yes")
+        assert (got["MemoryMax"], got["TasksMax"], got["Delegate"]) == (str(64 * MiB), "30", "yes")
         pid = json.loads(ok(rt, "state", cid).stdout)["pid"]
         assert _read(f"/proc/{pid}/cgroup") == f"0::/system.slice/{unit}"
         assert _read(f"{d}/memory.max") == str(64 * MiB)
@@ -213,12 +245,21 @@ def test_run_in_the_foreground_with_a_cgroups_path(rt, make_bundle, cid):
 
     def mutate(cfg):
         cfg["linux"]["cgroupsPath"] = f"machine.slice:ocirun:{cid}"
-        cfg["linux"]["resources"] = {"memory": {"limit": 48 * MiB}, "pids": {"limit": 12},
-                                     "cpu": {"shares": 512}}
+        cfg["linux"]["resources"] = {
+            "memory": {"limit": 48 * MiB},
+            "pids": {"limit": 12},
+            "cpu": {"shares": 512},
+        }
 
-    b = make_bundle(args=["sh", "-c", "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max "
-                                      "/sys/fs/cgroup/cpu.weight /proc/self/cgroup"],
-                    mutate=mutate)
+    b = make_bundle(
+        args=[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max "
+            "/sys/fs/cgroup/cpu.weight /proc/self/cgroup",
+        ],
+        mutate=mutate,
+    )
     r = call(rt, "run", "--bundle", b, cid)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == [str(48 * MiB), "12", "59", "0::/"]  # inside its cgroupns

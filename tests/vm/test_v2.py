@@ -72,8 +72,14 @@ class Runtime:
 
     def call(self, *args: str) -> subprocess.CompletedProcess:
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            p = subprocess.run([OCIRUN, "--root", self.root, *args], stdin=subprocess.DEVNULL,
-                               stdout=out, stderr=err, timeout=TIMEOUT, text=True)
+            p = subprocess.run(
+                [OCIRUN, "--root", self.root, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                timeout=TIMEOUT,
+                text=True,
+            )
             out.seek(0)
             err.seek(0)
             return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read())
@@ -139,7 +145,8 @@ BOX_RESOURCES = {
 if DISK:
     BOX_RESOURCES["blockIO"] = {
         "throttleReadBpsDevice": [{"major": DISK[1], "minor": DISK[2], "rate": 1 << 20}],
-        "throttleWriteIOPSDevice": [{"major": DISK[1], "minor": DISK[2], "rate": 100}]}
+        "throttleWriteIOPSDevice": [{"major": DISK[1], "minor": DISK[2], "rate": 100}],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +160,7 @@ def _sh(script: str) -> tuple:
 
 
 # ----------------------------------------------------------------------------- limits
+
 
 def test_memory_max(rt, box):
     cid, d = box
@@ -182,8 +190,7 @@ def test_io_max(box):
     if DISK is None:
         pytest.skip("no block device in this VM (run.sh attaches a scratch disk as /dev/vda)")
     _, major, minor = DISK
-    assert _read(f"{box[1]}/io.max") == \
-        f"{major}:{minor} rbps=1048576 wbps=max riops=max wiops=100"
+    assert _read(f"{box[1]}/io.max") == f"{major}:{minor} rbps=1048576 wbps=max riops=max wiops=100"
 
 
 def test_unified_key_values(box):
@@ -241,8 +248,9 @@ def test_device_rules_of_the_config_and_update_replaces_the_program(rt, tmp_path
     if DISK is None:
         pytest.skip("no block device in this VM to allow")
     _, major, minor = DISK
-    cid, d = rt.start({"devices": [
-        {"allow": True, "type": "b", "major": major, "minor": minor, "access": "r"}]})
+    cid, d = rt.start(
+        {"devices": [{"allow": True, "type": "b", "major": major, "minor": minor, "access": "r"}]}
+    )
     [first] = ebpf.attached(d)
     assert _probe(rt, cid)["blk"] == "0:"  # read allowed by the config's rule
     res = tmp_path / "r.json"
@@ -258,12 +266,16 @@ def test_device_rules_of_the_config_and_update_replaces_the_program(rt, tmp_path
 
 # ----------------------------------------------------------------------------- processes
 
+
 def test_pids_limit_makes_a_fork_fail(rt):
     cid, d = rt.start({"pids": {"limit": 10}})
     assert _read(f"{d}/pids.max") == "10"
     # the exec'd shell gets as far as the limit; then its fork fails (and ash gives up)
-    r = rt.call("exec", cid, *_sh("i=0; while [ $i -lt 20 ]; do sleep 10000 & "
-                                  "i=$((i+1)); done; echo all-forked"))
+    r = rt.call(
+        "exec",
+        cid,
+        *_sh("i=0; while [ $i -lt 20 ]; do sleep 10000 & i=$((i+1)); done; echo all-forked"),
+    )
     assert r.returncode != 0 and "all-forked" not in r.stdout
     assert "can't fork" in r.stderr, r.stderr
     assert int(_keyed(f"{d}/pids.events")["max"]) >= 1
@@ -274,9 +286,13 @@ def test_pids_limit_makes_a_fork_fail(rt):
 
 def test_memory_limit_oom_kills(rt):
     # dd's 64 MiB buffer can't fit in 16 MiB: the OOM killer ends it, memory.events says so
-    r = rt.run({"memory": {"limit": 16 << 20, "swap": 16 << 20}},
-               _sh("dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo dd:$?; "
-                   "cat /sys/fs/cgroup/memory.events"))
+    r = rt.run(
+        {"memory": {"limit": 16 << 20, "swap": 16 << 20}},
+        _sh(
+            "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo dd:$?; "
+            "cat /sys/fs/cgroup/memory.events"
+        ),
+    )
     assert r.returncode == 0, r.stderr
     out = dict(line.replace(":", " ").split() for line in r.stdout.splitlines())
     assert out["dd"] == "137" and int(out["oom_kill"]) >= 1, r.stdout
@@ -307,14 +323,25 @@ def test_pause_resume(rt, box):
 
 # ----------------------------------------------------------------------------- update
 
+
 def test_update_changes_memory_max_live(rt, box, tmp_path):
     cid, d = box
     res = tmp_path / "r.json"
     res.write_text(json.dumps({"memory": {"limit": 96 << 20}}))
     rt.ok("update", "--resources", str(res), cid)
     assert _read(f"{d}/memory.max") == str(96 << 20)
-    rt.ok("update", "--memory", "128M", "--pids-limit", "40", "--cpu-quota", "20000",
-          "--cpu-period", "50000", cid)
+    rt.ok(
+        "update",
+        "--memory",
+        "128M",
+        "--pids-limit",
+        "40",
+        "--cpu-quota",
+        "20000",
+        "--cpu-period",
+        "50000",
+        cid,
+    )
     assert _read(f"{d}/memory.max") == str(128 << 20)
     assert _read(f"{d}/pids.max") == "40"
     assert _read(f"{d}/cpu.max") == "20000 50000"
@@ -333,15 +360,19 @@ def test_delete_leaves_no_cgroup(rt, box):
     rt.ok("delete", "--force", cid)
     assert not os.path.exists(d)
     # the parent it made went too, unless another container still lives there
-    others = [e.name for e in os.scandir(f"{CG}{BASE}") if e.is_dir()] \
-        if os.path.exists(f"{CG}{BASE}") else None
+    others = (
+        [e.name for e in os.scandir(f"{CG}{BASE}") if e.is_dir()]
+        if os.path.exists(f"{CG}{BASE}")
+        else None
+    )
     assert others is None or others, "the empty parent cgroup was left behind"
 
 
 def test_a_rejected_unified_key_fails_create_and_leaves_nothing(rt):
     cid = "v2-" + uuid.uuid4().hex[:10]
-    r = rt.call("create", "--bundle", rt.bundle(cid, {"unified": {"nosuch.knob": "1"}},
-                                                 ("true",)), cid)
+    r = rt.call(
+        "create", "--bundle", rt.bundle(cid, {"unified": {"nosuch.knob": "1"}}, ("true",)), cid
+    )
     assert r.returncode != 0
     assert "nosuch.knob" in r.stderr
     assert not os.path.exists(f"{CG}{BASE}/{cid}")
