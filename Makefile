@@ -122,6 +122,7 @@ test: build bundle criu
 	@rc=0; PATH="$(VENV_ABS)/bin:$$PATH" $(VENV)/bin/python -m pytest -q tests $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: FAILED, pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$rc
+	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory test-installed
 	@$(MAKE) --no-print-directory conformance
 	@$(MAKE) --no-print-directory test-vm
