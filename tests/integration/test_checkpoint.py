@@ -18,13 +18,16 @@ import time
 import uuid
 
 import pytest
-from criutools import (
+from criutools import (  # noqa: F401 (criu, ctl, make_bundle: fixtures)
     COUNT,
     Pipe,
     cgroup_dirs,
+    criu,
+    ctl,
     gone,
-    init_view,  # noqa: F401
+    init_view,
     line,
+    make_bundle,
     nothing_left,
 )
 from testenv import OCIRUN
