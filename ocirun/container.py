@@ -581,11 +581,21 @@ def _drop_cgroups(cg, kept: list[str]) -> None:
     put a process there), then remove them; if that fails, `kept` says so and the state dir
     stays (its cgroups.json lets delete --force finish: never a cgroup without a record)."""
     try:
-        cg.kill_all(9)
+        if _made_by_this_create(cg):
+            cg.kill_all(9)
         cg.destroy()
     except OcirunError as e:
         kept.append(e.message)
         raise
+
+
+def _made_by_this_create(cg) -> bool:
+    """Whether the container's cgroups are this create's own: only then may its undo kill
+    what is in them. A cgroup it joined, or a systemd unit whose name a running container
+    already holds (its start failed), has someone else's processes in it."""
+    if hasattr(cg, "started"):  # the systemd driver: the unit is ours once it started
+        return bool(cg.started)
+    return bool(cg.dirs) and set(cg.dirs.values()) <= set(cg.created)
 
 
 def _kill_quietly(pid: int) -> None:

@@ -178,9 +178,11 @@ static char *abspath(const char *path)
     return out;
 }
 
+static const char default_root[] = "/run/ocirun";
+
 static int fast(int argc, char **argv)
 {
-    const char *root = "/run/ocirun", *log = NULL, *log_format = "text", *debug = FALSE_;
+    const char *root = default_root, *log = NULL, *log_format = "text", *debug = FALSE_;
     const char *systemd = FALSE_, *criu = NULL, *rootless = NULL;
     const char *all = FALSE_, *force = FALSE_, *quiet = FALSE_, *format = "table";
     const char *pos[2] = { NULL, NULL };
@@ -234,6 +236,10 @@ static int fast(int argc, char **argv)
         }
     }
     if (npos < min || all == TRUE_)
+        return FALLBACK;
+    /* Without --root, the default may be $XDG_RUNTIME_DIR/ocirun (rootless.default_root:
+     * runc's rule for a non-root caller, or root in a user namespace): Python decides. */
+    if (root == default_root && (geteuid() != 0 || getenv("XDG_RUNTIME_DIR")))
         return FALLBACK;
     absroot = abspath(root);
     if (!absroot)
