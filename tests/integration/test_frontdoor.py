@@ -327,3 +327,59 @@ def test_list_skips_a_container_being_created_as_python_does(rt, make_bundle):
         os.rmdir(Path(rt.root) / "fd12")
         os.rmdir(Path(rt.root) / ".hidden")
         rt.ok("delete", "--force", "fd11")
+
+
+def test_without_root_a_non_root_caller_gets_its_xdg_root(rt, make_bundle):
+    """No --root: runc's rule picks $XDG_RUNTIME_DIR/ocirun for a non-root caller
+    (rootless.default_root); the front door must not look in /run/ocirun instead."""
+    top = Path(tempfile.mkdtemp(prefix="ocirun-fd-xdg-"))  # nobody must reach it
+    xdg = top / "xdg"
+    root = xdg / "ocirun"
+    root.mkdir(parents=True)
+    for d in (top, xdg, root):
+        d.chmod(0o755)
+    subprocess.run(
+        [
+            OCIRUN,
+            "--root",
+            str(root),
+            "create",
+            "--bundle",
+            make_bundle(args=["sleep", "30"]),
+            "fdx",
+        ],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=30,
+    )
+    try:
+        (root / "fdx").chmod(0o755)
+        for f in (root / "fdx").iterdir():
+            f.chmod(f.stat().st_mode | 0o444)
+        r = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "env",
+                f"XDG_RUNTIME_DIR={xdg}",
+                OCIRUN,
+                "state",
+                "fdx",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["id"] == "fdx"
+    finally:
+        subprocess.run(
+            [OCIRUN, "--root", str(root), "delete", "--force", "fdx"],
+            capture_output=True,
+            timeout=30,
+        )
+        subprocess.run(["rm", "-rf", str(top)])
