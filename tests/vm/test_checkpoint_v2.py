@@ -77,7 +77,11 @@ def test_checkpoint_restore_on_cgroup_v2(criu, tmp_path):
 
     cid = "ck-" + uuid.uuid4().hex[:8]
     cfg = json.loads((BUNDLE / "config.json").read_text())
-    cfg["root"]["path"] = str(BUNDLE / "rootfs")
+    # a private copy: a restore makes /sys/fs/cgroup in the rootfs (CRIU), and the host's
+    # bundle, shared with the VM, must stay as it was
+    rootfs = tmp_path / "rootfs"
+    subprocess.run(["cp", "-a", str(BUNDLE / "rootfs"), str(rootfs)], check=True)
+    cfg["root"]["path"] = str(rootfs)
     cfg["process"]["args"] = ["sh", "-c", COUNT]
     cfg["linux"]["cgroupsPath"] = f"/ocirun-vm-ck/{cid}"
     # The host's network namespace: CRIU locks a dumped one with iptables-restore, and the
