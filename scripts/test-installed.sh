@@ -13,6 +13,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d /tmp/ocirun-installed.XXXXXX)
+chmod 755 "$tmp"  # as /usr/local/lib: the tests also run the command as another user
 cid="installed-$$"
 cleanup() {
     [[ -x "$tmp/bin/ocirun" ]] && "$tmp/bin/ocirun" --root "$tmp/state" delete --force "$cid" \
