@@ -1,17 +1,20 @@
-"""The bodies of the commands, shared by both front ends: the typer CLI (cli.py) and the
-argv fast path for the hot commands (fastcli.py). The one place that prints.
+"""The bodies of the container lifecycle's commands (create, run, start, state, kill,
+delete, exec, list), and what every command's body shares: the global flags, the one
+place that prints an error, `guarded`. commands_ops.py and commands_tools.py hold the
+others; ocirun/clispec.py names each command's body, which both front ends call: the
+typer CLI (cli.py) and the hot commands' parser (_lean/argv.py).
 
 Each function takes parsed arguments, does the work through `container`, `lifecycle` or
 `execute`, prints the result and returns the exit code. An OcirunError becomes one
 message on stderr (and in --log): never a traceback for a user error.
 """
 
+import os
 import sys
 
-from . import fastjson as json
 from . import log
+from ._lean import json
 from .errors import OcirunError, UsageError
-from .paths import abspath
 
 
 class Globals:
@@ -34,7 +37,8 @@ class Globals:
 
             root = default_root()
         try:
-            self.root = abspath(root)
+            # lexical, as the front door reads it: os.path keeps a leading "//"
+            self.root = "/" + os.path.abspath(root).lstrip("/")
         except OSError as e:  # a relative --root in a deleted cwd
             raise OcirunError(f"root {root}: {e.strerror or e}") from None
         self.systemd_cgroup = systemd_cgroup
@@ -47,7 +51,7 @@ class Globals:
         """runc reads --rootless (auto or a Go boolean) only where it creates a container,
         and refuses a bad value there: whether cgroups the caller cannot write are skipped
         (see rootless.rootless_cgroups)."""
-        from .fastcli import GO_BOOLS
+        from .clispec import GO_BOOLS
         from .rootless import rootless_cgroups
 
         value = self.rootless
@@ -263,182 +267,6 @@ def _list_states(root: str) -> list[dict]:
     return states
 
 
-def pause(g: Globals, cid: str) -> int:
-    from . import lifecycle
-
-    return guarded(lambda: lifecycle.pause(g.root, cid))
-
-
-def resume(g: Globals, cid: str) -> int:
-    from . import lifecycle
-
-    return guarded(lambda: lifecycle.resume(g.root, cid))
-
-
-def ps(g: Globals, cid: str, fmt: str = "table", ps_args: list[str] | None = None) -> int:
-    """json: only the array of host pids (containerd parses stdout alone); table: `ps`
-    output (with ps_args, default -ef) limited to the container's processes."""
-    from . import lifecycle
-
-    def go():
-        if fmt not in ("table", "json"):
-            raise UsageError(f"invalid format {fmt!r}: use table or json")
-        pids = lifecycle.pids(g.root, cid)
-        if fmt == "json":
-            print(json.dumps(pids))
-            return 0
-        import subprocess
-
-        try:
-            out = subprocess.run(
-                ["ps", *(ps_args or ["-ef"])], capture_output=True, text=True, check=True
-            ).stdout.splitlines()
-        except (OSError, subprocess.CalledProcessError) as e:
-            raise OcirunError(f"ps: {e}") from None
-        if not out:
-            return 0
-        header = out[0].split()
-        if "PID" not in header:
-            raise OcirunError("ps output has no PID column")
-        col = header.index("PID")
-        print(out[0])
-        wanted = set(pids)
-        for line in out[1:]:
-            fields = line.split()
-            if len(fields) > col and fields[col].isdigit() and int(fields[col]) in wanted:
-                print(line)
-        return 0
-
-    return guarded(go)
-
-
-def update(
-    g: Globals,
-    cid: str,
-    resources_file: str | None = None,
-    kernel_memory: str | None = None,
-    kernel_memory_tcp: str | None = None,
-    l3_cache_schema: str | None = None,
-    mem_bw_schema: str | None = None,
-    **flags,
-) -> int:
-    """runc's update: --resources FILE ('-' = stdin, as containerd sends it) and/or flags."""
-    from . import lifecycle
-
-    def go():
-        # runc's own words where Intel RDT is not enabled: ocirun never enables it.
-        if l3_cache_schema:
-            raise OcirunError("Intel RDT/CAT: l3 cache schema is not enabled")
-        if mem_bw_schema:
-            raise OcirunError("Intel RDT/MBA: memory bandwidth schema is not enabled")
-        obsolete = False
-        for flag, value in (
-            ("--kernel-memory", kernel_memory),
-            ("--kernel-memory-tcp", kernel_memory_tcp),
-        ):
-            if value:  # runc ignores them too ("obsoleted"); no kernel still has the knob
-                ignored(flag, value, "kernel memory limits are obsolete (as in runc)")
-                obsolete = True
-        res: dict = {}
-        if resources_file:
-            from .spec import read_json_object
-
-            res = read_json_object(resources_file, "resources", dash_is_stdin=True)
-        _merge_update_flags(res, flags)
-        if not res and not obsolete:
-            raise UsageError("update: nothing to change (give --resources or a limit flag)")
-        lifecycle.update(g.root, cid, res)
-
-    return guarded(go)
-
-
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1 << 10,
-    "kb": 1 << 10,
-    "m": 1 << 20,
-    "mb": 1 << 20,
-    "g": 1 << 30,
-    "gb": 1 << 30,
-    "t": 1 << 40,
-    "tb": 1 << 40,
-}
-
-
-def parse_size(text: str) -> int:
-    """A memory size as runc takes it: bytes, or with k/m/g/t (binary) units; -1 = no limit."""
-    t = text.strip().lower()
-    if t == "-1":
-        return -1
-    num = t.rstrip("kmgtb")
-    unit = t[len(num) :]
-    try:
-        value = float(num)
-    except ValueError:
-        raise UsageError(f"invalid size: {text}") from None
-    if unit not in _SIZE_UNITS or value < 0:
-        raise UsageError(f"invalid size: {text}")
-    return int(value * _SIZE_UNITS[unit])
-
-
-def _merge_update_flags(res: dict, flags: dict) -> None:
-    def put(section: str, key: str, value) -> None:
-        res.setdefault(section, {})[key] = value
-
-    for flag, (section, key, conv) in _UPDATE_FLAGS.items():
-        value = flags.get(flag)
-        if value is not None:
-            put(section, key, conv(value))
-
-
-_UPDATE_FLAGS = {
-    "blkio_weight": ("blockIO", "weight", int),
-    "cpu_period": ("cpu", "period", int),
-    "cpu_quota": ("cpu", "quota", int),
-    "cpu_burst": ("cpu", "burst", int),
-    "cpu_idle": ("cpu", "idle", int),
-    "cpu_share": ("cpu", "shares", int),
-    "cpu_rt_period": ("cpu", "realtimePeriod", int),
-    "cpu_rt_runtime": ("cpu", "realtimeRuntime", int),
-    "cpuset_cpus": ("cpu", "cpus", str),
-    "cpuset_mems": ("cpu", "mems", str),
-    "memory": ("memory", "limit", parse_size),
-    "memory_reservation": ("memory", "reservation", parse_size),
-    "memory_swap": ("memory", "swap", parse_size),
-    "pids_limit": ("pids", "limit", int),
-}
-
-
-def events(g: Globals, cid: str, stats: bool = False, interval: str = "5s") -> int:
-    from . import lifecycle
-
-    def go():
-        secs = _parse_duration(interval)
-
-        def emit(event: dict) -> None:
-            print(json.dumps(event), flush=True)
-
-        lifecycle.events(g.root, cid, emit, once=stats, interval=secs)
-
-    return guarded(go)
-
-
-def _parse_duration(text: str) -> float:
-    """Go-style durations as runc takes them: 5s, 500ms, 1m, 1.5s."""
-    t = text.strip()
-    for suffix, scale in (("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
-        if t.endswith(suffix):
-            try:
-                value = float(t[: -len(suffix)]) * scale
-            except ValueError:
-                break
-            if value > 0:
-                return value
-            break
-    raise UsageError(f"invalid interval: {text}")
-
-
 def list_(g: Globals, fmt: str = "table", quiet: bool = False) -> int:
     def go():
         if fmt not in ("table", "json"):
@@ -460,77 +288,6 @@ def list_(g: Globals, fmt: str = "table", quiet: bool = False) -> int:
                 print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
 
     return guarded(go)
-
-
-def spec(g: Globals, bundle: str = ".", rootless: bool = False) -> int:
-    import json as stdjson
-    import os
-
-    from .defaults import default_config
-
-    path = os.path.join(bundle, "config.json")
-
-    def go():
-        if os.path.exists(path):
-            raise OcirunError(f"File {path} exists. Remove it first")
-        try:
-            with open(path, "x") as f:
-                # Laid out as runc writes it (tabs), so the two diff cleanly.
-                f.write(stdjson.dumps(default_config(rootless=rootless), indent="\t"))
-                f.write("\n")
-        except OSError as e:
-            raise OcirunError(f"write {path}: {e.strerror}") from None
-
-    return guarded(go)
-
-
-def gc(g: Globals, dry_run: bool = False) -> int:
-    """What crashed or killed runtimes left under the root (ocirun/gc.py): one line each
-    on stdout, with why; what could not be removed on stderr, and exit 1."""
-    from . import gc as gcmod
-
-    def go():
-        report = gcmod.collect(g.root, dry_run)
-        failed = 0
-        for f in report.found:
-            if f.error:
-                failed += 1
-                warn(f"{f.kind} {f.path}: {f.why}: not removed: {f.error}")
-            else:
-                print(f.line(dry_run))
-        for note in report.kept:
-            print(f"kept {note}")
-        return 1 if failed else 0
-
-    return guarded(go)
-
-
-def checkpoint(g: Globals, cid: str, **opts) -> int:
-    def go():
-        from .checkpoint import CheckpointOptions
-        from .checkpoint import checkpoint as dump
-
-        dump(g.root, cid, CheckpointOptions(**opts), g.criu)
-
-    return guarded(go)
-
-
-def restore(g: Globals, cid: str, **opts) -> int:
-    def go():
-        from .restore import RestoreOptions
-        from .restore import restore as undump
-
-        g.rootless_cgroups()  # refuses a bad --rootless, as create does
-        return undump(g.root, cid, RestoreOptions(systemd_cgroup=g.systemd_cgroup, **opts), g.criu)
-
-    return guarded(go)
-
-
-def features(g: Globals) -> int:
-    from .features import features as feats
-
-    print(json.dumps(feats(g.criu), indent=2))
-    return 0
 
 
 def version_text(criu: str | None = None) -> str:

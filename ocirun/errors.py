@@ -4,7 +4,7 @@ Only the CLI prints them; everything below raises. The texts that engines parse
 (containerd's shim, podman) match runc's exactly.
 """
 
-import posix  # not os: see paths.py
+import os
 
 
 class OcirunError(Exception):
@@ -75,7 +75,7 @@ class InitError(OcirunError):
 
     def __init__(self, errno_: int, what: str):
         self.errno = errno_
-        text = f"{what}: {posix.strerror(errno_)}" if errno_ else what
+        text = f"{what}: {os.strerror(errno_)}" if errno_ else what
         super().__init__(text)
 
 

@@ -10,10 +10,10 @@ disk), one notice goes to stderr and the run goes on as without --log (errors st
 stderr, by the CLI).
 """
 
-import posix  # not os: see paths.py
+import os
 import time
 
-from . import fastjson as json
+from ._lean import json
 
 _path: str | None = None
 _json = False
@@ -68,7 +68,7 @@ def quote(text: str) -> str:
 
 def _stderr(text: str) -> None:
     try:
-        posix.write(2, text.encode(errors="replace"))
+        os.write(2, text.encode(errors="replace"))
     except OSError:
         pass  # nowhere left to say it
 
@@ -84,12 +84,12 @@ def write(level: str, msg: str) -> None:
     else:
         line = f'time="{_stamp()}" level={level} msg={quote(msg)}'
     try:
-        flags = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC
-        fd = posix.open(_path, flags, 0o644)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        fd = os.open(_path, flags, 0o644)
         try:
-            posix.write(fd, (line + "\n").encode(errors="replace"))
+            os.write(fd, (line + "\n").encode(errors="replace"))
         finally:
-            posix.close(fd)
+            os.close(fd)
     except OSError as e:
         _stderr(f"write log {_path}: {e.strerror or e}\n")
         _path = None  # once: go on as without --log

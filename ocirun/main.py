@@ -1,17 +1,18 @@
-"""Entry point of the `ocirun` executable.
+"""Entry point of the `ocirun` executable (and of the C front door's hand-over to Python).
 
-The hot commands (create, start, state, kill, delete, run) are parsed by fastcli, which
-imports only what the command needs; anything else goes to the typer CLI.
+The hot commands (create, run, exec, and state, start, kill, delete, list when the front
+door hands them over) are parsed by _lean/argv.py, which imports only what the command
+needs; anything else goes to the typer app (cli.py).
 """
 
-import posix  # not os: see paths.py
+import os
 import sys
 
 
 def main() -> None:
     argv = sys.argv[1:]
     try:
-        from .fastcli import dispatch
+        from ._lean.argv import dispatch
 
         code = dispatch(argv)
         if code is None:
@@ -27,7 +28,7 @@ def main() -> None:
     # the std streams, and engines wait for this exit.
     sys.stdout.flush()
     sys.stderr.flush()
-    posix._exit(code)
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import errno
 import os
+from typing import TYPE_CHECKING
 
 from . import log
 from .errors import ConfigError, OcirunError
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .plan_netdevices import NetDevice
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 
 from . import checkpoint as ck
 from . import log
@@ -298,6 +299,6 @@ def restore(root: str, cid: str, o: RestoreOptions, criu_flag: str | None) -> in
 
 def _kill_quietly(pid: int) -> None:
     try:
-        os.kill(pid, 9)
+        os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass

@@ -9,17 +9,17 @@
 - cgroups the caller cannot write are skipped, as runc's rootless cgroup manager does
   (`rootless_cgroups` says when; cgroups/ does the skipping).
 
-`default_root` is on the hot path of every command: posix only, and the user namespace is
+`default_root` is on the path of every command without --root: the user namespace is
 looked at only for root with $XDG_RUNTIME_DIR set.
 """
 
-import posix
+import os
 
 SYSTEM_ROOT = "/run/ocirun"
 SUBUID, SUBGID = "/etc/subuid", "/etc/subgid"
 _FULL_MAP = ["0", "0", "4294967295"]
 
-_in_userns: "bool | None" = None
+_in_userns: bool | None = None
 
 
 def in_user_namespace() -> bool:
@@ -27,11 +27,11 @@ def in_user_namespace() -> bool:
     global _in_userns
     if _in_userns is None:
         try:
-            fd = posix.open("/proc/self/uid_map", posix.O_RDONLY | posix.O_CLOEXEC)
+            fd = os.open("/proc/self/uid_map", os.O_RDONLY | os.O_CLOEXEC)
             try:
-                text = posix.read(fd, 4096).decode()
+                text = os.read(fd, 4096).decode()
             finally:
-                posix.close(fd)
+                os.close(fd)
             _in_userns = text.split() != _FULL_MAP
         except OSError:
             _in_userns = False
@@ -44,16 +44,16 @@ def _honor_xdg(xdg: str) -> bool:
     another user namespace does unless $USER says root."""
     if not xdg:
         return False
-    if posix.geteuid() != 0:
+    if os.geteuid() != 0:
         return True
     if not in_user_namespace():
         return False
-    return posix.environ.get(b"USER") != b"root"
+    return os.environ.get("USER") != "root"
 
 
-def xdg_root() -> "str | None":
+def xdg_root() -> str | None:
     """$XDG_RUNTIME_DIR/ocirun when runc's rule picks it, else None."""
-    xdg = posix.environ.get(b"XDG_RUNTIME_DIR", b"").decode(errors="surrogateescape")
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
     return xdg.rstrip("/") + "/ocirun" if _honor_xdg(xdg) else None
 
 
@@ -62,15 +62,15 @@ def default_root() -> str:
     return xdg_root() or SYSTEM_ROOT
 
 
-def rootless_cgroups(flag: "str | None", systemd: bool) -> bool:
+def rootless_cgroups(flag: str | None, systemd: bool) -> bool:
     """Whether cgroup permission problems are tolerated (runc's rootless cgroup manager):
     --rootless true/false as given; auto (or absent): for a non-root caller, and for root
     in a user namespace with the cgroupfs driver."""
     if flag is not None and flag.lower() not in ("", "auto"):
-        from .fastcli import GO_BOOLS
+        from .clispec import GO_BOOLS
 
         return GO_BOOLS[flag]
-    if posix.geteuid() != 0:
+    if os.geteuid() != 0:
         return True
     return in_user_namespace() and not systemd
 
@@ -126,9 +126,8 @@ def _granted(m: dict, own: int, ranges: "list[tuple[int, int]]") -> bool:
 def plan_idmaps(linux: dict, problems: list) -> IdMaps:
     """How the maps of a new user namespace get written by this caller; problems found
     (a range /etc/subuid does not grant, no newuidmap) go to `problems`, one line each."""
-    if posix.geteuid() == 0:
+    if os.geteuid() == 0:
         return IdMaps()  # CAP_SETUID over the parent namespace: any mapped id
-    import os
 
     uid, gid = os.geteuid(), os.getegid()
     maps = IdMaps()
@@ -146,7 +145,7 @@ def plan_idmaps(linux: dict, problems: list) -> IdMaps:
             if key == "gidMappings":
                 maps.deny_setgroups = True
             continue
-        import shutil  # only here: ~2 ms to import
+        import shutil
 
         found = shutil.which(
             tool, path="/usr/bin:/bin:/usr/sbin:/sbin:" + os.environ.get("PATH", "")
@@ -235,7 +234,7 @@ def plan_rootless(plan, linux: dict, mounts: list, new: set, joined: set, proble
     if "user" not in new and "user" not in joined:
         problems.append(
             f"/linux/namespaces: rootless container requires user namespaces "
-            f"(ocirun runs as uid {posix.geteuid()}, not root)"
+            f"(ocirun runs as uid {os.geteuid()}, not root)"
         )
         return
     if "user" not in new:

@@ -6,7 +6,8 @@ import errno
 
 import pytest
 
-from ocirun import commands, fastjson
+from ocirun import commands
+from ocirun._lean import json as fastjson
 from ocirun.errors import ConfigError, OcirunError
 
 

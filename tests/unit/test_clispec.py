@@ -1,12 +1,20 @@
-"""The fast parser must accept exactly what the typer CLI accepts for the hot commands."""
+"""The command line is declared once (ocirun/clispec.py): the typer app and the hot
+commands' parser are built from it and must read argv alike; the C front door's own copy
+of its flags (csrc/launcher/launcher.c) must match it."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import typer.main
+from testenv import REPO
 
-from ocirun import fastcli
+from ocirun import clispec
+from ocirun._lean import argv as fast
 from ocirun.cli import app
+
+HOT = sorted(name for name, c in clispec.COMMANDS.items() if c.hot)
 
 
 def _typer_commands() -> dict:
@@ -17,32 +25,80 @@ def _typer_commands() -> dict:
 def _options(params) -> dict[str, tuple[str, bool]]:
     out = {}
     for p in params:
-        if p.param_type_name == "option" and not p.hidden:
+        if p.param_type_name == "option":
             for opt in p.opts + p.secondary_opts:
                 out[opt] = (p.name, not p.is_flag)
     return out
 
 
-def test_global_options_match_typer():
+def _declared(flags) -> dict[str, tuple[str, bool]]:
+    return {name: (f.key, f.takes_value) for f in flags for name in f.names}
+
+
+def test_global_options_are_the_declared_ones():
     group = typer.main.get_command(app)
     typer_opts = _options(group.params)
     typer_opts.pop("--version"), typer_opts.pop("-v"), typer_opts.pop("--help", None)
-    assert {k: v[1] for k, v in typer_opts.items()} == {k: v[1] for k, v in fastcli.GLOBAL.items()}
+    typer_opts.pop("-h", None)
+    assert typer_opts == _declared(clispec.GLOBAL)
 
 
-@pytest.mark.parametrize("name", sorted(fastcli.COMMANDS))
-def test_command_options_match_typer(name):
+@pytest.mark.parametrize("name", sorted(clispec.COMMANDS))
+def test_command_options_are_the_declared_ones(name):
     cmd = _typer_commands()[name]
-    options, positional, required = fastcli.COMMANDS[name]
+    declared = clispec.COMMANDS[name]
     typer_opts = {k: v for k, v in _options(cmd.params).items() if k not in ("-h", "--help")}
-    assert set(typer_opts) == set(options), f"{name}: option names differ"
-    for opt, (key, takes_value) in options.items():
-        tkey, ttakes = typer_opts[opt]
-        assert (key, takes_value) == (tkey, ttakes), f"{name} {opt}"
+    assert typer_opts == _declared(declared.flags())
     args = [p for p in cmd.params if p.param_type_name == "argument"]
-    rest = ["args"] if name in fastcli._REST else []
-    assert [a.name for a in args] == list(positional) + rest
-    assert sum(1 for a in args if a.required) == required
+    assert [a.name for a in args] == [a.key for a in declared.args()]
+    assert [a.required for a in args] == [a.default is ... for a in declared.args()]
+    assert cmd.context_settings.get("allow_interspersed_args", True) == declared.interspersed
+
+
+@pytest.mark.parametrize("name", sorted(clispec.COMMANDS))
+def test_every_command_has_a_body_taking_its_keywords(name):
+    import inspect
+
+    declared = clispec.COMMANDS[name]
+    fn = declared.function()
+    params = inspect.signature(fn).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    for p in declared.params:
+        assert p.key in params or takes_any, f"{name}: {declared.body} lacks {p.key}"
+
+
+# ------------------------------------------------------------------ the C front door
+
+
+def _c_table(source: str, var: str) -> dict[str, bool]:
+    """launcher.c's `struct opt VAR[] = { { "name", takes_value, &slot }, ... }`."""
+    body = re.search(rf"struct opt {var}\[\] = \{{(.*?)\}};", source, re.S)
+    assert body, var
+    return {m[0]: m[1] == "1" for m in re.findall(r'\{ "([\w-]+)", (\d)', body.group(1))}
+
+
+def test_front_door_flags_are_the_declared_ones():
+    """The front door parses the global flags and kill/delete/list's flags itself: the
+    same names (without their dashes: it reads -x and --x alike) and the same kinds. A
+    flag it lacks would send the call to Python (slower, still right); one it reads
+    differently would not."""
+    source = (REPO / "csrc" / "launcher" / "launcher.c").read_text()
+
+    def declared(flags):
+        return {n.lstrip("-"): f.takes_value for f in flags for n in f.names}
+
+    assert _c_table(source, "gopts") == declared(clispec.GLOBAL)
+    for var, name in (("kill_opts", "kill"), ("delete_opts", "delete"), ("list_opts", "list")):
+        assert _c_table(source, var) == declared(clispec.COMMANDS[name].flags()), name
+    assert "table = none" in source  # state and start: no flags, as declared
+    for name in ("state", "start"):
+        assert clispec.COMMANDS[name].flags() == []
+    # the commands it answers are hot ones: their bodies are commands.<name>
+    for name in re.findall(r'strcmp\(cmd, "(\w+)"\)', source):
+        assert clispec.COMMANDS[name].hot, name
+
+
+# ------------------------------------------------------------------ the fast parser
 
 
 @pytest.mark.parametrize(
@@ -156,7 +212,7 @@ def test_command_options_match_typer(name):
     ],
 )
 def test_parse(argv, expected):
-    assert fastcli.parse(argv) == expected
+    assert fast.parse(argv) == expected
 
 
 @pytest.mark.parametrize(
@@ -182,21 +238,7 @@ def test_parse(argv, expected):
     ],
 )
 def test_parse_gives_up_to_typer(argv):
-    assert fastcli.parse(argv) is None
-
-
-@pytest.mark.parametrize("name", sorted(fastcli.COMMANDS))
-def test_every_fast_command_has_a_body_taking_its_keywords(name):
-    import inspect
-
-    from ocirun import commands
-
-    fn = fastcli.command_function(commands, name)
-    params = inspect.signature(fn).parameters
-    options, positional, _ = fastcli.COMMANDS[name]
-    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
-    for key in {k for k, _ in options.values()} | set(positional):
-        assert key in params or takes_any, f"{name}: commands.{fn.__name__} lacks {key}"
+    assert fast.parse(argv) is None
 
 
 # --------------------------------------------------------------------------- parity
@@ -225,8 +267,8 @@ def _typer_call(argv, monkeypatch) -> tuple[str, dict, dict]:
         seen["g"] = _bound(real_globals, (self, *args), kwargs)
 
     monkeypatch.setattr(commands.Globals, "__init__", fake_globals)
-    for name in fastcli.COMMANDS:
-        real = fastcli.command_function(commands, name)
+    for name in HOT:
+        real = clispec.COMMANDS[name].function()
 
         def fake(*args, _name=name, _real=real, **kwargs):
             seen["cmd"] = (_name, _bound(_real, args, kwargs))
@@ -246,10 +288,10 @@ def _typer_call(argv, monkeypatch) -> tuple[str, dict, dict]:
 def _fast_call(argv) -> tuple[str, dict, dict]:
     from ocirun import commands
 
-    cmd, g, kw = fastcli.parse(argv)
+    cmd, g, kw = fast.parse(argv)
     gb = _bound(commands.Globals.__init__, (None,), g)
     gb.pop("self")
-    fn = fastcli.command_function(commands, cmd)
+    fn = clispec.COMMANDS[cmd].function()
     kb = _bound(fn, (None,), kw)
     kb.pop("g")
     # What the body's **opts leaves to its callee's defaults: typer's defaults, the same.
