@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 
 from . import __version__, log
-from . import fastjson as json
+from ._lean import json
+from ._lean.sha256 import sha256
 from .errors import BundleError, ConfigError, OcirunError
 
 CONFIG_NAME = "config.json"
@@ -133,16 +134,8 @@ def load_bundle(bundle: str) -> tuple[str, bytes, dict]:
 # --------------------------------------------------------------------------- cache
 
 
-def _sha256():
-    try:  # the builtin module: hashlib (and OpenSSL) cost ~3 ms to import
-        from _sha256 import sha256
-    except ImportError:  # pragma: no cover - Python 3.12+ renamed it
-        from hashlib import sha256
-    return sha256()
-
-
 # The modules a verdict comes from: the validator, its tables, this loader, the JSON parser.
-_VALIDATOR_SOURCES = ("spec.py", "validate.py", "tables.py", "fastjson.py")
+_VALIDATOR_SOURCES = ("spec.py", "validate.py", "tables.py", "_lean/json.py")
 # The libraries validate.py drives; an upgrade rewrites their files (new inode, mtime).
 _VALIDATOR_LIBRARIES = ("jsonschema", "referencing")
 
@@ -170,7 +163,7 @@ def cache_key(raw: bytes) -> str:
     """sha256 over everything a validation verdict depends on: the config bytes, every
     schema file, the ocirun version, the validator's own source and the libraries it uses.
     A change to any of them is a miss: a hit can't accept what validation now rejects."""
-    h = _sha256()
+    h = sha256()
 
     def feed(label: str, data: bytes) -> None:
         h.update(f"{label}\0{len(data)}\0".encode())

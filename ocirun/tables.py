@@ -51,7 +51,6 @@ CAPS: dict[str, int] = {
     "CAP_BPF": 39,
     "CAP_CHECKPOINT_RESTORE": 40,
 }
-CAP_LAST_CAP = 40
 
 # The capability sets of process.capabilities.
 CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
@@ -133,13 +132,11 @@ MS_BIND = 4096
 MS_MOVE = 8192
 MS_REC = 16384
 MS_SILENT = 32768
-MS_POSIXACL = 1 << 16
 MS_UNBINDABLE = 1 << 17
 MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
 MS_RELATIME = 1 << 21
-MS_KERNMOUNT = 1 << 22
 MS_I_VERSION = 1 << 23
 MS_STRICTATIME = 1 << 24
 MS_LAZYTIME = 1 << 25

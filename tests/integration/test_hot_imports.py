@@ -28,7 +28,7 @@ from clitools import call, ok
 from testenv import REPO
 
 # What no command engines send per container may load.
-NEVER = {"typer", "click", "json", "re", "jsonschema", "pyroute2"}
+NEVER = {"typer", "click", "json", "re", "hashlib", "jsonschema", "pyroute2"}
 
 # What state, start, kill and delete may not load either: create's and exec's machinery.
 SPAWN = {
