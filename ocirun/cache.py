@@ -17,6 +17,7 @@ only means no caching; nothing here ever fails a container.
 """
 
 import os
+import stat
 
 ENV = "OCIRUN_CACHE_DIR"
 MAX_ENTRIES = 256
@@ -104,7 +105,7 @@ class Store:
         try:
             st = os.fstat(fd)
             if (
-                (st.st_mode & 0o170000) != 0o100000
+                not stat.S_ISREG(st.st_mode)
                 or st.st_uid != os.geteuid()
                 or st.st_mode & 0o022
                 or st.st_size > max_size
@@ -224,7 +225,7 @@ def drop_legacy(root: str) -> None:
         st = os.lstat(legacy)
     except OSError:
         return  # the usual case: one failed lstat
-    if (st.st_mode & 0o170000) != 0o040000 or st.st_uid != os.geteuid():
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
         return
     try:
         for top, dirs, files in os.walk(legacy, topdown=False):

@@ -9,6 +9,7 @@ it, jsonschema).
 from __future__ import annotations
 
 import os
+import stat
 
 from . import __version__, log
 from ._lean import json
@@ -84,7 +85,7 @@ def read_regular(path: str, limit: int = MAX_JSON_FILE) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO: no wait
     try:
         st = os.fstat(fd)
-        if (st.st_mode & 0o170000) != 0o100000:
+        if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
         data = os.read(fd, min(st.st_size, limit) + 1) if st.st_size else b""
         while len(data) <= limit:

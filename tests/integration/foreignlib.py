@@ -18,10 +18,8 @@ import uuid
 from pathlib import Path
 
 from clitools import call
-from testenv import OCIRUN
+from testenv import OCIRUN, ROOTFS
 
-REPO = Path(__file__).resolve().parents[2]
-ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 CRUN = shutil.which("crun") or "/usr/bin/crun"
 CAP_FIELDS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")

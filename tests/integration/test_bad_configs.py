@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from clitools import call
-
-OCIRUN = str(Path(sys.executable).parent / "ocirun")
+from testenv import OCIRUN
 
 
 def refused(rt, r: subprocess.CompletedProcess, cid: str = "c1") -> list[str]:

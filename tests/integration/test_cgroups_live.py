@@ -18,10 +18,9 @@ import time
 import uuid
 
 import pytest
+from testenv import OCIRUN
 
 from ocirun.cgroups import CgroupError, detect_mode, from_state, open_manager
-
-OCIRUN = os.path.join(os.path.dirname(sys.executable), "ocirun")
 
 CG = "/sys/fs/cgroup"
 BASE = "/ocirun-test"

@@ -10,14 +10,11 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from clitools import call
-
-OCIRUN = str(Path(sys.executable).parent / "ocirun")
-ROOTFS = Path(__file__).resolve().parents[2] / "bundles" / "busybox" / "rootfs"
+from testenv import OCIRUN, ROOTFS
 
 
 def clean_failure(r: subprocess.CompletedProcess, *needles: str) -> None:

@@ -13,13 +13,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+from testenv import OCIRUN
 
-OCIRUN = str(Path(sys.executable).parent / "ocirun")
 NOBODY = 65534
 
 

@@ -14,18 +14,16 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from clitools import call, fails, ok
+from testenv import OCIRUN, REPO
 
 from ocirun.tables import CAPS
 
-OCIRUN = str(Path(sys.executable).parent / "ocirun")
-REPO = Path(__file__).resolve().parents[2]
 PROBE_DIR = "/home"
 PROBE = f"{PROBE_DIR}/probe"
 NS = ("mnt", "net", "uts", "ipc", "pid", "cgroup")

@@ -27,8 +27,8 @@ from pathlib import Path
 import foreign_engines as engines
 import foreignlib as fl
 import pytest
+from testenv import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 PROFILE = Path("/usr/share/containers/seccomp.json")
 
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from clitools import call, fails, ok
 
-OCIRUN = str(Path(sys.executable).parent / "ocirun")
 HOOK_ENV = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOOK_VAR=some value", "EMPTY="]
 ANNOTATIONS = {"org.test.hooks": "yes", "com.example/two": "a b"}
 NS = ("mnt", "net", "uts", "ipc", "pid")

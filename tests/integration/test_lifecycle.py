@@ -15,15 +15,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from clitools import call, fails
-
-OCIRUN = str(Path(sys.executable).parent / "ocirun")
+from testenv import OCIRUN
 
 TRAP = (
     'trap "echo got-TERM; exit 7" TERM; trap "echo got-USR1" USR1; echo ready; '

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 from clitools import call, ok
+from testenv import ROOTFS
 
 from ocirun.tables import NS_PROC_NAMES
-
-ROOTFS = Path(__file__).resolve().parents[2] / "bundles" / "busybox" / "rootfs"
 
 
 def host_ns(name: str) -> str:

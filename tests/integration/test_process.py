@@ -10,10 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from testenv import ROOTFS
 
 from ocirun.tables import CAPS
-
-ROOTFS = Path(__file__).resolve().parents[2] / "bundles" / "busybox" / "rootfs"
 
 DEFAULT_CAPS = [
     "CAP_AUDIT_WRITE",

@@ -14,9 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-ROOTFS = Path(__file__).resolve().parents[2] / "bundles" / "busybox" / "rootfs"
-
+from testenv import ROOTFS
 
 # --- helpers ----------------------------------------------------------------------------
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 from clitools import call, fails, ok
-
-ROOTFS = Path(__file__).resolve().parents[2] / "bundles" / "busybox" / "rootfs"
+from testenv import ROOTFS
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from clitools import call
+from testenv import ROOTFS
 
-ROOTFS = Path(__file__).resolve().parents[2] / "bundles" / "busybox" / "rootfs"
 RUNC = shutil.which("runc")
 pytestmark = pytest.mark.skipif(RUNC is None, reason="runc is not installed")
 

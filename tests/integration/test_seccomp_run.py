@@ -10,16 +10,14 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from clitools import call, ok
+from testenv import REPO
 
-OCIRUN = str(Path(sys.executable).parent / "ocirun")
-REPO = Path(__file__).resolve().parents[2]
 PROBE_DIR = "/home"  # the probe's directory is bound here (exists in the shared rootfs)
 SIGSYS_EXIT = 128 + 31
 

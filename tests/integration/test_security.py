@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from clitools import call, fails, ok
+from testenv import REPO, ROOTFS
 
 from ocirun.tables import CAPS
 
-OCIRUN = str(Path(sys.executable).parent / "ocirun")
-REPO = Path(__file__).resolve().parents[2]
-ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
 PROBE_DIR = "/home"
 PROBE = f"{PROBE_DIR}/probe"
 

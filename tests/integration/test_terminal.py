@@ -14,14 +14,13 @@ import select
 import signal
 import socket
 import struct
-import sys
 import termios
 import time
 from pathlib import Path
 
 from clitools import call, fails, ok
+from testenv import OCIRUN
 
-OCIRUN = str(Path(sys.executable).parent / "ocirun")
 PTS_MAJOR = 136
 
 

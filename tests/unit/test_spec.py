@@ -10,11 +10,10 @@ import subprocess
 import sys
 
 import pytest
+from testenv import REPO
 
 from ocirun import defaults, spec, tables
 from ocirun.errors import BundleError, ConfigError
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture
@@ -783,7 +782,7 @@ def test_cache_untrusted_dir_is_ignored(tmp_path, config, cache_dir, monkeypatch
 
 
 def _run_python(code: str) -> str:
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=REPO, check=True, capture_output=True, text=True
     )

@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from testenv import OCIRUN
 
 from ocirun import SPEC_VERSION
 
-OCIRUN = str(Path(sys.executable).parent / "ocirun")
 RUNC = shutil.which("runc")
 EXTRA_MASKED = ["/sys/devices/virtual/powercap"]
 
