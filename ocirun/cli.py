@@ -1,7 +1,7 @@
 """The typer app: every command, with help and full error messages, built from the one
 declaration of the command line (ocirun/clispec.py).
 
-The hot commands usually never get here: _lean/argv.py parses what engines send and calls
+The hot commands usually never get here: _lean.py parses what engines send and calls
 the same bodies. Everything else — help, the other commands, any command line the fast
 parser does not fully understand — is handled by this app.
 """
@@ -136,7 +136,7 @@ def go_style(argv: list[str], group) -> list[str]:
     boolean given a value (`--detach=true`, `-d=0`) becomes the bare flag or nothing.
     Options end at `--`, and at the first argument of a command that takes no options
     after its arguments (exec, ps: runc's SkipArgReorder). Anything else is left alone,
-    for click to report. _lean/argv.py reads the same syntax for the hot commands."""
+    for click to report. _lean.py reads the same syntax for the hot commands."""
     from .clispec import GO_BOOLS, go_name
 
     out: list[str] = []

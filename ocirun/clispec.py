@@ -2,7 +2,7 @@
 arguments and body, as data.
 
 Two parsers are built from it: the typer app (cli.py: help, full error messages, every
-command) and the hot commands' parser (_lean/argv.py: what engines send, without
+command) and the hot commands' parser (_lean.py: what engines send, without
 importing typer). The C front door (csrc/launcher/launcher.c) reads the global flags and
 state/start/kill/delete/list's own flags from a copy of its own, checked against this one
 by tests/unit/test_clispec.py.
@@ -57,18 +57,27 @@ class Arg:
 class Command:
     """`body`: the function that runs it, `module.function` in ocirun, called as
     body(globals, **kw) with the keywords of the flags and arguments given.
-    `hot`: parsed by _lean/argv.py (engines send it per container). `interspersed`:
+    `hot`: parsed by _lean.py (engines send it per container). `interspersed`:
     False where options end at the first argument (runc's SkipArgReorder: exec, ps)."""
 
-    __slots__ = ("name", "body", "help", "params", "hot", "interspersed")
+    __slots__ = ("name", "body", "help", "hot", "interspersed", "_declare", "_params")
 
-    def __init__(self, name, body, help, params=(), hot=False, interspersed=True):
+    def __init__(self, name, body, declare, hot=False, interspersed=True):
         self.name = name
         self.body = body
-        self.help = help
-        self.params = params
+        self.help = declare.__doc__
         self.hot = hot
         self.interspersed = interspersed
+        self._declare = declare
+        self._params = None
+
+    @property
+    def params(self) -> tuple:
+        """The flags and arguments, in the order of the help; built when first asked for
+        (a create builds only create's)."""
+        if self._params is None:
+            self._params = self._declare()
+        return self._params
 
     def flags(self) -> list[Flag]:
         return [p for p in self.params if isinstance(p, Flag)]
@@ -83,7 +92,7 @@ class Command:
 
 
 # The global flags: the keywords of commands.Globals. (--version/-v, a flag of the typer
-# app alone, prints the version: cli.py; _lean/argv.py answers `ocirun --version` too.)
+# app alone, prints the version: cli.py; _lean.py answers `ocirun --version` too.)
 GLOBAL = (
     Flag(
         ("--root",),
@@ -180,217 +189,231 @@ def _update_flags():
     return tuple(flags)
 
 
-COMMANDS = {
-    c.name: c
-    for c in (
-        Command(
-            "create",
-            "commands.create",
-            "Create a container; its init waits for `start`.",
-            (ID, BUNDLE, PID_FILE, CONSOLE, NO_PIVOT, NO_KEYRING, PRESERVE),
-            hot=True,
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name, body, hot=False, interspersed=True):
+    """Declare a command: the decorated function returns its flags and arguments, and its
+    docstring is the command's help."""
+
+    def declare(params):
+        COMMANDS[name] = Command(name, body, params, hot, interspersed)
+        return params
+
+    return declare
+
+
+@command("create", "commands.create", hot=True)
+def create():
+    """Create a container; its init waits for `start`."""
+    return (ID, BUNDLE, PID_FILE, CONSOLE, NO_PIVOT, NO_KEYRING, PRESERVE)
+
+
+@command("run", "commands.run", hot=True)
+def run():
+    """Create and start a container; wait and exit with its exit code."""
+    return (
+        ID,
+        BUNDLE,
+        PID_FILE,
+        CONSOLE,
+        DETACH,
+        Flag(("--keep",), "keep", BOOL, False, "do not delete the container after exit"),
+        Flag(("--no-subreaper",), "no_subreaper", BOOL, False, "accepted for runc compat"),
+        NO_PIVOT,
+        NO_KEYRING,
+        PRESERVE,
+    )
+
+
+@command("start", "commands.start", hot=True)
+def start():
+    """Start a created container: its init execs process.args."""
+    return (ID,)
+
+
+@command("state", "commands.state", hot=True)
+def state():
+    """Print the container's state as JSON."""
+    return (ID,)
+
+
+@command("kill", "commands.kill", hot=True)
+def kill():
+    """Send a signal (default TERM) to the container's init."""
+    return (
+        ID,
+        Arg("sig", default="TERM", metavar="[SIGNAL]"),
+        Flag(("--all", "-a"), "all_", BOOL, False, "signal every process of the container"),
+    )
+
+
+@command("delete", "commands.delete", hot=True)
+def delete():
+    """Delete a container and everything it holds."""
+    return (ID, Flag(("--force", "-f"), "force", BOOL, False, "kill a running container first"))
+
+
+@command("exec", "commands.exec_", hot=True, interspersed=False)
+def exec_():
+    """Run a new process inside a running container."""
+    return (
+        ID,
+        Arg("args", STRS, None, "command and its arguments"),
+        Flag(("--process", "-p"), "process_file", help="an OCI process JSON file"),
+        Flag(("--tty", "-t"), "tty", BOOL, False, "allocate a pseudo-TTY"),
+        Flag(("--user", "-u"), "user", help="UID[:GID]"),
+        Flag(
+            ("--additional-gids", "-g"),
+            "additional_gids",
+            INTS,
+            help="additional gid (repeat)",
         ),
-        Command(
-            "run",
-            "commands.run",
-            "Create and start a container; wait and exit with its exit code.",
-            (
-                ID,
-                BUNDLE,
-                PID_FILE,
-                CONSOLE,
-                DETACH,
-                Flag(("--keep",), "keep", BOOL, False, "do not delete the container after exit"),
-                Flag(("--no-subreaper",), "no_subreaper", BOOL, False, "accepted for runc compat"),
-                NO_PIVOT,
-                NO_KEYRING,
-                PRESERVE,
-            ),
-            hot=True,
-        ),
-        Command(
-            "start",
-            "commands.start",
-            "Start a created container: its init execs process.args.",
-            (ID,),
-            hot=True,
-        ),
-        Command("state", "commands.state", "Print the container's state as JSON.", (ID,), hot=True),
-        Command(
-            "kill",
-            "commands.kill",
-            "Send a signal (default TERM) to the container's init.",
-            (
-                ID,
-                Arg("sig", default="TERM", metavar="[SIGNAL]"),
-                Flag(("--all", "-a"), "all_", BOOL, False, "signal every process of the container"),
-            ),
-            hot=True,
-        ),
-        Command(
-            "delete",
-            "commands.delete",
-            "Delete a container and everything it holds.",
-            (ID, Flag(("--force", "-f"), "force", BOOL, False, "kill a running container first")),
-            hot=True,
-        ),
-        Command(
-            "exec",
-            "commands.exec_",
-            "Run a new process inside a running container.",
-            (
-                ID,
-                Arg("args", STRS, None, "command and its arguments"),
-                Flag(("--process", "-p"), "process_file", help="an OCI process JSON file"),
-                Flag(("--tty", "-t"), "tty", BOOL, False, "allocate a pseudo-TTY"),
-                Flag(("--user", "-u"), "user", help="UID[:GID]"),
-                Flag(
-                    ("--additional-gids", "-g"),
-                    "additional_gids",
-                    INTS,
-                    help="additional gid (repeat)",
-                ),
-                Flag(("--cwd",), "cwd", help="working directory"),
-                Flag(("--env", "-e"), "env", STRS, help="KEY=VALUE (repeat)"),
-                Flag(("--cap", "-c"), "caps", STRS, help="add a capability"),
-                Flag(("--no-new-privs",), "no_new_privs", BOOL, False, "set no_new_privs"),
-                Flag(("--apparmor",), "apparmor", help="AppArmor profile"),
-                Flag(("--process-label",), "process_label", help="SELinux label"),
-                DETACH,
-                PID_FILE,
-                CONSOLE,
-                PRESERVE,
-                Flag(("--cgroup",), "cgroup", help=UNSUPPORTED),
-                Flag(
-                    ("--ignore-paused",),
-                    "ignore_paused",
-                    BOOL,
-                    False,
-                    "accepted for runc; a paused container refuses",
-                ),
-            ),
-            hot=True,
-            interspersed=False,
-        ),
-        Command("pause", "commands_ops.pause", "Freeze every process of the container.", (ID,)),
-        Command("resume", "commands_ops.resume", "Thaw a paused container.", (ID,)),
-        Command(
-            "ps",
-            "commands_ops.ps",
-            "List the container's processes (json: an array of host pids).",
-            (ID, Arg("ps_args", STRS, None, "options for ps(1), default -ef"), FORMAT),
-            interspersed=False,
-        ),
-        Command(
-            "update",
-            "commands_ops.update",
-            "Change a running container's resource limits.",
-            (ID, *_update_flags()),
-        ),
-        Command(
-            "events",
-            "commands_ops.events",
-            "Print the container's events (stats, oom) as JSON lines.",
-            (
-                ID,
-                Flag(("--stats",), "stats", BOOL, False, "print one stats event and exit"),
-                Flag(("--interval",), "interval", default="5s", help="time between stats events"),
-            ),
-        ),
-        Command(
-            "list",
-            "commands.list_",
-            "List containers.",
-            (FORMAT, Flag(("--quiet", "-q"), "quiet", BOOL, False, "only ids")),
-            hot=True,
-        ),
-        Command(
-            "spec",
-            "commands_tools.spec",
-            "Write a default config.json into the bundle.",
-            (
-                Flag(("--bundle", "-b"), "bundle", default=".", help="where to write config.json"),
-                Flag(("--rootless",), "rootless", BOOL, False, "a config for rootless use"),
-            ),
-        ),
-        Command(
-            "features",
-            "commands_tools.features",
-            "Print what this runtime supports (runtime-spec features.json).",
-        ),
-        Command(
-            "gc",
-            "commands_tools.gc",
-            "Remove what crashed or killed runtimes left: dead containers' state dirs, their\n"
-            "cgroups, stale fifos and temporaries, cache leftovers (runc has no such command).",
-            (Flag(("--dry-run",), "dry_run", BOOL, False, "only print what would be removed"),),
-        ),
-        Command(
-            "checkpoint",
-            "commands_tools.checkpoint",
-            "Checkpoint a running container with CRIU (it is gone afterwards unless\n"
-            "--leave-running).",
-            (
-                ID,
-                IMAGE_PATH,
-                WORK_PATH,
-                Flag(
-                    ("--parent-path",),
-                    "parent_path",
-                    help="previous pre-dump, relative to image path",
-                ),
-                Flag(
-                    ("--leave-running",),
-                    "leave_running",
-                    BOOL,
-                    False,
-                    "leave the process running afterwards",
-                ),
-                TCP,
-                EXT_UNIX,
-                SHELL_JOB,
-                LAZY_PAGES,
-                Flag(("--status-fd",), "status_fd", help="not supported"),
-                Flag(("--page-server",), "page_server", help="not supported"),
-                FILE_LOCKS,
-                Flag(("--pre-dump",), "pre_dump", BOOL, False, "dump memory only, keep running"),
-                CG_MODE,
-                EMPTY_NS,
-                AUTO_DEDUP,
-            ),
-        ),
-        Command(
-            "restore",
-            "commands_tools.restore",
-            "Restore a container from a CRIU checkpoint, with the bundle's config.",
-            (
-                ID,
-                IMAGE_PATH,
-                WORK_PATH,
-                BUNDLE,
-                DETACH,
-                PID_FILE,
-                CONSOLE,
-                Flag(
-                    ("--no-subreaper",),
-                    "no_subreaper",
-                    BOOL,
-                    False,
-                    "do not become the restored tree's subreaper",
-                ),
-                NO_PIVOT,
-                TCP,
-                EXT_UNIX,
-                SHELL_JOB,
-                FILE_LOCKS,
-                CG_MODE,
-                EMPTY_NS,
-                AUTO_DEDUP,
-                LAZY_PAGES,
-            ),
+        Flag(("--cwd",), "cwd", help="working directory"),
+        Flag(("--env", "-e"), "env", STRS, help="KEY=VALUE (repeat)"),
+        Flag(("--cap", "-c"), "caps", STRS, help="add a capability"),
+        Flag(("--no-new-privs",), "no_new_privs", BOOL, False, "set no_new_privs"),
+        Flag(("--apparmor",), "apparmor", help="AppArmor profile"),
+        Flag(("--process-label",), "process_label", help="SELinux label"),
+        DETACH,
+        PID_FILE,
+        CONSOLE,
+        PRESERVE,
+        Flag(("--cgroup",), "cgroup", help=UNSUPPORTED),
+        Flag(
+            ("--ignore-paused",),
+            "ignore_paused",
+            BOOL,
+            False,
+            "accepted for runc; a paused container refuses",
         ),
     )
-}
+
+
+@command("pause", "commands_ops.pause")
+def pause():
+    """Freeze every process of the container."""
+    return (ID,)
+
+
+@command("resume", "commands_ops.resume")
+def resume():
+    """Thaw a paused container."""
+    return (ID,)
+
+
+@command("ps", "commands_ops.ps", interspersed=False)
+def ps():
+    """List the container's processes (json: an array of host pids)."""
+    return (ID, Arg("ps_args", STRS, None, "options for ps(1), default -ef"), FORMAT)
+
+
+@command("update", "commands_ops.update")
+def update():
+    """Change a running container's resource limits."""
+    return (ID, *_update_flags())
+
+
+@command("events", "commands_ops.events")
+def events():
+    """Print the container's events (stats, oom) as JSON lines."""
+    return (
+        ID,
+        Flag(("--stats",), "stats", BOOL, False, "print one stats event and exit"),
+        Flag(("--interval",), "interval", default="5s", help="time between stats events"),
+    )
+
+
+@command("list", "commands.list_", hot=True)
+def list_():
+    """List containers."""
+    return (FORMAT, Flag(("--quiet", "-q"), "quiet", BOOL, False, "only ids"))
+
+
+@command("spec", "commands_tools.spec")
+def spec():
+    """Write a default config.json into the bundle."""
+    return (
+        Flag(("--bundle", "-b"), "bundle", default=".", help="where to write config.json"),
+        Flag(("--rootless",), "rootless", BOOL, False, "a config for rootless use"),
+    )
+
+
+@command("features", "commands_tools.features")
+def features():
+    """Print what this runtime supports (runtime-spec features.json)."""
+    return ()
+
+
+@command("gc", "commands_tools.gc")
+def gc():
+    """Remove what crashed or killed runtimes left: dead containers' state dirs, their
+    cgroups, stale fifos and temporaries, cache leftovers (runc has no such command)."""
+    return (Flag(("--dry-run",), "dry_run", BOOL, False, "only print what would be removed"),)
+
+
+@command("checkpoint", "commands_tools.checkpoint")
+def checkpoint():
+    """Checkpoint a running container with CRIU (it is gone afterwards unless
+    --leave-running)."""
+    return (
+        ID,
+        IMAGE_PATH,
+        WORK_PATH,
+        Flag(
+            ("--parent-path",),
+            "parent_path",
+            help="previous pre-dump, relative to image path",
+        ),
+        Flag(
+            ("--leave-running",),
+            "leave_running",
+            BOOL,
+            False,
+            "leave the process running afterwards",
+        ),
+        TCP,
+        EXT_UNIX,
+        SHELL_JOB,
+        LAZY_PAGES,
+        Flag(("--status-fd",), "status_fd", help="not supported"),
+        Flag(("--page-server",), "page_server", help="not supported"),
+        FILE_LOCKS,
+        Flag(("--pre-dump",), "pre_dump", BOOL, False, "dump memory only, keep running"),
+        CG_MODE,
+        EMPTY_NS,
+        AUTO_DEDUP,
+    )
+
+
+@command("restore", "commands_tools.restore")
+def restore():
+    """Restore a container from a CRIU checkpoint, with the bundle's config."""
+    return (
+        ID,
+        IMAGE_PATH,
+        WORK_PATH,
+        BUNDLE,
+        DETACH,
+        PID_FILE,
+        CONSOLE,
+        Flag(
+            ("--no-subreaper",),
+            "no_subreaper",
+            BOOL,
+            False,
+            "do not become the restored tree's subreaper",
+        ),
+        NO_PIVOT,
+        TCP,
+        EXT_UNIX,
+        SHELL_JOB,
+        FILE_LOCKS,
+        CG_MODE,
+        EMPTY_NS,
+        AUTO_DEDUP,
+        LAZY_PAGES,
+    )
 
 
 # Go's strconv.ParseBool, which runc's boolean flags use for `--flag=value`.

@@ -2,7 +2,7 @@
 delete, exec, list), and what every command's body shares: the global flags, the one
 place that prints an error, `guarded`. commands_ops.py and commands_tools.py hold the
 others; ocirun/clispec.py names each command's body, which both front ends call: the
-typer CLI (cli.py) and the hot commands' parser (_lean/argv.py).
+typer CLI (cli.py) and the hot commands' parser (_lean.py).
 
 Each function takes parsed arguments, does the work through `container`, `lifecycle` or
 `execute`, prints the result and returns the exit code. An OcirunError becomes one
@@ -13,7 +13,7 @@ import os
 import sys
 
 from . import log
-from ._lean import json
+from ._lean import dumps
 from .errors import OcirunError, UsageError
 
 
@@ -167,7 +167,7 @@ def state(g: Globals, cid: str) -> int:
     from . import lifecycle
 
     def go():
-        print(json.dumps(lifecycle.state(g.root, cid), indent=2))
+        print(dumps(lifecycle.state(g.root, cid), indent=2))
 
     return guarded(go)
 
@@ -276,7 +276,7 @@ def list_(g: Globals, fmt: str = "table", quiet: bool = False) -> int:
             for s in states:
                 print(s["id"])
         elif fmt == "json":
-            print(json.dumps(states))
+            print(dumps(states))
         else:
             rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
             rows += [

@@ -1,7 +1,7 @@
 """The commands on a running container's processes and limits: pause, resume, ps,
 update and events (runc's flags and value syntax: sizes, Go durations)."""
 
-from ._lean import json
+from ._lean import dumps
 from .commands import Globals, guarded, ignored
 from .errors import OcirunError, UsageError
 
@@ -28,7 +28,7 @@ def ps(g: Globals, cid: str, fmt: str = "table", ps_args: list[str] | None = Non
             raise UsageError(f"invalid format {fmt!r}: use table or json")
         pids = lifecycle.pids(g.root, cid)
         if fmt == "json":
-            print(json.dumps(pids))
+            print(dumps(pids))
             return 0
         import subprocess
 
@@ -160,7 +160,7 @@ def events(g: Globals, cid: str, stats: bool = False, interval: str = "5s") -> i
         secs = _parse_duration(interval)
 
         def emit(event: dict) -> None:
-            print(json.dumps(event), flush=True)
+            print(dumps(event), flush=True)
 
         lifecycle.events(g.root, cid, emit, once=stats, interval=secs)
 

@@ -1,7 +1,7 @@
 """The commands around containers rather than on one: spec (a default config.json),
 features, gc (what crashed runtimes left), checkpoint and restore (CRIU)."""
 
-from ._lean import json
+from ._lean import dumps
 from .commands import Globals, guarded, warn
 from .errors import OcirunError
 
@@ -89,5 +89,5 @@ def restore(g: Globals, cid: str, lazy_pages: bool = False, **opts) -> int:
 def features(g: Globals) -> int:
     from .features import features as feats
 
-    print(json.dumps(feats(g.criu), indent=2))
+    print(dumps(feats(g.criu), indent=2))
     return 0

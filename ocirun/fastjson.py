@@ -1,4 +1,4 @@
-"""Moved to ocirun/_lean/json.py; this name stays importable for the modules that still
-import it (to be switched to `from ._lean import json` when their branches merge)."""
+"""Moved into ocirun/_lean.py (loads, dumps, JSONDecodeError); this name stays importable
+for the modules that still import it, until their branches switch to `_lean`."""
 
-from ._lean.json import __getattr__, dumps, loads  # noqa: F401
+from ._lean import __getattr__, dumps, loads  # noqa: F401

@@ -13,7 +13,7 @@ stderr, by the CLI).
 import os
 import time
 
-from ._lean import json
+from ._lean import dumps
 
 _path: str | None = None
 _json = False
@@ -80,7 +80,7 @@ def write(level: str, msg: str) -> None:
             _stderr(f"DEBU {msg}\n")
         return
     if _json:
-        line = json.dumps({"level": level, "msg": msg, "time": _stamp()})
+        line = dumps({"level": level, "msg": msg, "time": _stamp()})
     else:
         line = f'time="{_stamp()}" level={level} msg={quote(msg)}'
     try:

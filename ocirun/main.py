@@ -1,7 +1,7 @@
 """Entry point of the `ocirun` executable (and of the C front door's hand-over to Python).
 
 The hot commands (create, run, exec, and state, start, kill, delete, list when the front
-door hands them over) are parsed by _lean/argv.py, which imports only what the command
+door hands them over) are parsed by _lean.py, which imports only what the command
 needs; anything else goes to the typer app (cli.py).
 """
 
@@ -12,7 +12,7 @@ import sys
 def main() -> None:
     argv = sys.argv[1:]
     try:
-        from ._lean.argv import dispatch
+        from ._lean import dispatch
 
         code = dispatch(argv)
         if code is None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 import stat
 
-from . import __version__, log
-from ._lean import json
-from ._lean.sha256 import sha256
+from . import __version__, _lean, log
 from .errors import BundleError, ConfigError, OcirunError
 
 CONFIG_NAME = "config.json"
@@ -62,8 +60,8 @@ def _read_bundle(bundle: str) -> tuple[str, bytes, dict]:
     except OSError as e:
         raise BundleError(f"read {cfg_path}: {e.strerror or e}") from None
     try:
-        config = json.loads(raw)  # NaN/Infinity refused: not JSON
-    except json.JSONDecodeError as e:
+        config = _lean.loads(raw)  # NaN/Infinity refused: not JSON
+    except _lean.JSONDecodeError as e:
         raise BundleError(
             f"{cfg_path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
         ) from None
@@ -136,7 +134,7 @@ def load_bundle(bundle: str) -> tuple[str, bytes, dict]:
 
 
 # The modules a verdict comes from: the validator, its tables, this loader, the JSON parser.
-_VALIDATOR_SOURCES = ("spec.py", "validate.py", "tables.py", "_lean/json.py")
+_VALIDATOR_SOURCES = ("spec.py", "validate.py", "tables.py", "_lean.py")
 # The libraries validate.py drives; an upgrade rewrites their files (new inode, mtime).
 _VALIDATOR_LIBRARIES = ("jsonschema", "referencing")
 
@@ -164,7 +162,7 @@ def cache_key(raw: bytes) -> str:
     """sha256 over everything a validation verdict depends on: the config bytes, every
     schema file, the ocirun version, the validator's own source and the libraries it uses.
     A change to any of them is a miss: a hit can't accept what validation now rejects."""
-    h = sha256()
+    h = _lean.sha256()
 
     def feed(label: str, data: bytes) -> None:
         h.update(f"{label}\0{len(data)}\0".encode())
@@ -220,7 +218,7 @@ def load_bundle_cached(bundle: str, cache_dir: str | None) -> tuple[str, bytes, 
 def validate_process_cached(process: dict, cache_dir: str | None, source: str) -> None:
     """Validate an exec's process object (from --process FILE or the flags) the way a
     config's process is validated, cached the same way. Problems name `source`."""
-    raw = json.dumps(process, sort_keys=True).encode()
+    raw = _lean.dumps(process, sort_keys=True).encode()
     key = cache_key(b"process\0" + raw)
     if _verdict_cached(cache_dir, key):
         return
@@ -241,7 +239,7 @@ def read_json_object(path: str, what: str, *, dash_is_stdin: bool = False) -> di
             text = sys.stdin.buffer.read()
         else:
             text = read_regular(path)
-        value = json.loads(text)
+        value = _lean.loads(text)
     except OSError as e:
         raise OcirunError(f"read {path}: {e.strerror}") from None
     except ValueError as e:

@@ -10,8 +10,8 @@ import pytest
 import typer.main
 from testenv import REPO
 
+from ocirun import _lean as fast
 from ocirun import clispec
-from ocirun._lean import argv as fast
 from ocirun.cli import app
 
 HOT = sorted(name for name, c in clispec.COMMANDS.items() if c.hot)

@@ -6,8 +6,8 @@ import errno
 
 import pytest
 
+from ocirun import _lean as fastjson
 from ocirun import commands
-from ocirun._lean import json as fastjson
 from ocirun.errors import ConfigError, OcirunError
 
 

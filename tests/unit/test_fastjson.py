@@ -1,4 +1,4 @@
-"""ocirun._lean.json must agree with the standard json module, output and errors alike."""
+"""ocirun._lean's loads/dumps must agree with the standard json module, output and errors alike."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ocirun._lean import json as fastjson
+from ocirun import _lean as fastjson
 
 SAMPLES = [
     {},
@@ -70,7 +70,7 @@ def test_dumps_rejects_unserializable():
 
 def test_import_does_not_load_json_or_re():
     code = (
-        "import sys; import ocirun._lean.json as f; f.dumps(f.loads('{\"a\": [1]}'), indent=2);"
+        "import sys; import ocirun._lean as f; f.dumps(f.loads('{\"a\": [1]}'), indent=2);"
         "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))"
     )
     out = subprocess.run(
@@ -86,7 +86,7 @@ def test_syntax_errors_in_a_fresh_interpreter():
     """Without json.decoder imported, the C scanner can't raise its error: still a clean
     JSONDecodeError (not SystemError)."""
     code = (
-        "import sys; import ocirun._lean.json as f\n"
+        "import sys; import ocirun._lean as f\n"
         "for bad in ('[1', '{\"a\":', '[1,]', 'nul', '{} x', ''):\n"
         "    try: f.loads(bad)\n"
         "    except ValueError as e: print(type(e).__name__)\n"
