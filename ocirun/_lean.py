@@ -27,12 +27,12 @@ try:
 except ImportError:  # pragma: no cover - not CPython: the standard module is fine
     _json = None
 try:
-    from _sha256 import sha256 as _ctor  # builtin, CPython up to 3.11
+    from _sha256 import sha256 as _sha256  # builtin, CPython up to 3.11
 except ImportError:  # pragma: no cover - depends on the Python version
     try:
-        from _sha2 import sha256 as _ctor  # 3.12+
+        from _sha2 import sha256 as _sha256  # 3.12+
     except ImportError:
-        from hashlib import sha256 as _ctor
+        from hashlib import sha256 as _sha256
 
 from .clispec import COMMANDS, GLOBAL, GO_BOOLS, INT, INTS, STRS, Flag, go_name
 
@@ -174,7 +174,7 @@ def _pretty(obj, indent: int, level: int, sort_keys: bool, out: list[str]) -> No
 
 def sha256(data: bytes = b""):
     """hashlib.sha256(data), the same digest."""
-    return _ctor(data)
+    return _sha256(data)
 
 
 # ---------------------------------------------------------------------------------- argv

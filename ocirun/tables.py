@@ -52,9 +52,6 @@ CAPS: dict[str, int] = {
     "CAP_CHECKPOINT_RESTORE": 40,
 }
 
-# The capability sets of process.capabilities.
-CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
-
 # --- resource limits (asm-generic/resource.h) -------------------------------------------
 
 RLIMITS: dict[str, int] = {
