@@ -5,17 +5,19 @@ door (csrc/launcher) answers state/start/kill/delete/list itself and execs `pyth
 -c <import ocirun.main>` for the rest and for its fallbacks (scripts/mklauncher.py), so
 what Python imports is most of what those commands cost beyond the interpreter's own
 start (~8 ms here). Three measures are kept, each because it saves well over 0.5 ms on
-create/exec (python -X importtime, best of 5, Python 3.11, the 2-core dev VM):
+create/exec. Measured by swapping each for the ordinary way, 40 alternating runs through
+the front door's fallback code (`python3 -IS -c`), best run, Python 3.11, 2-core dev VM:
 
-- the hot commands' argv parser (`dispatch`), built from the one declaration of the command
-  line (ocirun/clispec.py), so that create/run/exec and the fallbacks never import typer
-  and click: `import ocirun.cli` costs ~40 ms. Help, errors and the other commands go to
-  the typer app (cli.py), built from the same declaration.
-- `loads`/`dumps`: json.loads/dumps on the C accelerator alone. `import json` imports `re` and
-  `enum` (json.decoder, json.encoder compile regexes): ~6 ms, and nothing else on the
-  create/exec path needs `re`.
-- `sha256`: the builtin module's sha256. `hashlib` loads OpenSSL: ~2.5 ms; create hashes
-  its config for the validation cache on every call.
+- the hot commands' argv parser (`parse`, `dispatch`), built from the one declaration of
+  the command line (ocirun/clispec.py): without it, create and exec go through the typer
+  app (typer, click, pydantic, the click command tree): ~140 ms instead of ~18. Help,
+  errors and the other commands go to the typer app (cli.py), built from the same
+  declaration.
+- `loads`/`dumps`: json.loads/dumps on the C accelerator alone. With the json module,
+  which imports `re` and `enum` (json.decoder, json.encoder compile regexes): create
+  +5.2 ms, exec +4.8 ms; nothing else on their path needs `re`.
+- `sha256`: the builtin module's sha256. With hashlib, which loads OpenSSL: create +2.1
+  ms, exec +2.2 ms (each hashes its config or process for the validation cache).
 
 Everything else is ordinary Python (`os`, `errno`, `signal`, `typing`): `posix` instead of
 `os` saved nothing on create/exec, which import os anyway, and ~1 ms only on the front
