@@ -27,7 +27,7 @@ door's fallbacks. tests/integration/test_hot_imports.py checks the boundary thes
 try:
     import _json
 except ImportError:  # pragma: no cover - not CPython: the standard module is fine
-    _json = None
+    _json = None  # type: ignore[assignment]
 try:
     from _sha256 import sha256 as _sha256  # builtin, CPython up to 3.11
 except ImportError:  # pragma: no cover - depends on the Python version
@@ -63,7 +63,7 @@ class _Context:
 
 
 _WS = " \t\n\r"
-_scanner = _json.make_scanner(_Context()) if _json else None
+_scanner = _json.make_scanner(_Context()) if _json else None  # type: ignore[arg-type]
 
 
 def __getattr__(name: str):
@@ -196,28 +196,29 @@ def _take(args: list[str], i: int, table: dict[str, Flag], out: dict) -> int | N
     """Consume the option at args[i] (`--opt value`, `--opt=value`, `-opt`, `--flag=true`)
     into `out`; return the next index, or None if it is not a (well-formed) option of
     `table`."""
-    name, eq, value = args[i].partition("=")
-    name = go_name(name, table)
+    given, eq, text = args[i].partition("=")
+    name = go_name(given, table)
     if name is None:
         return None
     flag = table[name]
     if not flag.takes_value:
         if eq:
-            if value not in GO_BOOLS:
+            if text not in GO_BOOLS:
                 return None  # let typer say what is wrong
-            out[flag.key] = GO_BOOLS[value]
+            out[flag.key] = GO_BOOLS[text]
         else:
             out[flag.key] = True
         return i + 1
     if not eq:
         if i + 1 >= len(args):
             return None
-        value = args[i + 1]
+        text = args[i + 1]
         i += 1
+    value: str | int = text
     if flag.kind in (INT, INTS):
-        if not value.isdigit():
+        if not text.isdigit():
             return None
-        value = int(value)
+        value = int(text)
     if flag.kind in (INTS, STRS):
         out.setdefault(flag.key, []).append(value)
     else:

@@ -9,6 +9,7 @@ parser does not fully understand — is handled by this app.
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import typer
 
@@ -73,10 +74,12 @@ def _parameter(p: Flag | Arg) -> inspect.Parameter:
     )
 
 
-def _signed(fn, params, doc: str | None):
-    """fn, with the signature typer reads to build the click command."""
-    fn.__signature__ = inspect.Signature([_parameter(p) for p in params])
-    fn.__annotations__ = {p.key: _annotation(p) for p in params}
+def _signed(fn: Any, params, doc: str | None, *extra: inspect.Parameter):
+    """fn, with the signature typer reads to build the click command: the declared
+    parameters, then `extra` ones."""
+    signature = inspect.Signature([*(_parameter(p) for p in params), *extra])
+    fn.__signature__ = signature
+    fn.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
     fn.__doc__ = doc
     return fn
 
@@ -92,17 +95,10 @@ def _main_options(**kw) -> None:
 _VERSION = typer.Option(
     False, "--version", "-v", callback=_version, is_eager=True, help="print the version"
 )
-_main_options = _signed(_main_options, clispec.GLOBAL, None)
-_main_options.__signature__ = _main_options.__signature__.replace(
-    parameters=[
-        *_main_options.__signature__.parameters.values(),
-        inspect.Parameter(
-            "version", inspect.Parameter.KEYWORD_ONLY, default=_VERSION, annotation=bool
-        ),
-    ]
+_VERSION_PARAM = inspect.Parameter(
+    "version", inspect.Parameter.KEYWORD_ONLY, default=_VERSION, annotation=bool
 )
-_main_options.__annotations__["version"] = bool
-app.callback()(_main_options)
+app.callback()(_signed(_main_options, clispec.GLOBAL, None, _VERSION_PARAM))
 
 
 def _add(command: Command) -> None:
@@ -193,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     group = typer.main.get_command(app)
     try:
         code = group.main(args=go_style(argv, group), prog_name="ocirun", standalone_mode=False)
-    except typer.TyperException as e:  # click's usage errors: one line, not a usage page
+    except typer.TyperException as exc:  # click's usage errors: one line, not a usage page
+        e: Any = exc  # click's exception API (format_message, show, ctx): checked below
         code = getattr(e, "exit_code", 1)
         if not hasattr(e, "format_message"):
             raise

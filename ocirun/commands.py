@@ -299,5 +299,5 @@ def version_text(criu: str | None = None) -> str:
     return (
         f"ocirun version {__version__}\nspec: {SPEC_VERSION}\n"
         f"python: {sys.version.split()[0]}\nlibseccomp: {libseccomp_version()}\n"
-        f"criu: {found or 'unavailable: ' + why}"
+        f"criu: {found or f'unavailable: {why}'}"
     )

@@ -1,6 +1,8 @@
 """The commands on a running container's processes and limits: pause, resume, ps,
 update and events (runc's flags and value syntax: sizes, Go durations)."""
 
+from collections.abc import Callable
+
 from ._lean import dumps
 from .commands import Globals, guarded, ignored
 from .errors import OcirunError, UsageError
@@ -68,7 +70,7 @@ def update(
     """runc's update: --resources FILE ('-' = stdin, as containerd sends it) and/or flags."""
     from . import lifecycle
 
-    def go():
+    def go() -> None:
         # runc's own words where Intel RDT is not enabled: ocirun never enables it.
         if l3_cache_schema:
             raise OcirunError("Intel RDT/CAT: l3 cache schema is not enabled")
@@ -135,7 +137,7 @@ def _merge_update_flags(res: dict, flags: dict) -> None:
             put(section, key, conv(value))
 
 
-_UPDATE_FLAGS = {
+_UPDATE_FLAGS: dict[str, tuple[str, str, Callable[[str], object]]] = {
     "blkio_weight": ("blockIO", "weight", int),
     "cpu_period": ("cpu", "period", int),
     "cpu_quota": ("cpu", "quota", int),

@@ -95,7 +95,7 @@ def features(criu: str | None = None) -> dict:
         ),
         "linux": {
             "namespaces": sorted(NAMESPACES),
-            "capabilities": sorted(CAPS, key=CAPS.get),
+            "capabilities": sorted(CAPS, key=CAPS.__getitem__),
             "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": True, "rdma": True},
             "seccomp": _seccomp(),
             "apparmor": {"enabled": False},

@@ -97,9 +97,9 @@ def _own_only(mappings: list, own: int) -> bool:
     )
 
 
-def subid_ranges(path: str, name: str, uid: int) -> "list[tuple[int, int]]":
+def subid_ranges(path: str, name: str, uid: int) -> list[tuple[int, int]]:
     """The (start, count) ranges /etc/subuid-style `path` grants to user `name` (or uid)."""
-    out = []
+    out: list[tuple[int, int]] = []
     try:
         with open(path) as f:
             lines = f.read().splitlines()
