@@ -12,12 +12,12 @@ from ocirun.cgroups.rootless import asks_limits
 @pytest.fixture
 def as_uid(monkeypatch):
     def set_(uid: int, in_userns: bool = False, **env):
-        monkeypatch.setattr(rootless.posix, "geteuid", lambda: uid)
+        monkeypatch.setattr(rootless.os, "geteuid", lambda: uid)
         monkeypatch.setattr(rootless, "_in_userns", in_userns)
-        for k in (b"XDG_RUNTIME_DIR", b"USER"):
-            monkeypatch.delitem(rootless.posix.environ, k, raising=False)
+        for k in ("XDG_RUNTIME_DIR", "USER"):
+            monkeypatch.delenv(k, raising=False)
         for k, v in env.items():
-            monkeypatch.setitem(rootless.posix.environ, k.encode(), v.encode())
+            monkeypatch.setenv(k, v)
 
     return set_
 
