@@ -25,16 +25,12 @@ def validate(config: dict) -> list[str]:
 
 
 TOP_SCHEMA = "config-schema.json"
-# Override for tests; None = the package's own schemas (package data, see schemas_dir()).
-SCHEMAS_DIR: str | None = None
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def schemas_dir() -> str:
-    """The directory holding the schema files: SCHEMAS_DIR if set, else `ocirun/schemas`,
-    package data installed with the code (the checkout's top-level schemas/ links to it)."""
-    if SCHEMAS_DIR:
-        return SCHEMAS_DIR
+    """The directory holding the schema files: `ocirun/schemas`, package data installed
+    with the code (the checkout's top-level schemas/ links to it)."""
     cand = os.path.join(_HERE, "schemas")
     if os.path.isfile(os.path.join(cand, TOP_SCHEMA)):
         return cand

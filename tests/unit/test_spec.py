@@ -740,7 +740,7 @@ def test_cache_changed_config_misses(tmp_path, config, cache_dir, monkeypatch):
 def test_cache_changed_schema_misses(tmp_path, config, cache_dir, monkeypatch):
     schemas = tmp_path / "schemas"
     shutil.copytree(spec.schemas_dir(), schemas)
-    monkeypatch.setattr(spec, "SCHEMAS_DIR", str(schemas))
+    monkeypatch.setattr(spec, "_HERE", str(tmp_path))  # the package's place: its schemas/
     bundle = write_bundle(tmp_path, config)
     spec.load_bundle_cached(bundle, cache_dir)
     with open(schemas / "defs.json", "a") as f:
@@ -753,7 +753,7 @@ def test_cache_changed_schema_misses(tmp_path, config, cache_dir, monkeypatch):
 def test_cache_changed_schema_rejects_previously_valid(tmp_path, config, cache_dir, monkeypatch):
     schemas = tmp_path / "schemas"
     shutil.copytree(spec.schemas_dir(), schemas)
-    monkeypatch.setattr(spec, "SCHEMAS_DIR", str(schemas))
+    monkeypatch.setattr(spec, "_HERE", str(tmp_path))  # the package's place: its schemas/
     bundle = write_bundle(tmp_path, config)
     spec.load_bundle_cached(bundle, cache_dir)
     top = json.loads((schemas / "config-schema.json").read_text())
