@@ -44,10 +44,11 @@ def _criu_flag() -> str | None:
     """--criu's value for --version, which click handles before any other global flag."""
     import sys
 
+    names = next(f.names for f in clispec.GLOBAL if f.key == "criu")
     argv = sys.argv[1:]
     for i, arg in enumerate(argv):
         name, eq, value = arg.partition("=")
-        if name in ("--criu", "-criu"):
+        if clispec.go_name(name, names):
             return value if eq else (argv[i + 1] if i + 1 < len(argv) else None)
         if not arg.startswith("-"):
             break
