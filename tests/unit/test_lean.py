@@ -1,4 +1,5 @@
-"""ocirun._lean's loads/dumps must agree with the standard json module, output and errors alike."""
+"""ocirun._lean: its loads/dumps agree with the standard json module, output and errors
+alike; its sha256 with hashlib's. (Its argv parser: test_clispec.py.)"""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 import pytest
 
-from ocirun import _lean as fastjson
+from ocirun import _lean
 
 SAMPLES = [
     {},
@@ -41,7 +42,7 @@ SAMPLES = [
 @pytest.mark.parametrize("indent", [None, 2, 4])
 @pytest.mark.parametrize("sort_keys", [False, True])
 def test_dumps_matches_json(obj, indent, sort_keys):
-    assert fastjson.dumps(obj, indent=indent, sort_keys=sort_keys) == json.dumps(
+    assert _lean.dumps(obj, indent=indent, sort_keys=sort_keys) == json.dumps(
         obj, indent=indent, sort_keys=sort_keys
     )
 
@@ -49,15 +50,15 @@ def test_dumps_matches_json(obj, indent, sort_keys):
 @pytest.mark.parametrize("obj", SAMPLES)
 def test_loads_round_trip(obj):
     text = json.dumps(obj)
-    assert fastjson.loads(text) == json.loads(text)
-    assert fastjson.loads(text.encode()) == json.loads(text)
-    assert fastjson.loads("  \n" + text + " \n") == obj
+    assert _lean.loads(text) == json.loads(text)
+    assert _lean.loads(text.encode()) == json.loads(text)
+    assert _lean.loads("  \n" + text + " \n") == obj
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "{", '{"a" 1}', "[1,]", "{} x", "nul", '"\\x"'])
 def test_loads_errors_like_json(bad):
     with pytest.raises(json.JSONDecodeError) as ours:
-        fastjson.loads(bad)
+        _lean.loads(bad)
     with pytest.raises(json.JSONDecodeError) as theirs:
         json.loads(bad)
     assert (ours.value.lineno, ours.value.colno) == (theirs.value.lineno, theirs.value.colno)
@@ -65,7 +66,7 @@ def test_loads_errors_like_json(bad):
 
 def test_dumps_rejects_unserializable():
     with pytest.raises(TypeError):
-        fastjson.dumps({"x": object()})
+        _lean.dumps({"x": object()})
 
 
 def test_import_does_not_load_json_or_re():
@@ -98,3 +99,13 @@ def test_syntax_errors_in_a_fresh_interpreter():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["JSONDecodeError"] * 6
+
+
+@pytest.mark.parametrize("data", [b"", b"abc", bytes(range(256)) * 300])
+def test_sha256_is_hashlibs(data):
+    import hashlib
+
+    assert _lean.sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
+    h = _lean.sha256()
+    h.update(data)
+    assert h.digest() == hashlib.sha256(data).digest()
