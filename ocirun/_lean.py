@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover - depends on the Python version
     except ImportError:
         from hashlib import sha256 as _sha256
 
-from .clispec import COMMANDS, GLOBAL, GO_BOOLS, INT, INTS, STRS, Flag, go_name
+from .clispec import COMMANDS, GLOBAL, GO_BOOLS, INT, INTS, REQUIRED, STRS, Flag, go_name
 
 # ---------------------------------------------------------------------------------- JSON
 
@@ -260,7 +260,7 @@ def parse(argv: list[str]) -> tuple[str, dict, dict] | None:
         else:
             pos.append(arg)
             i += 1
-    required = sum(1 for a in args if a.default is ...)
+    required = sum(1 for a in args if a.default is REQUIRED)
     if not required <= len(pos) <= len(args):
         return None
     kw.update(zip((a.key for a in args), pos))

@@ -1,5 +1,7 @@
 """runc's command line, declared once: the global flags, and each command's flags,
-arguments and body, as data.
+arguments and body, as data. A command is declared by a function that returns its flags
+and arguments (its docstring is the command's help), called only when that command is
+parsed or the typer app is built: a create builds create's flags alone.
 
 Two parsers are built from it: the typer app (cli.py: help, full error messages, every
 command) and the hot commands' parser (_lean.py: what engines send, without

@@ -51,7 +51,7 @@ def test_command_options_are_the_declared_ones(name):
     assert typer_opts == _declared(declared.flags())
     args = [p for p in cmd.params if p.param_type_name == "argument"]
     assert [a.name for a in args] == [a.key for a in declared.args()]
-    assert [a.required for a in args] == [a.default is ... for a in declared.args()]
+    assert [a.required for a in args] == [a.default is clispec.REQUIRED for a in declared.args()]
     assert cmd.context_settings.get("allow_interspersed_args", True) == declared.interspersed
 
 
