@@ -19,7 +19,7 @@ from . import fastjson as json
 from .state import STATE_FILE, atomic_write, freezer_file
 
 NAME = "lifecycle.rec"
-VERSION = "ocirun-record 1"
+VERSION = "ocirun-record 2"
 MAX = 1 << 20  # csrc/launcher/front.h REC_MAX
 
 
@@ -55,6 +55,10 @@ def render(dir_: str, data: dict, main_dir: str | None) -> bytes:
     freezer = freezer_file(paths)
     if freezer is not None:
         lines += [f"freezer={_value(freezer[0])}", f"frozen={freezer[1].decode()}"]
+    if paths and paths.get("mode") != "v2" and paths.get("driver") != "systemd":
+        # kill --all and delete --force signal what these hold (Manager.pids(everywhere))
+        for d in dict.fromkeys((paths.get("dirs") or {}).values()):
+            lines.append(f"cgroup={_value(d)}")
     if paths and not python_delete:
         if main_dir:
             lines.append(f"procs_dir={_value(main_dir)}")

@@ -32,6 +32,8 @@ static void dump(const struct record *r)
     show("procs_dir", r->procs_dir);
     for (i = 0; i < r->n_rmdir; i++)
         printf("%s=%s\n", r->rmdir_leaf[i] ? "rmdir" : "rmdir_parent", r->rmdir[i]);
+    for (i = 0; i < r->n_cgroup; i++)
+        printf("cgroup=%s\n", r->cgroup[i]);
     printf("python_start=%d\npython_delete=%d\n", r->python_start, r->python_delete);
     show("ociVersion", r->oci_version);
     show("bundle", r->bundle);
