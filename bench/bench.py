@@ -31,6 +31,7 @@ import concurrent.futures as cf
 import ctypes
 import json
 import os
+import resource
 import select
 import shutil
 import signal
@@ -45,7 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 UNIFIED = "/sys/fs/cgroup/unified"
 CGROUP_ROOT = "/sys/fs/cgroup"
-SECTIONS = ("run", "lifecycle", "exec", "state", "throughput", "rss")
+SECTIONS = ("run", "lifecycle", "cpu", "exec", "state", "throughput", "throughput_load", "rss")
 SPAWN_ENV = dict(os.environ)
 _DEVNULL = None
 
@@ -190,6 +191,31 @@ def reap_orphans():
         if pid == 0:
             return n
         n += 1
+
+
+def start_cpu_load(n):
+    """n busy loops (a shell's `while :`), our children; their pids."""
+    pids = []
+    null = _devnull()
+    for _ in range(n):
+        pids.append(
+            os.posix_spawn(
+                "/bin/sh",
+                ["/bin/sh", "-c", "while :; do :; done"],
+                SPAWN_ENV,
+                file_actions=[(os.POSIX_SPAWN_DUP2, null, k) for k in (0, 1, 2)],
+            )
+        )
+    return pids
+
+
+def stop_cpu_load(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
 
 
 def first_line(text):
@@ -617,6 +643,60 @@ class Bench:
                     rd_.fail(rt, "delete " + err_summary(r))
                     rt.force_delete(cid, self.a.timeout)
 
+    # ---------------------------------------------------------- 2b. CPU per lifecycle
+    def sec_cpu(self):
+        """CPU time (user+sys) of one container's whole life: create (--pid-file), start,
+        wait for /bin/true's exit, delete. The runtime's processes are our children and the
+        init is re-parented to us (subreaper): every one of them is waited for, so their
+        CPU time lands in our RUSAGE_CHILDREN, whose growth over the lifecycle is the
+        figure. Only for runtimes we spawn ourselves (not through the agent)."""
+        row = self.row("cpu", "CPU time (user+sys) per create+start+wait+delete", "ms")
+        self.log("[cpu] %d x create / start / wait / delete, RUSAGE_CHILDREN" % self.a.runs)
+        for _, order in self.rotations(self.a.runs, self.a.warmup):
+            for rt in order:
+                if not isinstance(rt.exe, Local):
+                    row.na[rt.name] = "its calls run in the agent's namespace, not our children"
+                    continue
+                self.reap()
+                cid = self.cid(rt, "cpu")
+                pid_file = os.path.join(self.work, cid + ".pid")
+                rt.live.add(cid)
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                r = rt.call(
+                    "create",
+                    "--bundle",
+                    rt.bundles["true"],
+                    "--pid-file",
+                    pid_file,
+                    cid,
+                    timeout=self.a.timeout,
+                )
+                if r["rc"] != 0:
+                    row.fail(rt, "create " + err_summary(r))
+                    rt.force_delete(cid, self.a.timeout)
+                    continue
+                with open(pid_file) as f:
+                    pidfd = os.pidfd_open(int(f.read()))
+                os.unlink(pid_file)
+                try:
+                    r = rt.call("start", cid, timeout=self.a.timeout)
+                    if r["rc"] == 0:
+                        select.select([pidfd], [], [], 10)
+                finally:
+                    os.close(pidfd)
+                self.reap()
+                if r["rc"] == 0:
+                    r = rt.call("delete", cid, timeout=self.a.timeout)
+                self.reap()
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                if r["rc"] != 0:
+                    row.fail(rt, err_summary(r))
+                    rt.force_delete(cid, self.a.timeout)
+                    continue
+                rt.live.discard(cid)
+                used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                row.add(rt, used * 1e3)
+
     # ---------------------------------------------------------- 6. RSS
     def sec_rss(self):
         """Peak RSS of `create` via GNU time (wait4's ru_maxrss of a child we
@@ -799,16 +879,28 @@ class Bench:
 
     # ---------------------------------------------------------- 5. throughput
     def sec_throughput(self):
+        self._throughput("tp", "throughput", [])
+
+    def sec_throughput_load(self):
+        """The throughput with a CPU-bound load beside it: one busy loop per core, started
+        by pid before the batches and killed (by pid) after them."""
+        hogs = start_cpu_load(os.cpu_count() or 1)
+        try:
+            self._throughput("tpl", "throughput, %d busy loops beside" % len(hogs), hogs)
+        finally:
+            stop_cpu_load(hogs)
+
+    def _throughput(self, key, what, exclude):
         n, conc = self.a.tp_n, self.a.tp_conc
         rate = self.row(
-            "tp",
-            "throughput: %d x run @ concurrency %d [higher=better]" % (n, conc),
+            key,
+            "%s: %d x run @ concurrency %d [higher=better]" % (what, n, conc),
             "ctr/s",
             better="higher",
         )
-        fails = self.row("tp_fail", "throughput: failed runs (all rounds)", "count")
+        fails = self.row(key + "_fail", "%s: failed runs (all rounds)" % what, "count")
         left = self.row(
-            "tp_left", "throughput: leftovers state-dirs/mounts/procs/cgroups", "", kind="text"
+            key + "_left", "%s: leftovers state-dirs/mounts/procs/cgroups" % what, "", kind="text"
         )
         totals = {rt.name: [0, 0, 0, 0] for rt in self.rts}
         nfail = {rt.name: 0 for rt in self.rts}
@@ -816,14 +908,14 @@ class Bench:
             order = self.rts[rnd % len(self.rts) :] + self.rts[: rnd % len(self.rts)]
             for rt in order:
                 self.reap()
-                tag = "%s-tp%d-" % (rt.prefix, rnd)
+                tag = "%s-%s%d-" % (rt.prefix, key, rnd)
                 argvs = [
                     rt.argv("run", "--bundle", rt.bundles["true"], tag + str(k)) for k in range(n)
                 ]
                 mounts_before = set(self._our_mounts(rt))
                 self.log(
-                    "[throughput] round %d: %s, %d runs at concurrency %d"
-                    % (rnd + 1, rt.name, n, conc)
+                    "[%s] round %d: %s, %d runs at concurrency %d"
+                    % (what, rnd + 1, rt.name, n, conc)
                 )
                 res = rt.exe.batch(argvs, conc, self.a.timeout)
                 bad = [r for r in res["results"] if r["rc"] != 0]
@@ -841,13 +933,13 @@ class Bench:
                     rate.fails[rt.name] = rate.fails.get(rt.name, 0) + 1
                 time.sleep(0.2)  # let anything a runtime left running settle
                 self.reap()
-                lo = self._leftovers(rt, tag, mounts_before)
+                lo = self._leftovers(rt, tag, mounts_before, exclude)
                 for k in range(4):
                     totals[rt.name][k] += len(lo[k])
                 if any(lo):
                     self.notes.append(
-                        "%s throughput round %d leftovers: %s"
-                        % (rt.name, rnd + 1, describe_leftovers(lo))
+                        "%s %s round %d leftovers: %s"
+                        % (rt.name, what, rnd + 1, describe_leftovers(lo))
                     )
                 for cid in lo[0]:
                     rt.live.add(cid)
@@ -865,13 +957,13 @@ class Bench:
         except OSError:
             return []
 
-    def _leftovers(self, rt, tag, mounts_before):
+    def _leftovers(self, rt, tag, mounts_before, exclude=()):
         dirs = [d for d in rt.state_dirs() if d.startswith(tag)]
         mounts = [l for l in self._our_mounts(rt) if l not in mounts_before]
         procs = [
             p
             for p in descendants({os.getpid()} | ({rt.exe.pid} if rt.exe.pid else set()))
-            if p not in agent_pids(self.rts)
+            if p not in agent_pids(self.rts) and p not in exclude
         ]
         cgs = find_cgroups(tag)
         return dirs, mounts, procs, cgs
@@ -886,8 +978,12 @@ class Bench:
             self.sec_exec()
         if "state" in only:
             self.sec_state()
+        if "cpu" in only:
+            self.sec_cpu()
         if "throughput" in only:
             self.sec_throughput()
+        if "throughput_load" in only:
+            self.sec_throughput_load()
         if "rss" in only:
             self.sec_rss()
 
@@ -1034,7 +1130,7 @@ def print_table(bench, rts, args, elapsed, interrupted):
     print()
     tp = (
         ("; throughput: median of %d round(s)" % args.tp_rounds)
-        if "throughput" in args.only
+        if "throughput" in args.only or "throughput_load" in args.only
         else ""
     )
     print(
