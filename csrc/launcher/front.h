@@ -84,6 +84,7 @@ void log_configure(const char *path, int json, int debug);
 /* --debug: log.phase / log.begin's lines, `phase <name>: <ms> ms` at level debug. */
 void phase_begin(void);
 void phase(const char *name);
+void phase_flush(void); /* the pending first line: the call is the front door's */
 /* commands.report: the error in the log (if any) and on stderr. Returns 1. */
 int report(const char *msg);
 

@@ -267,5 +267,7 @@ int main(int argc, char **argv)
 
     if (!off || !*off || !strcmp(off, "0"))
         rc = fast(argc, argv);
+    if (rc != FALLBACK)
+        phase_flush();
     return rc == FALLBACK ? exec_python(argc, argv) : rc;
 }

@@ -316,28 +316,48 @@ static long long clock_ns(clockid_t clock)
     return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* log.phase: the first mark logs the CPU time used so far (the program's start). */
+/* log.phase: the first mark (phase_begin) logs the CPU time used so far, the program's
+ * start; it is written only once the front door is sure to answer the call itself (the
+ * next mark, an error, or the end: phase_flush), so that a hand-over to Python, which
+ * writes its own, leaves no line of ours. */
+static long long phase_last, phase_cpu;
+static int phase_pending;
+
+void phase_flush(void)
+{
+    char msg[96];
+
+    if (!phase_pending)
+        return;
+    phase_pending = 0;
+    snprintf(msg, sizeof(msg), "phase front door start-up (CPU): %.2f ms",
+             (double) phase_cpu / 1e6);
+    debug_line(msg);
+}
+
 void phase(const char *name)
 {
-    static long long last;
     long long now;
     char msg[160];
 
     if (!log_debug)
         return;
     now = clock_ns(CLOCK_MONOTONIC);
-    if (last)
-        snprintf(msg, sizeof(msg), "phase %s: %.2f ms", name, (double) (now - last) / 1e6);
-    else
-        snprintf(msg, sizeof(msg), "phase front door start-up (CPU): %.2f ms",
-                 (double) clock_ns(CLOCK_PROCESS_CPUTIME_ID) / 1e6);
-    debug_line(msg);
-    last = now;
+    if (!phase_last) {
+        phase_cpu = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+        phase_pending = 1;
+    } else {
+        phase_flush();
+        snprintf(msg, sizeof(msg), "phase %s: %.2f ms", name, (double) (now - phase_last) / 1e6);
+        debug_line(msg);
+    }
+    phase_last = now;
 }
 
 void phase_begin(void)
 {
-    phase("");
+    if (!phase_last)
+        phase("");
 }
 
 /* log.write(level, msg): one line in the log, or a notice on stderr if it can't be. */
@@ -396,6 +416,7 @@ int report(const char *raw)
         free(msg.p);
         return 1;
     }
+    phase_flush();
     log_line("error", msg.p ? msg.p : "");
     /* print(text, file=sys.stderr), a newline in it shown escaped */
     for (p = msg.p ? msg.p : ""; *p; p++) {

@@ -495,6 +495,12 @@ def test_a_paused_container_goes_to_python(rt, make_bundle, lonely):
             r = lonely(rt, *args)
             assert r.returncode == 127 and "python3" in r.stderr, args
         assert rt.state("fd22")["status"] == "paused"
+        # with --debug, the hand-over leaves only Python's phase lines, no start-up of ours
+        r = rt.cli("delete", "--force", "fd22", global_args=("--debug",))
+        assert r.returncode == 0, r.stderr
+        names = phases(r.stderr)
+        assert names[0] == "interpreter start-up + imports (CPU)"
+        assert "front door start-up (CPU)" not in names
     finally:
         rt.ok("delete", "--force", "fd22")
     assert not (Path(rt.root) / "fd22").exists()
@@ -544,3 +550,18 @@ def test_debug_phases_as_python_writes_them(rt, make_bundle, lonely, tmp_path, f
     py = ["start-up" if p == "interpreter start-up + imports (CPU)" else p for p in seen["python"]]
     assert fast == py
     assert fast[:3] == ["start-up", "lock + state", "release (exec.fifo)"]
+
+
+def test_debug_lines_of_errors_and_no_ops_as_python_writes_them(rt, lonely):
+    """Python's start and delete begin their clock before the container is looked up: a
+    missing container still gets the start-up line (and then the error); state writes none."""
+
+    def lines(text):
+        text = re.sub(r"[0-9.]+ ms", "", text)
+        return ["DEBU start-up" if "start-up" in x else x for x in text.splitlines()]
+
+    for args in (("start", "nope"), ("delete", "nope"), ("delete", "-f", "nope"), ("state", "x")):
+        fast = lonely(rt, "--debug", *args)
+        py = rt.cli(*args, global_args=("--debug",), env=dict(os.environ, **PY))
+        assert fast.returncode == py.returncode, args
+        assert lines(fast.stderr) == lines(py.stderr), (args, fast.stderr, py.stderr)
