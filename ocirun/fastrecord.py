@@ -13,7 +13,7 @@ Best effort: a value the format can't carry (a newline, a non-UTF-8 path), a rec
 the size limit or a failed write means no record, and every command goes to Python.
 """
 
-import posix  # not os: see paths.py
+import os
 
 from . import fastjson as json
 from .state import STATE_FILE, atomic_write, freezer_file
@@ -34,7 +34,7 @@ def render(dir_: str, data: dict, main_dir: str | None) -> bytes:
     """The record for the container in dir_ whose state.json holds `data`; main_dir: the
     cgroup delete must find empty (the cgroup manager's main dir). ValueError if it can't
     be one."""
-    st = posix.stat(f"{dir_}/{STATE_FILE}")
+    st = os.stat(f"{dir_}/{STATE_FILE}")
     pid, start = data.get("pid"), data.get("start_time")
     if not (isinstance(pid, int) and pid > 0 and isinstance(start, int) and start >= 0):
         raise ValueError("no init to record")

@@ -11,8 +11,9 @@ running; otherwise stopped. The derivation is the front door's C (csrc/launcher/
 the cffi module ocirun._status), fed here with state.json's facts.
 """
 
+import errno
 import fcntl
-import posix  # not os: see paths.py
+import posix  # not os: `import os` costs ~1 ms under -IS (measured), these are the hot commands
 import time
 
 from . import fastjson as json
@@ -89,8 +90,6 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
 
 def root_error(root: str, exc: OSError) -> OcirunError:
     """An OSError on the root dir itself as one line: `root /x: Not a directory`."""
-    import errno
-
     if isinstance(exc, FileExistsError):  # os.makedirs: the root is there, but not a dir
         return sys_error(OSError(errno.ENOTDIR, ""), f"root {root}")
     return sys_error(exc, f"root {root}{_not_root_hint(exc, root)}")
@@ -99,7 +98,7 @@ def root_error(root: str, exc: OSError) -> OcirunError:
 def _not_root_hint(exc: OSError, path: str) -> str:
     """Why a non-root caller can't use the system's root dir, and what to do (only for the
     system's root: a --root the caller gave is theirs to fix)."""
-    if exc.errno not in (1, 13) or posix.geteuid() == 0:  # EPERM, EACCES
+    if exc.errno not in (errno.EPERM, errno.EACCES) or posix.geteuid() == 0:
         return ""
     if path != DEFAULT_ROOT and not path.startswith(DEFAULT_ROOT + "/"):
         return ""
