@@ -46,7 +46,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 UNIFIED = "/sys/fs/cgroup/unified"
 CGROUP_ROOT = "/sys/fs/cgroup"
-SECTIONS = ("run", "lifecycle", "cpu", "exec", "state", "throughput", "throughput_load", "rss")
+SECTIONS = (
+    "run",
+    "lifecycle",
+    "kill",
+    "cpu",
+    "exec",
+    "state",
+    "throughput",
+    "throughput_load",
+    "rss",
+)
 SPAWN_ENV = dict(os.environ)
 _DEVNULL = None
 
@@ -643,6 +653,66 @@ class Bench:
                     rd_.fail(rt, "delete " + err_summary(r))
                     rt.force_delete(cid, self.a.timeout)
 
+    # ---------------------------------------------------------- 2a. kill, delete --force
+    def _running(self, rt, what):
+        """A started `sleep 1000` container: (cid, pidfd of its init), or None (a failure
+        recorded in the row `what`)."""
+        cid = self.cid(rt, "k")
+        rt.live.add(cid)
+        pid_file = os.path.join(self.work, cid + ".pid")
+        r = rt.call(
+            "create",
+            "--bundle",
+            rt.bundles["sleep"],
+            "--pid-file",
+            pid_file,
+            cid,
+            timeout=self.a.timeout,
+        )
+        if r["rc"] == 0:
+            r = rt.call("start", cid, timeout=self.a.timeout)
+        if r["rc"] != 0:
+            self.rows[what].fail(rt, "sleep container " + err_summary(r))
+            rt.force_delete(cid, self.a.timeout)
+            return None
+        with open(pid_file) as f:
+            pidfd = os.pidfd_open(int(f.read()))
+        os.unlink(pid_file)
+        return cid, pidfd
+
+    def sec_kill(self):
+        rk = self.row("kill", "kill (running container, KILL)", "ms")
+        rf = self.row("delete_force", "delete --force (running container)", "ms")
+        self.log("[kill] %d x kill KILL / delete --force of a running container" % self.a.runs)
+        for _, order in self.rotations(self.a.runs, self.a.warmup):
+            for rt in order:
+                self.reap()
+                got = self._running(rt, "kill")
+                if got:
+                    cid, pidfd = got
+                    r = rt.call("kill", cid, "KILL", timeout=self.a.timeout)
+                    if r["rc"] == 0:
+                        rk.add(rt, r["ms"])
+                        select.select([pidfd], [], [], 10)
+                    else:
+                        rk.fail(rt, "kill " + err_summary(r))
+                    os.close(pidfd)
+                    self.reap()
+                    rt.force_delete(cid, self.a.timeout)
+                    rt.live.discard(cid)
+                got = self._running(rt, "delete_force")
+                if got:
+                    cid, pidfd = got
+                    os.close(pidfd)
+                    r = rt.call("delete", "--force", cid, timeout=self.a.timeout)
+                    if r["rc"] == 0:
+                        rf.add(rt, r["ms"])
+                        rt.live.discard(cid)
+                    else:
+                        rf.fail(rt, "delete --force " + err_summary(r))
+                        rt.force_delete(cid, self.a.timeout)
+                    self.reap()
+
     # ---------------------------------------------------------- 2b. CPU per lifecycle
     def sec_cpu(self):
         """CPU time (user+sys) of one container's whole life: create (--pid-file), start,
@@ -978,6 +1048,8 @@ class Bench:
             self.sec_exec()
         if "state" in only:
             self.sec_state()
+        if "kill" in only:
+            self.sec_kill()
         if "cpu" in only:
             self.sec_cpu()
         if "throughput" in only:
