@@ -31,7 +31,6 @@ import concurrent.futures as cf
 import ctypes
 import json
 import os
-import resource
 import select
 import shutil
 import signal
@@ -98,7 +97,7 @@ def spawn(argv, timeout, capture=False):
         (os.POSIX_SPAWN_DUP2, out_fd if capture else null, 1),
         (os.POSIX_SPAWN_DUP2, err_fd, 2),
     ]
-    res = dict(rc=None, ms=None, maxrss=None, out="", err="")
+    res = dict(rc=None, ms=None, maxrss=None, cpu_ms=0.0, out="", err="")
     try:
         t0 = time.perf_counter_ns()
         try:
@@ -136,6 +135,7 @@ def spawn(argv, timeout, capture=False):
             os.close(pidfd)
         res["ms"] = (t1 - t0) / 1e6
         res["maxrss"] = ru.ru_maxrss
+        res["cpu_ms"] = (ru.ru_utime + ru.ru_stime) * 1e3  # with the children it waited for
         res["err"] = _read_memfd(err_fd, 64 << 10)
         if capture:
             res["out"] = _read_memfd(out_fd)
@@ -189,18 +189,29 @@ def set_subreaper():
         return False
 
 
+_ORPHAN_CPU = [0.0]  # ms of CPU (user+sys) of the orphans reaped since take_orphan_cpu()
+
+
 def reap_orphans():
-    """Reap exited container inits re-parented to us.  Only call when no spawn()
-    is in flight in another thread (it could steal that child's status)."""
+    """Reap exited container inits re-parented to us (their CPU time is added up for
+    take_orphan_cpu).  Only call when no spawn() is in flight in another thread (it could
+    steal that child's status)."""
     n = 0
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, _, ru = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
             return n
         if pid == 0:
             return n
+        _ORPHAN_CPU[0] += (ru.ru_utime + ru.ru_stime) * 1e3
         n += 1
+
+
+def take_orphan_cpu():
+    reap_orphans()
+    ms, _ORPHAN_CPU[0] = _ORPHAN_CPU[0], 0.0
+    return ms
 
 
 def start_cpu_load(n):
@@ -289,7 +300,7 @@ def agent_main():
             resp = run_batch(req["argvs"], req["conc"], req["timeout"])
             reap_orphans()
         elif op == "reap":
-            resp = dict(n=0)
+            resp = dict(n=0, cpu_ms=take_orphan_cpu())
         elif op == "exit":
             break
         else:
@@ -313,7 +324,8 @@ class Local:
         return run_batch(argvs, conc, timeout)
 
     def reap(self):
-        reap_orphans()
+        """Reap orphans; the CPU ms of those reaped since the last call."""
+        return take_orphan_cpu()
 
     def mountinfo(self):
         with open("/proc/self/mountinfo") as f:
@@ -373,7 +385,7 @@ class Agent:
         return self._req(op="batch", argvs=argvs, conc=conc, timeout=timeout)
 
     def reap(self):
-        self._req(op="reap")
+        return self._req(op="reap")["cpu_ms"]
 
     def mountinfo(self):
         with open("/proc/%d/mountinfo" % self.pid) as f:
@@ -716,22 +728,18 @@ class Bench:
     # ---------------------------------------------------------- 2b. CPU per lifecycle
     def sec_cpu(self):
         """CPU time (user+sys) of one container's whole life: create (--pid-file), start,
-        wait for /bin/true's exit, delete. The runtime's processes are our children and the
-        init is re-parented to us (subreaper): every one of them is waited for, so their
-        CPU time lands in our RUSAGE_CHILDREN, whose growth over the lifecycle is the
-        figure. Only for runtimes we spawn ourselves (not through the agent)."""
+        wait for /bin/true's exit, delete. Each call's CPU comes from wait4 (the runtime
+        process with every child it waited for); the init, re-parented to whoever reaps
+        for the runtime (we, or crun's agent: subreapers), adds its own when reaped."""
         row = self.row("cpu", "CPU time (user+sys) per create+start+wait+delete", "ms")
-        self.log("[cpu] %d x create / start / wait / delete, RUSAGE_CHILDREN" % self.a.runs)
+        self.log("[cpu] %d x create / start / wait / delete, CPU of every process" % self.a.runs)
         for _, order in self.rotations(self.a.runs, self.a.warmup):
             for rt in order:
-                if not isinstance(rt.exe, Local):
-                    row.na[rt.name] = "its calls run in the agent's namespace, not our children"
-                    continue
                 self.reap()
+                take_orphan_cpu()  # what was reaped before this lifecycle is not its
                 cid = self.cid(rt, "cpu")
                 pid_file = os.path.join(self.work, cid + ".pid")
                 rt.live.add(cid)
-                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 r = rt.call(
                     "create",
                     "--bundle",
@@ -741,6 +749,7 @@ class Bench:
                     cid,
                     timeout=self.a.timeout,
                 )
+                used = r["cpu_ms"]
                 if r["rc"] != 0:
                     row.fail(rt, "create " + err_summary(r))
                     rt.force_delete(cid, self.a.timeout)
@@ -750,22 +759,22 @@ class Bench:
                 os.unlink(pid_file)
                 try:
                     r = rt.call("start", cid, timeout=self.a.timeout)
+                    used += r["cpu_ms"]
                     if r["rc"] == 0:
                         select.select([pidfd], [], [], 10)
                 finally:
                     os.close(pidfd)
-                self.reap()
+                used += rt.exe.reap()
                 if r["rc"] == 0:
                     r = rt.call("delete", cid, timeout=self.a.timeout)
-                self.reap()
-                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    used += r["cpu_ms"]
+                used += rt.exe.reap()
                 if r["rc"] != 0:
                     row.fail(rt, err_summary(r))
                     rt.force_delete(cid, self.a.timeout)
                     continue
                 rt.live.discard(cid)
-                used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-                row.add(rt, used * 1e3)
+                row.add(rt, used)
 
     # ---------------------------------------------------------- 6. RSS
     def sec_rss(self):
