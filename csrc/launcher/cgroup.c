@@ -146,7 +146,7 @@ static int cmp_int(const void *a, const void *b)
 }
 
 /* Append the pids of dir/cgroup.procs to *pids; -1 on a read error or a bad line. */
-static int read_procs(const char *dir, int **pids, size_t *n, size_t *cap)
+int cgroup_pids(const char *dir, int **pids, size_t *n, size_t *cap)
 {
     char path[PATH_MAX], chunk[4096];
     long long v = -1;
@@ -166,7 +166,7 @@ static int read_procs(const char *dir, int **pids, size_t *n, size_t *cap)
                     goto bad;
                 continue;
             }
-            if (chunk[i] != '\n' || v < 0)
+            if (chunk[i] != '\n' || v <= 0) /* kill(0, ...) would hit our own group */
                 goto bad;
             if (*n == *cap) {
                 if (*cap >= MAX_PIDS)
@@ -195,7 +195,7 @@ static int signal_each(const struct record *r, int sig)
     size_t n = 0, cap = 0, k;
 
     for (i = 0; i < r->n_cgroup; i++) {
-        if (read_procs(r->cgroup[i], &pids, &n, &cap)) {
+        if (cgroup_pids(r->cgroup[i], &pids, &n, &cap)) {
             free(pids);
             return -1;
         }
@@ -263,7 +263,7 @@ int cgroups_busy(const struct record *r)
     size_t n = 0, cap = 0;
 
     for (i = 0; i < r->n_cgroup; i++) {
-        if (has_subdirs(r->cgroup[i]) || read_procs(r->cgroup[i], &pids, &n, &cap) || n) {
+        if (has_subdirs(r->cgroup[i]) || cgroup_pids(r->cgroup[i], &pids, &n, &cap) || n) {
             free(pids);
             return 1;
         }

@@ -57,6 +57,9 @@ int proc_start_time(int pid, unsigned long long *out); /* 0, or -1: gone or a zo
 int cgroups_kill_all(const struct record *r, int sig); /* 0, or FALLBACK with nothing sent */
 int cgroups_busy(const struct record *r);              /* tasks or sub-cgroups in a dir */
 int cgroups_remove(const struct record *r);            /* the rmdir= dirs: 0 or FALLBACK */
+/* Append dir/cgroup.procs's pids to *pids (realloc'ed, *cap its size): 0 (no file: none),
+ * or -1: unreadable, or not one decimal pid > 0 a line (at most 1 << 20 of them). */
+int cgroup_pids(const char *dir, int **pids, size_t *n, size_t *cap);
 
 /* --- out.c: output in the exact shapes Python's commands.py and log.py produce */
 struct buf {

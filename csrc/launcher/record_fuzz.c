@@ -6,9 +6,12 @@
  *   json      prints it as a JSON string (json.dumps of bytes.decode(errors="replace"))
  *   quote     prints it quoted as log.quote does
  *   reindent  prints the compact JSON laid out as json.dumps(indent=2)
+ *   procs     writes it as cgroup.procs in a temporary dir, prints the pids cgroup.c reads
+ *             from it, one a line, or "invalid"
  */
 #include "front.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +63,29 @@ int main(int argc, char **argv)
             puts("invalid");
         else
             dump(&r);
+        free(in);
+        return 0;
+    }
+    if (!strcmp(argv[1], "procs")) {
+        char dir[] = "/tmp/record_fuzz.XXXXXX", path[64];
+        int *pids = NULL, fd, rc;
+        size_t n = 0, cap = 0, i;
+
+        if (!mkdtemp(dir))
+            return 2;
+        snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0 || write_all(fd, in, len))
+            return 2;
+        close(fd);
+        rc = cgroup_pids(dir, &pids, &n, &cap);
+        unlink(path);
+        rmdir(dir);
+        if (rc)
+            puts("invalid");
+        for (i = 0; !rc && i < n; i++)
+            printf("%d\n", pids[i]);
+        free(pids);
         free(in);
         return 0;
     }

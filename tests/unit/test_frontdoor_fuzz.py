@@ -41,7 +41,7 @@ def harness(tmp_path_factory):
             "-fno-sanitize-recover=all",
             "-o",
             str(out),
-            *(str(SRC / f) for f in ("record_fuzz.c", "record.c", "out.c")),
+            *(str(SRC / f) for f in ("record_fuzz.c", "record.c", "out.c", "cgroup.c")),
         ],
         check=True,
     )
@@ -298,6 +298,25 @@ def test_reindent_matches_pythons_indent(harness):
         obj = {"k": random_json(rng)}
         got = harness("reindent", fastjson.dumps(obj).encode()).decode()
         assert got == fastjson.dumps(obj, indent=2), obj
+
+
+def test_cgroup_procs_as_the_kernel_writes_them_and_garbage(harness):
+    """kill --all and delete --force read every pid of cgroup.procs (cgroup.c): one decimal
+    a line; anything else is refused (Python's manager then acts), never misread."""
+    assert harness("procs", b"") == b""
+    assert harness("procs", b"1\n22\n2147483647\n") == b"1\n22\n2147483647\n"
+    many = b"".join(b"%d\n" % (k + 1) for k in range(70000))
+    assert harness("procs", many) == many
+    bad_ones = (b"1", b"1\n2", b"2147483648\n", b"-1\n", b"1 2\n", b"\n", b"x\n", b"1\n\n", b"0\n")
+    for bad in bad_ones:
+        assert harness("procs", bad) == b"invalid\n", bad
+    rng = random.Random(SEED)
+    for _ in range(200):
+        data = bytes(rng.choice(b"0123456789\n \x00-9") for _ in range(rng.randint(0, 200)))
+        out = harness("procs", data)
+        assert out == b"invalid\n" or out == b"".join(
+            b"%d\n" % int(x) for x in data.split(b"\n")[:-1] if int(x) > 0
+        ), data
 
 
 # The same parser as shipped: the cffi module ocirun._status (csrc/launcher/build_status.py),
