@@ -2,6 +2,8 @@
 them), and paths.py's os-free path functions the hot commands use."""
 
 import os
+import time
+from pathlib import Path
 
 import pytest
 
@@ -206,3 +208,18 @@ def test_proc_start_time(tmp_path):
     assert state.proc_start_time(0) is None
     assert state.proc_start_time(2**40) is None
     assert state.proc_start_time(2**22 + 1) is None  # beyond pid_max
+
+
+def test_a_zombie_is_no_init(tmp_path):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        for _ in range(500):  # until it has exited (a zombie: we have not reaped it)
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+            time.sleep(0.01)
+        assert state.proc_start_time(pid) is None
+        assert state.derive_status(str(tmp_path), {"pid": pid, "start_time": 0}) == state.STOPPED
+    finally:
+        os.waitpid(pid, 0)
