@@ -53,4 +53,7 @@ criu_rpc()
 
 # data_files, not scripts: setuptools reads scripts as text to rewrite their #! line. The
 # launcher lands in <prefix>/bin, i.e. the venv's bin/, executable.
-setup(cffi_modules=["csrc/build_shim.py:ffibuilder"], data_files=[("bin", launcher())])
+setup(
+    cffi_modules=["csrc/build_shim.py:ffibuilder", "csrc/launcher/build_status.py:ffibuilder"],
+    data_files=[("bin", launcher())],
+)

@@ -45,7 +45,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 UNIFIED = "/sys/fs/cgroup/unified"
 CGROUP_ROOT = "/sys/fs/cgroup"
-SECTIONS = ("run", "lifecycle", "exec", "state", "throughput", "rss")
+SECTIONS = (
+    "run",
+    "lifecycle",
+    "kill",
+    "cpu",
+    "exec",
+    "state",
+    "throughput",
+    "throughput_load",
+    "rss",
+)
 SPAWN_ENV = dict(os.environ)
 _DEVNULL = None
 
@@ -87,7 +97,7 @@ def spawn(argv, timeout, capture=False):
         (os.POSIX_SPAWN_DUP2, out_fd if capture else null, 1),
         (os.POSIX_SPAWN_DUP2, err_fd, 2),
     ]
-    res = dict(rc=None, ms=None, maxrss=None, out="", err="")
+    res = dict(rc=None, ms=None, maxrss=None, cpu_ms=0.0, out="", err="")
     try:
         t0 = time.perf_counter_ns()
         try:
@@ -125,6 +135,7 @@ def spawn(argv, timeout, capture=False):
             os.close(pidfd)
         res["ms"] = (t1 - t0) / 1e6
         res["maxrss"] = ru.ru_maxrss
+        res["cpu_ms"] = (ru.ru_utime + ru.ru_stime) * 1e3  # with the children it waited for
         res["err"] = _read_memfd(err_fd, 64 << 10)
         if capture:
             res["out"] = _read_memfd(out_fd)
@@ -178,18 +189,54 @@ def set_subreaper():
         return False
 
 
+_ORPHAN_CPU = [0.0]  # ms of CPU (user+sys) of the orphans reaped since take_orphan_cpu()
+
+
 def reap_orphans():
-    """Reap exited container inits re-parented to us.  Only call when no spawn()
-    is in flight in another thread (it could steal that child's status)."""
+    """Reap exited container inits re-parented to us (their CPU time is added up for
+    take_orphan_cpu).  Only call when no spawn() is in flight in another thread (it could
+    steal that child's status)."""
     n = 0
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, _, ru = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
             return n
         if pid == 0:
             return n
+        _ORPHAN_CPU[0] += (ru.ru_utime + ru.ru_stime) * 1e3
         n += 1
+
+
+def take_orphan_cpu():
+    reap_orphans()
+    ms, _ORPHAN_CPU[0] = _ORPHAN_CPU[0], 0.0
+    return ms
+
+
+def start_cpu_load(n):
+    """n busy loops (a shell's `while :`), our children; their pids."""
+    pids = []
+    null = _devnull()
+    for _ in range(n):
+        pids.append(
+            os.posix_spawn(
+                "/bin/sh",
+                ["/bin/sh", "-c", "while :; do :; done"],
+                SPAWN_ENV,
+                file_actions=[(os.POSIX_SPAWN_DUP2, null, k) for k in (0, 1, 2)],
+            )
+        )
+    return pids
+
+
+def stop_cpu_load(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
 
 
 def first_line(text):
@@ -253,7 +300,7 @@ def agent_main():
             resp = run_batch(req["argvs"], req["conc"], req["timeout"])
             reap_orphans()
         elif op == "reap":
-            resp = dict(n=0)
+            resp = dict(n=0, cpu_ms=take_orphan_cpu())
         elif op == "exit":
             break
         else:
@@ -277,7 +324,8 @@ class Local:
         return run_batch(argvs, conc, timeout)
 
     def reap(self):
-        reap_orphans()
+        """Reap orphans; the CPU ms of those reaped since the last call."""
+        return take_orphan_cpu()
 
     def mountinfo(self):
         with open("/proc/self/mountinfo") as f:
@@ -337,7 +385,7 @@ class Agent:
         return self._req(op="batch", argvs=argvs, conc=conc, timeout=timeout)
 
     def reap(self):
-        self._req(op="reap")
+        return self._req(op="reap")["cpu_ms"]
 
     def mountinfo(self):
         with open("/proc/%d/mountinfo" % self.pid) as f:
@@ -617,6 +665,117 @@ class Bench:
                     rd_.fail(rt, "delete " + err_summary(r))
                     rt.force_delete(cid, self.a.timeout)
 
+    # ---------------------------------------------------------- 2a. kill, delete --force
+    def _running(self, rt, what):
+        """A started `sleep 1000` container: (cid, pidfd of its init), or None (a failure
+        recorded in the row `what`)."""
+        cid = self.cid(rt, "k")
+        rt.live.add(cid)
+        pid_file = os.path.join(self.work, cid + ".pid")
+        r = rt.call(
+            "create",
+            "--bundle",
+            rt.bundles["sleep"],
+            "--pid-file",
+            pid_file,
+            cid,
+            timeout=self.a.timeout,
+        )
+        if r["rc"] == 0:
+            r = rt.call("start", cid, timeout=self.a.timeout)
+        if r["rc"] != 0:
+            self.rows[what].fail(rt, "sleep container " + err_summary(r))
+            rt.force_delete(cid, self.a.timeout)
+            return None
+        with open(pid_file) as f:
+            pidfd = os.pidfd_open(int(f.read()))
+        os.unlink(pid_file)
+        return cid, pidfd
+
+    def sec_kill(self):
+        rk = self.row("kill", "kill (running container, KILL)", "ms")
+        rf = self.row("delete_force", "delete --force (running container)", "ms")
+        self.log("[kill] %d x kill KILL / delete --force of a running container" % self.a.runs)
+        for _, order in self.rotations(self.a.runs, self.a.warmup):
+            for rt in order:
+                self.reap()
+                got = self._running(rt, "kill")
+                if got:
+                    cid, pidfd = got
+                    r = rt.call("kill", cid, "KILL", timeout=self.a.timeout)
+                    if r["rc"] == 0:
+                        rk.add(rt, r["ms"])
+                        select.select([pidfd], [], [], 10)
+                    else:
+                        rk.fail(rt, "kill " + err_summary(r))
+                    os.close(pidfd)
+                    self.reap()
+                    rt.force_delete(cid, self.a.timeout)
+                    rt.live.discard(cid)
+                got = self._running(rt, "delete_force")
+                if got:
+                    cid, pidfd = got
+                    os.close(pidfd)
+                    r = rt.call("delete", "--force", cid, timeout=self.a.timeout)
+                    if r["rc"] == 0:
+                        rf.add(rt, r["ms"])
+                        rt.live.discard(cid)
+                    else:
+                        rf.fail(rt, "delete --force " + err_summary(r))
+                        rt.force_delete(cid, self.a.timeout)
+                    self.reap()
+
+    # ---------------------------------------------------------- 2b. CPU per lifecycle
+    def sec_cpu(self):
+        """CPU time (user+sys) of one container's whole life: create (--pid-file), start,
+        wait for /bin/true's exit, delete. Each call's CPU comes from wait4 (the runtime
+        process with every child it waited for); the init, re-parented to whoever reaps
+        for the runtime (we, or crun's agent: subreapers), adds its own when reaped."""
+        row = self.row("cpu", "CPU time (user+sys) per create+start+wait+delete", "ms")
+        self.log("[cpu] %d x create / start / wait / delete, CPU of every process" % self.a.runs)
+        for _, order in self.rotations(self.a.runs, self.a.warmup):
+            for rt in order:
+                self.reap()
+                take_orphan_cpu()  # what was reaped before this lifecycle is not its
+                cid = self.cid(rt, "cpu")
+                pid_file = os.path.join(self.work, cid + ".pid")
+                rt.live.add(cid)
+                r = rt.call(
+                    "create",
+                    "--bundle",
+                    rt.bundles["true"],
+                    "--pid-file",
+                    pid_file,
+                    cid,
+                    timeout=self.a.timeout,
+                )
+                used = r["cpu_ms"]
+                if r["rc"] != 0:
+                    row.fail(rt, "create " + err_summary(r))
+                    rt.force_delete(cid, self.a.timeout)
+                    continue
+                with open(pid_file) as f:
+                    pidfd = os.pidfd_open(int(f.read()))
+                os.unlink(pid_file)
+                try:
+                    r = rt.call("start", cid, timeout=self.a.timeout)
+                    used += r["cpu_ms"]
+                    if r["rc"] == 0:
+                        select.select([pidfd], [], [], 10)
+                finally:
+                    os.close(pidfd)
+                used += rt.exe.reap()
+                if r["rc"] == 0:
+                    r = rt.call("delete", cid, timeout=self.a.timeout)
+                    used += r["cpu_ms"]
+                used += rt.exe.reap()
+                if r["rc"] != 0:
+                    row.fail(rt, err_summary(r))
+                    rt.force_delete(cid, self.a.timeout)
+                    continue
+                rt.live.discard(cid)
+                row.add(rt, used)
+
     # ---------------------------------------------------------- 6. RSS
     def sec_rss(self):
         """Peak RSS of `create` via GNU time (wait4's ru_maxrss of a child we
@@ -799,16 +958,28 @@ class Bench:
 
     # ---------------------------------------------------------- 5. throughput
     def sec_throughput(self):
+        self._throughput("tp", "throughput", [])
+
+    def sec_throughput_load(self):
+        """The throughput with a CPU-bound load beside it: one busy loop per core, started
+        by pid before the batches and killed (by pid) after them."""
+        hogs = start_cpu_load(os.cpu_count() or 1)
+        try:
+            self._throughput("tpl", "throughput, %d busy loops beside" % len(hogs), hogs)
+        finally:
+            stop_cpu_load(hogs)
+
+    def _throughput(self, key, what, exclude):
         n, conc = self.a.tp_n, self.a.tp_conc
         rate = self.row(
-            "tp",
-            "throughput: %d x run @ concurrency %d [higher=better]" % (n, conc),
+            key,
+            "%s: %d x run @ concurrency %d [higher=better]" % (what, n, conc),
             "ctr/s",
             better="higher",
         )
-        fails = self.row("tp_fail", "throughput: failed runs (all rounds)", "count")
+        fails = self.row(key + "_fail", "%s: failed runs (all rounds)" % what, "count")
         left = self.row(
-            "tp_left", "throughput: leftovers state-dirs/mounts/procs/cgroups", "", kind="text"
+            key + "_left", "%s: leftovers state-dirs/mounts/procs/cgroups" % what, "", kind="text"
         )
         totals = {rt.name: [0, 0, 0, 0] for rt in self.rts}
         nfail = {rt.name: 0 for rt in self.rts}
@@ -816,14 +987,14 @@ class Bench:
             order = self.rts[rnd % len(self.rts) :] + self.rts[: rnd % len(self.rts)]
             for rt in order:
                 self.reap()
-                tag = "%s-tp%d-" % (rt.prefix, rnd)
+                tag = "%s-%s%d-" % (rt.prefix, key, rnd)
                 argvs = [
                     rt.argv("run", "--bundle", rt.bundles["true"], tag + str(k)) for k in range(n)
                 ]
                 mounts_before = set(self._our_mounts(rt))
                 self.log(
-                    "[throughput] round %d: %s, %d runs at concurrency %d"
-                    % (rnd + 1, rt.name, n, conc)
+                    "[%s] round %d: %s, %d runs at concurrency %d"
+                    % (what, rnd + 1, rt.name, n, conc)
                 )
                 res = rt.exe.batch(argvs, conc, self.a.timeout)
                 bad = [r for r in res["results"] if r["rc"] != 0]
@@ -841,13 +1012,13 @@ class Bench:
                     rate.fails[rt.name] = rate.fails.get(rt.name, 0) + 1
                 time.sleep(0.2)  # let anything a runtime left running settle
                 self.reap()
-                lo = self._leftovers(rt, tag, mounts_before)
+                lo = self._leftovers(rt, tag, mounts_before, exclude)
                 for k in range(4):
                     totals[rt.name][k] += len(lo[k])
                 if any(lo):
                     self.notes.append(
-                        "%s throughput round %d leftovers: %s"
-                        % (rt.name, rnd + 1, describe_leftovers(lo))
+                        "%s %s round %d leftovers: %s"
+                        % (rt.name, what, rnd + 1, describe_leftovers(lo))
                     )
                 for cid in lo[0]:
                     rt.live.add(cid)
@@ -865,13 +1036,13 @@ class Bench:
         except OSError:
             return []
 
-    def _leftovers(self, rt, tag, mounts_before):
+    def _leftovers(self, rt, tag, mounts_before, exclude=()):
         dirs = [d for d in rt.state_dirs() if d.startswith(tag)]
         mounts = [l for l in self._our_mounts(rt) if l not in mounts_before]
         procs = [
             p
             for p in descendants({os.getpid()} | ({rt.exe.pid} if rt.exe.pid else set()))
-            if p not in agent_pids(self.rts)
+            if p not in agent_pids(self.rts) and p not in exclude
         ]
         cgs = find_cgroups(tag)
         return dirs, mounts, procs, cgs
@@ -886,8 +1057,14 @@ class Bench:
             self.sec_exec()
         if "state" in only:
             self.sec_state()
+        if "kill" in only:
+            self.sec_kill()
+        if "cpu" in only:
+            self.sec_cpu()
         if "throughput" in only:
             self.sec_throughput()
+        if "throughput_load" in only:
+            self.sec_throughput_load()
         if "rss" in only:
             self.sec_rss()
 
@@ -1034,7 +1211,7 @@ def print_table(bench, rts, args, elapsed, interrupted):
     print()
     tp = (
         ("; throughput: median of %d round(s)" % args.tp_rounds)
-        if "throughput" in args.only
+        if "throughput" in args.only or "throughput_load" in args.only
         else ""
     )
     print(

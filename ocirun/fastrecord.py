@@ -13,13 +13,13 @@ Best effort: a value the format can't carry (a newline, a non-UTF-8 path), a rec
 the size limit or a failed write means no record, and every command goes to Python.
 """
 
-import posix  # not os: see paths.py
+import os
 
 from . import fastjson as json
 from .state import STATE_FILE, atomic_write, freezer_file
 
 NAME = "lifecycle.rec"
-VERSION = "ocirun-record 1"
+VERSION = "ocirun-record 2"
 MAX = 1 << 20  # csrc/launcher/front.h REC_MAX
 
 
@@ -34,7 +34,7 @@ def render(dir_: str, data: dict, main_dir: str | None) -> bytes:
     """The record for the container in dir_ whose state.json holds `data`; main_dir: the
     cgroup delete must find empty (the cgroup manager's main dir). ValueError if it can't
     be one."""
-    st = posix.stat(f"{dir_}/{STATE_FILE}")
+    st = os.stat(f"{dir_}/{STATE_FILE}")
     pid, start = data.get("pid"), data.get("start_time")
     if not (isinstance(pid, int) and pid > 0 and isinstance(start, int) and start >= 0):
         raise ValueError("no init to record")
@@ -55,6 +55,10 @@ def render(dir_: str, data: dict, main_dir: str | None) -> bytes:
     freezer = freezer_file(paths)
     if freezer is not None:
         lines += [f"freezer={_value(freezer[0])}", f"frozen={freezer[1].decode()}"]
+    if paths and paths.get("mode") != "v2" and paths.get("driver") != "systemd":
+        # kill --all and delete --force signal what these hold (Manager.pids(everywhere))
+        for d in dict.fromkeys((paths.get("dirs") or {}).values()):
+            lines.append(f"cgroup={_value(d)}")
     if paths and not python_delete:
         if main_dir:
             lines.append(f"procs_dir={_value(main_dir)}")

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,10 +70,12 @@ int cmd_start(const struct globals *g, const char *id)
 
     if (!valid_id(id))
         return FALLBACK;
+    phase_begin();
     rc = open_container(g, id, &dirfd, &rec, &r);
     if (rc != 1)
         return rc == 0 ? not_found(id) : FALLBACK;
     st = derive_status(dirfd, &r);
+    phase("lock + state");
     if (st == ST_STOPPED)
         return fail("cannot start a container that has stopped", dirfd, rec);
     if (st != ST_CREATED)
@@ -95,6 +98,7 @@ int cmd_start(const struct globals *g, const char *id)
         return done(FALLBACK, dirfd, rec);
     }
     unlinkat(dirfd, "exec.fifo", 0);
+    phase("release (exec.fifo)");
     flags = fcntl(result, F_GETFL);
     if (flags >= 0)
         fcntl(result, F_SETFL, flags & ~O_NONBLOCK);
@@ -104,6 +108,7 @@ int cmd_start(const struct globals *g, const char *id)
     while (n < 0 && errno == EINTR);
     close(result);
     unlinkat(dirfd, "exec.result", 0);
+    phase("the init's execve (startContainer hooks first)");
     if (n > 0) {
         text[n] = '\0'; /* a NUL in it ends the text */
         return init_error(text, dirfd, rec);
@@ -144,7 +149,19 @@ static int parse_signal(const char *s)
     return -1;
 }
 
-int cmd_kill(const struct globals *g, const char *id, const char *sig)
+/* kill --all: every process in the container's cgroups (lifecycle.kill_all). */
+static int kill_all(int dirfd, char *rec, struct record *r, int signum)
+{
+    enum status st = derive_status(dirfd, r);
+
+    if (st == ST_STOPPED)
+        return fail("container not running", dirfd, rec);
+    if (st == ST_PAUSED) /* frozen: the manager signals without freezing, thaws after KILL */
+        return done(FALLBACK, dirfd, rec);
+    return done(cgroups_kill_all(r, signum), dirfd, rec);
+}
+
+int cmd_kill(const struct globals *g, const char *id, const char *sig, int all)
 {
     struct record r;
     char *rec = NULL;
@@ -156,6 +173,8 @@ int cmd_kill(const struct globals *g, const char *id, const char *sig)
     rc = open_container(g, id, &dirfd, &rec, &r);
     if (rc != 1)
         return rc == 0 ? not_found(id) : FALLBACK;
+    if (all)
+        return kill_all(dirfd, rec, &r, signum);
     /* The pidfd first, then the start-time check: a pid reused meanwhile can't get it. */
     pidfd = (int) syscall(SYS_pidfd_open, r.pid, 0);
     if (pidfd < 0 && errno != ESRCH)
@@ -173,7 +192,8 @@ int cmd_kill(const struct globals *g, const char *id, const char *sig)
     return done(rc ? FALLBACK : 0, dirfd, rec); /* not sent: Python says why */
 }
 
-/* The cgroup delete would have to kill in first (cg.pids()): tasks, or sub-cgroups. */
+/* Without recorded dirs (v2): the cgroup delete would have to kill in first (cg.pids()):
+ * tasks, or sub-cgroups. */
 static int cgroup_busy(const char *dir)
 {
     char path[PATH_MAX], c;
@@ -237,16 +257,52 @@ static int remove_state_dir(int dirfd, const char *dirpath)
     return 1;
 }
 
+#define KILL_TIMEOUT_S 10 /* lifecycle.KILL_TIMEOUT: an init that can't die is an error */
+
+/* lifecycle._kill_and_wait: SIGKILL through a pidfd, wait until it is readable (exited).
+ * 0, FALLBACK (nothing sent), or 1 (reported). */
+static int kill_and_wait(const struct record *r, int dirfd)
+{
+    struct pollfd p;
+    struct buf msg = { 0 };
+    int pidfd = (int) syscall(SYS_pidfd_open, r->pid, 0), n;
+
+    if (pidfd < 0)
+        return errno == ESRCH ? 0 : FALLBACK;
+    if (derive_status(dirfd, r) == ST_STOPPED) {
+        close(pidfd);
+        return 0;
+    }
+    if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) && errno != ESRCH) {
+        close(pidfd);
+        return FALLBACK;
+    }
+    p.fd = pidfd;
+    p.events = POLLIN;
+    do
+        n = poll(&p, 1, KILL_TIMEOUT_S * 1000);
+    while (n < 0 && errno == EINTR);
+    close(pidfd);
+    if (n > 0)
+        return 0;
+    buf_fmt(&msg, "container init (pid %d) still running %d s after SIGKILL", r->pid,
+            KILL_TIMEOUT_S);
+    report(msg.oom ? "out of memory" : msg.p);
+    free(msg.p);
+    return 1;
+}
+
 int cmd_delete(const struct globals *g, const char *id, int force)
 {
     struct buf msg = { 0 };
     struct record r;
     char *rec = NULL, path[PATH_MAX];
-    int dirfd = -1, rc, i;
+    int dirfd = -1, rc, busy;
     enum status st;
 
     if (!valid_id(id))
         return FALLBACK;
+    phase_begin();
     rc = open_container(g, id, &dirfd, &rec, &r);
     if (rc == 0)
         return force ? 0 : not_found(id);
@@ -262,15 +318,27 @@ int cmd_delete(const struct globals *g, const char *id, int force)
         free(msg.p);
         return rc;
     }
-    /* Something to kill first, poststop hooks, host mounts, a systemd unit: Python. */
-    if (st != ST_STOPPED || r.python_delete || (r.procs_dir && cgroup_busy(r.procs_dir)))
+    /* Poststop hooks, host mounts, a systemd unit; paused (frozen): Python. */
+    if (r.python_delete || st == ST_PAUSED)
         return done(FALLBACK, dirfd, rec);
-    for (i = 0; i < r.n_rmdir; i++) {
-        /* A leaf that won't go (a task still leaving): Python retries, idempotently. */
-        if (rmdir(r.rmdir[i]) && errno != ENOENT && r.rmdir_leaf[i])
+    /* What still runs is killed first: the init, and whatever else is in the cgroups (exec'd
+     * processes; without a pid namespace the init's death does not take them along). */
+    busy = r.n_cgroup ? cgroups_busy(&r) : r.procs_dir && cgroup_busy(r.procs_dir);
+    if (st != ST_STOPPED || busy) {
+        if (!r.n_cgroup || cgroups_kill_all(&r, SIGKILL))
             return done(FALLBACK, dirfd, rec);
+        if (st != ST_STOPPED && (rc = kill_and_wait(&r, dirfd)))
+            return done(rc, dirfd, rec);
+    }
+    phase("lock + state, load cgroup driver, stop what runs");
+    if (r.n_rmdir || r.n_cgroup) {
+        if (cgroups_remove(&r))
+            return done(FALLBACK, dirfd, rec);
+        phase("remove cgroups");
     }
     rc = snprintf(path, sizeof(path), "%s%s%s", g->root, strcmp(g->root, "/") ? "/" : "", id);
     rc = rc > 0 && (size_t) rc < sizeof(path) ? remove_state_dir(dirfd, path) : FALLBACK;
+    if (!rc)
+        phase("remove state dir");
     return done(rc, dirfd, rec);
 }

@@ -14,8 +14,9 @@
 #define FALLBACK    (-1) /* a command's "hand this call to Python" */
 #define REC_NAME    "lifecycle.rec"
 #define REC_MAX     (1 << 20) /* a bigger record is not ours: Python serves the container */
-#define REC_VERSION "ocirun-record 1"
+#define REC_VERSION "ocirun-record 2"
 #define REC_RMDIRS  64
+#define REC_CGROUPS 64
 
 /* --- record.c: what create decided, parsed from REC_NAME (hostile input: bounded) */
 struct record {
@@ -27,6 +28,8 @@ struct record {
     const char *rmdir[REC_RMDIRS]; /* cgroup dirs in removal order */
     int rmdir_leaf[REC_RMDIRS];    /* 0: a parent, gone only if empty */
     int n_rmdir;
+    const char *cgroup[REC_CGROUPS]; /* v1/hybrid dirs whose cgroup.procs kill --all signals */
+    int n_cgroup;
     int python_start, python_delete;                     /* hooks, host mounts, systemd: Python */
     const char *oci_version, *bundle, *rootfs, *created; /* raw UTF-8, no newline */
     const char *annotations;                             /* compact JSON object, or NULL */
@@ -44,7 +47,19 @@ int rec_current(int dirfd, const struct record *r);
 enum status { ST_CREATED, ST_RUNNING, ST_STOPPED, ST_PAUSED };
 extern const char *const STATUS_NAMES[];
 enum status derive_status(int dirfd, const struct record *r);
+/* The same from plain values (Python's entry, through cffi): fifo relative to dirfd (or
+ * absolute, AT_FDCWD); freezer/frozen_value NULL: no freezer. An enum status. */
+int container_status(int dirfd, const char *fifo, int pid, unsigned long long start_time,
+                     const char *freezer, const char *frozen_value);
 int proc_start_time(int pid, unsigned long long *out); /* 0, or -1: gone or a zombie */
+
+/* --- cgroup.c: cgroupfs v1/hybrid containers' dirs (record `cgroup=`); FALLBACK: Python */
+int cgroups_kill_all(const struct record *r, int sig); /* 0, or FALLBACK with nothing sent */
+int cgroups_busy(const struct record *r);              /* tasks or sub-cgroups in a dir */
+int cgroups_remove(const struct record *r);            /* the rmdir= dirs: 0 or FALLBACK */
+/* Append dir/cgroup.procs's pids to *pids (realloc'ed, *cap its size): 0 (no file: none),
+ * or -1: unreadable, or not one decimal pid > 0 a line (at most 1 << 20 of them). */
+int cgroup_pids(const char *dir, int **pids, size_t *n, size_t *cap);
 
 /* --- out.c: output in the exact shapes Python's commands.py and log.py produce */
 struct buf {
@@ -68,7 +83,11 @@ void buf_reindent(struct buf *b, const char *json, int level);
 /* Write all of b to fd; 0 or -1. */
 int write_all(int fd, const char *p, size_t n);
 
-void log_configure(const char *path, int json);
+void log_configure(const char *path, int json, int debug);
+/* --debug: log.phase / log.begin's lines, `phase <name>: <ms> ms` at level debug. */
+void phase_begin(void);
+void phase(const char *name);
+void phase_flush(void); /* the pending first line: the call is the front door's */
 /* commands.report: the error in the log (if any) and on stderr. Returns 1. */
 int report(const char *msg);
 
@@ -78,7 +97,7 @@ struct globals {
 };
 int cmd_state(const struct globals *g, const char *id);
 int cmd_start(const struct globals *g, const char *id);
-int cmd_kill(const struct globals *g, const char *id, const char *sig);
+int cmd_kill(const struct globals *g, const char *id, const char *sig, int all);
 int cmd_delete(const struct globals *g, const char *id, int force);
 int cmd_list(const struct globals *g, const char *fmt, int quiet);
 

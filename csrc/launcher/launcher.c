@@ -211,7 +211,7 @@ static int fast(int argc, char **argv)
         if (take(argc, argv, &i, gopts))
             return FALLBACK;
     }
-    if (i >= argc || debug == TRUE_ || (strcmp(log_format, "text") && strcmp(log_format, "json")))
+    if (i >= argc || (strcmp(log_format, "text") && strcmp(log_format, "json")))
         return FALLBACK;
     cmd = argv[i++];
     if (!strcmp(cmd, "state") || !strcmp(cmd, "start")) {
@@ -235,7 +235,7 @@ static int fast(int argc, char **argv)
             pos[npos++] = argv[i++];
         }
     }
-    if (npos < min || all == TRUE_)
+    if (npos < min)
         return FALLBACK;
     /* Without --root, the default may be $XDG_RUNTIME_DIR/ocirun (rootless.default_root:
      * runc's rule for a non-root caller, or root in a user namespace): Python decides. */
@@ -245,13 +245,13 @@ static int fast(int argc, char **argv)
     if (!absroot)
         return FALLBACK;
     g.root = absroot;
-    log_configure(log, !strcmp(log_format, "json"));
+    log_configure(log, !strcmp(log_format, "json"), debug == TRUE_);
     if (!strcmp(cmd, "state"))
         rc = cmd_state(&g, pos[0]);
     else if (!strcmp(cmd, "start"))
         rc = cmd_start(&g, pos[0]);
     else if (!strcmp(cmd, "kill"))
-        rc = cmd_kill(&g, pos[0], pos[1] ? pos[1] : "TERM");
+        rc = cmd_kill(&g, pos[0], pos[1] ? pos[1] : "TERM", all == TRUE_);
     else if (!strcmp(cmd, "delete"))
         rc = cmd_delete(&g, pos[0], force == TRUE_);
     else
@@ -267,5 +267,7 @@ int main(int argc, char **argv)
 
     if (!off || !*off || !strcmp(off, "0"))
         rc = fast(argc, argv);
+    if (rc != FALLBACK)
+        phase_flush();
     return rc == FALLBACK ? exec_python(argc, argv) : rc;
 }

@@ -280,16 +280,88 @@ int write_all(int fd, const char *p, size_t n)
 }
 
 static const char *log_path;
-static int log_json;
+static int log_json, log_debug;
 
-void log_configure(const char *path, int json)
+void log_configure(const char *path, int json, int debug)
 {
     log_path = path && *path ? path : NULL;
     log_json = json;
+    log_debug = debug;
 }
 
-/* log.write("error", msg): one line in the log, or a notice on stderr if it can't be. */
-static void log_error(const char *msg)
+static void log_line(const char *level, const char *msg);
+
+/* log.debug: without --log, "DEBU <msg>" on stderr. */
+static void debug_line(const char *msg)
+{
+    struct buf line = { 0 };
+
+    if (log_path) {
+        log_line("debug", msg);
+        return;
+    }
+    buf_str(&line, "DEBU ");
+    buf_str(&line, msg);
+    buf_add(&line, "\n", 1);
+    if (!line.oom)
+        write_all(2, line.p, line.len);
+    free(line.p);
+}
+
+static long long clock_ns(clockid_t clock)
+{
+    struct timespec ts;
+
+    clock_gettime(clock, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* log.phase: the first mark (phase_begin) logs the CPU time used so far, the program's
+ * start; it is written only once the front door is sure to answer the call itself (the
+ * next mark, an error, or the end: phase_flush), so that a hand-over to Python, which
+ * writes its own, leaves no line of ours. */
+static long long phase_last, phase_cpu;
+static int phase_pending;
+
+void phase_flush(void)
+{
+    char msg[96];
+
+    if (!phase_pending)
+        return;
+    phase_pending = 0;
+    snprintf(msg, sizeof(msg), "phase front door start-up (CPU): %.2f ms",
+             (double) phase_cpu / 1e6);
+    debug_line(msg);
+}
+
+void phase(const char *name)
+{
+    long long now;
+    char msg[160];
+
+    if (!log_debug)
+        return;
+    now = clock_ns(CLOCK_MONOTONIC);
+    if (!phase_last) {
+        phase_cpu = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+        phase_pending = 1;
+    } else {
+        phase_flush();
+        snprintf(msg, sizeof(msg), "phase %s: %.2f ms", name, (double) (now - phase_last) / 1e6);
+        debug_line(msg);
+    }
+    phase_last = now;
+}
+
+void phase_begin(void)
+{
+    if (!phase_last)
+        phase("");
+}
+
+/* log.write(level, msg): one line in the log, or a notice on stderr if it can't be. */
+static void log_line(const char *level, const char *msg)
 {
     struct buf line = { 0 };
     struct timespec ts;
@@ -304,11 +376,11 @@ static void log_error(const char *msg)
     strftime(stamp, 32, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(stamp + strlen(stamp), 32, ".%09ldZ", ts.tv_nsec);
     if (log_json) {
-        buf_str(&line, "{\"level\": \"error\", \"msg\": ");
+        buf_fmt(&line, "{\"level\": \"%s\", \"msg\": ", level);
         buf_json_str(&line, msg, strlen(msg));
         buf_fmt(&line, ", \"time\": \"%s\"}\n", stamp);
     } else {
-        buf_fmt(&line, "time=\"%s\" level=error msg=", stamp);
+        buf_fmt(&line, "time=\"%s\" level=%s msg=", stamp, level);
         buf_go_quote(&line, msg, strlen(msg));
         buf_add(&line, "\n", 1);
     }
@@ -327,6 +399,9 @@ static void log_error(const char *msg)
         buf_add(&line, "\n", 1);
         if (!line.oom)
             write_all(2, line.p, line.len);
+        log_path = NULL; /* once: go on as without --log */
+        if (!strcmp(level, "debug"))
+            debug_line(msg);
     }
     free(line.p);
 }
@@ -341,7 +416,8 @@ int report(const char *raw)
         free(msg.p);
         return 1;
     }
-    log_error(msg.p ? msg.p : "");
+    phase_flush();
+    log_line("error", msg.p ? msg.p : "");
     /* print(text, file=sys.stderr), a newline in it shown escaped */
     for (p = msg.p ? msg.p : ""; *p; p++) {
         if (*p == '\n')

@@ -1,13 +1,15 @@
 /*
  * record.c: the lifecycle record create writes beside state.json (ocirun/fastrecord.py).
  *
- *     ocirun-record 1
+ *     ocirun-record 2
  *     state=<st_ino> <st_size> <st_mtime in ns>   state.json as create left it
  *     pid=<init pid>
  *     start_time=<field 22 of /proc/<pid>/stat>
  *     freezer=<file>  frozen=<value>              optional, both or neither
  *     procs_dir=<cgroup dir>                      optional: delete checks it is empty
  *     rmdir=<dir> / rmdir_parent=<dir>            repeated: cgroup dirs in removal order
+ *     cgroup=<dir>                                repeated: every dir of a cgroupfs v1 or
+ *                                                 hybrid container (kill --all, delete -f)
  *     python_start=0|1  python_delete=0|1         hooks, host mounts, systemd: Python's
  *     ociVersion= bundle= rootfs= created=        raw UTF-8
  *     annotations=<compact JSON object>           optional
@@ -209,6 +211,10 @@ int rec_parse(char *buf, size_t len, struct record *r)
                     return -1;
                 r->rmdir_leaf[r->n_rmdir] = line[5] == '\0';
                 r->rmdir[r->n_rmdir++] = eq;
+            } else if (!strcmp(line, "cgroup")) {
+                if (r->n_cgroup >= REC_CGROUPS || *eq != '/')
+                    return -1;
+                r->cgroup[r->n_cgroup++] = eq;
             } else {
                 for (k = 0; k < K_N && strcmp(line, KEYS[k]); k++)
                     ;

@@ -6,9 +6,12 @@
  *   json      prints it as a JSON string (json.dumps of bytes.decode(errors="replace"))
  *   quote     prints it quoted as log.quote does
  *   reindent  prints the compact JSON laid out as json.dumps(indent=2)
+ *   procs     writes it as cgroup.procs in a temporary dir, prints the pids cgroup.c reads
+ *             from it, one a line, or "invalid"
  */
 #include "front.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,8 @@ static void dump(const struct record *r)
     show("procs_dir", r->procs_dir);
     for (i = 0; i < r->n_rmdir; i++)
         printf("%s=%s\n", r->rmdir_leaf[i] ? "rmdir" : "rmdir_parent", r->rmdir[i]);
+    for (i = 0; i < r->n_cgroup; i++)
+        printf("cgroup=%s\n", r->cgroup[i]);
     printf("python_start=%d\npython_delete=%d\n", r->python_start, r->python_delete);
     show("ociVersion", r->oci_version);
     show("bundle", r->bundle);
@@ -58,6 +63,29 @@ int main(int argc, char **argv)
             puts("invalid");
         else
             dump(&r);
+        free(in);
+        return 0;
+    }
+    if (!strcmp(argv[1], "procs")) {
+        char dir[] = "/tmp/record_fuzz.XXXXXX", path[64];
+        int *pids = NULL, fd, rc;
+        size_t n = 0, cap = 0, i;
+
+        if (!mkdtemp(dir))
+            return 2;
+        snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0 || write_all(fd, in, len))
+            return 2;
+        close(fd);
+        rc = cgroup_pids(dir, &pids, &n, &cap);
+        unlink(path);
+        rmdir(dir);
+        if (rc)
+            puts("invalid");
+        for (i = 0; !rc && i < n; i++)
+            printf("%d\n", pids[i]);
+        free(pids);
         free(in);
         return 0;
     }

@@ -1,7 +1,10 @@
 /*
- * status.c: a container's status, derived as state.py's derive_status does: the init alive
- * with the start time create recorded (a reused pid is someone else's) -> paused if its
- * freezer says frozen, else created while exec.fifo exists, else running; otherwise stopped.
+ * status.c: a container's status: the init alive with the start time create recorded (a
+ * reused pid is someone else's) -> paused if its freezer says frozen, else created while
+ * exec.fifo exists, else running; otherwise stopped.
+ *
+ * The one implementation: the front door calls it with the record's values, Python
+ * (state.py, through the cffi module ocirun._status: build_status.py) with state.json's.
  */
 #include "front.h"
 
@@ -72,32 +75,39 @@ int proc_start_time(int pid, unsigned long long *out)
 }
 
 /* The freezer file holds the frozen value (surrounding whitespace ignored, as .strip()). */
-static int frozen(const struct record *r)
+static int frozen(const char *freezer, const char *value)
 {
     char text[64], *s = text, *e;
     size_t want;
 
-    if (!r->freezer || read_small(AT_FDCWD, r->freezer, text, sizeof(text)) < 0)
+    if (!freezer || !value || read_small(AT_FDCWD, freezer, text, sizeof(text)) < 0)
         return 0;
     while (*s == ' ' || (*s >= '\t' && *s <= '\r'))
         s++;
     e = s + strlen(s);
     while (e > s && (e[-1] == ' ' || (e[-1] >= '\t' && e[-1] <= '\r')))
         e--;
-    want = strlen(r->frozen);
-    return (size_t) (e - s) == want && !memcmp(s, r->frozen, want);
+    want = strlen(value);
+    return (size_t) (e - s) == want && !memcmp(s, value, want);
 }
 
-enum status derive_status(int dirfd, const struct record *r)
+int container_status(int dirfd, const char *fifo, int pid, unsigned long long start_time,
+                     const char *freezer, const char *frozen_value)
 {
     unsigned long long start;
     struct stat st;
 
-    if (proc_start_time(r->pid, &start) || start != r->start_time)
+    if (pid <= 0 || proc_start_time(pid, &start) || start != start_time)
         return ST_STOPPED;
-    if (frozen(r))
+    if (frozen(freezer, frozen_value))
         return ST_PAUSED;
-    if (!fstatat(dirfd, "exec.fifo", &st, 0))
+    if (!fstatat(dirfd, fifo, &st, 0))
         return ST_CREATED;
     return ST_RUNNING;
+}
+
+enum status derive_status(int dirfd, const struct record *r)
+{
+    return (enum status) container_status(dirfd, "exec.fifo", r->pid, r->start_time, r->freezer,
+                                          r->frozen);
 }

@@ -105,7 +105,7 @@ def test_the_front_door_serves_a_current_record_python_a_stale_or_damaged_one(rt
     assert rt.state("fd3")["bundle"] == real  # Python read state.json
     os.utime(state_json, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert rt.state("fd3")["bundle"] == "/doctored"
-    for damage in ("", "ocirun-record 1\n", rec.read_text()[:-4], "garbage\0\n" * 100):
+    for damage in ("", "ocirun-record 2\n", rec.read_text()[:-4], "garbage\0\n" * 100):
         rec.write_text(damage)
         assert rt.state("fd3")["bundle"] == real, damage
     rec.unlink()  # an older ocirun's container
@@ -383,3 +383,185 @@ def test_without_root_a_non_root_caller_gets_its_xdg_root(rt, make_bundle):
             timeout=30,
         )
         subprocess.run(["rm", "-rf", str(top)])
+
+
+@pytest.fixture
+def lonely(tmp_path):
+    """A copy of the front door without a Python beside it: a call it would hand over fails
+    (`exec .../python3: No such file or directory`), so a success was served in C."""
+    (tmp_path / "v" / "bin").mkdir(parents=True)
+    door = tmp_path / "v" / "bin" / "ocirun"
+    door.write_bytes(Path(OCIRUN).read_bytes())
+    door.chmod(0o755)
+
+    def run(rt, *args, env=None):
+        return subprocess.run(
+            [str(door), "--root", rt.root, *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+        )
+
+    return run
+
+
+def cgroup_dirs(rt, cid) -> list[str]:
+    rec = record(rt, cid).read_text().splitlines()
+    return [line.split("=", 1)[1] for line in rec if line.startswith("cgroup=")]
+
+
+def procs(dirs) -> set[int]:
+    out = set()
+    for d in dirs:
+        try:
+            out |= {int(p) for p in Path(d, "cgroup.procs").read_text().split()}
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def test_a_handover_is_visible_to_the_lonely_front_door(rt, lonely):
+    r = lonely(rt, "spec")
+    assert r.returncode == 127 and "python3" in r.stderr
+
+
+def test_kill_all_signals_every_process_in_the_cgroups(rt, make_bundle, lonely):
+    # a second process beside the init: --all reaches it through cgroup.procs
+    bundle = make_bundle(args=["sh", "-c", "sleep 1000 & while :; do sleep 0.05; done"])
+    create(rt, bundle, "fd20")
+    rt.ok("start", "fd20")
+    dirs = cgroup_dirs(rt, "fd20")
+    assert dirs, "a cgroupfs v1/hybrid container records its dirs"
+    deadline = time.monotonic() + 10
+    while len(procs(dirs)) < 3:  # sh, its sleep 0.05, sleep 1000
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    r = lonely(rt, "kill", "--all", "fd20", "KILL")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    wait_stopped(rt, "fd20")
+    deadline = time.monotonic() + 10
+    while procs(dirs):
+        assert time.monotonic() < deadline, procs(dirs)
+        time.sleep(0.02)
+    freezer = [d for d in dirs if "/freezer/" in d]
+    if freezer:
+        assert Path(freezer[0], "freezer.state").read_text().strip() == "THAWED"
+    # a stopped container: Python's words
+    fast, py = both(rt, "kill", "--all", "fd20", "KILL")
+    assert (
+        (fast.returncode, fast.stderr)
+        == (py.returncode, py.stderr)
+        == (1, "container not running\n")
+    )
+    assert lonely(rt, "kill", "-a", "fd20").stderr == "container not running\n"
+    rt.ok("delete", "fd20")
+
+
+@pytest.mark.parametrize("started", [False, True], ids=["created", "running"])
+def test_delete_force_of_a_live_container_in_the_front_door(rt, make_bundle, lonely, started):
+    cid = f"fd21{'r' if started else 'c'}"
+    create(rt, make_bundle(args=["sh", "-c", "sleep 1000 & sleep 1000"]), cid)
+    if started:
+        rt.ok("start", cid)
+    pid = rt.state(cid)["pid"]
+    dirs = cgroup_dirs(rt, cid)
+    rmdirs = [
+        line.split("=", 1)[1]
+        for line in record(rt, cid).read_text().splitlines()
+        if line.startswith("rmdir=")
+    ]
+    assert dirs and rmdirs
+    r = lonely(rt, "delete", cid)
+    assert r.returncode == 1
+    status = "running" if started else "created"
+    assert r.stderr == f"cannot delete container {cid} that is not stopped: {status}\n"
+    r = lonely(rt, "delete", "--force", cid)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    assert not (Path(rt.root) / cid).exists()
+    assert not any(os.path.exists(d) for d in rmdirs)
+    assert (
+        not os.path.exists(f"/proc/{pid}")
+        or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
+    )
+
+
+def test_a_paused_container_goes_to_python(rt, make_bundle, lonely):
+    create(rt, make_bundle(args=["sleep", "1000"]), "fd22")
+    rt.ok("start", "fd22")
+    rt.ok("pause", "fd22")
+    try:
+        for args in (("kill", "--all", "fd22", "KILL"), ("delete", "--force", "fd22")):
+            r = lonely(rt, *args)
+            assert r.returncode == 127 and "python3" in r.stderr, args
+        assert rt.state("fd22")["status"] == "paused"
+        # with --debug, the hand-over leaves only Python's phase lines, no start-up of ours
+        r = rt.cli("delete", "--force", "fd22", global_args=("--debug",))
+        assert r.returncode == 0, r.stderr
+        names = phases(r.stderr)
+        assert names[0] == "interpreter start-up + imports (CPU)"
+        assert "front door start-up (CPU)" not in names
+    finally:
+        rt.ok("delete", "--force", "fd22")
+    assert not (Path(rt.root) / "fd22").exists()
+
+
+PHASE = re.compile(r"phase ([^:]*): [0-9.]+ ms")
+
+
+def phases(text: str) -> list[str]:
+    return PHASE.findall(text)
+
+
+@pytest.mark.parametrize("fmt", ["stderr", "text", "json"])
+def test_debug_phases_as_python_writes_them(rt, make_bundle, lonely, tmp_path, fmt):
+    log_args = () if fmt == "stderr" else ("--log", str(tmp_path / "log"), "--log-format", fmt)
+    seen = {}
+    for side in ("fast", "python"):
+        cid = f"fd23{side[0]}"
+        log = tmp_path / "log"
+        log.unlink(missing_ok=True)
+        create(rt, make_bundle(args=["true"]), cid)
+        out = ""
+        for cmd in ("start", "delete"):
+            if cmd == "delete":
+                wait_stopped(rt, cid)
+            if side == "fast":
+                r = lonely(rt, *log_args, "--debug", cmd, cid)
+            else:
+                r = rt.cli(cmd, cid, global_args=(*log_args, "--debug"), env=dict(os.environ, **PY))
+            assert r.returncode == 0, r.stderr
+            out += r.stderr
+        if fmt == "stderr":
+            lines = out.splitlines()
+            assert all(line.startswith("DEBU phase ") for line in lines), lines
+        else:
+            assert out == ""
+            lines = log.read_text().splitlines()
+            for line in lines:
+                if fmt == "json":
+                    entry = json.loads(line)
+                    assert entry["level"] == "debug" and set(entry) == {"level", "msg", "time"}
+                else:
+                    assert re.fullmatch(r'time="[^"]+" level=debug msg="phase [^"]+"', line), line
+        seen[side] = phases("\n".join(lines))
+    # each command's first mark: what ran before its work (the program's start)
+    fast = ["start-up" if p == "front door start-up (CPU)" else p for p in seen["fast"]]
+    py = ["start-up" if p == "interpreter start-up + imports (CPU)" else p for p in seen["python"]]
+    assert fast == py
+    assert fast[:3] == ["start-up", "lock + state", "release (exec.fifo)"]
+
+
+def test_debug_lines_of_errors_and_no_ops_as_python_writes_them(rt, lonely):
+    """Python's start and delete begin their clock before the container is looked up: a
+    missing container still gets the start-up line (and then the error); state writes none."""
+
+    def lines(text):
+        text = re.sub(r"[0-9.]+ ms", "", text)
+        return ["DEBU start-up" if "start-up" in x else x for x in text.splitlines()]
+
+    for args in (("start", "nope"), ("delete", "nope"), ("delete", "-f", "nope"), ("state", "x")):
+        fast = lonely(rt, "--debug", *args)
+        py = rt.cli(*args, global_args=("--debug",), env=dict(os.environ, **PY))
+        assert fast.returncode == py.returncode, args
+        assert lines(fast.stderr) == lines(py.stderr), (args, fast.stderr, py.stderr)

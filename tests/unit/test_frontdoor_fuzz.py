@@ -41,7 +41,7 @@ def harness(tmp_path_factory):
             "-fno-sanitize-recover=all",
             "-o",
             str(out),
-            *(str(SRC / f) for f in ("record_fuzz.c", "record.c", "out.c")),
+            *(str(SRC / f) for f in ("record_fuzz.c", "record.c", "out.c", "cgroup.c")),
         ],
         check=True,
     )
@@ -98,6 +98,8 @@ def test_a_record_reads_back_field_for_field(harness, tmp_path):
         "rmdir=/sys/fs/cgroup/devices/c",
         "rmdir=/sys/fs/cgroup/freezer/c",
         "rmdir_parent=/sys/fs/cgroup/freezer/p",
+        "cgroup=/sys/fs/cgroup/freezer/c",
+        "cgroup=/sys/fs/cgroup/devices/c",
         "python_start=0",
         "python_delete=0",
         "ociVersion=1.3.0",
@@ -117,6 +119,13 @@ def test_python_must_act_is_recorded(harness, tmp_path):
         {"cgroup_paths": dict(STATE["cgroup_paths"], driver="systemd")},
     ):
         assert "python_delete=1\n" in harness("record", record(tmp_path, **changes)).decode()
+    # kill --all and delete --force in C: cgroupfs v1/hybrid only (v2, systemd: Python)
+    for changes in (
+        {"cgroup_paths": dict(STATE["cgroup_paths"], driver="systemd")},
+        {"cgroup_paths": dict(STATE["cgroup_paths"], mode="v2")},
+        {"cgroup_paths": None},
+    ):
+        assert "cgroup=" not in harness("record", record(tmp_path, **changes)).decode()
 
 
 def test_values_the_format_cannot_carry_mean_no_record(tmp_path):
@@ -145,7 +154,7 @@ def test_malformed_records_are_refused(harness, tmp_path):
     lines = raw.splitlines(keepends=True)
     end = lines.index("end\n")
     bad = [
-        raw.replace("ocirun-record 1", "ocirun-record 2"),
+        raw.replace("ocirun-record 2", "ocirun-record 1"),
         raw + "pid=1\n",
         raw + "\n",
         raw.replace("pid=4242", "pid=0"),
@@ -169,12 +178,15 @@ def test_malformed_records_are_refused(harness, tmp_path):
         raw.replace("\n", "\r\n"),
         raw.replace("bundle=/b", "bundle=/b\0"),
         "".join(lines[:end]) + "rmdir=/x\n" * 65 + "end\n",
+        "".join(lines[:end]) + "cgroup=/x\n" * 65 + "end\n",
+        raw.replace("cgroup=/", "cgroup=x"),
+        raw.replace("cgroup=/sys/fs/cgroup/devices/c", "cgroup="),
         "".join(lines[:end]) + "annotations_x={}\nend\n",
         "".join(lines[:end]) + "end",
         "",
         "\n",
         "end\n",
-        "ocirun-record 1\nend\n",
+        "ocirun-record 2\nend\n",
     ]
     for text in bad:
         assert harness("record", text.encode()) == b"invalid\n", text
@@ -203,7 +215,7 @@ def test_mutated_and_garbage_records_never_crash(harness, tmp_path):
         assert out == b"invalid\n" or out.startswith(b"state="), out
     for _ in range(100):
         garbage = bytes(rng.randrange(256) for _ in range(rng.randint(0, 3000)))
-        harness("record", b"ocirun-record 1\n" + garbage)
+        harness("record", b"ocirun-record 2\n" + garbage)
 
 
 def random_bytes(rng: random.Random) -> bytes:
@@ -286,3 +298,85 @@ def test_reindent_matches_pythons_indent(harness):
         obj = {"k": random_json(rng)}
         got = harness("reindent", fastjson.dumps(obj).encode()).decode()
         assert got == fastjson.dumps(obj, indent=2), obj
+
+
+def test_cgroup_procs_as_the_kernel_writes_them_and_garbage(harness):
+    """kill --all and delete --force read every pid of cgroup.procs (cgroup.c): one decimal
+    a line; anything else is refused (Python's manager then acts), never misread."""
+    assert harness("procs", b"") == b""
+    assert harness("procs", b"1\n22\n2147483647\n") == b"1\n22\n2147483647\n"
+    many = b"".join(b"%d\n" % (k + 1) for k in range(70000))
+    assert harness("procs", many) == many
+    bad_ones = (b"1", b"1\n2", b"2147483648\n", b"-1\n", b"1 2\n", b"\n", b"x\n", b"1\n\n", b"0\n")
+    for bad in bad_ones:
+        assert harness("procs", bad) == b"invalid\n", bad
+    rng = random.Random(SEED)
+    for _ in range(200):
+        data = bytes(rng.choice(b"0123456789\n \x00-9") for _ in range(rng.randint(0, 200)))
+        out = harness("procs", data)
+        assert out == b"invalid\n" or out == b"".join(
+            b"%d\n" % int(x) for x in data.split(b"\n")[:-1] if int(x) > 0
+        ), data
+
+
+# The same parser as shipped: the cffi module ocirun._status (csrc/launcher/build_status.py),
+# driven in process by Hypothesis. A record either parses to the values it holds or is
+# refused; nothing it holds escapes the buffer (the parser points into it).
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def parse(data: bytes):
+    from ocirun._status import ffi, lib
+
+    buf = ffi.new("char[]", data + b"\0")  # one writable byte past the end, as rec_read's
+    r = ffi.new("struct record *")
+    return lib.rec_parse(buf, len(data), r), r, buf, ffi
+
+
+LINES = st.sampled_from(
+    [
+        b"ocirun-record 2",
+        b"state=1 2 3",
+        b"pid=7",
+        b"start_time=9",
+        b"freezer=/f",
+        b"frozen=FROZEN",
+        b"procs_dir=/p",
+        b"rmdir=/r",
+        b"rmdir_parent=/q",
+        b"cgroup=/c",
+        b"python_start=0",
+        b"python_delete=1",
+        b"ociVersion=1.3.0",
+        b"bundle=/b",
+        b"rootfs=/b/r",
+        b"created=x",
+        b'annotations={"a": [1, {"b": "c"}]}',
+        b"end",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(LINES, st.binary(max_size=40)), max_size=30), st.booleans())
+def test_the_shipped_parser_through_cffi(lines, newline):
+    data = b"\n".join(lines) + (b"\n" if newline else b"")
+    rc, r, buf, ffi = parse(data)
+    if rc == 0:
+        assert data.startswith(b"ocirun-record 2\n") and data.endswith(b"\nend\n")
+        assert r.pid > 0 and 0 <= r.n_rmdir <= 64 and 0 <= r.n_cgroup <= 64
+        for i in range(r.n_cgroup):
+            assert ffi.string(r.cgroup[i]).startswith(b"/")
+            assert buf <= r.cgroup[i] < buf + len(data)
+    else:
+        assert rc == -1
+
+
+def test_a_written_record_parses_through_cffi(tmp_path):
+    rc, r, _buf, ffi = parse(record(tmp_path))
+    assert rc == 0 and r.pid == 4242 and r.start_time == 987654321
+    assert [ffi.string(r.cgroup[i]) for i in range(r.n_cgroup)] == [
+        b"/sys/fs/cgroup/freezer/c",
+        b"/sys/fs/cgroup/devices/c",
+    ]

@@ -2,6 +2,8 @@
 them), and paths.py's os-free path functions the hot commands use."""
 
 import os
+import time
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +138,88 @@ def test_cgroups_from_the_record_written_before_them(tmp_path):
     (d / "state.json").write_bytes(GOOD[:-1] + b', "cgroup_paths": {"dirs": {"cpu": "/y"}}}')
     with state.Container.load(str(tmp_path), "c1") as c:  # state.json's win
         assert c.cgroup_paths() == {"dirs": {"cpu": "/y"}}
+
+
+# The status: derived by the front door's C (csrc/launcher/status.c, through cffi) from
+# state.json's facts. A live process with the recorded start time is the init; anything
+# that can't be one (a pid or start time that isn't a plain number in range, a gone or
+# reused pid) means stopped, never a traceback.
+def _me() -> dict:
+    return {"pid": os.getpid(), "start_time": state.proc_start_time(os.getpid())}
+
+
+def test_status_of_a_live_init_follows_fifo_and_freezer(tmp_path):
+    d = _me()
+    assert state.derive_status(str(tmp_path), d) == state.RUNNING
+    os.mkfifo(tmp_path / state.FIFO)
+    assert state.derive_status(str(tmp_path), d) == state.CREATED
+    freezer = tmp_path / "freezer"
+    freezer.mkdir()
+    (freezer / "freezer.state").write_text("FROZEN\n")
+    paths = {"mode": "v1", "dirs": {"freezer": str(freezer)}}
+    assert state.derive_status(str(tmp_path), dict(d, cgroup_paths=paths)) == state.PAUSED
+    (freezer / "freezer.state").write_text("THAWED\n")
+    assert state.derive_status(str(tmp_path), dict(d, cgroup_paths=paths)) == state.CREATED
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cgroup.freeze").write_text("1\n")
+    paths = {"mode": "v2", "dirs": {"": str(v2)}}
+    assert state.derive_status(str(tmp_path), dict(d, cgroup_paths=paths)) == state.PAUSED
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"start_time": None},
+        {"start_time": -1},
+        {"start_time": 2**64},
+        {"start_time": True},
+        {"start_time": "1"},
+        {"pid": 0},
+        {"pid": 2**31},
+        {"pid": 2**70},
+        {"start_time_delta": 1},
+    ],
+)
+def test_anything_but_the_recorded_init_is_stopped(tmp_path, changes):
+    d = _me()
+    if changes.pop("start_time_delta", None):
+        d["start_time"] += 1  # a reused pid
+    d.update(changes)
+    assert state.derive_status(str(tmp_path), d) == state.STOPPED
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [
+        "x",
+        {"dirs": "x"},
+        {"dirs": {"freezer": 5}},
+        {"mode": "v2", "dirs": {"": None}},
+        {"dirs": {"freezer": "/nonexistent\0x"}},
+    ],
+)
+def test_damaged_cgroup_paths_are_no_freezer(tmp_path, paths):
+    assert state.derive_status(str(tmp_path), dict(_me(), cgroup_paths=paths)) == state.RUNNING
+
+
+def test_proc_start_time(tmp_path):
+    assert state.proc_start_time(os.getpid()) > 0
+    assert state.proc_start_time(0) is None
+    assert state.proc_start_time(2**40) is None
+    assert state.proc_start_time(2**22 + 1) is None  # beyond pid_max
+
+
+def test_a_zombie_is_no_init(tmp_path):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        for _ in range(500):  # until it has exited (a zombie: we have not reaped it)
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+            time.sleep(0.01)
+        assert state.proc_start_time(pid) is None
+        assert state.derive_status(str(tmp_path), {"pid": pid, "start_time": 0}) == state.STOPPED
+    finally:
+        os.waitpid(pid, 0)
