@@ -1,8 +1,9 @@
 /*
  * launcher.c: the `ocirun` command, the front door (docs/fastpath.md).
  *
- * It reads runc's global flags and the command line as fastcli.py does (Go's flag syntax:
- * -name and --name alike, --flag=value or --flag value, a boolean given a Go boolean) and
+ * It reads runc's global flags and the command line as ocirun/_lean.py parses what
+ * ocirun/clispec.py declares (a test checks the two agree; Go's flag syntax: -name and
+ * --name alike, --flag=value or --flag value, a boolean given a Go boolean) and
  * runs state, start, kill, delete and list itself from the record create wrote. Anything
  * else, and anything it is not sure of (an unknown flag, --debug, a bad value, a container
  * without a current record, poststop hooks, ...), goes to Python before any side effect: it
@@ -77,7 +78,7 @@ static int exec_python(int argc, char **argv)
     return 127;
 }
 
-/* --- the command line, as fastcli.parse reads it */
+/* --- the command line, as _lean.parse reads it (declared in clispec.py) */
 
 struct opt {
     const char *name; /* without dashes */
