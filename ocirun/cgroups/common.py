@@ -58,7 +58,9 @@ def _strerror(e: OSError) -> str:
 
 
 class FS:
-    """cgroupfs, one syscall a method. Tests substitute a fake whose mkdir makes the knobs."""
+    """cgroupfs, one kernel call a method: what a manager does to the system goes through
+    its `fs`. Tests substitute a fake (a directory tree whose mkdir makes the knobs, and
+    that records the device filter instead of loading it)."""
 
     def mkdir(self, path: str) -> None:
         posix.mkdir(path, 0o755)
@@ -96,6 +98,13 @@ class FS:
                 return [e.path for e in it if e.is_dir(follow_symlinks=False)]
         except FileNotFoundError:
             return []
+
+    def attach_device_filter(self, path: str, rules: list[dict]) -> int:
+        """Make `rules` (devices.device_rules) the device filter of cgroup2 directory `path`:
+        an eBPF program, replacing the one there before (ebpf.attach)."""
+        from . import ebpf  # the compiled shim: create and update only
+
+        return ebpf.attach(path, rules)
 
     def wait_for(self, path: str, key: str, value: str, timeout: float) -> bool:
         """Wait until the flat-keyed file (cgroup v2 `cgroup.events`) has `key value`.

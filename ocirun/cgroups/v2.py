@@ -91,20 +91,10 @@ class V2Manager(Manager):
         return warnings
 
     def _device_filter(self, rules: list[dict], warnings: list[str]) -> None:
-        """Attach the eBPF program for `rules` to the container's cgroup. A test's fake FS
-        takes it through its attach_device_filter(dir, rules), if it has one."""
-        from .common import FS
-
+        """Attach the eBPF program for `rules` to the container's cgroup."""
         d = self.dirs[""]
-        if type(self.fs) is not FS:
-            hook = getattr(self.fs, "attach_device_filter", None)
-            if hook is not None:
-                hook(d, rules)
-            return
-        from . import ebpf
-
         try:
-            ebpf.attach(d, rules)
+            self.fs.attach_device_filter(d, rules)
         except CgroupError as e:
             # Without CAP_SYS_ADMIN in the initial user namespace (rootless, nested in a
             # user namespace) no cgroup program can be attached: the devices the container

@@ -161,6 +161,10 @@ class FakeFS(common.FS):
             with open(ev, "w") as f:
                 f.write(f"populated 0\nfrozen {data.strip()}\n")
 
+    def attach_device_filter(self, path, rules):
+        self.log.append((os.path.join(path, "<bpf>"), str(len(rules))))
+        return 0
+
     def writes(self, name):
         return [d for p, d in self.log if os.path.basename(p) == name]
 
