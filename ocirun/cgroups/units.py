@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import posixpath
 
-from . import common
 from .common import CgroupError
+from .layout import expand_slice
 
 SD_PATH = "/org/freedesktop/systemd1"  # systemd's manager object; units live below it
 _U64_MAX = 2**64 - 1  # systemd's "infinity"
@@ -54,8 +54,8 @@ def unit_cgroup(slice_: str, unit: str) -> str:
     """Where systemd puts the unit's cgroup (below each hierarchy's root): a scope under its
     slice's path, a slice where its own name says ("a-b.slice" -> /a.slice/a-b.slice)."""
     if unit.endswith(".slice"):
-        return common.expand_slice(unit)
-    base = common.expand_slice(slice_)
+        return expand_slice(unit)
+    base = expand_slice(slice_)
     return posixpath.join(base, unit)
 
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from ocirun.cgroups import CgroupError, dbus, devices, units
+from ocirun.cgroups import CgroupError, dbus, devices, sdbus, units
 from ocirun.cgroups import systemd as sd
 from ocirun.cgroups.common import FS
 from ocirun.cgroups.v2 import blkio_to_io_weight, shares_to_weight
@@ -479,7 +479,7 @@ def test_message_round_trip_and_length():
         9,
         {
             1: "/org/freedesktop/systemd1",
-            2: sd._SD_MGR,
+            2: sdbus.SD_MANAGER,
             3: "StopUnit",
             6: "org.freedesktop.systemd1",
             8: "ss",
@@ -623,7 +623,7 @@ class FakeSystemd:
                 dbus.Message(
                     dbus.SIGNAL,
                     0,
-                    {1: units.SD_PATH, 2: sd._SD_MGR, 3: "JobRemoved", 8: "uoss"},
+                    {1: units.SD_PATH, 2: sdbus.SD_MANAGER, 3: "JobRemoved", 8: "uoss"},
                     (self.jobs, job, unit, result),
                 )
             )
@@ -1122,7 +1122,7 @@ def bus(tmp_path, v2host):
             "org.freedesktop.DBus",
             "RequestName",
             "su",
-            sd._SD,
+            sdbus.SD_DEST,
             4,
         )
         assert got == 1  # primary owner
@@ -1162,9 +1162,9 @@ def test_busctl_and_we_agree_on_the_wire(bus):
             BUSCTL,
             f"--address={address}",
             "call",
-            sd._SD,
+            sdbus.SD_DEST,
             units.SD_PATH,
-            sd._SD_MGR,
+            sdbus.SD_MANAGER,
             "StartTransientUnit",
             "ssa(sv)a(sa(sv))",
             "busctl-1.scope",
@@ -1204,9 +1204,9 @@ def test_busctl_and_we_agree_on_the_wire(bus):
             BUSCTL,
             f"--address={address}",
             "call",
-            sd._SD,
+            sdbus.SD_DEST,
             units.unit_object_path("busctl-1.scope"),
-            sd._PROPS,
+            sdbus.PROPERTIES,
             "Get",
             "ss",
             "org.freedesktop.systemd1.Unit",
