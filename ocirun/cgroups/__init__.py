@@ -16,14 +16,15 @@ in hybrid mode, the controller-less cgroup2 tree too: "" in `dirs`); v2 hosts a 
     v1.py v2.py  the two cgroupfs versions: limits, freezer; stats.py what they report
     layout.py    how the host mounts cgroups, where a container's cgroup goes (runc's rules)
     devices.py   the device rules (v1 files; ebpf.py compiles them for v2)
-    systemd.py   --systemd-cgroup (units.py: its properties, sdbus.py + dbus.py: D-Bus)
+    systemd.py   --systemd-cgroup (units.py: its properties; sdbus.py: the calls to
+                 systemd, over bus.py (the connection) and dbus.py (the wire format))
     rootless.py  runc's rootless cgroup manager; tag.py: which cgroups are ours (gc)
 
 delete and kill --all load this, common, cgroupfs and v1 or v2 only: none imports os or
 typing (see common.py); the rest load on first use.
 """
 
-from .common import ROOT, CgroupError
+from .common import DEFAULT_FS, ROOT, CgroupError
 
 # Type checking only: interface.py loads typing (~2 ms), which delete and kill --all must not.
 TYPE_CHECKING = False
@@ -95,7 +96,6 @@ def open_manager(
         from .systemd import open_manager as systemd_manager
 
         return systemd_manager(linux, cid, root=root, mountinfo=mountinfo, fs=fs)
-    from .common import DEFAULT_FS
     from .layout import inner_path, layout, mount_roots, own_cgroups, resolve_dirs
 
     linux = linux or {}

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import time
 
+from .bus import CALL_TIMEOUT, Connection, parse_address
 from .common import CgroupError
-from .dbus import CALL_TIMEOUT, SIGNAL, Connection, DBusError, parse_address
+from .dbus import SIGNAL, DBusError
 from .units import SD_PATH, parse_version, unit_object_path
 
 SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"

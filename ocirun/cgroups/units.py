@@ -15,7 +15,9 @@ import os
 import posixpath
 
 from .common import CgroupError
+from .ebpf import access_bits
 from .layout import expand_slice
+from .v2 import blkio_to_io_weight, shares_to_weight, swap_to_v2
 
 SD_PATH = "/org/freedesktop/systemd1"  # systemd's manager object; units live below it
 _U64_MAX = 2**64 - 1  # systemd's "infinity"
@@ -182,8 +184,6 @@ def _unified_properties(unified: dict, version: int) -> list:
 def resource_properties(res: dict, *, mode: str, version: int) -> list:
     """The unit properties for linux.resources: [(name, (D-Bus signature, value))]. `mode` is
     the host's ("v2", "v1", "hybrid": systemd then drives the v1 controllers)."""
-    from .v2 import blkio_to_io_weight, shares_to_weight, swap_to_v2
-
     res = res or {}
     props: list = []
     mem = res.get("memory") or {}
@@ -262,8 +262,6 @@ def device_properties(
     v2 our eBPF program, which the kernel ANDs with systemd's): systemd gets an allow-list
     that covers every device our rules allow (a deny among the allows narrows only ours), so
     its copy can never take away what the container may use."""
-    from .ebpf import access_bits
-
     start = 0
     for i, r in enumerate(rules):
         if r["type"] == "a" and r["major"] < 0 and r["minor"] < 0 and access_bits(r["access"]) == 7:

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from ocirun.cgroups import CgroupError, dbus, devices, sdbus, units
+from ocirun.cgroups import bus as buslib
 from ocirun.cgroups import systemd as sd
 from ocirun.cgroups.common import FS
 from ocirun.cgroups.v2 import blkio_to_io_weight, shares_to_weight
@@ -523,7 +524,7 @@ def test_malformed_strings_are_refused(bad):
     ],
 )
 def test_parse_address(address, path):
-    assert dbus.parse_address(address)[0] == path
+    assert buslib.parse_address(address)[0] == path
 
 
 def test_module_is_cheap_to_import():
@@ -726,15 +727,15 @@ class FakeSystemd:
         ]
 
 
-def _adopt(sock) -> dbus.Connection:
+def _adopt(sock) -> buslib.Connection:
     """A server-side Connection around an accepted socket (after the auth lines)."""
-    c = dbus.Connection.__new__(dbus.Connection)
+    c = buslib.Connection.__new__(buslib.Connection)
     c.sock, c.buf, c.timeout, c.serial, c.signals = sock, bytearray(), 5.0, 0, []
     c.keep, c.unique_name, c.where = (lambda m: False), "", "peer"
     return c
 
 
-def _serve(conn: dbus.Connection, fake: FakeSystemd, stop: threading.Event) -> None:
+def _serve(conn: buslib.Connection, fake: FakeSystemd, stop: threading.Event) -> None:
     try:
         while not stop.is_set():
             msg = conn.receive(0.05)
@@ -1110,7 +1111,7 @@ def bus(tmp_path, v2host):
         # The socket file appears (bind) a moment before the daemon listens.
         for attempt in range(200):
             try:
-                service = dbus.Connection(address)
+                service = buslib.Connection(address)
                 break
             except (FileNotFoundError, ConnectionRefusedError):
                 if attempt == 199:
