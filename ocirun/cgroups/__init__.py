@@ -33,21 +33,7 @@ if TYPE_CHECKING:
     from .common import FS
     from .interface import Manager
 
-__all__ = [
-    "CgroupError",
-    "cgroupfs_manager",
-    "detect_mode",
-    "from_state",
-    "open_manager",
-    "shares_to_weight",
-]
-
-
-def detect_mode(root: str = ROOT, mountinfo: str | None = None) -> str:
-    """ "v2" (cgroup2 at root), "hybrid" (v1 controllers plus a cgroup2 mount) or "v1"."""
-    from .layout import layout
-
-    return layout(root, mountinfo).mode
+__all__ = ["CgroupError", "cgroupfs_manager", "from_state", "open_manager"]
 
 
 def cgroupfs_manager(
@@ -139,10 +125,3 @@ def from_state(paths: dict, *, fs: "FS | None" = None) -> "Manager":
         created=paths.get("created") or [],
         fs=fs,
     )
-
-
-def shares_to_weight(shares: int) -> int:
-    """cpu.shares -> cgroup v2 cpu.weight, as current runc/crun convert."""
-    from .v2 import shares_to_weight as conv
-
-    return conv(shares)

@@ -12,14 +12,12 @@ import pytest
 from ocirun.cgroups import (
     CgroupError,
     common,
-    detect_mode,
     devices,
     from_state,
     layout,
     open_manager,
-    shares_to_weight,
 )
-from ocirun.cgroups.v2 import blkio_to_io_weight, swap_to_v2
+from ocirun.cgroups.v2 import blkio_to_io_weight, shares_to_weight, swap_to_v2
 
 V1_KNOBS = {
     "cpuset": {"cpuset.cpus": "", "cpuset.mems": "", "cgroup.procs": ""},
@@ -229,13 +227,13 @@ def read(path):
 # ------------------------------------------------------------------ modes and paths
 
 
-def test_detect_mode(v1, v2):
-    assert detect_mode(v1.root, v1.mountinfo) == "hybrid"
-    assert detect_mode(v2.root, v2.mountinfo) == "v2"
+def test_layout_mode(v1, v2):
+    assert layout.layout(v1.root, v1.mountinfo).mode == "hybrid"
+    assert layout.layout(v2.root, v2.mountinfo).mode == "v2"
     only_v1 = "\n".join(ln for ln in v1.mountinfo.splitlines() if "cgroup2" not in ln)
-    assert detect_mode(v1.root, only_v1) == "v1"
+    assert layout.layout(v1.root, only_v1).mode == "v1"
     with pytest.raises(CgroupError):
-        detect_mode(v1.root, "22 1 0:21 / /proc rw - proc proc rw\n")
+        layout.layout(v1.root, "22 1 0:21 / /proc rw - proc proc rw\n")
 
 
 def test_a_hierarchy_hidden_by_a_later_mount_is_not_used(v1):
