@@ -1,8 +1,9 @@
-"""The systemd cgroup driver (ocirun/cgroups/systemd.py, units.py, dbus.py) without systemd:
-runc's cgroupsPath rules and unit naming, the unit properties built from linux.resources
-(with their D-Bus types), the D-Bus wire format, and the manager's whole life against a fake
-systemd served on a unix socket in tmp_path (peer to peer, and through a real dbus-daemon
-when one is installed, which also checks our messages against libdbus and sd-bus's busctl)."""
+"""The systemd cgroup driver (ocirun/cgroups/systemd.py, units.py, sdbus.py, bus.py, dbus.py)
+without systemd: runc's cgroupsPath rules and unit naming, the unit properties built from
+linux.resources (with their D-Bus types), the D-Bus wire format, and the manager's whole
+life against a fake systemd served on a unix socket in tmp_path (peer to peer, and through
+a real dbus-daemon when one is installed, which also checks our messages against libdbus
+and sd-bus's busctl)."""
 
 from __future__ import annotations
 
