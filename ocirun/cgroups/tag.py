@@ -8,8 +8,9 @@ find that container's cgroups once its state is gone (delete --force still can).
 On create's path: a handful of setxattr calls.
 """
 
-import json
 import os
+
+from .. import fastjson as json
 
 
 def attr_name() -> str:
