@@ -17,7 +17,7 @@ written to cgroupfs by the V1Manager/V2Manager pointed at the unit's cgroup, whi
 freeze/thaw, pids, kill, stats and the device rules (v2: our eBPF program next to systemd's).
 
 This module is the manager. The unit names and properties come from units.py, the calls to
-systemd from sdbus.py (over dbus.py's wire protocol: stdlib only, ~1 ms to import). A
+systemd from sdbus.py (over bus.py and dbus.py: stdlib only, ~1 ms to import). A
 non-root caller asks its own systemd manager (runc's rootless systemd driver): the session
 bus, user.slice by default, the unit's cgroup below the manager's own (user@<uid>.service,
 delegated to the user).

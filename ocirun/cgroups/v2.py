@@ -84,7 +84,7 @@ class V2Manager(CgroupfsManager):
         warnings = self._apply(resources or {})
         if (resources or {}).get("devices") is not None:
             # A new rule list replaces the program (the old one goes once the new one is in).
-            from .devices import device_rules
+            from .devices import device_rules  # loads os: not on delete's path
 
             linux = dict(self.linux, resources={"devices": resources["devices"]})
             self._device_filter(device_rules(linux), warnings)
