@@ -38,6 +38,29 @@ SPEC_CAPS = ("CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE")
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+# runc's AllowedDevices, the one table for both uses: the entries with a path are the nodes
+# every container gets in /dev (made in this order, unless linux.devices names the path),
+# and every entry is a device-cgroup rule appended after the config's own (one with a path
+# only while linux.devices does not name it). (path, type, major, minor, cgroup access);
+# -1 is any number.
+DEFAULT_DEVICES = (
+    (None, "c", -1, -1, "m"),
+    (None, "b", -1, -1, "m"),
+    ("/dev/null", "c", 1, 3, "rwm"),
+    ("/dev/random", "c", 1, 8, "rwm"),
+    ("/dev/full", "c", 1, 7, "rwm"),
+    ("/dev/tty", "c", 5, 0, "rwm"),
+    ("/dev/zero", "c", 1, 5, "rwm"),
+    ("/dev/urandom", "c", 1, 9, "rwm"),
+    (None, "c", 136, -1, "rwm"),  # /dev/pts/*
+    (None, "c", 5, 2, "rwm"),  # /dev/ptmx
+    (None, "c", 10, 200, "rwm"),  # /dev/net/tun (runc kept it for compatibility)
+)
+
+# The nodes of DEFAULT_DEVICES: (path, type, major, minor), in runc's order (in a user
+# namespace they are binds: the order shows in mountinfo).
+DEFAULT_DEVICE_NODES = tuple((p, t, ma, mi) for p, t, ma, mi, _ in DEFAULT_DEVICES if p)
+
 MASKED_PATHS = (
     "/proc/acpi",
     "/proc/asound",

@@ -260,12 +260,13 @@ def _tagged(top: str, name: str, root: str) -> list[tuple[str, dict]]:
 
 def _cgroups(root: str, report: Report) -> None:
     from . import state as statemod
-    from .cgroups import CgroupError, common, from_state
+    from .cgroups import CgroupError, from_state
     from .cgroups import tag as tagmod
+    from .cgroups.layout import layout
     from .errors import OcirunError
 
     try:
-        lay = common.layout()
+        lay = layout()
     except (OSError, CgroupError) as e:
         report.kept.append(f"cgroups: not searched: {e}")
         return

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-from .cgroups.common import _unescape
+from .cgroups.layout import unescape as _unescape
 
 MNT_DETACH = 2
 

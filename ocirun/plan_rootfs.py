@@ -13,6 +13,7 @@ import posixpath
 
 TYPE_CHECKING = False  # `typing` itself costs ~2 ms to import
 
+from .defaults import DEFAULT_DEVICE_NODES
 from .plan import MNT_DIR, MNT_FILE, Device, Mount, idmap_text
 from .tables import (
     MOUNT_ATTR__ATIME,
@@ -40,16 +41,6 @@ if TYPE_CHECKING:
 
 S_IFCHR, S_IFBLK, S_IFIFO = 0o020000, 0o060000, 0o010000
 
-# What runc gives every container in /dev, unless linux.devices names the same path.
-# In runc's order (in a user namespace they are binds: the order shows in mountinfo).
-DEFAULT_DEVICES = (
-    ("/dev/null", "c", 1, 3),
-    ("/dev/random", "c", 1, 8),
-    ("/dev/full", "c", 1, 7),
-    ("/dev/tty", "c", 5, 0),
-    ("/dev/zero", "c", 1, 5),
-    ("/dev/urandom", "c", 1, 9),
-)
 DEFAULT_LINKS = (
     ("/proc/self/fd", "/dev/fd"),
     ("/proc/self/fd/0", "/dev/stdin"),
@@ -319,7 +310,7 @@ def _devices(plan: Plan, linux: dict, in_userns: bool, mounted: set[str]) -> Non
     # A default device the config mounts something over is left to that mount.
     devices: list[dict] = [
         dict(path=p, type=t, major=ma, minor=mi, fileMode=0o666)
-        for p, t, ma, mi in DEFAULT_DEVICES
+        for p, t, ma, mi in DEFAULT_DEVICE_NODES
         if p not in configured and p not in mounted
     ]
     devices.extend(configured.values())

@@ -8,24 +8,53 @@
     m.stats(); m.oom_count(); m.device_rules(); m.destroy()
 
 v1 and hybrid hosts get a V1Manager (one directory per mounted hierarchy, name=systemd and,
-in hybrid mode, the controller-less cgroup2 tree too: "" in `dirs`); v2 hosts a V2Manager.
-Stdlib only; the v1/v2 modules load on first use.
+in hybrid mode, the controller-less cgroup2 tree too: "" in `dirs`); v2 hosts a V2Manager;
+--systemd-cgroup a SystemdManager around one of those. All have interface.Manager.
+
+    common.py    the error, cgroupfs access (FS), knob readers and parsers
+    cgroupfs.py  V1Manager's and V2Manager's base: mkdir, add, pids, kill, destroy
+    v1.py v2.py  the two cgroupfs versions: limits, freezer; stats.py what they report
+    layout.py    how the host mounts cgroups, where a container's cgroup goes (runc's rules)
+    devices.py   the device rules (v1 files; ebpf.py compiles them for v2)
+    systemd.py   --systemd-cgroup (units.py: its properties; sdbus.py: the calls to
+                 systemd, over bus.py (the connection) and dbus.py (the wire format))
+    rootless.py  runc's rootless cgroup manager; tag.py: which cgroups are ours (gc)
+
+delete and kill --all load this, common, cgroupfs and v1 or v2 only: none imports os or
+typing (see common.py); the rest load on first use.
 """
 
-from .common import ROOT, CgroupError
+from .common import DEFAULT_FS, ROOT, CgroupError
 
+# Type checking only: interface.py loads typing (~2 ms), which delete and kill --all must not.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .common import FS, Manager
+    from .cgroupfs import CgroupfsManager
+    from .common import FS
+    from .interface import Manager
 
-__all__ = ["CgroupError", "detect_mode", "open_manager", "from_state", "shares_to_weight"]
+__all__ = ["CgroupError", "cgroupfs_manager", "from_state", "open_manager"]
 
 
-def detect_mode(root: str = ROOT, mountinfo: str | None = None) -> str:
-    """ "v2" (cgroup2 at root), "hybrid" (v1 controllers plus a cgroup2 mount) or "v1"."""
-    from .common import layout
+def cgroupfs_manager(
+    mode: str,
+    dirs: dict[str, str],
+    *,
+    linux: dict | None = None,
+    roots: dict | None = None,
+    created: list[str] | None = None,
+    fs: "FS | None" = None,
+) -> "CgroupfsManager":
+    """The V1Manager ("v1", "hybrid") or V2Manager ("v2") on `dirs` (the one place either is
+    made: for open_manager, from_state and the systemd driver's cgroupfs half)."""
+    kw: dict = dict(linux=linux, roots=roots, created=created, fs=fs)
+    if mode == "v2":
+        from .v2 import V2Manager
 
-    return layout(root, mountinfo).mode
+        return V2Manager(dirs, **kw)
+    from .v1 import V1Manager
+
+    return V1Manager(dirs, mode=mode or "v1", **kw)
 
 
 def open_manager(
@@ -52,39 +81,31 @@ def open_manager(
     if systemd:
         from .systemd import open_manager as systemd_manager
 
-        # SystemdManager has Manager's interface around a Manager (duck-typed, not a subclass)
-        return systemd_manager(linux, cid, root=root, mountinfo=mountinfo, fs=fs)  # type: ignore[return-value]
-    from . import common
+        return systemd_manager(linux, cid, root=root, mountinfo=mountinfo, fs=fs)
+    from .layout import inner_path, layout, mount_roots, own_cgroups, resolve_dirs
 
     linux = linux or {}
     res = linux.get("resources") or {}
-    lay = common.layout(root, mountinfo)
-    inner = common.inner_path(linux, cid, systemd)
-    own = {} if inner.startswith("/") else common.own_cgroups(self_cgroup)
-    dirs = common.resolve_dirs(lay, inner, own)
-    roots = {sub: lay.v1[sub][0] for sub in dirs if sub}
-    if "" in dirs:
-        assert lay.unified is not None  # "" is the cgroup2 mount's directory
-        roots[""] = lay.unified[0]
+    lay = layout(root, mountinfo)
+    inner = inner_path(linux, cid, systemd)
+    own = {} if inner.startswith("/") else own_cgroups(self_cgroup)
+    dirs = resolve_dirs(lay, inner, own)
+    roots = mount_roots(lay, dirs)
     skipped: dict = {}
     if rootless and not linux.get("cgroupsPath"):
         from .rootless import asks_limits, skip_unwritable
 
-        skipped = skip_unwritable(lay, dirs, roots, own, fs or common.DEFAULT_FS)
+        skipped = skip_unwritable(lay, dirs, roots, own, fs or DEFAULT_FS)
         if lay.mode == "v2" and skipped and asks_limits(res):
             raise CgroupError(
                 "rootless needs no limits + no cgrouppath when no permission "
                 f"is granted for cgroups: {skipped['']} is not writable"
             )
-    if lay.mode == "v2":
-        from .v2 import V2Manager
-
-        m: Manager = V2Manager(dirs, linux=linux, roots=roots, fs=fs)
-    else:
-        from .v1 import V1Manager, check
+    if lay.mode != "v2":
+        from .v1 import check
 
         check(res)  # fail before anything is made
-        m = V1Manager(dirs, mode=lay.mode, linux=linux, roots=roots, fs=fs)
+    m = cgroupfs_manager(lay.mode, dirs, linux=linux, roots=roots, fs=fs)
     m.rootless, m.skipped = rootless, skipped
     return m
 
@@ -96,19 +117,11 @@ def from_state(paths: dict, *, fs: "FS | None" = None) -> "Manager":
     if paths.get("driver") == "systemd":
         from .systemd import from_state as systemd_state
 
-        return systemd_state(paths, fs=fs)  # type: ignore[return-value]
-    kw: dict = dict(roots=paths.get("roots") or {}, created=paths.get("created") or [], fs=fs)
-    if paths.get("mode") == "v2":
-        from .v2 import V2Manager
-
-        return V2Manager(dict(paths["dirs"]), **kw)
-    from .v1 import V1Manager
-
-    return V1Manager(dict(paths["dirs"]), mode=paths.get("mode") or "v1", **kw)
-
-
-def shares_to_weight(shares: int) -> int:
-    """cpu.shares -> cgroup v2 cpu.weight, as current runc/crun convert."""
-    from .v2 import shares_to_weight as conv
-
-    return conv(shares)
+        return systemd_state(paths, fs=fs)
+    return cgroupfs_manager(
+        paths.get("mode") or "v1",
+        dict(paths["dirs"]),
+        roots=paths.get("roots") or {},
+        created=paths.get("created") or [],
+        fs=fs,
+    )

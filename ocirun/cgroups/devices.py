@@ -1,23 +1,8 @@
 """Device rules: the config's linux.resources.devices plus the defaults runc appends, as one
 ordered list (v1 writes it to devices.allow/deny; v2 compiles it to eBPF)."""
 
+from ..defaults import DEFAULT_DEVICES
 from .common import CgroupError
-
-# runc appends these to every container's rules (after the config's own); the ones with a
-# path are dropped when linux.devices names that path.
-_DEFAULT_RULES = (
-    ("c", -1, -1, "m", None),
-    ("b", -1, -1, "m", None),
-    ("c", 1, 3, "rwm", "/dev/null"),
-    ("c", 1, 8, "rwm", "/dev/random"),
-    ("c", 1, 7, "rwm", "/dev/full"),
-    ("c", 5, 0, "rwm", "/dev/tty"),
-    ("c", 1, 5, "rwm", "/dev/zero"),
-    ("c", 1, 9, "rwm", "/dev/urandom"),
-    ("c", 136, -1, "rwm", None),  # /dev/pts/*
-    ("c", 5, 2, "rwm", None),  # /dev/ptmx
-    ("c", 10, 200, "rwm", None),  # /dev/net/tun (runc kept it for compatibility)
-)
 
 
 def device_rules(linux: dict) -> list[dict]:
@@ -42,7 +27,8 @@ def device_rules(linux: dict) -> list[dict]:
             }
         )
     configured = {d.get("path") for d in linux.get("devices") or []}
-    for t, major, minor, access, path in _DEFAULT_RULES:
+    # runc appends its defaults after the config's own rules (defaults.DEFAULT_DEVICES)
+    for path, t, major, minor, access in DEFAULT_DEVICES:
         if path is None or path not in configured:
             rules.append(
                 {"allow": True, "type": t, "major": major, "minor": minor, "access": access}

@@ -2,8 +2,8 @@
 of type BPF_PROG_TYPE_CGROUP_DEVICE, loaded and attached to the container's cgroup by the C
 shim (csrc/bpf.c).
 
-Compilation is pure Python (`compile_rules`), and `emulate` runs a compiled program on one
-access, so the semantics are testable without root or a kernel that loads it.
+Compilation is pure Python (`compile_rules`), so the semantics are testable without root or
+a kernel that loads it (tests/bpftestlib.py runs a compiled program on one access).
 
 The kernel calls the program with a `struct bpf_cgroup_dev_ctx`:
     u32 access_type   low 16 bits: BPF_DEVCG_DEV_BLOCK (1) / _CHAR (2)
@@ -22,6 +22,7 @@ so a read+write open needs both bits allowed, each by its own last matching rule
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 
@@ -152,44 +153,6 @@ def assemble(prog: list[Insn]) -> bytes:
     return b"".join(i.pack() for i in prog)
 
 
-def emulate(prog: list[Insn], dev_type: str, major: int, minor: int, access: str) -> bool:
-    """Run `prog` as the kernel would for one access ("c", 1, 3, "rw"): True = allowed.
-    Knows only the instructions compile_rules emits."""
-    mem = struct.pack("=III", access_bits(access) << 16 | _TYPES[dev_type], major, minor)
-    reg = [0] * 11
-    mask = 2**64 - 1
-    pc = steps = 0
-    while True:
-        steps += 1
-        if steps > 100000 or not 0 <= pc < len(prog):
-            raise AssertionError(f"program ran off at pc={pc}")
-        code, dst, src, off, imm = prog[pc]
-        pc += 1
-        if code == LDXW:
-            assert src == R1 and off in (0, 4, 8)
-            reg[dst] = struct.unpack_from("=I", mem, off)[0]
-        elif code == MOV64_X:
-            reg[dst] = reg[src]
-        elif code == MOV64_K:
-            reg[dst] = imm & mask
-        elif code == AND64_K:
-            reg[dst] &= imm & mask
-        elif code == RSH64_K:
-            reg[dst] >>= imm
-        elif code == JA:
-            pc += off
-        elif code == JNE_K:
-            pc += off if reg[dst] != imm & mask else 0
-        elif code == JEQ_K:
-            pc += off if reg[dst] == imm & mask else 0
-        elif code == JSET_K:
-            pc += off if reg[dst] & (imm & mask) else 0
-        elif code == EXIT:
-            return reg[R0] == 1
-        else:
-            raise AssertionError(f"unknown opcode {code:#x}")
-
-
 # ---------------------------------------------------------------- the kernel side
 
 
@@ -197,9 +160,7 @@ def attach(cgroup_dir: str, rules: list[dict]) -> int:
     """Load the program for `rules` and attach it to `cgroup_dir` (BPF_CGROUP_DEVICE,
     BPF_F_ALLOW_MULTI); device programs attached there before (an update's predecessor) are
     detached once the new one is in. Returns how many were replaced."""
-    import os
-
-    from .._shim import ffi, lib
+    from .._shim import ffi, lib  # the compiled shim: loaded only to attach
 
     code = assemble(compile_rules(rules))
     fd = _open_dir(cgroup_dir)
@@ -218,31 +179,7 @@ def attach(cgroup_dir: str, rules: list[dict]) -> int:
     return rc
 
 
-def attached(cgroup_dir: str) -> list[int]:
-    """Ids of the device programs attached directly to `cgroup_dir`."""
-    import os
-
-    from .._shim import ffi, lib
-
-    fd = _open_dir(cgroup_dir)
-    try:
-        ids = ffi.new("unsigned int[]", 64)
-        n = lib.ocirun_bpf_device_query(fd, ids, 64)
-    finally:
-        os.close(fd)
-    if n < 0:
-        raise CgroupError(
-            f"failed to query the device programs of {cgroup_dir}: {os.strerror(-n).lower()}",
-            cgroup_dir,
-            None,
-            -n,
-        )
-    return [ids[i] for i in range(min(n, 64))]
-
-
 def _open_dir(path: str) -> int:
-    import os
-
     try:
         return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:

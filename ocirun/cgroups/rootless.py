@@ -2,10 +2,11 @@
 the caller cannot write are left out (the container stays in the caller's cgroups there),
 instead of failing the create."""
 
-import posix
+import os
+import posixpath
 
-from ..paths import in_dir
-from .common import FS, CgroupError, Layout, _under_mount
+from .common import FS, CgroupError
+from .layout import Layout, own_cgroups, under_mount
 
 
 def skip_unwritable(lay: Layout, dirs: dict, roots: dict, own: dict, fs: FS) -> dict:
@@ -16,11 +17,9 @@ def skip_unwritable(lay: Layout, dirs: dict, roots: dict, own: dict, fs: FS) -> 
     skipped = {}
     for sub, d in list(dirs.items()):
         if fs.exists(d):
-            ok = posix.access(in_dir(d, "cgroup.procs"), posix.W_OK, effective_ids=True)
+            ok = os.access(os.path.join(d, "cgroup.procs"), os.W_OK, effective_ids=True)
         else:
-            import posixpath
-
-            ok = posix.access(posixpath.dirname(d), posix.W_OK | posix.X_OK, effective_ids=True)
+            ok = os.access(posixpath.dirname(d), os.W_OK | os.X_OK, effective_ids=True)
         if ok:
             continue
         del dirs[sub]
@@ -28,7 +27,7 @@ def skip_unwritable(lay: Layout, dirs: dict, roots: dict, own: dict, fs: FS) -> 
         where = lay.unified if sub == "" else lay.v1.get(sub)
         assert where is not None  # resolve_dirs gave a directory on that mount
         try:
-            skipped[sub] = _under_mount(where[0], where[1], own.get(sub, "/"))
+            skipped[sub] = under_mount(where[0], where[1], own.get(sub, "/"))
         except CgroupError:
             skipped[sub] = where[0]
     return skipped
@@ -47,14 +46,12 @@ def asks_limits(res: dict) -> bool:
     return any(set_(v) for k, v in (res or {}).items() if k != "devices")
 
 
-def can_join(paths: dict, self_cgroup: "str | None" = None) -> bool:
+def can_join(paths: dict, self_cgroup: str | None = None) -> bool:
     """Could this (unprivileged) process move a new one into the cgroups `paths` (a
     manager's state) describe? The kernel wants cgroup.procs writable both in the target
     and in the nearest cgroup that holds the mover's too: a user's delegated subtree (its
     systemd manager's) is not enough when the caller runs elsewhere. runc then leaves an
     exec'd process where it is; so does ocirun (execute.py). (v1 asks the target only.)"""
-    from .common import own_cgroups
-
     own = own_cgroups(self_cgroup)
     roots = paths.get("roots") or {}
     for sub, d in (paths.get("dirs") or {}).items():
@@ -69,8 +66,8 @@ def can_join(paths: dict, self_cgroup: "str | None" = None) -> bool:
                 break
             common = common.rstrip("/") + "/" + a
         for cg in (target, common) if sub == "" else (target,):  # the rule is cgroup2's
-            if not posix.access(
-                in_dir(top.rstrip("/") + cg, "cgroup.procs"), posix.W_OK, effective_ids=True
+            if not os.access(
+                os.path.join(top.rstrip("/") + cg, "cgroup.procs"), os.W_OK, effective_ids=True
             ):
                 return False
     return True

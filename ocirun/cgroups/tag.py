@@ -5,16 +5,16 @@ another runtime's or another root's. trusted.* for root (no unprivileged user ca
 forge it), user.* otherwise. Best effort: where a filesystem has no xattrs, gc just can't
 find that container's cgroups once its state is gone (delete --force still can).
 
-On create's hot path: a handful of setxattr calls, nothing imported.
+On create's path: a handful of setxattr calls.
 """
 
-import posix
+import os
 
 from .. import fastjson as json
 
 
 def attr_name() -> str:
-    return "trusted.ocirun" if posix.geteuid() == 0 else "user.ocirun"
+    return "trusted.ocirun" if os.geteuid() == 0 else "user.ocirun"
 
 
 def mark(m, root: str, cid: str) -> None:
@@ -29,7 +29,7 @@ def mark(m, root: str, cid: str) -> None:
         parents = [p for p in made if d.startswith(p + "/")]
         value = json.dumps({"root": root, "id": cid, "parents": parents}).encode()
         try:
-            posix.setxattr(d, name, value)
+            os.setxattr(d, name, value)
         except OSError:
             pass
 
@@ -37,7 +37,7 @@ def mark(m, root: str, cid: str) -> None:
 def read(path: str, name: str) -> dict | None:
     """The tag on `path` as {"root", "id", "parents"}, None if it has none (or not ours)."""
     try:
-        tag = json.loads(posix.getxattr(path, name, follow_symlinks=False))
+        tag = json.loads(os.getxattr(path, name, follow_symlinks=False))
     except (OSError, ValueError):
         return None
     if not (

@@ -7,6 +7,10 @@ builds); `version` is systemd's, and decides which properties it is given.
     unit_name(prefix, name), unit_cgroup(slice_, unit), unit_object_path(unit)
     unit_properties(...)                   # all StartTransientUnit gets
     resource_properties(...), device_properties(...)  # SetUnitProperties on update
+
+Delete of a --systemd-cgroup container loads this module for the unit's name and object
+path: what only create and update use (layout.py's slice paths, v2.py's conversions,
+ebpf.py's access bits) is imported where it is used.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from __future__ import annotations
 import os
 import posixpath
 
-from . import common
 from .common import CgroupError
 
 SD_PATH = "/org/freedesktop/systemd1"  # systemd's manager object; units live below it
@@ -53,9 +56,11 @@ def unit_name(prefix: str, name: str) -> str:
 def unit_cgroup(slice_: str, unit: str) -> str:
     """Where systemd puts the unit's cgroup (below each hierarchy's root): a scope under its
     slice's path, a slice where its own name says ("a-b.slice" -> /a.slice/a-b.slice)."""
+    from .layout import expand_slice  # create only (see the module doc)
+
     if unit.endswith(".slice"):
-        return common.expand_slice(unit)
-    base = common.expand_slice(slice_)
+        return expand_slice(unit)
+    base = expand_slice(slice_)
     return posixpath.join(base, unit)
 
 
@@ -182,7 +187,7 @@ def _unified_properties(unified: dict, version: int) -> list:
 def resource_properties(res: dict, *, mode: str, version: int) -> list:
     """The unit properties for linux.resources: [(name, (D-Bus signature, value))]. `mode` is
     the host's ("v2", "v1", "hybrid": systemd then drives the v1 controllers)."""
-    from .v2 import blkio_to_io_weight, shares_to_weight, swap_to_v2
+    from .v2 import blkio_to_io_weight, shares_to_weight, swap_to_v2  # (see the module doc)
 
     res = res or {}
     props: list = []
@@ -262,7 +267,7 @@ def device_properties(
     v2 our eBPF program, which the kernel ANDs with systemd's): systemd gets an allow-list
     that covers every device our rules allow (a deny among the allows narrows only ours), so
     its copy can never take away what the container may use."""
-    from .ebpf import access_bits
+    from .ebpf import access_bits  # (see the module doc)
 
     start = 0
     for i, r in enumerate(rules):

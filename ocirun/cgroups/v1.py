@@ -1,22 +1,19 @@
 """cgroup v1 (and hybrid: v1 controllers plus a controller-less cgroup2 hierarchy that the
 container joins too, as runc does): one directory per hierarchy, limits in each."""
 
-import posix  # not os: see ../paths.py
+import errno
 import time
 
-from ..paths import in_dir
-from .common import KERNEL_MEMORY_WARNING, CgroupError, Manager, flat_keyed, omit_empty, to_int
-
-_UNLIMITED = 2**64 - 1
-_SIGKILL = 9  # not `import signal`: enum makes it cost ~4 ms
+from .cgroupfs import SIGKILL, CgroupfsManager, levels_below
+from .common import KERNEL_MEMORY_WARNING, CgroupError, flat_keyed, rdma_line, to_int
 
 
-class V1Manager(Manager):
+class V1Manager(CgroupfsManager):
     mode = "v1"
 
-    def __init__(self, dirs, *, mode: str = "v1", **kw):
+    def __init__(self, dirs: dict[str, str], *, mode: str = "v1", **kw):
         super().__init__(dirs, **kw)
-        self.mode = mode
+        self.mode = mode  # "v1", or "hybrid" (with the controller-less cgroup2 tree)
 
     # ------------------------------------------------------------ lifecycle
     def create(self) -> list[str]:
@@ -27,7 +24,7 @@ class V1Manager(Manager):
         try:
             self._mkdirs()
             self._cpuset_inherit()
-            warnings = self._apply(res, update=False)
+            warnings = self._apply(res)
             self._devices()
         except BaseException:
             self._undo()
@@ -37,21 +34,15 @@ class V1Manager(Manager):
     def update(self, resources: dict) -> list[str]:
         """Apply a (partial) linux.resources to the live cgroups; devices are left alone."""
         check(resources or {})
-        return self._apply(resources or {}, update=True)
-
-    def _undo(self) -> None:
-        for d in reversed(self.created):
-            for sub in self._subtree(d):
-                self._rmdir(sub, 0)
-            self._rmdir(d, 0)
-        self.created = []
+        self.check_before_update((resources or {}).get("memory") or {})
+        return self._apply(resources or {})
 
     # ------------------------------------------------------------ resources
-    def _apply(self, res: dict, *, update: bool) -> list[str]:
+    def _apply(self, res: dict) -> list[str]:
         warnings: list[str] = []
         cpu = res.get("cpu") or {}
         self._cpuset(cpu)
-        self._memory(res.get("memory") or {}, update, warnings)
+        self._memory(res.get("memory") or {}, warnings)
         self._cpu(cpu)
         self._pids(res.get("pids"))
         self._blkio(res.get("blockIO") or {})
@@ -70,13 +61,10 @@ class V1Manager(Manager):
         """A new v1 cpuset starts with no cpus and mems, and takes no task so: fill each
         empty level from its parent, top down."""
         d, top = self.dirs.get("cpuset"), self.roots.get("cpuset")
-        if not d or not top or d == top:
+        if not d or not top:
             return
-        import posixpath
-
         parent = top
-        for part in posixpath.relpath(d, top).split("/"):
-            cur = in_dir(parent, part)
+        for cur in levels_below(top, d):
             for knob in ("cpuset.cpus", "cpuset.mems"):
                 if not self._read(cur, knob).strip():
                     self._write(cur, knob, self._read(parent, knob).strip())
@@ -90,7 +78,7 @@ class V1Manager(Manager):
             if cpu.get("mems"):
                 self._write(d, "cpuset.mems", cpu["mems"])
 
-    def _memory(self, mem: dict, update: bool, warnings: list[str]) -> None:
+    def _memory(self, mem: dict, warnings: list[str]) -> None:
         if mem.get("kernel") is not None or mem.get("kernelTCP") is not None:
             warnings.append(KERNEL_MEMORY_WARNING)
         limit, swap = mem.get("limit") or 0, mem.get("swap") or 0
@@ -98,10 +86,6 @@ class V1Manager(Manager):
         if not (limit or swap or any(mem.get(k) is not None for k in fields)):
             return
         d = self._need("memory", "memory")
-        if update and mem.get("checkBeforeUpdate") and limit > 0:
-            usage = to_int(self._opt(d, "memory.usage_in_bytes"))
-            if limit <= usage:
-                raise CgroupError(f"rejecting memory limit {limit} below current usage {usage}")
         if limit == -1 and not swap and self._has(d, "memory.memsw.limit_in_bytes"):
             swap = -1  # unlimited memory: unlimited swap too, unless asked otherwise
         swap_first = False
@@ -131,7 +115,7 @@ class V1Manager(Manager):
         try:
             self._write(d, "memory.limit_in_bytes", limit)
         except CgroupError as e:
-            if e.errno != 16:  # EBUSY: below what the cgroup already uses
+            if e.errno != errno.EBUSY:  # below what the cgroup already uses
                 raise
             usage = to_int(self._opt(d, "memory.usage_in_bytes"))
             peak = to_int(self._opt(d, "memory.max_usage_in_bytes"))
@@ -182,7 +166,7 @@ class V1Manager(Manager):
             self._write(d, name, value)
             return False
         except CgroupError as e:
-            if e.errno == 22 and may_defer:
+            if e.errno == errno.EINVAL and may_defer:
                 return True
             raise
 
@@ -290,7 +274,7 @@ class V1Manager(Manager):
                 return self.dirs[sub]
         return next(iter(self.dirs.values()), None)
 
-    def _can_freeze(self) -> bool:
+    def can_freeze(self) -> bool:
         d = self.dirs.get("freezer")
         return self.fs.exists(d) if d else False
 
@@ -349,235 +333,28 @@ class V1Manager(Manager):
 
     def kill_all(self, sig: int) -> None:
         u = self.dirs.get("")
-        if sig == _SIGKILL and u and self._has(u, "cgroup.kill"):
+        if sig == SIGKILL and u and self._has(u, "cgroup.kill"):
             # Hybrid: the cgroup2 hierarchy kills the lot atomically, fork races included.
             self._write(u, "cgroup.kill", 1)
         super().kill_all(sig)
 
     # ------------------------------------------------------------ reading
+    def memory_usage(self) -> int:
+        d = self.dirs.get("memory")
+        return to_int(self._opt(d, "memory.usage_in_bytes")) if d else 0
+
     def oom_count(self) -> int:
         d = self.dirs.get("memory")
         text = self._opt(d, "memory.oom_control") if d else None
         return to_int(flat_keyed(text or "").get("oom_kill"))
 
     def stats(self) -> dict:
-        return {
-            "cpu": self._cpu_stats(),
-            "cpuset": self._cpuset_stats(),
-            "memory": self._memory_stats(),
-            "pids": self._pids_stats(),
-            "blkio": self._blkio_stats(),
-            "hugetlb": self._hugetlb_stats(),
-            "intel_rdt": {},
-            "network_interfaces": None,
-        }
+        from .stats import v1_stats  # loads os: the stats reader only
 
-    def _cpu_stats(self) -> dict:
-        usage: dict = {
-            "total": 0,
-            "percpu": [],
-            "percpu_kernel": [],
-            "percpu_user": [],
-            "kernel": 0,
-            "user": 0,
-        }
-        d = self.dirs.get("cpuacct")
-        if d:
-            usage["total"] = to_int(self._opt(d, "cpuacct.usage"))
-            usage["percpu"] = [int(x) for x in (self._opt(d, "cpuacct.usage_percpu") or "").split()]
-            for line in (self._opt(d, "cpuacct.usage_all") or "").splitlines()[1:]:
-                parts = line.split()
-                if len(parts) == 3:
-                    usage["percpu_user"].append(int(parts[1]))
-                    usage["percpu_kernel"].append(int(parts[2]))
-            ticks = flat_keyed(self._opt(d, "cpuacct.stat") or "")
-            hz = posix.sysconf("SC_CLK_TCK") or 100
-            usage["user"] = to_int(ticks.get("user")) * 1_000_000_000 // hz
-            usage["kernel"] = to_int(ticks.get("system")) * 1_000_000_000 // hz
-        throttling = {}
-        d = self.dirs.get("cpu")
-        if d:
-            st = flat_keyed(self._opt(d, "cpu.stat") or "")
-            throttling = {
-                "periods": to_int(st.get("nr_periods")),
-                "throttledPeriods": to_int(st.get("nr_throttled")),
-                "throttledTime": to_int(st.get("throttled_time")),
-            }
-        omit_empty(throttling, ("periods", "throttledPeriods", "throttledTime"))
-        omit_empty(usage, ("total", "percpu", "percpu_kernel", "percpu_user"))
-        return {"usage": usage, "throttling": throttling}
-
-    def _cpuset_stats(self) -> dict:
-        d = self.dirs.get("cpuset")
-        out = {
-            "cpus": [],
-            "cpu_exclusive": 0,
-            "mems": [],
-            "mem_hardwall": 0,
-            "mem_exclusive": 0,
-            "memory_migrate": 0,
-            "memory_spread_page": 0,
-            "memory_spread_slab": 0,
-            "memory_pressure": 0,
-            "sched_load_balance": 0,
-            "sched_relax_domain_level": 0,
-        }
-        if d:
-            out["cpus"] = parse_list(self._opt(d, "cpuset.cpus") or "")
-            out["mems"] = parse_list(self._opt(d, "cpuset.mems") or "")
-            for key in out:
-                if key not in ("cpus", "mems"):
-                    out[key] = to_int(self._opt(d, "cpuset." + key))
-        return omit_empty(out, ("cpus", "mems"))
-
-    def _memory_stats(self) -> dict:
-        d = self.dirs.get("memory")
-        out: dict = {
-            "cache": 0,
-            "usage": _entry(),
-            "swap": _entry(),
-            "kernel": _entry(),
-            "kernelTCP": _entry(),
-            "raw": {},
-        }
-        if d:
-            raw = {k: to_int(v) for k, v in flat_keyed(self._opt(d, "memory.stat") or "").items()}
-            out["raw"] = raw
-            out["cache"] = raw.get("cache", 0)
-            for key, prefix in (
-                ("usage", "memory"),
-                ("swap", "memory.memsw"),
-                ("kernel", "memory.kmem"),
-                ("kernelTCP", "memory.kmem.tcp"),
-            ):
-                if self._has(d, prefix + ".usage_in_bytes"):
-                    out[key] = _entry(
-                        to_int(self._opt(d, prefix + ".limit_in_bytes")),
-                        to_int(self._opt(d, prefix + ".usage_in_bytes")),
-                        to_int(self._opt(d, prefix + ".max_usage_in_bytes")),
-                        to_int(self._opt(d, prefix + ".failcnt")),
-                    )
-        return omit_empty(out, ("cache", "raw"))
-
-    def _pids_stats(self) -> dict:
-        d = self.dirs.get("pids")
-        if not d:
-            return {}
-        limit = to_int(self._opt(d, "pids.max"))
-        out = {
-            "current": to_int(self._opt(d, "pids.current")),
-            "limit": 0 if limit == _UNLIMITED else limit,
-        }
-        return omit_empty(out, ("current", "limit"))
-
-    def _blkio_stats(self) -> dict:
-        d = self.dirs.get("blkio")
-        if not d:
-            return {}
-        out: dict = {}
-        # CFQ's accounting if the kernel has it, else BFQ's, else the throttling layer's.
-        for prefix in ("blkio.", "blkio.bfq.", "blkio.throttle."):
-            if self._has(d, prefix + "io_service_bytes_recursive"):
-                break
-        for key, name in (
-            ("ioServiceBytesRecursive", "io_service_bytes_recursive"),
-            ("ioServicedRecursive", "io_serviced_recursive"),
-            ("ioQueueRecursive", "io_queued_recursive"),
-            ("ioServiceTimeRecursive", "io_service_time_recursive"),
-            ("ioWaitTimeRecursive", "io_wait_time_recursive"),
-            ("ioMergedRecursive", "io_merged_recursive"),
-            ("ioTimeRecursive", "time_recursive"),
-            ("sectorsRecursive", "sectors_recursive"),
-        ):
-            entries = blkio_entries(self._opt(d, prefix + name) or "")
-            if entries:
-                out[key] = entries
-        return out
-
-    def _hugetlb_stats(self) -> dict:
-        d = self.dirs.get("hugetlb")
-        out: dict = {}
-        if not d:
-            return out
-        for size in hugepage_sizes():
-            prefix = f"hugetlb.{size}."
-            if self._has(d, prefix + "usage_in_bytes"):
-                out[size] = omit_empty(
-                    {
-                        "usage": to_int(self._opt(d, prefix + "usage_in_bytes")),
-                        "max": to_int(self._opt(d, prefix + "max_usage_in_bytes")),
-                        "failcnt": to_int(self._opt(d, prefix + "failcnt")),
-                    },
-                    ("usage", "max"),
-                )
-        return out
+        return v1_stats(self)
 
 
 def check(res: dict) -> None:
+    """What cgroup v1 cannot do at all, refused before anything is made."""
     if res.get("unified"):
         raise CgroupError("linux.resources.unified requires cgroup v2")
-
-
-def rdma_line(dev: str, lim: dict) -> str:
-    line = dev
-    if lim.get("hcaHandles") is not None:
-        line += f" hca_handle={lim['hcaHandles']}"
-    if lim.get("hcaObjects") is not None:
-        line += f" hca_object={lim['hcaObjects']}"
-    return line
-
-
-def _entry(limit: int = 0, usage: int = 0, peak: int = 0, failcnt: int = 0) -> dict:
-    return omit_empty(
-        {"limit": limit, "usage": usage, "max": peak, "failcnt": failcnt}, ("usage", "max")
-    )
-
-
-def parse_list(text: str) -> list[int]:
-    """ "0-2,5" -> [0, 1, 2, 5] (cpuset lists)."""
-    out: list[int] = []
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
-def blkio_entries(text: str) -> list[dict]:
-    out = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 3:
-            dev, op, value = parts
-        elif len(parts) == 2 and ":" in parts[0]:
-            dev, op, value = parts[0], "", parts[1]
-        else:
-            continue  # "Total N"
-        major, _, minor = dev.partition(":")
-        out.append(
-            omit_empty(
-                {"major": int(major), "minor": int(minor), "op": op, "value": int(value)},
-                ("major", "minor", "op", "value"),
-            )
-        )
-    return out
-
-
-def hugepage_sizes() -> list[str]:
-    """Page sizes as the hugetlb files name them ("2MB", "1GB")."""
-    try:
-        names = posix.listdir("/sys/kernel/mm/hugepages")
-    except OSError:
-        return []
-    out = []
-    for n in names:
-        if n.startswith("hugepages-") and n.endswith("kB"):
-            kb = int(n[len("hugepages-") : -2])
-            if kb >= 1 << 20:
-                out.append(f"{kb >> 20}GB")
-            elif kb >= 1 << 10:
-                out.append(f"{kb >> 10}MB")
-            else:
-                out.append(f"{kb}KB")
-    return out

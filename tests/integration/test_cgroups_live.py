@@ -20,7 +20,8 @@ import uuid
 import pytest
 from testenv import OCIRUN
 
-from ocirun.cgroups import CgroupError, detect_mode, from_state, open_manager
+from ocirun.cgroups import CgroupError, from_state, open_manager
+from ocirun.cgroups.layout import layout
 
 CG = "/sys/fs/cgroup"
 BASE = "/ocirun-test"
@@ -44,7 +45,7 @@ def _wait_until(cond, timeout: float = 5.0) -> bool:
 def cg():
     """make(resources=..., **linux) -> a created Manager at /ocirun-test/<uuid>. Afterwards
     every process in it is killed and every directory it made must be gone."""
-    if not os.path.isdir(f"{CG}/memory") or detect_mode() == "v2":
+    if not os.path.isdir(f"{CG}/memory") or layout().mode == "v2":
         pytest.skip("these direct tests target this host's cgroup v1 (hybrid) layout")
     made = []
 

@@ -12,13 +12,12 @@ import pytest
 from ocirun.cgroups import (
     CgroupError,
     common,
-    detect_mode,
     devices,
     from_state,
+    layout,
     open_manager,
-    shares_to_weight,
 )
-from ocirun.cgroups.v2 import blkio_to_io_weight, swap_to_v2
+from ocirun.cgroups.v2 import blkio_to_io_weight, shares_to_weight, swap_to_v2
 
 V1_KNOBS = {
     "cpuset": {"cpuset.cpus": "", "cpuset.mems": "", "cgroup.procs": ""},
@@ -161,6 +160,10 @@ class FakeFS(common.FS):
             with open(ev, "w") as f:
                 f.write(f"populated 0\nfrozen {data.strip()}\n")
 
+    def attach_device_filter(self, path, rules):
+        self.log.append((os.path.join(path, "<bpf>"), str(len(rules))))
+        return 0
+
     def writes(self, name):
         return [d for p, d in self.log if os.path.basename(p) == name]
 
@@ -224,13 +227,13 @@ def read(path):
 # ------------------------------------------------------------------ modes and paths
 
 
-def test_detect_mode(v1, v2):
-    assert detect_mode(v1.root, v1.mountinfo) == "hybrid"
-    assert detect_mode(v2.root, v2.mountinfo) == "v2"
+def test_layout_mode(v1, v2):
+    assert layout.layout(v1.root, v1.mountinfo).mode == "hybrid"
+    assert layout.layout(v2.root, v2.mountinfo).mode == "v2"
     only_v1 = "\n".join(ln for ln in v1.mountinfo.splitlines() if "cgroup2" not in ln)
-    assert detect_mode(v1.root, only_v1) == "v1"
+    assert layout.layout(v1.root, only_v1).mode == "v1"
     with pytest.raises(CgroupError):
-        detect_mode(v1.root, "22 1 0:21 / /proc rw - proc proc rw\n")
+        layout.layout(v1.root, "22 1 0:21 / /proc rw - proc proc rw\n")
 
 
 def test_a_hierarchy_hidden_by_a_later_mount_is_not_used(v1):
@@ -239,17 +242,17 @@ def test_a_hierarchy_hidden_by_a_later_mount_is_not_used(v1):
     unified = next(ln for ln in v1.mountinfo.splitlines() if "cgroup2" in ln)
     dev, mountpoint = unified.split()[2], unified.split()[4]
     text = v1.mountinfo + f"99 30 0:99 / {mountpoint} rw - tmpfs none rw\n"
-    lay = common.parse_mountinfo(text, v1.root, lambda mp, d: d != dev)
+    lay = layout.parse_mountinfo(text, v1.root, lambda mp, d: d != dev)
     assert lay.mode == "v1" and lay.unified is None and "memory" in lay.v1
-    assert common.parse_mountinfo(text, v1.root).mode == "hybrid"  # by path alone
+    assert layout.parse_mountinfo(text, v1.root).mode == "hybrid"  # by path alone
 
 
 def test_is_mounted_at_compares_the_superblock(tmp_path):
     with open("/proc/self/mountinfo") as f:
         proc = next(ln.split() for ln in f if ln.split()[4] == "/proc")
-    assert common.is_mounted_at("/proc", proc[2])
-    assert not common.is_mounted_at("/proc", "0:999999")
-    assert not common.is_mounted_at(str(tmp_path / "missing"), proc[2])
+    assert layout.is_mounted_at("/proc", proc[2])
+    assert not layout.is_mounted_at("/proc", "0:999999")
+    assert not layout.is_mounted_at(str(tmp_path / "missing"), proc[2])
 
 
 def test_absolute_path_below_every_hierarchy(v1):
@@ -326,7 +329,7 @@ def test_placement_is_kept_across_state(v1):
     "given,inner", [("/a/../b//c/", "/b/c"), ("../../x", "x"), ("a/./b", "a/b"), ("//a", "/a")]
 )
 def test_paths_are_cleaned(given, inner):
-    assert common.inner_path({"cgroupsPath": given}, "id", False) == inner
+    assert layout.inner_path({"cgroupsPath": given}, "id", False) == inner
 
 
 def test_v2_relative_path_is_under_parent_of_own_cgroup(v2):
@@ -350,7 +353,7 @@ def test_v2_relative_path_is_under_parent_of_own_cgroup(v2):
     ],
 )
 def test_systemd_paths(path, cid, want):
-    assert common.inner_path({"cgroupsPath": path}, cid, True) == want
+    assert layout.inner_path({"cgroupsPath": path}, cid, True) == want
 
 
 def test_systemd_driver_names_the_scope(v2):
@@ -360,7 +363,7 @@ def test_systemd_driver_names_the_scope(v2):
 
 def test_systemd_path_format_error():
     with pytest.raises(CgroupError, match="slice:prefix:name"):
-        common.inner_path({"cgroupsPath": "/a/b"}, "x", True)
+        layout.inner_path({"cgroupsPath": "/a/b"}, "x", True)
 
 
 def test_mount_root_is_honoured(tmp_path):
@@ -594,6 +597,28 @@ def test_rejected_value_names_file_and_value_and_leaves_nothing(v1):
     assert (ei.value.path, ei.value.value, ei.value.errno) == (path, "12", errno.EINVAL)
     assert not any(os.path.exists(f"{v1.root}/{h}/x") for h in V1_KNOBS)
     assert m.created == []
+
+
+@pytest.mark.parametrize("mode", ["v1", "v2"])
+def test_a_failed_create_removes_sub_cgroups_made_meanwhile(v1, v2, mode):
+    """v1 and v2 undo a failed create alike: what it made goes, with any sub-cgroup made
+    inside it in the meantime (here: just before the rejected limit)."""
+    opener = v1 if mode == "v1" else v2
+    knob = "memory.limit_in_bytes" if mode == "v1" else "memory.max"
+    write = opener.fs.write
+
+    def make_sub_then_fail(path, data):
+        if os.path.basename(path) == knob:
+            opener.fs.mkdir(os.path.join(os.path.dirname(path), "sub"))
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), path)
+        write(path, data)
+
+    opener.fs.write = make_sub_then_fail
+    m = opener({"cgroupsPath": "/x/y", "resources": {"memory": {"limit": 12}}})
+    with pytest.raises(CgroupError, match="invalid argument"):
+        m.create()
+    top = f"{opener.root}/memory/x" if mode == "v1" else f"{opener.root}/x"
+    assert not os.path.exists(top) and m.created == []
 
 
 def test_missing_knob_is_an_error_naming_it(v1):
@@ -981,11 +1006,11 @@ def test_v2_stats_shape(v2):
 
 
 def test_parse_self_cgroup_and_lists():
-    got = common.parse_self_cgroup("12:cpu,cpuacct:/a\n1:name=systemd:/s\n0::/u\n")
+    got = layout.parse_self_cgroup("12:cpu,cpuacct:/a\n1:name=systemd:/s\n0::/u\n")
     assert got == {"cpu": "/a", "cpuacct": "/a", "name=systemd": "/s", "": "/u"}
-    from ocirun.cgroups.v1 import parse_list
+    from ocirun.cgroups.stats import parse_list
 
     assert parse_list("0-2,5\n") == [0, 1, 2, 5]
-    assert common.expand_slice("-.slice") == "/"
+    assert layout.expand_slice("-.slice") == "/"
     with pytest.raises(CgroupError):
-        common.expand_slice("a--b.slice")
+        layout.expand_slice("a--b.slice")

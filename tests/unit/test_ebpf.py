@@ -7,6 +7,7 @@ import os
 import struct
 
 import pytest
+from bpftestlib import attached, emulate
 
 from ocirun.cgroups import CgroupError, common, ebpf, open_manager
 from ocirun.cgroups.devices import device_rules
@@ -47,7 +48,7 @@ def rule(allow, t, major, minor, access):
 def allowed(rules, *access):
     prog = ebpf.compile_rules(rules)
     check_shape(prog)
-    return ebpf.emulate(prog, *access)
+    return emulate(prog, *access)
 
 
 DEFAULTS = device_rules({})
@@ -221,24 +222,6 @@ def test_v2_manager_attaches_the_rules_on_create_and_update(tmp_path):
     assert not allowed(fs.filters[1][1], "c", 1, 1, "r")
 
 
-def test_a_fake_fs_without_the_hook_loads_nothing(tmp_path):
-    class Plain(Recording):
-        attach_device_filter = None
-
-    root = str(tmp_path)
-    for name in Recording.KNOBS:
-        open(f"{root}/{name}", "w").close()
-    m = open_manager(
-        {"cgroupsPath": "/t"},
-        "c1",
-        root=root,
-        self_cgroup="0::/\n",
-        mountinfo=f"30 1 0:26 / {root} rw - cgroup2 cgroup2 rw\n",
-        fs=Plain(),
-    )
-    assert m.create() == []
-
-
 def _cgroup2_mount():
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -270,11 +253,11 @@ def test_the_kernel_loads_attaches_replaces_and_enforces_the_program():
     try:
         deny_zero = DEFAULTS + [rule(False, "c", 1, 5, "r")]
         assert ebpf.attach(d, deny_zero) == 0
-        [first] = ebpf.attached(d)
+        [first] = attached(d)
         r = read_zero()
         assert r.returncode != 0 and b"Operation not permitted" in r.stderr, r
         assert ebpf.attach(d, DEFAULTS) == 1  # the first one was detached
-        assert ebpf.attached(d) != [first] and len(ebpf.attached(d)) == 1
+        assert attached(d) != [first] and len(attached(d)) == 1
         assert read_zero().stdout == b"\0"
     finally:
         os.rmdir(d)

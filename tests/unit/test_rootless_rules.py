@@ -118,7 +118,7 @@ def test_can_join_needs_the_common_ancestor_writable(monkeypatch):
         asked.append(path)
         return path in writable
 
-    monkeypatch.setattr(rcg.posix, "access", access)
+    monkeypatch.setattr(rcg.os, "access", access)
     paths = {"dirs": {"": "/cg/a/b/target"}, "roots": {"": "/cg"}}
     writable.update({"/cg/a/b/target/cgroup.procs", "/cg/a/cgroup.procs"})
     assert rcg.can_join(paths, "0::/a/mine\n")

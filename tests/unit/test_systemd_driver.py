@@ -1,8 +1,9 @@
-"""The systemd cgroup driver (ocirun/cgroups/systemd.py, units.py, dbus.py) without systemd:
-runc's cgroupsPath rules and unit naming, the unit properties built from linux.resources
-(with their D-Bus types), the D-Bus wire format, and the manager's whole life against a fake
-systemd served on a unix socket in tmp_path (peer to peer, and through a real dbus-daemon
-when one is installed, which also checks our messages against libdbus and sd-bus's busctl)."""
+"""The systemd cgroup driver (ocirun/cgroups/systemd.py, units.py, sdbus.py, bus.py, dbus.py)
+without systemd: runc's cgroupsPath rules and unit naming, the unit properties built from
+linux.resources (with their D-Bus types), the D-Bus wire format, and the manager's whole
+life against a fake systemd served on a unix socket in tmp_path (peer to peer, and through
+a real dbus-daemon when one is installed, which also checks our messages against libdbus
+and sd-bus's busctl)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import time
 
 import pytest
 
-from ocirun.cgroups import CgroupError, dbus, devices, units
+from ocirun.cgroups import CgroupError, dbus, devices, sdbus, units
+from ocirun.cgroups import bus as buslib
 from ocirun.cgroups import systemd as sd
 from ocirun.cgroups.common import FS
 from ocirun.cgroups.v2 import blkio_to_io_weight, shares_to_weight
@@ -479,7 +481,7 @@ def test_message_round_trip_and_length():
         9,
         {
             1: "/org/freedesktop/systemd1",
-            2: sd._SD_MGR,
+            2: sdbus.SD_MANAGER,
             3: "StopUnit",
             6: "org.freedesktop.systemd1",
             8: "ss",
@@ -523,7 +525,7 @@ def test_malformed_strings_are_refused(bad):
     ],
 )
 def test_parse_address(address, path):
-    assert dbus.parse_address(address)[0] == path
+    assert buslib.parse_address(address)[0] == path
 
 
 def test_module_is_cheap_to_import():
@@ -623,7 +625,7 @@ class FakeSystemd:
                 dbus.Message(
                     dbus.SIGNAL,
                     0,
-                    {1: units.SD_PATH, 2: sd._SD_MGR, 3: "JobRemoved", 8: "uoss"},
+                    {1: units.SD_PATH, 2: sdbus.SD_MANAGER, 3: "JobRemoved", 8: "uoss"},
                     (self.jobs, job, unit, result),
                 )
             )
@@ -726,15 +728,15 @@ class FakeSystemd:
         ]
 
 
-def _adopt(sock) -> dbus.Connection:
+def _adopt(sock) -> buslib.Connection:
     """A server-side Connection around an accepted socket (after the auth lines)."""
-    c = dbus.Connection.__new__(dbus.Connection)
+    c = buslib.Connection.__new__(buslib.Connection)
     c.sock, c.buf, c.timeout, c.serial, c.signals = sock, bytearray(), 5.0, 0, []
     c.keep, c.unique_name, c.where = (lambda m: False), "", "peer"
     return c
 
 
-def _serve(conn: dbus.Connection, fake: FakeSystemd, stop: threading.Event) -> None:
+def _serve(conn: buslib.Connection, fake: FakeSystemd, stop: threading.Event) -> None:
     try:
         while not stop.is_set():
             msg = conn.receive(0.05)
@@ -1110,7 +1112,7 @@ def bus(tmp_path, v2host):
         # The socket file appears (bind) a moment before the daemon listens.
         for attempt in range(200):
             try:
-                service = dbus.Connection(address)
+                service = buslib.Connection(address)
                 break
             except (FileNotFoundError, ConnectionRefusedError):
                 if attempt == 199:
@@ -1122,7 +1124,7 @@ def bus(tmp_path, v2host):
             "org.freedesktop.DBus",
             "RequestName",
             "su",
-            sd._SD,
+            sdbus.SD_DEST,
             4,
         )
         assert got == 1  # primary owner
@@ -1162,9 +1164,9 @@ def test_busctl_and_we_agree_on_the_wire(bus):
             BUSCTL,
             f"--address={address}",
             "call",
-            sd._SD,
+            sdbus.SD_DEST,
             units.SD_PATH,
-            sd._SD_MGR,
+            sdbus.SD_MANAGER,
             "StartTransientUnit",
             "ssa(sv)a(sa(sv))",
             "busctl-1.scope",
@@ -1204,9 +1206,9 @@ def test_busctl_and_we_agree_on_the_wire(bus):
             BUSCTL,
             f"--address={address}",
             "call",
-            sd._SD,
+            sdbus.SD_DEST,
             units.unit_object_path("busctl-1.scope"),
-            sd._PROPS,
+            sdbus.PROPERTIES,
             "Get",
             "ss",
             "org.freedesktop.systemd1.Unit",

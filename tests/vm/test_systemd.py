@@ -88,9 +88,10 @@ def test_container_with_limits_next_to_systemd(rt, make_bundle):
 def test_driver_makes_a_scope_with_the_limits_and_removes_it(bus):
     """ocirun.cgroups.systemd on its own, with a plain process as the 'init', over the
     system bus (dbus-daemon) and over systemd's private socket (peer to peer)."""
+    from ocirun.cgroups import sdbus
     from ocirun.cgroups import systemd as sd
 
-    address = sd.SYSTEM_BUS if bus == "system" else sd.PRIVATE_BUS
+    address = sdbus.SYSTEM_BUS if bus == "system" else sdbus.PRIVATE_BUS
     cid = "drv-" + uuid.uuid4().hex[:8]
     unit = f"ocirun-test-{cid}.scope"
     d = f"{CG}/system.slice/{unit}"

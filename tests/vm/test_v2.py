@@ -23,6 +23,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bpftestlib import attached  # noqa: E402
+
 CG = "/sys/fs/cgroup"
 BASE = "/ocirun-vm"
 OCIRUN = os.path.join(os.path.dirname(sys.executable), "ocirun")
@@ -231,10 +234,8 @@ def _probe(rt, cid, dev=None):
 
 
 def test_device_filter_allows_the_defaults_and_denies_the_rest(rt, box):
-    from ocirun.cgroups import ebpf
-
     cid, d = box
-    assert len(ebpf.attached(d)) == 1
+    assert len(attached(d)) == 1
     got = _probe(rt, cid)
     assert got["null"] == "ok" and got["zero"] == "ok", got
     assert got["mknod-c"] == "ok" and got["mknod-b"] == "ok", got  # "c *:* m", "b *:* m"
@@ -243,20 +244,18 @@ def test_device_filter_allows_the_defaults_and_denies_the_rest(rt, box):
 
 
 def test_device_rules_of_the_config_and_update_replaces_the_program(rt, tmp_path):
-    from ocirun.cgroups import ebpf
-
     if DISK is None:
         pytest.skip("no block device in this VM to allow")
     _, major, minor = DISK
     cid, d = rt.start(
         {"devices": [{"allow": True, "type": "b", "major": major, "minor": minor, "access": "r"}]}
     )
-    [first] = ebpf.attached(d)
+    [first] = attached(d)
     assert _probe(rt, cid)["blk"] == "0:"  # read allowed by the config's rule
     res = tmp_path / "r.json"
     res.write_text(json.dumps({"devices": []}))
     rt.ok("update", "--resources", str(res), cid)
-    [second] = ebpf.attached(d)  # replaced, not added
+    [second] = attached(d)  # replaced, not added
     assert second != first
     got = _probe(rt, cid)
     assert got["blk"].startswith("1:") and DENIED in got["blk"], got
