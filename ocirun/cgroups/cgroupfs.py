@@ -297,6 +297,12 @@ class CgroupfsManager:
     def state(self) -> str:
         raise NotImplementedError
 
+    def frozen_now(self) -> bool:
+        """Would a task put here now stop at once (this cgroup or an ancestor frozen or
+        freezing)? A create checks it before its init enters: that init would never
+        report ready (runc: "container's cgroup unexpectedly frozen")."""
+        raise NotImplementedError
+
     def freeze(self) -> None:
         raise NotImplementedError
 

@@ -82,6 +82,10 @@ class Manager(Protocol):
         """ "FROZEN" or "THAWED"."""
         ...
 
+    def frozen_now(self) -> bool:
+        """Would a task put here now stop at once (frozen here or above)?"""
+        ...
+
     # -- reading
     def stats(self) -> dict: ...
 

@@ -135,6 +135,9 @@ class SystemdManager:
     def state(self) -> str:
         return self.fs_manager.state()
 
+    def frozen_now(self) -> bool:
+        return self.fs_manager.frozen_now()
+
     def stats(self) -> dict:
         return self.fs_manager.stats()
 

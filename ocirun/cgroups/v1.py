@@ -316,6 +316,10 @@ class V1Manager(CgroupfsManager):
                 return
             time.sleep(0.001)
 
+    def frozen_now(self) -> bool:
+        d = self.dirs.get("freezer")
+        return bool(d) and (self._opt(d, "freezer.state") or "THAWED").strip() != "THAWED"
+
     def state(self) -> str:
         d = self.dirs.get("freezer")
         if not d:

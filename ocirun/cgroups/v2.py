@@ -286,6 +286,10 @@ class V2Manager(CgroupfsManager):
             self._write(d, "cgroup.freeze", 0)
             self.fs.wait_for(in_dir(d, "cgroup.events"), "frozen", "0", 1.0)
 
+    def frozen_now(self) -> bool:
+        events = self._opt(self.dirs[""], "cgroup.events") or ""
+        return flat_keyed(events).get("frozen") == "1"
+
     def state(self) -> str:
         d = self.dirs[""]
         if (self._opt(d, "cgroup.freeze") or "0").strip() != "1":

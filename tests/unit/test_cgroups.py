@@ -867,6 +867,25 @@ def test_v2_freeze_thaw_and_kill(v2):
     assert v2.fs.writes("cgroup.kill") == ["1"]
 
 
+def test_frozen_now_sees_a_frozen_ancestor_where_state_does_not(v1, v2):
+    """state() answers for pause/resume (frozen by us); frozen_now() for a create about
+    to put its init there, which a frozen parent would hold just the same."""
+    m = v1({"cgroupsPath": "/t"})
+    m.create()
+    assert not m.frozen_now()
+    for text in ("FREEZING\n", "FROZEN\n"):
+        with open(m.dirs["freezer"] + "/freezer.state", "w") as f:
+            f.write(text)  # self_freezing stays 0: the parent froze it
+        assert m.frozen_now()
+    assert m.state() == "THAWED"  # FROZEN, but not by itself
+    m2 = v2({"cgroupsPath": "/t"})
+    m2.create()
+    assert not m2.frozen_now()
+    with open(m2.dirs[""] + "/cgroup.events", "w") as f:
+        f.write("populated 0\nfrozen 1\n")
+    assert m2.frozen_now()
+
+
 def test_hybrid_sigkill_uses_cgroup_kill(v1):
     m = v1({"cgroupsPath": "/t"})
     m.create()
