@@ -8,8 +8,6 @@
 #define SYS_faccessat2 439
 #endif
 
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 static int in_group(gid_t gid)
 {
     gid_t groups[256];
@@ -146,7 +144,7 @@ static const char *find_executable(const struct ocirun_plan *p, char *buf, size_
         }
         return name;
     }
-    dirs = p->path_env ? p->path_env : DEFAULT_PATH;
+    dirs = p->path_env; /* the plan always has one (process.env's or the default) */
     for (; *dirs; dirs = *end ? end + 1 : end) {
         size_t len;
 
@@ -246,12 +244,35 @@ static void close_fds(const struct ocirun_plan *p)
     }
 }
 
+/* Through the sealed trampoline, { path, argv... }, by the route the plan chose: there is
+ * no direct execve (CVE-2019-5736). A failure is the process's failure to start. */
+static void exec_trampoline(const struct ocirun_plan *p, const char *path, const char **envp)
+{
+    const char *targv[p->argc + 2];
+    char fdpath[64];
+    int i;
+
+    targv[0] = path;
+    for (i = 0; i <= p->argc; i++)
+        targv[i + 1] = p->argv[i];
+    if (p->exec_route == OCIRUN_EXEC_EXECVEAT) {
+        syscall(SYS_execveat, p->exec_fd, "", targv, envp, AT_EMPTY_PATH);
+    } else {
+        snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", p->exec_fd);
+        execve(fdpath, (char *const *) targv, (char *const *) envp);
+    }
+    die_exec(p, errno, "exec: \"%s\"", p->argv[0]);
+}
+
 void exec_process(const struct ocirun_plan *p)
 {
     char buf[4096], home[4096 + 5];
     const char *path;
     int in_cwd, n_env = 0;
 
+    if (p->exec_fd < 0 || !p->path_env || p->umask < 0 ||
+        (p->exec_route != OCIRUN_EXEC_EXECVEAT && p->exec_route != OCIRUN_EXEC_PROC_FD))
+        die(p, EINVAL, "incomplete plan (trampoline fd, exec route, PATH or umask unset)");
     while (p->envp[n_env])
         n_env++;
     const char *envp[n_env + 2];
@@ -287,19 +308,5 @@ void exec_process(const struct ocirun_plan *p)
 
     reset_signals();
     load_seccomp(p, OCIRUN_SECCOMP_LAST);
-    if (p->exec_fd >= 0) {
-        /* Through the sealed trampoline: { path, argv... }. A profile that refuses
-         * execveat gets the direct execve below. */
-        const char *targv[p->argc + 2];
-        int i;
-
-        targv[0] = path;
-        for (i = 0; i <= p->argc; i++)
-            targv[i + 1] = p->argv[i];
-        syscall(SYS_execveat, p->exec_fd, "", targv, envp, AT_EMPTY_PATH);
-        if (errno != EPERM && errno != ENOSYS && errno != EACCES)
-            die_exec(p, errno, "exec: \"%s\"", p->argv[0]);
-    }
-    execve(path, (char *const *) p->argv, (char *const *) envp);
-    die_exec(p, errno, "exec: \"%s\"", p->argv[0]);
+    exec_trampoline(p, path, envp);
 }

@@ -684,7 +684,8 @@ void setup_rootfs(const struct ocirun_plan *p)
         close(console);
     }
     /* runc creates a missing cwd; do it while the rootfs is still writable. */
-    close(must_open_in_root(p, p->cwd, OCIRUN_MNT_DIR));
+    if (p->make_cwd)
+        close(must_open_in_root(p, p->cwd, OCIRUN_MNT_DIR));
     write_sysctls(p);
     /* runc's order: read-only paths, then masked ones (the mount table engines compare). */
     readonly_paths(p);

@@ -108,6 +108,7 @@ def _fill(
     p.wait_signals = plan.wait_signals
     p.result_fd = result_fd
     p.exec_fd = exec_fd
+    p.exec_route = plan.exec_route
     p.state_fd = state_fd
     p.console_fd = console_fd
     p.console_rows, p.console_cols = plan.console_rows, plan.console_cols
@@ -194,6 +195,7 @@ def _fill(
     p.argv, p.envp = a.strv(plan.argv), a.strv(plan.envp)
     p.argc = len(plan.argv)
     p.path_env, p.cwd = a.str(plan.path_env), a.str(plan.cwd)
+    p.make_cwd = plan.make_cwd
     p.home_from_passwd = plan.home_from_passwd
     p.uid, p.gid = plan.uid, plan.gid
     groups = a.array("unsigned int", len(plan.groups))
@@ -276,7 +278,9 @@ def spawn(
     With `placement`, the child enters its cgroups itself; without, and with
     plan.cgroup_sync, it asks the parent to move it (MSG_CGROUP)."""
     arena = _Arena()
-    exec_fd = lib.ocirun_trampoline_fd() if plan.trampoline else -1
+    exec_fd = lib.ocirun_trampoline_fd()
+    if exec_fd < 0:
+        raise OSError(-exec_fd, os.strerror(-exec_fd), "memfd for the exec trampoline")
     cplan = _fill(
         plan,
         sync_fd,
@@ -285,7 +289,7 @@ def spawn(
         state_fd,
         console_fd,
         result_fd,
-        max(exec_fd, -1),
+        exec_fd,
         arena,
         placement,
         mount_fds,
@@ -293,8 +297,7 @@ def spawn(
     try:
         pid = lib.ocirun_spawn(cplan)
     finally:
-        if exec_fd >= 0:
-            os.close(exec_fd)
+        os.close(exec_fd)
     if pid < 0:
         raise OSError(-pid, os.strerror(-pid))
     return pid

@@ -135,6 +135,8 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
             _joins(config, c.pid),
             planmod.Options(preserve_fds=opts.preserve_fds, cgroups=cg is not None),
             cap_bounding=cap_bounding(),
+            seccomp=(config.get("linux") or {}).get("seccomp"),
+            mounts=config.get("mounts") or [],
         )
         from .rootless import setgroups_denied
 

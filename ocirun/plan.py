@@ -13,7 +13,18 @@ import os
 
 TYPE_CHECKING = False  # `typing` itself costs ~2 ms to import
 
+from .defaults import DEFAULT_PATH
 from .errors import ConfigError
+from .plan_security import (  # noqa: F401 (the plan's constants, by their usual name)
+    EXEC_EXECVEAT,
+    EXEC_PROC_FD,
+    SECCOMP_EARLY,
+    SECCOMP_LAST,
+    SECCOMP_NONE,
+    SECCOMP_READY,
+    exec_route,
+    seccomp_when,
+)
 from .tables import (
     CAPS,
     MS_REC,
@@ -24,8 +35,6 @@ from .tables import (
 )
 
 MNT_DIR, MNT_FILE = 0, 1
-# when the init loads its seccomp filter (csrc/ocirun.h OCIRUN_SECCOMP_*)
-SECCOMP_NONE, SECCOMP_EARLY, SECCOMP_READY, SECCOMP_LAST = 0, 1, 2, 3
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -207,9 +216,10 @@ class Plan:
         # process
         self.argv: list[str] = []
         self.envp: list[str] = []
-        self.path_env: str | None = None
+        self.path_env = ""  # where argv[0] is looked up
         self.home_from_passwd = False  # no HOME in process.env: the init looks it up
         self.cwd = "/"
+        self.make_cwd = False  # create a missing cwd in the rootfs (runc does)
         self.uid = 0
         self.gid = 0
         self.groups: list[int] = []
@@ -239,9 +249,10 @@ class Plan:
         # signal left at its default action: these end it, so `kill ID TERM` works on a
         # created container as with runc (whose waiting init is a Go program).
         self.wait_signals = sum(1 << SIGNALS[s] for s in WAIT_SIGNALS)
-        # exec the process through a sealed trampoline, so that /proc/self/exe never leads
-        # the container to the runtime's own binary (CVE-2019-5736)
-        self.trampoline = True
+        # The process is exec'd through a sealed trampoline, so that /proc/self/exe never
+        # leads the container to the runtime's own binary (CVE-2019-5736); this is how the
+        # init reaches it (plan_security.exec_route).
+        self.exec_route = EXEC_EXECVEAT
         self.terminal = False
         self.console_rows = 0
         self.console_cols = 0
@@ -305,6 +316,9 @@ def build(
         plan.host_mount_ns = True
         plan.root_propagation = plan.root_propagation_end = 0
         plan.rootfs_parent_unshared = False
+    # runc creates a missing cwd while it sets up the rootfs.
+    plan.make_cwd = plan.setup_rootfs
+    _exec_route(plan, linux.get("seccomp"), config.get("mounts") or [], problems)
     _unsupported(config, linux, problems)
     if problems:
         raise ConfigError(problems)
@@ -317,17 +331,16 @@ def _unsupported(config: dict, linux: dict, problems: list[str]) -> None:
         problems.append("/linux/intelRdt: not supported by ocirun yet")
 
 
+def _exec_route(plan: Plan, seccomp: dict | None, mounts: list[dict], problems: list[str]) -> None:
+    plan.exec_route, why = exec_route(seccomp, mounts, problems)
+    if why:
+        plan.warnings.append(why)
+
+
 def set_seccomp(plan: Plan, bpf: bytes, flags: int, notify: bool) -> None:
-    """Hand the compiled filter to the plan and choose when the init loads it (runc's order):
-    without no_new_privs loading needs CAP_SYS_ADMIN, so it goes before the credentials; a
-    notify listener must reach the runtime before READY; otherwise as late as possible."""
+    """Hand the compiled filter to the plan and choose when the init loads it."""
     plan.seccomp_bpf, plan.seccomp_flags = bpf, flags
-    if not plan.no_new_privs:
-        plan.seccomp_when = SECCOMP_EARLY
-    elif notify:
-        plan.seccomp_when = SECCOMP_READY
-    else:
-        plan.seccomp_when = SECCOMP_LAST
+    plan.seccomp_when = seccomp_when(plan.no_new_privs, notify)
 
 
 def build_exec(
@@ -335,10 +348,14 @@ def build_exec(
     joins: list[tuple[str, int]],
     opts: Options | None = None,
     cap_bounding: int = ALL_CAPS,
+    *,
+    seccomp: dict | None = None,
+    mounts: list[dict] | None = None,
 ) -> Plan:
     """The plan of a process joining a running container: its namespaces (`joins`, as
     (path, CLONE_NEW*), the caller having left out those we already share), no rootfs work,
-    the process's own settings."""
+    the process's own settings; `seccomp` and `mounts` are the container's (the route to
+    the trampoline depends on them)."""
     opts = opts or Options()
     plan = Plan(
         new_keyring=not opts.no_new_keyring, preserve_fds=opts.preserve_fds + opts.listen_fds
@@ -349,6 +366,10 @@ def build_exec(
     # setns into a pid or time namespace applies to our children: the process is one fork on.
     plan.fork_after = bool({NAMESPACES["pid"], NAMESPACES["time"]} & joined)
     _process(plan, process, cap_bounding)
+    problems: list[str] = []
+    _exec_route(plan, seccomp, mounts or [], problems)
+    if problems:
+        raise ConfigError(problems)
     return plan
 
 
@@ -476,6 +497,8 @@ def idmap_text(mappings: list[dict]) -> str:
 def _process(plan: Plan, proc: dict, cap_bounding: int = ALL_CAPS) -> None:
     plan.argv = list(proc["args"])
     plan.envp = list(proc.get("env") or [])
+    # argv[0] is looked up in process.env's PATH, else in the default one (as runc's Go).
+    plan.path_env = DEFAULT_PATH[len("PATH=") :]
     for kv in plan.envp:
         if kv.startswith("PATH="):
             plan.path_env = kv[5:]

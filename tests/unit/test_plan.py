@@ -366,7 +366,11 @@ def test_process_defaults():
     p = plan_of(cfg)
     assert p.umask == 0o022
     assert p.cwd == "/"
-    assert p.envp == [] and p.path_env is None
+    # no PATH in process.env: argv[0] is looked up in the default one (the init has none)
+    assert (
+        p.envp == []
+        and p.path_env == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    )
     assert (p.uid, p.gid, p.groups) == (0, 0, [])
     assert p.rlimits == []
     assert p.no_new_privs is False
@@ -1040,3 +1044,82 @@ def test_idmapped_mount_errors(mount, userns, needle):
     with pytest.raises(ConfigError) as e:
         plan_of(cfg, dirs={"/src"})
     assert "/mounts/0" in str(e.value) and needle in str(e.value)
+
+
+# --- the route to the sealed trampoline, make_cwd ------------------------------------------
+
+
+def _seccomp(*rules, default="SCMP_ACT_ALLOW"):
+    return {"defaultAction": default, "syscalls": list(rules)}
+
+
+def test_exec_route_is_execveat_by_default_and_with_profiles_allowing_it():
+    from ocirun.plan import EXEC_EXECVEAT
+
+    assert plan_of(config()).exec_route == EXEC_EXECVEAT
+    for sec in (
+        _seccomp(),
+        _seccomp(
+            {"names": ["execve", "execveat"], "action": "SCMP_ACT_ALLOW"}, default="SCMP_ACT_ERRNO"
+        ),
+        _seccomp({"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}),
+    ):
+        cfg = config()
+        cfg["linux"]["seccomp"] = sec
+        p = plan_of(cfg)
+        assert p.exec_route == EXEC_EXECVEAT, sec
+        assert not any("execveat" in w for w in p.warnings)
+
+
+def test_exec_route_through_procfs_when_the_profile_refuses_execveat():
+    from ocirun.plan import EXEC_PROC_FD
+
+    for sec in (
+        _seccomp({"names": ["execveat"], "action": "SCMP_ACT_ERRNO"}),
+        _seccomp({"names": ["execve"], "action": "SCMP_ACT_ALLOW"}, default="SCMP_ACT_ERRNO"),
+        # a condition on an argument: not plainly allowed
+        _seccomp(
+            {
+                "names": ["execveat"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 4, "value": 0, "op": "SCMP_CMP_EQ"}],
+            },
+            default="SCMP_ACT_ERRNO",
+        ),
+    ):
+        cfg = config()
+        cfg["linux"]["seccomp"] = sec
+        cfg["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
+        p = plan_of(cfg)
+        assert p.exec_route == EXEC_PROC_FD, sec
+        assert any("/proc/self/fd" in w for w in p.warnings), p.warnings
+
+
+def test_exec_route_refused_without_procfs():
+    cfg = config()
+    cfg["linux"]["seccomp"] = _seccomp({"names": ["execveat"], "action": "SCMP_ACT_KILL"})
+    cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/proc"]
+    with pytest.raises(ConfigError) as e:
+        plan_of(cfg)
+    assert any("/linux/seccomp: the profile refuses execveat" in p for p in e.value.problems), (
+        e.value.problems
+    )
+
+
+def test_exec_route_of_exec_follows_the_containers_profile():
+    from ocirun.plan import EXEC_EXECVEAT, EXEC_PROC_FD, build_exec
+
+    sec = _seccomp({"names": ["execveat"], "action": "SCMP_ACT_ERRNO"})
+    proc = {"args": ["sh"], "cwd": "/"}
+    mounts = [{"destination": "/proc", "type": "proc", "source": "proc"}]
+    assert build_exec(proc, []).exec_route == EXEC_EXECVEAT
+    assert build_exec(proc, [], seccomp=sec, mounts=mounts).exec_route == EXEC_PROC_FD
+    with pytest.raises(ConfigError):
+        build_exec(proc, [], seccomp=sec, mounts=[])
+
+
+def test_make_cwd_only_where_the_rootfs_is_set_up():
+    from ocirun.plan import build_exec
+
+    assert plan_of(config()).make_cwd is True
+    assert build_exec({"args": ["sh"], "cwd": "/x"}, []).make_cwd is False
