@@ -201,7 +201,8 @@ struct ocirun_plan {
     int home_from_passwd;    /* process.env has no HOME: add HOME=<the home of uid in the
                                     container's /etc/passwd, else "/"> (runc, crun) */
     const char *cwd;
-    int make_cwd; /* create a missing cwd in the rootfs (runc does) */
+    int reopen_dev_null; /* stdio on the host's /dev/null: reopen the container's (runc) */
+    int make_cwd;        /* create a missing cwd in the rootfs (runc does) */
     unsigned int uid;
     unsigned int gid;
     const unsigned int *groups; /* additionalGids */

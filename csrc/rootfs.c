@@ -608,9 +608,9 @@ static void mount_point_of(const struct ocirun_plan *p, const char *path, char *
 
 /* stdio on the host's /dev/null (an engine's detached container) is reopened on the
  * container's own, as runc does: the host's /dev is not in the container's mount namespace,
- * and CRIU cannot dump a file whose mount it cannot see. Same access mode; nothing happens
- * where the container has no usable null device at /dev/null. */
-static void reopen_dev_null(const struct ocirun_plan *p)
+ * and CRIU cannot dump a file whose mount it cannot see. Same access mode. The plan asks for
+ * it only where the container has a null device of its own. */
+static void reopen_stdio_null(const struct ocirun_plan *p)
 {
     struct stat null_st, st;
     int fd, nullfd = -1;
@@ -623,22 +623,20 @@ static void reopen_dev_null(const struct ocirun_plan *p)
         if (nullfd < 0) {
             nullfd = open("/dev/null", O_PATH | O_CLOEXEC);
             if (nullfd < 0)
-                return;
-            if (fstat(nullfd, &null_st) < 0 || !S_ISCHR(null_st.st_mode) ||
-                null_st.st_rdev != makedev(1, 3)) {
-                close(nullfd);
-                return;
-            }
+                die(p, errno, "open /dev/null");
+            if (fstat(nullfd, &null_st) < 0)
+                die(p, errno, "stat /dev/null");
+            if (!S_ISCHR(null_st.st_mode) || null_st.st_rdev != makedev(1, 3))
+                die(p, ENODEV, "open /dev/null: not the null device");
         }
         if (st.st_dev == null_st.st_dev && st.st_ino == null_st.st_ino)
             continue;
         mode = fcntl(fd, F_GETFL);
         if (mode < 0)
-            continue;
-        /* A rootfs on a nodev mount cannot open it (EPERM): the host's stays, as before. */
+            die(p, errno, "fcntl F_GETFL fd %d", fd);
         newfd = open("/dev/null", (mode & O_ACCMODE) | O_CLOEXEC);
         if (newfd < 0)
-            break;
+            die(p, errno, "open /dev/null");
         if (dup3(newfd, fd, 0) < 0)
             die(p, errno, "reopen /dev/null on fd %d", fd);
         close(newfd);
@@ -697,7 +695,8 @@ void setup_rootfs(const struct ocirun_plan *p)
     create_hooks(p);
     trace_mark(p, "create_hooks");
     pivot(p);
-    reopen_dev_null(p);
+    if (p->reopen_dev_null)
+        reopen_stdio_null(p);
 
     if (p->rootfs_readonly &&
         mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags("/"), NULL) < 0)

@@ -154,6 +154,7 @@ def _fill(
     p.start_hooks, p.n_start_hooks = _hooks(a, plan.start_hooks)
 
     p.setup_rootfs = plan.setup_rootfs
+    p.reopen_dev_null = plan.reopen_dev_null
     p.rootfs = a.str(plan.rootfs)
     p.root_propagation = plan.root_propagation
     p.root_propagation_end = plan.root_propagation_end

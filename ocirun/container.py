@@ -418,6 +418,8 @@ def create(
     )
     for warning in p.warnings:
         log.warning(warning)
+    for note in p.notes:
+        log.debug(note)
     p.trace = log.enabled()
     seccomp = (config.get("linux") or {}).get("seccomp")
     if seccomp:

@@ -149,6 +149,8 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
             p.keep_groups = True
         for warning in p.warnings:
             log.warning(warning)
+        for note in p.notes:
+            log.debug(note)
         p.trace = log.enabled()
         seccomp = (config.get("linux") or {}).get("seccomp")
         if seccomp:

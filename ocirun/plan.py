@@ -195,6 +195,8 @@ class Plan:
         self.start_hooks: list[tuple[str, list[str], list[str], int]] = []
         # rootfs
         self.setup_rootfs = False
+        # stdio on the host's /dev/null is reopened on the container's (plan_rootfs)
+        self.reopen_dev_null = False
         self.rootfs = ""
         self.root_propagation = MS_SLAVE | MS_REC
         self.root_propagation_end = 0
@@ -231,6 +233,7 @@ class Plan:
         self.caps: dict[str, int] = {}  # set name -> bit mask
         # what the runtime must log as warnings (capabilities it cannot grant, ...)
         self.warnings: list[str] = []
+        self.notes: list[str] = []  # decisions worth a debug line (nothing lost)
         self.new_keyring = new_keyring
         self.personality = -1
         self.ioprio = -1

@@ -131,6 +131,7 @@ def rootfs(
         plan.symlinks = list(DEFAULT_LINKS)
         if has_devpts:
             plan.symlinks.append(("pts/ptmx", "/dev/ptmx"))
+    plan.reopen_dev_null = _reopen_dev_null(plan, dev_bound)
     plan.masked_paths = [_in_root(p) for p in linux.get("maskedPaths") or []]
     plan.readonly_paths = [_in_root(p) for p in linux.get("readonlyPaths") or []]
 
@@ -309,6 +310,23 @@ def _cgroup_mounts(
     if flags & MS_RDONLY:
         mounts.append(Mount(target=dest, source=None, fstype=None, remount=MS_RDONLY))
     return mounts
+
+
+def _reopen_dev_null(plan: Plan, dev_bound: bool) -> bool:
+    """Whether the init moves stdio on the host's /dev/null to the container's (as runc: the
+    host's /dev is not in the container's mount namespace, and CRIU cannot dump a file whose
+    mount it cannot see). Only where the container gets a usable null device of its own."""
+    if dev_bound or any(m.target == "/dev/null" and m.flags & MS_BIND for m in plan.mounts):
+        return True
+    null = next((d for d in plan.devices if d.path == "/dev/null"), None)
+    dev = next((m for m in reversed(plan.mounts) if m.target == "/dev"), None)
+    if null is None:
+        plan.notes.append("no /dev/null of the container's own: stdio on the host's stays")
+        return False
+    if null.host_path is None and dev is not None and (dev.flags | dev.remount) & MS_NODEV:
+        plan.notes.append("/dev is nodev: stdio on the host's /dev/null stays")
+        return False
+    return True
 
 
 def _devices(plan: Plan, linux: dict, in_userns: bool, mounted: set[str]) -> None:

@@ -1123,3 +1123,17 @@ def test_make_cwd_only_where_the_rootfs_is_set_up():
 
     assert plan_of(config()).make_cwd is True
     assert build_exec({"args": ["sh"], "cwd": "/x"}, []).make_cwd is False
+
+
+def test_reopen_dev_null_only_onto_a_usable_null_device_of_the_containers():
+    assert plan_of(config()).reopen_dev_null is True  # the default devices include it
+    cfg = config()
+    cfg["mounts"] = [
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nodev"]}
+    ]
+    p = plan_of(cfg, dirs={"/dev"})
+    assert p.reopen_dev_null is False
+    assert any("nodev" in n for n in p.notes), p.notes
+    from ocirun.plan import build_exec
+
+    assert build_exec({"args": ["sh"], "cwd": "/"}, []).reopen_dev_null is False
