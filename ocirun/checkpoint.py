@@ -116,7 +116,7 @@ def container_plan(config: dict, bundle: str, cgroup_dirs: dict):
     """The plan `create` made (or would make) of `config`: its mounts and devices say which
     binds CRIU must treat as external."""
     from . import plan as planmod
-    from .container import cap_bounding, cgroup_layout
+    from .hostfacts import cap_bounding, cgroup_layout
 
     layout = cgroup_layout()
     layout.dirs = dict(cgroup_dirs or {})

@@ -50,7 +50,7 @@ def plan_of(bundle: str, cache_dir: str | None):
     if seccomp:
         container.apply_seccomp(p, seccomp, "")
     container.check_lsm(config["process"])
-    _native._fill(p, -1, -1, [], -1, -1, -1, -1, _native._Arena())
+    _native._fill(p, _native.SpawnFds(sync=-1), -1, None, False, _native._Arena())
     return p
 
 
