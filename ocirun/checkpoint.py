@@ -120,9 +120,8 @@ def container_plan(config: dict, bundle: str, cgroup_dirs: dict):
 
     layout = cgroup_layout()
     layout.dirs = dict(cgroup_dirs or {})
-    return planmod.build(
-        config, bundle, planmod.Options(cgroups=True), cgroups=layout, cap_bounding=cap_bounding()
-    )
+    host = planmod.HostFacts(cgroups=layout, cap_bounding=cap_bounding(), euid=os.geteuid())
+    return planmod.build(config, bundle, planmod.Options(cgroups=True), host)
 
 
 def external_mounts(p) -> list[tuple[str, str]]:

@@ -22,6 +22,7 @@ from .hostfacts import (  # noqa: F401 (cap_bounding, check_lsm: callers import 
     check_lsm,
     check_preserved_fds,
     listen_fds,
+    seccomp_filter,
 )
 from .lifecycle import delete, start, wait_forwarding_signals
 from .options import Created, CreateOptions
@@ -29,17 +30,6 @@ from .protocol import exec_error
 from .spawner import ParentProcess, console_ends, open_mount_sources
 from .state import Container
 from .tables import SIGNALS
-
-
-def apply_seccomp(p: planmod.Plan, seccomp: dict, root: str) -> None:
-    """Compile linux.seccomp (cached by content) into the plan."""
-    from . import cache
-    from .seccomp_cache import compile_cached
-
-    filt = compile_cached(seccomp, cache.path("seccomp"))
-    for w in filt.warnings:
-        log.warning(f"seccomp: {w}")
-    planmod.set_seccomp(p, filt.bpf, filt.flags, filt.notify)
 
 
 def seccomp_listener(seccomp: dict | None, state: dict):
@@ -57,7 +47,7 @@ def seccomp_listener(seccomp: dict | None, state: dict):
     return send
 
 
-def _plan(config: dict, bundle: str, cid: str, opts: CreateOptions, n_listen: int, root: str):
+def _plan(config: dict, bundle: str, cid: str, opts: CreateOptions, n_listen: int):
     """(cgroup manager, plan) of a new container: the cgroups' paths only, nothing made."""
     from . import cgroups
 
@@ -71,27 +61,25 @@ def _plan(config: dict, bundle: str, cid: str, opts: CreateOptions, n_listen: in
             "rootless: not writable, left in the caller's cgroups: "
             + ", ".join(sorted(s or "cgroup2" for s in cg.skipped))
         )
-    p = planmod.build(
-        config,
-        bundle,
-        planmod.Options(
-            no_pivot=opts.no_pivot,
-            no_new_keyring=opts.no_new_keyring,
-            preserve_fds=opts.preserve_fds,
-            listen_fds=n_listen,
-            cgroups=True,
-        ),
+    host = planmod.HostFacts(
         cgroups=layout,
         cap_bounding=cap_bounding(),
+        euid=os.geteuid(),
+        seccomp=seccomp_filter((config.get("linux") or {}).get("seccomp")),
+        trace=log.enabled(),
     )
+    options = planmod.Options(
+        no_pivot=opts.no_pivot,
+        no_new_keyring=opts.no_new_keyring,
+        preserve_fds=opts.preserve_fds,
+        listen_fds=n_listen,
+        cgroups=True,
+    )
+    p = planmod.build(config, bundle, options, host)
     for warning in p.warnings:
         log.warning(warning)
     for note in p.notes:
         log.debug(note)
-    p.trace = log.enabled()
-    seccomp = (config.get("linux") or {}).get("seccomp")
-    if seccomp:
-        apply_seccomp(p, seccomp, root)
     return cg, p
 
 
@@ -107,7 +95,7 @@ def create(
     cache.drop_legacy(root)
     bundle, raw, config = spec.load_bundle_cached(opts.bundle, cache.path("config"))
     log.phase("check rootfs")
-    cg, p = _plan(config, bundle, cid, opts, n_listen, root)
+    cg, p = _plan(config, bundle, cid, opts, n_listen)
     check_lsm(config["process"])
     if p.net_devices:
         from . import netdevices

@@ -13,7 +13,7 @@ from . import _native, log, spec
 from . import plan as planmod
 from .cleanup import Cleanup
 from .errors import InitError, InvalidState, OcirunError
-from .hostfacts import cap_bounding, check_lsm, check_preserved_fds
+from .hostfacts import cap_bounding, check_lsm, check_preserved_fds, seccomp_filter
 from .options import ExecOptions
 from .protocol import exec_error
 from .spawner import ParentProcess, console_ends
@@ -83,34 +83,29 @@ def _cgroups(c: Container):
     return cg
 
 
-def _plan(c: Container, config: dict, proc: dict, opts: ExecOptions, cg, root: str):
+def _plan(c: Container, config: dict, proc: dict, opts: ExecOptions, cg):
+    from .rootless import setgroups_denied
+
+    seccomp = (config.get("linux") or {}).get("seccomp")
+    host = planmod.HostFacts(
+        cap_bounding=cap_bounding(),
+        euid=os.geteuid(),
+        seccomp=seccomp_filter(seccomp),
+        trace=log.enabled(),
+        setgroups_denied=setgroups_denied(c.pid),
+    )
     p = planmod.build_exec(
         proc,
         _joins(config, c.pid),
         planmod.Options(preserve_fds=opts.preserve_fds, cgroups=cg is not None),
-        cap_bounding=cap_bounding(),
-        seccomp=(config.get("linux") or {}).get("seccomp"),
+        host,
+        seccomp=seccomp,
         mounts=config.get("mounts") or [],
     )
-    from .rootless import setgroups_denied
-
-    if setgroups_denied(c.pid):  # a rootless container mapping only the caller's gid
-        if p.groups:
-            raise OcirunError(
-                "cannot set any additional groups in a rootless container "
-                "(setgroups is denied in its user namespace)"
-            )
-        p.keep_groups = True
     for warning in p.warnings:
         log.warning(warning)
     for note in p.notes:
         log.debug(note)
-    p.trace = log.enabled()
-    seccomp = (config.get("linux") or {}).get("seccomp")
-    if seccomp:
-        from .container import apply_seccomp
-
-        apply_seccomp(p, seccomp, root)
     return p
 
 
@@ -131,7 +126,7 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         config = c.load_config()
         proc = _process(config, opts, cache.path("config"))
         cg = _cgroups(c)
-        p = _plan(c, config, proc, opts, cg, root)
+        p = _plan(c, config, proc, opts, cg)
         state = c.oci_state()
     log.phase("lock + state, config, plan")
     console, ours = console_ends(

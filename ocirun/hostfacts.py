@@ -44,6 +44,19 @@ def cap_bounding() -> int:
     return ALL_CAPS
 
 
+def seccomp_filter(seccomp: dict | None):
+    """linux.seccomp compiled (cached by content): a seccomp.Filter, or None without one."""
+    if not seccomp:
+        return None
+    from . import cache
+    from .seccomp_cache import compile_cached
+
+    filt = compile_cached(seccomp, cache.path("seccomp"))
+    for w in filt.warnings:
+        log.warning(f"seccomp: {w}")
+    return filt
+
+
 def check_lsm(process: dict) -> None:
     """An AppArmor profile or SELinux label we cannot apply: refused where the host enforces
     that LSM (the process would run unconfined), ignored with a warning where it does not

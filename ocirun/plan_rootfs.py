@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Callable
 
-TYPE_CHECKING = False  # `typing` itself costs ~2 ms to import
-
-from .plan import MNT_DIR, MNT_FILE, Device, Mount, idmap_text
+from .plan_namespaces import idmap_text
+from .plan_records import MNT_DIR, MNT_FILE, CgroupLayout, Device, Mount, Plan
 from .tables import (
     MOUNT_ATTR__ATIME,
     MOUNT_FLAGS,
@@ -32,11 +32,6 @@ from .tables import (
     PROPAGATION,
     RECURSIVE_MOUNT_ATTRS,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from .plan import CgroupLayout, Plan
 
 S_IFCHR, S_IFBLK, S_IFIFO = 0o020000, 0o060000, 0o010000
 

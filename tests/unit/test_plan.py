@@ -10,7 +10,7 @@ import pytest
 
 from ocirun import plan as planmod
 from ocirun.errors import ConfigError
-from ocirun.plan import MNT_DIR, MNT_FILE, CgroupLayout, Options, build
+from ocirun.plan import MNT_DIR, MNT_FILE, CgroupLayout, HostFacts, Options, build
 from ocirun.tables import (
     CAPS,
     CLONE_NEWCGROUP,
@@ -91,7 +91,7 @@ def with_userns(cfg: dict) -> dict:
 
 def plan_of(cfg: dict, *, dirs=(), cgroups=V1, opts=None) -> planmod.Plan:
     """build() with an is_dir that knows only `dirs` (everything else is a file)."""
-    return build(cfg, BUNDLE, opts, is_dir=lambda p: p in dirs, cgroups=cgroups)
+    return build(cfg, BUNDLE, opts, HostFacts(is_dir=lambda p: p in dirs, cgroups=cgroups))
 
 
 def one_mount(m: dict, **kw) -> planmod.Mount:
@@ -123,7 +123,9 @@ def test_build_does_no_io(monkeypatch):
         monkeypatch.setattr(os.path, name, forbidden)
     monkeypatch.setattr(builtins, "open", forbidden)
     seen = []
-    p = build(cfg, BUNDLE, is_dir=lambda path: seen.append(path) or True, cgroups=V1)
+    p = build(
+        cfg, BUNDLE, None, HostFacts(is_dir=lambda path: seen.append(path) or True, cgroups=V1)
+    )
     assert seen == ["/host/dir"]  # asked only about the bind source
     assert p.mounts[0].kind == MNT_DIR
 
@@ -432,7 +434,7 @@ def test_unknown_and_unavailable_capabilities_are_warnings():
         "permitted": ["CAP_CHOWN", "CAP_SYS_RESOURCE"],
     }
     host = planmod.ALL_CAPS & ~(1 << CAPS["CAP_SYS_RESOURCE"])
-    p = build(cfg, BUNDLE, None, is_dir=lambda _: False, cgroups=V1, cap_bounding=host)
+    p = build(cfg, BUNDLE, None, HostFacts(is_dir=lambda _: False, cgroups=V1, cap_bounding=host))
     assert p.caps["bounding"] == p.caps["permitted"] == 1 and p.caps["effective"] == 0
     assert p.warnings == [
         "ignoring unknown capabilities: CAP_FUTURE",
@@ -630,7 +632,9 @@ def test_relative_bind_source_is_joined_with_bundle():
     cfg["mounts"] = [
         {"destination": "/d", "type": "bind", "source": "data/dir", "options": ["bind"]}
     ]
-    p = build(cfg, BUNDLE, is_dir=lambda path: seen.append(path) or True, cgroups=V1)
+    p = build(
+        cfg, BUNDLE, None, HostFacts(is_dir=lambda path: seen.append(path) or True, cgroups=V1)
+    )
     assert p.mounts[0].source == "/bundle/data/dir"
     assert seen == ["/bundle/data/dir"]
 
@@ -1137,3 +1141,19 @@ def test_reopen_dev_null_only_onto_a_usable_null_device_of_the_containers():
     from ocirun.plan import build_exec
 
     assert build_exec({"args": ["sh"], "cwd": "/"}, []).reopen_dev_null is False
+
+
+def test_plan_is_complete_and_frozen():
+    """Nothing after build decides: the seccomp filter, trace and the rest come in as
+    HostFacts, and the plan refuses changes."""
+
+    class Filter:
+        bpf, flags, notify = b"\x06\x00\x00\x00\x00\x00\xff\x7f", 0, False
+
+    cfg = config()
+    cfg["process"]["noNewPrivileges"] = True
+    p = build(cfg, BUNDLE, None, HostFacts(cgroups=V1, seccomp=Filter(), trace=True))
+    assert p.seccomp_bpf == Filter.bpf and p.seccomp_when == planmod.SECCOMP_LAST
+    assert p.trace is True
+    with pytest.raises(AttributeError):
+        p.trace = False
