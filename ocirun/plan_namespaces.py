@@ -79,7 +79,9 @@ def plan_kernel_settings(
         if value is None:
             continue
         if "uts" not in new and not joined_uts:
-            problems.append(f"/{key}: setting it needs a new or joined uts namespace")
+            # validate.py refuses a non-empty one; an empty one sets nothing (and must not
+            # reach the host's uts namespace)
+            continue
         setattr(plan, key, value)
     ours = new | {t for t, flag in NAMESPACES.items() if flag in {f for _, f in plan.joins}}
     for key, value in sorted((linux.get("sysctl") or {}).items()):

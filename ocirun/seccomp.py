@@ -11,7 +11,7 @@ last step before execve:
 `filt.notify` is true, `filt.flags` includes SECCOMP_FILTER_FLAG_NEW_LISTENER and the call
 returns the listener fd, which the child must hand to the parent before it execs (the fd is
 O_CLOEXEC). No syscall the child makes after the load may be notified, or nobody would answer:
-hence NOTIFY_FORBIDDEN. The parent then passes it on to linux.seccomp.listenerPath
+hence validate.NOTIFY_FORBIDDEN. The parent then passes it on to linux.seccomp.listenerPath
 (send_listener).
 
 Nothing heavy at import time: libseccomp is reached lazily.
@@ -76,11 +76,6 @@ FLAGS: dict[str, int] = {
     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": FLAG_WAIT_KILLABLE_RECV,
 }
 
-# Syscalls a SCMP_ACT_NOTIFY rule may not name: the child uses them (after the filter is
-# loaded) to hand the listener fd to the parent; notifying them would hang the container
-# forever. `write` is runc's rule; send/sendto/sendmsg are ocirun's sync socket.
-NOTIFY_FORBIDDEN = frozenset({"write", "send", "sendto", "sendmsg"})
-
 ENOSYS = 38
 EPERM = 1
 BPF_MAXINSNS = 4096
@@ -130,24 +125,12 @@ class _Rule:
         self.where, self.name, self.nr, self.action, self.conds = where, name, nr, action, conds
 
 
-def _uint(value, bits: int) -> bool:
-    return type(value) is int and 0 <= value < (1 << bits)
-
-
-def _action(name, errno_ret, where: str, errno_where: str, problems: list[str]) -> int | None:
-    if not isinstance(name, str) or name not in ACTIONS:
-        problems.append(f"{where}: unknown action {name!r}")
-        return None
+def _action(name: str, errno_ret: int | None) -> int:
+    """The action's SECCOMP_RET_* value; ERRNO and TRACE carry errnoRet (default EPERM)."""
     act = ACTIONS[name]
-    if errno_ret is None:
-        return act | EPERM if name in _WITH_DATA else act
     if name not in _WITH_DATA:
-        problems.append(f"{errno_where}: not supported with action {name!r}")
-        return None
-    if not _uint(errno_ret, 16):
-        problems.append(f"{errno_where}: must be an integer in 0..65535, got {errno_ret!r}")
-        return None
-    return act | errno_ret
+        return act
+    return act | (EPERM if errno_ret is None else errno_ret)
 
 
 def _arch_name(name: str) -> str:
@@ -155,106 +138,47 @@ def _arch_name(name: str) -> str:
     return name[len("SCMP_ARCH_") :].lower() if name.startswith("SCMP_ARCH_") else ""
 
 
-def _parse(sec) -> tuple:
-    """Check and flatten: (default action, (arch tokens, their JSON paths), flags, notify,
-    every syscall name, rules, warnings). ConfigError lists every problem found."""
+def _parse(sec: dict) -> tuple:
+    """Flatten a validated profile (validate.py checks it, with the config): (default
+    action, (arch tokens, their JSON paths), flags, notify, every syscall name, rules,
+    warnings). What only libseccomp knows is checked here: an architecture it can't resolve
+    is a ConfigError, a syscall name it doesn't know a warning."""
     _, lib = _native()
-    problems: list[str] = []
     warnings: list[str] = []
-    if not isinstance(sec, dict):
-        raise ConfigError([f"{_BASE}: must be an object"])
-
-    default = _action(
-        sec.get("defaultAction"),
-        sec.get("defaultErrnoRet"),
-        f"{_BASE}/defaultAction",
-        f"{_BASE}/defaultErrnoRet",
-        problems,
-    )
-    if sec.get("defaultAction") == "SCMP_ACT_NOTIFY":
-        problems.append(f"{_BASE}/defaultAction: SCMP_ACT_NOTIFY cannot be the default action")
+    default = _action(sec["defaultAction"], sec.get("defaultErrnoRet"))
 
     arches: list[int] = []
     arch_where: list[str] = []
-    for i, name in enumerate(
-        _as_list(sec.get("architectures"), f"{_BASE}/architectures", problems)
-    ):
+    problems: list[str] = []
+    for i, name in enumerate(sec.get("architectures") or []):
         token = (
-            lib.ocirun_seccomp_arch_resolve(_arch_name(name).encode())
-            if isinstance(name, str) and _arch_name(name) and "\0" not in name
-            else 0
+            lib.ocirun_seccomp_arch_resolve(_arch_name(name).encode()) if _arch_name(name) else 0
         )
         if not token:
             problems.append(f"{_BASE}/architectures/{i}: unknown architecture {name!r}")
         elif token not in arches:
             arches.append(token)
             arch_where.append(f"{_BASE}/architectures/{i}: {name}")
-
-    flags = 0
-    for i, name in enumerate(_as_list(sec.get("flags"), f"{_BASE}/flags", problems)):
-        if not isinstance(name, str) or name not in FLAGS:
-            problems.append(f"{_BASE}/flags/{i}: unknown flag {name!r}")
-        else:
-            flags |= FLAGS[name]
-
-    # (JSON path, action, conditions, names) per entry; names are resolved in one batch below.
-    entries: list[tuple[str, int | None, list, list[str]]] = []
-    all_names: list[str] = []
-    notify = False
-    for i, call in enumerate(_as_list(sec.get("syscalls"), f"{_BASE}/syscalls", problems)):
-        where = f"{_BASE}/syscalls/{i}"
-        if not isinstance(call, dict):
-            problems.append(f"{where}: must be an object")
-            continue
-        act = _action(
-            call.get("action"),
-            call.get("errnoRet"),
-            f"{where}/action",
-            f"{where}/errnoRet",
-            problems,
-        )
-        names = call.get("names")
-        if (
-            not isinstance(names, list)
-            or not names
-            or not all(isinstance(n, str) and n and "\0" not in n for n in names)
-        ):
-            problems.append(f"{where}/names: must be a non-empty list of syscall names")
-            continue
-        if act == ACT_NOTIFY:
-            notify = True
-            for j, n in enumerate(names):
-                if n in NOTIFY_FORBIDDEN:
-                    problems.append(
-                        f"{where}/names/{j}: SCMP_ACT_NOTIFY cannot be used for "
-                        f"{n!r} (the runtime needs it to hand over the listener)"
-                    )
-        conds = []
-        for k, arg in enumerate(_as_list(call.get("args"), f"{where}/args", problems)):
-            aw = f"{where}/args/{k}"
-            if not isinstance(arg, dict):
-                problems.append(f"{aw}: must be an object")
-                continue
-            index, op = arg.get("index"), arg.get("op")
-            value, value_two = arg.get("value", 0), arg.get("valueTwo", 0)
-            if not isinstance(index, int) or not _uint(index, 32) or index > 5:
-                problems.append(
-                    f"{aw}/index: must be 0..5 (a syscall has 6 arguments), got {index!r}"
-                )
-            elif op not in OPS:
-                problems.append(f"{aw}/op: unknown operator {op!r}")
-            elif not _uint(value, 64):
-                problems.append(f"{aw}/value: must be an unsigned 64-bit integer, got {value!r}")
-            elif not _uint(value_two, 64):
-                problems.append(
-                    f"{aw}/valueTwo: must be an unsigned 64-bit integer, got {value_two!r}"
-                )
-            else:
-                conds.append((index, OPS[op], value, value_two))
-        entries.append((where, act, conds, names))
-        all_names.extend(names)
     if problems:
         raise ConfigError(problems)
+
+    flags = 0
+    for name in sec.get("flags") or []:
+        flags |= FLAGS[name]
+
+    # (JSON path, action, conditions, names) per entry; names are resolved in one batch below.
+    entries: list[tuple[str, int, list, list[str]]] = []
+    all_names: list[str] = []
+    notify = False
+    for i, call in enumerate(sec.get("syscalls") or []):
+        act = _action(call["action"], call.get("errnoRet"))
+        notify = notify or act == ACT_NOTIFY
+        conds = [
+            (arg["index"], OPS[arg["op"]], arg.get("value", 0), arg.get("valueTwo", 0))
+            for arg in call.get("args") or []
+        ]
+        entries.append((f"{_BASE}/syscalls/{i}", act, conds, call["names"]))
+        all_names.extend(call["names"])
 
     if notify and lib.ocirun_seccomp_api() < 6:
         raise OcirunError(
@@ -278,7 +202,6 @@ def _parse(sec) -> tuple:
     rules: list[_Rule] = []
     pos = 0
     for where, act, conds, names in entries:
-        assert act is not None  # an entry without an action is a problem, raised above
         nrs = numbers[pos : pos + len(names)]
         pos += len(names)
         for j, (name, nr) in enumerate(zip(names, nrs)):
@@ -296,15 +219,6 @@ def _parse(sec) -> tuple:
                 for c in conds:
                     rules.append(_Rule(where, name, nr, act, [c]))
     return default, (arches, arch_where), flags, notify, all_names, rules, warnings
-
-
-def _as_list(value, where: str, problems: list[str]) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        problems.append(f"{where}: must be an array")
-        return []
-    return value
 
 
 def libseccomp_version() -> str:
@@ -333,7 +247,8 @@ def _resolve(arch: int, names: list[str]) -> list[int]:
 
 
 def compile(seccomp: dict) -> Filter:  # noqa: A001 (the brief's name)
-    """Compile linux.seccomp. ConfigError (naming the JSON path) for the config's faults."""
+    """Compile linux.seccomp, validated with its config (validate.py). ConfigError (naming
+    the JSON path) for what only libseccomp can judge: architectures, the filter's size."""
     default, (arches, arch_where), flags, notify, names, rules, warnings = _parse(seccomp)
     prog = _export(default, arches, arch_where, rules)
     stub = b""

@@ -421,6 +421,18 @@ def _sysctl_name_ok(name: str) -> bool:
     return all(part for part in name.split("."))
 
 
+# Syscalls a SCMP_ACT_NOTIFY rule may not name: the child uses them (after the filter is
+# loaded) to hand the listener fd to the parent; notifying them would hang the container
+# forever. `write` is runc's rule; send/sendto/sendmsg are ocirun's sync socket.
+NOTIFY_FORBIDDEN = frozenset({"write", "send", "sendto", "sendmsg"})
+
+
+def _errno_range(obj: dict, key: str, where: list, add) -> None:
+    value = obj.get(key)
+    if _is_int(value) and not 0 <= value <= 0xFFFF:
+        add(where + [key], f"must be an integer in 0..65535, got {value!r}")
+
+
 def _check_seccomp(linux: dict, add) -> None:
     sec = _obj(linux.get("seccomp"))
     if not sec:
@@ -434,12 +446,38 @@ def _check_seccomp(linux: dict, add) -> None:
         add(base + ["defaultAction"], "SCMP_ACT_NOTIFY cannot be the default action")
     if "defaultErrnoRet" in sec and isinstance(default, str) and default not in _ERRNO_ACTIONS:
         add(base + ["defaultErrnoRet"], f"not supported with defaultAction {default!r}")
+    _errno_range(sec, "defaultErrnoRet", base, add)
     uses_notify = False
     for i, rule in enumerate(_list(sec.get("syscalls"))):
         rule = _obj(rule)
+        where = base + ["syscalls", i]
         action = rule.get("action")
         uses_notify = uses_notify or action == "SCMP_ACT_NOTIFY"
         if "errnoRet" in rule and isinstance(action, str) and action not in _ERRNO_ACTIONS:
-            add(base + ["syscalls", i, "errnoRet"], f"not supported with action {action!r}")
+            add(where + ["errnoRet"], f"not supported with action {action!r}")
+        else:
+            _errno_range(rule, "errnoRet", where, add)
+        if action == "SCMP_ACT_NOTIFY":
+            for j, name in enumerate(_list(rule.get("names"))):
+                if name in NOTIFY_FORBIDDEN:
+                    add(
+                        where + ["names", j],
+                        f"SCMP_ACT_NOTIFY cannot be used for {name!r} (the runtime needs it "
+                        "to hand over the listener)",
+                    )
+        for k, arg in enumerate(_list(rule.get("args"))):
+            index = _obj(arg).get("index")
+            if _is_int(index) and index > 5:
+                add(
+                    where + ["args", k, "index"],
+                    f"must be 0..5 (a syscall has 6 arguments), got {index!r}",
+                )
+            for key in ("value", "valueTwo"):
+                value = _obj(arg).get(key)
+                if _is_int(value) and value >= 1 << 64:
+                    add(
+                        where + ["args", k, key],
+                        f"must be an unsigned 64-bit integer, got {value!r}",
+                    )
     if uses_notify and not has_listener:
         add(base + ["listenerPath"], "required when a rule uses SCMP_ACT_NOTIFY")
