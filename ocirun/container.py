@@ -36,11 +36,11 @@ def seccomp_listener(seccomp: dict | None, state: dict):
     """The on_listener callback of the handshake: hand the fd to listenerPath."""
 
     def send(pid: int, fd: int) -> None:
-        from . import seccomp as sc
+        from .seccomp_notify import send_listener
 
         assert seccomp is not None  # the init has a listener only where a profile asks
 
-        sc.send_listener(
+        send_listener(
             seccomp["listenerPath"], fd, dict(state, pid=pid), seccomp.get("listenerMetadata") or ""
         )
 

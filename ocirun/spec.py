@@ -142,7 +142,7 @@ def _sha256():
 
 
 # The modules a verdict comes from: the validator, its tables, this loader, the JSON parser.
-_VALIDATOR_SOURCES = ("spec.py", "validate.py", "tables.py", "fastjson.py")
+_VALIDATOR_SOURCES = ("spec.py", "validate.py", "validate_rules.py", "tables.py", "fastjson.py")
 # The libraries validate.py drives; an upgrade rewrites their files (new inode, mtime).
 _VALIDATOR_LIBRARIES = ("jsonschema", "referencing")
 
