@@ -118,6 +118,25 @@ def _hooks(a: _Arena, hooks: list):
     return arr, len(hooks)
 
 
+# struct ocirun_plan fields copied from the Plan attribute of the same name (or the one
+# given), as they are: numbers and flags; then strings (NULL for None), then string lists
+# with their count field, then byte masks with their length field.
+_SCALARS = (
+    "wait_signals", "exec_route", "console_rows", "console_cols", "clone_flags",
+    "unshare_flags", "fork_after", "userns_sync", "loopback_up", "netdev_sync", "hooks_sync",
+    "setup_rootfs", "reopen_dev_null", "root_propagation", "root_propagation_end",
+    "rootfs_parent_unshared", "rootfs_readonly", "no_pivot", ("chroot_only", "host_mount_ns"),
+    "make_cwd", "home_from_passwd", "uid", "gid", "umask", "no_new_privs", "apply_caps",
+    "new_keyring", "personality", "ioprio", "seccomp_when", "seccomp_flags", "preserve_fds",
+    "trace",
+)  # fmt: skip
+_TEXTS = ("timens_offsets", "rootfs", "hostname", "domainname", "oom_score_adj", "path_env", "cwd")
+_STRVS = (("masked_paths", "n_masked"), ("readonly_paths", "n_readonly"))
+_MASKS = (("cpu_initial", "cpu_initial_len"), ("cpu_final", "cpu_final_len"))
+_CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
+_RLIMIT_NAMES = {v: k for k, v in RLIMITS.items()}
+
+
 def _fill(
     plan: Plan,
     fds: SpawnFds,
@@ -130,60 +149,38 @@ def _fill(
     decision (the spawner chose placement and cgroup_sync, the fds to keep)."""
     p = ffi.new("struct ocirun_plan *")
     a.keep.append(p)
-    p.sync_fd = fds.sync
-    p.fifo_fd = fds.fifo
-    p.wait_signals = plan.wait_signals
-    p.result_fd = fds.result
-    p.exec_fd = exec_fd
-    p.exec_route = plan.exec_route
-    p.state_fd = fds.state
-    p.console_fd = fds.console
-    p.console_rows, p.console_cols = plan.console_rows, plan.console_cols
+    for field in _SCALARS:
+        name, attr = field if isinstance(field, tuple) else (field, field)
+        setattr(p, name, getattr(plan, attr))
+    for name in _TEXTS:
+        setattr(p, name, a.text(getattr(plan, name)))
+    for name, count in _STRVS:
+        values = getattr(plan, name)
+        setattr(p, name, a.strv(values))
+        setattr(p, count, len(values))
+    for name, length in _MASKS:
+        mask = getattr(plan, name)
+        if mask:
+            setattr(p, name, a.bytes(mask))
+            setattr(p, length, len(mask))
+
+    p.sync_fd, p.fifo_fd, p.result_fd = fds.sync, fds.fifo, fds.result
+    p.state_fd, p.console_fd, p.exec_fd = fds.state, fds.console, exec_fd
     keep = fds.keep(exec_fd)
     p.keep_fds, p.n_keep_fds = a.ints(keep), len(keep)
-
     p.cgroup_sync = cgroup_sync
     task_fds = placement.task_fds if placement is not None else []
     p.cgroup_task_fds, p.n_cgroup_task_fds = a.ints(task_fds), len(task_fds)
     p.cgroup_task_paths = a.strv(placement.task_paths if placement is not None else [])
     p.cgroup_into_fd = placement.into_fd if placement is not None else -1
-    p.clone_flags = plan.clone_flags
+
     joins = a.array("struct ocirun_ns_join", len(plan.joins))
     for i, ((_, nstype), fd) in enumerate(zip(plan.joins, fds.ns)):
-        joins[i].fd = fd
-        joins[i].nstype = nstype
+        joins[i].fd, joins[i].nstype = fd, nstype
     p.joins, p.n_joins = joins, len(plan.joins)
-    p.unshare_flags = plan.unshare_flags
-    p.fork_after = plan.fork_after
-    p.userns_sync = plan.userns_sync
-    p.timens_offsets = a.text(plan.timens_offsets)
-    p.loopback_up = plan.loopback_up
-    p.netdev_sync = plan.netdev_sync
-
-    p.hooks_sync = plan.hooks_sync
     p.create_hooks, p.n_create_hooks = _hooks(a, plan.create_hooks)
     p.start_hooks, p.n_start_hooks = _hooks(a, plan.start_hooks)
-
-    p.setup_rootfs = plan.setup_rootfs
-    p.reopen_dev_null = plan.reopen_dev_null
-    p.rootfs = a.text(plan.rootfs)
-    p.root_propagation = plan.root_propagation
-    p.root_propagation_end = plan.root_propagation_end
-    p.rootfs_parent_unshared = plan.rootfs_parent_unshared
-    p.rootfs_readonly = plan.rootfs_readonly
-    p.no_pivot = plan.no_pivot
-    p.chroot_only = plan.host_mount_ns
-    mounts = a.array("struct ocirun_mount", len(plan.mounts))
-    for i, m in enumerate(plan.mounts):
-        c = mounts[i]
-        c.source, c.target = a.text(m.source), a.text(m.target)
-        c.fstype, c.data = a.text(m.fstype), a.text(m.data)
-        c.flags, c.remount, c.propagation, c.kind = m.flags, m.remount, m.propagation, m.kind
-        c.copyup = m.copyup
-        c.source_fd = fds.mounts.get(i, -1) if m.detached else -1
-        c.moved_propagation = m.moved_propagation
-        c.attr_set, c.attr_clr = m.attr_set, m.attr_clr
-    p.mounts, p.n_mounts = mounts, len(plan.mounts)
+    p.mounts, p.n_mounts = _mounts(a, plan, fds), len(plan.mounts)
     devices = a.array("struct ocirun_device", len(plan.devices))
     for i, d in enumerate(plan.devices):
         c = devices[i]
@@ -194,43 +191,23 @@ def _fill(
     for i, (target, path) in enumerate(plan.symlinks):
         links[i].target, links[i].linkpath = a.text(target), a.text(path)
     p.symlinks, p.n_symlinks = links, len(plan.symlinks)
-    p.masked_paths, p.n_masked = a.strv(plan.masked_paths), len(plan.masked_paths)
-    p.readonly_paths, p.n_readonly = a.strv(plan.readonly_paths), len(plan.readonly_paths)
-
-    p.hostname, p.domainname = a.text(plan.hostname), a.text(plan.domainname)
     sysctls = a.array("struct ocirun_sysctl", len(plan.sysctls))
     for i, (path, value) in enumerate(plan.sysctls):
         sysctls[i].path, sysctls[i].value = a.text(path), a.text(value)
     p.sysctls, p.n_sysctls = sysctls, len(plan.sysctls)
-    p.oom_score_adj = a.text(plan.oom_score_adj)
 
-    p.argv, p.envp = a.strv(plan.argv), a.strv(plan.envp)
-    p.argc = len(plan.argv)
-    p.path_env, p.cwd = a.text(plan.path_env), a.text(plan.cwd)
-    p.make_cwd = plan.make_cwd
-    p.home_from_passwd = plan.home_from_passwd
-    p.uid, p.gid = plan.uid, plan.gid
+    p.argv, p.envp, p.argc = a.strv(plan.argv), a.strv(plan.envp), len(plan.argv)
     groups = a.array("unsigned int", len(plan.groups))
     for i, g in enumerate(plan.groups):
         groups[i] = g
     p.groups, p.n_groups = groups, -1 if plan.keep_groups else len(plan.groups)
-    p.umask = plan.umask
     rlimits = a.array("struct ocirun_rlimit", len(plan.rlimits))
-    names = {v: k for k, v in RLIMITS.items()}
     for i, (res, soft, hard) in enumerate(plan.rlimits):
-        rlimits[i].name = a.text(names.get(res, str(res)))
+        rlimits[i].name = a.text(_RLIMIT_NAMES.get(res, str(res)))
         rlimits[i].resource, rlimits[i].soft, rlimits[i].hard = res, soft, hard
     p.rlimits, p.n_rlimits = rlimits, len(plan.rlimits)
-    p.no_new_privs = plan.no_new_privs
-    p.apply_caps = plan.apply_caps
-    caps = plan.caps
-    p.cap_bounding = caps.get("bounding", 0)
-    p.cap_effective = caps.get("effective", 0)
-    p.cap_permitted = caps.get("permitted", 0)
-    p.cap_inheritable = caps.get("inheritable", 0)
-    p.cap_ambient = caps.get("ambient", 0)
-    p.new_keyring = plan.new_keyring
-    p.personality, p.ioprio = plan.personality, plan.ioprio
+    for name in _CAP_SETS:
+        setattr(p, f"cap_{name}", plan.caps.get(name, 0))
     if plan.sched:
         p.sched_set = 1
         (
@@ -242,23 +219,29 @@ def _fill(
             p.sched_deadline,
             p.sched_period,
         ) = plan.sched
-    if plan.cpu_initial:
-        p.cpu_initial, p.cpu_initial_len = a.bytes(plan.cpu_initial), len(plan.cpu_initial)
-    if plan.cpu_final:
-        p.cpu_final, p.cpu_final_len = a.bytes(plan.cpu_final), len(plan.cpu_final)
     if plan.mempolicy:
         p.mempolicy_set = 1
         p.mempolicy_mode = plan.mempolicy[0]
         if plan.mempolicy[1]:
             p.mempolicy_nodes = a.bytes(plan.mempolicy[1])
             p.mempolicy_nodes_len = len(plan.mempolicy[1])
-    p.seccomp_when = plan.seccomp_when
     if plan.seccomp_bpf:
         p.seccomp_bpf, p.seccomp_len = a.bytes(plan.seccomp_bpf), len(plan.seccomp_bpf) // 8
-    p.seccomp_flags = plan.seccomp_flags
-    p.preserve_fds = plan.preserve_fds
-    p.trace = plan.trace
     return p
+
+
+def _mounts(a: _Arena, plan: Plan, fds: SpawnFds):
+    mounts = a.array("struct ocirun_mount", len(plan.mounts))
+    for i, m in enumerate(plan.mounts):
+        c = mounts[i]
+        c.source, c.target = a.text(m.source), a.text(m.target)
+        c.fstype, c.data = a.text(m.fstype), a.text(m.data)
+        c.flags, c.remount, c.propagation, c.kind = m.flags, m.remount, m.propagation, m.kind
+        c.copyup = m.copyup
+        c.source_fd = fds.mounts.get(i, -1) if m.detached else -1
+        c.moved_propagation = m.moved_propagation
+        c.attr_set, c.attr_clr = m.attr_set, m.attr_clr
+    return mounts
 
 
 class Placement:
