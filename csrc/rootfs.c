@@ -645,7 +645,7 @@ static void reopen_stdio_null(const struct ocirun_plan *p)
         close(nullfd);
 }
 
-void setup_rootfs(const struct ocirun_plan *p)
+void prepare_rootfs(const struct ocirun_plan *p)
 {
     char parent[4096];
     int i;
@@ -692,7 +692,7 @@ void setup_rootfs(const struct ocirun_plan *p)
     rootfd = -1;
 
     trace_mark(p, "mounts");
-    create_hooks(p);
+    run_create_hooks(p);
     trace_mark(p, "create_hooks");
     pivot(p);
     if (p->reopen_dev_null)
