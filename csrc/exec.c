@@ -37,7 +37,7 @@ static int mode_allows_exec(const struct stat *st)
     return (st->st_mode & 0001) != 0;
 }
 
-static int is_executable(const char *path, int *err)
+static int is_executable(const struct ocirun_plan *p, const char *path, int *err)
 {
     struct stat st;
 
@@ -49,12 +49,9 @@ static int is_executable(const char *path, int *err)
         *err = EACCES;
         return 0;
     }
-    /* faccessat2 (AT_EACCESS) knows ACLs and read-only mounts; a seccomp profile written
-     * before it existed refuses it (EPERM, or ENOSYS from our filter's stub), and must not
-     * keep an allowed execve from running: fall back to the mode bits. */
-    if (syscall(SYS_faccessat2, AT_FDCWD, path, X_OK, AT_EACCESS) == 0)
-        return 1;
-    if (errno != EPERM && errno != ENOSYS) {
+    if (p->exec_check == OCIRUN_CHECK_FACCESSAT2) {
+        if (syscall(SYS_faccessat2, AT_FDCWD, path, X_OK, AT_EACCESS) == 0)
+            return 1;
         *err = errno;
         return 0;
     }
@@ -137,7 +134,7 @@ static const char *find_executable(const struct ocirun_plan *p, char *buf, size_
     int err = 0, denied = 0;
 
     if (strchr(name, '/')) {
-        if (!is_executable(name, &err)) {
+        if (!is_executable(p, name, &err)) {
             if (err == ENOENT || err == ENOTDIR)
                 die_exec(p, err, "exec: \"%s\": stat %s", name, name);
             die_exec(p, err, "exec: \"%s\"", name);
@@ -156,7 +153,7 @@ static const char *find_executable(const struct ocirun_plan *p, char *buf, size_
             snprintf(buf, n, "./%s", name);
         else
             snprintf(buf, n, "%.*s/%s", (int) len, dirs, name);
-        if (is_executable(buf, &err))
+        if (is_executable(p, buf, &err))
             return buf;
         if (err == EACCES)
             denied = 1;
@@ -271,8 +268,9 @@ void exec_process(const struct ocirun_plan *p)
     int in_cwd, n_env = 0;
 
     if (p->exec_fd < 0 || !p->path_env || p->umask < 0 ||
-        (p->exec_route != OCIRUN_EXEC_EXECVEAT && p->exec_route != OCIRUN_EXEC_PROC_FD))
-        die(p, EINVAL, "incomplete plan (trampoline fd, exec route, PATH or umask unset)");
+        (p->exec_route != OCIRUN_EXEC_EXECVEAT && p->exec_route != OCIRUN_EXEC_PROC_FD) ||
+        (p->exec_check != OCIRUN_CHECK_FACCESSAT2 && p->exec_check != OCIRUN_CHECK_MODE_BITS))
+        die(p, EINVAL, "incomplete plan (trampoline fd, exec route or check, PATH or umask)");
     while (p->envp[n_env])
         n_env++;
     const char *envp[n_env + 2];

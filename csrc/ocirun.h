@@ -51,6 +51,13 @@
 #define OCIRUN_EXEC_EXECVEAT 1
 #define OCIRUN_EXEC_PROC_FD  2
 
+/* How the init checks that the executable it found may be run (Python decides). FACCESSAT2
+ * (AT_EACCESS) knows ACLs and read-only mounts; MODE_BITS is Go's exec.LookPath fallback (what
+ * runc does), for a seccomp filter already loaded that does not allow faccessat2, or a kernel
+ * without it (< 5.8). */
+#define OCIRUN_CHECK_FACCESSAT2 1
+#define OCIRUN_CHECK_MODE_BITS  2
+
 #define OCIRUN_MSG_TEXT 1024
 
 struct ocirun_msg {
@@ -198,6 +205,7 @@ struct ocirun_plan {
     int argc;
     const char *const *envp; /* NULL-terminated, exactly process.env */
     const char *path_env;    /* PATH to search for argv[0] (process.env's, or the default) */
+    int exec_check;          /* OCIRUN_CHECK_*: how argv[0] is checked for X_OK */
     int home_from_passwd;    /* process.env has no HOME: add HOME=<the home of uid in the
                                     container's /etc/passwd, else "/"> (runc, crun) */
     const char *cwd;

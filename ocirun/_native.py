@@ -126,9 +126,9 @@ _SCALARS = (
     "unshare_flags", "fork_after", "userns_sync", "loopback_up", "netdev_sync", "hooks_sync",
     "setup_rootfs", "reopen_dev_null", "root_propagation", "root_propagation_end",
     "rootfs_parent_unshared", "rootfs_readonly", "no_pivot", ("chroot_only", "host_mount_ns"),
-    "make_cwd", "home_from_passwd", "uid", "gid", "umask", "no_new_privs", "apply_caps",
-    "new_keyring", "personality", "ioprio", "seccomp_when", "seccomp_flags", "preserve_fds",
-    "trace",
+    "make_cwd", "exec_check", "home_from_passwd", "uid", "gid", "umask", "no_new_privs",
+    "apply_caps", "new_keyring", "personality", "ioprio", "seccomp_when", "seccomp_flags",
+    "preserve_fds", "trace",
 )  # fmt: skip
 _TEXTS = ("timens_offsets", "rootfs", "hostname", "domainname", "oom_score_adj", "path_env", "cwd")
 _STRVS = (("masked_paths", "n_masked"), ("readonly_paths", "n_readonly"))

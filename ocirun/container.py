@@ -21,6 +21,7 @@ from .hostfacts import (  # noqa: F401 (cap_bounding, check_lsm: callers import 
     cgroup_layout,
     check_lsm,
     check_preserved_fds,
+    kernel_has_faccessat2,
     listen_fds,
     seccomp_filter,
 )
@@ -67,6 +68,7 @@ def _plan(config: dict, bundle: str, cid: str, opts: CreateOptions, n_listen: in
         euid=os.geteuid(),
         seccomp=seccomp_filter((config.get("linux") or {}).get("seccomp")),
         trace=log.enabled(),
+        faccessat2=kernel_has_faccessat2(),
     )
     options = planmod.Options(
         no_pivot=opts.no_pivot,

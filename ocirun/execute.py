@@ -13,7 +13,13 @@ from . import _native, log, spec
 from . import plan as planmod
 from .cleanup import Cleanup
 from .errors import InitError, InvalidState, OcirunError
-from .hostfacts import cap_bounding, check_lsm, check_preserved_fds, seccomp_filter
+from .hostfacts import (
+    cap_bounding,
+    check_lsm,
+    check_preserved_fds,
+    kernel_has_faccessat2,
+    seccomp_filter,
+)
 from .options import ExecOptions
 from .protocol import exec_error
 from .spawner import ParentProcess, console_ends
@@ -92,6 +98,7 @@ def _plan(c: Container, config: dict, proc: dict, opts: ExecOptions, cg):
         euid=os.geteuid(),
         seccomp=seccomp_filter(seccomp),
         trace=log.enabled(),
+        faccessat2=kernel_has_faccessat2(),
         setgroups_denied=setgroups_denied(c.pid),
     )
     p = planmod.build_exec(

@@ -35,6 +35,15 @@ def cgroup_layout() -> CgroupLayout:
     return layout
 
 
+def kernel_has_faccessat2() -> bool:
+    """faccessat2(2) exists from Linux 5.8."""
+    release = os.uname().release.split(".")
+    try:
+        return (int(release[0]), int(release[1].split("-")[0])) >= (5, 8)
+    except (IndexError, ValueError):
+        return False
+
+
 def cap_bounding() -> int:
     """The runtime's own capability bounding set: what any process it starts can have."""
     with open("/proc/self/status") as f:

@@ -45,12 +45,15 @@ from .plan_records import (  # noqa: F401 (part of the planner's interface)
     _Record,
 )
 from .plan_security import (  # noqa: F401 (the plan's constants, by their usual name)
+    CHECK_FACCESSAT2,
+    CHECK_MODE_BITS,
     EXEC_EXECVEAT,
     EXEC_PROC_FD,
     SECCOMP_EARLY,
     SECCOMP_LAST,
     SECCOMP_NONE,
     SECCOMP_READY,
+    exec_check,
     exec_route,
     seccomp_when,
 )
@@ -62,7 +65,8 @@ class HostFacts(_Record):
     cgroups are mounted (for `cgroup` mounts), the runtime's capability bounding set, its
     euid (rootless), the compiled seccomp filter (seccomp.Filter: bpf, flags, notify),
     --debug (the init reports its phase times), whether setgroups is denied in the user
-    namespace an exec joins, and how to ask whether a bind source is a directory."""
+    namespace an exec joins, how to ask whether a bind source is a directory, and whether
+    the kernel has faccessat2."""
 
     __slots__ = (
         "cgroups",
@@ -72,6 +76,7 @@ class HostFacts(_Record):
         "trace",
         "setgroups_denied",
         "is_dir",
+        "faccessat2",
     )
 
     def __init__(
@@ -83,10 +88,12 @@ class HostFacts(_Record):
         trace: bool = False,
         setgroups_denied: bool = False,
         is_dir: Callable[[str], bool] = os.path.isdir,
+        faccessat2: bool = True,
     ):
         self.cgroups = cgroups if cgroups is not None else CgroupLayout()
         self.cap_bounding, self.euid, self.seccomp = cap_bounding, euid, seccomp
         self.trace, self.setgroups_denied, self.is_dir = trace, setgroups_denied, is_dir
+        self.faccessat2 = faccessat2  # the kernel has faccessat2 (5.8+)
 
 
 def build(
@@ -163,6 +170,9 @@ def _security(
     if host.seccomp is not None:
         plan.seccomp_bpf, plan.seccomp_flags = host.seccomp.bpf, host.seccomp.flags
         plan.seccomp_when = seccomp_when(plan.no_new_privs, host.seccomp.notify)
+    plan.exec_check, why = exec_check(seccomp, plan.seccomp_when, host.faccessat2)
+    if why:
+        plan.notes.append(why)
     plan.trace = host.trace
 
 

@@ -6,7 +6,7 @@ importing dataclasses (~6 ms on every create and exec).
 
 from __future__ import annotations
 
-from .plan_security import EXEC_EXECVEAT, SECCOMP_NONE
+from .plan_security import CHECK_FACCESSAT2, EXEC_EXECVEAT, SECCOMP_NONE
 from .tables import MS_REC, MS_SLAVE, SIGNALS
 
 MNT_DIR, MNT_FILE = 0, 1
@@ -238,6 +238,7 @@ class Plan:
         # leads the container to the runtime's own binary (CVE-2019-5736); this is how the
         # init reaches it (plan_security.exec_route).
         self.exec_route = EXEC_EXECVEAT
+        self.exec_check = CHECK_FACCESSAT2  # how argv[0] is checked (plan_security.exec_check)
         self.terminal = False
         self.console_rows = 0
         self.console_cols = 0

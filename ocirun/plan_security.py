@@ -10,6 +10,8 @@ from __future__ import annotations
 SECCOMP_NONE, SECCOMP_EARLY, SECCOMP_READY, SECCOMP_LAST = 0, 1, 2, 3
 # how the init execs the sealed trampoline (csrc/ocirun.h OCIRUN_EXEC_*)
 EXEC_EXECVEAT, EXEC_PROC_FD = 1, 2
+# how it checks that argv[0] may be executed (OCIRUN_CHECK_*)
+CHECK_FACCESSAT2, CHECK_MODE_BITS = 1, 2
 
 _ALLOWING = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG")
 
@@ -70,3 +72,19 @@ def exec_route(seccomp: dict | None, mounts: list[dict], problems: list[str]) ->
         "/proc: ocirun cannot exec the process through its sealed trampoline (CVE-2019-5736)"
     )
     return EXEC_EXECVEAT, ""
+
+
+def exec_check(seccomp: dict | None, when: int, kernel_has_faccessat2: bool) -> tuple[int, str]:
+    """How the init checks argv[0] for X_OK, and a debug line when not with faccessat2:
+    faccessat2 (AT_EACCESS: ACLs, read-only mounts) unless the kernel lacks it or the
+    filter, loaded before the check (SECCOMP_EARLY), does not allow it; then the mode bits,
+    as Go's exec.LookPath (runc) does."""
+    if not kernel_has_faccessat2:
+        return CHECK_MODE_BITS, "no faccessat2 (kernel < 5.8): argv[0] checked by its mode bits"
+    if when == SECCOMP_EARLY and not plainly_allows(seccomp, "faccessat2"):
+        return (
+            CHECK_MODE_BITS,
+            "the seccomp filter (loaded before the executable check) does not allow "
+            "faccessat2: argv[0] checked by its mode bits",
+        )
+    return CHECK_FACCESSAT2, ""

@@ -1160,3 +1160,30 @@ def test_plan_is_complete_and_frozen():
     assert p.trace is True
     with pytest.raises(AttributeError):
         p.trace = False
+
+
+def test_exec_check_by_mode_bits_only_where_faccessat2_cannot_be_used():
+    from ocirun.plan import CHECK_FACCESSAT2, CHECK_MODE_BITS
+
+    class Filter:
+        bpf, flags, notify = b"\x06\x00\x00\x00\x00\x00\xff\x7f", 0, False
+
+    old = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_ALLOW"}],
+    }
+    cfg = config()
+    cfg["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
+    cfg["linux"]["seccomp"] = old
+    # loaded last (noNewPrivileges): the check runs before the filter
+    cfg["process"]["noNewPrivileges"] = True
+    p = build(cfg, BUNDLE, None, HostFacts(cgroups=V1, seccomp=Filter()))
+    assert p.exec_check == CHECK_FACCESSAT2
+    # loaded early (no noNewPrivileges), faccessat2 not allowed: the mode bits, noted
+    cfg["process"]["noNewPrivileges"] = False
+    p = build(cfg, BUNDLE, None, HostFacts(cgroups=V1, seccomp=Filter()))
+    assert p.exec_check == CHECK_MODE_BITS
+    assert any("faccessat2" in n for n in p.notes), p.notes
+    # a kernel before 5.8
+    p = build(config(), BUNDLE, None, HostFacts(cgroups=V1, faccessat2=False))
+    assert p.exec_check == CHECK_MODE_BITS
