@@ -21,6 +21,7 @@ from .hostfacts import (  # noqa: F401 (cap_bounding, check_lsm: callers import 
     cgroup_layout,
     check_lsm,
     check_preserved_fds,
+    is_nodev,
     kernel_has_faccessat2,
     listen_fds,
     seccomp_filter,
@@ -69,6 +70,7 @@ def _plan(config: dict, bundle: str, cid: str, opts: CreateOptions, n_listen: in
         seccomp=seccomp_filter((config.get("linux") or {}).get("seccomp")),
         trace=log.enabled(),
         faccessat2=kernel_has_faccessat2(),
+        is_nodev=is_nodev,
     )
     options = planmod.Options(
         no_pivot=opts.no_pivot,

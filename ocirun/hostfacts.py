@@ -35,6 +35,14 @@ def cgroup_layout() -> CgroupLayout:
     return layout
 
 
+def is_nodev(path: str) -> bool:
+    """Whether the mount holding `path` is nodev (device nodes made there can't be opened)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_NODEV)
+    except OSError:
+        return False
+
+
 def kernel_has_faccessat2() -> bool:
     """faccessat2(2) exists from Linux 5.8."""
     release = os.uname().release.split(".")

@@ -65,8 +65,8 @@ class HostFacts(_Record):
     cgroups are mounted (for `cgroup` mounts), the runtime's capability bounding set, its
     euid (rootless), the compiled seccomp filter (seccomp.Filter: bpf, flags, notify),
     --debug (the init reports its phase times), whether setgroups is denied in the user
-    namespace an exec joins, how to ask whether a bind source is a directory, and whether
-    the kernel has faccessat2."""
+    namespace an exec joins, how to ask whether a bind source is a directory or the rootfs
+    on a nodev mount, and whether the kernel has faccessat2."""
 
     __slots__ = (
         "cgroups",
@@ -77,6 +77,7 @@ class HostFacts(_Record):
         "setgroups_denied",
         "is_dir",
         "faccessat2",
+        "is_nodev",
     )
 
     def __init__(
@@ -89,11 +90,13 @@ class HostFacts(_Record):
         setgroups_denied: bool = False,
         is_dir: Callable[[str], bool] = os.path.isdir,
         faccessat2: bool = True,
+        is_nodev: Callable[[str], bool] = lambda path: False,
     ):
         self.cgroups = cgroups if cgroups is not None else CgroupLayout()
         self.cap_bounding, self.euid, self.seccomp = cap_bounding, euid, seccomp
         self.trace, self.setgroups_denied, self.is_dir = trace, setgroups_denied, is_dir
         self.faccessat2 = faccessat2  # the kernel has faccessat2 (5.8+)
+        self.is_nodev = is_nodev  # whether the host mounts a path nodev (the rootfs)
 
 
 def build(
@@ -134,7 +137,7 @@ def build(
         plan.netdev_sync = bool(plan.net_devices)
     from .plan_rootfs import rootfs
 
-    rootfs(plan, config, linux, bundle, new, host.is_dir, host.cgroups, problems)
+    rootfs(plan, config, linux, bundle, new, host.is_dir, host.cgroups, problems, host.is_nodev)
     if "mount" not in new and all(t != NAMESPACES["mount"] for _, t in plan.joins):
         # No mount namespace: runc makes the mounts in its own and chroots; so do we, without
         # touching the propagation of the runtime's mounts (the runtime-tools program

@@ -1187,3 +1187,23 @@ def test_exec_check_by_mode_bits_only_where_faccessat2_cannot_be_used():
     # a kernel before 5.8
     p = build(config(), BUNDLE, None, HostFacts(cgroups=V1, faccessat2=False))
     assert p.exec_check == CHECK_MODE_BITS
+
+
+def test_no_reopen_onto_a_null_device_on_a_nodev_rootfs():
+    """Nodes made on the rootfs itself (no /dev mount) are unusable on a nodev mount."""
+    p = build(config(), BUNDLE, None, HostFacts(cgroups=V1, is_nodev=lambda path: True))
+    assert p.reopen_dev_null is False
+    assert any("nodev" in n for n in p.notes), p.notes
+
+
+def test_no_reopen_onto_a_null_device_the_device_cgroup_refuses():
+    """linux.devices naming /dev/null drops the default cgroup rule allowing it (as runc)."""
+    cfg = config()
+    cfg["linux"]["devices"] = [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3}]
+    p = plan_of(cfg)
+    assert p.reopen_dev_null is False
+    assert any("device cgroup" in n for n in p.notes), p.notes
+    cfg["linux"]["resources"] = {
+        "devices": [{"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
+    }
+    assert plan_of(cfg).reopen_dev_null is True
