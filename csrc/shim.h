@@ -54,6 +54,8 @@ void enter_namespaces(const struct ocirun_plan *p);
 
 /* rootfs.c: mounts, devices, links, sysctls, masked/readonly paths, pivot_root. */
 void prepare_rootfs(const struct ocirun_plan *p);
+/* copyup.c: tmpcopyup's copy of the tree under `from` into `to` (directory fds). */
+void copy_tree(const struct ocirun_plan *p, int from, int to, const char *target);
 void write_sysctls(const struct ocirun_plan *p);
 void exec_terminal(const struct ocirun_plan *p); /* the pty when not setting up a rootfs */
 
