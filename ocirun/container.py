@@ -149,10 +149,6 @@ def create(
             host_mounts = hostmounts.snapshot(p.rootfs)
             on_failure.add(hostmounts.unmount_new, p.rootfs, host_mounts)  # after the kill
         hooks = config.get("hooks") or {}
-        state_fd = -1
-        if p.hooks_sync:
-            state_fd = os.memfd_create("ocirun-state", os.MFD_CLOEXEC)
-            always.add(os.close, state_fd)
         base_state = {
             "ociVersion": config.get("ociVersion", ""),
             "id": cid,
@@ -160,18 +156,7 @@ def create(
             "bundle": bundle,
             "annotations": config.get("annotations") or {},
         }
-
-        def on_hooks(init_pid: int) -> None:
-            # After lifecycle step 2 (the environment exists) the status is "created", which
-            # is what prestart, createRuntime and createContainer hooks see (runtime-spec
-            # runtime.md; crun; runtime-tools' hooks_stdin).
-            state = dict(base_state, pid=init_pid, status=statemod.CREATED)
-            os.pwrite(state_fd, json.dumps(state).encode(), 0)
-            if hooks.get("prestart") or hooks.get("createRuntime"):
-                from . import hooks as hookmod
-
-                hookmod.run("prestart", hooks.get("prestart") or [], state)
-                hookmod.run("createRuntime", hooks.get("createRuntime") or [], state)
+        hook_state = _HookState(base_state, hooks, always) if p.hooks_sync else None
 
         def on_netdev(pid: int) -> None:
             from . import netdevices
@@ -182,19 +167,16 @@ def create(
         init = ParentProcess(p, always, on_failure, cgroups=cg)
         init_pid = init.start(
             fifo_fd=fifo_fd,
-            state_fd=state_fd,
+            state_fd=hook_state.fd if hook_state is not None else -1,
             result_fd=result_fd,
             console=console,
             mount_fds=open_mount_sources(p, always),
-            on_hooks=on_hooks,
+            on_hooks=hook_state.init_waits if hook_state is not None else None,
             on_listener=seccomp_listener((config.get("linux") or {}).get("seccomp"), base_state),
             on_netdev=on_netdev,
         )
-        if state_fd >= 0:
-            # What startContainer hooks will read at `start`.
-            created = json.dumps(dict(base_state, pid=init_pid, status=statemod.CREATED)).encode()
-            os.ftruncate(state_fd, 0)
-            os.pwrite(state_fd, created, 0)
+        if hook_state is not None:
+            hook_state.write(init_pid)  # what startContainer hooks will read at `start`
         log.phase("init setup (namespaces, mounts, hooks, pivot, credentials)")
         _save(c, config, raw, cid, init_pid, bundle, p, cg, hooks, host_mounts)
         if opts.pid_file:
@@ -205,6 +187,34 @@ def create(
     if not keep_sync:
         init.sync.close()
     return Created(init_pid, init.sync, console_ours)
+
+
+class _HookState:
+    """The state JSON the init's hooks read on stdin (a memfd it inherits), and the runtime's
+    own create-time hooks, run while the init waits before pivot_root."""
+
+    def __init__(self, base_state: dict, hooks: dict, always: Cleanup):
+        self.base_state, self.hooks = base_state, hooks
+        self.fd = os.memfd_create("ocirun-state", os.MFD_CLOEXEC)
+        always.add(os.close, self.fd)
+
+    def write(self, init_pid: int) -> dict:
+        # After lifecycle step 2 (the environment exists) the status is "created", which is
+        # what prestart, createRuntime and createContainer hooks see (runtime-spec
+        # runtime.md; crun; runtime-tools' hooks_stdin), and startContainer's at `start`.
+        state = dict(self.base_state, pid=init_pid, status=statemod.CREATED)
+        data = json.dumps(state).encode()
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, data, 0)
+        return state
+
+    def init_waits(self, init_pid: int) -> None:
+        state = self.write(init_pid)
+        if self.hooks.get("prestart") or self.hooks.get("createRuntime"):
+            from . import hooks as hookmod
+
+            hookmod.run("prestart", self.hooks.get("prestart") or [], state)
+            hookmod.run("createRuntime", self.hooks.get("createRuntime") or [], state)
 
 
 def _save(c, config, raw, cid, init_pid, bundle, p, cg, hooks, host_mounts) -> None:
