@@ -27,7 +27,7 @@ from .state import CREATED, PAUSED, RUNNING, STOPPED, Container, write_pid_file
 from .tables import NAMESPACES, NS_PROC_NAMES
 
 
-def _process(config: dict, opts: ExecOptions, cache_dir: str | None) -> dict:
+def _exec_process(config: dict, opts: ExecOptions, cache_dir: str | None) -> dict:
     if opts.process_file:
         proc = spec.read_json_object(opts.process_file, "a process")
         source = opts.process_file
@@ -38,7 +38,7 @@ def _process(config: dict, opts: ExecOptions, cache_dir: str | None) -> dict:
         caps = [
             x.upper() if x.upper().startswith("CAP_") else "CAP_" + x.upper() for x in opts.caps
         ]
-        proc = planmod.exec_process(
+        proc = planmod.process_with_exec_flags(
             base,
             opts.args,
             env=opts.env,
@@ -131,7 +131,7 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         from . import cache
 
         config = c.load_config()
-        proc = _process(config, opts, cache.path("config"))
+        proc = _exec_process(config, opts, cache.path("config"))
         cg = _cgroups(c)
         p = _plan(c, config, proc, opts, cg)
         state = c.oci_state()

@@ -26,11 +26,11 @@ from .plan_namespaces import (  # noqa: F401 (part of the planner's interface)
 from .plan_process import (  # noqa: F401 (part of the planner's interface)
     ALL_CPUS,
     cpu_mask,
-    exec_process,
     plan_hooks,
     plan_memory_policy,
     plan_personality,
     plan_process,
+    process_with_exec_flags,
 )
 from .plan_records import (  # noqa: F401 (part of the planner's interface)
     ALL_CAPS,

@@ -1,5 +1,5 @@
 """The process section of the plan: argv, env, user, rlimits, capabilities, scheduling,
-memory policy, personality, and the init's hooks; and `exec_process`, exec's flags merged
+memory policy, personality, and the init's hooks; and `process_with_exec_flags`, exec's flags merged
 into the container's process (runc's rules). Pure: called by plan.build and build_exec.
 """
 
@@ -22,7 +22,7 @@ def _copy_json(value):
     return value
 
 
-def exec_process(
+def process_with_exec_flags(
     base: dict,
     args: list[str],
     *,
