@@ -8,8 +8,6 @@
 #define SYS_faccessat2 439
 #endif
 
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 static int in_group(gid_t gid)
 {
     gid_t groups[256];
@@ -39,7 +37,7 @@ static int mode_allows_exec(const struct stat *st)
     return (st->st_mode & 0001) != 0;
 }
 
-static int is_executable(const char *path, int *err)
+static int is_executable(const struct ocirun_plan *p, const char *path, int *err)
 {
     struct stat st;
 
@@ -51,12 +49,9 @@ static int is_executable(const char *path, int *err)
         *err = EACCES;
         return 0;
     }
-    /* faccessat2 (AT_EACCESS) knows ACLs and read-only mounts; a seccomp profile written
-     * before it existed refuses it (EPERM, or ENOSYS from our filter's stub), and must not
-     * keep an allowed execve from running: fall back to the mode bits. */
-    if (syscall(SYS_faccessat2, AT_FDCWD, path, X_OK, AT_EACCESS) == 0)
-        return 1;
-    if (errno != EPERM && errno != ENOSYS) {
+    if (p->exec_check == OCIRUN_CHECK_FACCESSAT2) {
+        if (syscall(SYS_faccessat2, AT_FDCWD, path, X_OK, AT_EACCESS) == 0)
+            return 1;
         *err = errno;
         return 0;
     }
@@ -139,14 +134,14 @@ static const char *find_executable(const struct ocirun_plan *p, char *buf, size_
     int err = 0, denied = 0;
 
     if (strchr(name, '/')) {
-        if (!is_executable(name, &err)) {
+        if (!is_executable(p, name, &err)) {
             if (err == ENOENT || err == ENOTDIR)
                 die_exec(p, err, "exec: \"%s\": stat %s", name, name);
             die_exec(p, err, "exec: \"%s\"", name);
         }
         return name;
     }
-    dirs = p->path_env ? p->path_env : DEFAULT_PATH;
+    dirs = p->path_env; /* the plan always has one (process.env's or the default) */
     for (; *dirs; dirs = *end ? end + 1 : end) {
         size_t len;
 
@@ -158,7 +153,7 @@ static const char *find_executable(const struct ocirun_plan *p, char *buf, size_
             snprintf(buf, n, "./%s", name);
         else
             snprintf(buf, n, "%.*s/%s", (int) len, dirs, name);
-        if (is_executable(buf, &err))
+        if (is_executable(p, buf, &err))
             return buf;
         if (err == EACCES)
             denied = 1;
@@ -246,12 +241,36 @@ static void close_fds(const struct ocirun_plan *p)
     }
 }
 
+/* Through the sealed trampoline, { path, argv... }, by the route the plan chose: there is
+ * no direct execve (CVE-2019-5736). A failure is the process's failure to start. */
+static void exec_trampoline(const struct ocirun_plan *p, const char *path, const char **envp)
+{
+    const char *targv[p->argc + 2];
+    char fdpath[64];
+    int i;
+
+    targv[0] = path;
+    for (i = 0; i <= p->argc; i++)
+        targv[i + 1] = p->argv[i];
+    if (p->exec_route == OCIRUN_EXEC_EXECVEAT) {
+        syscall(SYS_execveat, p->exec_fd, "", targv, envp, AT_EMPTY_PATH);
+    } else {
+        snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", p->exec_fd);
+        execve(fdpath, (char *const *) targv, (char *const *) envp);
+    }
+    die_exec(p, errno, "exec: \"%s\"", p->argv[0]);
+}
+
 void exec_process(const struct ocirun_plan *p)
 {
     char buf[4096], home[4096 + 5];
     const char *path;
     int in_cwd, n_env = 0;
 
+    if (p->exec_fd < 0 || !p->path_env || p->umask < 0 ||
+        (p->exec_route != OCIRUN_EXEC_EXECVEAT && p->exec_route != OCIRUN_EXEC_PROC_FD) ||
+        (p->exec_check != OCIRUN_CHECK_FACCESSAT2 && p->exec_check != OCIRUN_CHECK_MODE_BITS))
+        die(p, EINVAL, "incomplete plan (trampoline fd, exec route or check, PATH or umask)");
     while (p->envp[n_env])
         n_env++;
     const char *envp[n_env + 2];
@@ -287,19 +306,5 @@ void exec_process(const struct ocirun_plan *p)
 
     reset_signals();
     load_seccomp(p, OCIRUN_SECCOMP_LAST);
-    if (p->exec_fd >= 0) {
-        /* Through the sealed trampoline: { path, argv... }. A profile that refuses
-         * execveat gets the direct execve below. */
-        const char *targv[p->argc + 2];
-        int i;
-
-        targv[0] = path;
-        for (i = 0; i <= p->argc; i++)
-            targv[i + 1] = p->argv[i];
-        syscall(SYS_execveat, p->exec_fd, "", targv, envp, AT_EMPTY_PATH);
-        if (errno != EPERM && errno != ENOSYS && errno != EACCES)
-            die_exec(p, errno, "exec: \"%s\"", p->argv[0]);
-    }
-    execve(path, (char *const *) p->argv, (char *const *) envp);
-    die_exec(p, errno, "exec: \"%s\"", p->argv[0]);
+    exec_trampoline(p, path, envp);
 }

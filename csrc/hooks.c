@@ -93,7 +93,7 @@ void run_hooks(const struct ocirun_plan *p, const struct ocirun_hook *hooks, int
 
 /* Mounts are done and we are still on the host's root: the parent runs prestart and
  * createRuntime (runtime namespace), then we run createContainer (ours). */
-void create_hooks(const struct ocirun_plan *p)
+void run_create_hooks(const struct ocirun_plan *p)
 {
     if (p->hooks_sync) {
         send_msg(p->sync_fd, OCIRUN_MSG_HOOKS, 0, 0, NULL);

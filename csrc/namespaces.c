@@ -47,7 +47,7 @@ static void idmap_handshake(const struct ocirun_plan *p)
         die(p, errno, "setresuid 0 in the user namespace");
 }
 
-static void loopback_up(const struct ocirun_plan *p)
+static void bring_loopback_up(const struct ocirun_plan *p)
 {
     struct ifreq ifr;
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -90,7 +90,7 @@ void enter_namespaces(const struct ocirun_plan *p)
         write_file(p, "/proc/self/timens_offsets", p->timens_offsets);
 
     if (p->loopback_up)
-        loopback_up(p);
+        bring_loopback_up(p);
 
     /* Before anything of ours (sysctls, hooks, the process) looks at the network. The
      * parent reaches the namespace through /proc/<clone's pid>/ns/net: us, even when the

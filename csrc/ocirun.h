@@ -44,6 +44,20 @@
 #define OCIRUN_SECCOMP_READY 2
 #define OCIRUN_SECCOMP_LAST  3 /* the last step before execve: fewest syscalls filtered */
 
+/* How the init reaches the sealed trampoline (Python decides from the seccomp profile and
+ * the container's mounts; there is no other way to run the process). EXECVEAT: execveat on
+ * exec_fd. PROC_FD: execve of /proc/self/fd/<exec_fd> (the container's procfs), for a profile
+ * that refuses execveat. */
+#define OCIRUN_EXEC_EXECVEAT 1
+#define OCIRUN_EXEC_PROC_FD  2
+
+/* How the init checks that the executable it found may be run (Python decides). FACCESSAT2
+ * (AT_EACCESS) knows ACLs and read-only mounts; MODE_BITS is Go's exec.LookPath fallback (what
+ * runc does), for a seccomp filter already loaded that does not allow faccessat2, or a kernel
+ * without it (< 5.8). */
+#define OCIRUN_CHECK_FACCESSAT2 1
+#define OCIRUN_CHECK_MODE_BITS  2
+
 #define OCIRUN_MSG_TEXT 1024
 
 struct ocirun_msg {
@@ -190,15 +204,18 @@ struct ocirun_plan {
     const char *const *argv; /* NULL-terminated */
     int argc;
     const char *const *envp; /* NULL-terminated, exactly process.env */
-    const char *path_env;    /* PATH to search for argv[0] (from process.env), or NULL */
+    const char *path_env;    /* PATH to search for argv[0] (process.env's, or the default) */
+    int exec_check;          /* OCIRUN_CHECK_*: how argv[0] is checked for X_OK */
     int home_from_passwd;    /* process.env has no HOME: add HOME=<the home of uid in the
                                     container's /etc/passwd, else "/"> (runc, crun) */
     const char *cwd;
+    int reopen_dev_null; /* stdio on the host's /dev/null: reopen the container's (runc) */
+    int make_cwd;        /* create a missing cwd in the rootfs (runc does) */
     unsigned int uid;
     unsigned int gid;
     const unsigned int *groups; /* additionalGids */
     int n_groups;               /* < 0: leave the groups as they are (setgroups denied) */
-    int umask;                  /* -1: leave */
+    int umask;                  /* always set (0..0777) */
     const struct ocirun_rlimit *rlimits;
     int n_rlimits;
     int no_new_privs;
@@ -232,7 +249,8 @@ struct ocirun_plan {
     unsigned int seccomp_len;             /* instructions */
     unsigned int seccomp_flags;           /* SECCOMP_FILTER_FLAG_* for seccomp(2) */
     int preserve_fds;                     /* fds 3 .. 3+n-1 survive into the process */
-    int exec_fd;                          /* sealed trampoline to execveat through, or -1 */
+    int exec_fd;                          /* the sealed trampoline, always there */
+    int exec_route;                       /* OCIRUN_EXEC_*: how to exec it */
     int trace; /* --debug: report phase times (us since clone) with READY */
 };
 
@@ -241,7 +259,7 @@ struct ocirun_plan {
 int ocirun_spawn(const struct ocirun_plan *plan);
 
 /* A sealed memfd holding the trampoline the init execs the process through (so that
- * /proc/self/exe never reaches the runtime's own binary), or -errno (-ENOSYS: none built). */
+ * /proc/self/exe never reaches the runtime's own binary), or -errno. */
 int ocirun_trampoline_fd(void);
 
 /* A detached copy of the mount tree at `path` (open_tree(OPEN_TREE_CLONE), recursively

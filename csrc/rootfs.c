@@ -203,84 +203,6 @@ static void remount_bind(const struct ocirun_plan *p, const char *target, unsign
     close(fd);
 }
 
-struct dirent64_raw {
-    unsigned long long d_ino;
-    long long d_off;
-    unsigned short d_reclen;
-    unsigned char d_type;
-    char d_name[];
-};
-
-/* tmpcopyup: copy the tree under `from` into `to` (both directory fds), keeping modes,
- * owners, links and special files. getdents64 rather than readdir: no malloc here. */
-static void copy_tree(const struct ocirun_plan *p, int from, int to, const char *target)
-{
-    char buf[8192];
-    long n;
-
-    while ((n = syscall(SYS_getdents64, from, buf, sizeof(buf))) > 0) {
-        long off;
-
-        for (off = 0; off < n;) {
-            struct dirent64_raw *d = (struct dirent64_raw *) (buf + off);
-            const char *name = d->d_name;
-            struct stat st;
-
-            off += d->d_reclen;
-            if (!strcmp(name, ".") || !strcmp(name, ".."))
-                continue;
-            if (fstatat(from, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                die(p, errno, "tmpcopyup %s: stat %s", target, name);
-            if (S_ISDIR(st.st_mode)) {
-                int sf, sd;
-
-                if (mkdirat(to, name, st.st_mode & 07777) < 0)
-                    die(p, errno, "tmpcopyup %s: mkdir %s", target, name);
-                sf = openat(from, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                sd = openat(to, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (sf < 0 || sd < 0)
-                    die(p, errno, "tmpcopyup %s: open %s", target, name);
-                copy_tree(p, sf, sd, target);
-                close(sf);
-                close(sd);
-            } else if (S_ISREG(st.st_mode)) {
-                char data[16384];
-                ssize_t r;
-                int in = openat(from, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-                int out =
-                    openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
-
-                if (in < 0 || out < 0)
-                    die(p, errno, "tmpcopyup %s: open %s", target, name);
-                while ((r = read(in, data, sizeof(data))) > 0)
-                    if (write(out, data, (size_t) r) != r)
-                        die(p, errno, "tmpcopyup %s: write %s", target, name);
-                if (r < 0)
-                    die(p, errno, "tmpcopyup %s: read %s", target, name);
-                close(in);
-                close(out);
-            } else if (S_ISLNK(st.st_mode)) {
-                char link[4096];
-                ssize_t len = readlinkat(from, name, link, sizeof(link) - 1);
-
-                if (len < 0)
-                    die(p, errno, "tmpcopyup %s: readlink %s", target, name);
-                link[len] = '\0';
-                if (symlinkat(link, to, name) < 0)
-                    die(p, errno, "tmpcopyup %s: symlink %s", target, name);
-            } else if (mknodat(to, name, st.st_mode, st.st_rdev) < 0) {
-                die(p, errno, "tmpcopyup %s: mknod %s", target, name);
-            }
-            if (fchownat(to, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
-                die(p, errno, "tmpcopyup %s: chown %s", target, name);
-            if (!S_ISLNK(st.st_mode) && fchmodat(to, name, st.st_mode & 07777, 0) < 0)
-                die(p, errno, "tmpcopyup %s: chmod %s", target, name);
-        }
-    }
-    if (n < 0)
-        die(p, errno, "tmpcopyup %s: getdents", target);
-}
-
 static int reopen_dir(const struct ocirun_plan *p, int fd, const char *what)
 {
     char fdp[FDPATH_LEN];
@@ -608,9 +530,9 @@ static void mount_point_of(const struct ocirun_plan *p, const char *path, char *
 
 /* stdio on the host's /dev/null (an engine's detached container) is reopened on the
  * container's own, as runc does: the host's /dev is not in the container's mount namespace,
- * and CRIU cannot dump a file whose mount it cannot see. Same access mode; nothing happens
- * where the container has no usable null device at /dev/null. */
-static void reopen_dev_null(const struct ocirun_plan *p)
+ * and CRIU cannot dump a file whose mount it cannot see. Same access mode. The plan asks for
+ * it only where the container has a null device of its own. */
+static void reopen_stdio_null(const struct ocirun_plan *p)
 {
     struct stat null_st, st;
     int fd, nullfd = -1;
@@ -623,22 +545,20 @@ static void reopen_dev_null(const struct ocirun_plan *p)
         if (nullfd < 0) {
             nullfd = open("/dev/null", O_PATH | O_CLOEXEC);
             if (nullfd < 0)
-                return;
-            if (fstat(nullfd, &null_st) < 0 || !S_ISCHR(null_st.st_mode) ||
-                null_st.st_rdev != makedev(1, 3)) {
-                close(nullfd);
-                return;
-            }
+                die(p, errno, "open /dev/null");
+            if (fstat(nullfd, &null_st) < 0)
+                die(p, errno, "stat /dev/null");
+            if (!S_ISCHR(null_st.st_mode) || null_st.st_rdev != makedev(1, 3))
+                die(p, ENODEV, "open /dev/null: not the null device");
         }
         if (st.st_dev == null_st.st_dev && st.st_ino == null_st.st_ino)
             continue;
         mode = fcntl(fd, F_GETFL);
         if (mode < 0)
-            continue;
-        /* A rootfs on a nodev mount cannot open it (EPERM): the host's stays, as before. */
+            die(p, errno, "fcntl F_GETFL fd %d", fd);
         newfd = open("/dev/null", (mode & O_ACCMODE) | O_CLOEXEC);
         if (newfd < 0)
-            break;
+            die(p, errno, "open /dev/null");
         if (dup3(newfd, fd, 0) < 0)
             die(p, errno, "reopen /dev/null on fd %d", fd);
         close(newfd);
@@ -647,7 +567,7 @@ static void reopen_dev_null(const struct ocirun_plan *p)
         close(nullfd);
 }
 
-void setup_rootfs(const struct ocirun_plan *p)
+void prepare_rootfs(const struct ocirun_plan *p)
 {
     char parent[4096];
     int i;
@@ -684,7 +604,8 @@ void setup_rootfs(const struct ocirun_plan *p)
         close(console);
     }
     /* runc creates a missing cwd; do it while the rootfs is still writable. */
-    close(must_open_in_root(p, p->cwd, OCIRUN_MNT_DIR));
+    if (p->make_cwd)
+        close(must_open_in_root(p, p->cwd, OCIRUN_MNT_DIR));
     write_sysctls(p);
     /* runc's order: read-only paths, then masked ones (the mount table engines compare). */
     readonly_paths(p);
@@ -693,10 +614,11 @@ void setup_rootfs(const struct ocirun_plan *p)
     rootfd = -1;
 
     trace_mark(p, "mounts");
-    create_hooks(p);
+    run_create_hooks(p);
     trace_mark(p, "create_hooks");
     pivot(p);
-    reopen_dev_null(p);
+    if (p->reopen_dev_null)
+        reopen_stdio_null(p);
 
     if (p->rootfs_readonly &&
         mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags("/"), NULL) < 0)

@@ -143,7 +143,7 @@ void set_credentials(const struct ocirun_plan *p)
     }
     if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         die(p, errno, "prctl PR_SET_NO_NEW_PRIVS");
-    umask(p->umask >= 0 ? (mode_t) p->umask : 022);
+    umask((mode_t) p->umask); /* always set by the plan (exec_process checks) */
 }
 
 void set_personality(const struct ocirun_plan *p)

@@ -1,5 +1,5 @@
 /*
- * shim.h: what the the csrc/ C files files share, beyond the ABI in ocirun.h.
+ * shim.h: what the csrc/ C files share, beyond the ABI in ocirun.h.
  *
  * The child runs in a copy of the Python process: it must not touch the Python heap or
  * return into the interpreter. It uses only syscalls, stack buffers and the plan.
@@ -53,7 +53,9 @@ const char *trace_text(void);
 void enter_namespaces(const struct ocirun_plan *p);
 
 /* rootfs.c: mounts, devices, links, sysctls, masked/readonly paths, pivot_root. */
-void setup_rootfs(const struct ocirun_plan *p);
+void prepare_rootfs(const struct ocirun_plan *p);
+/* copyup.c: tmpcopyup's copy of the tree under `from` into `to` (directory fds). */
+void copy_tree(const struct ocirun_plan *p, int from, int to, const char *target);
 void write_sysctls(const struct ocirun_plan *p);
 void exec_terminal(const struct ocirun_plan *p); /* the pty when not setting up a rootfs */
 
@@ -67,7 +69,7 @@ void setup_terminal(const struct ocirun_plan *p, int ptmx, int console);
 void attach_terminal(const struct ocirun_plan *p);
 
 /* hooks.c: createContainer (with the parent's prestart/createRuntime turn) and the rest. */
-void create_hooks(const struct ocirun_plan *p);
+void run_create_hooks(const struct ocirun_plan *p);
 void run_hooks(const struct ocirun_plan *p, const struct ocirun_hook *hooks, int n,
                const char *kind);
 

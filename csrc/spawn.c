@@ -56,11 +56,11 @@ static NORETURN void child_main(const struct ocirun_plan *p)
         die(p, errno, "setsid");
     set_limits(p);
     if (p->setup_rootfs) {
-        setup_rootfs(p); /* runs the create hooks before pivot_root */
+        prepare_rootfs(p); /* runs the create hooks before pivot_root */
     } else {
         write_sysctls(p);
         exec_terminal(p);
-        create_hooks(p);
+        run_create_hooks(p);
     }
     set_identity_names(p);
     trace_mark(p, "rootfs");

@@ -50,7 +50,6 @@ void send_msg(int fd, int type, int err, long long value, const char *text)
         ;
 }
 
-/* Block until the parent sends `type`. Anything else (or the parent gone) ends the child. */
 /* A message carrying one fd (SCM_RIGHTS). */
 void send_msg_fd(const struct ocirun_plan *p, int type, int fd)
 {
@@ -75,6 +74,7 @@ void send_msg_fd(const struct ocirun_plan *p, int type, int fd)
             die(p, errno, "send fd %d to the runtime", fd);
 }
 
+/* Block until the parent sends `type`. Anything else (or the parent gone) ends the child. */
 void wait_msg(const struct ocirun_plan *p, int type)
 {
     struct ocirun_msg m;

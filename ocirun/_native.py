@@ -6,16 +6,12 @@ child is being cloned, and packs/unpacks the sync protocol's fixed-size messages
 
 from __future__ import annotations
 
+import _socket  # the C module: `socket` adds enum and selectors (~5 ms)
 import os
 
-TYPE_CHECKING = False  # `typing` itself costs ~2 ms to import
 from ._shim import ffi, lib
+from .plan import Plan
 from .tables import MOUNT_ATTR_IDMAP, RLIMITS
-
-if TYPE_CHECKING:
-    import socket
-
-    from .plan import Plan
 
 MSG_IDMAP = lib.OCIRUN_MSG_IDMAP
 MSG_IDMAP_DONE = lib.OCIRUN_MSG_IDMAP_DONE
@@ -47,7 +43,7 @@ class _Arena:
     def __init__(self) -> None:
         self.keep: list = []
 
-    def str(self, s: str | None):
+    def text(self, s: str | None):
         if s is None:
             return ffi.NULL
         c = ffi.new("char[]", s.encode())
@@ -63,7 +59,7 @@ class _Arena:
         """A NULL-terminated char *[] (argv/envp style); also usable with a count."""
         arr = ffi.new("const char *[]", len(items) + 1)
         for i, s in enumerate(items):
-            arr[i] = self.str(s)
+            arr[i] = self.text(s)
         arr[len(items)] = ffi.NULL
         self.keep.append(arr)
         return arr
@@ -80,143 +76,138 @@ class _Arena:
         return arr
 
 
+class SpawnFds:
+    """The fds a clone hands the child, and so every fd it keeps open until its execve
+    (with fds 3 .. 3+preserve-1, which go on to the container's process)."""
+
+    def __init__(
+        self,
+        *,
+        sync: int,
+        fifo: int = -1,
+        ns: list[int] | None = None,
+        state: int = -1,
+        console: int = -1,
+        result: int = -1,
+        mounts: dict[int, int] | None = None,
+        task_fds: list[int] | None = None,
+        preserve: int = 0,
+    ):
+        self.sync, self.fifo, self.state, self.console, self.result = (
+            sync,
+            fifo,
+            state,
+            console,
+            result,
+        )
+        self.ns, self.mounts = list(ns or []), dict(mounts or {})
+        self.preserve = preserve
+        self.task_fds = list(task_fds or [])
+
+    def keep(self, exec_fd: int) -> list[int]:
+        fds = {self.sync, self.fifo, self.result, exec_fd, self.state, self.console}
+        fds.update(self.ns, self.task_fds, self.mounts.values(), range(3, 3 + self.preserve))
+        return sorted(fds - {-1})
+
+
 def _hooks(a: _Arena, hooks: list):
     arr = a.array("struct ocirun_hook", len(hooks))
     for i, (path, argv, envp, timeout) in enumerate(hooks):
-        arr[i].path, arr[i].argv, arr[i].envp = a.str(path), a.strv(argv), a.strv(envp)
+        arr[i].path, arr[i].argv, arr[i].envp = a.text(path), a.strv(argv), a.strv(envp)
         arr[i].timeout = timeout
     return arr, len(hooks)
 
 
+# struct ocirun_plan fields copied from the Plan attribute of the same name (or the one
+# given), as they are: numbers and flags; then strings (NULL for None), then string lists
+# with their count field, then byte masks with their length field.
+_SCALARS = (
+    "wait_signals", "exec_route", "console_rows", "console_cols", "clone_flags",
+    "unshare_flags", "fork_after", "userns_sync", "loopback_up", "netdev_sync", "hooks_sync",
+    "setup_rootfs", "reopen_dev_null", "root_propagation", "root_propagation_end",
+    "rootfs_parent_unshared", "rootfs_readonly", "no_pivot", ("chroot_only", "host_mount_ns"),
+    "make_cwd", "exec_check", "home_from_passwd", "uid", "gid", "umask", "no_new_privs",
+    "apply_caps", "new_keyring", "personality", "ioprio", "seccomp_when", "seccomp_flags",
+    "preserve_fds", "trace",
+)  # fmt: skip
+_TEXTS = ("timens_offsets", "rootfs", "hostname", "domainname", "oom_score_adj", "path_env", "cwd")
+_STRVS = (("masked_paths", "n_masked"), ("readonly_paths", "n_readonly"))
+_MASKS = (("cpu_initial", "cpu_initial_len"), ("cpu_final", "cpu_final_len"))
+_CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
+_RLIMIT_NAMES = {v: k for k, v in RLIMITS.items()}
+
+
 def _fill(
     plan: Plan,
-    sync_fd: int,
-    fifo_fd: int,
-    ns_fds: list[int],
-    state_fd: int,
-    console_fd: int,
-    result_fd: int,
+    fds: SpawnFds,
     exec_fd: int,
+    placement: Placement | None,
+    cgroup_sync: bool,
     a: _Arena,
-    placement: Placement | None = None,
-    mount_fds: dict[int, int] | None = None,
 ):
+    """struct ocirun_plan from the plan and the fds the spawner opened: field by field, no
+    decision (the spawner chose placement and cgroup_sync, the fds to keep)."""
     p = ffi.new("struct ocirun_plan *")
     a.keep.append(p)
-    p.sync_fd = sync_fd
-    p.fifo_fd = fifo_fd
-    p.wait_signals = plan.wait_signals
-    p.result_fd = result_fd
-    p.exec_fd = exec_fd
-    p.state_fd = state_fd
-    p.console_fd = console_fd
-    p.console_rows, p.console_cols = plan.console_rows, plan.console_cols
-    task_fds = placement.task_fds if placement else []
-    mount_fds = mount_fds or {}
-    keep = sorted(
-        {
-            sync_fd,
-            fifo_fd,
-            result_fd,
-            exec_fd,
-            state_fd,
-            console_fd,
-            *ns_fds,
-            *task_fds,
-            *mount_fds.values(),
-            *range(3, 3 + plan.preserve_fds),
-        }
-        - {-1}
-    )
+    for field in _SCALARS:
+        name, attr = field if isinstance(field, tuple) else (field, field)
+        setattr(p, name, getattr(plan, attr))
+    for name in _TEXTS:
+        setattr(p, name, a.text(getattr(plan, name)))
+    for name, count in _STRVS:
+        values = getattr(plan, name)
+        setattr(p, name, a.strv(values))
+        setattr(p, count, len(values))
+    for name, length in _MASKS:
+        mask = getattr(plan, name)
+        if mask:
+            setattr(p, name, a.bytes(mask))
+            setattr(p, length, len(mask))
+
+    p.sync_fd, p.fifo_fd, p.result_fd = fds.sync, fds.fifo, fds.result
+    p.state_fd, p.console_fd, p.exec_fd = fds.state, fds.console, exec_fd
+    keep = fds.keep(exec_fd)
     p.keep_fds, p.n_keep_fds = a.ints(keep), len(keep)
-
-    # Placed at birth (placement) or by the parent on the child's request (cgroup_sync).
-    p.cgroup_sync = plan.cgroup_sync and placement is None
+    p.cgroup_sync = cgroup_sync
+    task_fds = placement.task_fds if placement is not None else []
     p.cgroup_task_fds, p.n_cgroup_task_fds = a.ints(task_fds), len(task_fds)
-    p.cgroup_task_paths = a.strv(placement.task_paths if placement else [])
-    p.cgroup_into_fd = placement.into_fd if placement else -1
-    p.clone_flags = plan.clone_flags
-    joins = a.array("struct ocirun_ns_join", len(plan.joins))
-    for i, ((_, nstype), fd) in enumerate(zip(plan.joins, ns_fds)):
-        joins[i].fd = fd
-        joins[i].nstype = nstype
-    p.joins, p.n_joins = joins, len(plan.joins)
-    p.unshare_flags = plan.unshare_flags
-    p.fork_after = plan.fork_after
-    p.userns_sync = plan.userns_sync
-    p.timens_offsets = a.str(plan.timens_offsets)
-    p.loopback_up = plan.loopback_up
-    p.netdev_sync = plan.netdev_sync
+    p.cgroup_task_paths = a.strv(placement.task_paths if placement is not None else [])
+    p.cgroup_into_fd = placement.into_fd if placement is not None else -1
 
-    p.hooks_sync = plan.hooks_sync
+    joins = a.array("struct ocirun_ns_join", len(plan.joins))
+    for i, ((_, nstype), fd) in enumerate(zip(plan.joins, fds.ns)):
+        joins[i].fd, joins[i].nstype = fd, nstype
+    p.joins, p.n_joins = joins, len(plan.joins)
     p.create_hooks, p.n_create_hooks = _hooks(a, plan.create_hooks)
     p.start_hooks, p.n_start_hooks = _hooks(a, plan.start_hooks)
-
-    p.setup_rootfs = plan.setup_rootfs
-    p.rootfs = a.str(plan.rootfs)
-    p.root_propagation = plan.root_propagation
-    p.root_propagation_end = plan.root_propagation_end
-    p.rootfs_parent_unshared = plan.rootfs_parent_unshared
-    p.rootfs_readonly = plan.rootfs_readonly
-    p.no_pivot = plan.no_pivot
-    p.chroot_only = plan.host_mount_ns
-    mounts = a.array("struct ocirun_mount", len(plan.mounts))
-    for i, m in enumerate(plan.mounts):
-        c = mounts[i]
-        c.source, c.target = a.str(m.source), a.str(m.target)
-        c.fstype, c.data = a.str(m.fstype), a.str(m.data)
-        c.flags, c.remount, c.propagation, c.kind = m.flags, m.remount, m.propagation, m.kind
-        c.copyup = m.copyup
-        c.source_fd = mount_fds.get(i, -1) if m.detached else -1
-        c.moved_propagation = m.moved_propagation
-        c.attr_set, c.attr_clr = m.attr_set, m.attr_clr
-    p.mounts, p.n_mounts = mounts, len(plan.mounts)
+    p.mounts, p.n_mounts = _mounts(a, plan, fds), len(plan.mounts)
     devices = a.array("struct ocirun_device", len(plan.devices))
     for i, d in enumerate(plan.devices):
         c = devices[i]
-        c.path, c.host_path = a.str(d.path), a.str(d.host_path)
+        c.path, c.host_path = a.text(d.path), a.text(d.host_path)
         c.mode, c.dev, c.uid, c.gid = d.mode, d.dev, d.uid, d.gid
     p.devices, p.n_devices = devices, len(plan.devices)
     links = a.array("struct ocirun_symlink", len(plan.symlinks))
     for i, (target, path) in enumerate(plan.symlinks):
-        links[i].target, links[i].linkpath = a.str(target), a.str(path)
+        links[i].target, links[i].linkpath = a.text(target), a.text(path)
     p.symlinks, p.n_symlinks = links, len(plan.symlinks)
-    p.masked_paths, p.n_masked = a.strv(plan.masked_paths), len(plan.masked_paths)
-    p.readonly_paths, p.n_readonly = a.strv(plan.readonly_paths), len(plan.readonly_paths)
-
-    p.hostname, p.domainname = a.str(plan.hostname), a.str(plan.domainname)
     sysctls = a.array("struct ocirun_sysctl", len(plan.sysctls))
     for i, (path, value) in enumerate(plan.sysctls):
-        sysctls[i].path, sysctls[i].value = a.str(path), a.str(value)
+        sysctls[i].path, sysctls[i].value = a.text(path), a.text(value)
     p.sysctls, p.n_sysctls = sysctls, len(plan.sysctls)
-    p.oom_score_adj = a.str(plan.oom_score_adj)
 
-    p.argv, p.envp = a.strv(plan.argv), a.strv(plan.envp)
-    p.argc = len(plan.argv)
-    p.path_env, p.cwd = a.str(plan.path_env), a.str(plan.cwd)
-    p.home_from_passwd = plan.home_from_passwd
-    p.uid, p.gid = plan.uid, plan.gid
+    p.argv, p.envp, p.argc = a.strv(plan.argv), a.strv(plan.envp), len(plan.argv)
     groups = a.array("unsigned int", len(plan.groups))
     for i, g in enumerate(plan.groups):
         groups[i] = g
     p.groups, p.n_groups = groups, -1 if plan.keep_groups else len(plan.groups)
-    p.umask = plan.umask
     rlimits = a.array("struct ocirun_rlimit", len(plan.rlimits))
-    names = {v: k for k, v in RLIMITS.items()}
     for i, (res, soft, hard) in enumerate(plan.rlimits):
-        rlimits[i].name = a.str(names.get(res, str(res)))
+        rlimits[i].name = a.text(_RLIMIT_NAMES.get(res, str(res)))
         rlimits[i].resource, rlimits[i].soft, rlimits[i].hard = res, soft, hard
     p.rlimits, p.n_rlimits = rlimits, len(plan.rlimits)
-    p.no_new_privs = plan.no_new_privs
-    p.apply_caps = plan.apply_caps
-    caps = plan.caps
-    p.cap_bounding = caps.get("bounding", 0)
-    p.cap_effective = caps.get("effective", 0)
-    p.cap_permitted = caps.get("permitted", 0)
-    p.cap_inheritable = caps.get("inheritable", 0)
-    p.cap_ambient = caps.get("ambient", 0)
-    p.new_keyring = plan.new_keyring
-    p.personality, p.ioprio = plan.personality, plan.ioprio
+    for name in _CAP_SETS:
+        setattr(p, f"cap_{name}", plan.caps.get(name, 0))
     if plan.sched:
         p.sched_set = 1
         (
@@ -228,23 +219,29 @@ def _fill(
             p.sched_deadline,
             p.sched_period,
         ) = plan.sched
-    if plan.cpu_initial:
-        p.cpu_initial, p.cpu_initial_len = a.bytes(plan.cpu_initial), len(plan.cpu_initial)
-    if plan.cpu_final:
-        p.cpu_final, p.cpu_final_len = a.bytes(plan.cpu_final), len(plan.cpu_final)
     if plan.mempolicy:
         p.mempolicy_set = 1
         p.mempolicy_mode = plan.mempolicy[0]
         if plan.mempolicy[1]:
             p.mempolicy_nodes = a.bytes(plan.mempolicy[1])
             p.mempolicy_nodes_len = len(plan.mempolicy[1])
-    p.seccomp_when = plan.seccomp_when
     if plan.seccomp_bpf:
         p.seccomp_bpf, p.seccomp_len = a.bytes(plan.seccomp_bpf), len(plan.seccomp_bpf) // 8
-    p.seccomp_flags = plan.seccomp_flags
-    p.preserve_fds = plan.preserve_fds
-    p.trace = plan.trace
     return p
+
+
+def _mounts(a: _Arena, plan: Plan, fds: SpawnFds):
+    mounts = a.array("struct ocirun_mount", len(plan.mounts))
+    for i, m in enumerate(plan.mounts):
+        c = mounts[i]
+        c.source, c.target = a.text(m.source), a.text(m.target)
+        c.fstype, c.data = a.text(m.fstype), a.text(m.data)
+        c.flags, c.remount, c.propagation, c.kind = m.flags, m.remount, m.propagation, m.kind
+        c.copyup = m.copyup
+        c.source_fd = fds.mounts.get(i, -1) if m.detached else -1
+        c.moved_propagation = m.moved_propagation
+        c.attr_set, c.attr_clr = m.attr_set, m.attr_clr
+    return mounts
 
 
 class Placement:
@@ -261,40 +258,18 @@ class Placement:
         self.task_fds, self.into_fd = [], -1
 
 
-def spawn(
-    plan: Plan,
-    sync_fd: int,
-    fifo_fd: int,
-    ns_fds: list[int],
-    state_fd: int = -1,
-    console_fd: int = -1,
-    result_fd: int = -1,
-    placement: Placement | None = None,
-    mount_fds: dict[int, int] | None = None,
-) -> int:
+def spawn(plan: Plan, fds: SpawnFds, placement: Placement | None, *, cgroup_sync: bool) -> int:
     """Clone the init running `plan`; return its pid (the intermediate's, with fork_after).
-    With `placement`, the child enters its cgroups itself; without, and with
-    plan.cgroup_sync, it asks the parent to move it (MSG_CGROUP)."""
+    With `placement`, the child enters its cgroups itself; with `cgroup_sync`, it asks the
+    parent to move it (MSG_CGROUP)."""
     arena = _Arena()
-    exec_fd = lib.ocirun_trampoline_fd() if plan.trampoline else -1
-    cplan = _fill(
-        plan,
-        sync_fd,
-        fifo_fd,
-        ns_fds,
-        state_fd,
-        console_fd,
-        result_fd,
-        max(exec_fd, -1),
-        arena,
-        placement,
-        mount_fds,
-    )
+    exec_fd = lib.ocirun_trampoline_fd()
+    if exec_fd < 0:
+        raise OSError(-exec_fd, os.strerror(-exec_fd), "memfd for the exec trampoline")
     try:
-        pid = lib.ocirun_spawn(cplan)
+        pid = lib.ocirun_spawn(_fill(plan, fds, exec_fd, placement, cgroup_sync, arena))
     finally:
-        if exec_fd >= 0:
-            os.close(exec_fd)
+        os.close(exec_fd)
     if pid < 0:
         raise OSError(-pid, os.strerror(-pid))
     return pid
@@ -329,7 +304,7 @@ def set_child_subreaper() -> None:
         raise OSError(-rc, os.strerror(-rc))
 
 
-def send(sock: socket.socket, type_: int) -> None:
+def send(sock: _socket.socket, type_: int) -> None:
     m = ffi.new("struct ocirun_msg *")
     m.type = type_
     sock.send(bytes(ffi.buffer(m)))
@@ -341,18 +316,14 @@ _FD_SPACE = 64  # CMSG_SPACE(sizeof(int)) is 24 on x86_64; room to spare
 def socketpair(kind: str = "seqpacket"):
     """A unix socketpair, both ends close-on-exec, from the C module `_socket` (the
     `socket` wrapper costs ~5 ms to import on the hot path)."""
-    import _socket
-
     return _socket.socketpair(
         _socket.AF_UNIX, _socket.SOCK_SEQPACKET if kind == "seqpacket" else _socket.SOCK_STREAM
     )
 
 
-def recv(sock: socket.socket) -> Msg | None:
+def recv(sock: _socket.socket) -> Msg | None:
     """The next message (with the fd it carries, if any), or None when every child end is
     closed (exec'd or dead)."""
-    import _socket  # the C module: `socket` adds enum and selectors (~5 ms)
-
     data, anc, _flags, _addr = sock.recvmsg(MSG_SIZE, _FD_SPACE, _socket.MSG_CMSG_CLOEXEC)
     fd = -1
     for level, type_, payload in anc:

@@ -116,13 +116,12 @@ def container_plan(config: dict, bundle: str, cgroup_dirs: dict):
     """The plan `create` made (or would make) of `config`: its mounts and devices say which
     binds CRIU must treat as external."""
     from . import plan as planmod
-    from .container import cap_bounding, cgroup_layout
+    from .hostfacts import cap_bounding, cgroup_layout
 
     layout = cgroup_layout()
     layout.dirs = dict(cgroup_dirs or {})
-    return planmod.build(
-        config, bundle, planmod.Options(cgroups=True), cgroups=layout, cap_bounding=cap_bounding()
-    )
+    host = planmod.HostFacts(cgroups=layout, cap_bounding=cap_bounding(), euid=os.geteuid())
+    return planmod.build(config, bundle, planmod.Options(cgroups=True), host)
 
 
 def external_mounts(p) -> list[tuple[str, str]]:

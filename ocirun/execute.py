@@ -9,38 +9,25 @@ from __future__ import annotations
 
 import os
 
-from . import log, spec
+from . import _native, log, spec
 from . import plan as planmod
+from .cleanup import Cleanup
 from .errors import InitError, InvalidState, OcirunError
+from .hostfacts import (
+    cap_bounding,
+    check_lsm,
+    check_preserved_fds,
+    kernel_has_faccessat2,
+    seccomp_filter,
+)
+from .options import ExecOptions
+from .protocol import exec_error
+from .spawner import ParentProcess, console_ends
 from .state import CREATED, PAUSED, RUNNING, STOPPED, Container, write_pid_file
 from .tables import NAMESPACES, NS_PROC_NAMES
 
 
-class ExecOptions:
-    def __init__(
-        self,
-        process_file: str | None = None,
-        args: list[str] | None = None,
-        tty: bool = False,
-        user: str | None = None,
-        additional_gids: list[int] | None = None,
-        cwd: str | None = None,
-        env: list[str] | None = None,
-        caps: list[str] | None = None,
-        no_new_privs: bool = False,
-        detach: bool = False,
-        pid_file: str | None = None,
-        console_socket: str | None = None,
-        preserve_fds: int = 0,
-    ):
-        self.process_file, self.args, self.tty = process_file, list(args or []), tty
-        self.user, self.additional_gids, self.cwd = user, list(additional_gids or []), cwd
-        self.env, self.caps, self.no_new_privs = list(env or []), list(caps or []), no_new_privs
-        self.detach, self.pid_file, self.console_socket = detach, pid_file, console_socket
-        self.preserve_fds = preserve_fds
-
-
-def _process(config: dict, opts: ExecOptions, cache_dir: str) -> dict:
+def _exec_process(config: dict, opts: ExecOptions, cache_dir: str | None) -> dict:
     if opts.process_file:
         proc = spec.read_json_object(opts.process_file, "a process")
         source = opts.process_file
@@ -51,7 +38,7 @@ def _process(config: dict, opts: ExecOptions, cache_dir: str) -> dict:
         caps = [
             x.upper() if x.upper().startswith("CAP_") else "CAP_" + x.upper() for x in opts.caps
         ]
-        proc = planmod.exec_process(
+        proc = planmod.process_with_exec_flags(
             base,
             opts.args,
             env=opts.env,
@@ -64,8 +51,6 @@ def _process(config: dict, opts: ExecOptions, cache_dir: str) -> dict:
         )
         source = "exec"
     spec.validate_process_cached(proc, cache_dir, source)
-    from .container import check_lsm
-
     check_lsm(proc)
     return proc
 
@@ -85,22 +70,54 @@ def _joins(config: dict, pid: int) -> list[tuple[str, int]]:
     return joins
 
 
-def exec_(root: str, cid: str, opts: ExecOptions) -> int:
-    from . import _native
-    from .container import (
-        Undo,
-        _handshake,
-        _kill_quietly,
-        _reap,
-        apply_seccomp,
-        cap_bounding,
-        check_preserved_fds,
-        exec_error,
-        open_namespaces,
-        open_placement,
-        seccomp_listener,
-        spawn_placed,
+def _cgroups(c: Container):
+    """The manager of the container's cgroups for the new process to join, or None."""
+    if not (c.data.get("cgroup_paths") or {}).get("dirs"):
+        return None
+    from . import cgroups
+
+    cg = cgroups.from_state(c.data["cgroup_paths"])
+    if os.geteuid() != 0:
+        from .cgroups.rootless import can_join
+
+        if not can_join(c.data["cgroup_paths"]):
+            log.debug(
+                "rootless: the process stays in the caller's cgroups (it may "
+                "not move one into the container's), as with runc"
+            )
+            return None
+    return cg
+
+
+def _plan(c: Container, config: dict, proc: dict, opts: ExecOptions, cg):
+    from .rootless import setgroups_denied
+
+    seccomp = (config.get("linux") or {}).get("seccomp")
+    host = planmod.HostFacts(
+        cap_bounding=cap_bounding(),
+        euid=os.geteuid(),
+        seccomp=seccomp_filter(seccomp),
+        trace=log.enabled(),
+        faccessat2=kernel_has_faccessat2(),
+        setgroups_denied=setgroups_denied(c.pid),
     )
+    p = planmod.build_exec(
+        proc,
+        _joins(config, c.pid),
+        planmod.Options(preserve_fds=opts.preserve_fds, cgroups=cg is not None),
+        host,
+        seccomp=seccomp,
+        mounts=config.get("mounts") or [],
+    )
+    for warning in p.warnings:
+        log.warning(warning)
+    for note in p.notes:
+        log.debug(note)
+    return p
+
+
+def exec_(root: str, cid: str, opts: ExecOptions) -> int:
+    from .container import seccomp_listener
     from .lifecycle import wait_forwarding_signals
 
     log.begin()
@@ -113,97 +130,42 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
             raise InvalidState(f"cannot exec in a {STOPPED} container")
         from . import cache
 
-        cache_dir = cache.path("config")
         config = c.load_config()
-        proc = _process(config, opts, cache_dir)
-        cg = None
-        if (c.data.get("cgroup_paths") or {}).get("dirs"):
-            from . import cgroups
-
-            cg = cgroups.from_state(c.data["cgroup_paths"])
-            if os.geteuid() != 0:
-                from .cgroups.rootless import can_join
-
-                if not can_join(c.data["cgroup_paths"]):
-                    log.debug(
-                        "rootless: the process stays in the caller's cgroups (it may "
-                        "not move one into the container's), as with runc"
-                    )
-                    cg = None
-        p = planmod.build_exec(
-            proc,
-            _joins(config, c.pid),
-            planmod.Options(preserve_fds=opts.preserve_fds, cgroups=cg is not None),
-            cap_bounding=cap_bounding(),
-        )
-        from .rootless import setgroups_denied
-
-        if setgroups_denied(c.pid):  # a rootless container mapping only the caller's gid
-            if p.groups:
-                raise OcirunError(
-                    "cannot set any additional groups in a rootless container "
-                    "(setgroups is denied in its user namespace)"
-                )
-            p.keep_groups = True
-        for warning in p.warnings:
-            log.warning(warning)
-        p.trace = log.enabled()
-        seccomp = (config.get("linux") or {}).get("seccomp")
-        if seccomp:
-            apply_seccomp(p, seccomp, root)
+        proc = _exec_process(config, opts, cache.path("config"))
+        cg = _cgroups(c)
+        p = _plan(c, config, proc, opts, cg)
         state = c.oci_state()
     log.phase("lock + state, config, plan")
-    console = ours = None
-    if p.terminal:
-        if opts.console_socket:
-            from . import terminal
-
-            console = terminal.connect(opts.console_socket)
-        elif not opts.detach:
-            ours, console = _native.socketpair("stream")
-        else:
-            raise OcirunError("a detached exec with a tty needs --console-socket")
-    elif opts.console_socket:
-        raise OcirunError("--console-socket needs --tty")
-
+    console, ours = console_ends(
+        p.terminal,
+        opts.console_socket,
+        not opts.detach,
+        socket_without_terminal="--console-socket needs --tty",
+        terminal_without_socket="a detached exec with a tty needs --console-socket",
+    )
     if not opts.detach:
         _native.set_child_subreaper()
-    with Undo() as undo:
-        ns_fds = open_namespaces(p, undo)
-        placement = open_placement(cg, undo)
-        parent, child = _native.socketpair()
-        undo.add(parent.close)
-        try:
-            pid = spawn_placed(
-                p, placement, child.fileno(), -1, ns_fds, -1, console.fileno() if console else -1
-            )
-        finally:
-            child.close()
+    with Cleanup() as always, Cleanup() as on_failure:
         if console is not None:
-            console.close()
-        log.phase("clone")
-        undo.add(_reap, pid)
-        undo.add(_kill_quietly, pid)
-        proc_pid = _handshake(
-            parent, pid, p, cgroups=cg, on_listener=seccomp_listener(seccomp, state)
+            always.add(console.close)
+        if ours is not None:
+            on_failure.add(ours.close)
+        process = ParentProcess(p, always, on_failure, cgroups=cg)
+        proc_pid = process.start(
+            console=console,
+            on_listener=seccomp_listener((config.get("linux") or {}).get("seccomp"), state),
         )
-        if proc_pid != pid:
-            _reap(pid)
-            undo.add(_kill_quietly, proc_pid)
         log.phase("setup (join namespaces, cgroups, credentials)")
         # The child's end closes at execve; a message instead means execve failed.
-        msg = _native.recv(parent)
+        assert process.sync is not None
+        msg = _native.recv(process.sync)
         if msg is not None:
             raise exec_error(msg)
         log.phase("execve")
         if opts.pid_file:
             write_pid_file(opts.pid_file, proc_pid)
-        undo.disarm()
-    for fd in ns_fds:
-        os.close(fd)
-    if placement is not None:
-        placement.close()
-    parent.close()
+        on_failure.pop_all()
+        always.add(process.sync.close)
     if opts.detach:
         return 0
     if ours is not None:

@@ -13,10 +13,6 @@ import subprocess
 from . import fastjson as json
 from .errors import HookError
 
-# hooks the runtime runs itself, and those the init runs in the container's namespaces
-RUNTIME_HOOKS = ("prestart", "createRuntime", "poststart", "poststop")
-CONTAINER_HOOKS = ("createContainer", "startContainer")
-
 
 def state_bytes(state: dict) -> bytes:
     return json.dumps(state).encode()

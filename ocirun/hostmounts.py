@@ -10,6 +10,7 @@ rest, newest first.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 
 from .cgroups.layout import unescape as _unescape
@@ -17,16 +18,38 @@ from .cgroups.layout import unescape as _unescape
 MNT_DETACH = 2
 
 
-def _under(rootfs: str) -> list[tuple[int, str]]:
-    """(mount id, mount point) of every mount at or under `rootfs`, oldest first."""
+class MountEntry:
+    """One line of /proc/self/mountinfo (paths unescaped)."""
+
+    __slots__ = ("mount_id", "mountpoint", "fstype", "source", "super_options")
+
+    def __init__(self, mount_id: int, mountpoint: str, fstype: str, source: str, opts: str):
+        self.mount_id, self.mountpoint, self.fstype = mount_id, mountpoint, fstype
+        self.source, self.super_options = source, opts
+
+
+def mountinfo() -> list[MountEntry]:
+    """The runtime's mount table, oldest first."""
     out = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
-            fields = line.split()
-            point = _unescape(fields[4])
-            if point == rootfs or point.startswith(rootfs.rstrip("/") + "/"):
-                out.append((int(fields[0]), point))
+            pre, _, post = line.partition(" - ")
+            fields = pre.split()
+            fstype, source, opts = (post.split() + ["", "", ""])[:3]
+            out.append(
+                MountEntry(int(fields[0]), _unescape(fields[4]), fstype, _unescape(source), opts)
+            )
     return out
+
+
+def _under(rootfs: str) -> list[tuple[int, str]]:
+    """(mount id, mount point) of every mount at or under `rootfs`, oldest first."""
+    prefix = rootfs.rstrip("/") + "/"
+    return [
+        (m.mount_id, m.mountpoint)
+        for m in mountinfo()
+        if m.mountpoint == rootfs or m.mountpoint.startswith(prefix)
+    ]
 
 
 def snapshot(rootfs: str) -> list[int]:
@@ -44,6 +67,6 @@ def unmount_new(rootfs: str, keep: list[int]) -> list[str]:
             continue
         if libc.umount2(point.encode(), MNT_DETACH) < 0:
             err = ctypes.get_errno()
-            if err != 22:  # EINVAL: already gone with a parent
+            if err != errno.EINVAL:  # already gone with a parent
                 failures.append(f"unmount {point}: {os.strerror(err)}")
     return failures

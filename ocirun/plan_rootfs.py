@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import posixpath
-
-TYPE_CHECKING = False  # `typing` itself costs ~2 ms to import
+from collections.abc import Callable
 
 from .defaults import DEFAULT_DEVICE_NODES
-from .plan import MNT_DIR, MNT_FILE, Device, Mount, idmap_text
+from .plan_namespaces import idmap_text
+from .plan_records import MNT_DIR, MNT_FILE, CgroupLayout, Device, Mount, Plan
 from .tables import (
     MOUNT_ATTR__ATIME,
     MOUNT_FLAGS,
@@ -33,11 +33,6 @@ from .tables import (
     PROPAGATION,
     RECURSIVE_MOUNT_ATTRS,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from .plan import CgroupLayout, Plan
 
 S_IFCHR, S_IFBLK, S_IFIFO = 0o020000, 0o060000, 0o010000
 
@@ -61,8 +56,10 @@ def rootfs(
     is_dir: Callable[[str], bool],
     cgroups: CgroupLayout,
     problems: list[str],
+    is_nodev: Callable[[str], bool] = lambda path: False,
 ) -> None:
-    """The rootfs part of `plan`; what the config gets wrong goes to `problems`."""
+    """The rootfs part of `plan`; what the config gets wrong goes to `problems`.
+    `is_nodev(path)`: whether the host mounts `path` nodev (the rootfs)."""
     root = config.get("root") or {}
     plan.setup_rootfs = True
     plan.rootfs = posixpath.normpath(posixpath.join(bundle, root.get("path", "rootfs")))
@@ -122,6 +119,7 @@ def rootfs(
         plan.symlinks = list(DEFAULT_LINKS)
         if has_devpts:
             plan.symlinks.append(("pts/ptmx", "/dev/ptmx"))
+    plan.reopen_dev_null = _reopen_dev_null(plan, linux, dev_bound, is_nodev)
     plan.masked_paths = [_in_root(p) for p in linux.get("maskedPaths") or []]
     plan.readonly_paths = [_in_root(p) for p in linux.get("readonlyPaths") or []]
 
@@ -300,6 +298,60 @@ def _cgroup_mounts(
     if flags & MS_RDONLY:
         mounts.append(Mount(target=dest, source=None, fstype=None, remount=MS_RDONLY))
     return mounts
+
+
+def _reopen_dev_null(
+    plan: Plan, linux: dict, dev_bound: bool, is_nodev: Callable[[str], bool]
+) -> bool:
+    """Whether the init moves stdio on the host's /dev/null to the container's (as runc: the
+    host's /dev is not in the container's mount namespace, and CRIU cannot dump a file whose
+    mount it cannot see). Only where the container gets a usable null device of its own: not
+    a node made on a nodev mount (the /dev the config mounts, or the rootfs itself), nor one
+    the container's device cgroup refuses (linux.devices naming /dev/null drops the default
+    rule that allows it, as runc does)."""
+    if dev_bound or any(m.target == "/dev/null" and m.flags & MS_BIND for m in plan.mounts):
+        return True
+    null = next((d for d in plan.devices if d.path == "/dev/null"), None)
+    if null is None:
+        plan.notes.append("no /dev/null of the container's own: stdio on the host's stays")
+        return False
+    if not _device_allowed(linux, "c", 1, 3, "rw"):
+        plan.notes.append(
+            "the device cgroup does not allow /dev/null (c 1:3): stdio on the host's stays"
+        )
+        return False
+    if null.host_path is not None:
+        return True  # a bind of the host's node: usable wherever it is bound
+    dev = next((m for m in reversed(plan.mounts) if m.target == "/dev"), None)
+    if dev is not None and (dev.flags | dev.remount) & MS_NODEV:
+        plan.notes.append("/dev is nodev: stdio on the host's /dev/null stays")
+        return False
+    if dev is None and is_nodev(plan.rootfs):
+        plan.notes.append("the rootfs is on a nodev mount: stdio on the host's /dev/null stays")
+        return False
+    return True
+
+
+def _device_allowed(linux: dict, kind: str, major: int, minor: int, access: str) -> bool:
+    """Whether the container's device cgroup rules (last match wins) allow `access`."""
+    from .cgroups.devices import device_rules
+    from .errors import OcirunError
+
+    try:
+        rules = device_rules(linux)
+    except OcirunError:
+        return True  # the cgroup setup reports it
+    allowed = set()
+    for r in rules:
+        if r["type"] not in ("a", kind) or r["major"] not in (-1, major):
+            continue
+        if r["minor"] not in (-1, minor):
+            continue
+        if r["allow"]:
+            allowed |= set(r["access"])
+        else:
+            allowed -= set(r["access"])
+    return set(access) <= allowed
 
 
 def _devices(plan: Plan, linux: dict, in_userns: bool, mounted: set[str]) -> None:

@@ -135,7 +135,8 @@ def _cgroup_roots(pid: int) -> list[tuple[str | None, str]]:
 
 def restore(root: str, cid: str, o: RestoreOptions, criu_flag: str | None) -> int:
     from . import cache, cgroups, criu_rpc, spec
-    from .container import Undo, check_lsm
+    from .cleanup import Cleanup
+    from .hostfacts import check_lsm
 
     log.begin()
     statemod.check_id(cid)
@@ -164,7 +165,7 @@ def restore(root: str, cid: str, o: RestoreOptions, criu_flag: str | None) -> in
         "annotations": config.get("annotations") or {},
     }
 
-    with Undo() as undo:
+    with Cleanup() as undo:  # what a failed restore undoes
         console = None
         if o.console_socket:
             from . import terminal
@@ -276,7 +277,7 @@ def restore(root: str, cid: str, o: RestoreOptions, criu_flag: str | None) -> in
         c.save_config(raw)
         if o.pid_file:
             statemod.write_pid_file(o.pid_file, init_pid)
-        undo.disarm()
+        undo.pop_all()
     _unmount(criu_root)
     os.rmdir(criu_root)
     for fd in fds + extra + ([work_fd] if work_fd >= 0 else []):

@@ -11,7 +11,7 @@ last step before execve:
 `filt.notify` is true, `filt.flags` includes SECCOMP_FILTER_FLAG_NEW_LISTENER and the call
 returns the listener fd, which the child must hand to the parent before it execs (the fd is
 O_CLOEXEC). No syscall the child makes after the load may be notified, or nobody would answer:
-hence NOTIFY_FORBIDDEN. The parent then passes it on to linux.seccomp.listenerPath
+hence validate.NOTIFY_FORBIDDEN. The parent then passes it on to linux.seccomp.listenerPath
 (send_listener).
 
 Nothing heavy at import time: libseccomp is reached lazily.
@@ -20,8 +20,8 @@ Nothing heavy at import time: libseccomp is reached lazily.
 from __future__ import annotations
 
 import os
+from errno import ENOSYS, EPERM
 
-from . import fastjson as json
 from .errors import ConfigError, OcirunError
 
 # --- kernel / libseccomp ABI constants -----------------------------------------------------
@@ -76,21 +76,8 @@ FLAGS: dict[str, int] = {
     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": FLAG_WAIT_KILLABLE_RECV,
 }
 
-# Syscalls a SCMP_ACT_NOTIFY rule may not name: the child uses them (after the filter is
-# loaded) to hand the listener fd to the parent; notifying them would hang the container
-# forever. `write` is runc's rule; send/sendto/sendmsg are ocirun's sync socket.
-NOTIFY_FORBIDDEN = frozenset({"write", "send", "sendto", "sendmsg"})
-
-ENOSYS = 38
-EPERM = 1
 BPF_MAXINSNS = 4096
 _OPTIMIZE_ABOVE = 32  # more rules than this: libseccomp's binary tree (as runc does)
-
-_AUDIT_ARCH_X86_64 = 0xC000003E
-_SCMP_ARCH_X32 = 0x4000003E  # libseccomp's own token: the kernel reports x32 as x86_64
-_X32_SYSCALL_BIT = 0x40000000
-_AUDIT_ARCH_S390 = 0x00000016
-_AUDIT_ARCH_S390X = 0x80000016
 
 
 class Filter:
@@ -130,24 +117,12 @@ class _Rule:
         self.where, self.name, self.nr, self.action, self.conds = where, name, nr, action, conds
 
 
-def _uint(value, bits: int) -> bool:
-    return type(value) is int and 0 <= value < (1 << bits)
-
-
-def _action(name, errno_ret, where: str, errno_where: str, problems: list[str]) -> int | None:
-    if not isinstance(name, str) or name not in ACTIONS:
-        problems.append(f"{where}: unknown action {name!r}")
-        return None
+def _action(name: str, errno_ret: int | None) -> int:
+    """The action's SECCOMP_RET_* value; ERRNO and TRACE carry errnoRet (default EPERM)."""
     act = ACTIONS[name]
-    if errno_ret is None:
-        return act | EPERM if name in _WITH_DATA else act
     if name not in _WITH_DATA:
-        problems.append(f"{errno_where}: not supported with action {name!r}")
-        return None
-    if not _uint(errno_ret, 16):
-        problems.append(f"{errno_where}: must be an integer in 0..65535, got {errno_ret!r}")
-        return None
-    return act | errno_ret
+        return act
+    return act | (EPERM if errno_ret is None else errno_ret)
 
 
 def _arch_name(name: str) -> str:
@@ -155,106 +130,47 @@ def _arch_name(name: str) -> str:
     return name[len("SCMP_ARCH_") :].lower() if name.startswith("SCMP_ARCH_") else ""
 
 
-def _parse(sec) -> tuple:
-    """Check and flatten: (default action, (arch tokens, their JSON paths), flags, notify,
-    every syscall name, rules, warnings). ConfigError lists every problem found."""
+def _parse(sec: dict) -> tuple:
+    """Flatten a validated profile (validate.py checks it, with the config): (default
+    action, (arch tokens, their JSON paths), flags, notify, every syscall name, rules,
+    warnings). What only libseccomp knows is checked here: an architecture it can't resolve
+    is a ConfigError, a syscall name it doesn't know a warning."""
     _, lib = _native()
-    problems: list[str] = []
     warnings: list[str] = []
-    if not isinstance(sec, dict):
-        raise ConfigError([f"{_BASE}: must be an object"])
-
-    default = _action(
-        sec.get("defaultAction"),
-        sec.get("defaultErrnoRet"),
-        f"{_BASE}/defaultAction",
-        f"{_BASE}/defaultErrnoRet",
-        problems,
-    )
-    if sec.get("defaultAction") == "SCMP_ACT_NOTIFY":
-        problems.append(f"{_BASE}/defaultAction: SCMP_ACT_NOTIFY cannot be the default action")
+    default = _action(sec["defaultAction"], sec.get("defaultErrnoRet"))
 
     arches: list[int] = []
     arch_where: list[str] = []
-    for i, name in enumerate(
-        _as_list(sec.get("architectures"), f"{_BASE}/architectures", problems)
-    ):
+    problems: list[str] = []
+    for i, name in enumerate(sec.get("architectures") or []):
         token = (
-            lib.ocirun_seccomp_arch_resolve(_arch_name(name).encode())
-            if isinstance(name, str) and _arch_name(name) and "\0" not in name
-            else 0
+            lib.ocirun_seccomp_arch_resolve(_arch_name(name).encode()) if _arch_name(name) else 0
         )
         if not token:
             problems.append(f"{_BASE}/architectures/{i}: unknown architecture {name!r}")
         elif token not in arches:
             arches.append(token)
             arch_where.append(f"{_BASE}/architectures/{i}: {name}")
-
-    flags = 0
-    for i, name in enumerate(_as_list(sec.get("flags"), f"{_BASE}/flags", problems)):
-        if not isinstance(name, str) or name not in FLAGS:
-            problems.append(f"{_BASE}/flags/{i}: unknown flag {name!r}")
-        else:
-            flags |= FLAGS[name]
-
-    # (JSON path, action, conditions, names) per entry; names are resolved in one batch below.
-    entries: list[tuple[str, int | None, list, list[str]]] = []
-    all_names: list[str] = []
-    notify = False
-    for i, call in enumerate(_as_list(sec.get("syscalls"), f"{_BASE}/syscalls", problems)):
-        where = f"{_BASE}/syscalls/{i}"
-        if not isinstance(call, dict):
-            problems.append(f"{where}: must be an object")
-            continue
-        act = _action(
-            call.get("action"),
-            call.get("errnoRet"),
-            f"{where}/action",
-            f"{where}/errnoRet",
-            problems,
-        )
-        names = call.get("names")
-        if (
-            not isinstance(names, list)
-            or not names
-            or not all(isinstance(n, str) and n and "\0" not in n for n in names)
-        ):
-            problems.append(f"{where}/names: must be a non-empty list of syscall names")
-            continue
-        if act == ACT_NOTIFY:
-            notify = True
-            for j, n in enumerate(names):
-                if n in NOTIFY_FORBIDDEN:
-                    problems.append(
-                        f"{where}/names/{j}: SCMP_ACT_NOTIFY cannot be used for "
-                        f"{n!r} (the runtime needs it to hand over the listener)"
-                    )
-        conds = []
-        for k, arg in enumerate(_as_list(call.get("args"), f"{where}/args", problems)):
-            aw = f"{where}/args/{k}"
-            if not isinstance(arg, dict):
-                problems.append(f"{aw}: must be an object")
-                continue
-            index, op = arg.get("index"), arg.get("op")
-            value, value_two = arg.get("value", 0), arg.get("valueTwo", 0)
-            if not isinstance(index, int) or not _uint(index, 32) or index > 5:
-                problems.append(
-                    f"{aw}/index: must be 0..5 (a syscall has 6 arguments), got {index!r}"
-                )
-            elif op not in OPS:
-                problems.append(f"{aw}/op: unknown operator {op!r}")
-            elif not _uint(value, 64):
-                problems.append(f"{aw}/value: must be an unsigned 64-bit integer, got {value!r}")
-            elif not _uint(value_two, 64):
-                problems.append(
-                    f"{aw}/valueTwo: must be an unsigned 64-bit integer, got {value_two!r}"
-                )
-            else:
-                conds.append((index, OPS[op], value, value_two))
-        entries.append((where, act, conds, names))
-        all_names.extend(names)
     if problems:
         raise ConfigError(problems)
+
+    flags = 0
+    for name in sec.get("flags") or []:
+        flags |= FLAGS[name]
+
+    # (JSON path, action, conditions, names) per entry; names are resolved in one batch below.
+    entries: list[tuple[str, int, list, list[str]]] = []
+    all_names: list[str] = []
+    notify = False
+    for i, call in enumerate(sec.get("syscalls") or []):
+        act = _action(call["action"], call.get("errnoRet"))
+        notify = notify or act == ACT_NOTIFY
+        conds = [
+            (arg["index"], OPS[arg["op"]], arg.get("value", 0), arg.get("valueTwo", 0))
+            for arg in call.get("args") or []
+        ]
+        entries.append((f"{_BASE}/syscalls/{i}", act, conds, call["names"]))
+        all_names.extend(call["names"])
 
     if notify and lib.ocirun_seccomp_api() < 6:
         raise OcirunError(
@@ -278,7 +194,6 @@ def _parse(sec) -> tuple:
     rules: list[_Rule] = []
     pos = 0
     for where, act, conds, names in entries:
-        assert act is not None  # an entry without an action is a problem, raised above
         nrs = numbers[pos : pos + len(names)]
         pos += len(names)
         for j, (name, nr) in enumerate(zip(names, nrs)):
@@ -296,15 +211,6 @@ def _parse(sec) -> tuple:
                 for c in conds:
                     rules.append(_Rule(where, name, nr, act, [c]))
     return default, (arches, arch_where), flags, notify, all_names, rules, warnings
-
-
-def _as_list(value, where: str, problems: list[str]) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        problems.append(f"{where}: must be an array")
-        return []
-    return value
 
 
 def libseccomp_version() -> str:
@@ -333,12 +239,15 @@ def _resolve(arch: int, names: list[str]) -> list[int]:
 
 
 def compile(seccomp: dict) -> Filter:  # noqa: A001 (the brief's name)
-    """Compile linux.seccomp. ConfigError (naming the JSON path) for the config's faults."""
+    """Compile linux.seccomp, validated with its config (validate.py). ConfigError (naming
+    the JSON path) for what only libseccomp can judge: architectures, the filter's size."""
     default, (arches, arch_where), flags, notify, names, rules, warnings = _parse(seccomp)
     prog = _export(default, arches, arch_where, rules)
     stub = b""
     if not _permissive(default):
-        stub = _enosys_stub(arches, names)
+        from .seccomp_stub import enosys_stub
+
+        stub = enosys_stub(arches, names)
     if len(prog) // 8 > BPF_MAXINSNS:
         raise ConfigError(
             [
@@ -415,108 +324,3 @@ def _export(default: int, arches: list[int], arch_where: list[str], rules: list[
     if not data or len(data) % 8:
         raise OcirunError(f"seccomp: libseccomp exported a malformed program ({len(data)} bytes)")
     return data
-
-
-# --- the -ENOSYS stub -----------------------------------------------------------------------
-#
-# A syscall newer than every syscall the profile names (for the calling architecture) gets
-# ENOSYS instead of the default action, so libc falls back (clone3 -> clone, faccessat2 ->
-# faccessat...). The stub runs first and jumps to libseccomp's program (which reloads what it
-# needs) for everything else. All jumps are forward and land inside the stub or on the first
-# instruction after it, so the stub stays well under the 255-instruction reach of jt/jf.
-
-_LD_ABS = 0x20  # BPF_LD | BPF_W | BPF_ABS
-_JEQ = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
-_JGT = 0x25  # BPF_JMP | BPF_JGT | BPF_K
-_JSET = 0x45  # BPF_JMP | BPF_JSET | BPF_K
-_RET = 0x06  # BPF_RET | BPF_K
-_OFF_NR, _OFF_ARCH = 0, 4  # struct seccomp_data
-
-
-def _enosys_stub(arches: list[int], names: list[str]) -> bytes:
-    if not names:
-        return b""
-    _, lib = _native()
-    native = lib.ocirun_seccomp_arch_native()
-    tokens = [native] + [a for a in arches if a != native]
-    # audit arch -> {"" or "x32": largest syscall number the profile names}
-    last: dict[int, dict[str, int]] = {}
-    for token in tokens:
-        known = [nr for nr in _resolve(token, names) if nr >= 0]
-        if not known:
-            continue  # nothing to compare with: leave this arch to the default action
-        if token == _SCMP_ARCH_X32:
-            last.setdefault(_AUDIT_ARCH_X86_64, {})["x32"] = max(known)
-        else:
-            last.setdefault(token, {})[""] = max(known)
-    if not last:
-        return b""
-
-    prog: list[list] = [[_LD_ABS, 0, 0, _OFF_ARCH]]
-    for audit in last:
-        prog.append([_JEQ, ("arch", audit), 0, audit])
-    prog.append([_JEQ, "main", "main", 0])  # other arches: straight to libseccomp's program
-    labels: dict = {}
-    for audit, maxes in last.items():
-        labels[("arch", audit)] = len(prog)
-        prog.append([_LD_ABS, 0, 0, _OFF_NR])
-        if audit in (_AUDIT_ARCH_S390, _AUDIT_ARCH_S390X):
-            # Syscall 0 is how s390 multiplexes syscalls the kernel does not know.
-            prog.append([_JEQ, "enosys", 0, 0])
-        if audit == _AUDIT_ARCH_X86_64:
-            m64, m32 = maxes.get(""), maxes.get("x32")
-            if m64 is not None and m32 is not None:
-                prog.append([_JSET, 1, 0, _X32_SYSCALL_BIT])
-                prog.append([_JGT, "enosys", "main", m64])
-                prog.append([_JGT, "enosys", "main", m32])
-            elif m64 is not None:  # x32 calls: libseccomp's bad-arch handling
-                prog.append([_JSET, "main", 0, _X32_SYSCALL_BIT])
-                prog.append([_JGT, "enosys", "main", m64])
-            else:
-                prog.append([_JSET, 0, "main", _X32_SYSCALL_BIT])
-                prog.append([_JGT, "enosys", "main", m32])
-        else:
-            prog.append([_JGT, "enosys", "main", maxes[""]])
-    labels["enosys"] = len(prog)
-    prog.append([_RET, 0, 0, ACT_ERRNO | ENOSYS])
-    labels["main"] = len(prog)
-
-    import struct
-
-    out = bytearray()
-    for i, (code, jt, jf, k) in enumerate(prog):
-        jt = labels[jt] - i - 1 if not isinstance(jt, int) else jt
-        jf = labels[jf] - i - 1 if not isinstance(jf, int) else jf
-        if not (0 <= jt <= 255 and 0 <= jf <= 255):
-            raise AssertionError(f"seccomp stub: jump out of reach at {i}")
-        out += struct.pack("=HBBI", code, jt, jf, k)
-    return bytes(out)
-
-
-# --- seccomp notify -------------------------------------------------------------------------
-
-
-def send_listener(path: str, fd: int, state: dict, metadata: str = "") -> None:
-    """runtime-spec "seccomp notify": send the listener fd with the container process state
-    (a ContainerProcessState) to the unix socket at linux.seccomp.listenerPath."""
-    import socket
-
-    msg = json.dumps(
-        {
-            "ociVersion": state.get("ociVersion", "1.3.0"),
-            "fds": ["seccompFd"],
-            "pid": state.get("pid", 0),
-            "metadata": metadata,
-            "state": state,
-        }
-    )
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(path)
-        s.sendmsg(
-            [msg.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, "little"))]
-        )
-    except OSError as e:
-        raise OcirunError(f"send the seccomp listener to {path}: {e.strerror}") from None
-    finally:
-        s.close()

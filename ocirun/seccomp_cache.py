@@ -74,7 +74,9 @@ def _static_key() -> bytes:
     if _static is None:
         uts = os.uname()
         parts = [_libseccomp_id(), uts.machine, uts.release]
-        for path in (os.path.abspath(sc.__file__), os.path.abspath(__file__)):
+        here = os.path.dirname(os.path.abspath(__file__))
+        compilers = (sc.__file__, os.path.join(here, "seccomp_stub.py"), __file__)
+        for path in (os.path.abspath(p) for p in compilers):
             try:
                 with open(path, "rb") as f:
                     parts.append(_sha256(f.read()).hexdigest())

@@ -130,7 +130,7 @@ def load_bundle(bundle: str) -> tuple[str, bytes, dict]:
 
 
 # The modules a verdict comes from: the validator, its tables, this loader, the JSON parser.
-_VALIDATOR_SOURCES = ("spec.py", "validate.py", "tables.py", "_lean.py")
+_VALIDATOR_SOURCES = ("spec.py", "validate.py", "validate_rules.py", "tables.py", "_lean.py")
 # The libraries validate.py drives; an upgrade rewrites their files (new inode, mtime).
 _VALIDATOR_LIBRARIES = ("jsonschema", "referencing")
 

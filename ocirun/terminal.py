@@ -8,6 +8,7 @@ proxies the user's terminal: raw mode, window size (SIGWINCH), stdin -> master -
 from __future__ import annotations
 
 import _signal as signal  # not signal: its enums cost ~4 ms to import
+import _socket
 import array
 import os
 import select
@@ -27,7 +28,7 @@ def connect(path: str) -> socket.socket:
     return s
 
 
-def recv_master(sock: socket.socket) -> int:
+def recv_master(sock: _socket.socket) -> int:
     """Receive the pty master (one message: name as data, one fd)."""
     fds = array.array("i")
     msg, anc, _flags, _addr = sock.recvmsg(

@@ -39,18 +39,14 @@ def plan_of(bundle: str, cache_dir: str | None):
     cg.planned_paths()
     layout = container.cgroup_layout()
     layout.dirs = cg.paths.get("dirs") or {}
-    p = planmod.build(
-        config,
-        path,
-        planmod.Options(cgroups=True),
+    host = planmod.HostFacts(
         cgroups=layout,
         cap_bounding=container.cap_bounding(),
+        seccomp=container.seccomp_filter((config.get("linux") or {}).get("seccomp")),
     )
-    seccomp = (config.get("linux") or {}).get("seccomp")
-    if seccomp:
-        container.apply_seccomp(p, seccomp, "")
+    p = planmod.build(config, path, planmod.Options(cgroups=True), host)
     container.check_lsm(config["process"])
-    _native._fill(p, -1, -1, [], -1, -1, -1, -1, _native._Arena())
+    _native._fill(p, _native.SpawnFds(sync=-1), -1, None, False, _native._Arena())
     return p
 
 

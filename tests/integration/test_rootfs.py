@@ -887,3 +887,25 @@ def test_symlink_to_etc_cannot_escape(rt, make_bundle, rootfs_copy):
     assert parse_mountinfo(out)["/etc/ocirun-test"]["fstype"] == "tmpfs"
     assert not os.path.lexists("/etc/ocirun-test")
     assert (rootfs_copy / "etc" / "ocirun-test").is_dir()
+
+
+def test_tmpcopyup_copies_files_links_and_directories(rt, make_bundle):
+    """A tmpfs with tmpcopyup starts with what the image had there (csrc/copyup.c)."""
+
+    def mutate(cfg):
+        cfg["mounts"].append(
+            {"destination": "/bin", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}
+        )
+        cfg["mounts"].append(
+            {"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}
+        )
+
+    script = (
+        "grep -c '^root:' /etc/passwd; readlink /bin/sh; "
+        "stat -c '%a %u' /etc/passwd; grep ' /bin ' /proc/self/mountinfo | grep -c tmpfs"
+    )
+    out = rt.ok(
+        "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=mutate), "copyup"
+    ).stdout.split()
+    mode = oct(os.stat(ROOTFS / "etc" / "passwd").st_mode & 0o777)[2:]
+    assert out == ["1", "busybox", mode, "0", "1"], out

@@ -350,6 +350,79 @@ def test_old_profile_without_close_range_and_without_no_new_privileges(rt, make_
     assert r.stdout == "ran\n"
 
 
+# --------------------------------------------------------------------------- trampoline
+
+# The init execs the process through the sealed trampoline, which execs the real program: a
+# program the kernel refuses (ENOEXEC) is then reported by the trampoline itself, exit 127;
+# a direct execve by the init would fail create with runc's `exec format error` instead.
+TRAMPOLINE_SAYS = f"ocirun: cannot exec {PROBE_DIR}/notelf"
+NOT_ELF = f"{PROBE_DIR}/notelf"
+
+
+def not_elf(tmp_path: Path):
+    """A mutate adding NOT_ELF: an executable file that is no program (no ELF, no #!)."""
+    (tmp_path / "bin").mkdir(exist_ok=True)
+    path = tmp_path / "bin" / "notelf"
+    path.write_bytes(b"\x00\x01 not a program\n")
+    path.chmod(0o755)
+
+    def mutate(cfg):
+        cfg["mounts"].append(
+            {
+                "destination": PROBE_DIR,
+                "type": "bind",
+                "source": str(path.parent),
+                "options": ["rbind", "ro"],
+            }
+        )
+
+    return mutate
+
+
+def both(*mutates):
+    def mutate(cfg):
+        for m in mutates:
+            m(cfg)
+
+    return mutate
+
+
+def test_process_runs_through_the_trampoline(rt, make_bundle, tmp_path):
+    r = run(rt, make_bundle, [NOT_ELF], not_elf(tmp_path))
+    assert r.returncode == 127, (r.returncode, r.stderr)
+    assert TRAMPOLINE_SAYS in r.stderr, r.stderr
+
+
+def test_profile_refusing_execveat_still_runs_through_the_trampoline(rt, make_bundle, tmp_path):
+    """execveat refused by the profile: the init reaches the sealed trampoline through
+    /proc/self/fd (never a direct execve of the program, CVE-2019-5736), says so in the log,
+    and the process runs."""
+    refuse = seccomp(syscalls=[rule(["execveat"], "SCMP_ACT_ERRNO", errnoRet=1)])
+    log = tmp_path / "log.json"
+    r = ok(run(rt, make_bundle, ["echo", "ran"], refuse, log=log))
+    assert r.stdout == "ran\n"
+    assert "exec'd through the sealed trampoline at /proc/self/fd" in log.read_text()
+    r = run(rt, make_bundle, [NOT_ELF], both(refuse, not_elf(tmp_path)))
+    assert r.returncode == 127, (r.returncode, r.stderr)
+    assert TRAMPOLINE_SAYS in r.stderr, r.stderr
+
+
+def test_profile_refusing_execveat_without_procfs_is_refused(rt, make_bundle):
+    refuse = seccomp(syscalls=[rule(["execveat"], "SCMP_ACT_ERRNO")])
+
+    def mutate(cfg):
+        refuse(cfg)
+        cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/proc"]
+
+    r = run(rt, make_bundle, ["true"], mutate)
+    assert r.returncode != 0
+    assert (
+        "/linux/seccomp: the profile refuses execveat and the container mounts no procfs at "
+        "/proc: ocirun cannot exec the process through its sealed trampoline" in r.stderr
+    ), r.stderr
+    assert "Traceback" not in r.stderr  # nothing left behind: the rt fixture checks it
+
+
 # --------------------------------------------------------------------------- notify
 
 

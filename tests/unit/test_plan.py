@@ -10,7 +10,7 @@ import pytest
 
 from ocirun import plan as planmod
 from ocirun.errors import ConfigError
-from ocirun.plan import MNT_DIR, MNT_FILE, CgroupLayout, Options, build
+from ocirun.plan import MNT_DIR, MNT_FILE, CgroupLayout, HostFacts, Options, build
 from ocirun.tables import (
     CAPS,
     CLONE_NEWCGROUP,
@@ -91,7 +91,7 @@ def with_userns(cfg: dict) -> dict:
 
 def plan_of(cfg: dict, *, dirs=(), cgroups=V1, opts=None) -> planmod.Plan:
     """build() with an is_dir that knows only `dirs` (everything else is a file)."""
-    return build(cfg, BUNDLE, opts, is_dir=lambda p: p in dirs, cgroups=cgroups)
+    return build(cfg, BUNDLE, opts, HostFacts(is_dir=lambda p: p in dirs, cgroups=cgroups))
 
 
 def one_mount(m: dict, **kw) -> planmod.Mount:
@@ -123,7 +123,9 @@ def test_build_does_no_io(monkeypatch):
         monkeypatch.setattr(os.path, name, forbidden)
     monkeypatch.setattr(builtins, "open", forbidden)
     seen = []
-    p = build(cfg, BUNDLE, is_dir=lambda path: seen.append(path) or True, cgroups=V1)
+    p = build(
+        cfg, BUNDLE, None, HostFacts(is_dir=lambda path: seen.append(path) or True, cgroups=V1)
+    )
     assert seen == ["/host/dir"]  # asked only about the bind source
     assert p.mounts[0].kind == MNT_DIR
 
@@ -280,11 +282,14 @@ def test_uts_sysctl_contradicting_the_name_is_an_error(key):
 
 @pytest.mark.parametrize("key", ["hostname", "domainname"])
 def test_name_without_uts_namespace_is_an_error(key):
+    """Refused once, by the validator (its verdict is cached); the planner never sets a
+    name (not even an empty one) without a uts namespace of the container's."""
+    from ocirun import validate
+
     cfg = config(namespaces=("pid", "mount"), **{key: "box"})
-    with pytest.raises(ConfigError) as e:
-        plan_of(cfg)
-    assert f"/{key}" in str(e.value)
-    assert "uts" in str(e.value)
+    problems = validate.validate(dict(cfg, ociVersion="1.3.0"))
+    assert any(p.startswith(f"/{key}:") and "uts" in p for p in problems), problems
+    assert getattr(plan_of(config(namespaces=("pid", "mount"), **{key: ""})), key) is None
 
 
 def test_names_with_new_or_joined_uts():
@@ -366,7 +371,11 @@ def test_process_defaults():
     p = plan_of(cfg)
     assert p.umask == 0o022
     assert p.cwd == "/"
-    assert p.envp == [] and p.path_env is None
+    # no PATH in process.env: argv[0] is looked up in the default one (the init has none)
+    assert (
+        p.envp == []
+        and p.path_env == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    )
     assert (p.uid, p.gid, p.groups) == (0, 0, [])
     assert p.rlimits == []
     assert p.no_new_privs is False
@@ -428,7 +437,7 @@ def test_unknown_and_unavailable_capabilities_are_warnings():
         "permitted": ["CAP_CHOWN", "CAP_SYS_RESOURCE"],
     }
     host = planmod.ALL_CAPS & ~(1 << CAPS["CAP_SYS_RESOURCE"])
-    p = build(cfg, BUNDLE, None, is_dir=lambda _: False, cgroups=V1, cap_bounding=host)
+    p = build(cfg, BUNDLE, None, HostFacts(is_dir=lambda _: False, cgroups=V1, cap_bounding=host))
     assert p.caps["bounding"] == p.caps["permitted"] == 1 and p.caps["effective"] == 0
     assert p.warnings == [
         "ignoring unknown capabilities: CAP_FUTURE",
@@ -626,7 +635,9 @@ def test_relative_bind_source_is_joined_with_bundle():
     cfg["mounts"] = [
         {"destination": "/d", "type": "bind", "source": "data/dir", "options": ["bind"]}
     ]
-    p = build(cfg, BUNDLE, is_dir=lambda path: seen.append(path) or True, cgroups=V1)
+    p = build(
+        cfg, BUNDLE, None, HostFacts(is_dir=lambda path: seen.append(path) or True, cgroups=V1)
+    )
     assert p.mounts[0].source == "/bundle/data/dir"
     assert seen == ["/bundle/data/dir"]
 
@@ -1040,3 +1051,159 @@ def test_idmapped_mount_errors(mount, userns, needle):
     with pytest.raises(ConfigError) as e:
         plan_of(cfg, dirs={"/src"})
     assert "/mounts/0" in str(e.value) and needle in str(e.value)
+
+
+# --- the route to the sealed trampoline, make_cwd ------------------------------------------
+
+
+def _seccomp(*rules, default="SCMP_ACT_ALLOW"):
+    return {"defaultAction": default, "syscalls": list(rules)}
+
+
+def test_exec_route_is_execveat_by_default_and_with_profiles_allowing_it():
+    from ocirun.plan import EXEC_EXECVEAT
+
+    assert plan_of(config()).exec_route == EXEC_EXECVEAT
+    for sec in (
+        _seccomp(),
+        _seccomp(
+            {"names": ["execve", "execveat"], "action": "SCMP_ACT_ALLOW"}, default="SCMP_ACT_ERRNO"
+        ),
+        _seccomp({"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}),
+    ):
+        cfg = config()
+        cfg["linux"]["seccomp"] = sec
+        p = plan_of(cfg)
+        assert p.exec_route == EXEC_EXECVEAT, sec
+        assert not any("execveat" in w for w in p.warnings)
+
+
+def test_exec_route_through_procfs_when_the_profile_refuses_execveat():
+    from ocirun.plan import EXEC_PROC_FD
+
+    for sec in (
+        _seccomp({"names": ["execveat"], "action": "SCMP_ACT_ERRNO"}),
+        _seccomp({"names": ["execve"], "action": "SCMP_ACT_ALLOW"}, default="SCMP_ACT_ERRNO"),
+        # a condition on an argument: not plainly allowed
+        _seccomp(
+            {
+                "names": ["execveat"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 4, "value": 0, "op": "SCMP_CMP_EQ"}],
+            },
+            default="SCMP_ACT_ERRNO",
+        ),
+    ):
+        cfg = config()
+        cfg["linux"]["seccomp"] = sec
+        cfg["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
+        p = plan_of(cfg)
+        assert p.exec_route == EXEC_PROC_FD, sec
+        assert any("/proc/self/fd" in w for w in p.warnings), p.warnings
+
+
+def test_exec_route_refused_without_procfs():
+    cfg = config()
+    cfg["linux"]["seccomp"] = _seccomp({"names": ["execveat"], "action": "SCMP_ACT_KILL"})
+    cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/proc"]
+    with pytest.raises(ConfigError) as e:
+        plan_of(cfg)
+    assert any("/linux/seccomp: the profile refuses execveat" in p for p in e.value.problems), (
+        e.value.problems
+    )
+
+
+def test_exec_route_of_exec_follows_the_containers_profile():
+    from ocirun.plan import EXEC_EXECVEAT, EXEC_PROC_FD, build_exec
+
+    sec = _seccomp({"names": ["execveat"], "action": "SCMP_ACT_ERRNO"})
+    proc = {"args": ["sh"], "cwd": "/"}
+    mounts = [{"destination": "/proc", "type": "proc", "source": "proc"}]
+    assert build_exec(proc, []).exec_route == EXEC_EXECVEAT
+    assert build_exec(proc, [], seccomp=sec, mounts=mounts).exec_route == EXEC_PROC_FD
+    with pytest.raises(ConfigError):
+        build_exec(proc, [], seccomp=sec, mounts=[])
+
+
+def test_make_cwd_only_where_the_rootfs_is_set_up():
+    from ocirun.plan import build_exec
+
+    assert plan_of(config()).make_cwd is True
+    assert build_exec({"args": ["sh"], "cwd": "/x"}, []).make_cwd is False
+
+
+def test_reopen_dev_null_only_onto_a_usable_null_device_of_the_containers():
+    assert plan_of(config()).reopen_dev_null is True  # the default devices include it
+    cfg = config()
+    cfg["mounts"] = [
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nodev"]}
+    ]
+    p = plan_of(cfg, dirs={"/dev"})
+    assert p.reopen_dev_null is False
+    assert any("nodev" in n for n in p.notes), p.notes
+    from ocirun.plan import build_exec
+
+    assert build_exec({"args": ["sh"], "cwd": "/"}, []).reopen_dev_null is False
+
+
+def test_plan_is_complete_and_frozen():
+    """Nothing after build decides: the seccomp filter, trace and the rest come in as
+    HostFacts, and the plan refuses changes."""
+
+    class Filter:
+        bpf, flags, notify = b"\x06\x00\x00\x00\x00\x00\xff\x7f", 0, False
+
+    cfg = config()
+    cfg["process"]["noNewPrivileges"] = True
+    p = build(cfg, BUNDLE, None, HostFacts(cgroups=V1, seccomp=Filter(), trace=True))
+    assert p.seccomp_bpf == Filter.bpf and p.seccomp_when == planmod.SECCOMP_LAST
+    assert p.trace is True
+    with pytest.raises(AttributeError):
+        p.trace = False
+
+
+def test_exec_check_by_mode_bits_only_where_faccessat2_cannot_be_used():
+    from ocirun.plan import CHECK_FACCESSAT2, CHECK_MODE_BITS
+
+    class Filter:
+        bpf, flags, notify = b"\x06\x00\x00\x00\x00\x00\xff\x7f", 0, False
+
+    old = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_ALLOW"}],
+    }
+    cfg = config()
+    cfg["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
+    cfg["linux"]["seccomp"] = old
+    # loaded last (noNewPrivileges): the check runs before the filter
+    cfg["process"]["noNewPrivileges"] = True
+    p = build(cfg, BUNDLE, None, HostFacts(cgroups=V1, seccomp=Filter()))
+    assert p.exec_check == CHECK_FACCESSAT2
+    # loaded early (no noNewPrivileges), faccessat2 not allowed: the mode bits, noted
+    cfg["process"]["noNewPrivileges"] = False
+    p = build(cfg, BUNDLE, None, HostFacts(cgroups=V1, seccomp=Filter()))
+    assert p.exec_check == CHECK_MODE_BITS
+    assert any("faccessat2" in n for n in p.notes), p.notes
+    # a kernel before 5.8
+    p = build(config(), BUNDLE, None, HostFacts(cgroups=V1, faccessat2=False))
+    assert p.exec_check == CHECK_MODE_BITS
+
+
+def test_no_reopen_onto_a_null_device_on_a_nodev_rootfs():
+    """Nodes made on the rootfs itself (no /dev mount) are unusable on a nodev mount."""
+    p = build(config(), BUNDLE, None, HostFacts(cgroups=V1, is_nodev=lambda path: True))
+    assert p.reopen_dev_null is False
+    assert any("nodev" in n for n in p.notes), p.notes
+
+
+def test_no_reopen_onto_a_null_device_the_device_cgroup_refuses():
+    """linux.devices naming /dev/null drops the default cgroup rule allowing it (as runc)."""
+    cfg = config()
+    cfg["linux"]["devices"] = [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3}]
+    p = plan_of(cfg)
+    assert p.reopen_dev_null is False
+    assert any("device cgroup" in n for n in p.notes), p.notes
+    cfg["linux"]["resources"] = {
+        "devices": [{"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
+    }
+    assert plan_of(cfg).reopen_dev_null is True

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from ocirun.errors import ConfigError
-from ocirun.plan import build
+from ocirun.plan import HostFacts, build
 from ocirun.plan_netdevices import NetDevice, name_problem, plan_devices
 
 
@@ -27,7 +27,7 @@ def config(net_devices: dict, namespaces=("pid", "network", "mount")) -> dict:
 
 
 def plan_of(cfg: dict):
-    return build(cfg, "/bundle", is_dir=lambda p: True)
+    return build(cfg, "/bundle", None, HostFacts(is_dir=lambda p: True))
 
 
 def problems_of(cfg: dict) -> list[str]:
@@ -155,10 +155,10 @@ def test_plan_devices_alone():
 def test_planning_net_devices_does_not_import_pyroute2():
     """pyroute2 (~100 ms) is for the moving; the planner needs none of it."""
     code = (
-        "import sys; from ocirun.plan import build; "
+        "import sys; from ocirun.plan import HostFacts, build; "
         "build({'process': {'args': ['sh']}, 'root': {'path': 'r'}, 'linux': "
         "{'namespaces': [{'type': 'network'}, {'type': 'mount'}], "
-        "'netDevices': {'eth1': {}}}}, '/b', is_dir=lambda p: True); "
+        "'netDevices': {'eth1': {}}}}, '/b', None, HostFacts(is_dir=lambda p: True)); "
         "print('pyroute2' in sys.modules, 'ocirun.netdevices' in sys.modules)"
     )
     out = subprocess.run(

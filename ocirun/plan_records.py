@@ -1,0 +1,244 @@
+"""The plan's records: `Plan` (one attribute per field of struct ocirun_plan, csrc/ocirun.h)
+and the pieces it holds (mounts, devices), with what the planner is told (Options, the host's
+CgroupLayout). Plain records: `_Record` gives keyword construction, equality and repr without
+importing dataclasses (~6 ms on every create and exec).
+"""
+
+from __future__ import annotations
+
+from .plan_security import CHECK_FACCESSAT2, EXEC_EXECVEAT, SECCOMP_NONE
+from .tables import MS_REC, MS_SLAVE, SIGNALS
+
+MNT_DIR, MNT_FILE = 0, 1
+
+ALL_CAPS = (1 << 64) - 1  # a capability mask with every bit set
+
+WAIT_SIGNALS = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTERM")
+
+
+class _Record:
+    """A plain record: keyword construction, equality and repr."""
+
+    __slots__ = ()
+
+    def __eq__(self, other):
+        return type(self) is type(other) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__
+        )
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        return f"{type(self).__name__}({args})"
+
+
+class Mount(_Record):
+    __slots__ = (
+        "target",
+        "source",
+        "fstype",
+        "data",
+        "flags",
+        "remount",
+        "propagation",
+        "kind",
+        "copyup",
+        "detached",
+        "moved_propagation",
+        "attr_set",
+        "attr_clr",
+        "idmap",
+        "idmap_recursive",
+    )
+
+    def __init__(
+        self,
+        target: str,
+        source: str | None,
+        fstype: str | None,
+        data: str | None = None,
+        flags: int = 0,
+        remount: int = 0,
+        propagation: int = 0,
+        kind: int = MNT_DIR,
+        copyup: bool = False,
+        detached: bool = False,
+        moved_propagation: int = 0,
+        attr_set: int = 0,
+        attr_clr: int = 0,
+        idmap: tuple[str, str] | None = None,
+        idmap_recursive: bool = False,
+    ):
+        self.target, self.source, self.fstype, self.data = target, source, fstype, data
+        self.flags, self.remount, self.propagation, self.kind = flags, remount, propagation, kind
+        self.copyup = copyup  # tmpcopyup: the tmpfs starts with what the image had there
+        # a bind whose source the runtime copies (open_tree) before the clone, in the host's
+        # namespaces: a container in a user namespace may not be able to reach it (runc)
+        self.detached = detached
+        # applied to a detached copy right after it is attached: what the mounts copied
+        # into the container's namespace got from the root propagation
+        self.moved_propagation = moved_propagation
+        # recursive attributes (rro, rnosuid, ...): mount_setattr(AT_RECURSIVE) once mounted
+        self.attr_set, self.attr_clr = attr_set, attr_clr
+        # idmapped mount: (uid_map, gid_map) of the user namespace whose mapping the runtime
+        # gives the detached copy (mount_setattr MOUNT_ATTR_IDMAP), recursively for ridmap
+        self.idmap, self.idmap_recursive = idmap, idmap_recursive
+
+
+class Device(_Record):
+    __slots__ = ("path", "mode", "dev", "uid", "gid", "host_path")
+
+    def __init__(
+        self,
+        path: str,
+        mode: int,
+        dev: int,
+        uid: int = 0,
+        gid: int = 0,
+        host_path: str | None = None,
+    ):
+        self.path, self.mode, self.dev = path, mode, dev
+        self.uid, self.gid, self.host_path = uid, gid, host_path
+
+
+class CgroupLayout(_Record):
+    """How the host mounts cgroups: v1 hierarchies (dir name, mount options) and/or v2."""
+
+    __slots__ = ("v1", "unified", "dirs")
+
+    def __init__(
+        self,
+        v1: list[tuple[str, str]] | None = None,
+        unified: bool = False,
+        dirs: dict[str, str] | None = None,
+    ):
+        self.v1 = list(v1 or [])
+        self.unified = unified
+        # the container's own cgroup dir per subsystem ("" = cgroup2), as the manager plans it
+        self.dirs = dict(dirs or {})
+
+
+class Options(_Record):
+    """What the command line adds to the config."""
+
+    __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds", "listen_fds", "cgroups")
+
+    def __init__(
+        self,
+        no_pivot: bool = False,
+        no_new_keyring: bool = False,
+        preserve_fds: int = 0,
+        listen_fds: int = 0,
+        cgroups: bool = False,
+    ):
+        self.no_pivot, self.no_new_keyring, self.preserve_fds = (
+            no_pivot,
+            no_new_keyring,
+            preserve_fds,
+        )
+        self.cgroups = cgroups  # the runtime manages the container's cgroups
+        # LISTEN_FDS from the runtime's environment (socket activation): passed on
+        self.listen_fds = listen_fds
+
+
+class Plan:
+    """The init's whole programme; one attribute per field of struct ocirun_plan. Complete
+    and frozen once `plan.build` returns it: nothing after the planner decides anything."""
+
+    _frozen = False
+
+    def __setattr__(self, name: str, value) -> None:
+        if self._frozen:
+            raise AttributeError(f"the plan is frozen (set {name} in plan.build)")
+        object.__setattr__(self, name, value)
+
+    def freeze(self) -> None:
+        object.__setattr__(self, "_frozen", True)
+
+    def __init__(self, no_pivot: bool = False, new_keyring: bool = True, preserve_fds: int = 0):
+        # namespaces
+        self.cgroup_sync = False  # the parent moves the child into its cgroups first
+        self.clone_flags = 0
+        self.joins: list[tuple[str, int]] = []  # (path, CLONE_NEW*)
+        self.unshare_flags = 0
+        self.fork_after = False
+        self.userns_sync = False
+        self.uid_map = ""
+        self.gid_map = ""
+        self.idmaps = None  # rootless.IdMaps: how a non-root caller writes the maps
+        self.timens_offsets: str | None = None
+        self.loopback_up = False
+        # linux.netDevices (plan_netdevices.NetDevice): the init stops once its network
+        # namespace exists, for the parent to move them in (netdevices.py)
+        self.net_devices: list = []
+        self.netdev_sync = False
+        # hooks run by the init: (path, argv, envp, timeout)
+        self.hooks_sync = False
+        self.create_hooks: list[tuple[str, list[str], list[str], int]] = []
+        self.start_hooks: list[tuple[str, list[str], list[str], int]] = []
+        # rootfs
+        self.setup_rootfs = False
+        # stdio on the host's /dev/null is reopened on the container's (plan_rootfs)
+        self.reopen_dev_null = False
+        self.rootfs = ""
+        self.root_propagation = MS_SLAVE | MS_REC
+        self.root_propagation_end = 0
+        self.rootfs_parent_unshared = True  # as runc (rootfsParentMountPrivate)
+        self.rootfs_readonly = False
+        self.no_pivot = no_pivot
+        # no mount namespace of its own: mounts in the runtime's, chroot (as runc)
+        self.host_mount_ns = False
+        self.mounts: list[Mount] = []
+        self.devices: list[Device] = []
+        self.symlinks: list[tuple[str, str]] = []  # (target, link path)
+        self.masked_paths: list[str] = []
+        self.readonly_paths: list[str] = []
+        # kernel settings
+        self.hostname: str | None = None
+        self.domainname: str | None = None
+        self.sysctls: list[tuple[str, str]] = []  # (/proc/sys/... path, value)
+        self.oom_score_adj: str | None = None
+        # process
+        self.argv: list[str] = []
+        self.envp: list[str] = []
+        self.path_env = ""  # where argv[0] is looked up
+        self.home_from_passwd = False  # no HOME in process.env: the init looks it up
+        self.cwd = "/"
+        self.make_cwd = False  # create a missing cwd in the rootfs (runc does)
+        self.uid = 0
+        self.gid = 0
+        self.groups: list[int] = []
+        self.keep_groups = False  # setgroups is denied (rootless): leave the groups alone
+        self.umask = 0o022
+        self.rlimits: list[tuple[int, int, int]] = []
+        self.no_new_privs = False
+        self.apply_caps = False
+        self.caps: dict[str, int] = {}  # set name -> bit mask
+        # what the runtime must log as warnings (capabilities it cannot grant, ...)
+        self.warnings: list[str] = []
+        self.notes: list[str] = []  # decisions worth a debug line (nothing lost)
+        self.new_keyring = new_keyring
+        self.personality = -1
+        self.ioprio = -1
+        self.sched: tuple | None = (
+            None  # (policy, nice, priority, flags, runtime, deadline, period)
+        )
+        self.cpu_initial: bytes | None = None  # sched_setaffinity masks
+        self.cpu_final: bytes | None = None
+        self.mempolicy: tuple[int, bytes] | None = None  # (mode | flags, node mask)
+        self.seccomp_when = SECCOMP_NONE
+        self.seccomp_bpf = b""  # struct sock_filter[]
+        self.seccomp_flags = 0
+        self.preserve_fds = preserve_fds
+        self.trace = False  # --debug: the init reports its phase times
+        # While the init waits for `start` it is pid 1 of its namespace, which ignores every
+        # signal left at its default action: these end it, so `kill ID TERM` works on a
+        # created container as with runc (whose waiting init is a Go program).
+        self.wait_signals = sum(1 << SIGNALS[s] for s in WAIT_SIGNALS)
+        # The process is exec'd through a sealed trampoline, so that /proc/self/exe never
+        # leads the container to the runtime's own binary (CVE-2019-5736); this is how the
+        # init reaches it (plan_security.exec_route).
+        self.exec_route = EXEC_EXECVEAT
+        self.exec_check = CHECK_FACCESSAT2  # how argv[0] is checked (plan_security.exec_check)
+        self.terminal = False
+        self.console_rows = 0
+        self.console_cols = 0
