@@ -14,6 +14,7 @@ from . import fastjson as json
 from . import log, spec
 from . import plan as planmod
 from . import state as statemod
+from .cgroups.common import CgroupError
 from .cleanup import Cleanup
 from .errors import OcirunError
 from .hostfacts import (  # noqa: F401 (cap_bounding, check_lsm: callers import them here)
@@ -132,6 +133,8 @@ def create(
         for warning in cg.create():
             log.warning(warning)
         on_failure.add(_drop_cgroups, cg, kept)  # after the init is killed
+        if cg.frozen_now():  # left FROZEN: the init would never get to say it is ready
+            raise CgroupError("container's cgroup unexpectedly frozen")
         from .cgroups import tag
 
         tag.mark(cg, root, cid)  # ocirun's, of this container and root: for `gc`

@@ -318,7 +318,9 @@ class V1Manager(CgroupfsManager):
 
     def frozen_now(self) -> bool:
         d = self.dirs.get("freezer")
-        return bool(d) and (self._opt(d, "freezer.state") or "THAWED").strip() != "THAWED"
+        if not d:
+            return False
+        return (self._opt(d, "freezer.state") or "THAWED").strip() != "THAWED"
 
     def state(self) -> str:
         d = self.dirs.get("freezer")

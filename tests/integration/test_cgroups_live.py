@@ -435,3 +435,42 @@ def test_cli_events_reports_an_oom_kill(rt, make_bundle, cid):
         assert "oom" in kinds and kinds[0] == "stats", kinds
     finally:
         ok(rt, "delete", "--force", cid)
+
+
+@pytest.mark.parametrize("frozen", ["itself", "its parent"])
+def test_cli_create_into_a_frozen_cgroup_fails_at_once(rt, make_bundle, cid, frozen):
+    """A freezer cgroup left FROZEN (by a killed pause, an operator) would hold the new
+    init before it is ready: create would hang. runc refuses at once with this text."""
+    if not os.path.isdir(f"{CG}/freezer"):
+        pytest.skip("this host has no v1 freezer hierarchy")
+    made = f"{CG}/freezer{BASE}/{cid}"
+    target = made if frozen == "itself" else f"{made}/ctr"
+    os.makedirs(made)
+    try:
+        with open(f"{made}/freezer.state", "w") as f:
+            f.write("FROZEN")
+
+        def mutate(cfg):
+            cfg["linux"]["cgroupsPath"] = target[len(f"{CG}/freezer") :]
+
+        b = make_bundle(args=["true"], mutate=mutate)
+        r = call(rt, "create", "--bundle", b, cid, timeout=20)
+        if r.returncode == 0:
+            call(rt, "delete", "--force", cid)
+        assert r.returncode != 0
+        assert "container's cgroup unexpectedly frozen" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert call(rt, "state", cid).returncode != 0, "a refused create left its state"
+        for h in os.listdir(CG):
+            if h != "freezer":
+                assert not os.path.exists(f"{CG}/{h}{BASE}/{cid}"), h
+    finally:
+        call(rt, "delete", "--force", cid)  # after a hang: the held init
+        with open(f"{made}/freezer.state", "w") as f:
+            f.write("THAWED")
+        for d in (f"{made}/ctr", made):
+            if os.path.isdir(d):
+                for pid in _read(f"{d}/cgroup.procs").split():
+                    os.kill(int(pid), signal.SIGKILL)
+                assert _wait_until(lambda d=d: not _read(f"{d}/cgroup.procs"))
+                os.rmdir(d)
