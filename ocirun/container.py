@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from . import fastjson as json
+from . import _lean as json
 from . import log, spec
 from . import plan as planmod
 from . import state as statemod

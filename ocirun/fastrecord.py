@@ -15,7 +15,7 @@ the size limit or a failed write means no record, and every command goes to Pyth
 
 import os
 
-from . import fastjson as json
+from . import _lean as json
 from .state import STATE_FILE, atomic_write, freezer_file
 
 NAME = "lifecycle.rec"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 
-from . import fastjson as json
+from . import _lean as json
 from .errors import HookError
 
 

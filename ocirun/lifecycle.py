@@ -6,10 +6,10 @@ kill and delete on every stop), so this module imports nothing they do not need:
 planning, no validation, no compiled shim.
 """
 
-import posix  # not os: `import os` costs ~1 ms under -IS (measured), these are the hot commands
+import os
 from _signal import SIGKILL  # the C module behind `signal` (whose enums cost ms to import)
 
-from . import fastjson as json
+from . import _lean as json
 from . import log
 from .errors import ContainerNotFound, InitError, InvalidState, OcirunError
 from .state import CREATED, PAUSED, RUNNING, STOPPED, Container
@@ -25,26 +25,26 @@ def start(root: str, cid: str) -> None:
         if status != CREATED:
             raise InvalidState("cannot start an already running container")
         # The init holds exec.result open for writing until its execve: open our end first.
-        result = posix.open(c.result_path, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
+        result = os.open(c.result_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             try:
-                fd = posix.open(c.fifo_path, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
+                fd = os.open(c.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             except OSError:
                 # ENXIO: no reader, the init is gone.
                 raise InvalidState("cannot start a container that has stopped") from None
             try:
-                posix.write(fd, b"0")
+                os.write(fd, b"0")
             finally:
-                posix.close(fd)
-            posix.unlink(c.fifo_path)
+                os.close(fd)
+            os.unlink(c.fifo_path)
             log.phase("release (exec.fifo)")
-            posix.set_blocking(result, True)
+            os.set_blocking(result, True)
             # EOF: the init exec'd (or died silently); text: what failed after the wait
             # (a startContainer hook, execve).
-            report = posix.read(result, 4096)
+            report = os.read(result, 4096)
         finally:
-            posix.close(result)
-        posix.unlink(c.result_path)
+            os.close(result)
+        os.unlink(c.result_path)
         log.phase("the init's execve (startContainer hooks first)")
         if report:
             err, _, text = report.decode(errors="replace").partition(" ")
@@ -83,7 +83,7 @@ def kill(root: str, cid: str, sig: int) -> None:
     init's (start time): a pid reused meanwhile can't receive it."""
     with Container.load(root, cid) as c:
         try:
-            pidfd = posix.pidfd_open(c.pid) if c.pid else -1
+            pidfd = os.pidfd_open(c.pid) if c.pid else -1
         except ProcessLookupError:
             pidfd = -1
         try:
@@ -94,7 +94,7 @@ def kill(root: str, cid: str, sig: int) -> None:
             raise InvalidState("container not running") from None
         finally:
             if pidfd >= 0:
-                posix.close(pidfd)
+                os.close(pidfd)
 
 
 KILL_TIMEOUT = 10.0  # seconds an init may take to die after SIGKILL (runc: 10 s too)
@@ -102,7 +102,7 @@ KILL_TIMEOUT = 10.0  # seconds an init may take to die after SIGKILL (runc: 10 s
 
 def _kill_and_wait(c: Container) -> None:
     try:
-        pidfd = posix.pidfd_open(c.pid)
+        pidfd = os.pidfd_open(c.pid)
     except ProcessLookupError:
         return
     try:
@@ -121,7 +121,7 @@ def _kill_and_wait(c: Container) -> None:
     except ProcessLookupError:
         pass
     finally:
-        posix.close(pidfd)
+        os.close(pidfd)
 
 
 def cgroups_of(c: Container):
@@ -142,7 +142,7 @@ def kill_all(root: str, cid: str, sig: int) -> None:
         if c.status() not in (CREATED, RUNNING, PAUSED):
             raise InvalidState("container not running")
         if cg is None:  # rootless without cgroups: the init (and its pid namespace)
-            posix.kill(c.pid, sig)
+            os.kill(c.pid, sig)
             return
         cg.kill_all(sig)
 
@@ -277,7 +277,7 @@ def _destroy(c: Container, status: str) -> None:
 def wait_forwarding_signals(pid: int) -> int:
     def forward(sig, _frame):
         try:
-            posix.kill(pid, sig)
+            os.kill(pid, sig)
         except ProcessLookupError:
             pass
 
@@ -297,7 +297,7 @@ def wait_forwarding_signals(pid: int) -> int:
     try:
         while True:
             try:
-                wpid, status = posix.waitpid(-1, 0)
+                wpid, status = os.waitpid(-1, 0)
             except ChildProcessError:
                 return 255
             if wpid == pid:
@@ -305,6 +305,6 @@ def wait_forwarding_signals(pid: int) -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    if posix.WIFSIGNALED(status):
-        return 128 + posix.WTERMSIG(status)
-    return posix.WEXITSTATUS(status)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)

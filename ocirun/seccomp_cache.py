@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from . import fastjson as json
+from . import _lean as json
 from . import seccomp as sc
 from .seccomp import Filter
 

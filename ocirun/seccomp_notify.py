@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 
-from . import fastjson as json
+from . import _lean as json
 from .errors import OcirunError
 
 

@@ -13,10 +13,10 @@ the cffi module ocirun._status), fed here with state.json's facts.
 
 import errno
 import fcntl
-import posix  # not os: `import os` costs ~1 ms under -IS (measured), these are the hot commands
+import os
 import time
 
-from . import fastjson as json
+from . import _lean as json
 from .errors import (
     ContainerExists,
     ContainerNotFound,
@@ -25,7 +25,6 @@ from .errors import (
     UsageError,
     sys_error,
 )
-from .paths import abspath, exists, in_dir, is_dir
 
 DEFAULT_ROOT = "/run/ocirun"
 STATE_FILE = "state.json"
@@ -72,17 +71,17 @@ def now_rfc3339() -> str:
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
     """Write `data` to a temporary beside `path`, then rename it over `path`. Raises OSError;
     a failure leaves no temporary behind."""
-    tmp = f"{path}.tmp{posix.getpid()}"
-    fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, mode)
+    tmp = f"{path}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         try:
-            posix.write(fd, data)
+            os.write(fd, data)
         finally:
-            posix.close(fd)
-        posix.rename(tmp, path)
+            os.close(fd)
+        os.rename(tmp, path)
     except BaseException:
         try:
-            posix.unlink(tmp)
+            os.unlink(tmp)
         except OSError:
             pass
         raise
@@ -98,11 +97,11 @@ def root_error(root: str, exc: OSError) -> OcirunError:
 def _not_root_hint(exc: OSError, path: str) -> str:
     """Why a non-root caller can't use the system's root dir, and what to do (only for the
     system's root: a --root the caller gave is theirs to fix)."""
-    if exc.errno not in (errno.EPERM, errno.EACCES) or posix.geteuid() == 0:
+    if exc.errno not in (errno.EPERM, errno.EACCES) or os.geteuid() == 0:
         return ""
     if path != DEFAULT_ROOT and not path.startswith(DEFAULT_ROOT + "/"):
         return ""
-    return f" (as uid {posix.geteuid()}: give --root, or set XDG_RUNTIME_DIR)"
+    return f" (as uid {os.geteuid()}: give --root, or set XDG_RUNTIME_DIR)"
 
 
 def proc_start_time(pid: int) -> int | None:
@@ -124,7 +123,7 @@ class Container:
     ):
         self.root = root
         self.id = cid
-        self.dir = in_dir(root, cid)
+        self.dir = os.path.join(root, cid)
         self._dirfd = dirfd
         self.data = data or {}
         self.damage = damage  # why state.json could not be read (load(damaged_ok=True))
@@ -132,10 +131,8 @@ class Container:
     # -- opening ---------------------------------------------------------------------------
     @classmethod
     def create(cls, root: str, cid: str) -> "Container":
-        import os  # create's path: os is loaded anyway
-
         check_id(cid)
-        path = in_dir(root, cid)
+        path = os.path.join(root, cid)
         try:
             os.makedirs(root, mode=0o700, exist_ok=True)
         except OSError as e:
@@ -149,12 +146,12 @@ class Container:
             if not st.st_mode & 0o1000 and st.st_uid == os.geteuid():
                 os.chmod(root, (st.st_mode & 0o777) | 0o1000)
         try:
-            posix.mkdir(path, 0o700)
+            os.mkdir(path, 0o700)
         except FileExistsError:
             raise ContainerExists(cid) from None
         except OSError as e:
             raise sys_error(e, f"mkdir {path}{_not_root_hint(e, path)}") from None
-        fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fcntl.flock(fd, fcntl.LOCK_EX)
         return cls(root, cid, fd, None)
 
@@ -163,9 +160,9 @@ class Container:
         """The container, locked. A damaged state.json raises StateDamaged, or with
         `damaged_ok` (delete --force) gives a container without data and with `damage`."""
         check_id(cid)
-        path = in_dir(root, cid)
+        path = os.path.join(root, cid)
         try:
-            fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(cid) from None
         except OSError as e:  # EACCES: a root dir we may not enter
@@ -175,19 +172,19 @@ class Container:
             data = _read_state(path)
         except StateDamaged as e:
             if not damaged_ok:
-                posix.close(fd)
+                os.close(fd)
                 raise
             return cls(root, cid, fd, None, e.message)
         if data is None:
             # Removed while we waited for the lock, or a create that died half-way.
-            if not is_dir(path):
-                posix.close(fd)
+            if not os.path.isdir(path):
+                os.close(fd)
                 raise ContainerNotFound(cid)
         return cls(root, cid, fd, data)
 
     def close(self) -> None:
         if self._dirfd >= 0:
-            posix.close(self._dirfd)
+            os.close(self._dirfd)
             self._dirfd = -1
 
     def __enter__(self) -> "Container":
@@ -257,7 +254,7 @@ class Container:
         """Remove the state dir (flat: state.json, exec.fifo, temporaries)."""
         try:
             try:
-                names = posix.listdir(self.dir)
+                names = os.listdir(self.dir)
             except FileNotFoundError:
                 names = []
             # config.json first, state.json last: a delete killed midway never leaves a
@@ -265,7 +262,7 @@ class Container:
             names.sort(key=lambda n: (n != CONFIG_FILE, n == STATE_FILE))
             for name in names:
                 try:
-                    posix.unlink(f"{self.dir}/{name}")
+                    os.unlink(f"{self.dir}/{name}")
                 except FileNotFoundError:
                     pass
                 except IsADirectoryError:
@@ -275,7 +272,7 @@ class Container:
 
                     shutil.rmtree(f"{self.dir}/{name}")
             try:
-                posix.rmdir(self.dir)
+                os.rmdir(self.dir)
             except FileNotFoundError:
                 pass
         except OSError as e:  # EBUSY, EPERM (an immutable file), EISDIR (a stray subdir)
@@ -324,7 +321,7 @@ def _read_state(path: str) -> dict | None:
 def _check_missing(path: str, name: str) -> None:
     """No state.json: a create at work or dead before writing it, unless the container's
     config.json (written after state.json) is there: then it was removed, which is damage."""
-    if exists(f"{path}/{CONFIG_FILE}"):
+    if os.path.exists(f"{path}/{CONFIG_FILE}"):
         raise StateDamaged(name, "missing")
 
 
@@ -394,7 +391,7 @@ def freezer_file(paths: dict | None) -> tuple[str, bytes] | None:
 def list_ids(root: str) -> list[str]:
     """The container ids under root (none if root does not exist)."""
     try:
-        with posix.scandir(root) as it:
+        with os.scandir(root) as it:
             return sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir())
     except FileNotFoundError:
         return []
@@ -423,9 +420,9 @@ def peek(root: str, cid: str) -> dict | None:
     """State of one container for `list`, without taking its lock; None if it has none (yet)
     or went away. A state we may not read is an error (`load container ID: ...`).
     Unlike `state` (owner "", as runc), the owner is the name of the state dir's owner."""
-    path = in_dir(root, cid)
+    path = os.path.join(root, cid)
     try:
-        uid = posix.stat(path).st_uid
+        uid = os.stat(path).st_uid
         with open(f"{path}/{STATE_FILE}", "rb") as f:
             raw = f.read()
     except (FileNotFoundError, NotADirectoryError):
@@ -443,6 +440,6 @@ def peek(root: str, cid: str) -> dict | None:
 def write_pid_file(path: str, pid: int) -> None:
     """Decimal, no newline, atomically (go-runc reads it the moment create returns)."""
     try:
-        atomic_write(abspath(path), str(pid).encode(), 0o644)
+        atomic_write(os.path.abspath(path), str(pid).encode(), 0o644)
     except OSError as e:
         raise sys_error(e, f"write pid file {path}") from None

@@ -6,10 +6,9 @@ On the hot path (delete, kill --all): no os, posixpath or typing here (see commo
 """
 
 import errno
-import posix
+import os
 import time
 
-from ..paths import in_dir
 from ..tables import SIGNALS
 from .common import DEFAULT_FS, FS, CgroupError, _strerror, read_file, read_opt, write_file
 
@@ -25,7 +24,7 @@ def levels_below(top: str, d: str) -> list[str]:
     out, cur = [], top
     for part in d[len(prefix) :].split("/"):
         if part:
-            cur = in_dir(cur, part)
+            cur = os.path.join(cur, part)
             out.append(cur)
     return out
 
@@ -113,21 +112,21 @@ class CgroupfsManager:
         self.created = []
 
     def _write(self, d: str, name: str, value) -> None:
-        write_file(self.fs, in_dir(d, name), str(value))
+        write_file(self.fs, os.path.join(d, name), str(value))
 
     def _read(self, d: str, name: str) -> str:
-        return read_file(self.fs, in_dir(d, name))
+        return read_file(self.fs, os.path.join(d, name))
 
     def _opt(self, d: str, name: str) -> str | None:
-        return read_opt(self.fs, in_dir(d, name))
+        return read_opt(self.fs, os.path.join(d, name))
 
     def _has(self, d: str, name: str) -> bool:
-        return self.fs.exists(in_dir(d, name))
+        return self.fs.exists(os.path.join(d, name))
 
     def add(self, pid: int) -> None:
         """Move `pid` (and so everything it forks later) into the cgroup(s)."""
         for d in dict.fromkeys(self.dirs.values()):
-            path = in_dir(d, "cgroup.procs")
+            path = os.path.join(d, "cgroup.procs")
             for attempt in range(5):
                 try:
                     self.fs.write(path, str(pid))
@@ -151,7 +150,7 @@ class CgroupfsManager:
         here), and the cgroup2 directory to clone3(CLONE_INTO_CGROUP) it into (v2, or the
         cgroup2 tree of a hybrid host), or None."""
         v1 = dict.fromkeys(d for sub, d in self.dirs.items() if sub)  # co-mounted: one dir
-        return [in_dir(d, "tasks") for d in v1], self.dirs.get("")
+        return [os.path.join(d, "tasks") for d in v1], self.dirs.get("")
 
     def pids(self, everywhere: bool = False) -> list[int]:
         """Every process in the cgroup and its sub-cgroups; `everywhere`: in any of the
@@ -162,7 +161,7 @@ class CgroupfsManager:
         stack = list(dict.fromkeys(self.dirs.values())) if everywhere else [d] if d else []
         while stack:
             cur = stack.pop()
-            text = read_opt(self.fs, in_dir(cur, "cgroup.procs"))
+            text = read_opt(self.fs, os.path.join(cur, "cgroup.procs"))
             if text is None:
                 continue
             for tok in text.split():
@@ -176,7 +175,7 @@ class CgroupfsManager:
     def _signal_each(self, sig: int) -> None:
         for pid in self.pids(everywhere=True):
             try:
-                posix.kill(pid, sig)
+                os.kill(pid, sig)
             except ProcessLookupError:
                 pass
 
@@ -283,8 +282,8 @@ class CgroupfsManager:
     def _wait_empty(self) -> None:
         """Give exiting tasks a moment to leave before rmdir (cgroup2 tells us when)."""
         d = self.dirs.get("")
-        if d and self.fs.exists(in_dir(d, "cgroup.events")):
-            self.fs.wait_for(in_dir(d, "cgroup.events"), "populated", "0", 1.0)
+        if d and self.fs.exists(os.path.join(d, "cgroup.events")):
+            self.fs.wait_for(os.path.join(d, "cgroup.events"), "populated", "0", 1.0)
 
     # -- what each version implements, for the freezer
     def _main_dir(self) -> str | None:

@@ -7,11 +7,10 @@ measured; tests/integration/test_hot_imports.py guards it) and nothing that load
 """
 
 import errno
-import posix
+import os
 import time
 
 from ..errors import OcirunError
-from ..paths import exists
 
 ROOT = "/sys/fs/cgroup"
 
@@ -31,7 +30,7 @@ class CgroupError(OcirunError):
 
 def _strerror(e: OSError) -> str:
     # Go's (and so runc's) wording is lower case: "invalid argument".
-    return posix.strerror(e.errno).lower() if e.errno else str(e)
+    return os.strerror(e.errno).lower() if e.errno else str(e)
 
 
 class FS:
@@ -40,38 +39,38 @@ class FS:
     that records the device filter instead of loading it)."""
 
     def mkdir(self, path: str) -> None:
-        posix.mkdir(path, 0o755)
+        os.mkdir(path, 0o755)
 
     def rmdir(self, path: str) -> None:
-        posix.rmdir(path)
+        os.rmdir(path)
 
     def read(self, path: str) -> str:
-        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             chunks = []
             while True:
-                b = posix.read(fd, 65536)
+                b = os.read(fd, 65536)
                 if not b:
                     break
                 chunks.append(b)
             return b"".join(chunks).decode()
         finally:
-            posix.close(fd)
+            os.close(fd)
 
     def write(self, path: str, data: str) -> None:
         # No O_CREAT: a knob the kernel lacks must fail (ENOENT), not appear.
-        fd = posix.open(path, posix.O_WRONLY | posix.O_TRUNC | posix.O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
         try:
-            posix.write(fd, data.encode())
+            os.write(fd, data.encode())
         finally:
-            posix.close(fd)
+            os.close(fd)
 
     def exists(self, path: str) -> bool:
-        return exists(path)
+        return os.path.exists(path)
 
     def subdirs(self, path: str) -> list[str]:
         try:
-            with posix.scandir(path) as it:
+            with os.scandir(path) as it:
                 return [e.path for e in it if e.is_dir(follow_symlinks=False)]
         except FileNotFoundError:
             return []
@@ -87,16 +86,16 @@ class FS:
         """Wait until the flat-keyed file (cgroup v2 `cgroup.events`) has `key value`.
         The kernel flags a change with POLLPRI, so no sleep loop on real cgroupfs."""
         try:
-            fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return True  # the cgroup is gone: nothing left to wait for
         try:
             p = None  # made when the first read does not match: `select` is an extension
             deadline = time.monotonic() + timeout
             while True:
-                posix.lseek(fd, 0, 0)  # SEEK_SET (a name os defines, not posix)
+                os.lseek(fd, 0, os.SEEK_SET)
                 try:
-                    text = posix.read(fd, 4096).decode()
+                    text = os.read(fd, 4096).decode()
                 except OSError:
                     return True  # ENODEV: removed under us
                 if flat_keyed(text).get(key) == value:
@@ -114,7 +113,7 @@ class FS:
                 if not any(ev & (select.POLLPRI | select.POLLERR) for _, ev in events):
                     time.sleep(min(0.005, max(left, 0)))  # a regular file (tests): no POLLPRI
         finally:
-            posix.close(fd)
+            os.close(fd)
 
 
 DEFAULT_FS = FS()

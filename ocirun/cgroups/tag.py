@@ -10,7 +10,7 @@ On create's path: a handful of setxattr calls.
 
 import os
 
-from .. import fastjson as json
+from .. import _lean as json
 
 
 def attr_name() -> str:

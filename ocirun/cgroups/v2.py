@@ -2,8 +2,8 @@
 Device rules (Manager.device_rules) become an eBPF program attached to it (ebpf.py)."""
 
 import errno
+import os
 
-from ..paths import in_dir
 from .cgroupfs import SIGKILL, CgroupfsManager, levels_below
 from .common import KERNEL_MEMORY_WARNING, CgroupError, flat_keyed, rdma_line, to_int
 
@@ -276,7 +276,7 @@ class V2Manager(CgroupfsManager):
         if not self._has(d, "cgroup.freeze"):
             raise CgroupError("freezer not supported: cgroup.freeze is missing")
         self._write(d, "cgroup.freeze", 1)
-        if not self.fs.wait_for(in_dir(d, "cgroup.events"), "frozen", "1", 10.0):
+        if not self.fs.wait_for(os.path.join(d, "cgroup.events"), "frozen", "1", 10.0):
             self._write(d, "cgroup.freeze", 0)
             raise CgroupError("timeout of 10s reached waiting for the cgroup to freeze")
 
@@ -284,7 +284,7 @@ class V2Manager(CgroupfsManager):
         d = self.dirs[""]
         if self._has(d, "cgroup.freeze"):
             self._write(d, "cgroup.freeze", 0)
-            self.fs.wait_for(in_dir(d, "cgroup.events"), "frozen", "0", 1.0)
+            self.fs.wait_for(os.path.join(d, "cgroup.events"), "frozen", "0", 1.0)
 
     def frozen_now(self) -> bool:
         events = self._opt(self.dirs[""], "cgroup.events") or ""
@@ -294,7 +294,7 @@ class V2Manager(CgroupfsManager):
         d = self.dirs[""]
         if (self._opt(d, "cgroup.freeze") or "0").strip() != "1":
             return "THAWED"
-        ok = self.fs.wait_for(in_dir(d, "cgroup.events"), "frozen", "1", 1.0)
+        ok = self.fs.wait_for(os.path.join(d, "cgroup.events"), "frozen", "1", 1.0)
         return "FROZEN" if ok else "THAWED"
 
     def kill_all(self, sig: int) -> None:

@@ -3,7 +3,7 @@
 csrc/launcher/record_fuzz.c, built here with AddressSanitizer and UBSan (any overflow, out
 of bounds read or undefined behaviour aborts it), is fed the records fastrecord.py writes,
 every truncation of them, mutations, oversized and garbage ones; and byte strings to encode,
-compared with what the Python side (json.dumps, log.quote, fastjson's indent) writes.
+compared with what the Python side (json.dumps, log.quote, _lean's indent) writes.
 Seeded: a failure reproduces.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ocirun import fastjson, fastrecord, log
+from ocirun import _lean, fastrecord, log
 
 SRC = Path(__file__).resolve().parents[2] / "csrc" / "launcher"
 SEED = 16
@@ -296,8 +296,8 @@ def test_reindent_matches_pythons_indent(harness):
     rng = random.Random(SEED)
     for _ in range(200):
         obj = {"k": random_json(rng)}
-        got = harness("reindent", fastjson.dumps(obj).encode()).decode()
-        assert got == fastjson.dumps(obj, indent=2), obj
+        got = harness("reindent", _lean.dumps(obj).encode()).decode()
+        assert got == _lean.dumps(obj, indent=2), obj
 
 
 def test_cgroup_procs_as_the_kernel_writes_them_and_garbage(harness):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ocirun import paths, state
+from ocirun import state
 from ocirun.errors import StateDamaged, UsageError
 
 # --------------------------------------------------------------------------- check_id
@@ -51,49 +51,7 @@ def test_a_bad_id_is_refused_before_any_path_is_built(tmp_path, cid):
     assert os.listdir(tmp_path / "root") == []
 
 
-# --------------------------------------------------------------------------- paths
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/",
-        "/a/b",
-        "/a//b/",
-        "/a/./b/../c",
-        "/..",
-        "/a/..",
-        "rel",
-        "rel/../x",
-        "./x/.",
-        "../up",
-        "a//b",
-        ".",
-    ],
-)
-def test_abspath_is_os_path_abspath(path):
-    assert paths.abspath(path) == os.path.abspath(path)
-
-
-@pytest.mark.parametrize("d, name", [("/a", "b"), ("/a/", "b"), ("/", "x"), ("/a/b", "c.d")])
-def test_in_dir_is_os_path_join(d, name):
-    assert paths.in_dir(d, name) == os.path.join(d, name)
-
-
-def test_exists_and_is_dir(tmp_path):
-    f = tmp_path / "f"
-    f.write_text("")
-    (tmp_path / "link").symlink_to("d")
-    assert paths.exists(str(f)) and not paths.is_dir(str(f))
-    assert paths.is_dir(str(tmp_path)) and paths.exists(str(tmp_path))
-    assert not paths.exists(str(tmp_path / "link"))  # dangling: follows symlinks, as os.path
-    (tmp_path / "d").mkdir()
-    assert paths.is_dir(str(tmp_path / "link"))
-    assert not paths.exists(str(tmp_path / "nope"))
-    assert not paths.exists("nul\x00in a path")  # ValueError from stat: just "no"
-
-
-# --------------------------------------------------------------------------- damaged state
+# --------------------------------------------------------------------------- damage
 
 
 GOOD = b'{"id": "c1", "pid": 42, "start_time": 7, "bundle": "/b"}'
