@@ -13,8 +13,8 @@ plan_rootless in rootless.py, where the config asks for them).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
+from ._lean import Callable
 from .errors import ConfigError, OcirunError
 from .plan_namespaces import (  # noqa: F401 (part of the planner's interface)
     idmap_text,

@@ -5,8 +5,7 @@ into the container's process (runc's rules). Pure: called by plan.build and buil
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
+from ._lean import Sequence
 from .defaults import DEFAULT_PATH
 from .plan_records import ALL_CAPS, Plan
 from .tables import CAPS, RLIMITS

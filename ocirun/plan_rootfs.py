@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Callable
 
+from ._lean import Callable
 from .defaults import DEFAULT_DEVICE_NODES
 from .plan_namespaces import idmap_text
 from .plan_records import MNT_DIR, MNT_FILE, CgroupLayout, Device, Mount, Plan

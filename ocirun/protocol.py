@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import _socket  # the C module: `socket` costs ~5 ms to import
 import os
-from collections.abc import Callable
 
 from . import _native, log
+from ._lean import Callable
 from .errors import InitError
 from .plan import Plan
 

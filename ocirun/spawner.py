@@ -10,9 +10,9 @@ from __future__ import annotations
 import _socket  # the C module: `socket` costs ~5 ms to import
 import errno
 import os
-from collections.abc import Callable
 
 from . import _native, log
+from ._lean import Callable
 from .cleanup import Cleanup
 from .errors import InitError, OcirunError
 from .plan import Plan

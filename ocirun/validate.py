@@ -14,8 +14,8 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Iterable
 
+from ._lean import Iterable
 from .spec import TOP_SCHEMA, schemas_dir
 from .validate_rules import (  # noqa: F401 (NOTIFY_FORBIDDEN: seccomp's docs name it here)
     NOTIFY_FORBIDDEN,
