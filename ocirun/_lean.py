@@ -24,6 +24,13 @@ the front door's fallback code (`python3 -IS -c`), best run, Python 3.11, 2-core
   (`python -IS -c 'import os, collections'` 10.3 ms against 7.8, hyperfine).
 - `cleanup.Cleanup` is not `contextlib.ExitStack` for the same reason (~3 ms: contextlib
   brings collections, functools and types); see its docstring.
+- `Record`, the plan's plain records (keyword construction, equality, repr), instead of
+  dataclasses, whose import (inspect, re, enum...) costs ~6 ms on create and exec.
+- `signal`: the `_signal` builtin behind the signal module, whose Signals/Handlers enums
+  import `enum` (~4 ms) for `run`'s signal forwarding and the terminal's SIGWINCH.
+- `TYPE_CHECKING` for the imports the type checker alone needs on the paths of delete and
+  kill --all (the front door's fallbacks): `typing` costs ~2 ms. mypy honours any
+  `TYPE_CHECKING` name.
 
 Everything else is ordinary Python (`os`, `errno`, `signal`, `typing`): `posix` instead of
 `os` saved nothing on create/exec, which import os anyway, and ~1 ms only on the front
@@ -42,9 +49,29 @@ except ImportError:  # pragma: no cover - depends on the Python version
     except ImportError:
         from hashlib import sha256 as _sha256
 
+import _signal as signal  # noqa: F401 (see the docstring)
 from _collections_abc import Callable, Iterable, Sequence  # noqa: F401 (see the docstring)
 
 from .clispec import COMMANDS, GLOBAL, GO_BOOLS, INT, INTS, REQUIRED, STRS, Flag, go_name
+
+TYPE_CHECKING = False  # see the docstring
+
+
+class Record:
+    """A plain record: keyword construction (by the subclass), equality and repr over its
+    __slots__ (what dataclasses would give; see the docstring)."""
+
+    __slots__ = ()
+
+    def __eq__(self, other):
+        return type(self) is type(other) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__
+        )
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        return f"{type(self).__name__}({args})"
+
 
 # ---------------------------------------------------------------------------------- JSON
 

@@ -281,8 +281,7 @@ def wait_forwarding_signals(pid: int) -> int:
         except ProcessLookupError:
             pass
 
-    # _signal, not signal: the latter wraps numbers in enums, and enum costs ~4 ms to import.
-    import _signal as signal
+    from ._lean import signal
 
     forwarded = (
         signal.SIGINT,

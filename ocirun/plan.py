@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from ._lean import Callable
+from ._lean import Callable, Record
 from .errors import ConfigError, OcirunError
 from .plan_namespaces import (  # noqa: F401 (part of the planner's interface)
     idmap_text,
@@ -42,7 +42,6 @@ from .plan_records import (  # noqa: F401 (part of the planner's interface)
     Mount,
     Options,
     Plan,
-    _Record,
 )
 from .plan_security import (  # noqa: F401 (the plan's constants, by their usual name)
     CHECK_FACCESSAT2,
@@ -60,7 +59,7 @@ from .plan_security import (  # noqa: F401 (the plan's constants, by their usual
 from .tables import NAMESPACES
 
 
-class HostFacts(_Record):
+class HostFacts(Record):
     """What `build` is told about the host and the runtime (read by hostfacts.py): how
     cgroups are mounted (for `cgroup` mounts), the runtime's capability bounding set, its
     euid (rootless), the compiled seccomp filter (seccomp.Filter: bpf, flags, notify),

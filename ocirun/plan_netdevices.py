@@ -12,12 +12,12 @@ moving, with pyroute2.
 
 from __future__ import annotations
 
-from .plan_records import _Record
+from ._lean import Record
 
 IFNAMSIZ = 16  # with the NUL: a name has at most 15 bytes
 
 
-class NetDevice(_Record):
+class NetDevice(Record):
     """One entry of linux.netDevices: `host` (the key: the interface's name in the runtime's
     network namespace) becomes `name` in the container's; a `name` with "%d" is a template
     the kernel completes with the first free number."""

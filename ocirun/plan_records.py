@@ -1,11 +1,12 @@
 """The plan's records: `Plan` (one attribute per field of struct ocirun_plan, csrc/ocirun.h)
 and the pieces it holds (mounts, devices), with what the planner is told (Options, the host's
-CgroupLayout). Plain records: `_Record` gives keyword construction, equality and repr without
-importing dataclasses (~6 ms on every create and exec).
+CgroupLayout). Plain records (`_lean.Record`: dataclasses cost ~6 ms on every create and
+exec).
 """
 
 from __future__ import annotations
 
+from ._lean import Record
 from .plan_security import CHECK_FACCESSAT2, EXEC_EXECVEAT, SECCOMP_NONE
 from .tables import MS_REC, MS_SLAVE, SIGNALS
 
@@ -16,22 +17,7 @@ ALL_CAPS = (1 << 64) - 1  # a capability mask with every bit set
 WAIT_SIGNALS = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTERM")
 
 
-class _Record:
-    """A plain record: keyword construction, equality and repr."""
-
-    __slots__ = ()
-
-    def __eq__(self, other):
-        return type(self) is type(other) and all(
-            getattr(self, k) == getattr(other, k) for k in self.__slots__
-        )
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
-        return f"{type(self).__name__}({args})"
-
-
-class Mount(_Record):
+class Mount(Record):
     __slots__ = (
         "target",
         "source",
@@ -84,7 +70,7 @@ class Mount(_Record):
         self.idmap, self.idmap_recursive = idmap, idmap_recursive
 
 
-class Device(_Record):
+class Device(Record):
     __slots__ = ("path", "mode", "dev", "uid", "gid", "host_path")
 
     def __init__(
@@ -100,7 +86,7 @@ class Device(_Record):
         self.uid, self.gid, self.host_path = uid, gid, host_path
 
 
-class CgroupLayout(_Record):
+class CgroupLayout(Record):
     """How the host mounts cgroups: v1 hierarchies (dir name, mount options) and/or v2."""
 
     __slots__ = ("v1", "unified", "dirs")
@@ -117,7 +103,7 @@ class CgroupLayout(_Record):
         self.dirs = dict(dirs or {})
 
 
-class Options(_Record):
+class Options(Record):
     """What the command line adds to the config."""
 
     __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds", "listen_fds", "cgroups")

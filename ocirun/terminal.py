@@ -7,13 +7,13 @@ proxies the user's terminal: raw mode, window size (SIGWINCH), stdin -> master -
 
 from __future__ import annotations
 
-import _signal as signal  # not signal: its enums cost ~4 ms to import
 import _socket
 import array
 import os
 import select
 import socket
 
+from ._lean import signal
 from .errors import OcirunError
 
 

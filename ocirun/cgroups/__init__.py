@@ -24,11 +24,10 @@ delete and kill --all load this, common, cgroupfs and v1 or v2 only: none import
 typing (see common.py); the rest load on first use.
 """
 
+from .._lean import TYPE_CHECKING
 from .common import DEFAULT_FS, ROOT, CgroupError
 
-# Type checking only: interface.py loads typing (~2 ms), which delete and kill --all must not.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # interface.py loads typing (~2 ms): delete and kill --all must not
     from .cgroupfs import CgroupfsManager
     from .common import FS
     from .interface import Manager
