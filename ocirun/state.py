@@ -7,8 +7,7 @@ came to be (a create killed midway) or is damaged. A lock (flock on the dir) ser
 operations on one id.
 The status is derived, never stored: the init pid alive with the start time we recorded
 (a reused pid is someone else) -> paused if frozen, created while exec.fifo exists, else
-running; otherwise stopped. The derivation is the front door's C (csrc/launcher/status.c,
-the cffi module ocirun._status), fed here with state.json's facts.
+running; otherwise stopped (status.py: the front door's own C, through cffi).
 """
 
 import errno
@@ -26,14 +25,24 @@ from .errors import (
     sys_error,
 )
 
+# The status names and their derivation; importers take them from here too.
+from .status import (  # noqa: F401
+    CREATED,
+    CREATING,
+    FIFO,
+    PAUSED,
+    RUNNING,
+    STOPPED,
+    derive_status,
+    freezer_file,
+    proc_start_time,
+)
+
 DEFAULT_ROOT = "/run/ocirun"
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"  # the config as created: later edits of the bundle don't count
 CGROUPS_FILE = "cgroups.json"  # the cgroups create is about to make (Manager.planned_paths)
-FIFO = "exec.fifo"
 RESULT = "exec.result"  # the init reports a failure after `start` here (hooks, execve)
-
-CREATING, CREATED, RUNNING, STOPPED, PAUSED = "creating", "created", "running", "stopped", "paused"
 
 MAX_ID = 255  # NAME_MAX: the id names the state dir (and cgroups)
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
@@ -102,17 +111,6 @@ def _not_root_hint(exc: OSError, path: str) -> str:
     if path != DEFAULT_ROOT and not path.startswith(DEFAULT_ROOT + "/"):
         return ""
     return f" (as uid {os.geteuid()}: give --root, or set XDG_RUNTIME_DIR)"
-
-
-def proc_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (clock ticks since boot), or None if gone or a zombie:
-    the front door's reader (csrc/launcher/status.c), through cffi."""
-    from ._status import ffi, lib
-
-    if not 0 < pid <= _INT_MAX:
-        return None
-    out = ffi.new("unsigned long long *")
-    return None if lib.proc_start_time(pid, out) else out[0]
 
 
 class Container:
@@ -338,54 +336,6 @@ def _parse_state(name: str, raw: bytes) -> dict:
     if not isinstance(pid, int) or isinstance(pid, bool) or pid < 0:
         raise StateDamaged(name, "no init pid")
     return data
-
-
-_INT_MAX = 2**31 - 1
-_ULLONG_MAX = 2**64 - 1
-_AT_FDCWD = -100
-_STATUS_NAMES = (CREATED, RUNNING, STOPPED, PAUSED)  # csrc/launcher/front.h's enum status
-
-
-def derive_status(path: str, data: dict | None) -> str:
-    """The status from state.json's facts, by the front door's own code (status.c's
-    container_status, through cffi): one implementation for both."""
-    if not data:
-        return CREATING
-    pid, start = data.get("pid"), data.get("start_time")
-    if not _is_int(pid, _INT_MAX) or not _is_int(start, _ULLONG_MAX):
-        return STOPPED  # no init we could recognise
-    freezer = freezer_file(data.get("cgroup_paths"))
-    from ._status import ffi, lib
-
-    status = lib.container_status(
-        _AT_FDCWD,
-        f"{path}/{FIFO}".encode(errors="surrogateescape"),
-        pid,
-        start,
-        freezer[0].encode(errors="surrogateescape") if freezer else ffi.NULL,
-        freezer[1] if freezer else ffi.NULL,
-    )
-    return _STATUS_NAMES[status]
-
-
-def _is_int(v: object, top: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= top
-
-
-def freezer_file(paths: dict | None) -> tuple[str, bytes] | None:
-    """The file that says whether the container is frozen and its frozen value (v1
-    freezer.state, v2 cgroup.freeze), or None: no freezer. The lifecycle record carries it
-    for the front door (fastrecord.py)."""
-    if not isinstance(paths, dict):
-        return None
-    dirs = paths.get("dirs") or {}
-    if not isinstance(dirs, dict):
-        return None
-    if paths.get("mode") == "v2":
-        d = dirs.get("", "")
-        return (d + "/cgroup.freeze", b"1") if isinstance(d, str) else None
-    d = dirs.get("freezer")
-    return (d + "/freezer.state", b"FROZEN") if isinstance(d, str) else None
 
 
 def list_ids(root: str) -> list[str]:
