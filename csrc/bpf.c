@@ -155,8 +155,3 @@ int ocirun_bpf_device_filter(int cgroup_fd, const void *insns, unsigned int n_in
     }
     return n_old;
 }
-
-int ocirun_bpf_device_query(int cgroup_fd, unsigned int *ids, unsigned int max_ids)
-{
-    return query(cgroup_fd, ids, max_ids);
-}

@@ -334,8 +334,5 @@ void ocirun_seccomp_version(unsigned int *v);
  * or -errno; when the verifier refused the program, its log is in `log` (log_size bytes). */
 int ocirun_bpf_device_filter(int cgroup_fd, const void *insns, unsigned int n_insns, char *log,
                              unsigned int log_size);
-/* Ids of the device programs attached directly to `cgroup_fd` into ids[0..max_ids-1].
- * Returns how many there are (possibly more than max_ids), or -errno. */
-int ocirun_bpf_device_query(int cgroup_fd, unsigned int *ids, unsigned int max_ids);
 
 #endif
