@@ -5,7 +5,7 @@
  * ocirun/clispec.py declares (a test checks the two agree; Go's flag syntax: -name and
  * --name alike, --flag=value or --flag value, a boolean given a Go boolean) and
  * runs state, start, kill, delete and list itself from the record create wrote. Anything
- * else, and anything it is not sure of (an unknown flag, --debug, a bad value, a container
+ * else, and anything it is not sure of (an unknown flag, a bad value, a container
  * without a current record, poststop hooks, ...), goes to Python before any side effect: it
  * execs the venv's interpreter isolated (-I: no PYTHON* variables, no user site, nothing in
  * an engine's environment can inject modules) and without site (-S), with exactly that

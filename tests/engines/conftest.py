@@ -198,6 +198,9 @@ disabled_plugins = {json.dumps(disabled)}
 
     def start(self, timeout: float = 20) -> None:
         self.write_config()
+        # containerd leaves the images of `ctr c checkpoint --task` in its TMPDIR
+        # (ctrd-checkpoint*): keep them in this daemon's directory, not in /tmp.
+        (self.base / "tmp").mkdir(exist_ok=True)
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 ["containerd", "--config", str(self.config)],
@@ -205,6 +208,7 @@ disabled_plugins = {json.dumps(disabled)}
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
+                env=dict(os.environ, TMPDIR=str(self.base / "tmp")),
             )
         deadline = time.monotonic() + timeout
         while True:

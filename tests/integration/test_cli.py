@@ -150,6 +150,7 @@ def test_debug_times_each_phase_of_create_start_exec_delete(rt, make_bundle, tmp
     log = tmp_path / "log.json"
     dbg = ("--debug", "--log", str(log), "--log-format", "json")
     startup = "interpreter start-up + imports (CPU)"
+    door = "front door start-up (CPU)"  # start and delete: the C front door (issue 16)
     bundle = make_bundle(args=["sleep", "30"])
     try:
         assert call(rt, *dbg, "create", "--bundle", bundle, "c1").returncode == 0
@@ -169,7 +170,7 @@ def test_debug_times_each_phase_of_create_start_exec_delete(rt, make_bundle, tmp
         assert call(rt, "delete", "--force", "c2").returncode == 0
         assert call(rt, *dbg, "start", "c1").returncode == 0
         assert phases(log) == [
-            startup,
+            door,
             "lock + state",
             "release (exec.fifo)",
             "the init's execve (startContainer hooks first)",
@@ -185,7 +186,7 @@ def test_debug_times_each_phase_of_create_start_exec_delete(rt, make_bundle, tmp
         assert call(rt, "kill", "c1", "KILL").returncode == 0
         assert call(rt, *dbg, "delete", "--force", "c1").returncode == 0
         assert phases(log) == [
-            startup,
+            door,
             "lock + state, load cgroup driver, stop what runs",
             "remove cgroups",
             "remove state dir",
