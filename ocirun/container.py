@@ -181,7 +181,7 @@ def create(
         if hook_state is not None:
             hook_state.write(init_pid)  # what startContainer hooks will read at `start`
         log.phase("init setup (namespaces, mounts, hooks, pivot, credentials)")
-        _save(c, config, raw, cid, init_pid, bundle, p, cg, hooks, host_mounts)
+        _save(c, config, raw, cid, init_pid, bundle, p, cg, host_mounts)
         if opts.pid_file:
             statemod.write_pid_file(opts.pid_file, init_pid)
         on_failure.pop_all()
@@ -220,25 +220,10 @@ class _HookState:
             hookmod.run("createRuntime", self.hooks.get("createRuntime") or [], state)
 
 
-def _save(c, config, raw, cid, init_pid, bundle, p, cg, hooks, host_mounts) -> None:
+def _save(c, config, raw, cid, init_pid, bundle, p, cg, host_mounts) -> None:
     """state.json, config.json and the front door's record of a created container."""
-    start_time = statemod.proc_start_time(init_pid)
-    c.save(
-        {
-            "ociVersion": config.get("ociVersion", ""),
-            "id": cid,
-            "pid": init_pid,
-            "start_time": start_time,
-            "bundle": bundle,
-            "rootfs": p.rootfs,
-            "created": statemod.now_rfc3339(),
-            "owner": "",
-            "annotations": config.get("annotations") or {},
-            "hooks": {k: hooks[k] for k in ("poststart", "poststop") if hooks.get(k)},
-            "cgroup_paths": cg.paths,
-            **({"host_mounts": host_mounts} if host_mounts is not None else {}),
-        }
-    )
+    extra = {"host_mounts": host_mounts} if host_mounts is not None else {}
+    c.save(statemod.init_record(config, cid, init_pid, bundle, p.rootfs, cg.paths, **extra))
     c.save_config(raw)
     from . import fastrecord
 

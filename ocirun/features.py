@@ -7,7 +7,14 @@ for "rro" in mountOptions), so nothing is listed here that ocirun does not do.
 from __future__ import annotations
 
 from . import SPEC_VERSION, __version__
-from .tables import CAPS, MOUNT_FLAGS, NAMESPACES, PROPAGATION, RECURSIVE_MOUNT_ATTRS
+from .tables import (
+    CAPS,
+    HOOK_PHASES,
+    MOUNT_FLAGS,
+    NAMESPACES,
+    PROPAGATION,
+    RECURSIVE_MOUNT_ATTRS,
+)
 
 # The architectures libseccomp 2.5 knows (each resolvable by seccomp_arch_resolve_name).
 _ARCHES = (
@@ -79,14 +86,7 @@ def features(criu: str | None = None) -> dict:
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": SPEC_VERSION,
-        "hooks": [
-            "prestart",
-            "createRuntime",
-            "createContainer",
-            "startContainer",
-            "poststart",
-            "poststop",
-        ],
+        "hooks": list(HOOK_PHASES),
         "mountOptions": sorted(
             set(MOUNT_FLAGS)
             | set(PROPAGATION)

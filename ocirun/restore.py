@@ -259,20 +259,7 @@ def restore(root: str, cid: str, o: RestoreOptions, criu_flag: str | None) -> in
         init_pid = resp.restore.pid or restored.get("pid", 0)
         undo.add(_kill_quietly, init_pid)
         c.save(
-            {
-                "ociVersion": config.get("ociVersion", ""),
-                "id": cid,
-                "pid": init_pid,
-                "start_time": statemod.proc_start_time(init_pid),
-                "bundle": bundle,
-                "rootfs": p.rootfs,
-                "created": statemod.now_rfc3339(),
-                "owner": "",
-                "annotations": config.get("annotations") or {},
-                "hooks": {k: hooks[k] for k in ("poststart", "poststop") if hooks.get(k)},
-                "cgroup_paths": cg.paths,
-                "restored": True,
-            }
+            statemod.init_record(config, cid, init_pid, bundle, p.rootfs, cg.paths, restored=True)
         )
         c.save_config(raw)
         if o.pid_file:

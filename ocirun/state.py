@@ -77,6 +77,27 @@ def now_rfc3339() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 10**9)) + f".{t % 10**9:09d}Z"
 
 
+def init_record(
+    config: dict, cid: str, pid: int, bundle: str, rootfs: str, cgroup_paths: dict, **extra
+) -> dict:
+    """What state.json says of a container whose init `pid` create (or restore) started."""
+    hooks = config.get("hooks") or {}
+    return {
+        "ociVersion": config.get("ociVersion", ""),
+        "id": cid,
+        "pid": pid,
+        "start_time": proc_start_time(pid),
+        "bundle": bundle,
+        "rootfs": rootfs,
+        "created": now_rfc3339(),
+        "owner": "",
+        "annotations": config.get("annotations") or {},
+        "hooks": {k: hooks[k] for k in ("poststart", "poststop") if hooks.get(k)},
+        "cgroup_paths": cgroup_paths,
+        **extra,
+    }
+
+
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
     """Write `data` to a temporary beside `path`, then rename it over `path`. Raises OSError;
     a failure leaves no temporary behind."""

@@ -112,6 +112,16 @@ NS_PROC_NAMES: dict[str, str] = {
 # Clocks a time namespace can offset (linux.timeOffsets keys).
 TIME_CLOCKS = ("monotonic", "boottime")
 
+# config.hooks' phases (runtime-spec 1.3), in the order a container lives them
+HOOK_PHASES = (
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+)
+
 # --- mount(2) flags (linux/mount.h) -----------------------------------------------------
 
 MS_RDONLY = 1

@@ -50,14 +50,6 @@ def _list(v) -> list:
 
 _RLIMIT_FORM = re.compile(r"^RLIMIT_[A-Z]+$")
 _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?(?:[-+~].*)?$")
-_HOOK_PHASES = (
-    "prestart",
-    "createRuntime",
-    "createContainer",
-    "startContainer",
-    "poststart",
-    "poststop",
-)
 _ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
 
 
@@ -115,7 +107,7 @@ def semantic_problems(cfg: dict) -> list[str]:
 
     # hooks
     hooks = _obj(cfg.get("hooks"))
-    for phase in _HOOK_PHASES:
+    for phase in tables.HOOK_PHASES:
         for i, hook in enumerate(_list(hooks.get(phase))):
             hook = _obj(hook)
             absolute(["hooks", phase, i, "path"], hook.get("path"))
