@@ -239,16 +239,16 @@ def plan_rootless(plan, linux: dict, mounts: list, new: set, joined: set, proble
         return
     if "user" not in new:
         return
-    plan.idmaps = plan_idmaps(linux, problems)
+    plan.ns.idmaps = plan_idmaps(linux, problems)
     _check_mount_ids(mounts, linux, problems)
-    if plan.idmaps.deny_setgroups:
-        if plan.groups:
+    if plan.ns.idmaps.deny_setgroups:
+        if plan.process.groups:
             problems.append(
                 "/process/user/additionalGids: cannot set any additional groups "
                 "in a rootless container (setgroups is denied in its user "
                 "namespace: only the caller's own gid is mapped)"
             )
-        plan.keep_groups = True
+        plan.process.keep_groups = True
 
 
 def _mapped(cid: int, mappings: list) -> bool:
