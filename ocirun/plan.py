@@ -2,8 +2,9 @@
 
 `build()` reads a validated config (a dict) and what the runtime knows about the host
 (`HostFacts`: the cgroup layout, the capability bounding set, the compiled seccomp filter,
-...) and returns a complete, frozen `Plan` whose fields map one to one onto `struct
-ocirun_plan` (csrc/ocirun.h); `_native` only copies it. It does no I/O, so every choice is
+...) and returns a complete `Plan`, frozen deeply, whose sections (ns, hooks, rootfs,
+kernel, process, security) hold the fields of `struct ocirun_plan` (csrc/ocirun.h) by its
+groups; `_native` only copies them. It does no I/O, so every choice is
 unit-testable without root, and it is the only semantic check of a config after the schema
 (validate.py): it collects every problem and raises one ConfigError. The sections are
 planned in plan_namespaces, plan_process, plan_rootfs, plan_security (and plan_netdevices,

@@ -1192,7 +1192,7 @@ def test_plan_is_frozen_deeply():
     p = plan_of(cfg)
     for section in (p.ns, p.hooks, p.rootfs, p.kernel, p.process, p.security):
         with pytest.raises(AttributeError):
-            setattr(section, section.__slots__[0], None)
+            setattr(section, section._fields[0], None)
     with pytest.raises(AttributeError):
         p.rootfs.mounts[0].target = "/elsewhere"
     with pytest.raises(AttributeError):
@@ -1206,6 +1206,53 @@ def test_plan_is_frozen_deeply():
     assert ex.ns.joins == (("/proc/1/ns/pid", CLONE_NEWPID),)
     with pytest.raises(AttributeError):
         ex.process.uid = 1
+
+
+def _mutable_parts(value, where: str):
+    """Where in a frozen plan something can still change in place (lists, plain dicts,
+    records not frozen)."""
+    from ocirun.plan_records import FrozenDict, Section
+
+    if isinstance(value, list) or (isinstance(value, dict) and not isinstance(value, FrozenDict)):
+        yield where
+    if isinstance(value, Section):
+        if not value._frozen:
+            yield where
+        for name in value._fields:
+            yield from _mutable_parts(getattr(value, name), f"{where}.{name}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _mutable_parts(item, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            yield from _mutable_parts(item, f"{where}[{k!r}]")
+
+
+def test_freeze_leaves_nothing_mutable(monkeypatch):
+    """Every section names each field that can change in place (_lists, _deep): a rich
+    config's plan, its rootless id maps and net devices too, has no list or dict left."""
+    cfg = with_userns(config())
+    cfg["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
+    cfg["process"]["capabilities"] = {"bounding": ["CAP_CHOWN"], "ambient": ["CAP_KILL"]}
+    cfg["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2}]
+    cfg["process"]["user"]["additionalGids"] = [5]
+    cfg["hooks"] = {
+        "createContainer": [{"path": "/bin/h", "args": ["h"], "env": ["A=1"]}],
+        "startContainer": [{"path": "/bin/s"}],
+    }
+    cfg["linux"].update(
+        sysctl={"net.ipv4.ip_forward": "1"},
+        maskedPaths=["/proc/kcore"],
+        readonlyPaths=["/proc/sys"],
+        netDevices={"veth1": {"name": "eth0"}},
+        devices=[{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}],
+    )
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    p = build(cfg, BUNDLE, None, HostFacts(cgroups=V1, euid=1000))
+    assert p.ns.idmaps is not None and p.ns.net_devices and p.hooks.create
+    assert list(_mutable_parts(p, "plan")) == []
+    ex = planmod.build_exec(cfg["process"], [("/proc/1/ns/pid", CLONE_NEWPID)])
+    assert list(_mutable_parts(ex, "plan")) == []
 
 
 def test_exec_check_by_mode_bits_only_where_faccessat2_cannot_be_used():
