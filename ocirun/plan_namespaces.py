@@ -1,6 +1,7 @@
-"""The namespaces section of the plan: which are made (clone or unshare) and joined (setns),
-the id maps, time offsets, and what lives in them: hostname, domainname, sysctls (each
-checked to belong to a namespace of the container's). Pure: called by plan.build.
+"""The plan's `ns` section: which namespaces are made (clone or unshare) and joined (setns),
+the id maps, time offsets; and its `kernel` section, what lives in them: hostname,
+domainname, sysctls (each checked to belong to a namespace of the container's). Pure:
+called by plan.build.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""The process section of the plan: argv, env, user, rlimits, capabilities, scheduling,
-memory policy, personality, and the init's hooks; and `process_with_exec_flags`, exec's flags merged
-into the container's process (runc's rules). Pure: called by plan.build and build_exec.
+"""The process's part of the plan: its `process` section (argv, env, user, rlimits,
+scheduling, memory policy, personality), its capabilities and no_new_privs (`security`),
+its oom score (`kernel`), and the init's hooks (`hooks`); and `process_with_exec_flags`,
+exec's flags merged into the container's process (runc's rules). Pure: called by
+plan.build and build_exec.
 """
 
 from __future__ import annotations

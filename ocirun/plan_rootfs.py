@@ -1,7 +1,7 @@
 """spec -> plan, the rootfs part: the container's mounts, /dev nodes and symlinks.
 
 Called by `plan.build()` for a container with a new mount namespace; it fills in the
-`Plan`'s rootfs fields (rootfs, propagation, mounts, devices, symlinks, masked and read-only
+plan's `rootfs` section (path, propagation, mounts, devices, symlinks, masked and read-only
 paths). Pure as the rest of the planner: what it needs to know about the host (is a bind
 source a directory? how are cgroups mounted?) comes in as arguments.
 """
