@@ -9,8 +9,9 @@ from __future__ import annotations
 import _socket  # the C module: `socket` adds enum and selectors (~5 ms)
 import os
 
+from ._lean import Sequence
 from ._shim import ffi, lib
-from .plan import Plan
+from .plan import Mount, Plan
 from .tables import MOUNT_ATTR_IDMAP, RLIMITS
 
 MSG_IDMAP = lib.OCIRUN_MSG_IDMAP
@@ -55,7 +56,7 @@ class _Arena:
         self.keep.append(c)
         return c
 
-    def strv(self, items: list[str]):
+    def strv(self, items: Sequence[str]):
         """A NULL-terminated char *[] (argv/envp style); also usable with a count."""
         arr = ffi.new("const char *[]", len(items) + 1)
         for i, s in enumerate(items):
@@ -64,7 +65,7 @@ class _Arena:
         self.keep.append(arr)
         return arr
 
-    def ints(self, values: list[int]):
+    def ints(self, values: Sequence[int]):
         arr = self.array("int", len(values))
         for i, v in enumerate(values):
             arr[i] = v
@@ -110,7 +111,7 @@ class SpawnFds:
         return sorted(fds - {-1})
 
 
-def _hooks(a: _Arena, hooks: list):
+def _hooks(a: _Arena, hooks: Sequence):
     arr = a.array("struct ocirun_hook", len(hooks))
     for i, (path, argv, envp, timeout) in enumerate(hooks):
         arr[i].path, arr[i].argv, arr[i].envp = a.text(path), a.strv(argv), a.strv(envp)
@@ -118,23 +119,46 @@ def _hooks(a: _Arena, hooks: list):
     return arr, len(hooks)
 
 
-# struct ocirun_plan fields copied from the Plan attribute of the same name (or the one
-# given), as they are: numbers and flags; then strings (NULL for None), then string lists
-# with their count field, then byte masks with their length field.
+# struct ocirun_plan fields copied from the plan, each named with the section that holds
+# it ("" for the plan itself) and its attribute there when the name differs: numbers and
+# flags as they are; then strings (NULL for None), then string lists with their count
+# field, then byte masks with their length field.
 _SCALARS = (
-    "wait_signals", "exec_route", "console_rows", "console_cols", "clone_flags",
-    "unshare_flags", "fork_after", "userns_sync", "loopback_up", "netdev_sync", "hooks_sync",
-    "setup_rootfs", "reopen_dev_null", "root_propagation", "root_propagation_end",
-    "rootfs_parent_unshared", "rootfs_readonly", "no_pivot", ("chroot_only", "host_mount_ns"),
-    "make_cwd", "exec_check", "home_from_passwd", "uid", "gid", "umask", "no_new_privs",
-    "apply_caps", "new_keyring", "personality", "ioprio", "seccomp_when", "seccomp_flags",
-    "preserve_fds", "trace",
+    ("", "wait_signals"), ("", "trace"),
+    ("ns", "clone_flags"), ("ns", "unshare_flags"), ("ns", "fork_after"),
+    ("ns", "userns_sync"), ("ns", "loopback_up"), ("ns", "netdev_sync"),
+    ("hooks", "hooks_sync", "sync"),
+    ("rootfs", "setup_rootfs"), ("rootfs", "reopen_dev_null"), ("rootfs", "root_propagation"),
+    ("rootfs", "root_propagation_end"), ("rootfs", "rootfs_parent_unshared"),
+    ("rootfs", "rootfs_readonly"), ("rootfs", "no_pivot"),
+    ("rootfs", "chroot_only", "host_mount_ns"),
+    ("process", "make_cwd"), ("process", "home_from_passwd"), ("process", "uid"),
+    ("process", "gid"), ("process", "umask"), ("process", "personality"),
+    ("process", "ioprio"), ("process", "preserve_fds"), ("process", "console_rows"),
+    ("process", "console_cols"),
+    ("security", "exec_route"), ("security", "exec_check"), ("security", "no_new_privs"),
+    ("security", "apply_caps"), ("security", "new_keyring"), ("security", "seccomp_when"),
+    ("security", "seccomp_flags"),
 )  # fmt: skip
-_TEXTS = ("timens_offsets", "rootfs", "hostname", "domainname", "oom_score_adj", "path_env", "cwd")
-_STRVS = (("masked_paths", "n_masked"), ("readonly_paths", "n_readonly"))
-_MASKS = (("cpu_initial", "cpu_initial_len"), ("cpu_final", "cpu_final_len"))
+_TEXTS = (
+    ("ns", "timens_offsets"), ("rootfs", "rootfs", "path"), ("kernel", "hostname"),
+    ("kernel", "domainname"), ("kernel", "oom_score_adj"), ("process", "path_env"),
+    ("process", "cwd"),
+)  # fmt: skip
+_STRVS = (
+    ("rootfs", "masked_paths", "n_masked"),
+    ("rootfs", "readonly_paths", "n_readonly"),
+)
+_MASKS = (
+    ("process", "cpu_initial", "cpu_initial_len"),
+    ("process", "cpu_final", "cpu_final_len"),
+)
 _CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 _RLIMIT_NAMES = {v: k for k, v in RLIMITS.items()}
+
+
+def _get(plan: Plan, section: str, attr: str):
+    return getattr(getattr(plan, section), attr) if section else getattr(plan, attr)
 
 
 def _fill(
@@ -149,17 +173,16 @@ def _fill(
     decision (the spawner chose placement and cgroup_sync, the fds to keep)."""
     p = ffi.new("struct ocirun_plan *")
     a.keep.append(p)
-    for field in _SCALARS:
-        name, attr = field if isinstance(field, tuple) else (field, field)
-        setattr(p, name, getattr(plan, attr))
-    for name in _TEXTS:
-        setattr(p, name, a.text(getattr(plan, name)))
-    for name, count in _STRVS:
-        values = getattr(plan, name)
+    for section, name, *attr in _SCALARS:
+        setattr(p, name, _get(plan, section, attr[0] if attr else name))
+    for section, name, *attr in _TEXTS:
+        setattr(p, name, a.text(_get(plan, section, attr[0] if attr else name)))
+    for section, name, count in _STRVS:
+        values = _get(plan, section, name)
         setattr(p, name, a.strv(values))
         setattr(p, count, len(values))
-    for name, length in _MASKS:
-        mask = getattr(plan, name)
+    for section, name, length in _MASKS:
+        mask = _get(plan, section, name)
         if mask:
             setattr(p, name, a.bytes(mask))
             setattr(p, length, len(mask))
@@ -174,41 +197,42 @@ def _fill(
     p.cgroup_task_paths = a.strv(placement.task_paths if placement is not None else [])
     p.cgroup_into_fd = placement.into_fd if placement is not None else -1
 
-    joins = a.array("struct ocirun_ns_join", len(plan.joins))
-    for i, ((_, nstype), fd) in enumerate(zip(plan.joins, fds.ns)):
+    ns, fs, kernel, proc, sec = plan.ns, plan.rootfs, plan.kernel, plan.process, plan.security
+    joins = a.array("struct ocirun_ns_join", len(ns.joins))
+    for i, ((_, nstype), fd) in enumerate(zip(ns.joins, fds.ns)):
         joins[i].fd, joins[i].nstype = fd, nstype
-    p.joins, p.n_joins = joins, len(plan.joins)
-    p.create_hooks, p.n_create_hooks = _hooks(a, plan.create_hooks)
-    p.start_hooks, p.n_start_hooks = _hooks(a, plan.start_hooks)
-    p.mounts, p.n_mounts = _mounts(a, plan, fds), len(plan.mounts)
-    devices = a.array("struct ocirun_device", len(plan.devices))
-    for i, d in enumerate(plan.devices):
+    p.joins, p.n_joins = joins, len(ns.joins)
+    p.create_hooks, p.n_create_hooks = _hooks(a, plan.hooks.create)
+    p.start_hooks, p.n_start_hooks = _hooks(a, plan.hooks.start)
+    p.mounts, p.n_mounts = _mounts(a, fs.mounts, fds), len(fs.mounts)
+    devices = a.array("struct ocirun_device", len(fs.devices))
+    for i, d in enumerate(fs.devices):
         c = devices[i]
         c.path, c.host_path = a.text(d.path), a.text(d.host_path)
         c.mode, c.dev, c.uid, c.gid = d.mode, d.dev, d.uid, d.gid
-    p.devices, p.n_devices = devices, len(plan.devices)
-    links = a.array("struct ocirun_symlink", len(plan.symlinks))
-    for i, (target, path) in enumerate(plan.symlinks):
+    p.devices, p.n_devices = devices, len(fs.devices)
+    links = a.array("struct ocirun_symlink", len(fs.symlinks))
+    for i, (target, path) in enumerate(fs.symlinks):
         links[i].target, links[i].linkpath = a.text(target), a.text(path)
-    p.symlinks, p.n_symlinks = links, len(plan.symlinks)
-    sysctls = a.array("struct ocirun_sysctl", len(plan.sysctls))
-    for i, (path, value) in enumerate(plan.sysctls):
+    p.symlinks, p.n_symlinks = links, len(fs.symlinks)
+    sysctls = a.array("struct ocirun_sysctl", len(kernel.sysctls))
+    for i, (path, value) in enumerate(kernel.sysctls):
         sysctls[i].path, sysctls[i].value = a.text(path), a.text(value)
-    p.sysctls, p.n_sysctls = sysctls, len(plan.sysctls)
+    p.sysctls, p.n_sysctls = sysctls, len(kernel.sysctls)
 
-    p.argv, p.envp, p.argc = a.strv(plan.argv), a.strv(plan.envp), len(plan.argv)
-    groups = a.array("unsigned int", len(plan.groups))
-    for i, g in enumerate(plan.groups):
+    p.argv, p.envp, p.argc = a.strv(proc.argv), a.strv(proc.envp), len(proc.argv)
+    groups = a.array("unsigned int", len(proc.groups))
+    for i, g in enumerate(proc.groups):
         groups[i] = g
-    p.groups, p.n_groups = groups, -1 if plan.keep_groups else len(plan.groups)
-    rlimits = a.array("struct ocirun_rlimit", len(plan.rlimits))
-    for i, (res, soft, hard) in enumerate(plan.rlimits):
+    p.groups, p.n_groups = groups, -1 if proc.keep_groups else len(proc.groups)
+    rlimits = a.array("struct ocirun_rlimit", len(proc.rlimits))
+    for i, (res, soft, hard) in enumerate(proc.rlimits):
         rlimits[i].name = a.text(_RLIMIT_NAMES.get(res, str(res)))
         rlimits[i].resource, rlimits[i].soft, rlimits[i].hard = res, soft, hard
-    p.rlimits, p.n_rlimits = rlimits, len(plan.rlimits)
+    p.rlimits, p.n_rlimits = rlimits, len(proc.rlimits)
     for name in _CAP_SETS:
-        setattr(p, f"cap_{name}", plan.caps.get(name, 0))
-    if plan.sched:
+        setattr(p, f"cap_{name}", sec.caps.get(name, 0))
+    if proc.sched:
         p.sched_set = 1
         (
             p.sched_policy,
@@ -218,21 +242,21 @@ def _fill(
             p.sched_runtime,
             p.sched_deadline,
             p.sched_period,
-        ) = plan.sched
-    if plan.mempolicy:
+        ) = proc.sched
+    if proc.mempolicy:
         p.mempolicy_set = 1
-        p.mempolicy_mode = plan.mempolicy[0]
-        if plan.mempolicy[1]:
-            p.mempolicy_nodes = a.bytes(plan.mempolicy[1])
-            p.mempolicy_nodes_len = len(plan.mempolicy[1])
-    if plan.seccomp_bpf:
-        p.seccomp_bpf, p.seccomp_len = a.bytes(plan.seccomp_bpf), len(plan.seccomp_bpf) // 8
+        p.mempolicy_mode = proc.mempolicy[0]
+        if proc.mempolicy[1]:
+            p.mempolicy_nodes = a.bytes(proc.mempolicy[1])
+            p.mempolicy_nodes_len = len(proc.mempolicy[1])
+    if sec.seccomp_bpf:
+        p.seccomp_bpf, p.seccomp_len = a.bytes(sec.seccomp_bpf), len(sec.seccomp_bpf) // 8
     return p
 
 
-def _mounts(a: _Arena, plan: Plan, fds: SpawnFds):
-    mounts = a.array("struct ocirun_mount", len(plan.mounts))
-    for i, m in enumerate(plan.mounts):
+def _mounts(a: _Arena, plan_mounts: Sequence[Mount], fds: SpawnFds):
+    mounts = a.array("struct ocirun_mount", len(plan_mounts))
+    for i, m in enumerate(plan_mounts):
         c = mounts[i]
         c.source, c.target = a.text(m.source), a.text(m.target)
         c.fstype, c.data = a.text(m.fstype), a.text(m.data)

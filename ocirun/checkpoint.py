@@ -130,10 +130,10 @@ def external_mounts(p) -> list[tuple[str, str]]:
 
     out = [
         (m.target, m.source)
-        for m in p.mounts
+        for m in p.rootfs.mounts
         if m.flags & MS_BIND and m.fstype is None and m.source
     ]
-    out += [(d.path, d.host_path) for d in p.devices if d.host_path]
+    out += [(d.path, d.host_path) for d in p.rootfs.devices if d.host_path]
     return out
 
 

@@ -102,12 +102,12 @@ def create(
     log.phase("check rootfs")
     cg, p = _plan(config, bundle, cid, opts, n_listen)
     check_lsm(config["process"])
-    if p.net_devices:
+    if p.ns.net_devices:
         from . import netdevices
 
-        netdevices.check_host(p.net_devices)  # before any side effect
+        netdevices.check_host(p.ns.net_devices)  # before any side effect
     console, console_ours = console_ends(
-        p.terminal,
+        p.process.terminal,
         opts.console_socket,
         own_console,
         socket_without_terminal="--console-socket needs process.terminal set to true",
@@ -146,11 +146,11 @@ def create(
         result_fd = os.open(c.result_path, os.O_RDWR | os.O_CLOEXEC)  # never blocks
         always.add(os.close, result_fd)
         host_mounts = None
-        if p.host_mount_ns:
+        if p.rootfs.host_mount_ns:
             from . import hostmounts
 
-            host_mounts = hostmounts.snapshot(p.rootfs)
-            on_failure.add(hostmounts.unmount_new, p.rootfs, host_mounts)  # after the kill
+            host_mounts = hostmounts.snapshot(p.rootfs.path)
+            on_failure.add(hostmounts.unmount_new, p.rootfs.path, host_mounts)  # after the kill
         hooks = config.get("hooks") or {}
         base_state = {
             "ociVersion": config.get("ociVersion", ""),
@@ -159,13 +159,13 @@ def create(
             "bundle": bundle,
             "annotations": config.get("annotations") or {},
         }
-        hook_state = _HookState(base_state, hooks, always) if p.hooks_sync else None
+        hook_state = _HookState(base_state, hooks, always) if p.hooks.sync else None
 
         def on_netdev(pid: int) -> None:
             from . import netdevices
 
             # The mover holds the container's network namespace until create is done.
-            always.add(netdevices.move_in(p.net_devices, pid, on_failure).close)
+            always.add(netdevices.move_in(p.ns.net_devices, pid, on_failure).close)
 
         init = ParentProcess(p, always, on_failure, cgroups=cg)
         init_pid = init.start(
@@ -223,7 +223,7 @@ class _HookState:
 def _save(c, config, raw, cid, init_pid, bundle, p, cg, host_mounts) -> None:
     """state.json, config.json and the front door's record of a created container."""
     extra = {"host_mounts": host_mounts} if host_mounts is not None else {}
-    c.save(statemod.init_record(config, cid, init_pid, bundle, p.rootfs, cg.paths, **extra))
+    c.save(statemod.init_record(config, cid, init_pid, bundle, p.rootfs.path, cg.paths, **extra))
     c.save_config(raw)
     from . import fastrecord
 

@@ -137,7 +137,7 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         state = c.oci_state()
     log.phase("lock + state, config, plan")
     console, ours = console_ends(
-        p.terminal,
+        p.process.terminal,
         opts.console_socket,
         not opts.detach,
         socket_without_terminal="--console-socket needs --tty",

@@ -2,8 +2,9 @@
 
 `build()` reads a validated config (a dict) and what the runtime knows about the host
 (`HostFacts`: the cgroup layout, the capability bounding set, the compiled seccomp filter,
-...) and returns a complete, frozen `Plan` whose fields map one to one onto `struct
-ocirun_plan` (csrc/ocirun.h); `_native` only copies it. It does no I/O, so every choice is
+...) and returns a complete `Plan`, frozen deeply, whose sections (ns, hooks, rootfs,
+kernel, process, security) hold the fields of `struct ocirun_plan` (csrc/ocirun.h) by its
+groups; `_native` only copies them. It does no I/O, so every choice is
 unit-testable without root, and it is the only semantic check of a config after the schema
 (validate.py): it collects every problem and raises one ConfigError. The sections are
 planned in plan_namespaces, plan_process, plan_rootfs, plan_security (and plan_netdevices,
@@ -117,12 +118,14 @@ def build(
         from .rootless import plan_rootless
 
         plan_rootless(
-            plan, linux, config.get("mounts") or [], new, joined_types(plan.joins), problems
+            plan, linux, config.get("mounts") or [], new, joined_types(plan.ns.joins), problems
         )
     if opts.listen_fds:
         # Socket activation, as runc: the fds follow fds 3.., and the process is pid 1.
-        plan.envp = [e for e in plan.envp if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
-        plan.envp += [f"LISTEN_FDS={opts.listen_fds}", "LISTEN_PID=1"]
+        plan.process.envp = [
+            e for e in plan.process.envp if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))
+        ]
+        plan.process.envp += [f"LISTEN_FDS={opts.listen_fds}", "LISTEN_PID=1"]
     plan_hooks(plan, config.get("hooks") or {})
     plan_memory_policy(plan, linux)
     plan_personality(plan, linux)
@@ -130,24 +133,24 @@ def build(
     if linux.get("netDevices"):
         from .plan_netdevices import plan_devices
 
-        plan.net_devices = plan_devices(
-            linux["netDevices"], new, joined_types(plan.joins), problems
+        plan.ns.net_devices = plan_devices(
+            linux["netDevices"], new, joined_types(plan.ns.joins), problems
         )
-        plan.netdev_sync = bool(plan.net_devices)
+        plan.ns.netdev_sync = bool(plan.ns.net_devices)
     from .plan_rootfs import rootfs
 
     rootfs(plan, config, linux, bundle, new, host.is_dir, host.cgroups, problems, host.is_nodev)
-    if "mount" not in new and all(t != NAMESPACES["mount"] for _, t in plan.joins):
+    if "mount" not in new and all(t != NAMESPACES["mount"] for _, t in plan.ns.joins):
         # No mount namespace: runc makes the mounts in its own and chroots; so do we, without
         # touching the propagation of the runtime's mounts (the runtime-tools program
         # linux_ns_itype runs such a config). delete unmounts them again. (A joined mount
         # namespace gets the rootfs set up in it, as runc does: runtime-tools' linux_ns_path
         # joins one that `unshare --mount` made.)
-        plan.host_mount_ns = True
-        plan.root_propagation = plan.root_propagation_end = 0
-        plan.rootfs_parent_unshared = False
+        plan.rootfs.host_mount_ns = True
+        plan.rootfs.root_propagation = plan.rootfs.root_propagation_end = 0
+        plan.rootfs.rootfs_parent_unshared = False
     # runc creates a missing cwd while it sets up the rootfs.
-    plan.make_cwd = plan.setup_rootfs
+    plan.process.make_cwd = plan.rootfs.setup_rootfs
     _security(plan, host, linux.get("seccomp"), config.get("mounts") or [], problems)
     _unsupported(config, linux, problems)
     if problems:
@@ -166,13 +169,16 @@ def _security(
     plan: Plan, host: HostFacts, seccomp: dict | None, mounts: list[dict], problems: list[str]
 ) -> None:
     """The seccomp filter and when it is loaded, the route to the trampoline, --debug."""
-    plan.exec_route, why = exec_route(seccomp, mounts, problems)
+    plan.security.exec_route, why = exec_route(seccomp, mounts, problems)
     if why:
         plan.warnings.append(why)
     if host.seccomp is not None:
-        plan.seccomp_bpf, plan.seccomp_flags = host.seccomp.bpf, host.seccomp.flags
-        plan.seccomp_when = seccomp_when(plan.no_new_privs, host.seccomp.notify)
-    plan.exec_check, why = exec_check(seccomp, plan.seccomp_when, host.faccessat2)
+        plan.security.seccomp_bpf, plan.security.seccomp_flags = (
+            host.seccomp.bpf,
+            host.seccomp.flags,
+        )
+        plan.security.seccomp_when = seccomp_when(plan.security.no_new_privs, host.seccomp.notify)
+    plan.security.exec_check, why = exec_check(seccomp, plan.security.seccomp_when, host.faccessat2)
     if why:
         plan.notes.append(why)
     plan.trace = host.trace
@@ -197,18 +203,18 @@ def build_exec(
         new_keyring=not opts.no_new_keyring, preserve_fds=opts.preserve_fds + opts.listen_fds
     )
     plan.cgroup_sync = opts.cgroups
-    plan.joins = sorted(joins, key=lambda j: j[1] != NAMESPACES["user"])
-    joined = {t for _, t in plan.joins}
+    plan.ns.joins = sorted(joins, key=lambda j: j[1] != NAMESPACES["user"])
+    joined = {t for _, t in plan.ns.joins}
     # setns into a pid or time namespace applies to our children: the process is one fork on.
-    plan.fork_after = bool({NAMESPACES["pid"], NAMESPACES["time"]} & joined)
+    plan.ns.fork_after = bool({NAMESPACES["pid"], NAMESPACES["time"]} & joined)
     plan_process(plan, process, host.cap_bounding)
     if host.setgroups_denied:  # a rootless container mapping only the caller's gid
-        if plan.groups:
+        if plan.process.groups:
             raise OcirunError(
                 "cannot set any additional groups in a rootless container "
                 "(setgroups is denied in its user namespace)"
             )
-        plan.keep_groups = True
+        plan.process.keep_groups = True
     problems: list[str] = []
     _security(plan, host, seccomp, mounts or [], problems)
     if problems:

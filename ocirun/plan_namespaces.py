@@ -1,6 +1,7 @@
-"""The namespaces section of the plan: which are made (clone or unshare) and joined (setns),
-the id maps, time offsets, and what lives in them: hostname, domainname, sysctls (each
-checked to belong to a namespace of the container's). Pure: called by plan.build.
+"""The plan's `ns` section: which namespaces are made (clone or unshare) and joined (setns),
+the id maps, time offsets; and its `kernel` section, what lives in them: hostname,
+domainname, sysctls (each checked to belong to a namespace of the container's). Pure:
+called by plan.build.
 """
 
 from __future__ import annotations
@@ -19,25 +20,25 @@ def plan_namespaces(plan: Plan, linux: dict) -> set[str]:
             new.add(ns["type"])
     # A joined user namespace goes first: it owns (and so grants us power over) the rest.
     joins.sort(key=lambda j: j[1] != NAMESPACES["user"])
-    plan.joins = joins
+    plan.ns.joins = joins
     flags = 0
     for t in new:
         flags |= NAMESPACES[t]
     joined = {t for _, t in joins}
     if not joins and "time" not in new:
         # Everything new: clone(2) creates it all, and the child is already the init.
-        plan.clone_flags = flags
+        plan.ns.clone_flags = flags
     else:
         # Joins come first (setns), then unshare; pid and time namespaces entered that way
         # hold only our children, so the init is one fork further.
-        plan.unshare_flags = flags
-        plan.fork_after = bool(
+        plan.ns.unshare_flags = flags
+        plan.ns.fork_after = bool(
             {"pid", "time"} & new or {NAMESPACES["pid"], NAMESPACES["time"]} & joined
         )
-    plan.userns_sync = "user" in new
-    if plan.userns_sync:
-        plan.uid_map = idmap_text(linux.get("uidMappings") or [])
-        plan.gid_map = idmap_text(linux.get("gidMappings") or [])
+    plan.ns.userns_sync = "user" in new
+    if plan.ns.userns_sync:
+        plan.ns.uid_map = idmap_text(linux.get("uidMappings") or [])
+        plan.ns.gid_map = idmap_text(linux.get("gidMappings") or [])
     elif "user" not in joined_types(joins) and (
         linux.get("uidMappings") or linux.get("gidMappings")
     ):
@@ -47,16 +48,16 @@ def plan_namespaces(plan: Plan, linux: dict) -> set[str]:
     if linux.get("timeOffsets") and "time" not in new:
         plan.warnings.append("ignoring timeOffsets: the container has no time namespace of its own")
     if "time" in new and linux.get("timeOffsets"):
-        plan.timens_offsets = "".join(
+        plan.ns.timens_offsets = "".join(
             f"{clock} {int(off.get('secs', 0))} {int(off.get('nanosecs', 0))}\n"
             for clock, off in sorted(linux["timeOffsets"].items())
         )
-    plan.loopback_up = "network" in new
-    if plan.cgroup_sync and "cgroup" in new and plan.clone_flags & NAMESPACES["cgroup"]:
+    plan.ns.loopback_up = "network" in new
+    if plan.cgroup_sync and "cgroup" in new and plan.ns.clone_flags & NAMESPACES["cgroup"]:
         # The parent places the child in its cgroups after clone: a cgroup namespace made by
         # clone would be rooted in the runtime's cgroup, so unshare it after the placement.
-        plan.clone_flags &= ~NAMESPACES["cgroup"]
-        plan.unshare_flags |= NAMESPACES["cgroup"]
+        plan.ns.clone_flags &= ~NAMESPACES["cgroup"]
+        plan.ns.unshare_flags |= NAMESPACES["cgroup"]
     return new
 
 
@@ -73,7 +74,7 @@ def idmap_text(mappings: list[dict]) -> str:
 def plan_kernel_settings(
     plan: Plan, config: dict, linux: dict, new: set[str], problems: list[str]
 ) -> None:
-    joined_uts = any(t == NAMESPACES["uts"] for _, t in plan.joins)
+    joined_uts = any(t == NAMESPACES["uts"] for _, t in plan.ns.joins)
     for key in ("hostname", "domainname"):
         value = config.get(key)
         if value is None:
@@ -82,8 +83,8 @@ def plan_kernel_settings(
             # validate.py refuses a non-empty one; an empty one sets nothing (and must not
             # reach the host's uts namespace)
             continue
-        setattr(plan, key, value)
-    ours = new | {t for t, flag in NAMESPACES.items() if flag in {f for _, f in plan.joins}}
+        setattr(plan.kernel, key, value)
+    ours = new | {t for t, flag in NAMESPACES.items() if flag in {f for _, f in plan.ns.joins}}
     for key, value in sorted((linux.get("sysctl") or {}).items()):
         path = sysctl_path(key)
         dotted = path[len("/proc/sys/") :].replace("/", ".")
@@ -102,7 +103,7 @@ def plan_kernel_settings(
         )
         if name and config.get(name) is not None and str(value) != config[name]:
             problems.append(f"/linux/sysctl/{key}: {value!r} contradicts /{name} {config[name]!r}")
-        plan.sysctls.append((path, str(value)))
+        plan.kernel.sysctls.append((path, str(value)))
 
 
 # Namespaced sysctls (as runc allows them): the namespace each belongs to.

@@ -12,12 +12,12 @@ moving, with pyroute2.
 
 from __future__ import annotations
 
-from ._lean import Record
+from .plan_records import Section
 
 IFNAMSIZ = 16  # with the NUL: a name has at most 15 bytes
 
 
-class NetDevice(Record):
+class NetDevice(Section):
     """One entry of linux.netDevices: `host` (the key: the interface's name in the runtime's
     network namespace) becomes `name` in the container's; a `name` with "%d" is a template
     the kernel completes with the first free number."""

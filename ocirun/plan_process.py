@@ -1,6 +1,8 @@
-"""The process section of the plan: argv, env, user, rlimits, capabilities, scheduling,
-memory policy, personality, and the init's hooks; and `process_with_exec_flags`, exec's flags merged
-into the container's process (runc's rules). Pure: called by plan.build and build_exec.
+"""The process's part of the plan: its `process` section (argv, env, user, rlimits,
+scheduling, memory policy, personality), its capabilities and no_new_privs (`security`),
+its oom score (`kernel`), and the init's hooks (`hooks`); and `process_with_exec_flags`,
+exec's flags merged into the container's process (runc's rules). Pure: called by
+plan.build and build_exec.
 """
 
 from __future__ import annotations
@@ -66,38 +68,41 @@ def process_with_exec_flags(
 
 
 def plan_process(plan: Plan, proc: dict, cap_bounding: int = ALL_CAPS) -> None:
-    plan.argv = list(proc["args"])
-    plan.envp = list(proc.get("env") or [])
+    plan.process.argv = list(proc["args"])
+    plan.process.envp = list(proc.get("env") or [])
     # argv[0] is looked up in process.env's PATH, else in the default one (as runc's Go).
-    plan.path_env = DEFAULT_PATH[len("PATH=") :]
-    for kv in plan.envp:
+    plan.process.path_env = DEFAULT_PATH[len("PATH=") :]
+    for kv in plan.process.envp:
         if kv.startswith("PATH="):
-            plan.path_env = kv[5:]
+            plan.process.path_env = kv[5:]
     # As runc and crun: HOME from the container's /etc/passwd, read by the init (the file
     # is the one the container sees, after its mounts).
-    plan.home_from_passwd = not any(kv.startswith("HOME=") for kv in plan.envp)
-    plan.cwd = proc.get("cwd") or "/"
+    plan.process.home_from_passwd = not any(kv.startswith("HOME=") for kv in plan.process.envp)
+    plan.process.cwd = proc.get("cwd") or "/"
     user = proc.get("user") or {}
-    plan.uid = int(user.get("uid", 0))
-    plan.gid = int(user.get("gid", 0))
-    plan.groups = [int(g) for g in user.get("additionalGids") or []]
+    plan.process.uid = int(user.get("uid", 0))
+    plan.process.gid = int(user.get("gid", 0))
+    plan.process.groups = [int(g) for g in user.get("additionalGids") or []]
     if user.get("umask") is not None:
-        plan.umask = int(user["umask"]) & 0o777  # all umask(2) takes of it (as runc)
-    plan.rlimits = [
+        plan.process.umask = int(user["umask"]) & 0o777  # all umask(2) takes of it (as runc)
+    plan.process.rlimits = [
         (RLIMITS[r["type"]], int(r["soft"]), int(r["hard"])) for r in proc.get("rlimits") or []
     ]
-    plan.no_new_privs = bool(proc.get("noNewPrivileges"))
-    plan.terminal = bool(proc.get("terminal"))
+    plan.security.no_new_privs = bool(proc.get("noNewPrivileges"))
+    plan.process.terminal = bool(proc.get("terminal"))
     size = proc.get("consoleSize") or {}
-    plan.console_rows, plan.console_cols = int(size.get("height", 0)), int(size.get("width", 0))
+    plan.process.console_rows, plan.process.console_cols = (
+        int(size.get("height", 0)),
+        int(size.get("width", 0)),
+    )
     if proc.get("oomScoreAdj") is not None:
-        plan.oom_score_adj = str(int(proc["oomScoreAdj"]))
+        plan.kernel.oom_score_adj = str(int(proc["oomScoreAdj"]))
     _scheduling(plan, proc)
     caps = proc.get("capabilities")
     if caps is not None:
         # As runc: with no capabilities object the process keeps what it inherits.
-        plan.apply_caps = True
-        plan.caps = _capabilities(caps, cap_bounding, plan.warnings)
+        plan.security.apply_caps = True
+        plan.security.caps = _capabilities(caps, cap_bounding, plan.warnings)
 
 
 def _cap_names(mask: int) -> str:
@@ -166,7 +171,7 @@ def _scheduling(plan: Plan, proc: dict) -> None:
         flags = 0
         for f in sched.get("flags") or []:
             flags |= SCHED_FLAGS[f]
-        plan.sched = (
+        plan.process.sched = (
             SCHED_POLICIES[sched["policy"]],
             int(sched.get("nice", 0)),
             int(sched.get("priority", 0)),
@@ -177,11 +182,13 @@ def _scheduling(plan: Plan, proc: dict) -> None:
         )
     io = proc.get("ioPriority")
     if io:
-        plan.ioprio = IOPRIO_CLASSES[io["class"]] << IOPRIO_CLASS_SHIFT | int(io.get("priority", 0))
+        plan.process.ioprio = IOPRIO_CLASSES[io["class"]] << IOPRIO_CLASS_SHIFT | int(
+            io.get("priority", 0)
+        )
     aff = proc.get("execCPUAffinity") or {}
     if aff.get("initial"):
-        plan.cpu_initial = cpu_mask(aff["initial"])
-    plan.cpu_final = cpu_mask(aff["final"]) if aff.get("final") else ALL_CPUS
+        plan.process.cpu_initial = cpu_mask(aff["initial"])
+    plan.process.cpu_final = cpu_mask(aff["final"]) if aff.get("final") else ALL_CPUS
 
 
 def plan_personality(plan: Plan, linux: dict) -> None:
@@ -190,7 +197,7 @@ def plan_personality(plan: Plan, linux: dict) -> None:
     if pers:
         from .tables import PERSONALITIES
 
-        plan.personality = PERSONALITIES[pers["domain"]]
+        plan.process.personality = PERSONALITIES[pers["domain"]]
 
 
 def plan_memory_policy(plan: Plan, linux: dict) -> None:
@@ -203,7 +210,7 @@ def plan_memory_policy(plan: Plan, linux: dict) -> None:
     for f in mp.get("flags") or []:
         mode |= MPOL_FLAGS[f]
     nodes = mp.get("nodes") or ""
-    plan.mempolicy = (mode, cpu_mask(nodes) if nodes else b"")
+    plan.process.mempolicy = (mode, cpu_mask(nodes) if nodes else b"")
 
 
 # --- hooks --------------------------------------------------------------------------------
@@ -221,10 +228,10 @@ def plan_hooks(plan: Plan, hooks: dict) -> None:
             for h in hooks.get(kind) or []
         ]
 
-    plan.create_hooks = entries("createContainer")
-    plan.start_hooks = entries("startContainer")
+    plan.hooks.create = entries("createContainer")
+    plan.hooks.start = entries("startContainer")
     # The init stops before pivot_root so that the parent can run prestart/createRuntime
     # and fill in the state the init's own hooks read on stdin.
-    plan.hooks_sync = any(
+    plan.hooks.sync = any(
         hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")
     )

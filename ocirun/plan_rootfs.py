@@ -1,7 +1,7 @@
 """spec -> plan, the rootfs part: the container's mounts, /dev nodes and symlinks.
 
 Called by `plan.build()` for a container with a new mount namespace; it fills in the
-`Plan`'s rootfs fields (rootfs, propagation, mounts, devices, symlinks, masked and read-only
+plan's `rootfs` section (path, propagation, mounts, devices, symlinks, masked and read-only
 paths). Pure as the rest of the planner: what it needs to know about the host (is a bind
 source a directory? how are cgroups mounted?) comes in as arguments.
 """
@@ -61,24 +61,24 @@ def rootfs(
     """The rootfs part of `plan`; what the config gets wrong goes to `problems`.
     `is_nodev(path)`: whether the host mounts `path` nodev (the rootfs)."""
     root = config.get("root") or {}
-    plan.setup_rootfs = True
-    plan.rootfs = posixpath.normpath(posixpath.join(bundle, root.get("path", "rootfs")))
-    plan.rootfs_readonly = bool(root.get("readonly"))
+    plan.rootfs.setup_rootfs = True
+    plan.rootfs.path = posixpath.normpath(posixpath.join(bundle, root.get("path", "rootfs")))
+    plan.rootfs.rootfs_readonly = bool(root.get("readonly"))
     prop = linux.get("rootfsPropagation")
     if prop:
         flag = PROPAGATION[prop]
         if prop in ("unbindable", "runbindable"):
             # pivot on a slave root, then make it so.
-            plan.root_propagation, plan.root_propagation_end = MS_SLAVE | MS_REC, flag
+            plan.rootfs.root_propagation, plan.rootfs.root_propagation_end = MS_SLAVE | MS_REC, flag
         elif prop in ("shared", "rshared"):
             # As runc: / keeps (or joins) the host's peer groups from the start, so a shared
             # bind volume stays in the host's group and mounts made inside reach the host
             # (Kubernetes' Bidirectional propagation). pivot_root only needs the rootfs's own
             # mount and its parent not to be shared: rootfs_parent_unshared sees to that.
-            plan.root_propagation = plan.root_propagation_end = flag
+            plan.rootfs.root_propagation = plan.rootfs.root_propagation_end = flag
         else:
-            plan.root_propagation = flag
-    in_userns = "user" in new or any(t == NAMESPACES["user"] for _, t in plan.joins)
+            plan.rootfs.root_propagation = flag
+    in_userns = "user" in new or any(t == NAMESPACES["user"] for _, t in plan.ns.joins)
     # Bind sources are copied (open_tree) by the runtime where it may: not as a non-root
     # caller, who has no power over its own mount namespace (the init binds them, as runc).
     detach = in_userns and os.geteuid() == 0
@@ -96,7 +96,7 @@ def rootfs(
             dest = "/" + dest  # relative destinations (1.2) are relative to the root
         dest = posixpath.normpath(dest)
         if m.get("type") == "cgroup":
-            plan.mounts.extend(
+            plan.rootfs.mounts.extend(
                 _cgroup_mounts(dest, m.get("options") or [], cgroups, "cgroup" in new, in_userns)
             )
             continue
@@ -105,23 +105,25 @@ def rootfs(
             _idmap(mount, m, linux, "user" in new, problems, f"/mounts/{i}")
         if (detach or mount.idmap) and mount.flags & MS_BIND:
             mount.detached = True
-            kind = plan.root_propagation & (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE)
+            kind = plan.rootfs.root_propagation & (
+                MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE
+            )
             mount.moved_propagation = kind | MS_REC if kind else 0
         _check_proc_mount(dest, mount, problems, f"/mounts/{i}")
         if dest == "/dev" and mount.flags & MS_BIND:
             dev_bound = True
         if dest == "/dev/pts" and mount.fstype == "devpts":
             has_devpts = True
-        plan.mounts.append(mount)
+        plan.rootfs.mounts.append(mount)
     if not dev_bound:
-        mounted = {m.target for m in plan.mounts}
+        mounted = {m.target for m in plan.rootfs.mounts}
         _devices(plan, linux, in_userns, mounted)
-        plan.symlinks = list(DEFAULT_LINKS)
+        plan.rootfs.symlinks = list(DEFAULT_LINKS)
         if has_devpts:
-            plan.symlinks.append(("pts/ptmx", "/dev/ptmx"))
-    plan.reopen_dev_null = _reopen_dev_null(plan, linux, dev_bound, is_nodev)
-    plan.masked_paths = [_in_root(p) for p in linux.get("maskedPaths") or []]
-    plan.readonly_paths = [_in_root(p) for p in linux.get("readonlyPaths") or []]
+            plan.rootfs.symlinks.append(("pts/ptmx", "/dev/ptmx"))
+    plan.rootfs.reopen_dev_null = _reopen_dev_null(plan, linux, dev_bound, is_nodev)
+    plan.rootfs.masked_paths = [_in_root(p) for p in linux.get("maskedPaths") or []]
+    plan.rootfs.readonly_paths = [_in_root(p) for p in linux.get("readonlyPaths") or []]
 
 
 def _in_root(path: str) -> str:
@@ -309,9 +311,9 @@ def _reopen_dev_null(
     a node made on a nodev mount (the /dev the config mounts, or the rootfs itself), nor one
     the container's device cgroup refuses (linux.devices naming /dev/null drops the default
     rule that allows it, as runc does)."""
-    if dev_bound or any(m.target == "/dev/null" and m.flags & MS_BIND for m in plan.mounts):
+    if dev_bound or any(m.target == "/dev/null" and m.flags & MS_BIND for m in plan.rootfs.mounts):
         return True
-    null = next((d for d in plan.devices if d.path == "/dev/null"), None)
+    null = next((d for d in plan.rootfs.devices if d.path == "/dev/null"), None)
     if null is None:
         plan.notes.append("no /dev/null of the container's own: stdio on the host's stays")
         return False
@@ -322,11 +324,11 @@ def _reopen_dev_null(
         return False
     if null.host_path is not None:
         return True  # a bind of the host's node: usable wherever it is bound
-    dev = next((m for m in reversed(plan.mounts) if m.target == "/dev"), None)
+    dev = next((m for m in reversed(plan.rootfs.mounts) if m.target == "/dev"), None)
     if dev is not None and (dev.flags | dev.remount) & MS_NODEV:
         plan.notes.append("/dev is nodev: stdio on the host's /dev/null stays")
         return False
-    if dev is None and is_nodev(plan.rootfs):
+    if dev is None and is_nodev(plan.rootfs.path):
         plan.notes.append("the rootfs is on a nodev mount: stdio on the host's /dev/null stays")
         return False
     return True
@@ -372,7 +374,7 @@ def _devices(plan: Plan, linux: dict, in_userns: bool, mounted: set[str]) -> Non
         mode = 0o666 if mode is None else int(mode)
         # a fifo has no device number (mknod ignores it; runtime-tools' config sets one)
         dev = 0 if kind == S_IFIFO else os.makedev(int(d.get("major", 0)), int(d.get("minor", 0)))
-        plan.devices.append(
+        plan.rootfs.devices.append(
             Device(
                 path=d["path"],
                 mode=kind | (mode & 0o7777),

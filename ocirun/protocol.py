@@ -15,12 +15,12 @@ from .plan import Plan
 
 
 def write_idmaps(pid: int, p: Plan) -> None:
-    if p.idmaps is not None:  # a non-root caller: setgroups, newuidmap/newgidmap
+    if p.ns.idmaps is not None:  # a non-root caller: setgroups, newuidmap/newgidmap
         from .rootless import write_idmaps as write_rootless
 
-        write_rootless(pid, p.uid_map, p.gid_map, p.idmaps)
+        write_rootless(pid, p.ns.uid_map, p.ns.gid_map, p.ns.idmaps)
         return
-    for name, text in (("uid_map", p.uid_map), ("gid_map", p.gid_map)):
+    for name, text in (("uid_map", p.ns.uid_map), ("gid_map", p.ns.gid_map)):
         path = f"/proc/{pid}/{name}"
         try:
             with open(path, "w") as f:

@@ -98,9 +98,9 @@ def _make_mountpoints(p, rootfs: str) -> None:
     makeCriuRestoreMountpoints). Not under a tmpfs: CRIU restores its contents itself."""
     from .plan import MNT_FILE
 
-    tmpfs = [m.target for m in p.mounts if m.fstype == "tmpfs"]
+    tmpfs = [m.target for m in p.rootfs.mounts if m.fstype == "tmpfs"]
     real_root = os.path.realpath(rootfs)
-    for m in p.mounts:
+    for m in p.rootfs.mounts:
         if any(m.target != t and m.target.startswith(t.rstrip("/") + "/") for t in tmpfs):
             continue
         path = os.path.join(real_root, m.target.lstrip("/"))
@@ -151,9 +151,9 @@ def restore(root: str, cid: str, o: RestoreOptions, criu_flag: str | None) -> in
     check_lsm(config["process"])
     cg = cgroups.open_manager(config.get("linux"), cid, systemd=o.systemd_cgroup)
     p = ck.container_plan(config, bundle, cg.paths.get("dirs") or {})
-    if p.terminal and not o.console_socket:
+    if p.process.terminal and not o.console_socket:
         raise OcirunError("restore: process.terminal needs --console-socket")
-    if o.console_socket and not p.terminal:
+    if o.console_socket and not p.process.terminal:
         raise OcirunError("--console-socket needs process.terminal set to true")
     joined = ck.joined_namespaces(config)
     log_file = ck.log_path(o, "restore.log")
@@ -186,7 +186,7 @@ def restore(root: str, cid: str, o: RestoreOptions, criu_flag: str | None) -> in
         if o.work_path:
             work_fd = ck.open_dir(o.work_path, "work path", create=True)
             undo.add(os.close, work_fd)
-        _make_mountpoints(p, p.rootfs)
+        _make_mountpoints(p, p.rootfs.path)
         # CRIU wants the root on a mount of its own, private to this restore.
         criu_root = os.path.join(root, f".criu-root-{cid}")
         if os.path.lexists(criu_root):  # left by a restore killed midway: the id was free
@@ -194,7 +194,7 @@ def restore(root: str, cid: str, o: RestoreOptions, criu_flag: str | None) -> in
             os.rmdir(criu_root)
         os.mkdir(criu_root, 0o700)
         undo.add(os.rmdir, criu_root)
-        _mount(p.rootfs, criu_root, MS_BIND | MS_REC)
+        _mount(p.rootfs.path, criu_root, MS_BIND | MS_REC)
         undo.add(_unmount, criu_root)
         _mount("none", criu_root, MS_PRIVATE | MS_REC)
 
@@ -259,7 +259,9 @@ def restore(root: str, cid: str, o: RestoreOptions, criu_flag: str | None) -> in
         init_pid = resp.restore.pid or restored.get("pid", 0)
         undo.add(_kill_quietly, init_pid)
         c.save(
-            statemod.init_record(config, cid, init_pid, bundle, p.rootfs, cg.paths, restored=True)
+            statemod.init_record(
+                config, cid, init_pid, bundle, p.rootfs.path, cg.paths, restored=True
+            )
         )
         c.save_config(raw)
         if o.pid_file:

@@ -15,6 +15,11 @@ looked at only for root with $XDG_RUNTIME_DIR set.
 
 import os
 
+from ._lean import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .plan_records import IdMaps
+
 SYSTEM_ROOT = "/run/ocirun"
 SUBUID, SUBGID = "/etc/subuid", "/etc/subgid"
 _FULL_MAP = ["0", "0", "4294967295"]
@@ -78,17 +83,6 @@ def rootless_cgroups(flag: str | None, systemd: bool) -> bool:
 # ------------------------------------------------------------------ id maps
 
 
-class IdMaps:
-    """How the runtime writes a new user namespace's maps (decided for the plan):
-    `uid_tool`/`gid_tool` name newuidmap/newgidmap when they must do it, else the map is
-    written directly; `deny_setgroups` when gid_map needs setgroups denied first."""
-
-    __slots__ = ("uid_tool", "gid_tool", "deny_setgroups")
-
-    def __init__(self, uid_tool: str = "", gid_tool: str = "", deny_setgroups: bool = False):
-        self.uid_tool, self.gid_tool, self.deny_setgroups = uid_tool, gid_tool, deny_setgroups
-
-
 def _own_only(mappings: list, own: int) -> bool:
     return (
         len(mappings) == 1
@@ -123,9 +117,11 @@ def _granted(m: dict, own: int, ranges: "list[tuple[int, int]]") -> bool:
     return any(start <= host and host + size <= start + count for start, count in ranges)
 
 
-def plan_idmaps(linux: dict, problems: list) -> IdMaps:
+def plan_idmaps(linux: dict, problems: list) -> "IdMaps":
     """How the maps of a new user namespace get written by this caller; problems found
     (a range /etc/subuid does not grant, no newuidmap) go to `problems`, one line each."""
+    from .plan_records import IdMaps
+
     if os.geteuid() == 0:
         return IdMaps()  # CAP_SETUID over the parent namespace: any mapped id
 
@@ -181,7 +177,7 @@ def _user_name(uid: int) -> str:
         return str(uid)
 
 
-def write_idmaps(pid: int, uid_map: str, gid_map: str, maps: IdMaps) -> None:
+def write_idmaps(pid: int, uid_map: str, gid_map: str, maps: "IdMaps") -> None:
     """Write the maps of `pid`'s new user namespace as `maps` says (see plan_idmaps)."""
     from .errors import InitError
 
@@ -239,16 +235,16 @@ def plan_rootless(plan, linux: dict, mounts: list, new: set, joined: set, proble
         return
     if "user" not in new:
         return
-    plan.idmaps = plan_idmaps(linux, problems)
+    plan.ns.idmaps = plan_idmaps(linux, problems)
     _check_mount_ids(mounts, linux, problems)
-    if plan.idmaps.deny_setgroups:
-        if plan.groups:
+    if plan.ns.idmaps.deny_setgroups:
+        if plan.process.groups:
             problems.append(
                 "/process/user/additionalGids: cannot set any additional groups "
                 "in a rootless container (setgroups is denied in its user "
                 "namespace: only the caller's own gid is mapped)"
             )
-        plan.keep_groups = True
+        plan.process.keep_groups = True
 
 
 def _mapped(cid: int, mappings: list) -> bool:

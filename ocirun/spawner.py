@@ -49,7 +49,7 @@ def open_namespaces(p: Plan, always: Cleanup) -> list[int]:
     """fds of the namespaces the plan joins, opened before the clone: a missing path fails
     here, before anything runs."""
     fds = []
-    for path, _ in p.joins:
+    for path, _ in p.ns.joins:
         try:
             fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
         except OSError as e:
@@ -83,12 +83,12 @@ def open_placement(cg, always: Cleanup) -> _native.Placement | None:
 
 def open_mount_sources(p: Plan, always: Cleanup) -> dict[int, int]:
     """Detached copies of the bind sources the plan wants made in the runtime's namespaces
-    (plan.Mount.detached), by index in p.mounts: a missing or unreadable source fails here,
+    (plan.Mount.detached), by index in p.rootfs.mounts: a missing or unreadable source fails here,
     before anything runs."""
     fds: dict[int, int] = {}
     with Cleanup() as users_done:
         users: dict[tuple[str, str], int] = {}  # one user namespace per mapping
-        for i, m in enumerate(p.mounts):
+        for i, m in enumerate(p.rootfs.mounts):
             if not m.detached:
                 continue
             assert m.source is not None  # a detached mount is a bind
@@ -178,7 +178,7 @@ class ParentProcess:
             console=console.fileno() if console is not None else -1,
             result=result_fd,
             mounts=mount_fds or {},
-            preserve=p.preserve_fds,
+            preserve=p.process.preserve_fds,
         )
         try:
             if placement is None:

@@ -185,4 +185,4 @@ def test_scheduling_values_out_of_range_are_refused(tmp_path):
             assert f"/process/{where}/{key}: " in e.message and why in e.message, e.message
         else:
             raise AssertionError(f"accepted {where}.{key} = {value!r}")
-    assert plan_with("user", "umask", 2**31 + 0o27).umask == 0o27
+    assert plan_with("user", "umask", 2**31 + 0o27).process.umask == 0o27

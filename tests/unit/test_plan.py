@@ -97,7 +97,7 @@ def plan_of(cfg: dict, *, dirs=(), cgroups=V1, opts=None) -> planmod.Plan:
 def one_mount(m: dict, **kw) -> planmod.Mount:
     cfg = config()
     cfg["mounts"] = [m]
-    mounts = plan_of(cfg, **kw).mounts
+    mounts = plan_of(cfg, **kw).rootfs.mounts
     assert len(mounts) == 1
     return mounts[0]
 
@@ -127,7 +127,7 @@ def test_build_does_no_io(monkeypatch):
         cfg, BUNDLE, None, HostFacts(is_dir=lambda path: seen.append(path) or True, cgroups=V1)
     )
     assert seen == ["/host/dir"]  # asked only about the bind source
-    assert p.mounts[0].kind == MNT_DIR
+    assert p.rootfs.mounts[0].kind == MNT_DIR
 
 
 # --- namespaces -------------------------------------------------------------------------
@@ -139,30 +139,30 @@ def test_all_new_namespaces_are_created_by_clone():
     want = 0
     for flag in ALL_BUT_TIME.values():
         want |= flag
-    assert p.clone_flags == want
-    assert p.unshare_flags == 0
-    assert p.joins == []
-    assert p.fork_after is False
-    assert p.userns_sync is True
-    assert p.loopback_up is True
-    assert p.timens_offsets is None
+    assert p.ns.clone_flags == want
+    assert p.ns.unshare_flags == 0
+    assert p.ns.joins == ()
+    assert p.ns.fork_after is False
+    assert p.ns.userns_sync is True
+    assert p.ns.loopback_up is True
+    assert p.ns.timens_offsets is None
 
 
 def test_no_network_namespace_no_loopback():
     p = plan_of(config(namespaces=("pid", "mount")))
-    assert p.clone_flags == CLONE_NEWPID | CLONE_NEWNS
-    assert p.loopback_up is False
-    assert p.userns_sync is False and p.uid_map == "" and p.gid_map == ""
+    assert p.ns.clone_flags == CLONE_NEWPID | CLONE_NEWNS
+    assert p.ns.loopback_up is False
+    assert p.ns.userns_sync is False and p.ns.uid_map == "" and p.ns.gid_map == ""
 
 
 def test_joined_namespace_switches_to_setns_and_unshare():
     cfg = config(namespaces=["pid", "ipc", "mount", {"type": "network", "path": "/proc/42/ns/net"}])
     p = plan_of(cfg)
-    assert p.clone_flags == 0
-    assert p.joins == [("/proc/42/ns/net", CLONE_NEWNET)]
-    assert p.unshare_flags == CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS
-    assert p.fork_after is True  # a new pid namespace via unshare holds only our children
-    assert p.loopback_up is False  # a joined network namespace is left alone
+    assert p.ns.clone_flags == 0
+    assert p.ns.joins == (("/proc/42/ns/net", CLONE_NEWNET),)
+    assert p.ns.unshare_flags == CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS
+    assert p.ns.fork_after is True  # a new pid namespace via unshare holds only our children
+    assert p.ns.loopback_up is False  # a joined network namespace is left alone
 
 
 def test_joined_user_namespace_goes_first():
@@ -176,33 +176,33 @@ def test_joined_user_namespace_goes_first():
         ]
     )
     p = plan_of(cfg)
-    assert p.joins[0] == ("/proc/42/ns/user", CLONE_NEWUSER)
+    assert p.ns.joins[0] == ("/proc/42/ns/user", CLONE_NEWUSER)
     # The rest keep their config order.
-    assert p.joins[1:] == [
+    assert p.ns.joins[1:] == (
         ("/proc/42/ns/net", CLONE_NEWNET),
         ("/proc/42/ns/ipc", CLONE_NEWIPC),
         ("/proc/42/ns/uts", CLONE_NEWUTS),
-    ]
-    assert p.unshare_flags == CLONE_NEWNS
-    assert p.fork_after is False  # no pid or time namespace, new or joined
-    assert p.userns_sync is False  # the joined user namespace has its maps
+    )
+    assert p.ns.unshare_flags == CLONE_NEWNS
+    assert p.ns.fork_after is False  # no pid or time namespace, new or joined
+    assert p.ns.userns_sync is False  # the joined user namespace has its maps
 
 
 def test_joined_pid_namespace_needs_fork():
     cfg = config(namespaces=["mount", {"type": "pid", "path": "/proc/42/ns/pid"}])
     p = plan_of(cfg)
-    assert p.clone_flags == 0
-    assert p.joins == [("/proc/42/ns/pid", CLONE_NEWPID)]
-    assert p.unshare_flags == CLONE_NEWNS
-    assert p.fork_after is True
+    assert p.ns.clone_flags == 0
+    assert p.ns.joins == (("/proc/42/ns/pid", CLONE_NEWPID),)
+    assert p.ns.unshare_flags == CLONE_NEWNS
+    assert p.ns.fork_after is True
 
 
 def test_joined_mount_namespace_gets_the_container_mounts():
     cfg = config(namespaces=["pid", {"type": "mount", "path": "/proc/42/ns/mnt"}])
     cfg["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
     p = plan_of(cfg)
-    assert p.setup_rootfs is True
-    assert [m.target for m in p.mounts] == ["/proc"]
+    assert p.rootfs.setup_rootfs is True
+    assert [m.target for m in p.rootfs.mounts] == ["/proc"]
 
 
 def test_time_namespace_forks_and_writes_offsets():
@@ -212,55 +212,55 @@ def test_time_namespace_forks_and_writes_offsets():
         "boottime": {"secs": -7},
     }
     p = plan_of(cfg)
-    assert p.clone_flags == 0
-    assert p.joins == []
-    assert p.unshare_flags == CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWTIME
-    assert p.fork_after is True
-    assert p.timens_offsets == "boottime -7 0\nmonotonic 86400 5\n"
+    assert p.ns.clone_flags == 0
+    assert p.ns.joins == ()
+    assert p.ns.unshare_flags == CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWTIME
+    assert p.ns.fork_after is True
+    assert p.ns.timens_offsets == "boottime -7 0\nmonotonic 86400 5\n"
 
 
 def test_time_namespace_without_offsets():
     p = plan_of(config(namespaces=("mount", "time")))
-    assert p.unshare_flags == CLONE_NEWNS | CLONE_NEWTIME
-    assert p.fork_after is True  # a new time namespace applies to children only
-    assert p.timens_offsets is None
+    assert p.ns.unshare_flags == CLONE_NEWNS | CLONE_NEWTIME
+    assert p.ns.fork_after is True  # a new time namespace applies to children only
+    assert p.ns.timens_offsets is None
 
 
 def test_user_namespace_maps():
     p = plan_of(with_userns(config()))
-    assert p.userns_sync is True
-    assert p.clone_flags & CLONE_NEWUSER
-    assert p.uid_map == "0 100000 65536\n"
-    assert p.gid_map == "0 200000 1000\n1000 300000 1\n"
+    assert p.ns.userns_sync is True
+    assert p.ns.clone_flags & CLONE_NEWUSER
+    assert p.ns.uid_map == "0 100000 65536\n"
+    assert p.ns.gid_map == "0 200000 1000\n1000 300000 1\n"
 
 
 def test_user_namespace_with_join_is_unshared():
     cfg = with_userns(config(namespaces=["mount", {"type": "network", "path": "/x/net"}]))
     p = plan_of(cfg)
-    assert p.clone_flags == 0
-    assert p.unshare_flags == CLONE_NEWNS | CLONE_NEWUSER
-    assert p.userns_sync is True
-    assert p.uid_map == "0 100000 65536\n"
+    assert p.ns.clone_flags == 0
+    assert p.ns.unshare_flags == CLONE_NEWNS | CLONE_NEWUSER
+    assert p.ns.userns_sync is True
+    assert p.ns.uid_map == "0 100000 65536\n"
 
 
 def test_without_mount_namespace_mounts_in_the_runtimes_and_chroots():
     cfg = config(namespaces=("pid", "network"))
     cfg["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
     p = plan_of(cfg)
-    assert p.setup_rootfs and p.host_mount_ns
-    assert [m.target for m in p.mounts] == ["/proc"]  # made in the runtime's namespace
+    assert p.rootfs.setup_rootfs and p.rootfs.host_mount_ns
+    assert [m.target for m in p.rootfs.mounts] == ["/proc"]  # made in the runtime's namespace
     # the propagation of the runtime's own mounts is left alone
-    assert p.root_propagation == p.root_propagation_end == 0
-    assert p.rootfs_parent_unshared is False
+    assert p.rootfs.root_propagation == p.rootfs.root_propagation_end == 0
+    assert p.rootfs.rootfs_parent_unshared is False
     with_ns = plan_of(config())
-    assert not with_ns.host_mount_ns and with_ns.root_propagation != 0
+    assert not with_ns.rootfs.host_mount_ns and with_ns.rootfs.root_propagation != 0
 
 
 def test_joined_mount_namespace_gets_the_rootfs_set_up_in_it():
     """As runc: the mounts and pivot_root happen in the joined namespace."""
     p = plan_of(config(namespaces=("pid", {"type": "mount", "path": "/x/mnt"})))
-    assert p.setup_rootfs and not p.host_mount_ns
-    assert p.root_propagation == MS_SLAVE | MS_REC
+    assert p.rootfs.setup_rootfs and not p.rootfs.host_mount_ns
+    assert p.rootfs.root_propagation == MS_SLAVE | MS_REC
 
 
 # --- hostname / domainname / sysctl -----------------------------------------------------
@@ -275,9 +275,9 @@ def test_uts_sysctl_contradicting_the_name_is_an_error(key):
         plan_of(cfg)
     assert f"/linux/sysctl/kernel.{key}: 'two' contradicts /{key} 'one'" in str(e.value)
     cfg["linux"]["sysctl"] = {f"kernel.{key}": "one"}  # agreeing is fine
-    assert plan_of(cfg).sysctls == [(f"/proc/sys/kernel/{key}", "one")]
+    assert plan_of(cfg).kernel.sysctls == ((f"/proc/sys/kernel/{key}", "one"),)
     del cfg[key]  # the sysctl alone sets it
-    assert plan_of(cfg).sysctls == [(f"/proc/sys/kernel/{key}", "one")]
+    assert plan_of(cfg).kernel.sysctls == ((f"/proc/sys/kernel/{key}", "one"),)
 
 
 @pytest.mark.parametrize("key", ["hostname", "domainname"])
@@ -289,15 +289,15 @@ def test_name_without_uts_namespace_is_an_error(key):
     cfg = config(namespaces=("pid", "mount"), **{key: "box"})
     problems = validate.validate(dict(cfg, ociVersion="1.3.0"))
     assert any(p.startswith(f"/{key}:") and "uts" in p for p in problems), problems
-    assert getattr(plan_of(config(namespaces=("pid", "mount"), **{key: ""})), key) is None
+    assert getattr(plan_of(config(namespaces=("pid", "mount"), **{key: ""})).kernel, key) is None
 
 
 def test_names_with_new_or_joined_uts():
     p = plan_of(config(hostname="h", domainname="d.example"))
-    assert (p.hostname, p.domainname) == ("h", "d.example")
+    assert (p.kernel.hostname, p.kernel.domainname) == ("h", "d.example")
     joined = config(namespaces=["mount", {"type": "uts", "path": "/proc/1/ns/uts"}], hostname="j")
-    assert plan_of(joined).hostname == "j"
-    assert plan_of(config()).hostname is None
+    assert plan_of(joined).kernel.hostname == "j"
+    assert plan_of(config()).kernel.hostname is None
 
 
 def test_sysctls_become_proc_sys_paths():
@@ -308,7 +308,7 @@ def test_sysctls_become_proc_sys_paths():
         "net/ipv4/conf/lo/forwarding": "0",
     }
     p = plan_of(cfg)
-    assert sorted(p.sysctls) == [
+    assert sorted(p.kernel.sysctls) == [
         ("/proc/sys/kernel/msgmax", "8192"),
         ("/proc/sys/net/ipv4/conf/lo/forwarding", "0"),
         ("/proc/sys/net/ipv4/ip_forward", "1"),
@@ -331,7 +331,7 @@ def test_sysctls_become_proc_sys_paths():
 def test_sysctl_name_forms(name, path):
     cfg = config()
     cfg["linux"]["sysctl"] = {name: "1"}
-    assert plan_of(cfg).sysctls == [(path, "1")]
+    assert plan_of(cfg).kernel.sysctls == ((path, "1"),)
 
 
 # --- process ----------------------------------------------------------------------------
@@ -353,15 +353,15 @@ def test_process_fields():
         ],
     )
     p = plan_of(cfg)
-    assert p.argv == ["/bin/app", "-x"]
-    assert p.envp == ["A=1", "PATH=/usr/bin:/bin", "B=2"]
-    assert p.path_env == "/usr/bin:/bin"
-    assert p.cwd == "/srv"
-    assert (p.uid, p.gid, p.groups) == (1000, 100, [5, 6])
-    assert p.umask == 23 == 0o027
-    assert p.no_new_privs is True
-    assert p.oom_score_adj == "-500"
-    assert p.rlimits == [(7, 512, 1024), (6, 10, 20), (4, 0, 2**64 - 1)]
+    assert p.process.argv == ("/bin/app", "-x")
+    assert p.process.envp == ("A=1", "PATH=/usr/bin:/bin", "B=2")
+    assert p.process.path_env == "/usr/bin:/bin"
+    assert p.process.cwd == "/srv"
+    assert (p.process.uid, p.process.gid, p.process.groups) == (1000, 100, (5, 6))
+    assert p.process.umask == 23 == 0o027
+    assert p.security.no_new_privs is True
+    assert p.kernel.oom_score_adj == "-500"
+    assert p.process.rlimits == ((7, 512, 1024), (6, 10, 20), (4, 0, 2**64 - 1))
     assert RLIMITS["RLIMIT_NOFILE"] == 7 and RLIMITS["RLIMIT_NPROC"] == 6
 
 
@@ -369,24 +369,24 @@ def test_process_defaults():
     cfg = config()
     cfg["process"] = {"args": ["sh"]}
     p = plan_of(cfg)
-    assert p.umask == 0o022
-    assert p.cwd == "/"
+    assert p.process.umask == 0o022
+    assert p.process.cwd == "/"
     # no PATH in process.env: argv[0] is looked up in the default one (the init has none)
     assert (
-        p.envp == []
-        and p.path_env == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        p.process.envp == ()
+        and p.process.path_env == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     )
-    assert (p.uid, p.gid, p.groups) == (0, 0, [])
-    assert p.rlimits == []
-    assert p.no_new_privs is False
-    assert p.oom_score_adj is None
-    assert p.apply_caps is False and p.caps == {}
+    assert (p.process.uid, p.process.gid, p.process.groups) == (0, 0, ())
+    assert p.process.rlimits == ()
+    assert p.security.no_new_privs is False
+    assert p.kernel.oom_score_adj is None
+    assert p.security.apply_caps is False and p.security.caps == {}
 
 
 def test_umask_zero_is_kept():
     cfg = config()
     cfg["process"]["user"]["umask"] = 0
-    assert plan_of(cfg).umask == 0
+    assert plan_of(cfg).process.umask == 0
 
 
 def test_capability_masks():
@@ -398,18 +398,18 @@ def test_capability_masks():
         "ambient": ["CAP_NET_BIND_SERVICE"],
     }
     p = plan_of(cfg)
-    assert p.apply_caps is True
-    assert p.caps == {
+    assert p.security.apply_caps is True
+    assert p.security.caps == {
         "bounding": (1 << 0) | (1 << 5) | (1 << 10) | (1 << 40),
         "effective": 1,
         "permitted": 1 | (1 << 5),
         "inheritable": 0,
         "ambient": 0,  # neither permitted nor inheritable: the kernel would refuse it
     }
-    assert p.warnings == [
+    assert p.warnings == (
         "ignoring ambient capabilities that are not both permitted and "
-        "inheritable: CAP_NET_BIND_SERVICE"
-    ]
+        "inheritable: CAP_NET_BIND_SERVICE",
+    )
 
 
 def test_ambient_capabilities_in_permitted_and_inheritable_are_raised():
@@ -422,11 +422,11 @@ def test_ambient_capabilities_in_permitted_and_inheritable_are_raised():
         "ambient": both,
     }
     p = plan_of(cfg)
-    assert p.caps["ambient"] == 1 << 5
-    assert p.warnings == [
+    assert p.security.caps["ambient"] == 1 << 5
+    assert p.warnings == (
         "ignoring ambient capabilities that are not both permitted and "
-        "inheritable: CAP_NET_BIND_SERVICE"
-    ]
+        "inheritable: CAP_NET_BIND_SERVICE",
+    )
 
 
 def test_unknown_and_unavailable_capabilities_are_warnings():
@@ -438,11 +438,14 @@ def test_unknown_and_unavailable_capabilities_are_warnings():
     }
     host = planmod.ALL_CAPS & ~(1 << CAPS["CAP_SYS_RESOURCE"])
     p = build(cfg, BUNDLE, None, HostFacts(is_dir=lambda _: False, cgroups=V1, cap_bounding=host))
-    assert p.caps["bounding"] == p.caps["permitted"] == 1 and p.caps["effective"] == 0
-    assert p.warnings == [
+    assert (
+        p.security.caps["bounding"] == p.security.caps["permitted"] == 1
+        and p.security.caps["effective"] == 0
+    )
+    assert p.warnings == (
         "ignoring unknown capabilities: CAP_FUTURE",
         "ignoring capabilities outside the runtime's bounding set: CAP_SYS_RESOURCE",
-    ]
+    )
 
 
 def test_default_capability_mask():
@@ -453,7 +456,12 @@ def test_default_capability_mask():
         s: list(DEFAULT_CAPS) for s in ("bounding", "effective", "permitted")
     }
     p = plan_of(cfg)
-    assert p.caps["bounding"] == p.caps["effective"] == p.caps["permitted"] == 0xA80425FB
+    assert (
+        p.security.caps["bounding"]
+        == p.security.caps["effective"]
+        == p.security.caps["permitted"]
+        == 0xA80425FB
+    )
     assert sum(1 << CAPS[c] for c in DEFAULT_CAPS) == 0xA80425FB
 
 
@@ -461,15 +469,23 @@ def test_empty_capabilities_object_drops_everything():
     cfg = config()
     cfg["process"]["capabilities"] = {}
     p = plan_of(cfg)
-    assert p.apply_caps is True
-    assert set(p.caps.values()) == {0}
+    assert p.security.apply_caps is True
+    assert set(p.security.caps.values()) == {0}
 
 
 def test_options_pass_through():
     p = plan_of(config(), opts=Options(no_pivot=True, no_new_keyring=True, preserve_fds=3))
-    assert p.no_pivot is True and p.new_keyring is False and p.preserve_fds == 3
+    assert (
+        p.rootfs.no_pivot is True
+        and p.security.new_keyring is False
+        and p.process.preserve_fds == 3
+    )
     p = plan_of(config())
-    assert p.no_pivot is False and p.new_keyring is True and p.preserve_fds == 0
+    assert (
+        p.rootfs.no_pivot is False
+        and p.security.new_keyring is True
+        and p.process.preserve_fds == 0
+    )
 
 
 # --- rootfs -----------------------------------------------------------------------------
@@ -477,14 +493,14 @@ def test_options_pass_through():
 
 def test_rootfs_path_and_readonly():
     p = plan_of(config())
-    assert p.setup_rootfs is True
-    assert p.rootfs == "/bundle/rootfs"
-    assert p.rootfs_readonly is False
+    assert p.rootfs.setup_rootfs is True
+    assert p.rootfs.path == "/bundle/rootfs"
+    assert p.rootfs.rootfs_readonly is False
     cfg = config(root={"path": "/abs/../abs/rootfs/", "readonly": True})
     p = plan_of(cfg)
-    assert p.rootfs == "/abs/rootfs"
-    assert p.rootfs_readonly is True
-    assert plan_of(config(root={"path": "sub/../img"})).rootfs == "/bundle/img"
+    assert p.rootfs.path == "/abs/rootfs"
+    assert p.rootfs.rootfs_readonly is True
+    assert plan_of(config(root={"path": "sub/../img"})).rootfs.path == "/bundle/img"
 
 
 @pytest.mark.parametrize(
@@ -505,7 +521,7 @@ def test_rootfs_propagation(prop, start, end):
     if prop:
         cfg["linux"]["rootfsPropagation"] = prop
     p = plan_of(cfg)
-    assert (p.root_propagation, p.root_propagation_end) == (start, end)
+    assert (p.rootfs.root_propagation, p.rootfs.root_propagation_end) == (start, end)
 
 
 def test_masked_and_readonly_paths():
@@ -513,8 +529,8 @@ def test_masked_and_readonly_paths():
     cfg["linux"]["maskedPaths"] = ["/proc/kcore", "/sys/firmware"]
     cfg["linux"]["readonlyPaths"] = ["/proc/sys"]
     p = plan_of(cfg)
-    assert p.masked_paths == ["/proc/kcore", "/sys/firmware"]
-    assert p.readonly_paths == ["/proc/sys"]
+    assert p.rootfs.masked_paths == ("/proc/kcore", "/sys/firmware")
+    assert p.rootfs.readonly_paths == ("/proc/sys",)
 
 
 # --- mounts -----------------------------------------------------------------------------
@@ -638,7 +654,7 @@ def test_relative_bind_source_is_joined_with_bundle():
     p = build(
         cfg, BUNDLE, None, HostFacts(is_dir=lambda path: seen.append(path) or True, cgroups=V1)
     )
-    assert p.mounts[0].source == "/bundle/data/dir"
+    assert p.rootfs.mounts[0].source == "/bundle/data/dir"
     assert seen == ["/bundle/data/dir"]
 
 
@@ -680,7 +696,7 @@ def test_mount_order_is_kept():
         {"destination": "/a/b", "type": "bind", "source": "/s", "options": ["bind"]},
         {"destination": "/c", "type": "proc", "source": "proc"},
     ]
-    assert [m.target for m in plan_of(cfg, dirs={"/s"}).mounts] == ["/a", "/a/b", "/c"]
+    assert [m.target for m in plan_of(cfg, dirs={"/s"}).rootfs.mounts] == ["/a", "/a/b", "/c"]
 
 
 CGROUP_MOUNT = {
@@ -694,7 +710,7 @@ CGROUP_MOUNT = {
 def test_cgroup_mount_v1_expansion():
     cfg = config()
     cfg["mounts"] = [copy.deepcopy(CGROUP_MOUNT)]
-    mounts = plan_of(cfg, cgroups=V1).mounts
+    mounts = plan_of(cfg, cgroups=V1).rootfs.mounts
     base = MS_NOSUID | MS_NOEXEC | MS_NODEV | MOUNT_FLAGS["relatime"][0]
     assert [(m.target, m.fstype, m.source, m.data) for m in mounts] == [
         ("/sys/fs/cgroup", "tmpfs", "tmpfs", "mode=755"),
@@ -719,7 +735,7 @@ def test_cgroup_mount_v1_rw_has_no_remount():
             "options": ["nosuid"],
         }
     ]
-    mounts = plan_of(cfg, cgroups=V1).mounts
+    mounts = plan_of(cfg, cgroups=V1).rootfs.mounts
     assert len(mounts) == 1 + len(V1.v1)
     assert all(m.fstype for m in mounts)
     assert all(not m.flags & MS_RDONLY for m in mounts)
@@ -728,7 +744,7 @@ def test_cgroup_mount_v1_rw_has_no_remount():
 def test_cgroup_mount_v2():
     cfg = config()
     cfg["mounts"] = [copy.deepcopy(CGROUP_MOUNT)]
-    mounts = plan_of(cfg, cgroups=V2).mounts
+    mounts = plan_of(cfg, cgroups=V2).rootfs.mounts
     assert len(mounts) == 1
     m = mounts[0]
     assert (m.target, m.fstype, m.source) == ("/sys/fs/cgroup", "cgroup2", "cgroup2")
@@ -740,7 +756,7 @@ def test_cgroup_mount_v2():
 
 
 def devices_of(p) -> dict[str, planmod.Device]:
-    return {d.path: d for d in p.devices}
+    return {d.path: d for d in p.rootfs.devices}
 
 
 def test_default_devices_and_links():
@@ -757,17 +773,17 @@ def test_default_devices_and_links():
         assert d.mode == S_IFCHR | 0o666, path
         assert d.dev == os.makedev(major, minor), path
         assert (d.uid, d.gid, d.host_path) == (0, 0, None)
-    assert ("/proc/self/fd", "/dev/fd") in p.symlinks
-    assert ("/proc/self/fd/0", "/dev/stdin") in p.symlinks
-    assert ("/proc/self/fd/1", "/dev/stdout") in p.symlinks
-    assert ("/proc/self/fd/2", "/dev/stderr") in p.symlinks
-    assert ("pts/ptmx", "/dev/ptmx") in p.symlinks
+    assert ("/proc/self/fd", "/dev/fd") in p.rootfs.symlinks
+    assert ("/proc/self/fd/0", "/dev/stdin") in p.rootfs.symlinks
+    assert ("/proc/self/fd/1", "/dev/stdout") in p.rootfs.symlinks
+    assert ("/proc/self/fd/2", "/dev/stderr") in p.rootfs.symlinks
+    assert ("pts/ptmx", "/dev/ptmx") in p.rootfs.symlinks
 
 
 def test_no_ptmx_link_without_devpts():
     p = plan_of(config())
-    assert not any(link == "/dev/ptmx" for _, link in p.symlinks)
-    assert len(p.symlinks) == 4
+    assert not any(link == "/dev/ptmx" for _, link in p.rootfs.symlinks)
+    assert len(p.rootfs.symlinks) == 4
 
 
 def test_configured_device_replaces_default_and_adds():
@@ -787,7 +803,7 @@ def test_configured_device_replaces_default_and_adds():
         {"path": "/dev/fifo", "type": "p"},
     ]
     p = plan_of(cfg)
-    paths = [d.path for d in p.devices]
+    paths = [d.path for d in p.rootfs.devices]
     assert paths.count("/dev/null") == 1
     devs = devices_of(p)
     assert devs["/dev/null"].mode == S_IFCHR | 0o600
@@ -811,7 +827,7 @@ def test_devices_in_user_namespace_are_bound_from_host():
 
 def test_devices_with_joined_user_namespace_are_bound_too():
     cfg = config(namespaces=["mount", {"type": "user", "path": "/proc/1/ns/user"}])
-    assert all(d.host_path == d.path for d in plan_of(cfg).devices)
+    assert all(d.host_path == d.path for d in plan_of(cfg).rootfs.devices)
 
 
 def test_dev_bind_mounted_means_no_default_devices():
@@ -821,8 +837,8 @@ def test_dev_bind_mounted_means_no_default_devices():
     ]
     cfg["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
     p = plan_of(cfg, dirs={"/dev"})
-    assert p.devices == []
-    assert p.symlinks == []
+    assert p.rootfs.devices == ()
+    assert p.rootfs.symlinks == ()
 
 
 # --- what ocirun can't do yet is refused, not skipped ---------------------------------------
@@ -903,7 +919,7 @@ def test_cgroup_mount_binds_own_dirs_in_a_userns_or_without_cgroupns():
         cfg = config(namespaces=namespaces)
         cfg["mounts"] = [cgmount]
         p = plan_of(cfg, cgroups=layout)
-        subs = [m for m in p.mounts if m.target.startswith("/sys/fs/cgroup/")]
+        subs = [m for m in p.rootfs.mounts if m.target.startswith("/sys/fs/cgroup/")]
         assert len(subs) == 3
         if binds:
             assert {m.source for m in subs} == set(dirs.values())
@@ -913,7 +929,9 @@ def test_cgroup_mount_binds_own_dirs_in_a_userns_or_without_cgroupns():
     cfg = with_userns(config(namespaces=("pid", "mount", "cgroup")))
     cfg["mounts"] = [cgmount]
     subs = [
-        m for m in plan_of(cfg, cgroups=layout).mounts if m.target.startswith("/sys/fs/cgroup/")
+        m
+        for m in plan_of(cfg, cgroups=layout).rootfs.mounts
+        if m.target.startswith("/sys/fs/cgroup/")
     ]
     assert {m.source for m in subs} == set(dirs.values())
 
@@ -928,7 +946,7 @@ def test_tmpcopyup():
             "options": ["size=1m", "tmpcopyup", "nosuid"],
         }
     ]
-    (m,) = plan_of(cfg).mounts
+    (m,) = plan_of(cfg).rootfs.mounts
     assert m.copyup and m.data == "size=1m"
 
 
@@ -959,12 +977,12 @@ def test_binds_in_a_user_namespace_are_detached_copies(prop, moved):
     if prop:
         cfg["linux"]["rootfsPropagation"] = prop
     p = plan_of(cfg, dirs={"/src"})
-    v, t = (next(m for m in p.mounts if m.target == d) for d in ("/v", "/t"))
+    v, t = (next(m for m in p.rootfs.mounts if m.target == d) for d in ("/v", "/t"))
     assert v.detached and v.moved_propagation == moved
     assert not t.detached
     cfg = config()
     cfg["mounts"] = [bind]
-    assert not plan_of(cfg, dirs={"/src"}).mounts[0].detached  # no user namespace
+    assert not plan_of(cfg, dirs={"/src"}).rootfs.mounts[0].detached  # no user namespace
 
 
 def test_what_runc_tolerates_is_taken_or_ignored_with_a_warning():
@@ -978,14 +996,14 @@ def test_what_runc_tolerates_is_taken_or_ignored_with_a_warning():
     cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
     cfg["linux"]["timeOffsets"] = {"monotonic": {"secs": 1}}
     p = plan_of(cfg)
-    assert "/dev/fuse" in [d.path for d in p.devices]
-    assert p.masked_paths == ["/proc/kcore", "/proc/keys"]
-    assert p.readonly_paths == ["/proc/sys"]
-    assert p.uid_map == "" and p.timens_offsets is None
-    assert p.warnings == [
+    assert "/dev/fuse" in [d.path for d in p.rootfs.devices]
+    assert p.rootfs.masked_paths == ("/proc/kcore", "/proc/keys")
+    assert p.rootfs.readonly_paths == ("/proc/sys",)
+    assert p.ns.uid_map == "" and p.ns.timens_offsets is None
+    assert p.warnings == (
         "ignoring uidMappings/gidMappings: the container has no user namespace of its own",
         "ignoring timeOffsets: the container has no time namespace of its own",
-    ]
+    )
 
 
 def _bind(**kw) -> dict:
@@ -1007,7 +1025,7 @@ def _bind(**kw) -> dict:
 def test_recursive_mount_attributes(opts, attr_set, attr_clr):
     cfg = config()
     cfg["mounts"] = [_bind(options=opts)]
-    m = plan_of(cfg, dirs={"/src"}).mounts[0]
+    m = plan_of(cfg, dirs={"/src"}).rootfs.mounts[0]
     assert (m.attr_set, m.attr_clr) == (attr_set, attr_clr)
     assert m.data is None  # never passed to mount(2) as fs data
 
@@ -1021,7 +1039,7 @@ def test_idmapped_mounts():
         _bind(destination="/w", options=["rbind", "ridmap"]),
         _bind(destination="/x", options=["bind"], uidMappings=uid, gidMappings=gid),
     ]
-    a, b, c = plan_of(cfg, dirs={"/src"}).mounts
+    a, b, c = plan_of(cfg, dirs={"/src"}).rootfs.mounts
     # idmap without mappings of its own: the container's
     assert a.idmap == ("0 100000 65536\n", "0 200000 1000\n1000 300000 1\n")
     assert a.detached and not a.idmap_recursive
@@ -1063,7 +1081,7 @@ def _seccomp(*rules, default="SCMP_ACT_ALLOW"):
 def test_exec_route_is_execveat_by_default_and_with_profiles_allowing_it():
     from ocirun.plan import EXEC_EXECVEAT
 
-    assert plan_of(config()).exec_route == EXEC_EXECVEAT
+    assert plan_of(config()).security.exec_route == EXEC_EXECVEAT
     for sec in (
         _seccomp(),
         _seccomp(
@@ -1074,7 +1092,7 @@ def test_exec_route_is_execveat_by_default_and_with_profiles_allowing_it():
         cfg = config()
         cfg["linux"]["seccomp"] = sec
         p = plan_of(cfg)
-        assert p.exec_route == EXEC_EXECVEAT, sec
+        assert p.security.exec_route == EXEC_EXECVEAT, sec
         assert not any("execveat" in w for w in p.warnings)
 
 
@@ -1098,7 +1116,7 @@ def test_exec_route_through_procfs_when_the_profile_refuses_execveat():
         cfg["linux"]["seccomp"] = sec
         cfg["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
         p = plan_of(cfg)
-        assert p.exec_route == EXEC_PROC_FD, sec
+        assert p.security.exec_route == EXEC_PROC_FD, sec
         assert any("/proc/self/fd" in w for w in p.warnings), p.warnings
 
 
@@ -1119,8 +1137,8 @@ def test_exec_route_of_exec_follows_the_containers_profile():
     sec = _seccomp({"names": ["execveat"], "action": "SCMP_ACT_ERRNO"})
     proc = {"args": ["sh"], "cwd": "/"}
     mounts = [{"destination": "/proc", "type": "proc", "source": "proc"}]
-    assert build_exec(proc, []).exec_route == EXEC_EXECVEAT
-    assert build_exec(proc, [], seccomp=sec, mounts=mounts).exec_route == EXEC_PROC_FD
+    assert build_exec(proc, []).security.exec_route == EXEC_EXECVEAT
+    assert build_exec(proc, [], seccomp=sec, mounts=mounts).security.exec_route == EXEC_PROC_FD
     with pytest.raises(ConfigError):
         build_exec(proc, [], seccomp=sec, mounts=[])
 
@@ -1128,22 +1146,22 @@ def test_exec_route_of_exec_follows_the_containers_profile():
 def test_make_cwd_only_where_the_rootfs_is_set_up():
     from ocirun.plan import build_exec
 
-    assert plan_of(config()).make_cwd is True
-    assert build_exec({"args": ["sh"], "cwd": "/x"}, []).make_cwd is False
+    assert plan_of(config()).process.make_cwd is True
+    assert build_exec({"args": ["sh"], "cwd": "/x"}, []).process.make_cwd is False
 
 
 def test_reopen_dev_null_only_onto_a_usable_null_device_of_the_containers():
-    assert plan_of(config()).reopen_dev_null is True  # the default devices include it
+    assert plan_of(config()).rootfs.reopen_dev_null is True  # the default devices include it
     cfg = config()
     cfg["mounts"] = [
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nodev"]}
     ]
     p = plan_of(cfg, dirs={"/dev"})
-    assert p.reopen_dev_null is False
+    assert p.rootfs.reopen_dev_null is False
     assert any("nodev" in n for n in p.notes), p.notes
     from ocirun.plan import build_exec
 
-    assert build_exec({"args": ["sh"], "cwd": "/"}, []).reopen_dev_null is False
+    assert build_exec({"args": ["sh"], "cwd": "/"}, []).rootfs.reopen_dev_null is False
 
 
 def test_plan_is_complete_and_frozen():
@@ -1156,10 +1174,85 @@ def test_plan_is_complete_and_frozen():
     cfg = config()
     cfg["process"]["noNewPrivileges"] = True
     p = build(cfg, BUNDLE, None, HostFacts(cgroups=V1, seccomp=Filter(), trace=True))
-    assert p.seccomp_bpf == Filter.bpf and p.seccomp_when == planmod.SECCOMP_LAST
+    assert p.security.seccomp_bpf == Filter.bpf and p.security.seccomp_when == planmod.SECCOMP_LAST
     assert p.trace is True
     with pytest.raises(AttributeError):
         p.trace = False
+
+
+def test_plan_is_frozen_deeply():
+    """Each section, each mount and device refuse changes; lists are tuples, the
+    capability masks a dict that refuses changes, for build and build_exec alike."""
+    from ocirun.plan import build_exec
+
+    cfg = config()
+    cfg["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
+    cfg["process"]["capabilities"] = {"bounding": ["CAP_CHOWN"]}
+    cfg["hooks"] = {"createContainer": [{"path": "/bin/h", "args": ["h", "-x"]}]}
+    p = plan_of(cfg)
+    for section in (p.ns, p.hooks, p.rootfs, p.kernel, p.process, p.security):
+        with pytest.raises(AttributeError):
+            setattr(section, section._fields[0], None)
+    with pytest.raises(AttributeError):
+        p.rootfs.mounts[0].target = "/elsewhere"
+    with pytest.raises(AttributeError):
+        p.rootfs.devices[0].uid = 5
+    assert isinstance(p.rootfs.mounts, tuple) and isinstance(p.process.argv, tuple)
+    assert p.hooks.create == (("/bin/h", ("h", "-x"), (), 0),)
+    assert isinstance(p.warnings, tuple) and isinstance(p.notes, tuple)
+    with pytest.raises(TypeError):
+        p.security.caps["bounding"] = 0
+    ex = build_exec({"args": ["sh"], "cwd": "/"}, [("/proc/1/ns/pid", CLONE_NEWPID)])
+    assert ex.ns.joins == (("/proc/1/ns/pid", CLONE_NEWPID),)
+    with pytest.raises(AttributeError):
+        ex.process.uid = 1
+
+
+def _mutable_parts(value, where: str):
+    """Where in a frozen plan something can still change in place (lists, plain dicts,
+    records not frozen)."""
+    from ocirun.plan_records import FrozenDict, Section
+
+    if isinstance(value, list) or (isinstance(value, dict) and not isinstance(value, FrozenDict)):
+        yield where
+    if isinstance(value, Section):
+        if not value._frozen:
+            yield where
+        for name in value._fields:
+            yield from _mutable_parts(getattr(value, name), f"{where}.{name}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _mutable_parts(item, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            yield from _mutable_parts(item, f"{where}[{k!r}]")
+
+
+def test_freeze_leaves_nothing_mutable(monkeypatch):
+    """Every section names each field that can change in place (_lists, _deep): a rich
+    config's plan, its rootless id maps and net devices too, has no list or dict left."""
+    cfg = with_userns(config())
+    cfg["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
+    cfg["process"]["capabilities"] = {"bounding": ["CAP_CHOWN"], "ambient": ["CAP_KILL"]}
+    cfg["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2}]
+    cfg["process"]["user"]["additionalGids"] = [5]
+    cfg["hooks"] = {
+        "createContainer": [{"path": "/bin/h", "args": ["h"], "env": ["A=1"]}],
+        "startContainer": [{"path": "/bin/s"}],
+    }
+    cfg["linux"].update(
+        sysctl={"net.ipv4.ip_forward": "1"},
+        maskedPaths=["/proc/kcore"],
+        readonlyPaths=["/proc/sys"],
+        netDevices={"veth1": {"name": "eth0"}},
+        devices=[{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}],
+    )
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    p = build(cfg, BUNDLE, None, HostFacts(cgroups=V1, euid=1000))
+    assert p.ns.idmaps is not None and p.ns.net_devices and p.hooks.create
+    assert list(_mutable_parts(p, "plan")) == []
+    ex = planmod.build_exec(cfg["process"], [("/proc/1/ns/pid", CLONE_NEWPID)])
+    assert list(_mutable_parts(ex, "plan")) == []
 
 
 def test_exec_check_by_mode_bits_only_where_faccessat2_cannot_be_used():
@@ -1178,21 +1271,21 @@ def test_exec_check_by_mode_bits_only_where_faccessat2_cannot_be_used():
     # loaded last (noNewPrivileges): the check runs before the filter
     cfg["process"]["noNewPrivileges"] = True
     p = build(cfg, BUNDLE, None, HostFacts(cgroups=V1, seccomp=Filter()))
-    assert p.exec_check == CHECK_FACCESSAT2
+    assert p.security.exec_check == CHECK_FACCESSAT2
     # loaded early (no noNewPrivileges), faccessat2 not allowed: the mode bits, noted
     cfg["process"]["noNewPrivileges"] = False
     p = build(cfg, BUNDLE, None, HostFacts(cgroups=V1, seccomp=Filter()))
-    assert p.exec_check == CHECK_MODE_BITS
+    assert p.security.exec_check == CHECK_MODE_BITS
     assert any("faccessat2" in n for n in p.notes), p.notes
     # a kernel before 5.8
     p = build(config(), BUNDLE, None, HostFacts(cgroups=V1, faccessat2=False))
-    assert p.exec_check == CHECK_MODE_BITS
+    assert p.security.exec_check == CHECK_MODE_BITS
 
 
 def test_no_reopen_onto_a_null_device_on_a_nodev_rootfs():
     """Nodes made on the rootfs itself (no /dev mount) are unusable on a nodev mount."""
     p = build(config(), BUNDLE, None, HostFacts(cgroups=V1, is_nodev=lambda path: True))
-    assert p.reopen_dev_null is False
+    assert p.rootfs.reopen_dev_null is False
     assert any("nodev" in n for n in p.notes), p.notes
 
 
@@ -1201,9 +1294,9 @@ def test_no_reopen_onto_a_null_device_the_device_cgroup_refuses():
     cfg = config()
     cfg["linux"]["devices"] = [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3}]
     p = plan_of(cfg)
-    assert p.reopen_dev_null is False
+    assert p.rootfs.reopen_dev_null is False
     assert any("device cgroup" in n for n in p.notes), p.notes
     cfg["linux"]["resources"] = {
         "devices": [{"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
     }
-    assert plan_of(cfg).reopen_dev_null is True
+    assert plan_of(cfg).rootfs.reopen_dev_null is True

@@ -47,14 +47,14 @@ def test_devices_in_config_order_renamed_or_keeping_their_name():
             }
         )
     )
-    assert p.net_devices == [
+    assert p.ns.net_devices == (
         NetDevice("veth1", "eth0"),
         NetDevice("veth2", "veth2"),
         NetDevice("veth3", "veth3"),
         NetDevice("veth4", "net%d"),
-    ]
-    assert p.netdev_sync is True
-    assert [d.template for d in p.net_devices] == [False, False, False, True]
+    )
+    assert p.ns.netdev_sync is True
+    assert [d.template for d in p.ns.net_devices] == [False, False, False, True]
 
 
 def test_without_net_devices_the_init_does_not_stop_for_them():
@@ -63,7 +63,7 @@ def test_without_net_devices_the_init_does_not_stop_for_them():
         if devices is None:
             del cfg["linux"]["netDevices"]
         p = plan_of(cfg)
-        assert p.net_devices == [] and p.netdev_sync is False
+        assert p.ns.net_devices == () and p.ns.netdev_sync is False
 
 
 @pytest.mark.parametrize(
@@ -104,7 +104,7 @@ def test_collisions_inside_the_container_are_refused(devices, path, words):
 
 def test_templates_may_share_a_name_the_kernel_numbers_them():
     p = plan_of(config({"a": {"name": "eth%d"}, "b": {"name": "eth%d"}, "c": {"name": "lo%d"}}))
-    assert [d.name for d in p.net_devices] == ["eth%d", "eth%d", "lo%d"]
+    assert [d.name for d in p.ns.net_devices] == ["eth%d", "eth%d", "lo%d"]
 
 
 @pytest.mark.parametrize(
