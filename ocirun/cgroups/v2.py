@@ -287,8 +287,10 @@ class V2Manager(CgroupfsManager):
             self.fs.wait_for(os.path.join(d, "cgroup.events"), "frozen", "0", 1.0)
 
     def frozen_now(self) -> bool:
-        events = self._opt(self.dirs[""], "cgroup.events") or ""
-        return flat_keyed(events).get("frozen") == "1"
+        d = self.dirs.get("")
+        if not d:  # skipped (rootless, no delegation): nothing of ours can be frozen
+            return False
+        return flat_keyed(self._opt(d, "cgroup.events") or "").get("frozen") == "1"
 
     def state(self) -> str:
         d = self.dirs[""]
