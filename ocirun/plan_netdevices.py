@@ -12,7 +12,7 @@ moving, with pyroute2.
 
 from __future__ import annotations
 
-from .plan_records import Section
+from .frozen import Section
 
 IFNAMSIZ = 16  # with the NUL: a name has at most 15 bytes
 

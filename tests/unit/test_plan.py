@@ -1211,7 +1211,7 @@ def test_plan_is_frozen_deeply():
 def _mutable_parts(value, where: str):
     """Where in a frozen plan something can still change in place (lists, plain dicts,
     records not frozen)."""
-    from ocirun.plan_records import FrozenDict, Section
+    from ocirun.frozen import FrozenDict, Section
 
     if isinstance(value, list) or (isinstance(value, dict) and not isinstance(value, FrozenDict)):
         yield where
