@@ -9,6 +9,7 @@ checks the packaged launcher so); by default, the `ocirun` beside the Python run
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -17,3 +18,6 @@ REPO = Path(__file__).resolve().parent.parent
 ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
 BASE_CONFIG = REPO / "bundles" / "busybox" / "config.json"
 OCIRUN = os.environ.get("OCIRUN_BIN") or str(Path(sys.executable).parent / "ocirun")
+
+# The capabilities the busybox bundle gives its process (every set: Docker's default 14).
+BUNDLE_CAPS: list[str] = json.loads(BASE_CONFIG.read_text())["process"]["capabilities"]["bounding"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from clitools import call, fails, ok
-from testenv import OCIRUN, REPO
+from testenv import BUNDLE_CAPS, OCIRUN, REPO
 
 from ocirun.tables import CAPS
 
@@ -233,24 +233,7 @@ def test_exec_user(running):
 
 def test_exec_cap_adds_to_the_sets(running):
     c = running()
-    base = mask(
-        [
-            "CAP_AUDIT_WRITE",
-            "CAP_CHOWN",
-            "CAP_DAC_OVERRIDE",
-            "CAP_FOWNER",
-            "CAP_FSETID",
-            "CAP_KILL",
-            "CAP_MKNOD",
-            "CAP_NET_BIND_SERVICE",
-            "CAP_NET_RAW",
-            "CAP_SETFCAP",
-            "CAP_SETGID",
-            "CAP_SETPCAP",
-            "CAP_SETUID",
-            "CAP_SYS_CHROOT",
-        ]
-    )
+    base = mask(BUNDLE_CAPS)
     plain = status_of(ok(c.exec("cat", "/proc/self/status")).stdout)
     assert int(plain["CapBnd"], 16) == base
     st = status_of(ok(c.exec("cat", "/proc/self/status", flags=("--cap", "CAP_NET_ADMIN"))).stdout)

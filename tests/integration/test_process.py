@@ -10,26 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from testenv import ROOTFS
+from testenv import BUNDLE_CAPS, ROOTFS
 
 from ocirun.tables import CAPS
 
-DEFAULT_CAPS = [
-    "CAP_AUDIT_WRITE",
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_MKNOD",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_RAW",
-    "CAP_SETFCAP",
-    "CAP_SETGID",
-    "CAP_SETPCAP",
-    "CAP_SETUID",
-    "CAP_SYS_CHROOT",
-]
+DEFAULT_CAPS = BUNDLE_CAPS
 
 
 def mask(names) -> int:
