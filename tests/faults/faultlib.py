@@ -76,6 +76,20 @@ def own_cgroup(cid: str):
     return mutate
 
 
+def run_detached(rt, make_bundle, cid: str, args=("sleep", "600")) -> None:
+    """`run --detach` of a container (sleeping by default) in cgroups of its own."""
+    ok(
+        call(
+            rt,
+            "run",
+            "--detach",
+            "--bundle",
+            make_bundle(args=list(args), mutate=own_cgroup(cid)),
+            cid,
+        )
+    )
+
+
 def cgroups_named(name: str) -> list[str]:
     """<hierarchy>/<name> in every v1 hierarchy and the cgroup2 mount."""
     return [

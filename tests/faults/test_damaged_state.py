@@ -12,7 +12,7 @@ import os
 import shutil
 
 import pytest
-from faultlib import call, count, leftovers, mounts, ok, one_line, own_cgroup, uid
+from faultlib import call, count, leftovers, mounts, ok, one_line, run_detached, uid
 
 DAMAGE = {
     "truncated": lambda raw: raw[: len(raw) // 2],
@@ -45,16 +45,7 @@ def test_damaged_beside_healthy(rt, make_bundle, how):
     before = mounts()
     good1, bad, good2 = uid("good"), uid("bad"), uid("good")
     for cid in (good1, bad, good2):
-        ok(
-            call(
-                rt,
-                "run",
-                "--detach",
-                "--bundle",
-                make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)),
-                cid,
-            )
-        )
+        run_detached(rt, make_bundle, cid)
     ok(call(rt, "exec", "--detach", bad, "sleep", "600"))
     path = os.path.join(rt.root, bad, "state.json")
     pid = json.load(open(path))["pid"]
@@ -88,16 +79,7 @@ def test_damaged_beside_healthy(rt, make_bundle, how):
 
 def test_damaged_state_of_a_dead_container_is_removed_by_gc(rt, make_bundle):
     cid = uid("bad")
-    ok(
-        call(
-            rt,
-            "run",
-            "--detach",
-            "--bundle",
-            make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)),
-            cid,
-        )
-    )
+    run_detached(rt, make_bundle, cid)
     path = os.path.join(rt.root, cid, "state.json")
     ok(call(rt, "kill", cid, "KILL"))
     damage(path, "garbage")
@@ -112,16 +94,7 @@ def test_damaged_state_of_a_dead_container_is_removed_by_gc(rt, make_bundle):
 
 def test_damaged_state_without_a_record_of_its_cgroups_is_left_to_delete_force(rt, make_bundle):
     cid = uid("bad")
-    ok(
-        call(
-            rt,
-            "run",
-            "--detach",
-            "--bundle",
-            make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)),
-            cid,
-        )
-    )
+    run_detached(rt, make_bundle, cid)
     d = os.path.join(rt.root, cid)
     os.unlink(os.path.join(d, "cgroups.json"))
     damage(os.path.join(d, "state.json"), "truncated")

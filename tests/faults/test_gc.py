@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 
+import faultlib
 import pytest
 from faultlib import (
     Root,
@@ -29,16 +30,8 @@ from faultlib import (
 
 
 def run_detached(rt, make_bundle, cid, args=("sleep", "600")) -> int:
-    ok(
-        call(
-            rt,
-            "run",
-            "--detach",
-            "--bundle",
-            make_bundle(args=list(args), mutate=own_cgroup(cid)),
-            cid,
-        )
-    )
+    """faultlib.run_detached, counted; the init's pid."""
+    faultlib.run_detached(rt, make_bundle, cid, args)
     count("containers run")
     return rt.state(cid)["pid"]
 

@@ -17,6 +17,7 @@ from faultlib import (
     ok,
     one_line,
     own_cgroup,
+    run_detached,
     uid,
     wait_stopped,
 )
@@ -77,16 +78,7 @@ def test_eight_concurrent_delete_force(rt, make_bundle):
     before = mounts()
     for _ in range(ROUNDS):
         cid = uid("race")
-        ok(
-            call(
-                rt,
-                "run",
-                "--detach",
-                "--bundle",
-                make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)),
-                cid,
-            )
-        )
+        run_detached(rt, make_bundle, cid)
         ok(call(rt, "exec", "--detach", cid, "sleep", "600"))
         for r in together(rt, *[["delete", "--force", cid]] * 8):
             ok(r)
@@ -100,16 +92,7 @@ def test_kill_racing_delete(rt, make_bundle):
     before = mounts()
     for _ in range(ROUNDS):
         cid = uid("race")
-        ok(
-            call(
-                rt,
-                "run",
-                "--detach",
-                "--bundle",
-                make_bundle(args=["sleep", "600"], mutate=own_cgroup(cid)),
-                cid,
-            )
-        )
+        run_detached(rt, make_bundle, cid)
         results = together(
             rt,
             ["kill", cid, "KILL"],
