@@ -7,10 +7,10 @@ planning, no validation, no compiled shim.
 """
 
 import os
-from _signal import SIGKILL  # the C module behind `signal` (whose enums cost ms to import)
 
 from . import _lean as json
 from . import log
+from ._lean import signal
 from .errors import ContainerNotFound, InitError, InvalidState, OcirunError
 from .state import CREATED, PAUSED, RUNNING, STOPPED, Container
 
@@ -72,10 +72,7 @@ def state(root: str, cid: str) -> dict:
 
 
 def pidfd_send_signal(pidfd: int, sig: int) -> None:
-    # From _signal, the C module behind `signal`, which adds enum wrappers costing ms.
-    from _signal import pidfd_send_signal as send
-
-    send(pidfd, sig, None, 0)
+    signal.pidfd_send_signal(pidfd, sig, None, 0)
 
 
 def kill(root: str, cid: str, sig: int) -> None:
@@ -108,7 +105,7 @@ def _kill_and_wait(c: Container) -> None:
     try:
         if c.status() == STOPPED:
             return
-        pidfd_send_signal(pidfd, SIGKILL)
+        pidfd_send_signal(pidfd, signal.SIGKILL)
         # A pidfd turns readable when the process exits: no polling loop. Bounded: a task
         # that can't die (frozen by someone else, stuck in the kernel) is an error, not a
         # delete that hangs for ever.
@@ -249,7 +246,7 @@ def _destroy(c: Container, status: str) -> None:
     if cg is not None and (status != STOPPED or cg.pids(everywhere=True)):
         # Everything in the cgroup: exec'd processes too, and without a pid namespace
         # the init's death does not take them along. Thaws a paused container.
-        cg.kill_all(SIGKILL)
+        cg.kill_all(signal.SIGKILL)
     if status != STOPPED and c.data:
         _kill_and_wait(c)
     state = dict(c.oci_state(), status=STOPPED)
@@ -280,8 +277,6 @@ def wait_forwarding_signals(pid: int) -> int:
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
-
-    from ._lean import signal
 
     forwarded = (
         signal.SIGINT,

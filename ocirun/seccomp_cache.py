@@ -7,7 +7,7 @@ maps, the machine, the kernel release, the compiler's and this module's code) an
 group/world-writable, bounded in entries and bytes. A hit calls no libseccomp function and
 never reaches seccomp.compile().
 
-Nothing heavy at import time: sha256 comes from the builtin module when there is one, and
+Nothing heavy at import time: sha256 is _lean's (the builtin module, not hashlib), and
 the compiled shim is imported only when the first key is computed (to name its file).
 """
 
@@ -17,26 +17,12 @@ import os
 
 from . import _lean as json
 from . import seccomp as sc
+from ._lean import sha256 as _sha256
 from .seccomp import Filter
 
 _CACHE_MAGIC = b"ocirun-seccomp-cache 1\n"
 _CACHE_MAX = 1 << 20
 _static: bytes | None = None
-_sha256_ctor = None
-
-
-def _sha256(data: bytes = b""):
-    global _sha256_ctor
-    if _sha256_ctor is None:
-        try:
-            from _sha256 import sha256 as ctor  # builtin up to 3.11
-        except ImportError:
-            try:
-                from _sha2 import sha256 as ctor  # 3.12+
-            except ImportError:
-                from hashlib import sha256 as ctor
-        _sha256_ctor = ctor
-    return _sha256_ctor(data)
 
 
 def _file_id(path: str) -> str:
