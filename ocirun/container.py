@@ -133,6 +133,9 @@ def create(
         for warning in cg.create():
             log.warning(warning)
         on_failure.add(_drop_cgroups, cg, kept)  # after the init is killed
+        busy = cg.pids()  # another container's cgroup (the same cgroupsPath), a leftover
+        if busy:  # runc >= 1.2 refuses too (1.1 warned): kill, pause, delete would hit both
+            raise CgroupError(f"container's cgroup is not empty: {len(busy)} process(es) found")
         if cg.frozen_now():  # left FROZEN: the init would never get to say it is ready
             raise CgroupError("container's cgroup unexpectedly frozen")
         from .cgroups import tag

@@ -445,6 +445,7 @@ def test_cli_create_into_a_frozen_cgroup_fails_at_once(rt, make_bundle, cid, fro
         pytest.skip("this host has no v1 freezer hierarchy")
     made = f"{CG}/freezer{BASE}/{cid}"
     target = made if frozen == "itself" else f"{made}/ctr"
+    base_existed = os.path.isdir(f"{CG}/freezer{BASE}")
     os.makedirs(made)
     try:
         with open(f"{made}/freezer.state", "w") as f:
@@ -474,3 +475,30 @@ def test_cli_create_into_a_frozen_cgroup_fails_at_once(rt, make_bundle, cid, fro
                     os.kill(int(pid), signal.SIGKILL)
                 assert _wait_until(lambda d=d: not _read(f"{d}/cgroup.procs"))
                 os.rmdir(d)
+        if not base_existed:
+            os.rmdir(f"{CG}/freezer{BASE}")
+
+
+def test_cli_create_into_a_cgroup_in_use_fails(rt, make_bundle, cid):
+    """Two containers with one cgroupsPath: the second create is refused (runc >= 1.2, with
+    this text; 1.1 only warned), before its init exists, and leaves the first untouched."""
+
+    def mutate(cfg):
+        cfg["linux"]["cgroupsPath"] = f"{BASE}/{cid}-shared"
+
+    b = make_bundle(args=["sleep", "30"], mutate=mutate)
+    ok(rt, "run", "-d", "--bundle", b, cid)
+    try:
+        r = call(rt, "create", "--bundle", b, cid + "-2", timeout=20)
+        if r.returncode == 0:
+            call(rt, "delete", "--force", cid + "-2")
+        assert r.returncode != 0
+        assert "container's cgroup is not empty: 1 process(es) found" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert call(rt, "state", cid + "-2").returncode != 0, "a refused create left its state"
+        assert '"running"' in ok(rt, "state", cid).stdout
+        pid = json.loads(ok(rt, "state", cid).stdout)["pid"]
+        assert str(pid) in _read(f"{CG}/pids{BASE}/{cid}-shared/cgroup.procs")
+    finally:
+        ok(rt, "delete", "--force", cid)
+    assert not os.path.exists(f"{CG}/pids{BASE}/{cid}-shared")
