@@ -229,7 +229,7 @@ def exec_(
     **opts,
 ) -> int:
     from . import execute
-    from .container import check_lsm
+    from .hostfacts import check_lsm
 
     def go():
         if cgroup is not None:

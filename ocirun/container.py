@@ -29,29 +29,15 @@ from .hostfacts import (  # noqa: F401 (cap_bounding, check_lsm: callers import 
 )
 from .lifecycle import delete, start, wait_forwarding_signals
 from .options import Created, CreateOptions
-from .protocol import exec_error
+from .protocol import exec_error, seccomp_listener
 from .spawner import ParentProcess, console_ends, open_mount_sources
 from .state import Container
 from .tables import SIGNALS
 
 
-def seccomp_listener(seccomp: dict | None, state: dict):
-    """The on_listener callback of the handshake: hand the fd to listenerPath."""
-
-    def send(pid: int, fd: int) -> None:
-        from .seccomp_notify import send_listener
-
-        assert seccomp is not None  # the init has a listener only where a profile asks
-
-        send_listener(
-            seccomp["listenerPath"], fd, dict(state, pid=pid), seccomp.get("listenerMetadata") or ""
-        )
-
-    return send
-
-
 def _plan(config: dict, bundle: str, cid: str, opts: CreateOptions, n_listen: int):
-    """(cgroup manager, plan) of a new container: the cgroups' paths only, nothing made."""
+    """(cgroup manager, plan, host facts) of a new container: the cgroups' paths only,
+    nothing made."""
     from . import cgroups
 
     cg = cgroups.open_manager(
@@ -85,7 +71,7 @@ def _plan(config: dict, bundle: str, cid: str, opts: CreateOptions, n_listen: in
         log.warning(warning)
     for note in p.notes:
         log.debug(note)
-    return cg, p
+    return cg, p, host
 
 
 def create(
@@ -100,7 +86,7 @@ def create(
     cache.drop_legacy(root)
     bundle, raw, config = spec.load_bundle_cached(opts.bundle, cache.path("config"))
     log.phase("check rootfs")
-    cg, p = _plan(config, bundle, cid, opts, n_listen)
+    cg, p, host = _plan(config, bundle, cid, opts, n_listen)
     check_lsm(config["process"])
     if p.ns.net_devices:
         from . import netdevices
@@ -184,7 +170,7 @@ def create(
         if hook_state is not None:
             hook_state.write(init_pid)  # what startContainer hooks will read at `start`
         log.phase("init setup (namespaces, mounts, hooks, pivot, credentials)")
-        _save(c, config, raw, cid, init_pid, bundle, p, cg, host_mounts)
+        _save(c, config, raw, cid, init_pid, bundle, p, cg, host_mounts, host.seccomp)
         if opts.pid_file:
             statemod.write_pid_file(opts.pid_file, init_pid)
         on_failure.pop_all()
@@ -223,9 +209,13 @@ class _HookState:
             hookmod.run("createRuntime", self.hooks.get("createRuntime") or [], state)
 
 
-def _save(c, config, raw, cid, init_pid, bundle, p, cg, host_mounts) -> None:
-    """state.json, config.json and the front door's record of a created container."""
+def _save(c, config, raw, cid, init_pid, bundle, p, cg, host_mounts, filt) -> None:
+    """state.json (with what exec will need: execfacts), config.json and the front door's
+    record of a created container."""
+    from . import execfacts
+
     extra = {"host_mounts": host_mounts} if host_mounts is not None else {}
+    extra[execfacts.KEY] = execfacts.record(filt, cg, init_pid)
     c.save(statemod.init_record(config, cid, init_pid, bundle, p.rootfs.path, cg.paths, **extra))
     c.save_config(raw)
     from . import fastrecord

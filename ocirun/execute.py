@@ -9,26 +9,25 @@ from __future__ import annotations
 
 import os
 
-from . import _native, log, spec
+from . import _native, execfacts, log
 from . import plan as planmod
 from .cleanup import Cleanup
 from .errors import InitError, InvalidState, OcirunError
-from .hostfacts import (
-    cap_bounding,
-    check_lsm,
-    check_preserved_fds,
-    kernel_has_faccessat2,
-    seccomp_filter,
-)
+from .hostfacts import cap_bounding, check_lsm, check_preserved_fds, kernel_has_faccessat2
 from .options import ExecOptions
-from .protocol import exec_error
+from .protocol import exec_error, seccomp_listener
 from .spawner import ParentProcess, console_ends
 from .state import CREATED, PAUSED, RUNNING, STOPPED, Container, write_pid_file
 from .tables import NAMESPACES, NS_PROC_NAMES
 
 
-def _exec_process(config: dict, opts: ExecOptions, cache_dir: str | None) -> dict:
+def _exec_process(config: dict, opts: ExecOptions) -> dict:
+    """The process to run, validated: from --process FILE, or the container's with the
+    flags on top. Only what the flags change is validated again: the container's process
+    passed create's validation, and argv (args) and -t (terminal) can't be invalid."""
     if opts.process_file:
+        from . import spec
+
         proc = spec.read_json_object(opts.process_file, "a process")
         source = opts.process_file
     else:
@@ -50,7 +49,15 @@ def _exec_process(config: dict, opts: ExecOptions, cache_dir: str | None) -> dic
             tty=opts.tty,
         )
         source = "exec"
-    spec.validate_process_cached(proc, cache_dir, source)
+        changed = (
+            opts.env or opts.cwd or opts.user or opts.additional_gids or caps or opts.no_new_privs
+        )
+        if not changed:
+            check_lsm(proc)
+            return proc
+    from . import cache, spec
+
+    spec.validate_process_cached(proc, cache.path("config"), source)
     check_lsm(proc)
     return proc
 
@@ -70,41 +77,20 @@ def _joins(config: dict, pid: int) -> list[tuple[str, int]]:
     return joins
 
 
-def _cgroups(c: Container):
-    """The manager of the container's cgroups for the new process to join, or None."""
-    if not (c.data.get("cgroup_paths") or {}).get("dirs"):
-        return None
-    from . import cgroups
-
-    cg = cgroups.from_state(c.data["cgroup_paths"])
-    if os.geteuid() != 0:
-        from .cgroups.rootless import can_join
-
-        if not can_join(c.data["cgroup_paths"]):
-            log.debug(
-                "rootless: the process stays in the caller's cgroups (it may "
-                "not move one into the container's), as with runc"
-            )
-            return None
-    return cg
-
-
-def _plan(c: Container, config: dict, proc: dict, opts: ExecOptions, cg):
-    from .rootless import setgroups_denied
-
+def _plan(c: Container, config: dict, proc: dict, opts: ExecOptions, facts: execfacts.Facts):
     seccomp = (config.get("linux") or {}).get("seccomp")
     host = planmod.HostFacts(
         cap_bounding=cap_bounding(),
         euid=os.geteuid(),
-        seccomp=seccomp_filter(seccomp),
+        seccomp=facts.seccomp,
         trace=log.enabled(),
         faccessat2=kernel_has_faccessat2(),
-        setgroups_denied=setgroups_denied(c.pid),
+        setgroups_denied=facts.setgroups_denied,
     )
     p = planmod.build_exec(
         proc,
         _joins(config, c.pid),
-        planmod.Options(preserve_fds=opts.preserve_fds, cgroups=cg is not None),
+        planmod.Options(preserve_fds=opts.preserve_fds, cgroups=facts.cgroups is not None),
         host,
         seccomp=seccomp,
         mounts=config.get("mounts") or [],
@@ -117,7 +103,6 @@ def _plan(c: Container, config: dict, proc: dict, opts: ExecOptions, cg):
 
 
 def exec_(root: str, cid: str, opts: ExecOptions) -> int:
-    from .container import seccomp_listener
     from .lifecycle import wait_forwarding_signals
 
     log.begin()
@@ -128,12 +113,13 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
             raise InvalidState("cannot exec in a paused container")
         if status not in (RUNNING, CREATED):
             raise InvalidState(f"cannot exec in a {STOPPED} container")
-        from . import cache
-
         config = c.load_config()
-        proc = _exec_process(config, opts, cache.path("config"))
-        cg = _cgroups(c)
-        p = _plan(c, config, proc, opts, cg)
+        proc = _exec_process(config, opts)
+        facts, recorded = execfacts.of(c.data, (config.get("linux") or {}).get("seccomp"))
+        if not recorded:
+            log.debug("exec: no usable record of create's facts: worked out now")
+        cg = facts.cgroups
+        p = _plan(c, config, proc, opts, facts)
         state = c.oci_state()
     log.phase("lock + state, config, plan")
     console, ours = console_ends(

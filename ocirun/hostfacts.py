@@ -74,6 +74,15 @@ def seccomp_filter(seccomp: dict | None):
     return filt
 
 
+def setgroups_denied(pid: int | str) -> bool:
+    """Is setgroups(2) denied in the user namespace of `pid` ("self" for ours)?"""
+    try:
+        with open(f"/proc/{pid}/setgroups") as f:
+            return f.read().strip() == "deny"
+    except OSError:
+        return False
+
+
 def check_lsm(process: dict) -> None:
     """An AppArmor profile or SELinux label we cannot apply: refused where the host enforces
     that LSM (the process would run unconfined), ignored with a warning where it does not

@@ -13,6 +13,31 @@ EXEC_EXECVEAT, EXEC_PROC_FD = 1, 2
 # how it checks that argv[0] may be executed (OCIRUN_CHECK_*)
 CHECK_FACCESSAT2, CHECK_MODE_BITS = 1, 2
 
+
+class Filter:
+    """A compiled seccomp profile (seccomp.compile; recorded for exec by execfacts): what
+    the child passes to seccomp(2)."""
+
+    __slots__ = ("bpf", "flags", "notify", "warnings")
+
+    def __init__(self, bpf: bytes, flags: int, notify: bool, warnings: list[str]):
+        self.bpf = bpf  # struct sock_filter[], 8 bytes each, host endianness
+        self.flags = flags  # SECCOMP_FILTER_FLAG_* for seccomp(2)
+        self.notify = notify  # a rule is SCMP_ACT_NOTIFY: flags has NEW_LISTENER
+        self.warnings = warnings  # e.g. syscall names this libseccomp does not know
+
+    @property
+    def insns(self) -> int:
+        """sock_fprog.len"""
+        return len(self.bpf) // 8
+
+    def __repr__(self) -> str:
+        return (
+            f"Filter(insns={self.insns}, flags={self.flags:#x}, notify={self.notify}, "
+            f"warnings={len(self.warnings)})"
+        )
+
+
 _ALLOWING = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG")
 
 

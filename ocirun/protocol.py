@@ -29,6 +29,21 @@ def write_idmaps(pid: int, p: Plan) -> None:
             raise InitError(e.errno or 0, f"write {path}") from None
 
 
+def seccomp_listener(seccomp: dict | None, state: dict):
+    """The on_listener callback of the handshake: hand the fd to listenerPath."""
+
+    def send(pid: int, fd: int) -> None:
+        from .seccomp_notify import send_listener
+
+        assert seccomp is not None  # the init has a listener only where a profile asks
+
+        send_listener(
+            seccomp["listenerPath"], fd, dict(state, pid=pid), seccomp.get("listenerMetadata") or ""
+        )
+
+    return send
+
+
 def exec_error(msg: _native.Msg) -> InitError:
     """A failed executable lookup or execve, worded as runc's Go errors are (lower-case
     strerror): podman maps "no such file or directory" to 127, "permission denied" to 126."""

@@ -215,15 +215,6 @@ def _write(path: str, text: str) -> None:
         raise InitError(e.errno or 0, f"write {path}") from None
 
 
-def setgroups_denied(pid: "int | str") -> bool:
-    """Is setgroups(2) denied in the user namespace of `pid` ("self" for ours)?"""
-    try:
-        with open(f"/proc/{pid}/setgroups") as f:
-            return f.read().strip() == "deny"
-    except OSError:
-        return False
-
-
 def plan_rootless(plan, linux: dict, mounts: list, new: set, joined: set, problems: list) -> None:
     """What a non-root caller's plan needs (plan.build calls it only for one): a user
     namespace, how its maps get written, and no setgroups(2) where it is denied."""

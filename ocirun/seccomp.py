@@ -23,6 +23,7 @@ import os
 from errno import ENOSYS, EPERM
 
 from .errors import ConfigError, OcirunError
+from .plan_security import Filter  # noqa: F401 (seccomp.Filter: what compile() returns)
 
 # --- kernel / libseccomp ABI constants -----------------------------------------------------
 
@@ -78,29 +79,6 @@ FLAGS: dict[str, int] = {
 
 BPF_MAXINSNS = 4096
 _OPTIMIZE_ABOVE = 32  # more rules than this: libseccomp's binary tree (as runc does)
-
-
-class Filter:
-    """A compiled profile: what the child passes to seccomp(2)."""
-
-    __slots__ = ("bpf", "flags", "notify", "warnings")
-
-    def __init__(self, bpf: bytes, flags: int, notify: bool, warnings: list[str]):
-        self.bpf = bpf  # struct sock_filter[], 8 bytes each, host endianness
-        self.flags = flags  # SECCOMP_FILTER_FLAG_* for seccomp(2)
-        self.notify = notify  # a rule is SCMP_ACT_NOTIFY: flags has NEW_LISTENER
-        self.warnings = warnings  # e.g. syscall names this libseccomp does not know
-
-    @property
-    def insns(self) -> int:
-        """sock_fprog.len"""
-        return len(self.bpf) // 8
-
-    def __repr__(self) -> str:
-        return (
-            f"Filter(insns={self.insns}, flags={self.flags:#x}, notify={self.notify}, "
-            f"warnings={len(self.warnings)})"
-        )
 
 
 # --- parsing ------------------------------------------------------------------------------

@@ -64,8 +64,6 @@ def open_placement(cg, always: Cleanup) -> _native.Placement | None:
     where = cg.placement() if cg is not None else None
     if where is None:
         return None
-    from .cgroups.common import CgroupError, _strerror
-
     tasks, into = where
     fds = []
     try:
@@ -77,6 +75,8 @@ def open_placement(cg, always: Cleanup) -> _native.Placement | None:
             into_fd = os.open(into, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             always.add(os.close, into_fd)
     except OSError as e:
+        from .cgroups.common import CgroupError, _strerror
+
         raise CgroupError(f"open {e.filename}: {_strerror(e)}") from None
     return _native.Placement(fds, tasks, into_fd)
 

@@ -305,6 +305,16 @@ def test_exec_process_file_detached_with_pid_file(running, tmp_path):
     assert st["NoNewPrivs"] == "1"
 
 
+def test_exec_flags_are_validated(running):
+    """Only args and -t leave the process create validated as it was; what other flags
+    change is validated again, as the container's process was."""
+    c = running()
+    fails(c.exec("true", flags=("--cwd", "relative")), "/cwd", "'relative'")
+    fails(c.exec("true", flags=("--env", "NOEQUALS")), "NOEQUALS")
+    fails(c.exec("true", flags=("--user", "4294967296")), "4294967296")
+    assert ok(c.exec("pwd", flags=("--cwd", "/tmp"))).stdout == "/tmp\n"
+
+
 def test_exec_invalid_process_file(running, tmp_path):
     c = running()
     bad = tmp_path / "bad.json"
@@ -338,7 +348,11 @@ def test_exec_joins_every_namespace_of_the_container(running):
     assert ok(c.exec("hostname")).stdout == "ocirun-demo\n"
 
 
-def test_exec_gets_the_containers_seccomp_filter(running):
+@pytest.mark.parametrize("record", ["recorded at create", "worked out by exec"])
+def test_exec_gets_the_containers_seccomp_filter(running, record):
+    """The filter comes from state.json's "exec" record (execfacts), or, where there is
+    none (a container made by an older ocirun), is compiled (cached) again."""
+
     def mutate(cfg):
         cfg["linux"]["seccomp"] = {
             "defaultAction": "SCMP_ACT_ALLOW",
@@ -348,6 +362,14 @@ def test_exec_gets_the_containers_seccomp_filter(running):
         }
 
     c = running(mutate)
+    state_file = os.path.join(c.rt.root, c.cid, "state.json")
+    with open(state_file) as f:
+        state = json.load(f)
+    assert state["exec"]["seccomp"][0], "create recorded no filter"
+    if record == "worked out by exec":
+        del state["exec"]
+        with open(state_file, "w") as f:
+            json.dump(state, f)
     r = c.exec("sh", "-c", "grep Seccomp: /proc/self/status; mkdir /dev/shm/x")
     assert r.stdout.split() == ["Seccomp:", "2"]
     assert r.returncode == 1

@@ -18,6 +18,7 @@ hands over.)
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import sysconfig
@@ -115,3 +116,48 @@ def test_hot_commands_import_only_what_they_need(rt, make_bundle):
     for cmd, names in loaded.items():
         heavy = NEVER if cmd in ("create", "exec") else NEVER | SPAWN
         assert not names & heavy, f"{cmd} imported {sorted(names & heavy)}"
+
+
+# What exec may not load when create recorded its facts (ocirun/execfacts.py): the
+# cgroup manager, the seccomp compiler and its cache, create's own module; nor, when its
+# flags change only args (the process create validated), the validator and its cache.
+DECIDED_AT_CREATE = {
+    "ocirun.cgroups",
+    "ocirun.container",
+    "ocirun.seccomp",
+    "ocirun.seccomp_cache",
+    "ocirun.rootless",
+    "ocirun.spec",
+    "ocirun.cache",
+}
+
+
+def test_exec_uses_what_create_recorded(rt, make_bundle):
+    """exec into a container with a seccomp profile: the filter and the cgroup placement
+    come from state.json's "exec" record; with the record removed, exec works them out
+    again (and loads what that takes): the measure is the record, not an accident."""
+
+    def profile(cfg):
+        cfg["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["sethostname"], "action": "SCMP_ACT_ERRNO"}],
+        }
+
+    bundle = make_bundle(args=["sleep", "30"], mutate=profile)
+    ok(call(rt, "run", "-d", "--bundle", bundle, "hot-exec"))
+    try:
+        recorded = imports_of(rt, "exec", "hot-exec", "true")
+        assert not recorded & DECIDED_AT_CREATE, sorted(recorded & DECIDED_AT_CREATE)
+        # a flag that changes the process: validated again (through the cache)
+        assert "ocirun.spec" in imports_of(rt, "exec", "--cwd", "/tmp", "hot-exec", "true")
+        state_file = f"{rt.root}/hot-exec/state.json"
+        with open(state_file) as f:
+            state = json.load(f)
+        assert state["exec"]["seccomp"] is not None
+        del state["exec"]
+        with open(state_file, "w") as f:
+            json.dump(state, f)
+        worked_out = imports_of(rt, "exec", "hot-exec", "true")
+        assert {"ocirun.cgroups", "ocirun.seccomp_cache"} <= worked_out, sorted(worked_out)
+    finally:
+        call(rt, "delete", "--force", "hot-exec")
