@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from . import _lean as json
-from . import log, spec
+from . import execfacts, fastrecord, log, spec  # before the clone: see _save
 from . import plan as planmod
 from . import state as statemod
 from .cgroups.common import CgroupError
@@ -211,15 +211,13 @@ class _HookState:
 
 def _save(c, config, raw, cid, init_pid, bundle, p, cg, host_mounts, filt) -> None:
     """state.json (with what exec will need: execfacts), config.json and the front door's
-    record of a created container."""
-    from . import execfacts
-
+    record of a created container. Runs after the clone, while the init still shares our
+    pages copy-on-write: each page Python touches here faults, so what it needs is
+    imported at the top, before the clone."""
     extra = {"host_mounts": host_mounts} if host_mounts is not None else {}
     extra[execfacts.KEY] = execfacts.record(filt, cg, init_pid)
     c.save(statemod.init_record(config, cid, init_pid, bundle, p.rootfs.path, cg.paths, **extra))
     c.save_config(raw)
-    from . import fastrecord
-
     main_dir = getattr(cg, "_main_dir", None)  # the systemd manager: Python deletes
     fastrecord.write(c.dir, c.data, main_dir() if main_dir else None)
 
