@@ -246,8 +246,10 @@ def exec_(
 
 
 def warn(msg: str) -> None:
-    """A problem that does not stop the command: on stderr and in the log."""
-    log.warning(msg)
+    """A problem that does not stop the command: on stderr as it is (runc's `list` prints
+    it so), and in the log."""
+    if log.to_file():
+        log.warning(msg)
     print(msg, file=sys.stderr)
 
 

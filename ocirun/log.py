@@ -2,7 +2,8 @@
 
 json: one object per line, {"level", "msg", "time" (RFC 3339)}; containerd's shim shows the
 msg of the last "level":"error" line to the user, so every failure ends with exactly one.
-Without --log, nothing but errors is written, and those go to stderr (by the CLI).
+Without --log, errors (by the CLI) and warnings (in logrus's text format, as runc writes
+them then) go to stderr; --debug's lines too.
 text: logrus's format, `time="..." level=error msg="..."`, the msg quoted as Go's %q does.
 
 Logging never fails the runtime: if the log cannot be written (a missing directory, a full
@@ -29,6 +30,11 @@ def configure(path: str | None, fmt: str = "text", debug: bool = False) -> None:
 def _stamp() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def to_file() -> bool:
+    """--log was given (and is writable so far)."""
+    return bool(_path)
 
 
 def enabled() -> bool:
@@ -78,6 +84,8 @@ def write(level: str, msg: str) -> None:
     if not _path:
         if level == "debug":
             _stderr(f"DEBU {msg}\n")
+        elif level == "warning":  # as runc's logrus does without --log
+            _stderr(f'time="{_stamp()}" level=warning msg={quote(msg)}\n')
         return
     if _json:
         line = dumps({"level": level, "msg": msg, "time": _stamp()})

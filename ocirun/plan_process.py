@@ -123,8 +123,10 @@ def _capabilities(caps: dict, bounding: int, warnings: list[str]) -> dict[str, i
             elif c not in unknown:
                 unknown.append(c)
         masks[name] = mask
-    if unknown:
-        warnings.append(f"ignoring unknown capabilities: {', '.join(unknown)}")
+    if unknown:  # runc's words (a Go slice of the sorted names)
+        warnings.append(
+            f"ignoring unknown or unavailable capabilities: [{' '.join(sorted(unknown))}]"
+        )
     missing = 0
     for name, mask in masks.items():
         missing |= mask & ~bounding
@@ -135,10 +137,11 @@ def _capabilities(caps: dict, bounding: int, warnings: list[str]) -> dict[str, i
         )
     raisable = masks["ambient"] & masks["permitted"] & masks["inheritable"]
     if masks["ambient"] != raisable:
-        warnings.append(
-            "ignoring ambient capabilities that are not both permitted and "
-            "inheritable: " + _cap_names(masks["ambient"] & ~raisable)
-        )
+        # what the kernel says to PR_CAP_AMBIENT_RAISE, in runc's words, one per capability
+        refused = masks["ambient"] & ~raisable
+        for c in dict.fromkeys(caps.get("ambient") or []):
+            if c in CAPS and (refused >> CAPS[c]) & 1:
+                warnings.append(f"can't raise ambient capability {c}: operation not permitted")
         masks["ambient"] = raisable
     return masks
 

@@ -60,3 +60,8 @@ def fails(r: subprocess.CompletedProcess, *needles: str) -> None:
     assert "Traceback" not in r.stderr, r.stderr
     for n in needles:
         assert n in r.stderr, f"{n!r} not in stderr: {r.stderr!r}"
+
+
+def not_warnings(stderr: str) -> list[str]:
+    """stderr's lines but the warnings (printed as runc's logrus does without --log)."""
+    return [line for line in stderr.splitlines() if " level=warning msg=" not in line]

@@ -242,3 +242,30 @@ def test_bind_in_a_user_namespace_is_a_slave_of_a_shared_source(rt, make_bundle,
         assert not any(t.startswith("shared:") for t in tags), out
     finally:
         subprocess.run(["umount", "-l", str(shared)])
+
+
+def test_warnings_go_to_stderr_without_log(rt, make_bundle, tmp_path):
+    """runc's logrus writes warnings to stderr unless --log names a file; so does ocirun,
+    in logrus's text format, one line per warning, and the run goes on."""
+
+    def mutate(cfg):
+        caps = cfg["process"]["capabilities"]
+        caps["inheritable"] = ["CAP_KILL"]
+        caps["permitted"] = sorted(set(caps["permitted"]) | {"CAP_KILL", "CAP_CHOWN"})
+        caps["bounding"] = sorted(set(caps["bounding"]) | {"CAP_KILL", "CAP_CHOWN"})
+        caps["ambient"] = ["CAP_KILL", "CAP_CHOWN", "CAP_NOT_A_CAP"]
+
+    bundle = make_bundle(args=["grep", "CapAmb", "/proc/self/status"], mutate=mutate)
+    r = ok(call(rt, "run", "--bundle", bundle, "warn1"))
+    assert r.stdout.split() == ["CapAmb:", "0000000000000020"]  # CAP_KILL only
+    lines = r.stderr.splitlines()
+    assert len(lines) == 2, r.stderr
+    assert lines[0].startswith('time="') and ' level=warning msg="ignoring unknown or ' in lines[0]
+    assert lines[0].endswith('unavailable capabilities: [CAP_NOT_A_CAP]"'), lines[0]
+    assert lines[1].endswith(
+        ''' level=warning msg="can't raise ambient capability CAP_CHOWN: operation not permitted"'''
+    ), lines[1]
+    log = tmp_path / "log.json"
+    r = ok(call(rt, "run", "--bundle", bundle, "warn2", global_args=("--log", str(log))))
+    assert r.stderr == ""  # with --log, warnings go only there
+    assert "can't raise ambient capability CAP_CHOWN" in log.read_text()

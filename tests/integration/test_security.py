@@ -228,7 +228,7 @@ def test_unknown_capability_is_left_out_with_a_warning(rt, make_bundle, tmp_path
             "caps",
         )
     )
-    assert "ignoring unknown capabilities: CAP_TEST" in log.read_text()
+    assert "ignoring unknown or unavailable capabilities: [CAP_TEST]" in log.read_text()
     assert ids(rt) == []
 
 
