@@ -61,7 +61,7 @@ def record(filt, cg, init_pid: int) -> dict:
         "version": VERSION,
         "seccomp": None
         if filt is None
-        else [filt.bpf.hex(), filt.flags, filt.notify, list(filt.warnings)],
+        else [filt.bpf.hex(), filt.flags, filt.notify, list(filt.warnings), list(filt.notes)],
         "placement": None if where is None else [list(where[0]), where[1]],
         "setgroups_denied": setgroups_denied(init_pid),
     }
@@ -70,10 +70,12 @@ def record(filt, cg, init_pid: int) -> dict:
 def _from_record(rec: dict, paths: dict | None) -> Facts:
     seccomp = None
     if rec["seccomp"] is not None:
-        bpf, flags, notify, warnings = rec["seccomp"]
-        seccomp = Filter(bytes.fromhex(bpf), flags, notify, warnings)
+        bpf, flags, notify, warnings, notes = rec["seccomp"]
+        seccomp = Filter(bytes.fromhex(bpf), flags, notify, warnings, notes)
         for w in warnings:  # as seccomp_filter logs them when it compiles or finds the filter
             log.warning(f"seccomp: {w}")
+        for n in notes:
+            log.debug(f"seccomp: {n}")
     cg = None
     if (paths or {}).get("dirs"):
         where = rec["placement"]
@@ -90,11 +92,12 @@ def _valid(rec) -> bool:
         and (
             sec is None
             or isinstance(sec, list)
-            and len(sec) == 4
+            and len(sec) == 5
             and isinstance(sec[0], str)
             and isinstance(sec[1], int)
             and isinstance(sec[2], bool)
             and isinstance(sec[3], list)
+            and isinstance(sec[4], list)
         )
         and (
             where is None

@@ -71,6 +71,8 @@ def seccomp_filter(seccomp: dict | None):
     filt = compile_cached(seccomp, cache.path("seccomp"))
     for w in filt.warnings:
         log.warning(f"seccomp: {w}")
+    for n in filt.notes:
+        log.debug(f"seccomp: {n}")
     return filt
 
 

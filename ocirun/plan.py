@@ -170,8 +170,8 @@ def _security(
 ) -> None:
     """The seccomp filter and when it is loaded, the route to the trampoline, --debug."""
     plan.security.exec_route, why = exec_route(seccomp, mounts, problems)
-    if why:
-        plan.warnings.append(why)
+    if why:  # the same sealed trampoline, reached another way: nothing dropped
+        plan.notes.append(why)
     if host.seccomp is not None:
         plan.security.seccomp_bpf, plan.security.seccomp_flags = (
             host.seccomp.bpf,

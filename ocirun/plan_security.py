@@ -18,13 +18,23 @@ class Filter:
     """A compiled seccomp profile (seccomp.compile; recorded for exec by execfacts): what
     the child passes to seccomp(2)."""
 
-    __slots__ = ("bpf", "flags", "notify", "warnings")
+    __slots__ = ("bpf", "flags", "notify", "warnings", "notes")
 
-    def __init__(self, bpf: bytes, flags: int, notify: bool, warnings: list[str]):
+    def __init__(
+        self,
+        bpf: bytes,
+        flags: int,
+        notify: bool,
+        warnings: list[str],
+        notes: list[str] | None = None,
+    ):
         self.bpf = bpf  # struct sock_filter[], 8 bytes each, host endianness
         self.flags = flags  # SECCOMP_FILTER_FLAG_* for seccomp(2)
         self.notify = notify  # a rule is SCMP_ACT_NOTIFY: flags has NEW_LISTENER
-        self.warnings = warnings  # e.g. syscall names this libseccomp does not know
+        self.warnings = warnings  # what the profile asks that the filter can't do
+        # for --debug: syscall names this libseccomp does not know (skipped, as runc says
+        # at debug level: a profile lists newer syscalls than the host has), the cache
+        self.notes = notes if notes is not None else []
 
     @property
     def insns(self) -> int:

@@ -111,10 +111,11 @@ def _arch_name(name: str) -> str:
 def _parse(sec: dict) -> tuple:
     """Flatten a validated profile (validate.py checks it, with the config): (default
     action, (arch tokens, their JSON paths), flags, notify, every syscall name, rules,
-    warnings). What only libseccomp knows is checked here: an architecture it can't resolve
-    is a ConfigError, a syscall name it doesn't know a warning."""
+    warnings, notes). What only libseccomp knows is checked here: an architecture it can't
+    resolve is a ConfigError, a syscall name it doesn't know a note (skipped)."""
     _, lib = _native()
     warnings: list[str] = []
+    notes: list[str] = []
     default = _action(sec["defaultAction"], sec.get("defaultErrnoRet"))
 
     arches: list[int] = []
@@ -176,7 +177,7 @@ def _parse(sec: dict) -> tuple:
         pos += len(names)
         for j, (name, nr) in enumerate(zip(names, nrs)):
             if nr == -1:
-                warnings.append(f"{where}/names/{j}: unknown syscall {name!r} skipped")
+                notes.append(f"{where}/names/{j}: unknown syscall {name!r} skipped")
                 continue
             if act == default:
                 continue  # redundant, and libseccomp refuses it
@@ -188,7 +189,7 @@ def _parse(sec: dict) -> tuple:
                 # every condition becomes a rule of its own (so they are ORed).
                 for c in conds:
                     rules.append(_Rule(where, name, nr, act, [c]))
-    return default, (arches, arch_where), flags, notify, all_names, rules, warnings
+    return default, (arches, arch_where), flags, notify, all_names, rules, warnings, notes
 
 
 def libseccomp_version() -> str:
@@ -219,7 +220,7 @@ def _resolve(arch: int, names: list[str]) -> list[int]:
 def compile(seccomp: dict) -> Filter:  # noqa: A001 (the brief's name)
     """Compile linux.seccomp, validated with its config (validate.py). ConfigError (naming
     the JSON path) for what only libseccomp can judge: architectures, the filter's size."""
-    default, (arches, arch_where), flags, notify, names, rules, warnings = _parse(seccomp)
+    default, (arches, arch_where), flags, notify, names, rules, warnings, notes = _parse(seccomp)
     prog = _export(default, arches, arch_where, rules)
     stub = b""
     if not _permissive(default):
@@ -239,7 +240,7 @@ def compile(seccomp: dict) -> Filter:  # noqa: A001 (the brief's name)
             f"{BPF_MAXINSNS} instructions"
         )
         stub = b""
-    return Filter(stub + prog, flags, notify, warnings)
+    return Filter(stub + prog, flags, notify, warnings, notes)
 
 
 def _permissive(default: int) -> bool:

@@ -84,7 +84,7 @@ def cache_key(seccomp: dict) -> str:
 def compile_cached(seccomp: dict, cache_dir: str | None) -> Filter:
     """seccomp.compile(), memoized in cache_dir (created 0700; None: no cache). The directory
     is only used when it is ours and not group/world-writable; otherwise this compiles
-    without it (and says so in Filter.warnings). A hit calls no libseccomp function."""
+    without it (and says so in Filter.notes). A hit calls no libseccomp function."""
     from .cache import Store
 
     key = cache_key(seccomp)
@@ -92,7 +92,7 @@ def compile_cached(seccomp: dict, cache_dir: str | None) -> Filter:
         if store.fd < 0:
             filt = sc.compile(seccomp)
             if cache_dir:
-                filt.warnings.append(f"seccomp cache {cache_dir!r} not used: {store.why}")
+                filt.notes.append(f"seccomp cache {cache_dir!r} not used: {store.why}")
             return filt
         hit = _cache_read(store, key)
         if hit is not None:
@@ -118,7 +118,13 @@ def _cache_read(store, key: str) -> Filter | None:
             or meta["sha256"] != _sha256(bpf).hexdigest()
         ):
             return None
-        return Filter(bpf, int(meta["flags"]), bool(meta["notify"]), list(meta["warnings"]))
+        return Filter(
+            bpf,
+            int(meta["flags"]),
+            bool(meta["notify"]),
+            list(meta["warnings"]),
+            list(meta["notes"]),
+        )
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -133,5 +139,6 @@ def _cache_write(store, key: str, filt: Filter) -> None:
         "flags": filt.flags,
         "notify": filt.notify,
         "warnings": filt.warnings,
+        "notes": filt.notes,
     }
     store.put(key + ".bpf", _CACHE_MAGIC + json.dumps(meta).encode() + b"\n" + filt.bpf)

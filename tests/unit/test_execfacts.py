@@ -43,7 +43,7 @@ def computed(monkeypatch):
 
 def test_the_record_round_trips_through_state_json(root, computed, monkeypatch):
     monkeypatch.setattr(execfacts, "setgroups_denied", lambda pid: pid == 42)
-    filt = Filter(bytes(range(16)), 0x8, True, ["unknown syscall foo"])
+    filt = Filter(bytes(range(16)), 0x8, True, ["WAIT_KILLABLE_RECV ignored"], ["unknown bar"])
     where = (["/sys/fs/cgroup/cpu/c/tasks"], "/sys/fs/cgroup/unified/c")
     warned = []
     monkeypatch.setattr(execfacts.log, "warning", warned.append)
@@ -56,7 +56,8 @@ def test_the_record_round_trips_through_state_json(root, computed, monkeypatch):
     assert facts.cgroups.placement() == where
     assert facts.cgroups.paths == PATHS
     assert facts.setgroups_denied is True
-    assert warned == ["seccomp: unknown syscall foo"]  # as a compile would say each time
+    assert warned == ["seccomp: WAIT_KILLABLE_RECV ignored"]  # as a compile would say
+    assert facts.seccomp.notes == ["unknown bar"]
 
 
 def test_no_filter_no_placement(root, computed, monkeypatch):
@@ -80,7 +81,7 @@ def test_no_cgroups_means_the_process_stays_where_the_caller_is(root, computed, 
 
 GOOD = {
     "version": 1,
-    "seccomp": ["00" * 8, 0, False, []],
+    "seccomp": ["00" * 8, 0, False, [], []],
     "placement": None,
     "setgroups_denied": False,
 }
@@ -90,8 +91,9 @@ GOOD = {
     "damage",
     [
         {"version": 2},
-        {"seccomp": ["zz", 0, False]},
-        {"seccomp": [1, 0, False, []]},
+        {"seccomp": ["zz", 0, False, []]},
+        {"seccomp": [1, 0, False, [], []]},
+        {"seccomp": ["00", 0, False, [], "x"]},
         {"seccomp": "00"},
         {"placement": [["a"]]},
         {"placement": [["a", 3], None]},
