@@ -219,7 +219,6 @@ struct ocirun_plan {
     const struct ocirun_rlimit *rlimits;
     int n_rlimits;
     int no_new_privs;
-    int apply_caps; /* 0: leave capabilities as inherited */
     unsigned long long cap_bounding;
     unsigned long long cap_effective;
     unsigned long long cap_permitted;

@@ -123,12 +123,10 @@ static void drop_bounding(const struct ocirun_plan *p)
 
 void set_credentials(const struct ocirun_plan *p)
 {
-    if (p->apply_caps) {
-        drop_bounding(p);
-        /* Keep the permitted set across the uid change; capset below sets it exactly. */
-        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
-            die(p, errno, "prctl PR_SET_KEEPCAPS");
-    }
+    drop_bounding(p);
+    /* Keep the permitted set across the uid change; capset below sets it exactly. */
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+        die(p, errno, "prctl PR_SET_KEEPCAPS");
     /* n_groups < 0: setgroups is denied in our user namespace (rootless); keep them */
     if (p->n_groups >= 0 && setgroups((size_t) p->n_groups, (const gid_t *) p->groups) < 0)
         die(p, errno, "setgroups");
@@ -136,11 +134,9 @@ void set_credentials(const struct ocirun_plan *p)
         die(p, errno, "setresgid %u", p->gid);
     if (setresuid(p->uid, p->uid, p->uid) < 0)
         die(p, errno, "setresuid %u", p->uid);
-    if (p->apply_caps) {
-        if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
-            die(p, errno, "prctl PR_SET_KEEPCAPS");
-        set_caps(p);
-    }
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+        die(p, errno, "prctl PR_SET_KEEPCAPS");
+    set_caps(p);
     if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         die(p, errno, "prctl PR_SET_NO_NEW_PRIVS");
     umask((mode_t) p->umask); /* always set by the plan (exec_process checks) */

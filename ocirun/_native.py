@@ -137,7 +137,7 @@ _SCALARS = (
     ("process", "ioprio"), ("process", "preserve_fds"), ("process", "console_rows"),
     ("process", "console_cols"),
     ("security", "exec_route"), ("security", "exec_check"), ("security", "no_new_privs"),
-    ("security", "apply_caps"), ("security", "new_keyring"), ("security", "seccomp_when"),
+    ("security", "new_keyring"), ("security", "seccomp_when"),
     ("security", "seccomp_flags"),
 )  # fmt: skip
 _TEXTS = (

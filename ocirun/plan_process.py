@@ -98,11 +98,11 @@ def plan_process(plan: Plan, proc: dict, cap_bounding: int = ALL_CAPS) -> None:
     if proc.get("oomScoreAdj") is not None:
         plan.kernel.oom_score_adj = str(int(proc["oomScoreAdj"]))
     _scheduling(plan, proc)
-    caps = proc.get("capabilities")
-    if caps is not None:
-        # As runc: with no capabilities object the process keeps what it inherits.
-        plan.security.apply_caps = True
-        plan.security.caps = _capabilities(caps, cap_bounding, plan.warnings)
+    # As runc: no capabilities object means no capabilities (every set empty), not the
+    # runtime's own (root's) set.
+    plan.security.caps = _capabilities(
+        proc.get("capabilities") or {}, cap_bounding, plan.warnings
+    )
 
 
 def _cap_names(mask: int) -> str:

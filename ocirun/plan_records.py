@@ -310,7 +310,6 @@ class Security(Section):
 
     __slots__ = (
         "no_new_privs",
-        "apply_caps",
         "caps",
         "new_keyring",
         "seccomp_when",
@@ -324,7 +323,6 @@ class Security(Section):
 
     def __init__(self, new_keyring: bool = True) -> None:
         self.no_new_privs = False
-        self.apply_caps = False
         self.caps: dict[str, int] = {}  # set name -> bit mask
         self.new_keyring = new_keyring
         self.seccomp_when = SECCOMP_NONE
