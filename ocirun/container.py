@@ -67,8 +67,6 @@ def _plan(config: dict, bundle: str, cid: str, opts: CreateOptions, n_listen: in
         cgroups=True,
     )
     p = planmod.build(config, bundle, options, host)
-    for warning in p.warnings:
-        log.warning(warning)
     for note in p.notes:
         log.debug(note)
     return cg, p, host
@@ -167,6 +165,8 @@ def create(
             on_listener=seccomp_listener((config.get("linux") or {}).get("seccomp"), base_state),
             on_netdev=on_netdev,
         )
+        for warning in p.warnings:  # once there is a container they are true of (runc's
+            log.warning(warning)  # come from its init); a failed create says only why
         if hook_state is not None:
             hook_state.write(init_pid)  # what startContainer hooks will read at `start`
         log.phase("init setup (namespaces, mounts, hooks, pivot, credentials)")

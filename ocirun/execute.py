@@ -95,8 +95,6 @@ def _plan(c: Container, config: dict, proc: dict, opts: ExecOptions, facts: exec
         seccomp=seccomp,
         mounts=config.get("mounts") or [],
     )
-    for warning in p.warnings:
-        log.warning(warning)
     for note in p.notes:
         log.debug(note)
     return p
@@ -142,6 +140,8 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
             on_listener=seccomp_listener((config.get("linux") or {}).get("seccomp"), state),
         )
         log.phase("setup (join namespaces, cgroups, credentials)")
+        for warning in p.warnings:  # once the process exists (a failed exec says only why)
+            log.warning(warning)
         # The child's end closes at execve; a message instead means execve failed.
         assert process.sync is not None
         msg = _native.recv(process.sync)
