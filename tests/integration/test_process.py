@@ -415,6 +415,22 @@ def test_runc_spec_capabilities_run(rt, make_bundle):
         assert f"can't raise ambient capability {cap}: operation not permitted" in text, text
 
 
+def test_no_capabilities_object_means_no_capabilities(rt, make_bundle):
+    """As runc and crun: a process without `capabilities` runs with every set empty, not
+    with the runtime's own (root's) capabilities."""
+
+    def mutate(cfg):
+        del cfg["process"]["capabilities"]
+
+    out = rt.ok(
+        "run",
+        "--bundle",
+        make_bundle(args=["grep", "^Cap", "/proc/self/status"], mutate=mutate),
+        "nocaps",
+    ).stdout
+    assert caps_of(out) == dict.fromkeys(("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), 0)
+
+
 def test_unknown_capability_is_a_warning(rt, make_bundle):
     def mutate(cfg):
         cfg["process"]["capabilities"] = {
