@@ -29,7 +29,7 @@ from .tables import NAMESPACES, NS_PROC_NAMES
 
 def _exec_process(config: dict, opts: ExecOptions, cache_dir: str | None) -> dict:
     if opts.process_file:
-        proc = spec.read_json_object(opts.process_file, "a process")
+        proc = spec.read_json_object(opts.process_file, "a process", at=("process",))
         source = opts.process_file
     else:
         if not opts.args:
