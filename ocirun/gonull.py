@@ -16,7 +16,8 @@ Two cases are not struct members:
 - array elements: left as they are, and validation refuses them naming their path
   (docs/compat.md says why: Go would read "" or 0 or an empty object in their place).
 
-Unknown members are walked too; nothing reads them, so their nulls do not matter.
+Unknown members are walked too; nothing reads them, so their nulls do not matter. One
+member keeps its null (KEEP), for validation to refuse.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ MAPS: dict[tuple[str, ...], object] = {
     ("linux", "timeOffsets"): _OBJECT,
 }
 
+# Null members left for validation to refuse: their absence means more to ocirun than Go's
+# zero value. A process without a capabilities object keeps the capabilities the runtime
+# has (all of root's); runc reads null as empty sets, no capabilities (docs/compat.md).
+KEEP = {("process", "capabilities")}
+
 
 def normalize(value, at: tuple[str, ...] = ()) -> bool:
     """Delete the null members of every struct in `value` (in place), give null map
@@ -46,7 +52,7 @@ def normalize(value, at: tuple[str, ...] = ()) -> bool:
         v, path = stack.pop()
         if isinstance(v, dict):
             zero = MAPS.get(path)
-            nulls = [k for k, sub in v.items() if sub is None]
+            nulls = [k for k, sub in v.items() if sub is None and path + (k,) not in KEEP]
             if nulls:
                 changed = True
                 for k in nulls:

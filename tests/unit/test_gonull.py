@@ -216,3 +216,17 @@ def test_read_json_object_normalizes_as_the_part_named(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(body)))
     got = spec.read_json_object("-", "resources", at=("linux", "resources"), dash_is_stdin=True)
     assert got == {"unified": {"pids.max": ""}}
+
+
+def test_null_capabilities_object_is_refused_not_absent(config):
+    """Without a capabilities object ocirun's process keeps the runtime's capabilities
+    (all of root's); runc reads null as no capabilities. Refused rather than widened."""
+    config["process"]["capabilities"] = None
+    assert gonull.normalize(config) is False
+    assert spec.validate(config) == ["/process/capabilities: null is not of type 'object'"]
+    proc = {"args": ["sh"], "cwd": "/", "capabilities": None, "env": None}
+    assert gonull.normalize(proc, ("process",))
+    assert proc == {"args": ["sh"], "cwd": "/", "capabilities": None}
+    config["process"]["capabilities"] = {"ambient": None}  # a set's null is the set empty
+    gonull.normalize(config)
+    assert config["process"]["capabilities"] == {}
