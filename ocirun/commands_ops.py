@@ -88,7 +88,9 @@ def update(
         if resources_file:
             from .spec import read_json_object
 
-            res = read_json_object(resources_file, "resources", dash_is_stdin=True)
+            res = read_json_object(
+                resources_file, "resources", at=("linux", "resources"), dash_is_stdin=True
+            )
         _merge_update_flags(res, flags)
         if not res and not obsolete:
             raise UsageError("update: nothing to change (give --resources or a limit flag)")

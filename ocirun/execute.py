@@ -28,7 +28,10 @@ def _exec_process(config: dict, opts: ExecOptions) -> dict:
     if opts.process_file:
         from . import spec
 
-        proc = spec.read_json_object(opts.process_file, "a process")
+        proc = spec.read_json_object(opts.process_file, "a process", at=("process",))
+        if proc.get("capabilities") is None and "capabilities" in (config.get("process") or {}):
+            # as runc: a process without capabilities gets the container's
+            proc["capabilities"] = config["process"]["capabilities"]
         source = opts.process_file
     else:
         if not opts.args:

@@ -65,7 +65,17 @@ def _read_bundle(bundle: str) -> tuple[str, bytes, dict]:
         raise BundleError(f"{cfg_path}: invalid JSON: {e}") from None
     if not isinstance(config, dict):
         raise BundleError(f"{cfg_path}: top level must be a JSON object, not {_json_type(config)}")
+    if b"null" in raw and _go_nulls(config, ()):
+        # what is validated, cached and saved with the state is the config without them
+        raw = _lean.dumps(config).encode()
     return path, raw, config
+
+
+def _go_nulls(value, at: tuple[str, ...]) -> bool:
+    """Null members read as runc reads them (ocirun/gonull.py); True if any were there."""
+    from .gonull import normalize
+
+    return normalize(value, at)
 
 
 MAX_JSON_FILE = 16 << 20  # a config of real use is a few KiB
@@ -225,9 +235,13 @@ def validate_process_cached(process: dict, cache_dir: str | None, source: str) -
     _write_marker(cache_dir, key)
 
 
-def read_json_object(path: str, what: str, *, dash_is_stdin: bool = False) -> dict:
+def read_json_object(
+    path: str, what: str, *, at: tuple[str, ...] = (), dash_is_stdin: bool = False
+) -> dict:
     """The JSON object in file `path` that a flag names (exec --process, update
-    --resources: there "-" is standard input); `what` words the error for a non-object."""
+    --resources: there "-" is standard input); `what` words the error for a non-object.
+    Its null members are read as runc reads them, as the part `at` of a config
+    (("process",), ("linux", "resources"))."""
     try:
         if dash_is_stdin and path == "-":
             import sys
@@ -242,6 +256,8 @@ def read_json_object(path: str, what: str, *, dash_is_stdin: bool = False) -> di
         raise OcirunError(f"{path}: invalid JSON: {e}") from None
     if not isinstance(value, dict):
         raise OcirunError(f"{path}: {what} must be a JSON object")
+    if b"null" in text:
+        _go_nulls(value, at)
     return value
 
 

@@ -130,6 +130,9 @@ def _schema_problems(config) -> list[str]:
                 # anyOf/oneOf: report the most relevant sub-error.
                 err = best_match([err]) or err
                 message = err.message
+        if err.instance is None and message.startswith("None "):
+            # a null array element (null members are gone, ocirun/gonull.py): JSON's word
+            message = "null" + message[4:]
         found.append((sort_key(err.absolute_path), pointer(err.absolute_path), message))
     found.sort(key=lambda t: (t[0], t[2]))
     out: list[str] = []
