@@ -34,6 +34,7 @@ MAPS: dict[tuple[str, ...], object] = {
     ("linux", "timeOffsets"): _OBJECT,
 }
 
+
 def normalize(value, at: tuple[str, ...] = ()) -> bool:
     """Delete the null members of every struct in `value` (in place), give null map
     elements their zero value; True when anything changed. `at` names where `value` sits

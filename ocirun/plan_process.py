@@ -100,9 +100,7 @@ def plan_process(plan: Plan, proc: dict, cap_bounding: int = ALL_CAPS) -> None:
     _scheduling(plan, proc)
     # As runc: no capabilities object means no capabilities (every set empty), not the
     # runtime's own (root's) set.
-    plan.security.caps = _capabilities(
-        proc.get("capabilities") or {}, cap_bounding, plan.warnings
-    )
+    plan.security.caps = _capabilities(proc.get("capabilities") or {}, cap_bounding, plan.warnings)
 
 
 def _cap_names(mask: int) -> str:
