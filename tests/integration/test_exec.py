@@ -184,6 +184,22 @@ def test_exec_missing_absolute_binary(running):
     fails(c.exec("/bin/no-such-binary"), "/bin/no-such-binary", "no such file or directory")
 
 
+def test_exec_failures_exit_255_and_the_process_status_passes_through(running, tmp_path):
+    """As runc (>= 1.1): exec's own failure exits with 255, never a code the process
+    itself could have returned; the process's status is passed on unchanged."""
+    c = running()
+    assert call(c.rt, "exec", c.cid, "false").returncode == 1
+    assert call(c.rt, "exec", c.cid, "sh", "-c", "exit 42").returncode == 42
+    for argv in (
+        ["exec", "--pid-file", str(tmp_path / "no" / "pid"), c.cid, "true"],
+        ["exec", c.cid, "no-such-binary"],
+        ["exec", "no-such-container", "true"],
+    ):
+        r = call(c.rt, *argv)
+        assert r.returncode == 255, (argv, r.returncode, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
 def test_exec_runtime_environment_does_not_leak(running):
     c = running()
     r = ok(c.exec("env", env=dict(os.environ, FOO_LEAK="1")))
