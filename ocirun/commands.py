@@ -295,7 +295,10 @@ def list_(g: Globals, fmt: str = "table", quiet: bool = False) -> int:
             for s in states:
                 print(s["id"])
         elif fmt == "json":
-            print(dumps(states))
+            import json
+
+            # compact, as runc's (Go's json.Marshal): scripts match it byte for byte
+            print(json.dumps(states, separators=(",", ":")))
         else:
             rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
             rows += [

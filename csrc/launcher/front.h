@@ -80,6 +80,8 @@ void buf_utf8(struct buf *b, const char *s, size_t n);
 size_t utf8_len(const char *s);
 /* The compact JSON (Python's ", " / ": ") laid out as json.dumps(indent=2) at `level`. */
 void buf_reindent(struct buf *b, const char *json, int level);
+/* json (one line, from Python's json.dumps) without the spaces after its separators. */
+void buf_compact(struct buf *b, const char *json);
 /* Write all of b to fd; 0 or -1. */
 int write_all(int fd, const char *p, size_t n);
 
