@@ -31,6 +31,7 @@ struct record {
     const char *cgroup[REC_CGROUPS]; /* v1/hybrid dirs whose cgroup.procs kill --all signals */
     int n_cgroup;
     int python_start, python_delete;                     /* hooks, host mounts, systemd: Python */
+    int python_kill;                                     /* SIGKILL: the whole cgroup, Python */
     const char *oci_version, *bundle, *rootfs, *created; /* raw UTF-8, no newline */
     const char *annotations;                             /* compact JSON object, or NULL */
 };
