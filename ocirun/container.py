@@ -261,6 +261,7 @@ def run(
 
             master = terminal.recv_master(created.console)
             created.console.close()
+            terminal.keep_line_ends(master)  # before start: the process has written nothing
         start(root, cid)
         # The init's end of the socket closes at execve; a message means execve failed.
         msg = _native.recv(created.sync)

@@ -159,5 +159,6 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
 
         master = terminal.recv_master(ours)
         ours.close()
+        terminal.keep_line_ends(master)
         return terminal.proxy(master, proc_pid, lambda: wait_forwarding_signals(proc_pid))
     return wait_forwarding_signals(proc_pid)
