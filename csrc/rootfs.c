@@ -215,16 +215,46 @@ static int reopen_dir(const struct ocirun_plan *p, int fd, const char *what)
     return dfd;
 }
 
+/* A tmpfs without mode= on a target that exists gets that target's mode (runc: a tmpfs over
+ * /tmp keeps its 1777); one made for it keeps tmpfs's default. Returns the fd of the target,
+ * and in `data` the options to mount with. */
+static int open_tmpfs_target(const struct ocirun_plan *p, const struct ocirun_mount *m, char *data,
+                             size_t n)
+{
+    struct stat st;
+    int fd = open_in_root(p, m->target, m->kind, 0);
+
+    if (fd < 0) {
+        if (errno != ENOENT)
+            die(p, errno, "open %s in the container", m->target);
+        return must_open_in_root(p, m->target, m->kind);
+    }
+    if (fstat(fd, &st) < 0)
+        die(p, errno, "stat %s", m->target);
+    if ((size_t) snprintf(data, n, "mode=%04o%s%s", (unsigned) (st.st_mode & 07777),
+                          m->data ? "," : "", m->data ? m->data : "") >= n)
+        die(p, E2BIG, "mount options of %s", m->target);
+    return fd;
+}
+
 static void do_mount(const struct ocirun_plan *p, const struct ocirun_mount *m)
 {
-    char fdp[FDPATH_LEN];
+    char fdp[FDPATH_LEN], data[4096];
+    const char *opts = m->data;
     int fd;
 
     if (!m->source && !m->fstype) {
         remount_bind(p, m->target, m->remount);
         return;
     }
-    fd = must_open_in_root(p, m->target, m->kind);
+    data[0] = '\0';
+    if (m->inherit_mode) {
+        fd = open_tmpfs_target(p, m, data, sizeof(data));
+        if (data[0])
+            opts = data;
+    } else {
+        fd = must_open_in_root(p, m->target, m->kind);
+    }
 
     fd_path(fdp, fd);
     if (m->source_fd >= 0) {
@@ -241,7 +271,7 @@ static void do_mount(const struct ocirun_plan *p, const struct ocirun_mount *m)
                 die(p, errno, "set propagation of %s", m->target);
             close(moved);
         }
-    } else if (mount(m->source, fdp, m->fstype, m->flags, m->data) < 0) {
+    } else if (mount(m->source, fdp, m->fstype, m->flags, opts) < 0) {
         die(p, errno, "mount %s to %s", m->source ? m->source : "none", m->target);
     }
     if (m->copyup) {

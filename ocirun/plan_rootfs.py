@@ -220,6 +220,7 @@ def _mount(
         flags=flags,
         propagation=propagation,
         copyup=copyup,
+        inherit_mode=fstype == "tmpfs" and not any(d.startswith("mode=") for d in data),
         attr_set=attr_set,
         attr_clr=attr_clr,
     )

@@ -365,6 +365,26 @@ def test_bind_noexec_is_enforced(rt, make_bundle, rootfs_copy, tmp_path):
 # --- tmpfs and relative destinations ---------------------------------------------------
 
 
+def test_tmpfs_without_mode_takes_the_mode_of_an_existing_target(rt, make_bundle, rootfs_copy):
+    """runc (>= 1.1.10): a tmpfs without mode= over a directory that exists gets that
+    directory's mode, setuid/setgid/sticky bits included (a tmpfs over /tmp keeps 1777);
+    mode= still wins, and a target made for the tmpfs keeps tmpfs's own default (1777)."""
+    (rootfs_copy / "kept").mkdir(mode=0o700)
+    os.chmod(rootfs_copy / "kept", 0o7751)
+    (rootfs_copy / "given").mkdir(mode=0o700)
+    assert not (rootfs_copy / "new").exists()
+    mounts = [
+        {"destination": d, "type": "tmpfs", "source": "tmpfs", "options": opts}
+        for d, opts in (("/kept", ["nosuid"]), ("/given", ["mode=0410"]), ("/new", []))
+    ]
+    bundle = make_bundle(
+        args=["stat", "-c", "%a %n", "/kept", "/given", "/new"],
+        mutate=chain(with_root(rootfs_copy), add_mounts(*mounts)),
+    )
+    out = rt.ok("run", "--bundle", bundle, "tmpfs-mode").stdout
+    assert out.splitlines() == ["7751 /kept", "410 /given", "1777 /new"], out
+
+
 def test_tmpfs_with_options_at_new_destination(rt, make_bundle, rootfs_copy):
     assert not (rootfs_copy / "data").exists()
     mutate = chain(
