@@ -23,6 +23,7 @@ from .hostfacts import (  # noqa: F401 (cap_bounding, check_lsm: callers import 
     check_lsm,
     check_preserved_fds,
     is_nodev,
+    is_proc_root,
     kernel_has_faccessat2,
     listen_fds,
     seccomp_filter,
@@ -58,6 +59,7 @@ def _plan(config: dict, bundle: str, cid: str, opts: CreateOptions, n_listen: in
         trace=log.enabled(),
         faccessat2=kernel_has_faccessat2(),
         is_nodev=is_nodev,
+        is_proc_root=is_proc_root,
     )
     options = planmod.Options(
         no_pivot=opts.no_pivot,

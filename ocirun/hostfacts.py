@@ -35,6 +35,19 @@ def cgroup_layout() -> CgroupLayout:
     return layout
 
 
+def is_proc_root(path: str) -> bool:
+    """Whether `path` is the root of a procfs mount (what runc lets a bind put at /proc)."""
+    from .hostmounts import mountinfo
+
+    try:
+        real = os.path.realpath(path)
+        if os.stat(real).st_ino != 1:  # procfs's root inode (PROC_ROOT_INO)
+            return False
+    except OSError:
+        return False
+    return any(m.mountpoint == real and m.fstype == "proc" for m in mountinfo())
+
+
 def is_nodev(path: str) -> bool:
     """Whether the mount holding `path` is nodev (device nodes made there can't be opened)."""
     try:

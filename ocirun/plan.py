@@ -78,6 +78,7 @@ class HostFacts(Record):
         "is_dir",
         "faccessat2",
         "is_nodev",
+        "is_proc_root",
     )
 
     def __init__(
@@ -91,12 +92,14 @@ class HostFacts(Record):
         is_dir: Callable[[str], bool] = os.path.isdir,
         faccessat2: bool = True,
         is_nodev: Callable[[str], bool] = lambda path: False,
+        is_proc_root: Callable[[str], bool] = lambda path: False,
     ):
         self.cgroups = cgroups if cgroups is not None else CgroupLayout()
         self.cap_bounding, self.euid, self.seccomp = cap_bounding, euid, seccomp
         self.trace, self.setgroups_denied, self.is_dir = trace, setgroups_denied, is_dir
         self.faccessat2 = faccessat2  # the kernel has faccessat2 (5.8+)
         self.is_nodev = is_nodev  # whether the host mounts a path nodev (the rootfs)
+        self.is_proc_root = is_proc_root  # a bind source is a procfs's root (may go at /proc)
 
 
 def build(
@@ -139,7 +142,18 @@ def build(
         plan.ns.netdev_sync = bool(plan.ns.net_devices)
     from .plan_rootfs import rootfs
 
-    rootfs(plan, config, linux, bundle, new, host.is_dir, host.cgroups, problems, host.is_nodev)
+    rootfs(
+        plan,
+        config,
+        linux,
+        bundle,
+        new,
+        host.is_dir,
+        host.cgroups,
+        problems,
+        host.is_nodev,
+        host.is_proc_root,
+    )
     if "mount" not in new and all(t != NAMESPACES["mount"] for _, t in plan.ns.joins):
         # No mount namespace: runc makes the mounts in its own and chroots; so do we, without
         # touching the propagation of the runtime's mounts (the runtime-tools program

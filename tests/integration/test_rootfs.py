@@ -929,3 +929,24 @@ def test_tmpcopyup_copies_files_links_and_directories(rt, make_bundle):
     ).stdout.split()
     mode = oct(os.stat(ROOTFS / "etc" / "passwd").st_mode & 0o777)[2:]
     assert out == ["1", "busybox", mode, "0", "1"], out
+
+
+def test_host_proc_bound_at_proc_in_the_host_pid_namespace(rt, make_bundle):
+    """As runc: without a pid namespace of its own (where a new procfs may not be mounted
+    when rootless, e.g. podman --pid=host), the host's /proc may be bound at /proc: the
+    root of a procfs is one. The container then sees the host's processes."""
+    from ocirun.hostfacts import is_proc_root
+
+    assert is_proc_root("/proc") and not is_proc_root("/proc/self") and not is_proc_root("/")
+
+    def mutate(cfg):
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
+        for m in cfg["mounts"]:
+            if m["type"] == "proc":
+                m.update(type="none", source="/proc", options=["rbind", "nosuid", "noexec"])
+
+    bundle = make_bundle(
+        args=["sh", "-c", "test -d /proc/$PPID && cat /proc/1/comm"], mutate=mutate
+    )
+    out = rt.ok("run", "--bundle", bundle, "hostproc").stdout
+    assert out.strip() == Path("/proc/1/comm").read_text().strip()

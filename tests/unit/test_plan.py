@@ -1300,3 +1300,30 @@ def test_no_reopen_onto_a_null_device_the_device_cgroup_refuses():
         "devices": [{"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
     }
     assert plan_of(cfg).rootfs.reopen_dev_null is True
+
+
+@pytest.mark.parametrize(
+    "source, proc_root, allowed",
+    [("/proc", True, True), ("/srv/fakeproc", False, False), ("/proc/self", False, False)],
+)
+def test_a_bind_at_proc_must_be_the_root_of_a_procfs(source, proc_root, allowed):
+    """As runc: /proc takes a new procfs or a bind of a procfs's root (the host's /proc for
+    a container in the host's pid namespace), never another directory."""
+    cfg = config()
+    cfg["mounts"] = [
+        {"destination": "/proc", "type": "none", "source": source, "options": ["rbind"]}
+    ]
+    seen = []
+
+    def is_proc_root(path):
+        seen.append(path)
+        return proc_root
+
+    host = HostFacts(is_dir=lambda p: True, cgroups=V1, is_proc_root=is_proc_root)
+    if allowed:
+        assert build(cfg, BUNDLE, None, host).rootfs.mounts[0].source == source
+    else:
+        with pytest.raises(ConfigError) as e:
+            build(cfg, BUNDLE, None, host)
+        assert "only a proc filesystem may be mounted at /proc" in str(e.value)
+    assert seen == [source]
