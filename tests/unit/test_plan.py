@@ -1327,3 +1327,17 @@ def test_a_bind_at_proc_must_be_the_root_of_a_procfs(source, proc_root, allowed)
             build(cfg, BUNDLE, None, host)
         assert "only a proc filesystem may be mounted at /proc" in str(e.value)
     assert seen == [source]
+
+
+def test_env_names_given_twice_keep_their_first_place_and_last_value():
+    """As runc (os.Setenv for each entry): one entry a name, the last value; an empty HOME
+    counts as none, so the init takes the user's from /etc/passwd."""
+    cfg = config()
+    cfg["process"]["env"] = ["ONE=two", "PATH=/bin", "ONE=", "HOME=/x", "TWO=2", "HOME="]
+    p = plan_of(cfg)
+    assert p.process.envp == ("ONE=", "PATH=/bin", "TWO=2")
+    assert p.process.home_from_passwd
+    cfg["process"]["env"] = ["HOME=", "HOME=/override", "A=1", "A=2"]
+    p = plan_of(cfg)
+    assert p.process.envp == ("HOME=/override", "A=2")
+    assert not p.process.home_from_passwd
