@@ -295,10 +295,7 @@ def list_(g: Globals, fmt: str = "table", quiet: bool = False) -> int:
             for s in states:
                 print(s["id"])
         elif fmt == "json":
-            import json
-
-            # compact, as runc's (Go's json.Marshal): scripts match it byte for byte
-            print(json.dumps(states, separators=(",", ":")))
+            print(compact(states))
         else:
             rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
             rows += [
@@ -310,6 +307,14 @@ def list_(g: Globals, fmt: str = "table", quiet: bool = False) -> int:
                 print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
 
     return guarded(go)
+
+
+def compact(obj) -> str:
+    """JSON as runc prints it (Go's encoding/json) for list, ps and events: no space after
+    a separator. Scripts match `"id":"x","pid":N` byte for byte (runc's bats suite does)."""
+    import json
+
+    return json.dumps(obj, separators=(",", ":"))
 
 
 def version_text(criu: str | None = None) -> str:
