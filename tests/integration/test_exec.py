@@ -349,6 +349,25 @@ def test_exec_invalid_process_file(running, tmp_path):
     fails(call(c.rt, "exec", "--process", str(bad), c.cid), f"{bad}: invalid JSON")
 
 
+def test_exec_process_file_from_a_pipe(running, tmp_path):
+    """As runc reads it: `exec -p <(...)` (a shell's process substitution, a pipe), or a
+    FIFO; one without a writer reads as empty (a clean error, no wait); a device is still
+    refused."""
+    c = running()
+    r, w = os.pipe()
+    os.write(w, json.dumps({"args": ["echo", "from-a-pipe"], "cwd": "/"}).encode())
+    os.close(w)
+    out = ok(call(c.rt, "exec", "-p", "/dev/fd/5", c.cid, fds={5: r}))
+    os.close(r)
+    assert out.stdout == "from-a-pipe\n"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    t0 = time.monotonic()
+    fails(call(c.rt, "exec", "-p", str(fifo), c.cid, timeout=10), f"{fifo}: invalid JSON")
+    assert time.monotonic() - t0 < 5
+    fails(call(c.rt, "exec", "-p", "/dev/zero", c.cid, timeout=10), "not a regular file")
+
+
 # --------------------------------------------------------------------------- namespaces etc.
 
 
