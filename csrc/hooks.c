@@ -83,11 +83,14 @@ void run_hooks(const struct ocirun_plan *p, const struct ocirun_hook *hooks, int
         close(fds[1]);
         status = wait_hook(pid, h->timeout);
         if (status < 0)
-            die(p, ETIMEDOUT, "%s hook #%d %s: timed out after %d s", kind, i, h->path, h->timeout);
+            die(p, ETIMEDOUT, "error running %s hook #%d: %s: timed out after %d s", kind, i,
+                h->path, h->timeout);
         if (WIFSIGNALED(status))
-            die(p, 0, "%s hook #%d %s: killed by signal %d", kind, i, h->path, WTERMSIG(status));
+            die(p, 0, "error running %s hook #%d: %s: killed by signal %d", kind, i, h->path,
+                WTERMSIG(status));
         if (WEXITSTATUS(status) != 0)
-            die(p, 0, "%s hook #%d %s: exit status %d", kind, i, h->path, WEXITSTATUS(status));
+            die(p, 0, "error running %s hook #%d: %s: exit status %d", kind, i, h->path,
+                WEXITSTATUS(status));
     }
 }
 

@@ -24,7 +24,7 @@ def _one(kind: str, i: int, hook: dict, stdin: bytes) -> None:
     env = None  # no `env`: the runtime's own (an empty list is an empty environment)
     if hook.get("env") is not None:
         env = dict(e.split("=", 1) for e in hook["env"] if "=" in e)
-    what = f"{kind} hook #{i} {path}"
+    what = f"error running {kind} hook #{i}: {path}"  # runc's words, then the hook's path
     try:
         proc = subprocess.run(
             argv,

@@ -329,6 +329,9 @@ def test_failing_create_hook_fails_create_and_leaves_nothing(rt, make_bundle, tm
     )
     r = call(rt, "create", "--bundle", bundle, "hk")
     fails(r, kind, "exit status 3")
+    # runc's words first (containerd shows them; runc's own bats suite greps them)
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error running {kind} hook #0: "), r.stderr
     assert (out / "failed").read_text() == "ran\n"
     assert not (out / "later.state").exists()
     assert rt.ok("list", "-q").stdout.split() == []
@@ -446,3 +449,4 @@ def test_failing_start_container_hook_process_never_runs(rt, make_bundle, tmp_pa
 def test_failing_start_container_hook_fails_start(rt, make_bundle, tmp_path):
     _, r, _ = _start_container_failure(rt, make_bundle, tmp_path)
     fails(r, "startContainer", "exit status 6")
+    assert "error running startContainer hook #0: " in r.stderr, r.stderr
