@@ -193,6 +193,10 @@ struct ocirun_plan {
     int n_masked;
     const char *const *readonly_paths;
     int n_readonly;
+    /* no_pivot: whole procfs/sysfs mounts of the runtime's namespace, detached (or covered
+       with a tmpfs) before the rootfs is moved onto / (as runc's msMoveRoot) */
+    const char *const *hide_before_move;
+    int n_hide_before_move;
 
     /* kernel settings of the container */
     const char *hostname;   /* NULL: leave */

@@ -488,6 +488,30 @@ void write_sysctls(const struct ocirun_plan *p)
     }
 }
 
+/* --no-pivot keeps the runtime's mounts in our namespace (only chroot hides them): a whole
+ * procfs or sysfs among them would let the container mount a bare one. Detach each (its
+ * unmount kept from the host's), or cover it where that is not allowed. */
+static void hide_before_move(const struct ocirun_plan *p)
+{
+    int i;
+
+    for (i = 0; i < p->n_hide_before_move; i++) {
+        const char *m = p->hide_before_move[i];
+
+        if (mount(NULL, m, NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+            if (errno == ENOENT) /* under one detached already */
+                continue;
+            die(p, errno, "make %s slave", m);
+        }
+        if (umount2(m, MNT_DETACH) == 0)
+            continue;
+        if (errno != EINVAL && errno != EPERM)
+            die(p, errno, "unmount %s", m);
+        if (mount("tmpfs", m, "tmpfs", 0, NULL) < 0)
+            die(p, errno, "cover %s", m);
+    }
+}
+
 static void pivot(const struct ocirun_plan *p)
 {
     int oldroot, newroot;
@@ -502,6 +526,7 @@ static void pivot(const struct ocirun_plan *p)
         return;
     }
     if (p->no_pivot) {
+        hide_before_move(p);
         if (chdir(p->rootfs) < 0)
             die(p, errno, "chdir %s", p->rootfs);
         if (mount(p->rootfs, "/", NULL, MS_MOVE, NULL) < 0)

@@ -148,6 +148,7 @@ _TEXTS = (
 _STRVS = (
     ("rootfs", "masked_paths", "n_masked"),
     ("rootfs", "readonly_paths", "n_readonly"),
+    ("rootfs", "hide_before_move", "n_hide_before_move"),
 )
 _MASKS = (
     ("process", "cpu_initial", "cpu_initial_len"),

@@ -22,6 +22,7 @@ from .hostfacts import (  # noqa: F401 (cap_bounding, check_lsm: callers import 
     cgroup_layout,
     check_lsm,
     check_preserved_fds,
+    full_proc_sys_mounts,
     is_nodev,
     is_proc_root,
     kernel_has_faccessat2,
@@ -60,6 +61,7 @@ def _plan(config: dict, bundle: str, cid: str, opts: CreateOptions, n_listen: in
         faccessat2=kernel_has_faccessat2(),
         is_nodev=is_nodev,
         is_proc_root=is_proc_root,
+        proc_sys_mounts=full_proc_sys_mounts,
     )
     options = planmod.Options(
         no_pivot=opts.no_pivot,

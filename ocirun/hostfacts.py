@@ -48,6 +48,17 @@ def is_proc_root(path: str) -> bool:
     return any(m.mountpoint == real and m.fstype == "proc" for m in mountinfo())
 
 
+def full_proc_sys_mounts() -> tuple[str, ...]:
+    """Mount points of every whole procfs or sysfs in the runtime's mount namespace: with
+    --no-pivot they stay in the container's, and while one is there unmasked the kernel lets
+    the container mount a new procfs/sysfs (mnt_already_visible)."""
+    from .hostmounts import mountinfo
+
+    return tuple(
+        m.mountpoint for m in mountinfo() if m.root == "/" and m.fstype in ("proc", "sysfs")
+    )
+
+
 def is_nodev(path: str) -> bool:
     """Whether the mount holding `path` is nodev (device nodes made there can't be opened)."""
     try:

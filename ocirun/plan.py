@@ -79,6 +79,7 @@ class HostFacts(Record):
         "faccessat2",
         "is_nodev",
         "is_proc_root",
+        "proc_sys_mounts",
     )
 
     def __init__(
@@ -93,6 +94,7 @@ class HostFacts(Record):
         faccessat2: bool = True,
         is_nodev: Callable[[str], bool] = lambda path: False,
         is_proc_root: Callable[[str], bool] = lambda path: False,
+        proc_sys_mounts: Callable[[], tuple[str, ...]] = lambda: (),
     ):
         self.cgroups = cgroups if cgroups is not None else CgroupLayout()
         self.cap_bounding, self.euid, self.seccomp = cap_bounding, euid, seccomp
@@ -100,6 +102,8 @@ class HostFacts(Record):
         self.faccessat2 = faccessat2  # the kernel has faccessat2 (5.8+)
         self.is_nodev = is_nodev  # whether the host mounts a path nodev (the rootfs)
         self.is_proc_root = is_proc_root  # a bind source is a procfs's root (may go at /proc)
+        # whole procfs/sysfs mounts of the runtime's namespace (asked for --no-pivot only)
+        self.proc_sys_mounts = proc_sys_mounts
 
 
 def build(
@@ -163,6 +167,11 @@ def build(
         plan.rootfs.host_mount_ns = True
         plan.rootfs.root_propagation = plan.rootfs.root_propagation_end = 0
         plan.rootfs.rootfs_parent_unshared = False
+    elif plan.rootfs.no_pivot:
+        inside = plan.rootfs.path.rstrip("/") + "/"
+        plan.rootfs.hide_before_move = [
+            m for m in host.proc_sys_mounts() if not (m + "/").startswith(inside)
+        ]
     # runc creates a missing cwd while it sets up the rootfs.
     plan.process.make_cwd = plan.rootfs.setup_rootfs
     _security(plan, host, linux.get("seccomp"), config.get("mounts") or [], problems)

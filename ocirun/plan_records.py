@@ -215,9 +215,10 @@ class Rootfs(Section):
         "symlinks",
         "masked_paths",
         "readonly_paths",
+        "hide_before_move",
     )
 
-    _lists = ("symlinks", "masked_paths", "readonly_paths")
+    _lists = ("symlinks", "masked_paths", "readonly_paths", "hide_before_move")
     _deep = ("mounts", "devices")
 
     def __init__(self, no_pivot: bool = False) -> None:
@@ -237,6 +238,10 @@ class Rootfs(Section):
         self.symlinks: list[tuple[str, str]] = []  # (target, link path)
         self.masked_paths: list[str] = []
         self.readonly_paths: list[str] = []
+        # --no-pivot: the runtime's whole procfs/sysfs mounts outside the rootfs, detached
+        # (or covered) before the move, as runc's msMoveRoot: chroot leaves them in the
+        # container's namespace, where they would let it mount a bare procfs/sysfs
+        self.hide_before_move: list[str] = []
 
 
 class Kernel(Section):

@@ -849,6 +849,25 @@ def test_no_pivot(rt, make_bundle):
     assert m["/proc"]["fstype"] == "proc"
 
 
+def test_no_pivot_leaves_no_bare_procfs_to_mount_from(rt, make_bundle):
+    """--no-pivot only chroots: the runtime's whole /proc and /sys would stay in the
+    container's mount namespace, and while one is there unmasked the kernel lets a user
+    namespace inside mount a fresh procfs, unmasked (runc's msMoveRoot detaches them; its
+    bats 'runc run --no-pivot must not expose bare /proc')."""
+    script = "unshare -mrpf sh -c 'mount -t proc none /proc && echo mounted'; echo rc=$?"
+
+    def caps(cfg):
+        for name in ("bounding", "permitted", "effective"):
+            cfg["process"]["capabilities"][name] += ["CAP_SETFCAP", "CAP_SYS_ADMIN"]
+
+    bundle = make_bundle(args=["sh", "-c", script], mutate=caps)
+    r = rt.cli("run", "--no-pivot", "--bundle", bundle, "no-pivot-proc")
+    assert r.returncode == 0, r.stderr
+    assert "mounted" not in r.stdout, r.stdout
+    assert r.stdout.splitlines()[-1] != "rc=0", r.stdout
+    assert "ermission denied" in r.stdout + r.stderr, (r.stdout, r.stderr)
+
+
 # --- symlinks in the image must not lead out of it ---------------------------------------
 
 

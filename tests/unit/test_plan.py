@@ -1341,3 +1341,20 @@ def test_env_names_given_twice_keep_their_first_place_and_last_value():
     p = plan_of(cfg)
     assert p.process.envp == ("HOME=/override", "A=2")
     assert not p.process.home_from_passwd
+
+
+def test_no_pivot_hides_the_runtimes_whole_procfs_and_sysfs_outside_the_rootfs():
+    """--no-pivot: the runtime's whole /proc and /sys (not those under the rootfs) are to be
+    detached before the move; asked of the host only then."""
+    asked = []
+
+    def mounts():
+        asked.append(1)
+        return ("/proc", "/sys", f"{BUNDLE}/rootfs/proc", "/run/x/proc")
+
+    host = HostFacts(is_dir=lambda p: True, cgroups=V1, proc_sys_mounts=mounts)
+    p = build(config(), BUNDLE, Options(no_pivot=True), host)
+    assert p.rootfs.hide_before_move == ("/proc", "/sys", "/run/x/proc")
+    asked.clear()
+    assert build(config(), BUNDLE, None, host).rootfs.hide_before_move == ()
+    assert asked == []
