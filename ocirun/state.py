@@ -275,7 +275,10 @@ class Container:
         path = f"{self.dir}/{CONFIG_FILE}"
         try:
             with open(path, "rb") as f:
-                config = json.loads(f.read())
+                raw = f.read()
+            config = json.loads(raw)
+            if b"null" in raw:  # as create read it
+                config = json.without_nulls(config)
         except OSError as e:
             raise sys_error(e, f"read {path}") from None
         except ValueError as e:

@@ -602,6 +602,20 @@ def test_load_bundle_ok(tmp_path, config, monkeypatch):
     assert parsed == config
 
 
+def test_load_bundle_takes_null_members_as_absent(tmp_path, config):
+    """As runc (Go's encoding/json): a member whose value is null is not there, at any
+    depth; null elements of arrays are left to the validator."""
+    config["linux"]["timeOffsets"] = None
+    config["linux"]["resources"] = {"devices": None, "pids": {"limit": 5}}
+    config["annotations"] = None
+    config["process"]["env"].append("X=null")  # the word in a string is left alone
+    _, _, parsed = spec.load_bundle(write_bundle(tmp_path, config))
+    assert "timeOffsets" not in parsed["linux"] and "annotations" not in parsed
+    assert parsed["linux"]["resources"] == {"pids": {"limit": 5}}
+    assert parsed["process"]["env"][-1] == "X=null"
+    assert spec.validate(parsed) == []
+
+
 def test_load_bundle_absolute_root_path(tmp_path, config):
     other = tmp_path / "elsewhere"
     other.mkdir()
