@@ -94,6 +94,7 @@ def _plan(c: Container, config: dict, proc: dict, opts: ExecOptions, facts: exec
         host,
         seccomp=seccomp,
         mounts=config.get("mounts") or [],
+        personality=(config.get("linux") or {}).get("personality"),
     )
     for warning in p.warnings:
         log.warning(warning)

@@ -215,11 +215,13 @@ def build_exec(
     *,
     seccomp: dict | None = None,
     mounts: list[dict] | None = None,
+    personality: dict | None = None,
 ) -> Plan:
     """The plan of a process joining a running container: its namespaces (`joins`, as
     (path, CLONE_NEW*), the caller having left out those we already share), no rootfs work,
     the process's own settings; `seccomp` and `mounts` are the container's config's (the
-    route to the trampoline depends on them)."""
+    route to the trampoline depends on them), and so is `personality` (linux.personality:
+    every process of the container gets it, as runc >= 1.2 gives it)."""
     opts = opts or Options()
     host = host or HostFacts()
     plan = Plan(
@@ -231,6 +233,7 @@ def build_exec(
     # setns into a pid or time namespace applies to our children: the process is one fork on.
     plan.ns.fork_after = bool({NAMESPACES["pid"], NAMESPACES["time"]} & joined)
     plan_process(plan, process, host.cap_bounding)
+    plan_personality(plan, {"personality": personality} if personality else {})
     if host.setgroups_denied:  # a rootless container mapping only the caller's gid
         if plan.process.groups:
             raise OcirunError(

@@ -200,6 +200,14 @@ def test_exec_failures_exit_255_and_the_process_status_passes_through(running, t
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="LINUX32 is x86_64's")
+def test_exec_gets_the_containers_personality(running):
+    """linux.personality is the container's, so an exec'd process gets it too (runc >= 1.2;
+    runc's bats 'runc run personality with exec for i686')."""
+    c = running(lambda cfg: cfg["linux"].update(personality={"domain": "LINUX32"}))
+    assert ok(c.exec("uname", "-m")).stdout == "i686\n"
+
+
 def test_exec_runtime_environment_does_not_leak(running):
     c = running()
     r = ok(c.exec("env", env=dict(os.environ, FOO_LEAK="1")))
