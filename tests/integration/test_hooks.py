@@ -450,3 +450,25 @@ def test_failing_start_container_hook_fails_start(rt, make_bundle, tmp_path):
     _, r, _ = _start_container_failure(rt, make_bundle, tmp_path)
     fails(r, "startContainer", "exit status 6")
     assert "error running startContainer hook #0: " in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("action", ["SCMP_ACT_KILL", "SCMP_ACT_ERRNO"])
+def test_start_container_hook_runs_under_the_seccomp_filter(rt, make_bundle, action):
+    """As runc: startContainer hooks run in the container after its seccomp filter is in
+    place (runtime-spec: in the container's namespaces, as its process), so a syscall the
+    profile refuses fails there too; a hook a signal ends says which ("bad system call")."""
+
+    def mutate(cfg):
+        cfg["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": action}],
+        }
+        cfg["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /x"]}]}
+
+    r = call(rt, "run", "--bundle", make_bundle(args=["true"], mutate=mutate), "hk")
+    fails(r, "error running startContainer hook #0: /bin/sh: ")
+    if action == "SCMP_ACT_KILL":
+        assert "killed by signal 31 (bad system call)" in r.stderr, r.stderr
+    else:
+        assert "Operation not permitted" in r.stderr and "exit status 1" in r.stderr, r.stderr
+    assert rt.ok("list", "-q").stdout.split() == []
