@@ -180,6 +180,7 @@ struct ocirun_plan {
     unsigned long root_propagation_end; /* applied to the new / after pivot, or 0 */
     int rootfs_parent_unshared;         /* stop the mount holding rootfs sharing (as runc) */
     int rootfs_readonly;
+    int dev_readonly; /* remount /dev read-only once devices, links and /dev/pts are made */
     int no_pivot;
     int chroot_only; /* no mount namespace of its own: chroot, no pivot or move
                                     (the mounts stay in the runtime's namespace, as runc) */

@@ -662,6 +662,8 @@ void prepare_rootfs(const struct ocirun_plan *p)
     if (p->make_cwd)
         close(must_open_in_root(p, p->cwd, OCIRUN_MNT_DIR));
     write_sysctls(p);
+    if (p->dev_readonly)
+        remount_bind(p, "/dev", MS_RDONLY);
     /* runc's order: read-only paths, then masked ones (the mount table engines compare). */
     readonly_paths(p);
     mask_paths(p);

@@ -130,7 +130,7 @@ _SCALARS = (
     ("hooks", "hooks_sync", "sync"),
     ("rootfs", "setup_rootfs"), ("rootfs", "reopen_dev_null"), ("rootfs", "root_propagation"),
     ("rootfs", "root_propagation_end"), ("rootfs", "rootfs_parent_unshared"),
-    ("rootfs", "rootfs_readonly"), ("rootfs", "no_pivot"),
+    ("rootfs", "rootfs_readonly"), ("rootfs", "no_pivot"), ("rootfs", "dev_readonly"),
     ("rootfs", "chroot_only", "host_mount_ns"),
     ("process", "make_cwd"), ("process", "home_from_passwd"), ("process", "uid"),
     ("process", "gid"), ("process", "umask"), ("process", "personality"),

@@ -216,6 +216,7 @@ class Rootfs(Section):
         "masked_paths",
         "readonly_paths",
         "hide_before_move",
+        "dev_readonly",
     )
 
     _lists = ("symlinks", "masked_paths", "readonly_paths", "hide_before_move")
@@ -242,6 +243,8 @@ class Rootfs(Section):
         # (or covered) before the move, as runc's msMoveRoot: chroot leaves them in the
         # container's namespace, where they would let it mount a bare procfs/sysfs
         self.hide_before_move: list[str] = []
+        # a read-only tmpfs /dev: mounted writable, remounted read-only once filled
+        self.dev_readonly = False
 
 
 class Kernel(Section):

@@ -114,6 +114,11 @@ def rootfs(
         _check_proc_mount(dest, mount, is_proc_root, problems, f"/mounts/{i}")
         if dest == "/dev" and mount.flags & MS_BIND:
             dev_bound = True
+        elif dest == "/dev" and mount.flags & MS_RDONLY:
+            # As runc: /dev is mounted writable, filled (devices, links, /dev/pts, the
+            # console), then made read-only (finalizeRootfs).
+            mount.flags &= ~MS_RDONLY
+            plan.rootfs.dev_readonly = True
         if dest == "/dev/pts" and mount.fstype == "devpts":
             has_devpts = True
         plan.rootfs.mounts.append(mount)

@@ -969,3 +969,25 @@ def test_host_proc_bound_at_proc_in_the_host_pid_namespace(rt, make_bundle):
     )
     out = rt.ok("run", "--bundle", bundle, "hostproc").stdout
     assert out.strip() == Path("/proc/1/comm").read_text().strip()
+
+
+def test_read_only_dev_is_filled_first(rt, make_bundle):
+    """A tmpfs /dev with `ro`: runc mounts it writable, makes the devices, links and
+    /dev/pts, then remounts it read-only (runc's bats 'runc run [ro /dev mount]'); made
+    read-only at once, nothing could be made in it."""
+
+    def ro_dev(cfg):
+        for m in cfg["mounts"]:
+            if m["destination"] == "/dev":
+                m["options"].append("ro")
+
+    script = (
+        "grep '^tmpfs /dev ' /proc/mounts; test -c /dev/null && test -L /dev/fd && "
+        "grep -q ' /dev/pts devpts ' /proc/mounts && echo filled; touch /dev/x; echo rc=$?"
+    )
+    out = rt.ok(
+        "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=ro_dev), "ro-dev"
+    ).stdout
+    lines = out.splitlines()
+    assert lines[0].split()[3].startswith("ro,"), out
+    assert "filled" in lines and lines[-1] == "rc=1", out

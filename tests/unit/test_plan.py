@@ -1358,3 +1358,16 @@ def test_no_pivot_hides_the_runtimes_whole_procfs_and_sysfs_outside_the_rootfs()
     asked.clear()
     assert build(config(), BUNDLE, None, host).rootfs.hide_before_move == ()
     assert asked == []
+
+
+def test_a_read_only_dev_is_mounted_writable_then_remounted():
+    """As runc: a read-only tmpfs /dev is filled first, remounted read-only after."""
+    dev = {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}
+    cfg = config()
+    cfg["mounts"] = [dict(dev)]
+    assert not plan_of(cfg).rootfs.dev_readonly
+    cfg["mounts"] = [dict(dev, options=["nosuid", "ro"])]
+    p = plan_of(cfg)
+    mount = next(m for m in p.rootfs.mounts if m.target == "/dev")
+    assert not mount.flags & MS_RDONLY and mount.flags & MS_NOSUID
+    assert p.rootfs.dev_readonly
