@@ -95,6 +95,7 @@ def _plan(c: Container, config: dict, proc: dict, opts: ExecOptions, facts: exec
         seccomp=seccomp,
         mounts=config.get("mounts") or [],
         personality=(config.get("linux") or {}).get("personality"),
+        memory_policy=(config.get("linux") or {}).get("memoryPolicy"),
     )
     for warning in p.warnings:
         log.warning(warning)

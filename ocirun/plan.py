@@ -216,12 +216,14 @@ def build_exec(
     seccomp: dict | None = None,
     mounts: list[dict] | None = None,
     personality: dict | None = None,
+    memory_policy: dict | None = None,
 ) -> Plan:
     """The plan of a process joining a running container: its namespaces (`joins`, as
     (path, CLONE_NEW*), the caller having left out those we already share), no rootfs work,
     the process's own settings; `seccomp` and `mounts` are the container's config's (the
-    route to the trampoline depends on them), and so is `personality` (linux.personality:
-    every process of the container gets it, as runc >= 1.2 gives it)."""
+    route to the trampoline depends on them), and so are `personality` and `memory_policy`
+    (linux.personality, linux.memoryPolicy: every process of the container gets them, as
+    runc gives them)."""
     opts = opts or Options()
     host = host or HostFacts()
     plan = Plan(
@@ -234,6 +236,7 @@ def build_exec(
     plan.ns.fork_after = bool({NAMESPACES["pid"], NAMESPACES["time"]} & joined)
     plan_process(plan, process, host.cap_bounding)
     plan_personality(plan, {"personality": personality} if personality else {})
+    plan_memory_policy(plan, {"memoryPolicy": memory_policy} if memory_policy else {})
     if host.setgroups_denied:  # a rootless container mapping only the caller's gid
         if plan.process.groups:
             raise OcirunError(

@@ -208,6 +208,15 @@ def test_exec_gets_the_containers_personality(running):
     assert ok(c.exec("uname", "-m")).stdout == "i686\n"
 
 
+def test_exec_gets_the_containers_memory_policy(running):
+    """linux.memoryPolicy is the container's: an exec'd process gets it too (runc's bats
+    'runc run and exec memory policy prefer relative')."""
+    policy = {"mode": "MPOL_PREFERRED", "nodes": "0", "flags": ["MPOL_F_RELATIVE_NODES"]}
+    c = running(lambda cfg: cfg["linux"].update(memoryPolicy=policy))
+    out = ok(c.exec("sh", "-c", "head -n 1 /proc/self/numa_maps")).stdout
+    assert out.split()[1].startswith("prefer") and "relative" in out.split()[1], out
+
+
 def test_exec_runtime_environment_does_not_leak(running):
     c = running()
     r = ok(c.exec("env", env=dict(os.environ, FOO_LEAK="1")))

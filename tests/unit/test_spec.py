@@ -951,3 +951,22 @@ def test_read_json_object(tmp_path, monkeypatch):
     with pytest.raises(OcirunError, match="^read -: No such file"):
         spec.read_json_object("-", "a process")
     assert spec.read_json_object("-", "resources", dash_is_stdin=True) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    "mp, fragment",
+    [
+        ({"mode": "MPOL_BIND", "nodes": "0-9876543210"}, "invalid memory policy node list"),
+        ({"mode": "MPOL_BIND", "nodes": "3-1"}, "invalid memory policy node list"),
+        ({"mode": "MPOL_DEFAULT", "nodes": "0-7"}, "mode requires 0 nodes but got 8"),
+        ({"mode": "MPOL_LOCAL", "nodes": "1"}, "mode requires 0 nodes but got 1"),
+    ],
+)
+def test_memory_policy_nodes_are_checked_before_anything_is_made(config, mp, fragment):
+    """A node past the kernel's last one was planned as a mask of gigabytes (the runtime
+    was killed); MPOL_DEFAULT/MPOL_LOCAL with nodes only got EINVAL from the kernel."""
+    config["linux"]["memoryPolicy"] = mp
+    problems = spec.validate(config)
+    assert any("/linux/memoryPolicy/nodes" in p and fragment in p for p in problems), problems
+    config["linux"]["memoryPolicy"] = {"mode": "MPOL_BIND", "nodes": "0-3,6"}
+    assert spec.validate(config) == []
