@@ -302,9 +302,11 @@ void exec_process(const struct ocirun_plan *p)
 
     send_msg(p->sync_fd, OCIRUN_MSG_READY, 0, 0, trace_text());
     wait_for_start(p);
-    run_hooks(p, p->start_hooks, p->n_start_hooks, "startContainer");
 
     reset_signals();
     load_seccomp(p, OCIRUN_SECCOMP_LAST);
+    /* As runc: startContainer hooks run in the container as its process will, under its
+     * seccomp filter (and with default signal dispositions). */
+    run_hooks(p, p->start_hooks, p->n_start_hooks, "startContainer");
     exec_trampoline(p, path, envp);
 }

@@ -22,6 +22,19 @@ static ssize_t read_state(const struct ocirun_plan *p, char *buf, size_t n)
 }
 
 /* Wait for `pid` at most `timeout` seconds (0: forever); returns its wait status or -1. */
+/* The signal's description as Go's os/exec words it ("bad system call"): glibc's untranslated
+ * one (no gettext, no allocation in this child), first letter in lower case. */
+static const char *signal_name(int sig)
+{
+    static char name[64];
+    const char *d = sigdescr_np(sig);
+
+    snprintf(name, sizeof(name), "%s", d ? d : "unknown signal");
+    if (name[0] >= 'A' && name[0] <= 'Z')
+        name[0] = (char) (name[0] - 'A' + 'a');
+    return name;
+}
+
 static int wait_hook(pid_t pid, int timeout)
 {
     int status, pidfd;
@@ -83,11 +96,14 @@ void run_hooks(const struct ocirun_plan *p, const struct ocirun_hook *hooks, int
         close(fds[1]);
         status = wait_hook(pid, h->timeout);
         if (status < 0)
-            die(p, ETIMEDOUT, "%s hook #%d %s: timed out after %d s", kind, i, h->path, h->timeout);
+            die(p, ETIMEDOUT, "error running %s hook #%d: %s: timed out after %d s", kind, i,
+                h->path, h->timeout);
         if (WIFSIGNALED(status))
-            die(p, 0, "%s hook #%d %s: killed by signal %d", kind, i, h->path, WTERMSIG(status));
+            die(p, 0, "error running %s hook #%d: %s: killed by signal %d (%s)", kind, i, h->path,
+                WTERMSIG(status), signal_name(WTERMSIG(status)));
         if (WEXITSTATUS(status) != 0)
-            die(p, 0, "%s hook #%d %s: exit status %d", kind, i, h->path, WEXITSTATUS(status));
+            die(p, 0, "error running %s hook #%d: %s: exit status %d", kind, i, h->path,
+                WEXITSTATUS(status));
     }
 }
 

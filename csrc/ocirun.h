@@ -83,6 +83,7 @@ struct ocirun_mount {
     unsigned long propagation;       /* MS_SHARED|MS_PRIVATE|... (+MS_REC) applied after, or 0 */
     int kind;                        /* OCIRUN_MNT_DIR or OCIRUN_MNT_FILE */
     int copyup;                      /* tmpcopyup: fill the new tmpfs with what was there */
+    int inherit_mode;                /* a tmpfs without mode=: an existing target's mode */
     int source_fd;                   /* >= 0: a detached copy of the bind source the runtime made
                                   before the clone (open_tree): moved onto the target */
     unsigned long moved_propagation; /* applied to that copy once attached, or 0 */
@@ -179,6 +180,7 @@ struct ocirun_plan {
     unsigned long root_propagation_end; /* applied to the new / after pivot, or 0 */
     int rootfs_parent_unshared;         /* stop the mount holding rootfs sharing (as runc) */
     int rootfs_readonly;
+    int dev_readonly; /* remount /dev read-only once devices, links and /dev/pts are made */
     int no_pivot;
     int chroot_only; /* no mount namespace of its own: chroot, no pivot or move
                                     (the mounts stay in the runtime's namespace, as runc) */
@@ -192,6 +194,10 @@ struct ocirun_plan {
     int n_masked;
     const char *const *readonly_paths;
     int n_readonly;
+    /* no_pivot: whole procfs/sysfs mounts of the runtime's namespace, detached (or covered
+       with a tmpfs) before the rootfs is moved onto / (as runc's msMoveRoot) */
+    const char *const *hide_before_move;
+    int n_hide_before_move;
 
     /* kernel settings of the container */
     const char *hostname;   /* NULL: leave */

@@ -215,16 +215,46 @@ static int reopen_dir(const struct ocirun_plan *p, int fd, const char *what)
     return dfd;
 }
 
+/* A tmpfs without mode= on a target that exists gets that target's mode (runc: a tmpfs over
+ * /tmp keeps its 1777); one made for it keeps tmpfs's default. Returns the fd of the target,
+ * and in `data` the options to mount with. */
+static int open_tmpfs_target(const struct ocirun_plan *p, const struct ocirun_mount *m, char *data,
+                             size_t n)
+{
+    struct stat st;
+    int fd = open_in_root(p, m->target, m->kind, 0);
+
+    if (fd < 0) {
+        if (errno != ENOENT)
+            die(p, errno, "open %s in the container", m->target);
+        return must_open_in_root(p, m->target, m->kind);
+    }
+    if (fstat(fd, &st) < 0)
+        die(p, errno, "stat %s", m->target);
+    if ((size_t) snprintf(data, n, "mode=%04o%s%s", (unsigned) (st.st_mode & 07777),
+                          m->data ? "," : "", m->data ? m->data : "") >= n)
+        die(p, E2BIG, "mount options of %s", m->target);
+    return fd;
+}
+
 static void do_mount(const struct ocirun_plan *p, const struct ocirun_mount *m)
 {
-    char fdp[FDPATH_LEN];
+    char fdp[FDPATH_LEN], data[4096];
+    const char *opts = m->data;
     int fd;
 
     if (!m->source && !m->fstype) {
         remount_bind(p, m->target, m->remount);
         return;
     }
-    fd = must_open_in_root(p, m->target, m->kind);
+    data[0] = '\0';
+    if (m->inherit_mode) {
+        fd = open_tmpfs_target(p, m, data, sizeof(data));
+        if (data[0])
+            opts = data;
+    } else {
+        fd = must_open_in_root(p, m->target, m->kind);
+    }
 
     fd_path(fdp, fd);
     if (m->source_fd >= 0) {
@@ -241,7 +271,7 @@ static void do_mount(const struct ocirun_plan *p, const struct ocirun_mount *m)
                 die(p, errno, "set propagation of %s", m->target);
             close(moved);
         }
-    } else if (mount(m->source, fdp, m->fstype, m->flags, m->data) < 0) {
+    } else if (mount(m->source, fdp, m->fstype, m->flags, opts) < 0) {
         die(p, errno, "mount %s to %s", m->source ? m->source : "none", m->target);
     }
     if (m->copyup) {
@@ -458,6 +488,30 @@ void write_sysctls(const struct ocirun_plan *p)
     }
 }
 
+/* --no-pivot keeps the runtime's mounts in our namespace (only chroot hides them): a whole
+ * procfs or sysfs among them would let the container mount a bare one. Detach each (its
+ * unmount kept from the host's), or cover it where that is not allowed. */
+static void hide_before_move(const struct ocirun_plan *p)
+{
+    int i;
+
+    for (i = 0; i < p->n_hide_before_move; i++) {
+        const char *m = p->hide_before_move[i];
+
+        if (mount(NULL, m, NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+            if (errno == ENOENT) /* under one detached already */
+                continue;
+            die(p, errno, "make %s slave", m);
+        }
+        if (umount2(m, MNT_DETACH) == 0)
+            continue;
+        if (errno != EINVAL && errno != EPERM)
+            die(p, errno, "unmount %s", m);
+        if (mount("tmpfs", m, "tmpfs", 0, NULL) < 0)
+            die(p, errno, "cover %s", m);
+    }
+}
+
 static void pivot(const struct ocirun_plan *p)
 {
     int oldroot, newroot;
@@ -472,6 +526,7 @@ static void pivot(const struct ocirun_plan *p)
         return;
     }
     if (p->no_pivot) {
+        hide_before_move(p);
         if (chdir(p->rootfs) < 0)
             die(p, errno, "chdir %s", p->rootfs);
         if (mount(p->rootfs, "/", NULL, MS_MOVE, NULL) < 0)
@@ -607,6 +662,8 @@ void prepare_rootfs(const struct ocirun_plan *p)
     if (p->make_cwd)
         close(must_open_in_root(p, p->cwd, OCIRUN_MNT_DIR));
     write_sysctls(p);
+    if (p->dev_readonly)
+        remount_bind(p, "/dev", MS_RDONLY);
     /* runc's order: read-only paths, then masked ones (the mount table engines compare). */
     readonly_paths(p);
     mask_paths(p);

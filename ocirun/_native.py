@@ -130,7 +130,7 @@ _SCALARS = (
     ("hooks", "hooks_sync", "sync"),
     ("rootfs", "setup_rootfs"), ("rootfs", "reopen_dev_null"), ("rootfs", "root_propagation"),
     ("rootfs", "root_propagation_end"), ("rootfs", "rootfs_parent_unshared"),
-    ("rootfs", "rootfs_readonly"), ("rootfs", "no_pivot"),
+    ("rootfs", "rootfs_readonly"), ("rootfs", "no_pivot"), ("rootfs", "dev_readonly"),
     ("rootfs", "chroot_only", "host_mount_ns"),
     ("process", "make_cwd"), ("process", "home_from_passwd"), ("process", "uid"),
     ("process", "gid"), ("process", "umask"), ("process", "personality"),
@@ -148,6 +148,7 @@ _TEXTS = (
 _STRVS = (
     ("rootfs", "masked_paths", "n_masked"),
     ("rootfs", "readonly_paths", "n_readonly"),
+    ("rootfs", "hide_before_move", "n_hide_before_move"),
 )
 _MASKS = (
     ("process", "cpu_initial", "cpu_initial_len"),
@@ -261,7 +262,7 @@ def _mounts(a: _Arena, plan_mounts: Sequence[Mount], fds: SpawnFds):
         c.source, c.target = a.text(m.source), a.text(m.target)
         c.fstype, c.data = a.text(m.fstype), a.text(m.data)
         c.flags, c.remount, c.propagation, c.kind = m.flags, m.remount, m.propagation, m.kind
-        c.copyup = m.copyup
+        c.copyup, c.inherit_mode = m.copyup, m.inherit_mode
         c.source_fd = fds.mounts.get(i, -1) if m.detached else -1
         c.moved_propagation = m.moved_propagation
         c.attr_set, c.attr_clr = m.attr_set, m.attr_clr

@@ -242,7 +242,26 @@ def exec_(
         check_lsm({"apparmorProfile": apparmor, "selinuxLabel": process_label})
         return execute.exec_(g.root, cid, execute.ExecOptions(args=args, **opts))
 
-    return guarded(go)
+    return guarded(lambda: exit_255(go))
+
+
+def exit_255(fn):
+    """runc's `exec` exits with 255 when it fails (runc >= 1.1: "exec failed: ..."), so
+    that its own failure can't be taken for the exit status of the process; a usage
+    error keeps its own code."""
+    try:
+        return fn()
+    except UsageError:
+        raise
+    except OcirunError as e:
+        e.exit_code = 255
+        raise
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:
+        err = unexpected(e)
+        err.exit_code = 255
+        raise err from None
 
 
 def warn(msg: str) -> None:
@@ -278,7 +297,7 @@ def list_(g: Globals, fmt: str = "table", quiet: bool = False) -> int:
             for s in states:
                 print(s["id"])
         elif fmt == "json":
-            print(dumps(states))
+            print(compact(states))
         else:
             rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
             rows += [
@@ -290,6 +309,14 @@ def list_(g: Globals, fmt: str = "table", quiet: bool = False) -> int:
                 print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
 
     return guarded(go)
+
+
+def compact(obj) -> str:
+    """JSON as runc prints it (Go's encoding/json) for list, ps and events: no space after
+    a separator. Scripts match `"id":"x","pid":N` byte for byte (runc's bats suite does)."""
+    import json
+
+    return json.dumps(obj, separators=(",", ":"))
 
 
 def version_text(criu: str | None = None) -> str:

@@ -3,8 +3,7 @@ update and events (runc's flags and value syntax: sizes, Go durations)."""
 
 from collections.abc import Callable
 
-from ._lean import dumps
-from .commands import Globals, guarded, ignored
+from .commands import Globals, compact, guarded, ignored
 from .errors import OcirunError, UsageError
 
 
@@ -30,7 +29,7 @@ def ps(g: Globals, cid: str, fmt: str = "table", ps_args: list[str] | None = Non
             raise UsageError(f"invalid format {fmt!r}: use table or json")
         pids = lifecycle.pids(g.root, cid)
         if fmt == "json":
-            print(dumps(pids))
+            print(compact(pids))
             return 0
         import subprocess
 
@@ -164,7 +163,7 @@ def events(g: Globals, cid: str, stats: bool = False, interval: str = "5s") -> i
         secs = _parse_duration(interval)
 
         def emit(event: dict) -> None:
-            print(dumps(event), flush=True)
+            print(compact(event), flush=True)
 
         lifecycle.events(g.root, cid, emit, once=stats, interval=secs)
 

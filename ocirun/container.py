@@ -22,7 +22,9 @@ from .hostfacts import (  # noqa: F401 (cap_bounding, check_lsm: callers import 
     cgroup_layout,
     check_lsm,
     check_preserved_fds,
+    full_proc_sys_mounts,
     is_nodev,
+    is_proc_root,
     kernel_has_faccessat2,
     listen_fds,
     seccomp_filter,
@@ -58,6 +60,8 @@ def _plan(config: dict, bundle: str, cid: str, opts: CreateOptions, n_listen: in
         trace=log.enabled(),
         faccessat2=kernel_has_faccessat2(),
         is_nodev=is_nodev,
+        is_proc_root=is_proc_root,
+        proc_sys_mounts=full_proc_sys_mounts,
     )
     options = planmod.Options(
         no_pivot=opts.no_pivot,
@@ -261,6 +265,7 @@ def run(
 
             master = terminal.recv_master(created.console)
             created.console.close()
+            terminal.keep_line_ends(master)  # before start: the process has written nothing
         start(root, cid)
         # The init's end of the socket closes at execve; a message means execve failed.
         msg = _native.recv(created.sync)

@@ -97,6 +97,8 @@ def _plan(c: Container, config: dict, proc: dict, opts: ExecOptions, facts: exec
         host,
         seccomp=seccomp,
         mounts=config.get("mounts") or [],
+        personality=(config.get("linux") or {}).get("personality"),
+        memory_policy=(config.get("linux") or {}).get("memoryPolicy"),
     )
     for note in p.notes:
         log.debug(note)
@@ -162,5 +164,6 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
 
         master = terminal.recv_master(ours)
         ours.close()
+        terminal.keep_line_ends(master)
         return terminal.proxy(master, proc_pid, lambda: wait_forwarding_signals(proc_pid))
     return wait_forwarding_signals(proc_pid)

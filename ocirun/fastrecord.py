@@ -69,6 +69,8 @@ def render(dir_: str, data: dict, main_dir: str | None) -> bytes:
         f"python_start={int(bool(hooks.get('poststart')))}",
         f"python_delete={int(python_delete)}",
     ]
+    if data.get("shared_pidns"):  # SIGKILL goes to the whole cgroup: lifecycle.kill
+        lines.append("python_kill=1")
     for key in ("ociVersion", "bundle", "rootfs", "created"):
         lines.append(f"{key}={_value(data.get(key, ''))}")
     annotations = data.get("annotations")

@@ -24,7 +24,7 @@ def _one(kind: str, i: int, hook: dict, stdin: bytes) -> None:
     env = None  # no `env`: the runtime's own (an empty list is an empty environment)
     if hook.get("env") is not None:
         env = dict(e.split("=", 1) for e in hook["env"] if "=" in e)
-    what = f"{kind} hook #{i} {path}"
+    what = f"error running {kind} hook #{i}: {path}"  # runc's words, then the hook's path
     try:
         proc = subprocess.run(
             argv,
@@ -41,12 +41,20 @@ def _one(kind: str, i: int, hook: dict, stdin: bytes) -> None:
         raise HookError(f"{what}: {e.strerror}") from None
     if proc.returncode != 0:
         how = (
-            f"killed by signal {-proc.returncode}"
+            f"killed by signal {-proc.returncode} ({_signal_name(-proc.returncode)})"
             if proc.returncode < 0
             else f"exit status {proc.returncode}"
         )
         out = (proc.stderr or proc.stdout).decode(errors="replace").strip()
         raise HookError(f"{what}: {how}" + (f": {out.splitlines()[-1]}" if out else ""))
+
+
+def _signal_name(sig: int) -> str:
+    """As Go's os/exec words it ("bad system call"): the C library's description."""
+    import signal
+
+    text = signal.strsignal(sig) or "unknown signal"
+    return text[:1].lower() + text[1:]
 
 
 def run(kind: str, hooks: list[dict], state: dict) -> None:

@@ -35,6 +35,30 @@ def cgroup_layout() -> CgroupLayout:
     return layout
 
 
+def is_proc_root(path: str) -> bool:
+    """Whether `path` is the root of a procfs mount (what runc lets a bind put at /proc)."""
+    from .hostmounts import mountinfo
+
+    try:
+        real = os.path.realpath(path)
+        if os.stat(real).st_ino != 1:  # procfs's root inode (PROC_ROOT_INO)
+            return False
+    except OSError:
+        return False
+    return any(m.mountpoint == real and m.fstype == "proc" for m in mountinfo())
+
+
+def full_proc_sys_mounts() -> tuple[str, ...]:
+    """Mount points of every whole procfs or sysfs in the runtime's mount namespace: with
+    --no-pivot they stay in the container's, and while one is there unmasked the kernel lets
+    the container mount a new procfs/sysfs (mnt_already_visible)."""
+    from .hostmounts import mountinfo
+
+    return tuple(
+        m.mountpoint for m in mountinfo() if m.root == "/" and m.fstype in ("proc", "sysfs")
+    )
+
+
 def is_nodev(path: str) -> bool:
     """Whether the mount holding `path` is nodev (device nodes made there can't be opened)."""
     try:

@@ -20,11 +20,14 @@ MNT_DETACH = 2
 class MountEntry:
     """One line of /proc/self/mountinfo (paths unescaped)."""
 
-    __slots__ = ("mount_id", "mountpoint", "fstype", "source", "super_options")
+    __slots__ = ("mount_id", "mountpoint", "fstype", "source", "super_options", "root")
 
-    def __init__(self, mount_id: int, mountpoint: str, fstype: str, source: str, opts: str):
+    def __init__(
+        self, mount_id: int, mountpoint: str, fstype: str, source: str, opts: str, root: str = "/"
+    ):
         self.mount_id, self.mountpoint, self.fstype = mount_id, mountpoint, fstype
         self.source, self.super_options = source, opts
+        self.root = root  # the directory of its filesystem it shows ("/": all of it)
 
 
 def mountinfo() -> list[MountEntry]:
@@ -36,7 +39,14 @@ def mountinfo() -> list[MountEntry]:
             fields = pre.split()
             fstype, source, opts = (post.split() + ["", "", ""])[:3]
             out.append(
-                MountEntry(int(fields[0]), _unescape(fields[4]), fstype, _unescape(source), opts)
+                MountEntry(
+                    int(fields[0]),
+                    _unescape(fields[4]),
+                    fstype,
+                    _unescape(source),
+                    opts,
+                    _unescape(fields[3]),
+                )
             )
     return out
 

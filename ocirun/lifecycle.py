@@ -12,7 +12,7 @@ from . import _lean as json
 from . import log
 from ._lean import signal
 from .errors import ContainerNotFound, InitError, InvalidState, OcirunError
-from .state import CREATED, PAUSED, RUNNING, STOPPED, Container
+from .state import CREATED, PAUSED, RUNNING, SHARED_PIDNS, STOPPED, Container
 
 
 def start(root: str, cid: str) -> None:
@@ -77,8 +77,17 @@ def pidfd_send_signal(pidfd: int, sig: int) -> None:
 
 def kill(root: str, cid: str, sig: int) -> None:
     """Signal the init through a pidfd taken before checking that the pid is still the
-    init's (start time): a pid reused meanwhile can't receive it."""
+    init's (start time): a pid reused meanwhile can't receive it.
+
+    SIGKILL to a container without a pid namespace of its own goes to every process in
+    its cgroups, as runc (>= 1.2) does: there the init's death does not end the others,
+    which would outlive the container (even when the init is already gone)."""
     with Container.load(root, cid) as c:
+        if sig == signal.SIGKILL and c.data.get(SHARED_PIDNS):
+            cg = cgroups_of(c)
+            if cg is not None:
+                _signal_cgroups(c, cg, sig)
+                return
         try:
             pidfd = os.pidfd_open(c.pid) if c.pid else -1
         except ProcessLookupError:
@@ -132,12 +141,24 @@ def cgroups_of(c: Container):
     return cgroups.from_state(paths)
 
 
+def _signal_cgroups(c: Container, cg, sig: int) -> None:
+    """cg.kill_all, unless the container stopped and left nothing behind (then its cgroups
+    may be gone already: a systemd unit ends with its last process)."""
+    if c.status() == STOPPED and not cg.pids(everywhere=True):
+        return
+    cg.kill_all(sig)
+
+
 def kill_all(root: str, cid: str, sig: int) -> None:
-    """Signal every process in the container's cgroups (runc's kill --all)."""
+    """Signal every process in the container's cgroups (runc's kill --all). A stopped
+    container is no error (runc): what its init left behind in its cgroups (without a pid
+    namespace of its own, the processes it did not take along) still gets the signal."""
     with Container.load(root, cid) as c:
         cg = cgroups_of(c)
         if c.status() not in (CREATED, RUNNING, PAUSED):
-            raise InvalidState("container not running")
+            if cg is not None:
+                _signal_cgroups(c, cg, sig)
+            return
         if cg is None:  # rootless without cgroups: the init (and its pid namespace)
             os.kill(c.pid, sig)
             return

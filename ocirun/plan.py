@@ -78,6 +78,8 @@ class HostFacts(Record):
         "is_dir",
         "faccessat2",
         "is_nodev",
+        "is_proc_root",
+        "proc_sys_mounts",
     )
 
     def __init__(
@@ -91,12 +93,17 @@ class HostFacts(Record):
         is_dir: Callable[[str], bool] = os.path.isdir,
         faccessat2: bool = True,
         is_nodev: Callable[[str], bool] = lambda path: False,
+        is_proc_root: Callable[[str], bool] = lambda path: False,
+        proc_sys_mounts: Callable[[], tuple[str, ...]] = lambda: (),
     ):
         self.cgroups = cgroups if cgroups is not None else CgroupLayout()
         self.cap_bounding, self.euid, self.seccomp = cap_bounding, euid, seccomp
         self.trace, self.setgroups_denied, self.is_dir = trace, setgroups_denied, is_dir
         self.faccessat2 = faccessat2  # the kernel has faccessat2 (5.8+)
         self.is_nodev = is_nodev  # whether the host mounts a path nodev (the rootfs)
+        self.is_proc_root = is_proc_root  # a bind source is a procfs's root (may go at /proc)
+        # whole procfs/sysfs mounts of the runtime's namespace (asked for --no-pivot only)
+        self.proc_sys_mounts = proc_sys_mounts
 
 
 def build(
@@ -139,7 +146,18 @@ def build(
         plan.ns.netdev_sync = bool(plan.ns.net_devices)
     from .plan_rootfs import rootfs
 
-    rootfs(plan, config, linux, bundle, new, host.is_dir, host.cgroups, problems, host.is_nodev)
+    rootfs(
+        plan,
+        config,
+        linux,
+        bundle,
+        new,
+        host.is_dir,
+        host.cgroups,
+        problems,
+        host.is_nodev,
+        host.is_proc_root,
+    )
     if "mount" not in new and all(t != NAMESPACES["mount"] for _, t in plan.ns.joins):
         # No mount namespace: runc makes the mounts in its own and chroots; so do we, without
         # touching the propagation of the runtime's mounts (the runtime-tools program
@@ -149,6 +167,11 @@ def build(
         plan.rootfs.host_mount_ns = True
         plan.rootfs.root_propagation = plan.rootfs.root_propagation_end = 0
         plan.rootfs.rootfs_parent_unshared = False
+    elif plan.rootfs.no_pivot:
+        inside = plan.rootfs.path.rstrip("/") + "/"
+        plan.rootfs.hide_before_move = [
+            m for m in host.proc_sys_mounts() if not (m + "/").startswith(inside)
+        ]
     # runc creates a missing cwd while it sets up the rootfs.
     plan.process.make_cwd = plan.rootfs.setup_rootfs
     _security(plan, host, linux.get("seccomp"), config.get("mounts") or [], problems)
@@ -192,11 +215,15 @@ def build_exec(
     *,
     seccomp: dict | None = None,
     mounts: list[dict] | None = None,
+    personality: dict | None = None,
+    memory_policy: dict | None = None,
 ) -> Plan:
     """The plan of a process joining a running container: its namespaces (`joins`, as
     (path, CLONE_NEW*), the caller having left out those we already share), no rootfs work,
     the process's own settings; `seccomp` and `mounts` are the container's config's (the
-    route to the trampoline depends on them)."""
+    route to the trampoline depends on them), and so are `personality` and `memory_policy`
+    (linux.personality, linux.memoryPolicy: every process of the container gets them, as
+    runc gives them)."""
     opts = opts or Options()
     host = host or HostFacts()
     plan = Plan(
@@ -208,6 +235,8 @@ def build_exec(
     # setns into a pid or time namespace applies to our children: the process is one fork on.
     plan.ns.fork_after = bool({NAMESPACES["pid"], NAMESPACES["time"]} & joined)
     plan_process(plan, process, host.cap_bounding)
+    plan_personality(plan, {"personality": personality} if personality else {})
+    plan_memory_policy(plan, {"memoryPolicy": memory_policy} if memory_policy else {})
     if host.setgroups_denied:  # a rootless container mapping only the caller's gid
         if plan.process.groups:
             raise OcirunError(

@@ -67,9 +67,25 @@ def process_with_exec_flags(
     return proc
 
 
+def dedup_env(env: Sequence[str]) -> list[str]:
+    """process.env as runc sets it (os.Setenv for each, in order): a name given twice is
+    there once, where it first appeared, with its last value."""
+    out: list[str] = []
+    where: dict[str, int] = {}
+    for kv in env:
+        name = kv.split("=", 1)[0]
+        if name in where:
+            out[where[name]] = kv
+        else:
+            where[name] = len(out)
+            out.append(kv)
+    return out
+
+
 def plan_process(plan: Plan, proc: dict, cap_bounding: int = ALL_CAPS) -> None:
     plan.process.argv = list(proc["args"])
-    plan.process.envp = list(proc.get("env") or [])
+    # An empty HOME counts as none (runc): the one from /etc/passwd replaces it.
+    plan.process.envp = [kv for kv in dedup_env(proc.get("env") or []) if kv != "HOME="]
     # argv[0] is looked up in process.env's PATH, else in the default one (as runc's Go).
     plan.process.path_env = DEFAULT_PATH[len("PATH=") :]
     for kv in plan.process.envp:

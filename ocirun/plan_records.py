@@ -29,6 +29,7 @@ class Mount(Section):
         "propagation",
         "kind",
         "copyup",
+        "inherit_mode",
         "detached",
         "moved_propagation",
         "attr_set",
@@ -48,6 +49,7 @@ class Mount(Section):
         propagation: int = 0,
         kind: int = MNT_DIR,
         copyup: bool = False,
+        inherit_mode: bool = False,
         detached: bool = False,
         moved_propagation: int = 0,
         attr_set: int = 0,
@@ -58,6 +60,9 @@ class Mount(Section):
         self.target, self.source, self.fstype, self.data = target, source, fstype, data
         self.flags, self.remount, self.propagation, self.kind = flags, remount, propagation, kind
         self.copyup = copyup  # tmpcopyup: the tmpfs starts with what the image had there
+        # a tmpfs without mode=: on a target that exists, its mode (runc >= 1.1.10), so that
+        # e.g. a tmpfs over a 1777 /tmp keeps the sticky bit; a target made for it: 1777
+        self.inherit_mode = inherit_mode
         # a bind whose source the runtime copies (open_tree) before the clone, in the host's
         # namespaces: a container in a user namespace may not be able to reach it (runc)
         self.detached = detached
@@ -210,9 +215,11 @@ class Rootfs(Section):
         "symlinks",
         "masked_paths",
         "readonly_paths",
+        "hide_before_move",
+        "dev_readonly",
     )
 
-    _lists = ("symlinks", "masked_paths", "readonly_paths")
+    _lists = ("symlinks", "masked_paths", "readonly_paths", "hide_before_move")
     _deep = ("mounts", "devices")
 
     def __init__(self, no_pivot: bool = False) -> None:
@@ -232,6 +239,12 @@ class Rootfs(Section):
         self.symlinks: list[tuple[str, str]] = []  # (target, link path)
         self.masked_paths: list[str] = []
         self.readonly_paths: list[str] = []
+        # --no-pivot: the runtime's whole procfs/sysfs mounts outside the rootfs, detached
+        # (or covered) before the move, as runc's msMoveRoot: chroot leaves them in the
+        # container's namespace, where they would let it mount a bare procfs/sysfs
+        self.hide_before_move: list[str] = []
+        # a read-only tmpfs /dev: mounted writable, remounted read-only once filled
+        self.dev_readonly = False
 
 
 class Kernel(Section):

@@ -57,9 +57,11 @@ def rootfs(
     cgroups: CgroupLayout,
     problems: list[str],
     is_nodev: Callable[[str], bool] = lambda path: False,
+    is_proc_root: Callable[[str], bool] = lambda path: False,
 ) -> None:
     """The rootfs part of `plan`; what the config gets wrong goes to `problems`.
-    `is_nodev(path)`: whether the host mounts `path` nodev (the rootfs)."""
+    `is_nodev(path)`: whether the host mounts `path` nodev (the rootfs); `is_proc_root`:
+    whether a bind source is the root of a procfs."""
     root = config.get("root") or {}
     plan.rootfs.setup_rootfs = True
     plan.rootfs.path = posixpath.normpath(posixpath.join(bundle, root.get("path", "rootfs")))
@@ -109,9 +111,14 @@ def rootfs(
                 MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE
             )
             mount.moved_propagation = kind | MS_REC if kind else 0
-        _check_proc_mount(dest, mount, problems, f"/mounts/{i}")
+        _check_proc_mount(dest, mount, is_proc_root, problems, f"/mounts/{i}")
         if dest == "/dev" and mount.flags & MS_BIND:
             dev_bound = True
+        elif dest == "/dev" and mount.flags & MS_RDONLY:
+            # As runc: /dev is mounted writable, filled (devices, links, /dev/pts, the
+            # console), then made read-only (finalizeRootfs).
+            mount.flags &= ~MS_RDONLY
+            plan.rootfs.dev_readonly = True
         if dest == "/dev/pts" and mount.fstype == "devpts":
             has_devpts = True
         plan.rootfs.mounts.append(mount)
@@ -148,12 +155,21 @@ _PROC_BINDS = frozenset(
 )
 
 
-def _check_proc_mount(dest: str, mount: Mount, problems: list[str], where: str) -> None:
-    """Only a real procfs at /proc; under it, only binds over lxcfs's files (a bind of a
-    host directory at /proc, or a tmpfs over /proc/sys, would hide or fake the kernel's
-    interfaces the runtime and the container rely on)."""
+def _check_proc_mount(
+    dest: str,
+    mount: Mount,
+    is_proc_root: Callable[[str], bool],
+    problems: list[str],
+    where: str,
+) -> None:
+    """Only a real procfs at /proc: a new one, or (as runc) a bind of the root of one, e.g.
+    the host's /proc for a container sharing the host's pid namespace where a new procfs
+    may not be mounted (rootless podman --pid=host). Under it, only binds over lxcfs's
+    files (a bind of a host directory at /proc, or a tmpfs over /proc/sys, would hide or
+    fake the kernel's interfaces the runtime and the container rely on)."""
     if dest == "/proc":
-        if mount.fstype != "proc":
+        bound_procfs = bool(mount.flags & MS_BIND) and is_proc_root(mount.source or "")
+        if mount.fstype != "proc" and not bound_procfs:
             problems.append(f"{where}/destination: only a proc filesystem may be mounted at /proc")
     elif dest.startswith("/proc/") and dest not in _PROC_BINDS:
         problems.append(f"{where}/destination: {dest} is under /proc: not allowed")
@@ -220,6 +236,7 @@ def _mount(
         flags=flags,
         propagation=propagation,
         copyup=copyup,
+        inherit_mode=fstype == "tmpfs" and not any(d.startswith("mode=") for d in data),
         attr_set=attr_set,
         attr_clr=attr_clr,
     )

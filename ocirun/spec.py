@@ -57,6 +57,8 @@ def _read_bundle(bundle: str) -> tuple[str, bytes, dict]:
         raise BundleError(f"read {cfg_path}: {e.strerror or e}") from None
     try:
         config = _lean.loads(raw)  # NaN/Infinity refused: not JSON
+        if b"null" in raw:
+            config = _lean.without_nulls(config)
     except _lean.JSONDecodeError as e:
         raise BundleError(
             f"{cfg_path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
@@ -81,14 +83,19 @@ def _go_nulls(value, at: tuple[str, ...]) -> bool:
 MAX_JSON_FILE = 16 << 20  # a config of real use is a few KiB
 
 
-def read_regular(path: str, limit: int = MAX_JSON_FILE) -> bytes:
+def read_regular(path: str, limit: int = MAX_JSON_FILE, pipes: bool = False) -> bytes:
     """The bytes of regular file `path` (a link to one is fine). A FIFO, a device (a link to
-    /dev/zero would be read for ever) or a file over `limit` bytes is an OSError."""
+    /dev/zero would be read for ever) or a file over `limit` bytes is an OSError. `pipes`:
+    a pipe or FIFO is read too, to its end (a shell's `-p <(...)`, /dev/stdin); one
+    without a writer reads as empty, never waits for one."""
     import errno
 
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO: no wait
     try:
         st = os.fstat(fd)
+        if pipes and stat.S_ISFIFO(st.st_mode):
+            os.set_blocking(fd, True)
+            return _read_to_end(fd, limit)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
         data = os.read(fd, min(st.st_size, limit) + 1) if st.st_size else b""
@@ -102,6 +109,21 @@ def read_regular(path: str, limit: int = MAX_JSON_FILE) -> bytes:
         return data
     finally:
         os.close(fd)
+
+
+def _read_to_end(fd: int, limit: int) -> bytes:
+    import errno
+
+    chunks, size = [], 0
+    while size <= limit:
+        more = os.read(fd, 65536)
+        if not more:
+            break
+        chunks.append(more)
+        size += len(more)
+    if size > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit >> 20} MiB")
+    return b"".join(chunks)
 
 
 def _json_type(value) -> str:
@@ -248,7 +270,7 @@ def read_json_object(
 
             text = sys.stdin.buffer.read()
         else:
-            text = read_regular(path)
+            text = read_regular(path, pipes=True)
         value = _lean.loads(text)
     except OSError as e:
         raise OcirunError(f"read {path}: {e.strerror}") from None

@@ -77,11 +77,26 @@ def now_rfc3339() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 10**9)) + f".{t % 10**9:09d}Z"
 
 
+# state.json's mark of a container without a pid namespace of its own (none, or one it
+# joined): its init's death does not end its other processes, so SIGKILL is for all of them.
+SHARED_PIDNS = "shared_pidns"
+
+
+def has_own_pid_namespace(config: dict) -> bool:
+    """A new pid namespace, made for the container (runc's Namespaces.IsPrivate)."""
+    namespaces = (config.get("linux") or {}).get("namespaces") or []
+    return any(
+        isinstance(ns, dict) and ns.get("type") == "pid" and not ns.get("path") for ns in namespaces
+    )
+
+
 def init_record(
     config: dict, cid: str, pid: int, bundle: str, rootfs: str, cgroup_paths: dict, **extra
 ) -> dict:
     """What state.json says of a container whose init `pid` create (or restore) started."""
     hooks = config.get("hooks") or {}
+    if not has_own_pid_namespace(config):
+        extra = {SHARED_PIDNS: True, **extra}
     return {
         "ociVersion": config.get("ociVersion", ""),
         "id": cid,
@@ -260,7 +275,10 @@ class Container:
         path = f"{self.dir}/{CONFIG_FILE}"
         try:
             with open(path, "rb") as f:
-                config = json.loads(f.read())
+                raw = f.read()
+            config = json.loads(raw)
+            if b"null" in raw:  # as create read it
+                config = json.without_nulls(config)
         except OSError as e:
             raise sys_error(e, f"read {path}") from None
         except ValueError as e:

@@ -55,6 +55,23 @@ def _copy_winsize(src: int, dst: int) -> None:
         pass
 
 
+def keep_line_ends(master: int) -> None:
+    """For proxy() into a captured stdout (a script, a CI log): the process's "\n" arrives
+    as "\n", not the pty's "\r\n" (runc clears ONLCR on the pty it proxies too, and
+    scripts compare the lines). Called as the master arrives, before the process may write.
+    On a terminal it stays: there the caller's raw mode leaves the line ends to the pty."""
+    import termios
+
+    if os.isatty(1):
+        return
+    try:
+        attrs = termios.tcgetattr(master)
+        attrs[1] &= ~termios.ONLCR
+        termios.tcsetattr(master, termios.TCSANOW, attrs)
+    except termios.error:
+        pass
+
+
 def proxy(master: int, pid: int, wait) -> int:
     """Relay the user's terminal to the container's until `wait()` reports the exit."""
     import termios

@@ -165,10 +165,32 @@ def semantic_problems(cfg: dict) -> list[str]:
             add(["linux", "sysctl", name], f"invalid sysctl name {name!r}")
 
     _check_seccomp(linux, add)
+    _check_memory_policy(_obj(linux.get("memoryPolicy")), add)
     return out
 
 
 MAX_CPU = 8191  # the kernel's largest NR_CPUS
+MAX_NODE = 1023  # the kernel's largest MAX_NUMNODES (NODES_SHIFT 10)
+
+
+def _check_memory_policy(mp: dict, add) -> None:
+    """linux.memoryPolicy's nodes, said before anything is made, in runc's words: a node
+    list (a number past the kernel's last node, "0-9876543210", would be a mask of
+    gigabytes); MPOL_DEFAULT and MPOL_LOCAL take none (set_mempolicy says only EINVAL)."""
+    nodes, mode = mp.get("nodes"), mp.get("mode")
+    if not isinstance(nodes, str) or not nodes:
+        return
+    if not _cpu_list_ok(nodes, MAX_NODE):
+        add(
+            ["linux", "memoryPolicy", "nodes"],
+            f'invalid memory policy node list {nodes!r}: not like "0-3,6" (nodes 0 to {MAX_NODE})',
+        )
+    elif mode in ("MPOL_DEFAULT", "MPOL_LOCAL"):
+        count = len(_cpu_set(nodes))
+        add(
+            ["linux", "memoryPolicy", "nodes"],
+            f"invalid memory policy: {mode} mode requires 0 nodes but got {count}",
+        )
 
 
 def _check_scheduling(proc: dict, add) -> None:
@@ -191,16 +213,26 @@ def _check_scheduling(proc: dict, add) -> None:
             )
 
 
-def _cpu_list_ok(spec: str) -> bool:
+def _cpu_list_ok(spec: str, highest: int = MAX_CPU) -> bool:
     for part in spec.replace(" ", "").split(","):
         if not part:
             continue
         lo, dash, hi = part.partition("-")
         if not lo.isdigit() or (dash and not hi.isdigit()):
             return False
-        if int(hi or lo) < int(lo) or int(hi or lo) > MAX_CPU:
+        if int(hi or lo) < int(lo) or int(hi or lo) > highest:
             return False
     return True
+
+
+def _cpu_set(spec: str) -> set[int]:
+    """The numbers of a list _cpu_list_ok accepted."""
+    out: set[int] = set()
+    for part in spec.replace(" ", "").split(","):
+        if part:
+            lo, _, hi = part.partition("-")
+            out.update(range(int(lo), int(hi or lo) + 1))
+    return out
 
 
 def _check_rlimits(proc: dict, add) -> None:

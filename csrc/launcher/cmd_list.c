@@ -193,7 +193,7 @@ int cmd_list(const struct globals *g, const char *fmt, int quiet)
         buf_add(&out, "[", 1);
         for (i = 0; i < n; i++) {
             if (i)
-                buf_add(&out, ", ", 2);
+                buf_add(&out, ",", 1);
             state_json(&out, v[i].id, &v[i].r, v[i].st, v[i].owner, 0);
         }
         buf_add(&out, "]\n", 2);

@@ -154,9 +154,10 @@ static int kill_all(int dirfd, char *rec, struct record *r, int signum)
 {
     enum status st = derive_status(dirfd, r);
 
-    if (st == ST_STOPPED)
-        return fail("container not running", dirfd, rec);
-    if (st == ST_PAUSED) /* frozen: the manager signals without freezing, thaws after KILL */
+    /* Stopped: no error (runc), and what it left in its cgroups (no pid namespace of its
+     * own) still gets the signal; without recorded dirs, Python's. Paused (frozen): the
+     * manager signals without freezing, thaws after KILL. */
+    if (st == ST_PAUSED || (st == ST_STOPPED && !r->n_cgroup))
         return done(FALLBACK, dirfd, rec);
     return done(cgroups_kill_all(r, signum), dirfd, rec);
 }
@@ -175,6 +176,8 @@ int cmd_kill(const struct globals *g, const char *id, const char *sig, int all)
         return rc == 0 ? not_found(id) : FALLBACK;
     if (all)
         return kill_all(dirfd, rec, &r, signum);
+    if (signum == SIGKILL && r.python_kill) /* no pid namespace of its own: every process */
+        return done(FALLBACK, dirfd, rec);
     /* The pidfd first, then the start-time check: a pid reused meanwhile can't get it. */
     pidfd = (int) syscall(SYS_pidfd_open, r.pid, 0);
     if (pidfd < 0 && errno != ESRCH)

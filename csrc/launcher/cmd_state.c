@@ -60,9 +60,9 @@ int open_container(const struct globals *g, const char *id, int *dirfd, char **b
 
 static void field(struct buf *b, const char *key, const char *value, int pretty)
 {
-    buf_str(b, pretty ? ",\n  \"" : ", \"");
+    buf_str(b, pretty ? ",\n  \"" : ",\"");
     buf_str(b, key);
-    buf_str(b, "\": ");
+    buf_str(b, pretty ? "\": " : "\":");
     buf_json_str(b, value, strlen(value));
 }
 
@@ -71,21 +71,21 @@ void state_json(struct buf *b, const char *id, const struct record *r, enum stat
 {
     int alive = st != ST_STOPPED;
 
-    buf_str(b, pretty ? "{\n  \"ociVersion\": " : "{\"ociVersion\": ");
+    buf_str(b, pretty ? "{\n  \"ociVersion\": " : "{\"ociVersion\":");
     buf_json_str(b, r->oci_version, strlen(r->oci_version));
     field(b, "id", id, pretty);
-    buf_fmt(b, pretty ? ",\n  \"pid\": %d" : ", \"pid\": %d", alive ? r->pid : 0);
+    buf_fmt(b, pretty ? ",\n  \"pid\": %d" : ",\"pid\":%d", alive ? r->pid : 0);
     field(b, "status", STATUS_NAMES[st], pretty);
     field(b, "bundle", r->bundle, pretty);
     field(b, "rootfs", r->rootfs, pretty);
     field(b, "created", r->created, pretty);
     field(b, "owner", owner, pretty);
     if (r->annotations && strcmp(r->annotations, "{}")) {
-        buf_str(b, pretty ? ",\n  \"annotations\": " : ", \"annotations\": ");
+        buf_str(b, pretty ? ",\n  \"annotations\": " : ",\"annotations\":");
         if (pretty)
             buf_reindent(b, r->annotations, 1);
         else
-            buf_str(b, r->annotations);
+            buf_compact(b, r->annotations);
     }
     buf_str(b, pretty ? "\n}" : "}");
 }

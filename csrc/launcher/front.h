@@ -31,6 +31,7 @@ struct record {
     const char *cgroup[REC_CGROUPS]; /* v1/hybrid dirs whose cgroup.procs kill --all signals */
     int n_cgroup;
     int python_start, python_delete;                     /* hooks, host mounts, systemd: Python */
+    int python_kill;                                     /* SIGKILL: the whole cgroup, Python */
     const char *oci_version, *bundle, *rootfs, *created; /* raw UTF-8, no newline */
     const char *annotations;                             /* compact JSON object, or NULL */
 };
@@ -80,6 +81,8 @@ void buf_utf8(struct buf *b, const char *s, size_t n);
 size_t utf8_len(const char *s);
 /* The compact JSON (Python's ", " / ": ") laid out as json.dumps(indent=2) at `level`. */
 void buf_reindent(struct buf *b, const char *json, int level);
+/* json (one line, from Python's json.dumps) without the spaces after its separators. */
+void buf_compact(struct buf *b, const char *json);
 /* Write all of b to fd; 0 or -1. */
 int write_all(int fd, const char *p, size_t n);
 

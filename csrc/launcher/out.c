@@ -263,6 +263,24 @@ void buf_reindent(struct buf *b, const char *p, int level)
     }
 }
 
+void buf_compact(struct buf *b, const char *p)
+{
+    int in_str = 0;
+
+    for (; *p; p++) {
+        if (in_str) {
+            buf_add(b, p, 1);
+            if (*p == '\\' && p[1])
+                buf_add(b, ++p, 1);
+            else if (*p == '"')
+                in_str = 0;
+        } else if (*p != ' ') {
+            in_str = *p == '"';
+            buf_add(b, p, 1);
+        }
+    }
+}
+
 int write_all(int fd, const char *p, size_t n)
 {
     ssize_t w;

@@ -11,6 +11,8 @@
  *     cgroup=<dir>                                repeated: every dir of a cgroupfs v1 or
  *                                                 hybrid container (kill --all, delete -f)
  *     python_start=0|1  python_delete=0|1         hooks, host mounts, systemd: Python's
+ *     python_kill=1                               optional: no pid namespace of its own,
+ *                                                 SIGKILL is for the whole cgroup: Python's
  *     ociVersion= bundle= rootfs= created=        raw UTF-8
  *     annotations=<compact JSON object>           optional
  *     end
@@ -119,6 +121,7 @@ enum {
     K_PROCS,
     K_PYSTART,
     K_PYDELETE,
+    K_PYKILL,
     K_VERSION,
     K_BUNDLE,
     K_ROOTFS,
@@ -126,10 +129,10 @@ enum {
     K_ANNOTATIONS,
     K_N
 };
-static const char *const KEYS[K_N] = { "state",      "pid",       "start_time",   "freezer",
-                                       "frozen",     "procs_dir", "python_start", "python_delete",
-                                       "ociVersion", "bundle",    "rootfs",       "created",
-                                       "annotations" };
+static const char *const KEYS[K_N] = { "state",       "pid",        "start_time",   "freezer",
+                                       "frozen",      "procs_dir",  "python_start", "python_delete",
+                                       "python_kill", "ociVersion", "bundle",       "rootfs",
+                                       "created",     "annotations" };
 static const unsigned REQUIRED = (1u << K_STATE) | (1u << K_PID) | (1u << K_START) |
                                  (1u << K_PYSTART) | (1u << K_PYDELETE) | (1u << K_VERSION) |
                                  (1u << K_BUNDLE) | (1u << K_ROOTFS) | (1u << K_CREATED);
@@ -161,6 +164,8 @@ static int set_key(struct record *r, int k, char *v)
         return parse_flag(v, &r->python_start);
     case K_PYDELETE:
         return parse_flag(v, &r->python_delete);
+    case K_PYKILL:
+        return parse_flag(v, &r->python_kill);
     case K_VERSION:
         r->oci_version = v;
         return 0;

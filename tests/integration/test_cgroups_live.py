@@ -393,8 +393,14 @@ def test_cli_update_and_events_stats(rt, make_bundle, cid, tmp_path):
         assert _read(f"{CG}/memory{BASE}/{cid}/memory.limit_in_bytes") == str(96 << 20)
         ok(rt, "update", "--pids-limit", "40", cid)
         assert _read(f"{CG}/pids{BASE}/{cid}/pids.max") == "40"
-        ev = json.loads(ok(rt, "events", "--stats", cid).stdout)
+        out = ok(rt, "events", "--stats", cid).stdout
+        ev = json.loads(out)
         assert ev["type"] == "stats" and ev["id"] == cid
+        # compact, as runc's Go encoder writes it: scripts match these bytes
+        assert out == json.dumps(ev, separators=(",", ":")) + "\n"
+        assert out.startswith(f'{{"type":"stats","id":"{cid}","data":{{')
+        pids = ok(rt, "ps", "--format", "json", cid).stdout
+        assert pids == json.dumps(json.loads(pids), separators=(",", ":")) + "\n"
         assert ev["data"]["pids"]["limit"] == 40
         assert ev["data"]["memory"]["usage"]["limit"] == 96 << 20
     finally:

@@ -184,6 +184,39 @@ def test_exec_missing_absolute_binary(running):
     fails(c.exec("/bin/no-such-binary"), "/bin/no-such-binary", "no such file or directory")
 
 
+def test_exec_failures_exit_255_and_the_process_status_passes_through(running, tmp_path):
+    """As runc (>= 1.1): exec's own failure exits with 255, never a code the process
+    itself could have returned; the process's status is passed on unchanged."""
+    c = running()
+    assert call(c.rt, "exec", c.cid, "false").returncode == 1
+    assert call(c.rt, "exec", c.cid, "sh", "-c", "exit 42").returncode == 42
+    for argv in (
+        ["exec", "--pid-file", str(tmp_path / "no" / "pid"), c.cid, "true"],
+        ["exec", c.cid, "no-such-binary"],
+        ["exec", "no-such-container", "true"],
+    ):
+        r = call(c.rt, *argv)
+        assert r.returncode == 255, (argv, r.returncode, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="LINUX32 is x86_64's")
+def test_exec_gets_the_containers_personality(running):
+    """linux.personality is the container's, so an exec'd process gets it too (runc >= 1.2;
+    runc's bats 'runc run personality with exec for i686')."""
+    c = running(lambda cfg: cfg["linux"].update(personality={"domain": "LINUX32"}))
+    assert ok(c.exec("uname", "-m")).stdout == "i686\n"
+
+
+def test_exec_gets_the_containers_memory_policy(running):
+    """linux.memoryPolicy is the container's: an exec'd process gets it too (runc's bats
+    'runc run and exec memory policy prefer relative')."""
+    policy = {"mode": "MPOL_PREFERRED", "nodes": "0", "flags": ["MPOL_F_RELATIVE_NODES"]}
+    c = running(lambda cfg: cfg["linux"].update(memoryPolicy=policy))
+    out = ok(c.exec("sh", "-c", "head -n 1 /proc/self/numa_maps")).stdout
+    assert out.split()[1].startswith("prefer") and "relative" in out.split()[1], out
+
+
 def test_exec_runtime_environment_does_not_leak(running):
     c = running()
     r = ok(c.exec("env", env=dict(os.environ, FOO_LEAK="1")))
@@ -331,6 +364,25 @@ def test_exec_invalid_process_file(running, tmp_path):
     )
     bad.write_text("{")
     fails(call(c.rt, "exec", "--process", str(bad), c.cid), f"{bad}: invalid JSON")
+
+
+def test_exec_process_file_from_a_pipe(running, tmp_path):
+    """As runc reads it: `exec -p <(...)` (a shell's process substitution, a pipe), or a
+    FIFO; one without a writer reads as empty (a clean error, no wait); a device is still
+    refused."""
+    c = running()
+    r, w = os.pipe()
+    os.write(w, json.dumps({"args": ["echo", "from-a-pipe"], "cwd": "/"}).encode())
+    os.close(w)
+    out = ok(call(c.rt, "exec", "-p", "/dev/fd/5", c.cid, fds={5: r}))
+    os.close(r)
+    assert out.stdout == "from-a-pipe\n"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    t0 = time.monotonic()
+    fails(call(c.rt, "exec", "-p", str(fifo), c.cid, timeout=10), f"{fifo}: invalid JSON")
+    assert time.monotonic() - t0 < 5
+    fails(call(c.rt, "exec", "-p", "/dev/zero", c.cid, timeout=10), "not a regular file")
 
 
 # --------------------------------------------------------------------------- namespaces etc.

@@ -329,6 +329,9 @@ def test_failing_create_hook_fails_create_and_leaves_nothing(rt, make_bundle, tm
     )
     r = call(rt, "create", "--bundle", bundle, "hk")
     fails(r, kind, "exit status 3")
+    # runc's words first (containerd shows them; runc's own bats suite greps them)
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error running {kind} hook #0: "), r.stderr
     assert (out / "failed").read_text() == "ran\n"
     assert not (out / "later.state").exists()
     assert rt.ok("list", "-q").stdout.split() == []
@@ -446,3 +449,26 @@ def test_failing_start_container_hook_process_never_runs(rt, make_bundle, tmp_pa
 def test_failing_start_container_hook_fails_start(rt, make_bundle, tmp_path):
     _, r, _ = _start_container_failure(rt, make_bundle, tmp_path)
     fails(r, "startContainer", "exit status 6")
+    assert "error running startContainer hook #0: " in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("action", ["SCMP_ACT_KILL", "SCMP_ACT_ERRNO"])
+def test_start_container_hook_runs_under_the_seccomp_filter(rt, make_bundle, action):
+    """As runc: startContainer hooks run in the container after its seccomp filter is in
+    place (runtime-spec: in the container's namespaces, as its process), so a syscall the
+    profile refuses fails there too; a hook a signal ends says which ("bad system call")."""
+
+    def mutate(cfg):
+        cfg["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": action}],
+        }
+        cfg["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /x"]}]}
+
+    r = call(rt, "run", "--bundle", make_bundle(args=["true"], mutate=mutate), "hk")
+    fails(r, "error running startContainer hook #0: /bin/sh: ")
+    if action == "SCMP_ACT_KILL":
+        assert "killed by signal 31 (bad system call)" in r.stderr, r.stderr
+    else:
+        assert "Operation not permitted" in r.stderr and "exit status 1" in r.stderr, r.stderr
+    assert rt.ok("list", "-q").stdout.split() == []

@@ -393,6 +393,77 @@ def test_kill_stopped_container_fails(rt, make_bundle):
     rt.ok("delete", "c1")
 
 
+def _host_pidns_container(rt, make_bundle, cid: str) -> list[int]:
+    """A running container without a pid namespace of its own, plus three processes exec'd
+    into it: the pids of all four."""
+    bundle = make_bundle(
+        args=["sleep", "1000"],
+        mutate=lambda c: c["linux"].update(
+            namespaces=[n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+        ),
+    )
+    create(rt, cid, bundle, stdout=subprocess.DEVNULL)
+    rt.ok("start", cid)
+    init = rt.state(cid)["pid"]
+    for _ in range(3):
+        r = call(rt, "exec", "--detach", cid, "sleep", "1001", stdout=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stderr
+    pids = [init]
+    deadline = time.monotonic() + 10
+    while len(pids) < 4:
+        assert time.monotonic() < deadline, pids
+        pids = [init] + [
+            int(p)
+            for p in os.listdir("/proc")
+            if p.isdigit() and _cmdline(int(p)) == b"sleep\x001001\x00"
+        ]
+        time.sleep(0.02)
+    return pids
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+@pytest.mark.parametrize("init_gone", [False, True], ids=["init alive", "init gone"])
+def test_kill_KILL_without_own_pid_namespace_kills_every_process(rt, make_bundle, init_gone):
+    """As runc (>= 1.2): without a pid namespace of its own, the init's death does not end
+    the container's other processes, so `kill KILL` sends SIGKILL to every process in its
+    cgroups, and does so (no error) when the init is already gone."""
+    pids = _host_pidns_container(rt, make_bundle, "hp1")
+    try:
+        if init_gone:
+            os.kill(pids[0], 9)
+            wait_status(rt, "hp1", "stopped")
+        rt.ok("kill", "hp1", "KILL")
+        for pid in pids:
+            wait_gone(pid)
+        wait_status(rt, "hp1", "stopped")
+        fails(rt.cli("kill", "hp1", "TERM"), "container not running")
+    finally:
+        rt.cli("delete", "--force", "hp1")
+
+
+def test_kill_all_of_a_stopped_container_is_no_error(rt, make_bundle):
+    """runc: `kill --all` of a stopped container succeeds, and still signals what the init
+    left behind in its cgroups (without a pid namespace, the exec'd processes)."""
+    pids = _host_pidns_container(rt, make_bundle, "hp2")
+    try:
+        os.kill(pids[0], 9)
+        wait_status(rt, "hp2", "stopped")
+        assert all(os.path.exists(f"/proc/{p}") for p in pids[1:])
+        for args in (["kill", "--all", "hp2", "KILL"], ["kill", "-a", "hp2", "0"]):
+            r = rt.cli(*args)
+            assert (r.returncode, r.stderr) == (0, ""), (args, r.stderr)
+        for pid in pids:
+            wait_gone(pid)
+    finally:
+        rt.cli("delete", "--force", "hp2")
+
+
 def test_kill_signal_0_checks_the_init_is_alive(rt, trapping):
     """As runc: `kill ID 0` sends nothing and succeeds while the init lives."""
     out = trapping

@@ -365,6 +365,26 @@ def test_bind_noexec_is_enforced(rt, make_bundle, rootfs_copy, tmp_path):
 # --- tmpfs and relative destinations ---------------------------------------------------
 
 
+def test_tmpfs_without_mode_takes_the_mode_of_an_existing_target(rt, make_bundle, rootfs_copy):
+    """runc (>= 1.1.10): a tmpfs without mode= over a directory that exists gets that
+    directory's mode, setuid/setgid/sticky bits included (a tmpfs over /tmp keeps 1777);
+    mode= still wins, and a target made for the tmpfs keeps tmpfs's own default (1777)."""
+    (rootfs_copy / "kept").mkdir(mode=0o700)
+    os.chmod(rootfs_copy / "kept", 0o7751)
+    (rootfs_copy / "given").mkdir(mode=0o700)
+    assert not (rootfs_copy / "new").exists()
+    mounts = [
+        {"destination": d, "type": "tmpfs", "source": "tmpfs", "options": opts}
+        for d, opts in (("/kept", ["nosuid"]), ("/given", ["mode=0410"]), ("/new", []))
+    ]
+    bundle = make_bundle(
+        args=["stat", "-c", "%a %n", "/kept", "/given", "/new"],
+        mutate=chain(with_root(rootfs_copy), add_mounts(*mounts)),
+    )
+    out = rt.ok("run", "--bundle", bundle, "tmpfs-mode").stdout
+    assert out.splitlines() == ["7751 /kept", "410 /given", "1777 /new"], out
+
+
 def test_tmpfs_with_options_at_new_destination(rt, make_bundle, rootfs_copy):
     assert not (rootfs_copy / "data").exists()
     mutate = chain(
@@ -829,6 +849,25 @@ def test_no_pivot(rt, make_bundle):
     assert m["/proc"]["fstype"] == "proc"
 
 
+def test_no_pivot_leaves_no_bare_procfs_to_mount_from(rt, make_bundle):
+    """--no-pivot only chroots: the runtime's whole /proc and /sys would stay in the
+    container's mount namespace, and while one is there unmasked the kernel lets a user
+    namespace inside mount a fresh procfs, unmasked (runc's msMoveRoot detaches them; its
+    bats 'runc run --no-pivot must not expose bare /proc')."""
+    script = "unshare -mrpf sh -c 'mount -t proc none /proc && echo mounted'; echo rc=$?"
+
+    def caps(cfg):
+        for name in ("bounding", "permitted", "effective"):
+            cfg["process"]["capabilities"][name] += ["CAP_SETFCAP", "CAP_SYS_ADMIN"]
+
+    bundle = make_bundle(args=["sh", "-c", script], mutate=caps)
+    r = rt.cli("run", "--no-pivot", "--bundle", bundle, "no-pivot-proc")
+    assert r.returncode == 0, r.stderr
+    assert "mounted" not in r.stdout, r.stdout
+    assert r.stdout.splitlines()[-1] != "rc=0", r.stdout
+    assert "ermission denied" in r.stdout + r.stderr, (r.stdout, r.stderr)
+
+
 # --- symlinks in the image must not lead out of it ---------------------------------------
 
 
@@ -909,3 +948,46 @@ def test_tmpcopyup_copies_files_links_and_directories(rt, make_bundle):
     ).stdout.split()
     mode = oct(os.stat(ROOTFS / "etc" / "passwd").st_mode & 0o777)[2:]
     assert out == ["1", "busybox", mode, "0", "1"], out
+
+
+def test_host_proc_bound_at_proc_in_the_host_pid_namespace(rt, make_bundle):
+    """As runc: without a pid namespace of its own (where a new procfs may not be mounted
+    when rootless, e.g. podman --pid=host), the host's /proc may be bound at /proc: the
+    root of a procfs is one. The container then sees the host's processes."""
+    from ocirun.hostfacts import is_proc_root
+
+    assert is_proc_root("/proc") and not is_proc_root("/proc/self") and not is_proc_root("/")
+
+    def mutate(cfg):
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
+        for m in cfg["mounts"]:
+            if m["type"] == "proc":
+                m.update(type="none", source="/proc", options=["rbind", "nosuid", "noexec"])
+
+    bundle = make_bundle(
+        args=["sh", "-c", "test -d /proc/$PPID && cat /proc/1/comm"], mutate=mutate
+    )
+    out = rt.ok("run", "--bundle", bundle, "hostproc").stdout
+    assert out.strip() == Path("/proc/1/comm").read_text().strip()
+
+
+def test_read_only_dev_is_filled_first(rt, make_bundle):
+    """A tmpfs /dev with `ro`: runc mounts it writable, makes the devices, links and
+    /dev/pts, then remounts it read-only (runc's bats 'runc run [ro /dev mount]'); made
+    read-only at once, nothing could be made in it."""
+
+    def ro_dev(cfg):
+        for m in cfg["mounts"]:
+            if m["destination"] == "/dev":
+                m["options"].append("ro")
+
+    script = (
+        "grep '^tmpfs /dev ' /proc/mounts; test -c /dev/null && test -L /dev/fd && "
+        "grep -q ' /dev/pts devpts ' /proc/mounts && echo filled; touch /dev/x; echo rc=$?"
+    )
+    out = rt.ok(
+        "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=ro_dev), "ro-dev"
+    ).stdout
+    lines = out.splitlines()
+    assert lines[0].split()[3].startswith("ro,"), out
+    assert "filled" in lines and lines[-1] == "rc=1", out

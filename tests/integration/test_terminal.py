@@ -14,6 +14,7 @@ import select
 import signal
 import socket
 import struct
+import tempfile
 import termios
 import time
 from pathlib import Path
@@ -305,6 +306,18 @@ def test_run_with_terminal_proxies_and_propagates_exit_code(rt, make_bundle):
     # size only after `start`.)
     assert lines[-2:] == ["24 91", "got:typed"], out
     assert ok(call(rt, "list", "-q")).stdout.split() == []
+
+
+def test_run_with_terminal_into_a_pipe_keeps_the_line_ends(rt, make_bundle):
+    """Foreground `run` with a terminal whose stdout is captured (a script, a CI log): the
+    lines end in "\n" as the process wrote them, not the pty's "\r\n" (runc clears ONLCR
+    on the pty it proxies), so they compare as written."""
+    bundle = make_bundle(mutate=terminal(args=["sh", "-c", "echo one; printf 'two\\n'"]))
+    with tempfile.TemporaryFile() as out:  # binary: no newline translation on reading
+        r = call(rt, "run", "--bundle", bundle, "tty1", stdout=out)
+        assert r.returncode == 0, r.stderr
+        out.seek(0)
+        assert out.read() == b"one\ntwo\n"
 
 
 def test_run_with_terminal_killed_from_outside(rt, make_bundle):

@@ -1299,3 +1299,74 @@ def test_no_reopen_onto_a_null_device_the_device_cgroup_refuses():
         "devices": [{"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
     }
     assert plan_of(cfg).rootfs.reopen_dev_null is True
+
+
+@pytest.mark.parametrize(
+    "source, proc_root, allowed",
+    [("/proc", True, True), ("/srv/fakeproc", False, False), ("/proc/self", False, False)],
+)
+def test_a_bind_at_proc_must_be_the_root_of_a_procfs(source, proc_root, allowed):
+    """As runc: /proc takes a new procfs or a bind of a procfs's root (the host's /proc for
+    a container in the host's pid namespace), never another directory."""
+    cfg = config()
+    cfg["mounts"] = [
+        {"destination": "/proc", "type": "none", "source": source, "options": ["rbind"]}
+    ]
+    seen = []
+
+    def is_proc_root(path):
+        seen.append(path)
+        return proc_root
+
+    host = HostFacts(is_dir=lambda p: True, cgroups=V1, is_proc_root=is_proc_root)
+    if allowed:
+        assert build(cfg, BUNDLE, None, host).rootfs.mounts[0].source == source
+    else:
+        with pytest.raises(ConfigError) as e:
+            build(cfg, BUNDLE, None, host)
+        assert "only a proc filesystem may be mounted at /proc" in str(e.value)
+    assert seen == [source]
+
+
+def test_env_names_given_twice_keep_their_first_place_and_last_value():
+    """As runc (os.Setenv for each entry): one entry a name, the last value; an empty HOME
+    counts as none, so the init takes the user's from /etc/passwd."""
+    cfg = config()
+    cfg["process"]["env"] = ["ONE=two", "PATH=/bin", "ONE=", "HOME=/x", "TWO=2", "HOME="]
+    p = plan_of(cfg)
+    assert p.process.envp == ("ONE=", "PATH=/bin", "TWO=2")
+    assert p.process.home_from_passwd
+    cfg["process"]["env"] = ["HOME=", "HOME=/override", "A=1", "A=2"]
+    p = plan_of(cfg)
+    assert p.process.envp == ("HOME=/override", "A=2")
+    assert not p.process.home_from_passwd
+
+
+def test_no_pivot_hides_the_runtimes_whole_procfs_and_sysfs_outside_the_rootfs():
+    """--no-pivot: the runtime's whole /proc and /sys (not those under the rootfs) are to be
+    detached before the move; asked of the host only then."""
+    asked = []
+
+    def mounts():
+        asked.append(1)
+        return ("/proc", "/sys", f"{BUNDLE}/rootfs/proc", "/run/x/proc")
+
+    host = HostFacts(is_dir=lambda p: True, cgroups=V1, proc_sys_mounts=mounts)
+    p = build(config(), BUNDLE, Options(no_pivot=True), host)
+    assert p.rootfs.hide_before_move == ("/proc", "/sys", "/run/x/proc")
+    asked.clear()
+    assert build(config(), BUNDLE, None, host).rootfs.hide_before_move == ()
+    assert asked == []
+
+
+def test_a_read_only_dev_is_mounted_writable_then_remounted():
+    """As runc: a read-only tmpfs /dev is filled first, remounted read-only after."""
+    dev = {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}
+    cfg = config()
+    cfg["mounts"] = [dict(dev)]
+    assert not plan_of(cfg).rootfs.dev_readonly
+    cfg["mounts"] = [dict(dev, options=["nosuid", "ro"])]
+    p = plan_of(cfg)
+    mount = next(m for m in p.rootfs.mounts if m.target == "/dev")
+    assert not mount.flags & MS_RDONLY and mount.flags & MS_NOSUID
+    assert p.rootfs.dev_readonly

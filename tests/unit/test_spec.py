@@ -602,6 +602,20 @@ def test_load_bundle_ok(tmp_path, config, monkeypatch):
     assert parsed == config
 
 
+def test_load_bundle_takes_null_members_as_absent(tmp_path, config):
+    """As runc (Go's encoding/json): a member whose value is null is not there, at any
+    depth; null elements of arrays are left to the validator."""
+    config["linux"]["timeOffsets"] = None
+    config["linux"]["resources"] = {"devices": None, "pids": {"limit": 5}}
+    config["annotations"] = None
+    config["process"]["env"].append("X=null")  # the word in a string is left alone
+    _, _, parsed = spec.load_bundle(write_bundle(tmp_path, config))
+    assert "timeOffsets" not in parsed["linux"] and "annotations" not in parsed
+    assert parsed["linux"]["resources"] == {"pids": {"limit": 5}}
+    assert parsed["process"]["env"][-1] == "X=null"
+    assert spec.validate(parsed) == []
+
+
 def test_load_bundle_absolute_root_path(tmp_path, config):
     other = tmp_path / "elsewhere"
     other.mkdir()
@@ -937,3 +951,22 @@ def test_read_json_object(tmp_path, monkeypatch):
     with pytest.raises(OcirunError, match="^read -: No such file"):
         spec.read_json_object("-", "a process")
     assert spec.read_json_object("-", "resources", dash_is_stdin=True) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    "mp, fragment",
+    [
+        ({"mode": "MPOL_BIND", "nodes": "0-9876543210"}, "invalid memory policy node list"),
+        ({"mode": "MPOL_BIND", "nodes": "3-1"}, "invalid memory policy node list"),
+        ({"mode": "MPOL_DEFAULT", "nodes": "0-7"}, "mode requires 0 nodes but got 8"),
+        ({"mode": "MPOL_LOCAL", "nodes": "1"}, "mode requires 0 nodes but got 1"),
+    ],
+)
+def test_memory_policy_nodes_are_checked_before_anything_is_made(config, mp, fragment):
+    """A node past the kernel's last one was planned as a mask of gigabytes (the runtime
+    was killed); MPOL_DEFAULT/MPOL_LOCAL with nodes only got EINVAL from the kernel."""
+    config["linux"]["memoryPolicy"] = mp
+    problems = spec.validate(config)
+    assert any("/linux/memoryPolicy/nodes" in p and fragment in p for p in problems), problems
+    config["linux"]["memoryPolicy"] = {"mode": "MPOL_BIND", "nodes": "0-3,6"}
+    assert spec.validate(config) == []
