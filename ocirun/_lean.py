@@ -144,17 +144,6 @@ def loads(s: str | bytes | bytearray):
     return obj
 
 
-def without_nulls(value):
-    """`value` with every object member whose value is null left out, at any depth: Go's
-    encoding/json, which runc reads config.json with, takes a null member as absent
-    (`"timeOffsets": null` is no offsets, not a type error)."""
-    if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [without_nulls(v) for v in value]
-    return value
-
-
 def _std_loads(s: str):
     import json
 

@@ -57,8 +57,6 @@ def _read_bundle(bundle: str) -> tuple[str, bytes, dict]:
         raise BundleError(f"read {cfg_path}: {e.strerror or e}") from None
     try:
         config = _lean.loads(raw)  # NaN/Infinity refused: not JSON
-        if b"null" in raw:
-            config = _lean.without_nulls(config)
     except _lean.JSONDecodeError as e:
         raise BundleError(
             f"{cfg_path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"

@@ -276,9 +276,7 @@ class Container:
         try:
             with open(path, "rb") as f:
                 raw = f.read()
-            config = json.loads(raw)
-            if b"null" in raw:  # as create read it
-                config = json.without_nulls(config)
+            config = json.loads(raw)  # as create saved it: without nulls (gonull)
         except OSError as e:
             raise sys_error(e, f"read {path}") from None
         except ValueError as e:
