@@ -84,7 +84,7 @@ def create(
     from . import cache
 
     cache.drop_legacy(root)
-    bundle, raw, config = spec.load_bundle_cached(opts.bundle, cache.path("config"))
+    bundle, raw, config = spec.load_bundle_cached(opts.bundle, cache.path("config"), opts.config)
     log.phase("check rootfs")
     cg, p, host = _plan(config, bundle, cid, opts, n_listen)
     check_lsm(config["process"])
