@@ -83,7 +83,6 @@ struct ocirun_mount {
     unsigned long propagation;       /* MS_SHARED|MS_PRIVATE|... (+MS_REC) applied after, or 0 */
     int kind;                        /* OCIRUN_MNT_DIR or OCIRUN_MNT_FILE */
     int copyup;                      /* tmpcopyup: fill the new tmpfs with what was there */
-    int mode_from_target;            /* data gets "mode=" + the target directory's mode first */
     int source_fd;                   /* >= 0: a detached copy of the bind source the runtime made
                                   before the clone (open_tree): moved onto the target */
     unsigned long moved_propagation; /* applied to that copy once attached, or 0 */

@@ -241,24 +241,8 @@ static void do_mount(const struct ocirun_plan *p, const struct ocirun_mount *m)
                 die(p, errno, "set propagation of %s", m->target);
             close(moved);
         }
-    } else {
-        char data[4096];
-        const char *d = m->data;
-
-        if (m->mode_from_target) {
-            struct stat st;
-            int n;
-
-            if (fstat(fd, &st) < 0)
-                die(p, errno, "stat %s", m->target);
-            n = snprintf(data, sizeof(data), "mode=%o%s%s", (unsigned) (st.st_mode & 07777),
-                         m->data ? "," : "", m->data ? m->data : "");
-            if (n < 0 || (size_t) n >= sizeof(data))
-                die(p, E2BIG, "mount data of %s", m->target);
-            d = data;
-        }
-        if (mount(m->source, fdp, m->fstype, m->flags, d) < 0)
-            die(p, errno, "mount %s to %s", m->source ? m->source : "none", m->target);
+    } else if (mount(m->source, fdp, m->fstype, m->flags, m->data) < 0) {
+        die(p, errno, "mount %s to %s", m->source ? m->source : "none", m->target);
     }
     if (!strcmp(m->target, "/")) {
         /* A mount over the root itself: the later paths resolve in it, as with runc. */

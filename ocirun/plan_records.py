@@ -29,7 +29,6 @@ class Mount(Section):
         "propagation",
         "kind",
         "copyup",
-        "mode_from_target",
         "detached",
         "moved_propagation",
         "attr_set",
@@ -49,7 +48,6 @@ class Mount(Section):
         propagation: int = 0,
         kind: int = MNT_DIR,
         copyup: bool = False,
-        mode_from_target: bool = False,
         detached: bool = False,
         moved_propagation: int = 0,
         attr_set: int = 0,
@@ -60,9 +58,6 @@ class Mount(Section):
         self.target, self.source, self.fstype, self.data = target, source, fstype, data
         self.flags, self.remount, self.propagation, self.kind = flags, remount, propagation, kind
         self.copyup = copyup  # tmpcopyup: the tmpfs starts with what the image had there
-        # a tmpfs without mode=: its root gets the mode of the directory it covers (one the
-        # runtime creates: 0755), as runc (since 1.1.8) and crun give it
-        self.mode_from_target = mode_from_target
         # a bind whose source the runtime copies (open_tree) before the clone, in the host's
         # namespaces: a container in a user namespace may not be able to reach it (runc)
         self.detached = detached

@@ -220,9 +220,6 @@ def _mount(
         flags=flags,
         propagation=propagation,
         copyup=copyup,
-        mode_from_target=fstype == "tmpfs"
-        and not copyup
-        and not any(d.startswith("mode=") for d in data),
         attr_set=attr_set,
         attr_clr=attr_clr,
     )

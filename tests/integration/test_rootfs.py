@@ -401,30 +401,6 @@ def test_tmpfs_with_options_at_new_destination(rt, make_bundle, rootfs_copy):
     assert not (rootfs_copy / "data" / "f").exists()  # written to the tmpfs, not the rootfs
 
 
-def test_tmpfs_root_mode_is_the_covered_directorys(rt, make_bundle, rootfs_copy):
-    """runc (1.1.8+) and crun (crun's mount-tmpfs-permissions): a tmpfs without mode= has
-    the mode of the directory it covers, even read-only; one the runtime creates is 0755;
-    an explicit mode= wins (it was the kernel's 1777 for all but the last)."""
-    for name in ("a", "b"):
-        (rootfs_copy / name).mkdir()
-        (rootfs_copy / name).chmod(0o712)
-    mutate = chain(
-        with_root(rootfs_copy),
-        add_mounts(
-            {"destination": "/a", "type": "tmpfs", "source": "tmpfs", "options": ["ro"]},
-            {"destination": "/b", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1750"]},
-            {"destination": "/new/dir", "type": "tmpfs", "source": "tmpfs"},
-        ),
-    )
-    out = rt.ok(
-        "run",
-        "--bundle",
-        make_bundle(args=["stat", "-c", "%a", "/a", "/b", "/new/dir"], mutate=mutate),
-        "tmpfs-mode",
-    ).stdout
-    assert out.split() == ["712", "1750", "755"]
-
-
 def test_mount_over_the_root_replaces_it(rt, make_bundle, rootfs_copy):
     """A mount at / covers the rootfs, and the mounts after it are made in it, as runc does
     (crun's mount-bind-to-rootfs): they used to land in the covered directory, so /dev

@@ -955,21 +955,6 @@ def test_tmpcopyup():
     assert m.copyup and m.data == "size=1m"
 
 
-def test_tmpfs_without_mode_takes_the_mode_of_what_it_covers():
-    """runc (1.1.8+) and crun: a tmpfs without mode= gets the mode of its target directory;
-    an explicit mode= wins; tmpcopyup copies the mode itself; other types are left alone."""
-    cfg = config()
-    cfg["mounts"] = [
-        {"destination": "/a", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "size=1m"]},
-        {"destination": "/b", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]},
-        {"destination": "/c", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]},
-        {"destination": "/d", "type": "tmpfs", "source": "tmpfs"},
-        {"destination": "/e", "type": "mqueue", "source": "mqueue"},
-    ]
-    got = {m.target: m.mode_from_target for m in plan_of(cfg).rootfs.mounts}
-    assert got == {"/a": True, "/b": False, "/c": False, "/d": True, "/e": False}
-
-
 def test_a_waiting_init_dies_on_the_usual_terminating_signals():
     import signal
 
