@@ -274,6 +274,13 @@ static void do_mount(const struct ocirun_plan *p, const struct ocirun_mount *m)
     } else if (mount(m->source, fdp, m->fstype, m->flags, opts) < 0) {
         die(p, errno, "mount %s to %s", m->source ? m->source : "none", m->target);
     }
+    if (!strcmp(m->target, "/")) {
+        /* A mount over the root itself: the later paths resolve in it, as with runc. */
+        close(rootfd);
+        rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+            die(p, errno, "open %s", p->rootfs);
+    }
     if (m->copyup) {
         /* The fd still names the directory under the new mount: copy it up. */
         struct stat st;

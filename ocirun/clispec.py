@@ -108,6 +108,11 @@ GLOBAL = (
         ("--systemd-cgroup",), "systemd_cgroup", BOOL, False, help="use systemd to manage cgroups"
     ),
     Flag(
+        ("--cgroup-manager",),
+        "cgroup_manager",
+        help="crun's spelling: cgroupfs (the default) or systemd (= --systemd-cgroup)",
+    ),
+    Flag(
         ("--criu",),
         "criu",
         help="CRIU binary for checkpoint/restore (default: criu on PATH)",
@@ -118,6 +123,12 @@ GLOBAL = (
 ID = Arg("cid", help="container id")
 BUNDLE = Flag(
     ("--bundle", "-b"), "bundle", default=".", help="bundle directory (config.json + rootfs)"
+)
+CONFIG = Flag(
+    ("--config",),
+    "config",
+    default="config.json",
+    help="crun's: the config file to use, relative to the bundle",
 )
 PID_FILE = Flag(("--pid-file",), "pid_file", help="write the init's pid here")
 CONSOLE = Flag(("--console-socket",), "console_socket", help="unix socket for the pty master")
@@ -208,7 +219,7 @@ def command(name, body, hot=False, interspersed=True):
 @command("create", "commands.create", hot=True)
 def create():
     """Create a container; its init waits for `start`."""
-    return (ID, BUNDLE, PID_FILE, CONSOLE, NO_PIVOT, NO_KEYRING, PRESERVE)
+    return (ID, BUNDLE, CONFIG, PID_FILE, CONSOLE, NO_PIVOT, NO_KEYRING, PRESERVE)
 
 
 @command("run", "commands.run", hot=True)
@@ -217,6 +228,7 @@ def run():
     return (
         ID,
         BUNDLE,
+        CONFIG,
         PID_FILE,
         CONSOLE,
         DETACH,

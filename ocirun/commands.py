@@ -29,6 +29,7 @@ class Globals:
         systemd_cgroup: bool = False,
         criu: str | None = None,
         rootless: str | None = None,
+        cgroup_manager: str | None = None,
     ):
         if log_format not in ("text", "json"):
             raise UsageError(f"invalid log format {log_format!r}: use text or json")
@@ -41,6 +42,12 @@ class Globals:
             self.root = "/" + os.path.abspath(root).lstrip("/")
         except OSError as e:  # a relative --root in a deleted cwd
             raise OcirunError(f"root {root}: {e.strerror or e}") from None
+        if cgroup_manager is not None:  # crun's flag, which crun's own test suite passes
+            if cgroup_manager not in ("cgroupfs", "systemd"):
+                raise UsageError(
+                    f"invalid --cgroup-manager value {cgroup_manager!r}: use cgroupfs or systemd"
+                )
+            systemd_cgroup = systemd_cgroup or cgroup_manager == "systemd"
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless
         self.criu = criu  # checkpoint/restore: CRIU's path, else `criu` on PATH
@@ -115,11 +122,13 @@ def _create_options(
     no_pivot=False,
     no_new_keyring=False,
     preserve_fds=0,
+    config="config.json",
 ):
     from .container import CreateOptions
 
     return CreateOptions(
         bundle=bundle,
+        config=config,
         pid_file=pid_file,
         console_socket=console_socket,
         no_pivot=no_pivot,

@@ -86,7 +86,7 @@ def create(
     from . import cache
 
     cache.drop_legacy(root)
-    bundle, raw, config = spec.load_bundle_cached(opts.bundle, cache.path("config"))
+    bundle, raw, config = spec.load_bundle_cached(opts.bundle, cache.path("config"), opts.config)
     log.phase("check rootfs")
     cg, p, host = _plan(config, bundle, cid, opts, n_listen)
     check_lsm(config["process"])
@@ -114,6 +114,16 @@ def create(
             on_failure.add(console_ours.close)  # handed to run
         c = Container.create(root, cid)
         always.add(c.close)
+        hooks = config.get("hooks") or {}
+        base_state = {
+            "ociVersion": config.get("ociVersion", ""),
+            "id": cid,
+            "status": statemod.CREATING,
+            "bundle": bundle,
+            "annotations": config.get("annotations") or {},
+        }
+        if hooks.get("poststop"):  # run last: once the init, cgroups and state dir are gone
+            on_failure.add(_poststop_after_failure, hooks["poststop"], base_state)
         kept: list[str] = []  # why the state dir must stay (its cgroups could not go)
         on_failure.add(lambda: None if kept else c.destroy())
         # Before any mkdir: a create killed from here on leaves cgroups delete can find.
@@ -142,14 +152,6 @@ def create(
 
             host_mounts = hostmounts.snapshot(p.rootfs.path)
             on_failure.add(hostmounts.unmount_new, p.rootfs.path, host_mounts)  # after the kill
-        hooks = config.get("hooks") or {}
-        base_state = {
-            "ociVersion": config.get("ociVersion", ""),
-            "id": cid,
-            "status": statemod.CREATING,
-            "bundle": bundle,
-            "annotations": config.get("annotations") or {},
-        }
         hook_state = _HookState(base_state, hooks, always) if p.hooks.sync else None
 
         def on_netdev(pid: int) -> None:
@@ -183,6 +185,18 @@ def create(
     if not keep_sync:
         init.sync.close()
     return Created(init_pid, init.sync, console_ours)
+
+
+def _poststop_after_failure(poststop: list, base_state: dict) -> None:
+    """A create that fails once the container exists (a prestart, createRuntime or
+    createContainer hook among the causes) stops and destroys it, and the lifecycle goes
+    on at step 12 (runtime-spec runtime.md): its poststop hooks run, as runc's and crun's
+    do, to undo what the earlier hooks set up. Their failures are warnings, as at delete."""
+    from . import hooks as hookmod
+
+    state = dict(base_state, status=statemod.STOPPED)
+    for failure in hookmod.run_all("poststop", poststop, state):
+        log.warning(failure)
 
 
 class _HookState:

@@ -132,8 +132,10 @@ def exec_(root: str, cid: str, opts: ExecOptions) -> int:
         socket_without_terminal="--console-socket needs --tty",
         terminal_without_socket="a detached exec with a tty needs --console-socket",
     )
-    if not opts.detach:
-        _native.set_child_subreaper()
+    # An exec joining a pid namespace is forked after the clone: a subreaper gets it back,
+    # to wait for (not detached), and to reap if the start fails (detached too: it then
+    # passes to our caller's subreaper, as it would have anyway, once we exit).
+    _native.set_child_subreaper()
     with Cleanup() as always, Cleanup() as on_failure:
         if console is not None:
             always.add(console.close)

@@ -18,7 +18,9 @@ class CreateOptions:
         preserve_fds: int = 0,
         systemd_cgroup: bool = False,
         rootless_cgroups: bool = False,
+        config: str = "config.json",
     ):
+        self.config = config  # crun's --config: the config file, relative to the bundle
         self.bundle, self.pid_file, self.console_socket = bundle, pid_file, console_socket
         self.systemd_cgroup = systemd_cgroup
         self.rootless_cgroups = rootless_cgroups  # skip cgroups we can't write (runc's rule)

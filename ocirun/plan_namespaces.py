@@ -103,6 +103,9 @@ def plan_kernel_settings(
         )
         if name and config.get(name) is not None and str(value) != config[name]:
             problems.append(f"/linux/sysctl/{key}: {value!r} contradicts /{name} {config[name]!r}")
+        elif name == "hostname":
+            # runc and crun refuse it whatever its value: /hostname is the field for it
+            problems.append(f"/linux/sysctl/{key}: not allowed: it conflicts with /hostname")
         plan.kernel.sysctls.append((path, str(value)))
 
 

@@ -62,8 +62,11 @@ def handshake(
     on_hooks: Callable[[int], None] | None = None,
     on_listener: Callable[[int, int], None] | None = None,
     on_netdev: Callable[[int], None] | None = None,
+    on_pid: Callable[[int], None] | None = None,
 ) -> int:
-    """Answer the child until it is ready; return the init's pid. `cgroups` (a manager)
+    """Answer the child until it is ready; return the init's pid. `on_pid(init_pid)`: the
+    pid of an init forked after the clone, as soon as it is known (a failure later in the
+    handshake must still end it). `cgroups` (a manager)
     takes the child first; `on_netdev(pid)` moves linux.netDevices into the network
     namespace of `pid` once it exists; `on_hooks(init_pid)` runs the runtime's hooks when
     the init reaches that point (before pivot_root); `on_listener(init_pid, fd)` takes a
@@ -81,6 +84,8 @@ def handshake(
             _native.send(sync, _native.MSG_IDMAP_DONE)
         elif msg.type == _native.MSG_PID:
             init_pid = msg.value
+            if on_pid is not None:
+                on_pid(init_pid)
             _native.send(sync, _native.MSG_GO)
         elif msg.type == _native.MSG_HOOKS and on_hooks is not None:
             on_hooks(init_pid)

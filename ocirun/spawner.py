@@ -149,6 +149,7 @@ class ParentProcess:
         self.pid = -1  # the clone's (the intermediate's, with fork_after)
         self.init_pid = -1  # the process that execs the container's program
         self.sync: _socket.socket | None = None  # our end of the sync socket
+        self._intermediate_reaped = False
 
     def start(
         self,
@@ -200,8 +201,26 @@ class ParentProcess:
             on_hooks=on_hooks,
             on_listener=on_listener,
             on_netdev=on_netdev,
+            on_pid=self._forked,
         )
         if self.init_pid != self.pid:
             reap(self.pid)  # the intermediate has exited
-            self.on_failure.add(kill_quietly, self.init_pid)
+            self._intermediate_reaped = True
         return self.init_pid
+
+    def _forked(self, init_pid: int) -> None:
+        if init_pid != self.pid:
+            self.on_failure.add(self._end_forked, init_pid)
+
+    def _end_forked(self, init_pid: int) -> None:
+        """A failed start's init forked after the clone (joining a pid namespace): killed,
+        and reaped once the intermediate is gone, as it then is ours (a subreaper: run,
+        exec). Left a zombie, it would pass to the host's init, and the container's
+        pid-namespace init would not finish dying (delete --force waits) until that init
+        reaped it."""
+        kill_quietly(init_pid)
+        if not self._intermediate_reaped:
+            kill_quietly(self.pid)
+            reap(self.pid)
+            self._intermediate_reaped = True
+        reap(init_pid)

@@ -40,18 +40,20 @@ def schemas_dir() -> str:
 # --------------------------------------------------------------------------- bundle
 
 
-def _read_bundle(bundle: str) -> tuple[str, bytes, dict]:
+def _read_bundle(bundle: str, config_name: str = CONFIG_NAME) -> tuple[str, bytes, dict]:
+    """`config_name`: crun's --config, the config file's path relative to the bundle (as
+    crun, which reads it after a chdir into the bundle) or absolute."""
     path = os.path.abspath(bundle or ".")
     if not os.path.exists(path):
         raise BundleError(f"bundle {path}: no such directory")
     if not os.path.isdir(path):
         raise BundleError(f"bundle {path}: not a directory")
-    cfg_path = os.path.join(path, CONFIG_NAME)
+    cfg_path = os.path.join(path, config_name)
     try:
         raw = read_regular(cfg_path)
     except FileNotFoundError:
         raise BundleError(
-            f"JSON specification file {CONFIG_NAME} not found in bundle {path}"
+            f"JSON specification file {config_name} not found in bundle {path}"
         ) from None
     except OSError as e:
         raise BundleError(f"read {cfg_path}: {e.strerror or e}") from None
@@ -223,11 +225,13 @@ def _write_marker(cache_dir: str | None, key: str) -> None:
         store.put(key, b"")
 
 
-def load_bundle_cached(bundle: str, cache_dir: str | None) -> tuple[str, bytes, dict]:
+def load_bundle_cached(
+    bundle: str, cache_dir: str | None, config_name: str = CONFIG_NAME
+) -> tuple[str, bytes, dict]:
     """load_bundle, but skip schema + semantic validation when `<cache_dir>/<cache_key>`
     exists (a config validated earlier with the same schemas and validator). The bundle
-    and rootfs checks always run. cache_dir None: no cache."""
-    path, raw, config = _read_bundle(bundle)
+    and rootfs checks always run. cache_dir None: no cache. `config_name`: see _read_bundle."""
+    path, raw, config = _read_bundle(bundle, config_name)
     log.phase("parse config.json")
     key = cache_key(raw)
     hit = _verdict_cached(cache_dir, key)

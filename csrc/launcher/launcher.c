@@ -184,7 +184,7 @@ static const char default_root[] = "/run/ocirun";
 static int fast(int argc, char **argv)
 {
     const char *root = default_root, *log = NULL, *log_format = "text", *debug = FALSE_;
-    const char *systemd = FALSE_, *criu = NULL, *rootless = NULL;
+    const char *systemd = FALSE_, *criu = NULL, *rootless = NULL, *cgroup_manager = NULL;
     const char *all = FALSE_, *force = FALSE_, *quiet = FALSE_, *format = "table";
     const char *pos[2] = { NULL, NULL };
     struct opt gopts[] = { { "root", 1, &root },
@@ -192,6 +192,7 @@ static int fast(int argc, char **argv)
                            { "log-format", 1, &log_format },
                            { "debug", 0, &debug },
                            { "systemd-cgroup", 0, &systemd },
+                           { "cgroup-manager", 1, &cgroup_manager },
                            { "criu", 1, &criu },
                            { "rootless", 1, &rootless },
                            { NULL, 0, NULL } };

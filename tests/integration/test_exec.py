@@ -217,6 +217,29 @@ def test_exec_gets_the_containers_memory_policy(running):
     assert out.split()[1].startswith("prefer") and "relative" in out.split()[1], out
 
 
+def _in_pid_namespace_of(pid: int) -> list[int]:
+    ns = os.readlink(f"/proc/{pid}/ns/pid")
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and os.readlink(f"/proc/{entry}/ns/pid") == ns:
+                found.append(int(entry))
+        except OSError:
+            pass
+    return sorted(found)
+
+
+@pytest.mark.parametrize("flags", [(), ("--detach",)], ids=["attached", "detached"])
+def test_failed_exec_leaves_no_zombie_in_the_pid_namespace(running, flags):
+    """The exec's process is forked after joining the pid namespace; when its execve fails
+    it is reaped, not left a zombie for the host's init (which may reap late: until then
+    the container's init cannot finish dying, and delete --force waits; crun's
+    exec-not-exists took 1.5 s here)."""
+    c = running()
+    fails(c.exec("/bin/no-such-binary", flags=flags), "no such file or directory")
+    assert _in_pid_namespace_of(c.pid) == [c.pid]
+
+
 def test_exec_runtime_environment_does_not_leak(running):
     c = running()
     r = ok(c.exec("env", env=dict(os.environ, FOO_LEAK="1")))

@@ -339,6 +339,23 @@ def test_failing_create_hook_fails_create_and_leaves_nothing(rt, make_bundle, tm
 
 
 @pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer"])
+def test_failing_create_hook_still_runs_poststop(rt, make_bundle, tmp_path, kind):
+    """runtime-spec lifecycle: a failing prestart, createRuntime or createContainer hook
+    stops and destroys the container and goes on at step 12, so the poststop hooks run
+    (with status stopped, the state dir already gone), as runc's and crun's do (crun's
+    test-poststop-hook-on-createruntime-failure)."""
+    out = tmp_path / "rec"
+    out.mkdir()
+    hooks = {kind: [failing(3)], "poststop": [recorder("poststop", str(out))]}
+    bundle = make_bundle(args=["true"], mutate=with_hooks(hooks, out))
+    fails(call(rt, "run", "--bundle", bundle, "hk"), kind, "exit status 3")
+    assert (out / "order").read_text().split() == ["poststop"]
+    state = json.loads((out / "poststop.state").read_text())
+    assert (state["id"], state["status"]) == ("hk", "stopped")
+    assert rt.ok("list", "-q").stdout.split() == []
+
+
+@pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer"])
 def test_create_hook_timeout(rt, make_bundle, kind):
     bundle = make_bundle(args=["true"], mutate=with_hooks({kind: [sleeper(20, 1)]}))
     t0 = time.monotonic()

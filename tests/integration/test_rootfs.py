@@ -421,6 +421,38 @@ def test_tmpfs_with_options_at_new_destination(rt, make_bundle, rootfs_copy):
     assert not (rootfs_copy / "data" / "f").exists()  # written to the tmpfs, not the rootfs
 
 
+def test_mount_over_the_root_replaces_it(rt, make_bundle, rootfs_copy):
+    """A mount at / covers the rootfs, and the mounts after it are made in it, as runc does
+    (crun's mount-bind-to-rootfs): they used to land in the covered directory, so /dev
+    was missing from the new root."""
+    (rootfs_copy / "marker").write_text("from the bind\n")
+
+    def first(cfg):
+        bind_root = {"destination": "/", "type": "bind", "source": str(rootfs_copy)}
+        cfg["mounts"].insert(0, dict(bind_root, options=["rbind"]))
+
+    script = "cat /marker; test -c /dev/null && test -e /proc/self/status && echo mounts-there"
+    out = rt.ok(
+        "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=first), "over-root"
+    ).stdout
+    assert out.splitlines() == ["from the bind", "mounts-there"]
+
+
+def test_tmpfs_over_the_root_with_tmpcopyup(rt, make_bundle):
+    """crun's mount-tmpfs-to-rootfs: a tmpcopyup tmpfs at / holds a copy of the rootfs
+    (the copy used to go onto the rootfs itself: "mkdir etc: File exists")."""
+
+    def first(cfg):
+        tmpfs_root = {"destination": "/", "type": "tmpfs", "source": "tmpfs"}
+        cfg["mounts"].insert(0, dict(tmpfs_root, options=["tmpcopyup"]))
+
+    script = "stat -f -c %T /; test -c /dev/null && ls /bin/sh"
+    out = rt.ok(
+        "run", "--bundle", make_bundle(args=["sh", "-c", script], mutate=first), "tmpfs-root"
+    ).stdout
+    assert out.splitlines() == ["tmpfs", "/bin/sh"]
+
+
 # --- propagation ------------------------------------------------------------------------
 
 
