@@ -84,6 +84,7 @@ struct ocirun_mount {
     int kind;                        /* OCIRUN_MNT_DIR or OCIRUN_MNT_FILE */
     int copyup;                      /* tmpcopyup: fill the new tmpfs with what was there */
     int inherit_mode;                /* a tmpfs without mode=: an existing target's mode */
+    int dir_only;                    /* procfs/sysfs: an existing target must be a directory */
     int source_fd;                   /* >= 0: a detached copy of the bind source the runtime made
                                   before the clone (open_tree): moved onto the target */
     unsigned long moved_propagation; /* applied to that copy once attached, or 0 */

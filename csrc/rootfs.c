@@ -237,6 +237,29 @@ static int open_tmpfs_target(const struct ocirun_plan *p, const struct ocirun_mo
     return fd;
 }
 
+/* An existing target of a procfs/sysfs mount must be a directory: never followed through a
+ * symlink to somewhere else in the rootfs (runc, CVE-2023-28642). */
+static void check_ordinary_dir(const struct ocirun_plan *p, const struct ocirun_mount *m)
+{
+    char dir[4096];
+    const char *base = strrchr(m->target, '/');
+    struct stat st;
+    int parent;
+
+    if (!base || (size_t) (base - m->target) >= sizeof(dir))
+        return;
+    memcpy(dir, m->target, (size_t) (base - m->target));
+    dir[base - m->target] = '\0';
+    parent = openat2_in_root(rootfd, dir[0] ? dir : "/", O_PATH | O_DIRECTORY);
+    if (parent < 0)
+        return; /* missing: made as a directory */
+    if (fstatat(parent, base + 1, &st, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) == 0 &&
+        !S_ISDIR(st.st_mode))
+        die(p, 0, "filesystem \"%s\" must be mounted on ordinary directory: %s is not one",
+            m->fstype, m->target);
+    close(parent);
+}
+
 static void do_mount(const struct ocirun_plan *p, const struct ocirun_mount *m)
 {
     char fdp[FDPATH_LEN], data[4096];
@@ -248,6 +271,8 @@ static void do_mount(const struct ocirun_plan *p, const struct ocirun_mount *m)
         return;
     }
     data[0] = '\0';
+    if (m->dir_only)
+        check_ordinary_dir(p, m);
     if (m->inherit_mode) {
         fd = open_tmpfs_target(p, m, data, sizeof(data));
         if (data[0])

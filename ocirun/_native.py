@@ -262,7 +262,7 @@ def _mounts(a: _Arena, plan_mounts: Sequence[Mount], fds: SpawnFds):
         c.source, c.target = a.text(m.source), a.text(m.target)
         c.fstype, c.data = a.text(m.fstype), a.text(m.data)
         c.flags, c.remount, c.propagation, c.kind = m.flags, m.remount, m.propagation, m.kind
-        c.copyup, c.inherit_mode = m.copyup, m.inherit_mode
+        c.copyup, c.inherit_mode, c.dir_only = m.copyup, m.inherit_mode, m.dir_only
         c.source_fd = fds.mounts.get(i, -1) if m.detached else -1
         c.moved_propagation = m.moved_propagation
         c.attr_set, c.attr_clr = m.attr_set, m.attr_clr

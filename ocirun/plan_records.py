@@ -30,6 +30,7 @@ class Mount(Section):
         "kind",
         "copyup",
         "inherit_mode",
+        "dir_only",
         "detached",
         "moved_propagation",
         "attr_set",
@@ -50,6 +51,7 @@ class Mount(Section):
         kind: int = MNT_DIR,
         copyup: bool = False,
         inherit_mode: bool = False,
+        dir_only: bool = False,
         detached: bool = False,
         moved_propagation: int = 0,
         attr_set: int = 0,
@@ -63,6 +65,9 @@ class Mount(Section):
         # a tmpfs without mode=: on a target that exists, its mode (runc >= 1.1.10), so that
         # e.g. a tmpfs over a 1777 /tmp keeps the sticky bit; a target made for it: 1777
         self.inherit_mode = inherit_mode
+        # procfs/sysfs: a target that exists must be a directory, not a symlink or a file
+        # (runc, CVE-2023-28642: a /proc symlinked elsewhere escapes LSM rules on /proc)
+        self.dir_only = dir_only
         # a bind whose source the runtime copies (open_tree) before the clone, in the host's
         # namespaces: a container in a user namespace may not be able to reach it (runc)
         self.detached = detached

@@ -237,6 +237,7 @@ def _mount(
         propagation=propagation,
         copyup=copyup,
         inherit_mode=fstype == "tmpfs" and not any(d.startswith("mode=") for d in data),
+        dir_only=fstype in ("proc", "sysfs"),
         attr_set=attr_set,
         attr_clr=attr_clr,
     )

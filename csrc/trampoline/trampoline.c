@@ -51,17 +51,53 @@ static long len(const char *s)
     return n;
 }
 
+/* Why execve failed, in the words runc's (Go's) "exec PATH: ..." uses; no libc here. The
+ * program was found and executable (the init checked), so these are what is left: a
+ * missing #! interpreter or loader, a bad format, a busy or oversized image. */
+static const char *why(long err)
+{
+    switch (-err) {
+    case 2:
+        return "no such file or directory";
+    case 1:
+        return "operation not permitted";
+    case 7:
+        return "argument list too long";
+    case 8:
+        return "exec format error";
+    case 12:
+        return "cannot allocate memory";
+    case 13:
+        return "permission denied";
+    case 20:
+        return "not a directory";
+    case 21:
+        return "is a directory";
+    case 26:
+        return "text file busy";
+    case 36:
+        return "file name too long";
+    case 40:
+        return "too many levels of symbolic links";
+    default:
+        return "execve failed";
+    }
+}
+
 __attribute__((noreturn, used)) void tramp(long *sp)
 {
     long argc = sp[0];
     char **argv = (char **) (sp + 1);
     char **envp = argv + argc + 1;
-    static const char msg[] = "ocirun: cannot exec ";
 
     if (argc >= 2) {
-        sys3(NR_execve, (long) argv[0], (long) (argv + 1), (long) envp);
-        sys3(NR_write, 2, (long) msg, sizeof(msg) - 1);
+        long err = sys3(NR_execve, (long) argv[0], (long) (argv + 1), (long) envp);
+        const char *text = why(err);
+
+        sys3(NR_write, 2, (long) "exec ", 5);
         sys3(NR_write, 2, (long) argv[0], len(argv[0]));
+        sys3(NR_write, 2, (long) ": ", 2);
+        sys3(NR_write, 2, (long) text, len(text));
         sys3(NR_write, 2, (long) "\n", 1);
     }
     sys3(NR_exit_group, 127, 0, 0);

@@ -1023,3 +1023,22 @@ def test_read_only_dev_is_filled_first(rt, make_bundle):
     lines = out.splitlines()
     assert lines[0].split()[3].startswith("ro,"), out
     assert "filled" in lines and lines[-1] == "rc=1", out
+
+
+@pytest.mark.parametrize("dest", ["/proc", "/sys"])
+def test_proc_and_sys_refuse_a_symlinked_target(rt, make_bundle, rootfs_copy, dest):
+    """An image whose /proc or /sys is a symlink: refused in one line, as runc refuses it
+    (CVE-2023-28642: the procfs would land elsewhere, out of reach of LSM rules on /proc),
+    never followed; nothing is left behind."""
+    target = rootfs_copy / dest.lstrip("/")
+    target.rmdir()
+    (rootfs_copy / "elsewhere").mkdir()
+    target.symlink_to("/elsewhere")
+    bundle = make_bundle(args=["true"], mutate=with_root(rootfs_copy))
+    r = rt.cli("run", "--bundle", bundle, "symlinked")
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    fstype = "proc" if dest == "/proc" else "sysfs"
+    assert f'filesystem "{fstype}" must be mounted on ordinary directory' in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert rt.ok("list", "-q").stdout.split() == []
+    assert not any((rootfs_copy / "elsewhere").iterdir())

@@ -358,8 +358,9 @@ def test_old_profile_without_close_range_and_without_no_new_privileges(rt, make_
 
 # The init execs the process through the sealed trampoline, which execs the real program: a
 # program the kernel refuses (ENOEXEC) is then reported by the trampoline itself, exit 127;
-# a direct execve by the init would fail create with runc's `exec format error` instead.
-TRAMPOLINE_SAYS = f"ocirun: cannot exec {PROBE_DIR}/notelf"
+# a direct execve by the init would fail create with runc's `exec format error` instead. It
+# says why in runc's (Go's) words.
+TRAMPOLINE_SAYS = f"exec {PROBE_DIR}/notelf: exec format error"
 NOT_ELF = f"{PROBE_DIR}/notelf"
 
 
@@ -395,6 +396,31 @@ def test_process_runs_through_the_trampoline(rt, make_bundle, tmp_path):
     r = run(rt, make_bundle, [NOT_ELF], not_elf(tmp_path))
     assert r.returncode == 127, (r.returncode, r.stderr)
     assert TRAMPOLINE_SAYS in r.stderr, r.stderr
+
+
+def test_the_trampoline_says_why_execve_failed(rt, make_bundle, tmp_path):
+    """A script whose #! interpreter is missing passes the executable check and fails in
+    execve: one line, in runc's words (runc's bats 'runc exec [execve error]')."""
+    (tmp_path / "bin").mkdir()
+    script = tmp_path / "bin" / "run.sh"
+    script.write_text("#!/mmnnttbb foo bar\nsh\n")
+    script.chmod(0o755)
+
+    def mutate(cfg):
+        cfg["mounts"].append(
+            {
+                "destination": PROBE_DIR,
+                "type": "bind",
+                "source": str(tmp_path / "bin"),
+                "options": ["rbind", "ro"],
+            }
+        )
+
+    r = run(rt, make_bundle, [f"{PROBE_DIR}/run.sh"], mutate)
+    assert r.returncode == 127, (r.returncode, r.stderr)
+    assert r.stderr.strip().splitlines() == [
+        f"exec {PROBE_DIR}/run.sh: no such file or directory"
+    ], r.stderr
 
 
 def test_profile_refusing_execveat_still_runs_through_the_trampoline(rt, make_bundle, tmp_path):
