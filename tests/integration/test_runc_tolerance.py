@@ -251,6 +251,8 @@ def test_same_verdict_as_runc(rt, tmp_path, name):
         cfg["root"]["path"] = "rootfs"
     (bundle / "config.json").write_text(json.dumps(cfg))
     runc_root = tmp_path / "runc-root"
+    # runc leaves the parents of an absolute cgroupsPath it made ("/foo" of "/foo/bar")
+    parents = [h / "foo" for h in Path("/sys/fs/cgroup").iterdir() if not (h / "foo").exists()]
     try:
         theirs = subprocess.run(
             [RUNC, "--root", str(runc_root), "run", "-b", str(bundle), "tol"],
@@ -261,6 +263,9 @@ def test_same_verdict_as_runc(rt, tmp_path, name):
         )
     finally:
         subprocess.run([RUNC, "--root", str(runc_root), "delete", "-f", "tol"], capture_output=True)
+        for d in parents:
+            if d.is_dir() and not any(x.is_dir() for x in d.iterdir()):
+                d.rmdir()
     ours = call(rt, "run", "-b", str(bundle), "tol")
     rt.cli("delete", "--force", "tol")
     assert "Traceback" not in ours.stderr, ours.stderr
